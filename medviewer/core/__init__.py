@@ -1,0 +1,1 @@
+"""Qt-free, torch-free, pydicom-free core: volumes, geometry, windowing, overlays."""

@@ -1,0 +1,1 @@
+"""DICOM and image-file input: header scan, study database, series loading (pydicom, SimpleITK)."""

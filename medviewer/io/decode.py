@@ -1,0 +1,299 @@
+"""Pixel decoding into one preallocated array: a positioned-read fast path and pydicom.
+
+Uncompressed little-endian greyscale files whose header the fast parser understood are
+read with ``os.preadv`` straight into their slice of the output array (threads: the reads
+release the GIL), then masked and rescaled in place. Everything else goes through
+pydicom's pixel handlers (pylibjpeg, openjpeg, RLE, gdcm), in worker processes for
+compressed data so every core decodes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from medviewer.core.errors import CancelledError, LoadError
+from medviewer.io.decode_worker import pool
+from medviewer.io.header import EXPLICIT_VR_LE, IMPLICIT_VR_LE, NATIVE_SYNTAXES, InstanceRecord
+
+GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """Where one output slice comes from, and how its stored values become modality values."""
+
+    record: InstanceRecord
+    frame: int
+    slope: float
+    intercept: float
+
+
+def fast_path_ok(record: InstanceRecord) -> bool:
+    """Whether the record's pixels can be read with positioned reads and numpy alone."""
+    return (
+        not record.member
+        and not record.needs_pydicom
+        and record.transfer_syntax in (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+        and record.pixel_keyword == "PixelData"
+        and record.pixel_offset >= 0
+        and record.pixel_length >= record.frame_bytes * record.frames
+        and record.samples_per_pixel == 1
+        and record.photometric in GREY
+        and record.bits_allocated in (8, 16, 32)
+        and 0 < record.bits_stored <= record.bits_allocated
+    )
+
+
+def stored_dtype(record: InstanceRecord) -> np.dtype:
+    """The dtype pydicom decodes `record`'s pixels to."""
+    signed = record.pixel_representation == 1
+    kind = "i" if signed else "u"
+    size = max(record.bits_allocated, 8) // 8 if record.bits_allocated != 1 else 1
+    return np.dtype(f"<{kind}{size}")
+
+
+def output_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None) -> np.dtype:
+    """The dtype of the volume: the decoded dtype when nothing rescales, the smallest integer
+    type that holds the rescaled range when slope and intercept are integral, else float32."""
+    first = sources[0].record
+    base = decoded if decoded is not None else stored_dtype(first)
+    if base.kind == "f":
+        return np.dtype(np.float32)
+    rescales = {(s.slope, s.intercept) for s in sources}
+    if rescales == {(1.0, 0.0)}:
+        return base
+    if any(not float(v).is_integer() for pair in rescales for v in pair):
+        return np.dtype(np.float32)
+    lo, hi = _stored_range(first, base)
+    ends = [lo * s + i for s, i in rescales] + [hi * s + i for s, i in rescales]
+    for candidate in (np.int16, np.uint16, np.int32):
+        info = np.iinfo(candidate)
+        if info.min <= min(ends) and max(ends) <= info.max:
+            return np.dtype(candidate)
+    return np.dtype(np.float32)
+
+
+def _stored_range(record: InstanceRecord, base: np.dtype) -> tuple[int, int]:
+    bits = record.bits_stored or base.itemsize * 8
+    if record.pixel_representation == 1:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def iter_decode(sources: Sequence[FrameSource], out: np.ndarray,
+                cancel: Callable[[], bool] | None = None) -> Iterator[int]:
+    """Decode every source into ``out[k]``; yield each k as it is ready (completion order).
+
+    Raises
+    ------
+    CancelledError
+        When `cancel` returns True; the remaining work is dropped.
+    LoadError
+        When a file cannot be decoded (path and reason in the message).
+    """
+    if all(fast_path_ok(s.record) for s in sources):
+        executor, tasks = _threads(), _fast_tasks(sources, out)
+    else:
+        executor, tasks = _threads(), _pydicom_tasks(sources, out, _use_processes(sources))
+    yield from _run(executor, tasks, cancel)
+
+
+def _run(executor: Executor, tasks: list[tuple[Callable, tuple, Callable | None, list[int]]],
+         cancel: Callable[[], bool] | None) -> Iterator[int]:
+    futures: dict[Future, tuple[Callable | None, list[int]]] = {}
+    for fn, args, finish, indices in tasks:
+        futures[executor.submit(fn, *args)] = (finish, indices)
+    try:
+        for future in _as_completed(futures):
+            if cancel is not None and cancel():
+                raise CancelledError("loading cancelled")
+            finish, indices = futures[future]
+            result = future.result()
+            if finish is not None:
+                finish(result)
+            yield from indices
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _as_completed(futures: dict[Future, object]) -> Iterator[Future]:
+    from concurrent.futures import as_completed
+
+    return as_completed(list(futures))
+
+
+# -- fast path --------------------------------------------------------------------------
+
+
+def _fast_tasks(sources: Sequence[FrameSource], out: np.ndarray) -> list:
+    by_record: dict[int, list[int]] = {}
+    for k, source in enumerate(sources):
+        by_record.setdefault(id(source.record), []).append(k)
+    batches = _batches(list(by_record.values()), n=max(4 * _cpu_count(), 1))
+    return [(_read_batch, (sources, out, batch), None, [k for ks in batch for k in ks])
+            for batch in batches]
+
+
+def _batches(groups: list[list[int]], n: int) -> list[list[list[int]]]:
+    size = max(1, -(-len(groups) // n))
+    return [groups[i : i + size] for i in range(0, len(groups), size)]
+
+
+def _read_batch(sources: Sequence[FrameSource], out: np.ndarray, batch: list[list[int]]) -> None:
+    for indices in batch:
+        _read_record(sources, out, indices)
+
+
+def _read_record(sources: Sequence[FrameSource], out: np.ndarray, indices: list[int]) -> None:
+    record = sources[indices[0]].record
+    raw_dtype = stored_dtype(record)
+    frame_shape = (record.rows, record.columns)
+    fd = os.open(record.path, os.O_RDONLY)
+    try:
+        for k in indices:
+            source = sources[k]
+            offset = record.pixel_offset + source.frame * record.frame_bytes
+            target = out[k]
+            if out.dtype.itemsize == raw_dtype.itemsize and out.dtype.kind in "iu":
+                raw = target.view(raw_dtype)
+                _pread_into(fd, raw, offset, record)
+                _finish_inplace(raw, target, record, source)
+            else:
+                raw = np.empty(frame_shape, raw_dtype)
+                _pread_into(fd, raw, offset, record)
+                _mask_unused_bits(raw, record)
+                _rescale_into(raw, target, source)
+    finally:
+        os.close(fd)
+
+
+def _pread_into(fd: int, raw: np.ndarray, offset: int, record: InstanceRecord) -> None:
+    view = memoryview(raw).cast("B")
+    got = os.preadv(fd, [view], offset)
+    if got != len(view):
+        raise LoadError(f"{record.path}: truncated pixel data ({got} of {len(view)} bytes)")
+
+
+def _mask_unused_bits(raw: np.ndarray, record: InstanceRecord) -> None:
+    """Clear (unsigned) or sign-extend (signed) the bits above Bits Stored, as pydicom does."""
+    shift = raw.dtype.itemsize * 8 - record.bits_stored
+    if shift > 0:
+        np.left_shift(raw, shift, out=raw)
+        np.right_shift(raw, shift, out=raw)
+
+
+def _finish_inplace(raw: np.ndarray, target: np.ndarray, record: InstanceRecord,
+                    source: FrameSource) -> None:
+    _mask_unused_bits(raw, record)
+    if source.slope != 1.0:
+        np.multiply(target, target.dtype.type(source.slope), out=target, casting="unsafe")
+    if source.intercept != 0.0:
+        np.add(target, target.dtype.type(source.intercept), out=target, casting="unsafe")
+
+
+def _rescale_into(raw: np.ndarray, target: np.ndarray, source: FrameSource) -> None:
+    if target.dtype.kind == "f":
+        np.multiply(raw, np.float32(source.slope), out=target, dtype=np.float32)
+        np.add(target, np.float32(source.intercept), out=target)
+        return
+    np.multiply(raw, int(source.slope), out=target, dtype=target.dtype, casting="unsafe")
+    if source.intercept:
+        np.add(target, int(source.intercept), out=target, casting="unsafe")
+
+
+# -- pydicom path -------------------------------------------------------------------------
+
+
+def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: bool) -> list:
+    by_record: dict[int, list[int]] = {}
+    for k, source in enumerate(sources):
+        by_record.setdefault(id(source.record), []).append(k)
+    tasks = []
+    for indices in by_record.values():
+        record = sources[indices[0]].record
+        frames = [sources[k].frame for k in indices]
+        finish = _make_finish(sources, out, indices)
+        decode = pool().decode if processes else decode_frames
+        tasks.append((decode, (record.path, record.member, frames), finish, indices))
+    return tasks
+
+
+def _make_finish(sources: Sequence[FrameSource], out: np.ndarray,
+                 indices: list[int]) -> Callable[[np.ndarray], None]:
+    def finish(decoded: np.ndarray) -> None:
+        for j, k in enumerate(indices):
+            if out.ndim == 3:
+                _rescale_into(decoded[j], out[k], sources[k])
+            else:
+                out[k] = decoded[j]
+
+    return finish
+
+
+def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
+    """Decode `frames` of one file with pydicom: (n, rows, cols[, 3]) as pydicom returns them,
+    the Modality LUT applied where the file has one (rescale is left to the caller)."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        source = _member_bytes(path, member) if member else path
+        ds = pydicom.dcmread(source, force=True)
+        arr = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - reported with the path, never a crash
+        where = f"{path}::{member}" if member else path
+        raise LoadError(f"{where}: cannot decode pixel data: {type(exc).__name__}: {exc}") from None
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames == 1:
+        arr = arr[np.newaxis]
+    if "ModalityLUTSequence" in ds:
+        arr = apply_modality_lut(arr, ds)
+    return np.ascontiguousarray(arr[frames])
+
+
+def decoded_dtype(record: InstanceRecord) -> np.dtype:
+    """dtype pydicom produces for `record` (decodes one frame when unsure)."""
+    if record.pixel_keyword == "FloatPixelData":
+        return np.dtype(np.float32)
+    if record.pixel_keyword == "DoubleFloatPixelData":
+        return np.dtype(np.float64)
+    if record.samples_per_pixel == 1 and not record.needs_pydicom:
+        return stored_dtype(record)
+    return decode_frames(record.path, record.member, [0]).dtype
+
+
+def _member_bytes(path: str, member: str) -> object:
+    import io
+
+    with zipfile.ZipFile(path) as archive:
+        return io.BytesIO(archive.read(member))
+
+
+# -- executors ----------------------------------------------------------------------------
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@cache
+def _threads() -> ThreadPoolExecutor:
+    pool = ThreadPoolExecutor(max_workers=max(2, _cpu_count()), thread_name_prefix="medviewer-io")
+    atexit.register(pool.shutdown, wait=False, cancel_futures=True)
+    return pool
+
+
+def _use_processes(sources: Sequence[FrameSource]) -> bool:
+    """Decoder processes for compressed data worth spreading; in-thread decoding otherwise."""
+    records = {id(s.record): s.record for s in sources}.values()
+    compressed = [r for r in records if r.transfer_syntax not in NATIVE_SYNTAXES]
+    return _cpu_count() > 1 and len(compressed) >= 8 and not os.environ.get("MEDVIEWER_NO_PROCESSES")

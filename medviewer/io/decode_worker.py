@@ -1,0 +1,138 @@
+"""Decoder processes: pydicom's compressed-data plugins hold the GIL, so threads cannot
+spread JPEG 2000 or JPEG-LS decoding over the cores. Each worker is a plain
+``python -m medviewer.io.decode_worker`` child (no fork of the GUI process, no re-import of
+the caller's ``__main__``) that reads ``(path, member, frames)`` requests on stdin and
+writes the decoded array, or an error message, on stdout. A crash of a decoder on a
+corrupt file ends that worker only: the caller gets a LoadError and a fresh worker next time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+import numpy as np
+
+from medviewer.core.errors import LoadError
+
+
+class DecoderProcess:
+    """One worker process and the pipes to it."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "medviewer.io.decode_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+
+    def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
+        """Decode `frames` of `path` in the worker; LoadError on failure or crash."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            pickle.dump((path, member, frames), self.proc.stdin, protocol=5)
+            self.proc.stdin.flush()
+            ok, payload = pickle.load(self.proc.stdout)
+        except (EOFError, BrokenPipeError, pickle.UnpicklingError, OSError):
+            self.close()
+            where = f"{path}::{member}" if member else path
+            raise LoadError(f"{where}: the decoder process stopped while decoding") from None
+        if not ok:
+            raise LoadError(payload)
+        return payload
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """End the worker (it exits when its stdin closes)."""
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class DecoderPool:
+    """A fixed number of decoder processes, started on first use and reused."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: queue.Queue[DecoderProcess] = queue.Queue()
+        self._started = 0
+        self._lock = threading.Lock()
+        self._all: list[DecoderProcess] = []
+
+    def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
+        """Decode on an idle worker (blocking while all are busy)."""
+        worker = self._acquire()
+        try:
+            return worker.decode(path, member, frames)
+        finally:
+            if worker.alive:
+                self._idle.put(worker)
+            else:
+                with self._lock:
+                    self._started -= 1
+
+    def _acquire(self) -> DecoderProcess:
+        with self._lock:
+            if self._idle.empty() and self._started < self.size:
+                self._started += 1
+                worker = DecoderProcess()
+                self._all.append(worker)
+                return worker
+        return self._idle.get()
+
+    def close(self) -> None:
+        """End every worker."""
+        for worker in self._all:
+            if worker.alive:
+                worker.close()
+        self._all.clear()
+
+
+_POOL: DecoderPool | None = None
+
+
+def pool() -> DecoderPool:
+    """The process-wide decoder pool (one worker per core)."""
+    global _POOL
+    if _POOL is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        _POOL = DecoderPool(max(1, cores or 1))
+        atexit.register(_POOL.close)
+    return _POOL
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """Worker loop: answer requests until stdin closes."""
+    from medviewer.io.decode import decode_frames
+
+    while True:
+        try:
+            path, member, frames = pickle.load(stdin)
+        except EOFError:
+            return
+        reply: tuple[bool, Any]
+        try:
+            reply = (True, decode_frames(path, member, frames))
+        except LoadError as exc:
+            reply = (False, str(exc))
+        pickle.dump(reply, stdout, protocol=5)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,406 @@
+"""Header-only reading of one DICOM file into an :class:`InstanceRecord`.
+
+Two readers give the same record:
+
+* a fast path (:mod:`medviewer.io.fastheader`) that parses the few top-level elements the
+  browser and the loader need straight from the file's bytes, for the common little-endian
+  files with plain ASCII text; it declines (returns None) on anything else;
+* pydicom's ``dcmread(stop_before_pixels=True)``, the reference and the fallback.
+
+Both locate the pixel data element (offset and length), so truncated files are caught from
+the header alone and uncompressed pixels can later be read with one positioned read.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import MutableSequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+NATIVE_SYNTAXES = frozenset({IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_LE})
+UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+class SkipFile(Exception):  # noqa: N818 - it is a verdict, not an error of ours
+    """The file cannot be used; ``str(exc)`` is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    """What the index and the loader need to know of one DICOM file, without its pixels.
+
+    ``path`` is the file on disk; ``member`` is the name inside a zip archive at ``path``
+    (empty for plain files). ``pixel_offset`` is the byte offset of the Pixel Data value in
+    the file (-1 when unknown) and ``pixel_length`` its length (-1 for encapsulated data).
+    Orientation is DICOM's Image Orientation (Patient): row cosine then column cosine.
+    """
+
+    path: str
+    member: str = ""
+    file_size: int = 0
+    mtime_ns: int = 0
+    transfer_syntax: str = ""
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    frame_of_reference_uid: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    study_description: str = ""
+    accession_number: str = ""
+    study_id: str = ""
+    modality: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    acquisition_number: int | None = None
+    instance_number: int | None = None
+    image_type: str = ""
+    position: tuple[float, ...] | None = None
+    orientation: tuple[float, ...] | None = None
+    pixel_spacing: tuple[float, ...] | None = None
+    imager_pixel_spacing: tuple[float, ...] | None = None
+    slice_thickness: float | None = None
+    rows: int = 0
+    columns: int = 0
+    frames: int = 1
+    samples_per_pixel: int = 1
+    photometric: str = ""
+    planar_configuration: int = 0
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    rescale_slope: float | None = None
+    rescale_intercept: float | None = None
+    rescale_type: str = ""
+    window_center: tuple[float, ...] = ()
+    window_width: tuple[float, ...] = ()
+    window_explanation: tuple[str, ...] = ()
+    pixel_keyword: str = ""
+    pixel_offset: int = -1
+    pixel_length: int = -1
+    needs_pydicom: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def location(self) -> str:
+        """A display name: the path, or ``archive.zip::member`` for archive members."""
+        return f"{self.path}::{self.member}" if self.member else self.path
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes one uncompressed frame needs (Bits Allocated 1 is packed)."""
+        pixels = self.rows * self.columns * self.samples_per_pixel
+        if self.bits_allocated == 1:
+            return (pixels + 7) // 8
+        return pixels * (self.bits_allocated // 8)
+
+
+# Tags the record is built from: (tag, keyword, kind). Kinds: text, uid, int (IS), us, ds
+# (one float), dsn (several floats), strs (several strings).
+FIELDS: tuple[tuple[int, str, str], ...] = (
+    (0x00080008, "image_type", "strs"),
+    (0x00080016, "sop_class_uid", "uid"),
+    (0x00080018, "sop_instance_uid", "uid"),
+    (0x00080020, "study_date", "text"),
+    (0x00080030, "study_time", "text"),
+    (0x00080050, "accession_number", "text"),
+    (0x00080060, "modality", "text"),
+    (0x00081030, "study_description", "text"),
+    (0x0008103E, "series_description", "text"),
+    (0x00100010, "patient_name", "text"),
+    (0x00100020, "patient_id", "text"),
+    (0x00100030, "patient_birth_date", "text"),
+    (0x00100040, "patient_sex", "text"),
+    (0x00180050, "slice_thickness", "ds"),
+    (0x00181164, "imager_pixel_spacing", "dsn"),
+    (0x0020000D, "study_uid", "uid"),
+    (0x0020000E, "series_uid", "uid"),
+    (0x00200010, "study_id", "text"),
+    (0x00200011, "series_number", "int"),
+    (0x00200012, "acquisition_number", "int"),
+    (0x00200013, "instance_number", "int"),
+    (0x00200032, "position", "dsn"),
+    (0x00200037, "orientation", "dsn"),
+    (0x00200052, "frame_of_reference_uid", "uid"),
+    (0x00280002, "samples_per_pixel", "us"),
+    (0x00280004, "photometric", "text"),
+    (0x00280006, "planar_configuration", "us"),
+    (0x00280008, "frames", "int"),
+    (0x00280010, "rows", "us"),
+    (0x00280011, "columns", "us"),
+    (0x00280030, "pixel_spacing", "dsn"),
+    (0x00280100, "bits_allocated", "us"),
+    (0x00280101, "bits_stored", "us"),
+    (0x00280103, "pixel_representation", "us"),
+    (0x00281050, "window_center", "dsn"),
+    (0x00281051, "window_width", "dsn"),
+    (0x00281052, "rescale_intercept", "ds"),
+    (0x00281053, "rescale_slope", "ds"),
+    (0x00281054, "rescale_type", "text"),
+    (0x00281055, "window_explanation", "strs"),
+)
+FIELD_BY_TAG = {tag: (name, kind) for tag, name, kind in FIELDS}
+
+# Elements whose presence means the loader must go through pydicom (LUTs, palettes,
+# per-frame geometry, float pixel data): the fast pixel path cannot honour them.
+PYDICOM_ONLY_TAGS = frozenset(
+    {
+        0x00283000,  # Modality LUT Sequence
+        0x00283010,  # VOI LUT Sequence
+        0x00281201,  # Red Palette Color LUT Data
+        0x00281221,  # Segmented Red Palette Color LUT Data
+        0x00289145,  # Pixel Value Transformation Sequence
+        0x52009229,  # Shared Functional Groups Sequence
+        0x52009230,  # Per-frame Functional Groups Sequence
+    }
+)
+PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+# Default values of the record where the file says nothing.
+DEFAULTS = {"frames": 1, "samples_per_pixel": 1}
+
+
+def read_header(path: str | os.PathLike[str], member: str = "", data: bytes | None = None) -> InstanceRecord:
+    """Read one file's header into an :class:`InstanceRecord`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file (or the zip archive holding `member`).
+    member : str
+        Name of the file inside the zip archive `path`; empty for plain files.
+    data : bytes, optional
+        The file's bytes when already in memory (zip members).
+
+    Returns
+    -------
+    InstanceRecord
+
+    Raises
+    ------
+    SkipFile
+        With the reason the file cannot be used: not DICOM, truncated, no pixel data,
+        unsupported transfer syntax, missing required tag.
+    """
+    from medviewer.io.fastheader import parse_fast
+
+    path = os.fspath(path)
+    size, mtime_ns = _stat(path, data)
+    fields = parse_fast(path, data, size)
+    if fields is None:
+        fields = parse_with_pydicom(path, data)
+    record = InstanceRecord(path=path, member=member, file_size=size, mtime_ns=mtime_ns, **fields)
+    check_usable(record)
+    return record
+
+
+def _stat(path: str, data: bytes | None) -> tuple[int, int]:
+    st = os.stat(path)
+    if data is not None:
+        return len(data), st.st_mtime_ns
+    return st.st_size, st.st_mtime_ns
+
+
+def check_usable(record: InstanceRecord) -> None:
+    """Raise :class:`SkipFile` when `record` cannot become pixels on screen."""
+    if not record.pixel_keyword:
+        raise SkipFile("no pixel data (not an image: e.g. a report, presentation state or DICOMDIR)")
+    for name, tag in (("rows", "(0028,0010) Rows"), ("columns", "(0028,0011) Columns"),
+                      ("bits_allocated", "(0028,0100) Bits Allocated")):
+        if not getattr(record, name):
+            raise SkipFile(f"missing required tag {tag}")
+    if not record.photometric:
+        raise SkipFile("missing required tag (0028,0004) Photometric Interpretation")
+    if record.pixel_keyword == "PixelData" and not is_decodable(record.transfer_syntax):
+        raise SkipFile(f"unsupported transfer syntax {record.transfer_syntax or '(none)'}")
+    _check_length(record)
+
+
+def _check_length(record: InstanceRecord) -> None:
+    if record.pixel_offset < 0:
+        return
+    if record.pixel_length >= 0 and record.transfer_syntax not in NATIVE_SYNTAXES - {DEFLATED_LE}:
+        return  # encapsulated data with a defined length: nothing to compare with
+    if record.pixel_length < 0:
+        if record.pixel_offset >= record.file_size:
+            raise SkipFile("truncated: the file ends where its pixel data should start")
+        return
+    expected = record.frame_bytes * max(record.frames, 1)
+    if record.pixel_keyword != "PixelData":
+        expected = record.rows * record.columns * max(record.frames, 1) * (record.bits_allocated // 8)
+    available = record.file_size - record.pixel_offset
+    if min(record.pixel_length, available) < expected:
+        raise SkipFile(
+            f"truncated: pixel data has {min(record.pixel_length, available)} bytes, "
+            f"Rows x Columns x Frames x Samples x Bits Allocated needs {expected}"
+        )
+
+
+@cache
+def is_decodable(transfer_syntax: str) -> bool:
+    """True when pydicom, with the installed plugins, can decode `transfer_syntax`."""
+    if transfer_syntax in NATIVE_SYNTAXES:
+        return True
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(transfer_syntax).is_available)
+    except (NotImplementedError, ValueError, KeyError):
+        return False
+
+
+def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
+    """Read the record's fields with pydicom (header only), the reference reader.
+
+    Raises
+    ------
+    SkipFile
+        When pydicom cannot read the file as DICOM.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with _open(path, data) as fp:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            except InvalidDicomError:
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                if not _looks_like_dicom(ds):
+                    raise SkipFile("not a DICOM file") from None
+            pixel = _pixel_element_after_header(fp, ds)
+    except SkipFile:
+        raise
+    except (OSError, EOFError, ValueError, struct.error, TypeError, KeyError,
+            AttributeError, NotImplementedError) as exc:
+        raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
+    return _fields_from_dataset(ds, pixel)
+
+
+def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
+    return io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
+
+
+def _looks_like_dicom(ds: Any) -> bool:
+    """Whether a force-read dataset is really DICOM rather than bytes parsed as elements."""
+    try:
+        uid_ok = "SOPClassUID" in ds or "SOPInstanceUID" in ds
+        return bool(uid_ok or ("Rows" in ds and "Columns" in ds))
+    except Exception:  # noqa: BLE001 - any parse failure of junk means "not DICOM"
+        return False
+
+
+def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
+    """Return (keyword, value offset, value length) of the pixel element at fp's position."""
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return ("", -1, -1)
+    big = not ds.original_encoding[1] if ds.original_encoding[1] is not None else False
+    order = ">" if big else "<"
+    group, elem = struct.unpack(order + "HH", head[:4])
+    keyword = PIXEL_TAGS.get(group << 16 | elem, "")
+    if not keyword:
+        return ("", -1, -1)
+    implicit = bool(ds.original_encoding[0])
+    if ds.file_meta.get("TransferSyntaxUID", "") == DEFLATED_LE:
+        return (keyword, -1, -1)
+    if implicit:
+        (length,) = struct.unpack(order + "I", head[4:8])
+        offset = start + 8
+    elif head[4:6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"):
+        if len(head) < 12:
+            return (keyword, start + 12, 0)
+        (length,) = struct.unpack(order + "I", head[8:12])
+        offset = start + 12
+    else:
+        (length,) = struct.unpack(order + "H", head[6:8])
+        offset = start + 8
+    return (keyword, offset, -1 if length == UNDEFINED_LENGTH else length)
+
+
+def _fields_from_dataset(ds: Any, pixel: tuple[str, int, int]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for tag, name, kind in FIELDS:
+        try:
+            elem = ds.get(tag)
+            value = None if elem is None else elem.value
+            converted = convert_value(value, kind)
+        except Exception:  # noqa: BLE001 - a malformed value is left out, not fatal
+            converted = None
+        if converted is not None:
+            fields[name] = converted
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not syntax:
+        syntax = IMPLICIT_VR_LE if ds.original_encoding[0] else EXPLICIT_VR_LE
+    fields["transfer_syntax"] = syntax
+    fields["pixel_keyword"], fields["pixel_offset"], fields["pixel_length"] = pixel
+    fields["needs_pydicom"] = any(tag in ds for tag in PYDICOM_ONLY_TAGS)
+    if fields["needs_pydicom"]:
+        _add_enhanced_geometry(ds, fields)
+    for key, value in DEFAULTS.items():
+        fields.setdefault(key, value)
+    return fields
+
+
+def convert_value(value: Any, kind: str) -> Any:
+    """Normalise a pydicom value (or decoded text from the fast parser) to the record type."""
+    if value is None or value == "" or value == b"":
+        return None
+    if kind == "text":
+        if _is_multi(value):
+            return "\\".join(str(v).strip() for v in value).strip() or None
+        return str(value).strip() or None
+    if kind == "uid":
+        return str(value).strip("\x00 ")
+    if kind == "us":
+        return int(value[0] if isinstance(value, list | tuple) else value)
+    if kind == "int":
+        return int(value[0] if _is_multi(value) else value)
+    if kind == "ds":
+        return float(value[0] if _is_multi(value) else value)
+    values = list(value) if _is_multi(value) else [value]
+    if kind == "dsn":
+        return tuple(float(v) for v in values)
+    return tuple(str(v).strip() for v in values)  # strs
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, MutableSequence | tuple)
+
+
+def _add_enhanced_geometry(ds: Any, fields: dict[str, Any]) -> None:
+    """Fill position/orientation/spacing of the first frame from functional groups."""
+    groups = []
+    for keyword in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        seq = ds.get(keyword)
+        if seq:
+            groups.append(seq[0])
+    for group, seq_name, attr, name in (
+        (g, s, a, n)
+        for g in groups
+        for s, a, n in (
+            ("PlanePositionSequence", "ImagePositionPatient", "position"),
+            ("PlaneOrientationSequence", "ImageOrientationPatient", "orientation"),
+            ("PixelMeasuresSequence", "PixelSpacing", "pixel_spacing"),
+        )
+    ):
+        if name in fields or seq_name not in group or not group[seq_name].value:
+            continue
+        value = group[seq_name][0].get(attr)
+        if value:
+            fields[name] = tuple(float(v) for v in value)

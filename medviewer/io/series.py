@@ -1,0 +1,381 @@
+"""From instance records to stacks to volumes.
+
+A SeriesInstanceUID may hold several stacks (orientations, image sizes, acquisitions,
+repeated positions, multi-frame objects); :func:`assemble_stacks` splits them and sorts
+each along its slice normal. :class:`StackLoader` decodes a stack into one preallocated
+array, handing out slices as they are ready; :func:`load_series` is the one-call form.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from medviewer.core.errors import LoadError
+from medviewer.core.geometry import affine_from_dicom, slice_normal, sort_slices
+from medviewer.core.volume import Volume, VolumeMetadata
+from medviewer.core.windowing import window_from_dicom
+from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_dtype
+from medviewer.io.header import InstanceRecord
+from medviewer.io.scan import ScanResult, scan
+
+IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Frames that form one regular volume, in slice order.
+
+    Attributes
+    ----------
+    frames : tuple of FrameSource
+        One per output slice, sorted along the slice normal.
+    affine : numpy.ndarray
+        4x4 index (col, row, slice) -> LPS mm of the assembled volume.
+    warnings : tuple of str
+        Geometry warnings (uneven spacing, gaps, tilt, missing positions...).
+    """
+
+    series_uid: str
+    frames: tuple[FrameSource, ...]
+    affine: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def first(self) -> InstanceRecord:
+        """The record of the first slice (patient, study and series fields)."""
+        return self.frames[0].record
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(slices, rows, cols) of the volume this stack becomes."""
+        return (len(self.frames), self.first.rows, self.first.columns)
+
+    def describe(self) -> str:
+        """One line for the user: size, modality, description."""
+        s, r, c = self.shape
+        return f"{self.first.modality or '?'} {c}x{r}x{s} {self.first.series_description}".strip()
+
+
+# -- assembly -----------------------------------------------------------------------------
+
+
+def assemble_stacks(records: Sequence[InstanceRecord]) -> list[Stack]:
+    """Split records into regular stacks, largest first, each sorted along its normal."""
+    stacks: list[Stack] = []
+    for series_records in _group(_unique(records), lambda r: r.series_uid).values():
+        singles = [r for r in series_records if r.frames <= 1]
+        for record in series_records:
+            if record.frames > 1:
+                stacks.append(_multiframe_stack(record))
+        for group in _group(singles, _stack_key).values():
+            stacks.extend(_single_frame_stacks(group))
+    return sorted(stacks, key=lambda s: (-len(s.frames), s.series_uid, s.first.location))
+
+
+def _unique(records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
+    seen: set[str] = set()
+    unique = []
+    for record in records:
+        key = record.sop_instance_uid or record.location
+        if key not in seen:
+            seen.add(key)
+            unique.append(record)
+    return unique
+
+
+def _group(items: Sequence[InstanceRecord], key: Callable[[InstanceRecord], object]) -> dict:
+    groups: dict[object, list[InstanceRecord]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return groups
+
+
+def _stack_key(record: InstanceRecord) -> tuple:
+    orientation = tuple(np.round(record.orientation, 4)) if record.orientation else None
+    spacing = tuple(np.round(record.pixel_spacing, 4)) if record.pixel_spacing else None
+    return (orientation, record.rows, record.columns, record.samples_per_pixel, spacing,
+            record.position is None)
+
+
+def _single_frame_stacks(records: list[InstanceRecord]) -> list[Stack]:
+    if any(r.position is None or r.orientation is None for r in records):
+        return [_unpositioned_stack(records)]
+    return [_positioned_stack(group) for group in _split_repeats(records)]
+
+
+def _split_repeats(records: list[InstanceRecord]) -> list[list[InstanceRecord]]:
+    """Split records that repeat positions: by acquisition number, else by occurrence."""
+    if len(_position_keys(records)) == len(records):
+        return [records]
+    by_acquisition = _group(records, lambda r: r.acquisition_number)
+    if len(by_acquisition) > 1 and all(
+        len(_position_keys(g)) == len(g) for g in by_acquisition.values()
+    ):
+        return [by_acquisition[k] for k in sorted(by_acquisition, key=lambda a: (a is None, a))]
+    phases: dict[int, list[InstanceRecord]] = defaultdict(list)
+    seen: dict[tuple, int] = defaultdict(int)
+    for record in sorted(records, key=lambda r: (r.instance_number or 0, r.location)):
+        key = _position_key(record)
+        phases[seen[key]].append(record)
+        seen[key] += 1
+    return [phases[k] for k in sorted(phases)]
+
+
+def _position_key(record: InstanceRecord) -> tuple:
+    return tuple(np.round(record.position or (), 3))
+
+
+def _position_keys(records: list[InstanceRecord]) -> set[tuple]:
+    return {_position_key(r) for r in records}
+
+
+def _positioned_stack(records: list[InstanceRecord]) -> Stack:
+    first = records[0]
+    orientation = first.orientation or IDENTITY_ORIENTATION
+    sorting = sort_slices(np.array([r.position for r in records]), orientation)
+    ordered = [records[i] for i in sorting.order]
+    warnings = list(sorting.warnings)
+    step = _step_vector(sorting, orientation, first, warnings)
+    spacing, spacing_warnings = _pixel_spacing(first)
+    affine = affine_from_dicom(ordered[0].position, orientation, spacing, step)
+    frames = tuple(_frame(r, 0) for r in ordered)
+    return Stack(first.series_uid, frames, affine, tuple(warnings + spacing_warnings))
+
+
+def _step_vector(sorting, orientation: Sequence[float], first: InstanceRecord,  # noqa: ANN001
+                 warnings: list[str]) -> np.ndarray:
+    normal = slice_normal(orientation)
+    if sorting.spacing <= 0:
+        thickness = first.slice_thickness or 1.0
+        return normal * thickness
+    if any("tilt" in w for w in sorting.warnings):
+        warnings.append("volume is shown on the slice normal without tilt correction: "
+                        "positions off the centre are shifted along the table")
+        return normal * sorting.spacing
+    return np.asarray(sorting.step, dtype=float)
+
+
+def _pixel_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list[str]]:
+    if record.pixel_spacing and len(record.pixel_spacing) >= 2:
+        return (record.pixel_spacing[0], record.pixel_spacing[1]), []
+    if record.imager_pixel_spacing and len(record.imager_pixel_spacing) >= 2:
+        spacing = record.imager_pixel_spacing
+        return (spacing[0], spacing[1]), [
+            "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"]
+    return (1.0, 1.0), ["no pixel spacing in the files: 1 mm assumed, measurements are in pixels"]
+
+
+def _unpositioned_stack(records: list[InstanceRecord]) -> Stack:
+    ordered = sorted(records, key=lambda r: (r.instance_number or 0, r.location))
+    spacing, warnings = _pixel_spacing(ordered[0])
+    affine = affine_from_dicom((0.0, 0.0, 0.0), IDENTITY_ORIENTATION, spacing, None)
+    if len(ordered) > 1:
+        warnings.append("no patient position: images stacked in instance-number order")
+    elif ordered[0].position is None:
+        warnings.append("no patient position: the image is shown in detector coordinates")
+    frames = tuple(_frame(r, 0) for r in ordered)
+    return Stack(ordered[0].series_uid, frames, affine, tuple(warnings))
+
+
+def _frame(record: InstanceRecord, index: int, slope: float | None = None,
+           intercept: float | None = None) -> FrameSource:
+    slope = record.rescale_slope if slope is None else slope
+    intercept = record.rescale_intercept if intercept is None else intercept
+    return FrameSource(record, index, 1.0 if slope is None else float(slope),
+                       0.0 if intercept is None else float(intercept))
+
+
+def _multiframe_stack(record: InstanceRecord) -> Stack:
+    geometry = read_frame_geometry(record)
+    frames = [_frame(record, k, *geometry.rescale[k]) for k in range(record.frames)]
+    warnings: list[str] = []
+    orientation = geometry.orientation or IDENTITY_ORIENTATION
+    spacing, spacing_warnings = _pixel_spacing(replace(record, pixel_spacing=geometry.spacing))
+    if geometry.positions is None:
+        warnings.append("no per-frame positions: frames stacked in file order")
+        affine = affine_from_dicom(record.position or (0.0, 0.0, 0.0), orientation, spacing, None)
+        return Stack(record.series_uid, tuple(frames), affine, tuple(warnings + spacing_warnings))
+    sorting = sort_slices(geometry.positions, orientation)
+    step = _step_vector(sorting, orientation, record, warnings)
+    affine = affine_from_dicom(geometry.positions[sorting.order[0]], orientation, spacing, step)
+    ordered = tuple(frames[i] for i in sorting.order)
+    return Stack(record.series_uid, ordered, affine,
+                 tuple(list(sorting.warnings) + warnings + spacing_warnings))
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """Per-frame geometry and rescale of a multi-frame object."""
+
+    positions: np.ndarray | None
+    orientation: tuple[float, ...] | None
+    spacing: tuple[float, ...] | None
+    rescale: list[tuple[float | None, float | None]]
+
+
+def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
+    """Read per-frame positions, orientation, spacing and rescale of a multi-frame file."""
+    import pydicom
+
+    from medviewer.io.decode import _member_bytes
+
+    source = _member_bytes(record.path, record.member) if record.member else record.path
+    ds = pydicom.dcmread(source, stop_before_pixels=True, force=True)
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * record.frames
+    positions, rescale = [], []
+    orientation, spacing = record.orientation, record.pixel_spacing
+    for item in per_frame:
+        pos = _functional(item, shared, "PlanePositionSequence", "ImagePositionPatient")
+        positions.append(pos)
+        orientation = _functional(item, shared, "PlaneOrientationSequence",
+                                  "ImageOrientationPatient") or orientation
+        spacing = _functional(item, shared, "PixelMeasuresSequence", "PixelSpacing") or spacing
+        slope = _functional(item, shared, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _functional(item, shared, "PixelValueTransformationSequence",
+                                "RescaleIntercept")
+        rescale.append((slope[0] if slope else record.rescale_slope,
+                        intercept[0] if intercept else record.rescale_intercept))
+    have_positions = all(p is not None for p in positions) and len(positions) == record.frames
+    return FrameGeometry(np.array(positions, dtype=float) if have_positions else None,
+                         orientation, spacing, rescale)
+
+
+def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:  # noqa: ANN001
+    for group in (item, shared):
+        if group is None or sequence not in group or not group[sequence].value:
+            continue
+        value = group[sequence][0].get(attribute)
+        if value is not None and value != "":
+            values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            return tuple(float(v) for v in values)
+    return None
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+class StackLoader:
+    """Decode one stack into a preallocated array, slice by slice.
+
+    ``loader.array`` exists from the start (uninitialised); :meth:`slices` yields each slice
+    index as soon as its pixels are in place, so a viewer can show them progressively.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        first = stack.first
+        decoded = decoded_dtype(first)
+        self.dtype = output_dtype(stack.frames, decoded)
+        shape: tuple[int, ...] = stack.shape
+        if first.samples_per_pixel == 3:
+            shape = (*shape, 3)
+            self.dtype = decoded
+        self.array = np.empty(shape, dtype=self.dtype)
+        self.done = np.zeros(len(stack.frames), dtype=bool)
+
+    def slices(self, cancel: Callable[[], bool] | None = None) -> Iterator[int]:
+        """Decode every slice, yielding each slice index as it is ready.
+
+        Raises
+        ------
+        medviewer.core.errors.CancelledError
+            When `cancel` returns True (checked after every slice).
+        medviewer.core.errors.LoadError
+            When a file cannot be decoded.
+        """
+        for index in iter_decode(self.stack.frames, self.array, cancel):
+            self.done[index] = True
+            yield index
+
+    def volume(self) -> Volume:
+        """The loaded volume (call after :meth:`slices` is exhausted)."""
+        if not self.done.all():
+            raise LoadError(f"{int((~self.done).sum())} slices are not loaded yet")
+        return Volume(self.array, self.stack.affine, stack_metadata(self.stack))
+
+
+def stack_metadata(stack: Stack) -> VolumeMetadata:
+    """Patient/study/series fields, presets and warnings of a stack."""
+    first = stack.first
+    units = "HU" if first.modality == "CT" else first.rescale_type
+    presets = window_from_dicom(first.window_center or None, first.window_width or None,
+                                first.window_explanation or None)
+    return VolumeMetadata(
+        modality=first.modality, patient_name=first.patient_name, patient_id=first.patient_id,
+        patient_birth_date=first.patient_birth_date, patient_sex=first.patient_sex,
+        study_uid=first.study_uid, study_date=first.study_date,
+        study_description=first.study_description, accession_number=first.accession_number,
+        series_uid=first.series_uid, series_number=first.series_number,
+        series_description=first.series_description,
+        frame_of_reference_uid=first.frame_of_reference_uid, units=units,
+        photometric="RGB" if first.samples_per_pixel == 3 else first.photometric,
+        window_presets=presets, warnings=stack.warnings,
+        source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
+        source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
+    )
+
+
+SeriesSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | int
+
+
+def find_stacks(source: SeriesSource, db: object | None = None) -> tuple[list[Stack], ScanResult]:
+    """Scan `source` (folder, file, list of files or database series id) into stacks."""
+    if isinstance(source, int):
+        from medviewer.io.database import StudyDatabase
+
+        database = db if isinstance(db, StudyDatabase) else StudyDatabase(db)  # type: ignore[arg-type]
+        result = ScanResult(records=database.series_records(source))
+    else:
+        paths = [source] if isinstance(source, str | os.PathLike) else list(source)
+        result = scan(paths)
+    return assemble_stacks(result.records), result
+
+
+def load_series(source: SeriesSource, *, stack: int = 0, db: object | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                cancel: Callable[[], bool] | None = None) -> Volume:
+    """Load a series into a :class:`Volume`, exactly as pydicom decodes it (rescaled).
+
+    Parameters
+    ----------
+    source : path, list of paths or int
+        A folder, a single file, a list of files, or a series id of the study database.
+    stack : int
+        Which stack when the source holds several (largest first); the others are listed
+        in the volume's warnings.
+    db : StudyDatabase or path, optional
+        The database for an integer `source` (default: the user's database).
+    progress : callable, optional
+        ``progress(done, total)`` after each slice.
+    cancel : callable, optional
+        Polled after each slice; True raises :class:`~medviewer.core.errors.CancelledError`.
+
+    Raises
+    ------
+    LoadError
+        No loadable image in `source`, or a file fails to decode.
+    """
+    stacks, result = find_stacks(source, db)
+    if not stacks:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
+        raise LoadError(f"no loadable DICOM image in {source!r}" + (f" ({reasons})" if reasons else ""))
+    if not 0 <= stack < len(stacks):
+        raise LoadError(f"stack {stack} requested, {source!r} has {len(stacks)}")
+    loader = StackLoader(stacks[stack])
+    total = len(loader.stack.frames)
+    for done, _ in enumerate(loader.slices(cancel), start=1):
+        if progress is not None:
+            progress(done, total)
+    volume = loader.volume()
+    if len(stacks) > 1:
+        others = [f"{i}: {s.describe()}" for i, s in enumerate(stacks) if i != stack]
+        extra = f"source holds {len(stacks)} stacks; loaded {stack}, others: " + "; ".join(others)
+        volume = replace(volume, metadata=replace(volume.metadata,
+                                                  warnings=(*volume.metadata.warnings, extra)))
+    return volume
