@@ -64,7 +64,7 @@ def output_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None
     """The dtype of the volume: the decoded dtype when nothing rescales, the smallest integer
     type that holds the rescaled range when slope and intercept are integral, else float32."""
     first = sources[0].record
-    base = decoded if decoded is not None else stored_dtype(first)
+    base = (decoded if decoded is not None else stored_dtype(first)).newbyteorder("=")
     if base.kind == "f":
         return np.dtype(np.float32)
     rescales = {(s.slope, s.intercept) for s in sources}

@@ -105,6 +105,8 @@ class InstanceRecord:
         pixels = self.rows * self.columns * self.samples_per_pixel
         if self.bits_allocated == 1:
             return (pixels + 7) // 8
+        if self.photometric == "YBR_FULL_422" and self.transfer_syntax in NATIVE_SYNTAXES:
+            pixels = pixels * 2 // 3  # two chroma samples shared by each pair of pixels
         return pixels * (self.bits_allocated // 8)
 
 
@@ -281,7 +283,10 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
                 if not _looks_like_dicom(ds):
                     raise SkipFile("not a DICOM file") from None
-            pixel = _pixel_element_after_header(fp, ds)
+            if ds.file_meta.get("TransferSyntaxUID", "") == DEFLATED_LE:
+                pixel = _deflated_pixel_element(fp)
+            else:
+                pixel = _pixel_element_after_header(fp, ds)
     except SkipFile:
         raise
     except (OSError, EOFError, ValueError, struct.error, TypeError, KeyError,
@@ -303,6 +308,16 @@ def _looks_like_dicom(ds: Any) -> bool:
         return False
 
 
+def _deflated_pixel_element(fp: Any) -> tuple[str, int, int]:
+    """Deflated files hide element offsets: read the whole dataset to find pixel data."""
+    import pydicom
+
+    fp.seek(0)
+    ds = pydicom.dcmread(fp, force=True)
+    keyword = next((k for k in PIXEL_TAGS.values() if k in ds), "")
+    return (keyword, -1, -1)
+
+
 def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
     """Return (keyword, value offset, value length) of the pixel element at fp's position."""
     start = fp.tell()
@@ -316,8 +331,7 @@ def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
     if not keyword:
         return ("", -1, -1)
     implicit = bool(ds.original_encoding[0])
-    if ds.file_meta.get("TransferSyntaxUID", "") == DEFLATED_LE:
-        return (keyword, -1, -1)
+
     if implicit:
         (length,) = struct.unpack(order + "I", head[4:8])
         offset = start + 8

@@ -20,6 +20,7 @@ from medviewer.core.geometry import affine_from_dicom, slice_normal, sort_slices
 from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
 from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_dtype
+from medviewer.io.formats import is_image_file, read_image
 from medviewer.io.header import InstanceRecord
 from medviewer.io.scan import ScanResult, scan
 
@@ -161,13 +162,17 @@ def _step_vector(sorting, orientation: Sequence[float], first: InstanceRecord,  
 
 
 def _pixel_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list[str]]:
-    if record.pixel_spacing and len(record.pixel_spacing) >= 2:
+    if _usable_spacing(record.pixel_spacing):
         return (record.pixel_spacing[0], record.pixel_spacing[1]), []
-    if record.imager_pixel_spacing and len(record.imager_pixel_spacing) >= 2:
+    if _usable_spacing(record.imager_pixel_spacing):
         spacing = record.imager_pixel_spacing
         return (spacing[0], spacing[1]), [
             "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"]
     return (1.0, 1.0), ["no pixel spacing in the files: 1 mm assumed, measurements are in pixels"]
+
+
+def _usable_spacing(spacing: tuple[float, ...] | None) -> bool:
+    return bool(spacing) and len(spacing) >= 2 and min(spacing[:2]) > 0  # type: ignore[arg-type]
 
 
 def _unpositioned_stack(records: list[InstanceRecord]) -> Stack:
@@ -361,6 +366,8 @@ def load_series(source: SeriesSource, *, stack: int = 0, db: object | None = Non
     LoadError
         No loadable image in `source`, or a file fails to decode.
     """
+    if isinstance(source, str | os.PathLike) and is_image_file(source):
+        return read_image(source)
     stacks, result = find_stacks(source, db)
     if not stacks:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])

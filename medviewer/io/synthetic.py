@@ -98,7 +98,7 @@ def stored_values(spec: SeriesSpec) -> np.ndarray:
         return np.asarray(spec.values, dtype=np.int64)
     stored = pattern(spec.shape, spec.rescale_intercept, spec.bits_stored)
     if spec.signed:
-        stored -= 2 ** (spec.bits_stored - 1) // 2
+        stored -= 2 ** (spec.bits_stored - 1)
     return stored
 
 
@@ -200,7 +200,9 @@ def _write_single_frames(out: Path, spec: SeriesSpec, stored: np.ndarray, positi
 
 def _set_pixels(ds, pixels: np.ndarray, transfer_syntax: str) -> None:  # noqa: ANN001
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    if transfer_syntax != "1.2.840.10008.1.2.1":
+    if transfer_syntax == "1.2.840.10008.1.2":
+        ds.file_meta.TransferSyntaxUID = transfer_syntax
+    elif transfer_syntax != "1.2.840.10008.1.2.1":
         ds.compress(transfer_syntax, encoding_plugin="pylibjpeg" if "4.9" in transfer_syntax else "")
 
 

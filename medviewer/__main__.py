@@ -1,0 +1,7 @@
+"""``python -m medviewer``."""
+
+import sys
+
+from medviewer.cli import main
+
+sys.exit(main())

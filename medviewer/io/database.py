@@ -1,0 +1,326 @@
+"""The study database: SQLite in WAL mode, patients -> studies -> series -> instances.
+
+Import is idempotent (rows are keyed by file location), incremental (a file whose size and
+modification time are unchanged is not read again), committed in batches (a crash loses at
+most the batch in flight, never what was committed) and safe while other connections read
+(WAL: readers see the last committed batch, never a half-written one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medviewer.core.errors import CancelledError, DatabaseError
+from medviewer.io.header import InstanceRecord
+from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_candidate
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS patients (
+    id INTEGER PRIMARY KEY, patient_key TEXT NOT NULL UNIQUE, patient_id TEXT, name TEXT,
+    birth_date TEXT, sex TEXT);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY, study_uid TEXT NOT NULL UNIQUE,
+    patient_ref INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+    date TEXT, time TEXT, description TEXT, accession TEXT, study_id TEXT);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, series_uid TEXT NOT NULL UNIQUE,
+    study_ref INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    modality TEXT, number INTEGER, description TEXT, frame_of_reference_uid TEXT);
+CREATE TABLE IF NOT EXISTS instances (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, member TEXT NOT NULL DEFAULT '',
+    series_ref INTEGER NOT NULL REFERENCES series(id) ON DELETE CASCADE,
+    sop_instance_uid TEXT, sop_class_uid TEXT, instance_number INTEGER,
+    position TEXT, orientation TEXT, rows INTEGER, columns INTEGER, frames INTEGER,
+    transfer_syntax TEXT, file_size INTEGER, mtime_ns INTEGER, record TEXT NOT NULL,
+    UNIQUE (path, member));
+CREATE INDEX IF NOT EXISTS instances_series ON instances(series_ref);
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT NOT NULL, member TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL,
+    file_size INTEGER, mtime_ns INTEGER, PRIMARY KEY (path, member));
+"""
+
+
+@dataclass
+class ImportReport:
+    """What an import did: files read, files unchanged, files skipped (path and reason)."""
+
+    read: int = 0
+    unchanged: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Row counts of the four levels."""
+
+    patients: int
+    studies: int
+    series: int
+    instances: int
+
+
+def default_path() -> Path:
+    """The user's database: ``<user data dir>/medviewer/studies.sqlite``."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("medviewer", appauthor=False)) / "studies.sqlite"
+
+
+class StudyDatabase:
+    """A study index in one SQLite file; one connection per thread.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The database file (created with its folder when missing); default :func:`default_path`.
+
+    Raises
+    ------
+    DatabaseError
+        When the file exists but is not a usable medviewer database.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self.connection()
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise DatabaseError(f"{self.path}: not a usable study database: {exc}") from None
+
+    # -- connections ------------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (WAL, foreign keys on, autocommit outside transactions)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- import -----------------------------------------------------------------------
+
+    def import_paths(self, paths: Iterable[str | os.PathLike[str]], *, batch_size: int = 200,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel: Callable[[], bool] | None = None) -> ImportReport:
+        """Scan `paths` and index every DICOM file found; unchanged files are not re-read.
+
+        Parameters
+        ----------
+        paths : iterable of path-like
+            Files, folders, DICOMDIRs, zip archives.
+        batch_size : int
+            Files per transaction; a crash loses at most the batch in flight.
+        progress : callable, optional
+            ``progress(done, total)`` after each batch.
+        cancel : callable, optional
+            Polled between batches; True raises CancelledError (committed batches stay).
+        """
+        report = ImportReport()
+        candidates = list(iter_candidates(paths, report.skipped))
+        known = self._known_stats()
+        todo = [c for c in candidates if not self._unchanged(c, known)]
+        report.unchanged = len(candidates) - len(todo)
+        report.skipped.extend(self._known_skips(c) for c in candidates if self._skipped_before(c, known))
+        for start in range(0, len(todo), batch_size):
+            if cancel is not None and cancel():
+                raise CancelledError("import cancelled")
+            batch = [read_candidate(c) for c in todo[start : start + batch_size]]
+            self._store(batch, todo[start : start + batch_size])
+            report.read += len(batch)
+            report.skipped.extend(item for item in batch if isinstance(item, SkippedFile))
+            if progress is not None:
+                progress(min(start + batch_size, len(todo)), len(todo))
+        return report
+
+    def _known_stats(self) -> dict[tuple[str, str], tuple[int, int, bool]]:
+        conn = self.connection()
+        rows = conn.execute("SELECT path, member, file_size, mtime_ns, 0 FROM instances "
+                            "UNION ALL SELECT path, member, file_size, mtime_ns, 1 FROM skipped")
+        return {(p, m): (size, mtime, bool(skip)) for p, m, size, mtime, skip in rows}
+
+    @staticmethod
+    def _stat(candidate: Candidate) -> tuple[int, int] | None:
+        try:
+            st = os.stat(candidate.path)
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _unchanged(self, candidate: Candidate, known: dict) -> bool:
+        previous = known.get((candidate.path, candidate.member))
+        stat = self._stat(candidate)
+        if previous is None or stat is None:
+            return False
+        if candidate.member:  # members: the archive's mtime stands for them
+            return previous[1] == stat[1]
+        return previous[:2] == stat
+
+    def _skipped_before(self, candidate: Candidate, known: dict) -> bool:
+        previous = known.get((candidate.path, candidate.member))
+        return previous is not None and previous[2] and self._unchanged(candidate, known)
+
+    def _known_skips(self, candidate: Candidate) -> SkippedFile:
+        row = self.connection().execute("SELECT reason FROM skipped WHERE path=? AND member=?",
+                                        (candidate.path, candidate.member)).fetchone()
+        return SkippedFile(candidate.location, row[0] if row else "skipped")
+
+    def _store(self, batch: Sequence[InstanceRecord | SkippedFile],
+               candidates: Sequence[Candidate]) -> None:
+        with self._transaction() as conn:
+            for item, candidate in zip(batch, candidates, strict=True):
+                key = (candidate.path, candidate.member)
+                conn.execute("DELETE FROM instances WHERE path=? AND member=?", key)
+                conn.execute("DELETE FROM skipped WHERE path=? AND member=?", key)
+                if isinstance(item, SkippedFile):
+                    stat = self._stat(candidate) or (None, None)
+                    conn.execute("INSERT INTO skipped VALUES (?,?,?,?,?)", (*key, item.reason, *stat))
+                else:
+                    self._insert_instance(conn, item)
+            _prune_empty(conn)
+
+    def _insert_instance(self, conn: sqlite3.Connection, record: InstanceRecord) -> None:
+        if not record.series_uid or not record.study_uid:
+            missing = "SeriesInstanceUID" if not record.series_uid else "StudyInstanceUID"
+            tag = "(0020,000E)" if not record.series_uid else "(0020,000D)"
+            size_mtime = (record.file_size, record.mtime_ns)
+            conn.execute("INSERT INTO skipped VALUES (?,?,?,?,?)",
+                         (record.path, record.member, f"missing required tag {tag} {missing}",
+                          *size_mtime))
+            return
+        series_ref = self._series_ref(conn, record)
+        conn.execute(
+            "INSERT INTO instances (path, member, series_ref, sop_instance_uid, sop_class_uid, "
+            "instance_number, position, orientation, rows, columns, frames, transfer_syntax, "
+            "file_size, mtime_ns, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (record.path, record.member, series_ref, record.sop_instance_uid,
+             record.sop_class_uid, record.instance_number, _json(record.position),
+             _json(record.orientation), record.rows, record.columns, record.frames,
+             record.transfer_syntax, record.file_size, record.mtime_ns, record_to_json(record)),
+        )
+
+    def _series_ref(self, conn: sqlite3.Connection, r: InstanceRecord) -> int:
+        key = f"{r.patient_id}\x1f{r.patient_name}\x1f{r.patient_birth_date}"
+        conn.execute("INSERT OR IGNORE INTO patients (patient_key, patient_id, name, birth_date, "
+                     "sex) VALUES (?,?,?,?,?)",
+                     (key, r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex))
+        patient = conn.execute("SELECT id FROM patients WHERE patient_key=?", (key,)).fetchone()[0]
+        conn.execute("INSERT OR IGNORE INTO studies (study_uid, patient_ref, date, time, "
+                     "description, accession, study_id) VALUES (?,?,?,?,?,?,?)",
+                     (r.study_uid, patient, r.study_date, r.study_time, r.study_description,
+                      r.accession_number, r.study_id))
+        study = conn.execute("SELECT id FROM studies WHERE study_uid=?", (r.study_uid,)).fetchone()[0]
+        conn.execute("INSERT OR IGNORE INTO series (series_uid, study_ref, modality, number, "
+                     "description, frame_of_reference_uid) VALUES (?,?,?,?,?,?)",
+                     (r.series_uid, study, r.modality, r.series_number, r.series_description,
+                      r.frame_of_reference_uid))
+        return conn.execute("SELECT id FROM series WHERE series_uid=?", (r.series_uid,)).fetchone()[0]
+
+    # -- queries ----------------------------------------------------------------------
+
+    def counts(self) -> Counts:
+        """Number of patients, studies, series and instances."""
+        conn = self.connection()
+        values = [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
+                  for t in ("patients", "studies", "series", "instances")]
+        return Counts(*values)
+
+    def patients(self) -> list[dict]:
+        """Patients with their study counts, by name."""
+        return self._rows("SELECT p.id, p.patient_id, p.name, p.birth_date, p.sex, "
+                          "COUNT(s.id) AS studies FROM patients p LEFT JOIN studies s "
+                          "ON s.patient_ref = p.id GROUP BY p.id ORDER BY p.name, p.patient_id")
+
+    def studies(self, patient: int) -> list[dict]:
+        """Studies of one patient with their series counts, newest first."""
+        return self._rows("SELECT st.id, st.study_uid, st.date, st.time, st.description, "
+                          "st.accession, COUNT(se.id) AS series FROM studies st LEFT JOIN "
+                          "series se ON se.study_ref = st.id WHERE st.patient_ref=? "
+                          "GROUP BY st.id ORDER BY st.date DESC, st.time DESC", (patient,))
+
+    def series(self, study: int) -> list[dict]:
+        """Series of one study with image counts (frames summed), by series number."""
+        return self._rows("SELECT se.id, se.series_uid, se.modality, se.number, se.description, "
+                          "COUNT(i.id) AS instances, COALESCE(SUM(i.frames), 0) AS images "
+                          "FROM series se LEFT JOIN instances i ON i.series_ref = se.id "
+                          "WHERE se.study_ref=? GROUP BY se.id ORDER BY se.number, se.id",
+                          (study,))
+
+    def series_records(self, series: int) -> list[InstanceRecord]:
+        """Instance records of one series (what :func:`load_series` needs)."""
+        rows = self.connection().execute(
+            "SELECT record FROM instances WHERE series_ref=? ORDER BY id", (series,))
+        records = [record_from_json(row[0]) for row in rows]
+        if not records:
+            raise DatabaseError(f"no series with id {series} in {self.path}")
+        return records
+
+    def skipped(self) -> list[SkippedFile]:
+        """Every file the imports could not use, with the reason."""
+        rows = self.connection().execute("SELECT path, member, reason FROM skipped ORDER BY path")
+        return [SkippedFile(f"{p}::{m}" if m else p, reason) for p, m, reason in rows]
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[dict]:
+        cursor = self.connection().execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _prune_empty(conn: sqlite3.Connection) -> None:
+    """Drop series, studies and patients left without instances by a re-import."""
+    conn.execute("DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series_ref FROM instances)")
+    conn.execute("DELETE FROM studies WHERE id NOT IN (SELECT DISTINCT study_ref FROM series)")
+    conn.execute("DELETE FROM patients WHERE id NOT IN (SELECT DISTINCT patient_ref FROM studies)")
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def record_to_json(record: InstanceRecord) -> str:
+    """Serialise a record (without its transient ``extra``) as JSON."""
+    data = dataclasses.asdict(record)
+    data.pop("extra", None)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def record_from_json(text: str) -> InstanceRecord:
+    """Inverse of :func:`record_to_json` (tuples restored)."""
+    data = json.loads(text)
+    for key, value in data.items():
+        if isinstance(value, list):
+            data[key] = tuple(value)
+    return InstanceRecord(**data)

@@ -1,0 +1,33 @@
+"""Shared fixtures: synthetic series with known truth, the corpus, file hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import pytest
+
+from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pydicom_corpus_warnings() -> None:
+    """pydicom warns on the deliberately odd files of its corpus; that is not our failure."""
+    warnings.filterwarnings("ignore", module="pydicom")
+
+
+@pytest.fixture
+def series_dir(tmp_path: Path) -> tuple[Path, WrittenSeries]:
+    """A small shuffled axial CT series and its truth."""
+    folder = tmp_path / "series"
+    return folder, write_series(folder, SeriesSpec())
+
+
+def hash_tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root`, to prove inputs were not modified."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
