@@ -23,6 +23,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medviewer.core.errors import GeometryError
+
 __all__ = [
     "Plane",
     "PlaneSlice",
@@ -69,9 +71,9 @@ def _as_vector(values: ArrayLike, size: int, name: str) -> FloatArray:
     """Return `values` as a finite float64 vector of length `size`."""
     arr = np.array(values, dtype=np.float64)
     if arr.shape != (size,):
-        raise ValueError(f"{name} must have exactly {size} values, got shape {arr.shape}")
+        raise GeometryError(f"{name} must have exactly {size} values, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains non-finite values: {arr.tolist()}")
+        raise GeometryError(f"{name} contains non-finite values: {arr.tolist()}")
     return arr
 
 
@@ -79,7 +81,7 @@ def _as_points(values: ArrayLike, name: str) -> FloatArray:
     """Return `values` as a float64 array whose last axis has length 3."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim == 0 or arr.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape (..., 3), got shape {arr.shape}")
+        raise GeometryError(f"{name} must have shape (..., 3), got shape {arr.shape}")
     return arr
 
 
@@ -90,13 +92,13 @@ def _split_orientation(orientation: Sequence[float]) -> tuple[FloatArray, FloatA
     for name, cosine in (("row", row), ("column", col)):
         length = float(np.linalg.norm(cosine))
         if abs(length - 1.0) > _UNIT_TOLERANCE:
-            raise ValueError(
+            raise GeometryError(
                 f"Image Orientation (Patient) {name} cosine {cosine.tolist()} is not a unit "
                 f"vector (length {length:.6g}, tolerance {_UNIT_TOLERANCE:g})"
             )
     dot = float(row @ col)
     if abs(dot) > _ORTHOGONAL_TOLERANCE:
-        raise ValueError(
+        raise GeometryError(
             f"Image Orientation (Patient) row and column cosines are not orthogonal "
             f"(dot product {dot:.6g}, tolerance {_ORTHOGONAL_TOLERANCE:g})"
         )
@@ -107,11 +109,11 @@ def _affine_array(affine: ArrayLike) -> FloatArray:
     """Return a float64 4x4 copy of `affine` with a finite, homogeneous layout."""
     arr = np.array(affine, dtype=np.float64)
     if arr.shape != (4, 4):
-        raise ValueError(f"affine must have shape (4, 4), got shape {arr.shape}")
+        raise GeometryError(f"affine must have shape (4, 4), got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("affine contains non-finite values (NaN or infinity)")
+        raise GeometryError("affine contains non-finite values (NaN or infinity)")
     if not np.array_equal(arr[3], [0.0, 0.0, 0.0, 1.0]):
-        raise ValueError(f"affine last row must be [0, 0, 0, 1], got {arr[3].tolist()}")
+        raise GeometryError(f"affine last row must be [0, 0, 0, 1], got {arr[3].tolist()}")
     return arr
 
 
@@ -120,7 +122,7 @@ def _nonzero_spacing(arr: FloatArray) -> FloatArray:
     spacing = np.linalg.norm(arr[:3, :3], axis=0)
     for axis, name in enumerate(("column", "row", "slice")):
         if spacing[axis] <= _MIN_SPACING_MM:
-            raise ValueError(
+            raise GeometryError(
                 f"affine has zero spacing along the {name} axis (affine column {axis})"
             )
     return spacing
@@ -131,7 +133,7 @@ def _check_orthogonal(directions: FloatArray) -> None:
     for a, b in ((0, 1), (0, 2), (1, 2)):
         dot = float(abs(directions[:, a] @ directions[:, b]))
         if dot > _AFFINE_ORTHOGONAL_TOLERANCE:
-            raise ValueError(
+            raise GeometryError(
                 f"affine axes {a} and {b} are not orthogonal (|cos angle| = {dot:.6g}, "
                 f"tolerance {_AFFINE_ORTHOGONAL_TOLERANCE:g}); sheared volumes need resampling"
             )
@@ -143,7 +145,7 @@ def _invertible_affine(affine: ArrayLike) -> FloatArray:
     _nonzero_spacing(arr)
     singular_values = np.linalg.svd(arr[:3, :3], compute_uv=False)
     if singular_values[-1] * _MAX_CONDITION <= singular_values[0]:
-        raise ValueError("affine 3x3 part is singular or nearly singular")
+        raise GeometryError("affine 3x3 part is singular or nearly singular")
     return arr
 
 
@@ -199,9 +201,9 @@ def orientation_letters(vector: Sequence[float], max_letters: int = 3) -> str:
     vec = _as_vector(vector, 3, "direction vector")
     length = float(np.linalg.norm(vec))
     if length == 0.0:
-        raise ValueError("cannot name the direction of a zero vector")
+        raise GeometryError("cannot name the direction of a zero vector")
     if max_letters < 1:
-        raise ValueError(f"max_letters must be at least 1, got {max_letters}")
+        raise GeometryError(f"max_letters must be at least 1, got {max_letters}")
     unit = vec / length
     order = np.argsort(-np.abs(unit), kind="stable")
     letters = [_LETTERS[a][int(unit[a] > 0)] for a in order if abs(unit[a]) > _LETTER_THRESHOLD]
@@ -242,9 +244,9 @@ def _as_positions(positions: ArrayLike) -> FloatArray:
     """Return positions as a finite (n, 3) float64 array with n >= 1."""
     pos = np.array(positions, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] == 0:
-        raise ValueError(f"positions must have shape (n, 3) with n >= 1, got shape {pos.shape}")
+        raise GeometryError(f"positions must have shape (n, 3) with n >= 1, got shape {pos.shape}")
     if not np.all(np.isfinite(pos)):
-        raise ValueError("positions contain non-finite values")
+        raise GeometryError("positions contain non-finite values")
     return pos
 
 
@@ -344,7 +346,7 @@ def sort_slices(
     pos = _as_positions(positions)
     tolerance = float(tolerance_mm)
     if not np.isfinite(tolerance) or tolerance < 0.0:
-        raise ValueError(f"tolerance_mm must be finite and >= 0, got {tolerance_mm}")
+        raise GeometryError(f"tolerance_mm must be finite and >= 0, got {tolerance_mm}")
     projected = pos @ normal
     order = np.argsort(projected, kind="stable")
     distances = projected[order]
@@ -397,13 +399,13 @@ def affine_from_dicom(
     origin = _as_vector(position, 3, "Image Position (Patient)")
     row_spacing, col_spacing = _as_vector(pixel_spacing, 2, "PixelSpacing")
     if row_spacing <= 0.0 or col_spacing <= 0.0:
-        raise ValueError(f"PixelSpacing must be positive, got {[row_spacing, col_spacing]}")
+        raise GeometryError(f"PixelSpacing must be positive, got {[row_spacing, col_spacing]}")
     if slice_step is None:
         step = slice_normal(orientation)
     else:
         step = _as_vector(slice_step, 3, "slice step")
     if np.linalg.norm(step) <= _MIN_SPACING_MM:
-        raise ValueError("slice step must not be a zero vector")
+        raise GeometryError("slice step must not be a zero vector")
     affine = np.eye(4)
     affine[:3, 0] = row_cosine * col_spacing
     affine[:3, 1] = col_cosine * row_spacing
@@ -565,7 +567,7 @@ def _plane_vectors(plane: str) -> tuple[FloatArray, FloatArray, FloatArray]:
     try:
         return _PLANE_VECTORS[plane]
     except KeyError:
-        raise ValueError(
+        raise GeometryError(
             f"unknown plane {plane!r}; expected 'axial', 'coronal' or 'sagittal'"
         ) from None
 
@@ -597,7 +599,7 @@ def _volume_sizes(shape: Sequence[int]) -> tuple[int, int, int]:
     """Return the sizes along affine axes (col, row, slice) of a volume shape."""
     dims = tuple(int(n) for n in shape)
     if len(dims) not in (3, 4) or (len(dims) == 4 and dims[3] != 3):
-        raise ValueError(
+        raise GeometryError(
             f"volume shape must be (slices, rows, cols) or (slices, rows, cols, 3), got {dims}"
         )
     return dims[2], dims[1], dims[0]

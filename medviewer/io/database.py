@@ -158,7 +158,7 @@ class StudyDatabase:
         for start in range(0, len(todo), batch_size):
             if cancel is not None and cancel():
                 raise CancelledError("import cancelled")
-            batch = [read_candidate(c) for c in todo[start : start + batch_size]]
+            batch = [indexable(read_candidate(c)) for c in todo[start : start + batch_size]]
             self._store(batch, todo[start : start + batch_size])
             report.read += len(batch)
             report.skipped.extend(item for item in batch if isinstance(item, SkippedFile))
@@ -213,14 +213,6 @@ class StudyDatabase:
             _prune_empty(conn)
 
     def _insert_instance(self, conn: sqlite3.Connection, record: InstanceRecord) -> None:
-        if not record.series_uid or not record.study_uid:
-            missing = "SeriesInstanceUID" if not record.series_uid else "StudyInstanceUID"
-            tag = "(0020,000E)" if not record.series_uid else "(0020,000D)"
-            size_mtime = (record.file_size, record.mtime_ns)
-            conn.execute("INSERT INTO skipped VALUES (?,?,?,?,?)",
-                         (record.path, record.member, f"missing required tag {tag} {missing}",
-                          *size_mtime))
-            return
         series_ref = self._series_ref(conn, record)
         conn.execute(
             "INSERT INTO instances (path, member, series_ref, sop_instance_uid, sop_class_uid, "
@@ -297,6 +289,17 @@ class StudyDatabase:
         cursor = self.connection().execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def indexable(item: InstanceRecord | SkippedFile) -> InstanceRecord | SkippedFile:
+    """The record, or why the index cannot file it (no study or series UID to file it under)."""
+    if isinstance(item, SkippedFile):
+        return item
+    for uid, tag in ((item.study_uid, "(0020,000D) StudyInstanceUID"),
+                     (item.series_uid, "(0020,000E) SeriesInstanceUID")):
+        if not uid:
+            return SkippedFile(item.location, f"missing required tag {tag}")
+    return item
 
 
 def _prune_empty(conn: sqlite3.Connection) -> None:
