@@ -11,7 +11,8 @@ What it measures, in one run (a JSON object on stdout, progress on stderr):
    ``GetGDCMSeriesFileNames`` + ``ImageSeriesReader`` with int16 output (the reader alone
    is reported too); and, for the uncompressed copy, the raw-read floor: every file's bytes
    read sequentially into one preallocated buffer, no parsing. A warm-up pass (not timed)
-   checks that medviewer's array equals SimpleITK's.
+   checks that medviewer's array equals SimpleITK's. Ratios are of the medians; the
+   ``paired_`` ratios are medians of the per-repeat ratios (steadier on a busy machine).
 3. Time to the first slice in progressive mode (``find_stacks`` + ``StackLoader`` up to the
    first index out of ``slices()``) and the scan part alone; median of R in this process
    (decoder pool warm) and once in a fresh process (everything cold but the page cache).
@@ -122,6 +123,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def paired_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median of the per-repeat ratios (robust to load drifting between repeats)."""
+    return round(statistics.median(a / b for a, b in zip(ours, theirs, strict=True)), 3)
+
+
 def dicom_files(folder: Path) -> list[str]:
     """The series' files, sorted by name."""
     return sorted(str(p) for p in folder.iterdir() if p.is_file())
@@ -171,14 +177,14 @@ def time_medviewer(folder: Path) -> tuple[float, np.ndarray]:
 
 def time_sitk(folder: Path) -> tuple[float, float, Any]:
     """(file names + read, read only) wall times of SimpleITK, and its image."""
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK
 
     start = time.perf_counter()
-    names = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
+    names = SimpleITK.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder))
     named = time.perf_counter()
-    reader = sitk.ImageSeriesReader()
+    reader = SimpleITK.ImageSeriesReader()
     reader.SetFileNames(names)
-    reader.SetOutputPixelType(sitk.sitkInt16)
+    reader.SetOutputPixelType(SimpleITK.sitkInt16)
     image = reader.Execute()
     end = time.perf_counter()
     return end - start, end - named, image
@@ -207,11 +213,11 @@ def time_raw_floor(paths: list[str], sizes: list[int]) -> float:
 
 def compare_once(folder: Path) -> dict[str, Any]:
     """Warm-up load by both contenders; whether the arrays are equal (and dtypes)."""
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK
 
     _, ours = time_medviewer(folder)
     _, _, image = time_sitk(folder)
-    theirs = sitk.GetArrayViewFromImage(image)
+    theirs = SimpleITK.GetArrayViewFromImage(image)
     equal = bool(ours.shape == theirs.shape and np.array_equal(ours, theirs))
     result: dict[str, Any] = {"equal_to_sitk": equal, "medviewer_dtype": str(ours.dtype),
                               "sitk_dtype": str(theirs.dtype)}
@@ -255,8 +261,10 @@ def _syntax_result(runs: dict[str, list[float]], check: dict[str, Any], files: i
         "ratio_vs_sitk": ratio(mv, sitk_s),
         "ratio_vs_sitk_reader_only": ratio(mv, median(runs["sitk_reader_only"])),
     }
+    result["paired_ratio_vs_sitk"] = paired_ratio(runs["medviewer"], runs["sitk"])
     if raw is not None:
         result.update(raw_floor_s=raw, ratio_vs_raw=ratio(mv, raw),
+                      paired_ratio_vs_raw=paired_ratio(runs["medviewer"], runs["raw_floor"]),
                       raw_floor_gb_per_s=round(total_bytes / raw / 1e9, 3))
     result.update(check)
     result["runs_s"] = {k: [round(v, 4) for v in vs] for k, vs in runs.items()}
@@ -336,7 +344,7 @@ def _timed(fn: Callable[[], object]) -> float:
 def machine_info() -> dict[str, Any]:
     """Processor, cores, Python and library versions, date."""
     import pydicom
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK
 
     import medviewer
 
@@ -349,8 +357,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "medviewer": medviewer.__version__,
         "pydicom": pydicom.__version__,
-        "simpleitk": sitk.Version_VersionString(),
-        "sitk_threads": sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+        "simpleitk": SimpleITK.Version_VersionString(),
+        "sitk_threads": SimpleITK.ProcessObject.GetGlobalDefaultNumberOfThreads(),
         "numpy": np.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

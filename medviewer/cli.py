@@ -1,4 +1,4 @@
-"""Command line: ``medviewer index``, ``medviewer info``, ``medviewer demo-data``, ``medviewer demo``.
+"""Command line: ``medviewer index``, ``info``, ``demo-data`` and ``demo``.
 
 Bad arguments and missing paths give one line on stderr and exit status 2, never a traceback.
 """
@@ -50,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data = sub.add_parser("demo-data", help="write a synthetic demo series")
     demo_data.add_argument("out", help="output folder")
     demo_data.add_argument("--seed", type=int, default=0)
-    sub.add_parser("demo", help="open the demo study (prints its description until the "
-                                "viewer lands)")
+    sub.add_parser(
+        "demo", help="open the demo study (prints its description until the viewer lands)"
+    )
     return parser
 
 
@@ -75,9 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _no_command() -> int:
-    print("medviewer: the viewer window arrives with the viewer issue; meanwhile use "
-          "'medviewer info', 'medviewer index' or 'medviewer demo' (see --help).",
-          file=sys.stderr)
+    print(
+        "medviewer: the viewer window arrives with the viewer issue; meanwhile use "
+        "'medviewer info', 'medviewer index' or 'medviewer demo' (see --help).",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -96,17 +99,26 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = db.import_paths(args.paths)
     counts = db.counts()
     if args.json:
-        print(json.dumps({
-            "patients": counts.patients, "studies": counts.studies, "series": counts.series,
-            "instances": counts.instances,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
-        }))
+        print(
+            json.dumps(
+                {
+                    "patients": counts.patients,
+                    "studies": counts.studies,
+                    "series": counts.series,
+                    "instances": counts.instances,
+                    "skipped": [{"path": s.path, "reason": s.reason} for s in report.skipped],
+                }
+            )
+        )
         return EXIT_OK
     print(f"database: {db.path}")
-    print(f"patients: {counts.patients}  studies: {counts.studies}  series: {counts.series}  "
-          f"instances: {counts.instances}")
-    print(f"files read: {report.read}  unchanged: {report.unchanged}  "
-          f"skipped: {len(report.skipped)}")
+    print(
+        f"patients: {counts.patients}  studies: {counts.studies}  series: {counts.series}  "
+        f"instances: {counts.instances}"
+    )
+    print(
+        f"files read: {report.read}  unchanged: {report.unchanged}  skipped: {len(report.skipped)}"
+    )
     for skipped in report.skipped:
         print(f"  skipped {skipped.path}: {skipped.reason}")
     return EXIT_OK

@@ -40,10 +40,16 @@ def write_demo(out: Path, seed: int = 0) -> Path:
     """Write the demo CT series into `out` (created) and return the folder."""
     hu = phantom_hu(seed=seed)
     spec = SeriesSpec(
-        shape=DEMO_SHAPE, pixel_spacing=DEMO_SPACING, slice_spacing=DEMO_SLICE_SPACING,
-        origin=(-153.6, -153.6, -75.0), values=hu.astype(np.int64) + 1024, seed=seed,
-        patient_name="DEMO^PATIENT1", patient_id="DEMO0001",
-        series_description="demo chest CT (synthetic)", window=(-600.0, 1500.0),
+        shape=DEMO_SHAPE,
+        pixel_spacing=DEMO_SPACING,
+        slice_spacing=DEMO_SLICE_SPACING,
+        origin=(-153.6, -153.6, -75.0),
+        values=hu.astype(np.int64) + 1024,
+        seed=seed,
+        patient_name="DEMO^PATIENT1",
+        patient_id="DEMO0001",
+        series_description="demo chest CT (synthetic)",
+        window=(-600.0, 1500.0),
     )
     write_series(out, spec)
     (out / ".complete").write_text("ok\n")

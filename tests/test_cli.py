@@ -16,18 +16,24 @@ from tests.corpus import DATA_STORE, PYDICOM_FILES
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medviewer", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "medviewer", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_index_json_on_the_corpus(tmp_path: Path) -> None:
-    result = _run("index", str(DATA_STORE), str(PYDICOM_FILES), "--db", str(tmp_path / "db"),
-                  "--json")
+    result = _run(
+        "index", str(DATA_STORE), str(PYDICOM_FILES), "--db", str(tmp_path / "db"), "--json"
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"patients", "studies", "series", "instances", "skipped"}
-    files = [p for root in (DATA_STORE, PYDICOM_FILES) for p in root.rglob("*")
-             if p.is_file() and p.name != "DICOMDIR"]
+    files = [
+        p
+        for root in (DATA_STORE, PYDICOM_FILES)
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "DICOMDIR"
+    ]
     assert report["instances"] + len(report["skipped"]) == len(files)
     assert report["instances"] >= 150 and report["series"] >= 40
     skipped = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
@@ -58,13 +64,16 @@ def test_info_on_a_database_series_id(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(capsys.readouterr().out)["shape"] == [8, 16, 12]
 
 
-@pytest.mark.parametrize("args", [
-    ["info", "/no/such/folder"],
-    ["index", "/no/such/folder"],
-    ["frobnicate"],
-    ["info"],
-    ["info", "x", "--stack", "two"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "/no/such/folder"],
+        ["index", "/no/such/folder"],
+        ["frobnicate"],
+        ["info"],
+        ["info", "x", "--stack", "two"],
+    ],
+)
 def test_bad_arguments_give_one_line_and_exit_2(args: list[str]) -> None:
     result = _run(*args)
     assert result.returncode == 2

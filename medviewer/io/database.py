@@ -133,9 +133,14 @@ class StudyDatabase:
 
     # -- import -----------------------------------------------------------------------
 
-    def import_paths(self, paths: Iterable[str | os.PathLike[str]], *, batch_size: int = 200,
-                     progress: Callable[[int, int], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> ImportReport:
+    def import_paths(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        batch_size: int = 200,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+    ) -> ImportReport:
         """Scan `paths` and index every DICOM file found; unchanged files are not re-read.
 
         Parameters
@@ -154,7 +159,9 @@ class StudyDatabase:
         known = self._known_stats()
         todo = [c for c in candidates if not self._unchanged(c, known)]
         report.unchanged = len(candidates) - len(todo)
-        report.skipped.extend(self._known_skips(c) for c in candidates if self._skipped_before(c, known))
+        report.skipped.extend(
+            self._known_skips(c) for c in candidates if self._skipped_before(c, known)
+        )
         for start in range(0, len(todo), batch_size):
             if cancel is not None and cancel():
                 raise CancelledError("import cancelled")
@@ -168,8 +175,10 @@ class StudyDatabase:
 
     def _known_stats(self) -> dict[tuple[str, str], tuple[int, int, bool]]:
         conn = self.connection()
-        rows = conn.execute("SELECT path, member, file_size, mtime_ns, 0 FROM instances "
-                            "UNION ALL SELECT path, member, file_size, mtime_ns, 1 FROM skipped")
+        rows = conn.execute(
+            "SELECT path, member, file_size, mtime_ns, 0 FROM instances "
+            "UNION ALL SELECT path, member, file_size, mtime_ns, 1 FROM skipped"
+        )
         return {(p, m): (size, mtime, bool(skip)) for p, m, size, mtime, skip in rows}
 
     @staticmethod
@@ -194,12 +203,19 @@ class StudyDatabase:
         return previous is not None and previous[2] and self._unchanged(candidate, known)
 
     def _known_skips(self, candidate: Candidate) -> SkippedFile:
-        row = self.connection().execute("SELECT reason FROM skipped WHERE path=? AND member=?",
-                                        (candidate.path, candidate.member)).fetchone()
+        row = (
+            self.connection()
+            .execute(
+                "SELECT reason FROM skipped WHERE path=? AND member=?",
+                (candidate.path, candidate.member),
+            )
+            .fetchone()
+        )
         return SkippedFile(candidate.location, row[0] if row else "skipped")
 
-    def _store(self, batch: Sequence[InstanceRecord | SkippedFile],
-               candidates: Sequence[Candidate]) -> None:
+    def _store(
+        self, batch: Sequence[InstanceRecord | SkippedFile], candidates: Sequence[Candidate]
+    ) -> None:
         with self._transaction() as conn:
             for item, candidate in zip(batch, candidates, strict=True):
                 key = (candidate.path, candidate.member)
@@ -207,7 +223,9 @@ class StudyDatabase:
                 conn.execute("DELETE FROM skipped WHERE path=? AND member=?", key)
                 if isinstance(item, SkippedFile):
                     stat = self._stat(candidate) or (None, None)
-                    conn.execute("INSERT INTO skipped VALUES (?,?,?,?,?)", (*key, item.reason, *stat))
+                    conn.execute(
+                        "INSERT INTO skipped VALUES (?,?,?,?,?)", (*key, item.reason, *stat)
+                    )
                 else:
                     self._insert_instance(conn, item)
             _prune_empty(conn)
@@ -218,63 +236,109 @@ class StudyDatabase:
             "INSERT INTO instances (path, member, series_ref, sop_instance_uid, sop_class_uid, "
             "instance_number, position, orientation, rows, columns, frames, transfer_syntax, "
             "file_size, mtime_ns, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (record.path, record.member, series_ref, record.sop_instance_uid,
-             record.sop_class_uid, record.instance_number, _json(record.position),
-             _json(record.orientation), record.rows, record.columns, record.frames,
-             record.transfer_syntax, record.file_size, record.mtime_ns, record_to_json(record)),
+            (
+                record.path,
+                record.member,
+                series_ref,
+                record.sop_instance_uid,
+                record.sop_class_uid,
+                record.instance_number,
+                _json(record.position),
+                _json(record.orientation),
+                record.rows,
+                record.columns,
+                record.frames,
+                record.transfer_syntax,
+                record.file_size,
+                record.mtime_ns,
+                record_to_json(record),
+            ),
         )
 
     def _series_ref(self, conn: sqlite3.Connection, r: InstanceRecord) -> int:
         key = f"{r.patient_id}\x1f{r.patient_name}\x1f{r.patient_birth_date}"
-        conn.execute("INSERT OR IGNORE INTO patients (patient_key, patient_id, name, birth_date, "
-                     "sex) VALUES (?,?,?,?,?)",
-                     (key, r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex))
+        conn.execute(
+            "INSERT OR IGNORE INTO patients (patient_key, patient_id, name, birth_date, "
+            "sex) VALUES (?,?,?,?,?)",
+            (key, r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex),
+        )
         patient = conn.execute("SELECT id FROM patients WHERE patient_key=?", (key,)).fetchone()[0]
-        conn.execute("INSERT OR IGNORE INTO studies (study_uid, patient_ref, date, time, "
-                     "description, accession, study_id) VALUES (?,?,?,?,?,?,?)",
-                     (r.study_uid, patient, r.study_date, r.study_time, r.study_description,
-                      r.accession_number, r.study_id))
-        study = conn.execute("SELECT id FROM studies WHERE study_uid=?", (r.study_uid,)).fetchone()[0]
-        conn.execute("INSERT OR IGNORE INTO series (series_uid, study_ref, modality, number, "
-                     "description, frame_of_reference_uid) VALUES (?,?,?,?,?,?)",
-                     (r.series_uid, study, r.modality, r.series_number, r.series_description,
-                      r.frame_of_reference_uid))
-        return conn.execute("SELECT id FROM series WHERE series_uid=?", (r.series_uid,)).fetchone()[0]
+        conn.execute(
+            "INSERT OR IGNORE INTO studies (study_uid, patient_ref, date, time, "
+            "description, accession, study_id) VALUES (?,?,?,?,?,?,?)",
+            (
+                r.study_uid,
+                patient,
+                r.study_date,
+                r.study_time,
+                r.study_description,
+                r.accession_number,
+                r.study_id,
+            ),
+        )
+        study = conn.execute("SELECT id FROM studies WHERE study_uid=?", (r.study_uid,)).fetchone()[
+            0
+        ]
+        conn.execute(
+            "INSERT OR IGNORE INTO series (series_uid, study_ref, modality, number, "
+            "description, frame_of_reference_uid) VALUES (?,?,?,?,?,?)",
+            (
+                r.series_uid,
+                study,
+                r.modality,
+                r.series_number,
+                r.series_description,
+                r.frame_of_reference_uid,
+            ),
+        )
+        return conn.execute("SELECT id FROM series WHERE series_uid=?", (r.series_uid,)).fetchone()[
+            0
+        ]
 
     # -- queries ----------------------------------------------------------------------
 
     def counts(self) -> Counts:
         """Number of patients, studies, series and instances."""
         conn = self.connection()
-        values = [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # noqa: S608
-                  for t in ("patients", "studies", "series", "instances")]
+        values = [
+            conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("patients", "studies", "series", "instances")
+        ]
         return Counts(*values)
 
     def patients(self) -> list[dict]:
         """Patients with their study counts, by name."""
-        return self._rows("SELECT p.id, p.patient_id, p.name, p.birth_date, p.sex, "
-                          "COUNT(s.id) AS studies FROM patients p LEFT JOIN studies s "
-                          "ON s.patient_ref = p.id GROUP BY p.id ORDER BY p.name, p.patient_id")
+        return self._rows(
+            "SELECT p.id, p.patient_id, p.name, p.birth_date, p.sex, "
+            "COUNT(s.id) AS studies FROM patients p LEFT JOIN studies s "
+            "ON s.patient_ref = p.id GROUP BY p.id ORDER BY p.name, p.patient_id"
+        )
 
     def studies(self, patient: int) -> list[dict]:
         """Studies of one patient with their series counts, newest first."""
-        return self._rows("SELECT st.id, st.study_uid, st.date, st.time, st.description, "
-                          "st.accession, COUNT(se.id) AS series FROM studies st LEFT JOIN "
-                          "series se ON se.study_ref = st.id WHERE st.patient_ref=? "
-                          "GROUP BY st.id ORDER BY st.date DESC, st.time DESC", (patient,))
+        return self._rows(
+            "SELECT st.id, st.study_uid, st.date, st.time, st.description, "
+            "st.accession, COUNT(se.id) AS series FROM studies st LEFT JOIN "
+            "series se ON se.study_ref = st.id WHERE st.patient_ref=? "
+            "GROUP BY st.id ORDER BY st.date DESC, st.time DESC",
+            (patient,),
+        )
 
     def series(self, study: int) -> list[dict]:
         """Series of one study with image counts (frames summed), by series number."""
-        return self._rows("SELECT se.id, se.series_uid, se.modality, se.number, se.description, "
-                          "COUNT(i.id) AS instances, COALESCE(SUM(i.frames), 0) AS images "
-                          "FROM series se LEFT JOIN instances i ON i.series_ref = se.id "
-                          "WHERE se.study_ref=? GROUP BY se.id ORDER BY se.number, se.id",
-                          (study,))
+        return self._rows(
+            "SELECT se.id, se.series_uid, se.modality, se.number, se.description, "
+            "COUNT(i.id) AS instances, COALESCE(SUM(i.frames), 0) AS images "
+            "FROM series se LEFT JOIN instances i ON i.series_ref = se.id "
+            "WHERE se.study_ref=? GROUP BY se.id ORDER BY se.number, se.id",
+            (study,),
+        )
 
     def series_records(self, series: int) -> list[InstanceRecord]:
         """Instance records of one series (what :func:`load_series` needs)."""
         rows = self.connection().execute(
-            "SELECT record FROM instances WHERE series_ref=? ORDER BY id", (series,))
+            "SELECT record FROM instances WHERE series_ref=? ORDER BY id", (series,)
+        )
         records = [record_from_json(row[0]) for row in rows]
         if not records:
             raise DatabaseError(f"no series with id {series} in {self.path}")
@@ -295,8 +359,10 @@ def indexable(item: InstanceRecord | SkippedFile) -> InstanceRecord | SkippedFil
     """The record, or why the index cannot file it (no study or series UID to file it under)."""
     if isinstance(item, SkippedFile):
         return item
-    for uid, tag in ((item.study_uid, "(0020,000D) StudyInstanceUID"),
-                     (item.series_uid, "(0020,000E) SeriesInstanceUID")):
+    for uid, tag in (
+        (item.study_uid, "(0020,000D) StudyInstanceUID"),
+        (item.series_uid, "(0020,000E) SeriesInstanceUID"),
+    ):
         if not uid:
             return SkippedFile(item.location, f"missing required tag {tag}")
     return item

@@ -88,8 +88,9 @@ def _stored_range(record: InstanceRecord, base: np.dtype) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
-def iter_decode(sources: Sequence[FrameSource], out: np.ndarray,
-                cancel: Callable[[], bool] | None = None) -> Iterator[int]:
+def iter_decode(
+    sources: Sequence[FrameSource], out: np.ndarray, cancel: Callable[[], bool] | None = None
+) -> Iterator[int]:
     """Decode every source into ``out[k]``; yield each k as it is ready (completion order).
 
     Raises
@@ -106,8 +107,11 @@ def iter_decode(sources: Sequence[FrameSource], out: np.ndarray,
     yield from _run(executor, tasks, cancel)
 
 
-def _run(executor: Executor, tasks: list[tuple[Callable, tuple, Callable | None, list[int]]],
-         cancel: Callable[[], bool] | None) -> Iterator[int]:
+def _run(
+    executor: Executor,
+    tasks: list[tuple[Callable, tuple, Callable | None, list[int]]],
+    cancel: Callable[[], bool] | None,
+) -> Iterator[int]:
     futures: dict[Future, tuple[Callable | None, list[int]]] = {}
     for fn, args, finish, indices in tasks:
         futures[executor.submit(fn, *args)] = (finish, indices)
@@ -139,8 +143,10 @@ def _fast_tasks(sources: Sequence[FrameSource], out: np.ndarray) -> list:
     for k, source in enumerate(sources):
         by_record.setdefault(id(source.record), []).append(k)
     batches = _batches(list(by_record.values()), n=max(4 * _cpu_count(), 1))
-    return [(_read_batch, (sources, out, batch), None, [k for ks in batch for k in ks])
-            for batch in batches]
+    return [
+        (_read_batch, (sources, out, batch), None, [k for ks in batch for k in ks])
+        for batch in batches
+    ]
 
 
 def _batches(groups: list[list[int]], n: int) -> list[list[list[int]]]:
@@ -191,8 +197,9 @@ def _mask_unused_bits(raw: np.ndarray, record: InstanceRecord) -> None:
         np.right_shift(raw, shift, out=raw)
 
 
-def _finish_inplace(raw: np.ndarray, target: np.ndarray, record: InstanceRecord,
-                    source: FrameSource) -> None:
+def _finish_inplace(
+    raw: np.ndarray, target: np.ndarray, record: InstanceRecord, source: FrameSource
+) -> None:
     _mask_unused_bits(raw, record)
     if source.slope != 1.0:
         np.multiply(target, target.dtype.type(source.slope), out=target, casting="unsafe")
@@ -227,8 +234,9 @@ def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: b
     return tasks
 
 
-def _make_finish(sources: Sequence[FrameSource], out: np.ndarray,
-                 indices: list[int]) -> Callable[[np.ndarray], None]:
+def _make_finish(
+    sources: Sequence[FrameSource], out: np.ndarray, indices: list[int]
+) -> Callable[[np.ndarray], None]:
     def finish(decoded: np.ndarray) -> None:
         for j, k in enumerate(indices):
             if out.ndim == 3:
@@ -296,4 +304,6 @@ def _use_processes(sources: Sequence[FrameSource]) -> bool:
     """Decoder processes for compressed data worth spreading; in-thread decoding otherwise."""
     records = {id(s.record): s.record for s in sources}.values()
     compressed = [r for r in records if r.transfer_syntax not in NATIVE_SYNTAXES]
-    return _cpu_count() > 1 and len(compressed) >= 8 and not os.environ.get("MEDVIEWER_NO_PROCESSES")
+    return (
+        _cpu_count() > 1 and len(compressed) >= 8 and not os.environ.get("MEDVIEWER_NO_PROCESSES")
+    )

@@ -29,7 +29,9 @@ class DecoderProcess:
         env = dict(os.environ, OMP_NUM_THREADS="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "medviewer.io.decode_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
 
     def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:

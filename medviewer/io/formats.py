@@ -35,8 +35,7 @@ def read_image(path: str | os.PathLike[str]) -> Volume:
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
         raise LoadError(f"{path}: cannot read image: {first_line}") from None
-    metadata = VolumeMetadata(source_paths=(os.fspath(path),),
-                              series_description=Path(path).name)
+    metadata = VolumeMetadata(source_paths=(os.fspath(path),), series_description=Path(path).name)
     try:
         return Volume.from_sitk(image, metadata)
     except ValueError as exc:

@@ -29,7 +29,7 @@ NATIVE_SYNTAXES = frozenset({IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEF
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
-class SkipFile(Exception):  # noqa: N818 - it is a verdict, not an error of ours
+class SkipFile(Exception):
     """The file cannot be used; ``str(exc)`` is the reason shown to the user."""
 
 
@@ -169,12 +169,18 @@ PYDICOM_ONLY_TAGS = frozenset(
         0x52009230,  # Per-frame Functional Groups Sequence
     }
 )
-PIXEL_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+PIXEL_TAGS = {
+    0x7FE00010: "PixelData",
+    0x7FE00008: "FloatPixelData",
+    0x7FE00009: "DoubleFloatPixelData",
+}
 # Default values of the record where the file says nothing.
 DEFAULTS = {"frames": 1, "samples_per_pixel": 1}
 
 
-def read_header(path: str | os.PathLike[str], member: str = "", data: bytes | None = None) -> InstanceRecord:
+def read_header(
+    path: str | os.PathLike[str], member: str = "", data: bytes | None = None
+) -> InstanceRecord:
     """Read one file's header into an :class:`InstanceRecord`.
 
     Parameters
@@ -218,9 +224,14 @@ def _stat(path: str, data: bytes | None) -> tuple[int, int]:
 def check_usable(record: InstanceRecord) -> None:
     """Raise :class:`SkipFile` when `record` cannot become pixels on screen."""
     if not record.pixel_keyword:
-        raise SkipFile("no pixel data (not an image: e.g. a report, presentation state or DICOMDIR)")
-    for name, tag in (("rows", "(0028,0010) Rows"), ("columns", "(0028,0011) Columns"),
-                      ("bits_allocated", "(0028,0100) Bits Allocated")):
+        raise SkipFile(
+            "no pixel data (not an image: e.g. a report, presentation state or DICOMDIR)"
+        )
+    for name, tag in (
+        ("rows", "(0028,0010) Rows"),
+        ("columns", "(0028,0011) Columns"),
+        ("bits_allocated", "(0028,0100) Bits Allocated"),
+    ):
         if not getattr(record, name):
             raise SkipFile(f"missing required tag {tag}")
     if not record.photometric:
@@ -241,7 +252,9 @@ def _check_length(record: InstanceRecord) -> None:
         return
     expected = record.frame_bytes * max(record.frames, 1)
     if record.pixel_keyword != "PixelData":
-        expected = record.rows * record.columns * max(record.frames, 1) * (record.bits_allocated // 8)
+        expected = (
+            record.rows * record.columns * max(record.frames, 1) * (record.bits_allocated // 8)
+        )
     available = record.file_size - record.pixel_offset
     if min(record.pixel_length, available) < expected:
         raise SkipFile(
@@ -289,14 +302,22 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
                 pixel = _pixel_element_after_header(fp, ds)
     except SkipFile:
         raise
-    except (OSError, EOFError, ValueError, struct.error, TypeError, KeyError,
-            AttributeError, NotImplementedError) as exc:
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        struct.error,
+        TypeError,
+        KeyError,
+        AttributeError,
+        NotImplementedError,
+    ) as exc:
         raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
     return _fields_from_dataset(ds, pixel)
 
 
 def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
-    return io.BytesIO(data) if data is not None else open(path, "rb")  # noqa: SIM115
+    return io.BytesIO(data) if data is not None else open(path, "rb")
 
 
 def _looks_like_dicom(ds: Any) -> bool:

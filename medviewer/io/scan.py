@@ -47,8 +47,9 @@ class ScanResult:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
-def iter_candidates(paths: Iterable[str | os.PathLike[str]],
-                    skipped: list[SkippedFile] | None = None) -> Iterator[Candidate]:
+def iter_candidates(
+    paths: Iterable[str | os.PathLike[str]], skipped: list[SkippedFile] | None = None
+) -> Iterator[Candidate]:
     """Expand files, folders, DICOMDIRs and zip archives into the files to read.
 
     Paths that do not exist or cannot be listed are added to `skipped` with the reason.
@@ -124,9 +125,12 @@ def read_candidate(candidate: Candidate) -> InstanceRecord | SkippedFile:
         return SkippedFile(candidate.location, f"cannot read: {exc.strerror or exc}")
 
 
-def scan(paths: Iterable[str | os.PathLike[str]], *,
-         progress: Callable[[int, int], None] | None = None,
-         cancel: Callable[[], bool] | None = None) -> ScanResult:
+def scan(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ScanResult:
     """Read the headers of every DICOM file under `paths`.
 
     Parameters

@@ -99,8 +99,14 @@ def _group(items: Sequence[InstanceRecord], key: Callable[[InstanceRecord], obje
 def _stack_key(record: InstanceRecord) -> tuple:
     orientation = tuple(np.round(record.orientation, 4)) if record.orientation else None
     spacing = tuple(np.round(record.pixel_spacing, 4)) if record.pixel_spacing else None
-    return (orientation, record.rows, record.columns, record.samples_per_pixel, spacing,
-            record.position is None)
+    return (
+        orientation,
+        record.rows,
+        record.columns,
+        record.samples_per_pixel,
+        spacing,
+        record.position is None,
+    )
 
 
 def _single_frame_stacks(records: list[InstanceRecord]) -> list[Stack]:
@@ -148,15 +154,18 @@ def _positioned_stack(records: list[InstanceRecord]) -> Stack:
     return Stack(first.series_uid, frames, affine, tuple(warnings + spacing_warnings))
 
 
-def _step_vector(sorting, orientation: Sequence[float], first: InstanceRecord,  # noqa: ANN001
-                 warnings: list[str]) -> np.ndarray:
+def _step_vector(
+    sorting, orientation: Sequence[float], first: InstanceRecord, warnings: list[str]
+) -> np.ndarray:
     normal = slice_normal(orientation)
     if sorting.spacing <= 0:
         thickness = first.slice_thickness or 1.0
         return normal * thickness
     if any("tilt" in w for w in sorting.warnings):
-        warnings.append("volume is shown on the slice normal without tilt correction: "
-                        "positions off the centre are shifted along the table")
+        warnings.append(
+            "volume is shown on the slice normal without tilt correction: "
+            "positions off the centre are shifted along the table"
+        )
         return normal * sorting.spacing
     return np.asarray(sorting.step, dtype=float)
 
@@ -167,7 +176,8 @@ def _pixel_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list[st
     if _usable_spacing(record.imager_pixel_spacing):
         spacing = record.imager_pixel_spacing
         return (spacing[0], spacing[1]), [
-            "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"]
+            "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"
+        ]
     return (1.0, 1.0), ["no pixel spacing in the files: 1 mm assumed, measurements are in pixels"]
 
 
@@ -187,12 +197,17 @@ def _unpositioned_stack(records: list[InstanceRecord]) -> Stack:
     return Stack(ordered[0].series_uid, frames, affine, tuple(warnings))
 
 
-def _frame(record: InstanceRecord, index: int, slope: float | None = None,
-           intercept: float | None = None) -> FrameSource:
+def _frame(
+    record: InstanceRecord, index: int, slope: float | None = None, intercept: float | None = None
+) -> FrameSource:
     slope = record.rescale_slope if slope is None else slope
     intercept = record.rescale_intercept if intercept is None else intercept
-    return FrameSource(record, index, 1.0 if slope is None else float(slope),
-                       0.0 if intercept is None else float(intercept))
+    return FrameSource(
+        record,
+        index,
+        1.0 if slope is None else float(slope),
+        0.0 if intercept is None else float(intercept),
+    )
 
 
 def _multiframe_stack(record: InstanceRecord) -> Stack:
@@ -209,8 +224,12 @@ def _multiframe_stack(record: InstanceRecord) -> Stack:
     step = _step_vector(sorting, orientation, record, warnings)
     affine = affine_from_dicom(geometry.positions[sorting.order[0]], orientation, spacing, step)
     ordered = tuple(frames[i] for i in sorting.order)
-    return Stack(record.series_uid, ordered, affine,
-                 tuple(list(sorting.warnings) + warnings + spacing_warnings))
+    return Stack(
+        record.series_uid,
+        ordered,
+        affine,
+        tuple(list(sorting.warnings) + warnings + spacing_warnings),
+    )
 
 
 @dataclass(frozen=True)
@@ -238,26 +257,36 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
     for item in per_frame:
         pos = _functional(item, shared, "PlanePositionSequence", "ImagePositionPatient")
         positions.append(pos)
-        orientation = _functional(item, shared, "PlaneOrientationSequence",
-                                  "ImageOrientationPatient") or orientation
+        orientation = (
+            _functional(item, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+            or orientation
+        )
         spacing = _functional(item, shared, "PixelMeasuresSequence", "PixelSpacing") or spacing
         slope = _functional(item, shared, "PixelValueTransformationSequence", "RescaleSlope")
-        intercept = _functional(item, shared, "PixelValueTransformationSequence",
-                                "RescaleIntercept")
-        rescale.append((slope[0] if slope else record.rescale_slope,
-                        intercept[0] if intercept else record.rescale_intercept))
+        intercept = _functional(
+            item, shared, "PixelValueTransformationSequence", "RescaleIntercept"
+        )
+        rescale.append(
+            (
+                slope[0] if slope else record.rescale_slope,
+                intercept[0] if intercept else record.rescale_intercept,
+            )
+        )
     have_positions = all(p is not None for p in positions) and len(positions) == record.frames
-    return FrameGeometry(np.array(positions, dtype=float) if have_positions else None,
-                         orientation, spacing, rescale)
+    return FrameGeometry(
+        np.array(positions, dtype=float) if have_positions else None, orientation, spacing, rescale
+    )
 
 
-def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:  # noqa: ANN001
+def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:
     for group in (item, shared):
         if group is None or sequence not in group or not group[sequence].value:
             continue
         value = group[sequence][0].get(attribute)
         if value is not None and value != "":
-            values = value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            values = (
+                value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+            )
             return tuple(float(v) for v in values)
     return None
 
@@ -309,18 +338,27 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
     """Patient/study/series fields, presets and warnings of a stack."""
     first = stack.first
     units = "HU" if first.modality == "CT" else first.rescale_type
-    presets = window_from_dicom(first.window_center or None, first.window_width or None,
-                                first.window_explanation or None)
+    presets = window_from_dicom(
+        first.window_center or None, first.window_width or None, first.window_explanation or None
+    )
     return VolumeMetadata(
-        modality=first.modality, patient_name=first.patient_name, patient_id=first.patient_id,
-        patient_birth_date=first.patient_birth_date, patient_sex=first.patient_sex,
-        study_uid=first.study_uid, study_date=first.study_date,
-        study_description=first.study_description, accession_number=first.accession_number,
-        series_uid=first.series_uid, series_number=first.series_number,
+        modality=first.modality,
+        patient_name=first.patient_name,
+        patient_id=first.patient_id,
+        patient_birth_date=first.patient_birth_date,
+        patient_sex=first.patient_sex,
+        study_uid=first.study_uid,
+        study_date=first.study_date,
+        study_description=first.study_description,
+        accession_number=first.accession_number,
+        series_uid=first.series_uid,
+        series_number=first.series_number,
         series_description=first.series_description,
-        frame_of_reference_uid=first.frame_of_reference_uid, units=units,
+        frame_of_reference_uid=first.frame_of_reference_uid,
+        units=units,
         photometric="RGB" if first.samples_per_pixel == 3 else first.photometric,
-        window_presets=presets, warnings=stack.warnings,
+        window_presets=presets,
+        warnings=stack.warnings,
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
         source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
     )
@@ -342,9 +380,14 @@ def find_stacks(source: SeriesSource, db: object | None = None) -> tuple[list[St
     return assemble_stacks(result.records), result
 
 
-def load_series(source: SeriesSource, *, stack: int = 0, db: object | None = None,
-                progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Volume:
+def load_series(
+    source: SeriesSource,
+    *,
+    stack: int = 0,
+    db: object | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Volume:
     """Load a series into a :class:`Volume`, exactly as pydicom decodes it (rescaled).
 
     Parameters
@@ -371,7 +414,9 @@ def load_series(source: SeriesSource, *, stack: int = 0, db: object | None = Non
     stacks, result = find_stacks(source, db)
     if not stacks:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
-        raise LoadError(f"no loadable DICOM image in {source!r}" + (f" ({reasons})" if reasons else ""))
+        raise LoadError(
+            f"no loadable DICOM image in {source!r}" + (f" ({reasons})" if reasons else "")
+        )
     if not 0 <= stack < len(stacks):
         raise LoadError(f"stack {stack} requested, {source!r} has {len(stacks)}")
     loader = StackLoader(stacks[stack])
@@ -383,6 +428,7 @@ def load_series(source: SeriesSource, *, stack: int = 0, db: object | None = Non
     if len(stacks) > 1:
         others = [f"{i}: {s.describe()}" for i, s in enumerate(stacks) if i != stack]
         extra = f"source holds {len(stacks)} stacks; loaded {stack}, others: " + "; ".join(others)
-        volume = replace(volume, metadata=replace(volume.metadata,
-                                                  warnings=(*volume.metadata.warnings, extra)))
+        volume = replace(
+            volume, metadata=replace(volume.metadata, warnings=(*volume.metadata.warnings, extra))
+        )
     return volume

@@ -122,8 +122,14 @@ def write_series(out_dir: str | os.PathLike[str], spec: SeriesSpec | None = None
     return _truth(spec, stored, positions, paths, study_uid, series_uid)
 
 
-def _truth(spec: SeriesSpec, stored: np.ndarray, positions: np.ndarray,
-           paths: tuple[Path, ...], study_uid: str, series_uid: str) -> WrittenSeries:
+def _truth(
+    spec: SeriesSpec,
+    stored: np.ndarray,
+    positions: np.ndarray,
+    paths: tuple[Path, ...],
+    study_uid: str,
+    series_uid: str,
+) -> WrittenSeries:
     normal = slice_normal(spec.orientation)
     order = np.argsort(positions @ normal, kind="stable")
     values = stored[order] * spec.rescale_slope + spec.rescale_intercept
@@ -134,7 +140,7 @@ def _truth(spec: SeriesSpec, stored: np.ndarray, positions: np.ndarray,
     return WrittenSeries(paths, values, affine, series_uid, study_uid)
 
 
-def _base_dataset(spec: SeriesSpec, study_uid: str, series_uid: str, sop_class: str):  # noqa: ANN202
+def _base_dataset(spec: SeriesSpec, study_uid: str, series_uid: str, sop_class: str):
     from pydicom.dataset import Dataset, FileMetaDataset
 
     ds = Dataset()
@@ -169,8 +175,14 @@ def _pixels(spec: SeriesSpec, plane: np.ndarray) -> np.ndarray:
     return plane.astype(np.int16 if spec.signed else np.uint16)
 
 
-def _write_single_frames(out: Path, spec: SeriesSpec, stored: np.ndarray, positions: np.ndarray,
-                         study_uid: str, series_uid: str) -> tuple[Path, ...]:
+def _write_single_frames(
+    out: Path,
+    spec: SeriesSpec,
+    stored: np.ndarray,
+    positions: np.ndarray,
+    study_uid: str,
+    series_uid: str,
+) -> tuple[Path, ...]:
     rng = np.random.default_rng(spec.seed)
     n = spec.shape[0]
     names = rng.permutation(n) if spec.shuffle else np.arange(n)
@@ -198,12 +210,14 @@ def _write_single_frames(out: Path, spec: SeriesSpec, stored: np.ndarray, positi
     return tuple(paths)
 
 
-def _set_pixels(ds, pixels: np.ndarray, transfer_syntax: str) -> None:  # noqa: ANN001
+def _set_pixels(ds, pixels: np.ndarray, transfer_syntax: str) -> None:
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     if transfer_syntax == "1.2.840.10008.1.2":
         ds.file_meta.TransferSyntaxUID = transfer_syntax
     elif transfer_syntax != "1.2.840.10008.1.2.1":
-        ds.compress(transfer_syntax, encoding_plugin="pylibjpeg" if "4.9" in transfer_syntax else "")
+        ds.compress(
+            transfer_syntax, encoding_plugin="pylibjpeg" if "4.9" in transfer_syntax else ""
+        )
 
 
 def _ds(value: float) -> str:
@@ -215,8 +229,14 @@ def _ds(value: float) -> str:
     return "0"
 
 
-def _write_enhanced(out: Path, spec: SeriesSpec, stored: np.ndarray, positions: np.ndarray,
-                    study_uid: str, series_uid: str) -> Path:
+def _write_enhanced(
+    out: Path,
+    spec: SeriesSpec,
+    stored: np.ndarray,
+    positions: np.ndarray,
+    study_uid: str,
+    series_uid: str,
+) -> Path:
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as DicomSequence
 
@@ -227,28 +247,46 @@ def _write_enhanced(out: Path, spec: SeriesSpec, stored: np.ndarray, positions: 
     ds.NumberOfFrames = spec.shape[0]
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
     shared = Dataset()
-    shared.PixelMeasuresSequence = DicomSequence([_item(
-        PixelSpacing=[_ds(v) for v in spec.pixel_spacing], SliceThickness=_ds(spec.slice_spacing))])
-    shared.PlaneOrientationSequence = DicomSequence([_item(
-        ImageOrientationPatient=[_ds(v) for v in spec.orientation])])
-    shared.PixelValueTransformationSequence = DicomSequence([_item(
-        RescaleSlope=_ds(spec.rescale_slope), RescaleIntercept=_ds(spec.rescale_intercept),
-        RescaleType="HU")])
+    shared.PixelMeasuresSequence = DicomSequence(
+        [
+            _item(
+                PixelSpacing=[_ds(v) for v in spec.pixel_spacing],
+                SliceThickness=_ds(spec.slice_spacing),
+            )
+        ]
+    )
+    shared.PlaneOrientationSequence = DicomSequence(
+        [_item(ImageOrientationPatient=[_ds(v) for v in spec.orientation])]
+    )
+    shared.PixelValueTransformationSequence = DicomSequence(
+        [
+            _item(
+                RescaleSlope=_ds(spec.rescale_slope),
+                RescaleIntercept=_ds(spec.rescale_intercept),
+                RescaleType="HU",
+            )
+        ]
+    )
     ds.SharedFunctionalGroupsSequence = DicomSequence([shared])
     rng = np.random.default_rng(spec.seed)
     frame_order = rng.permutation(spec.shape[0]) if spec.shuffle else np.arange(spec.shape[0])
-    ds.PerFrameFunctionalGroupsSequence = DicomSequence([
-        _item(PlanePositionSequence=DicomSequence([_item(
-            ImagePositionPatient=[_ds(v) for v in positions[k]])]))
-        for k in frame_order
-    ])
+    ds.PerFrameFunctionalGroupsSequence = DicomSequence(
+        [
+            _item(
+                PlanePositionSequence=DicomSequence(
+                    [_item(ImagePositionPatient=[_ds(v) for v in positions[k]])]
+                )
+            )
+            for k in frame_order
+        ]
+    )
     _set_pixels(ds, _pixels(spec, stored[frame_order]), spec.transfer_syntax)
     path = out / "ENHANCED.dcm"
     ds.save_as(path, enforce_file_format=True)
     return path
 
 
-def _item(**values: object):  # noqa: ANN202
+def _item(**values: object):
     from pydicom.dataset import Dataset
 
     item = Dataset()
@@ -257,8 +295,12 @@ def _item(**values: object):  # noqa: ANN202
     return item
 
 
-def write_radiograph(out_dir: str | os.PathLike[str], shape: tuple[int, int] = (64, 48),
-                     spacing: Sequence[float] = (0.2, 0.2), seed: int = 0) -> tuple[Path, np.ndarray]:
+def write_radiograph(
+    out_dir: str | os.PathLike[str],
+    shape: tuple[int, int] = (64, 48),
+    spacing: Sequence[float] = (0.2, 0.2),
+    seed: int = 0,
+) -> tuple[Path, np.ndarray]:
     """Write a single-frame DX image (no patient position) and return (path, stored values)."""
     spec = SeriesSpec(shape=(1, *shape), modality="DX", seed=seed, rescale_intercept=0.0)
     ds = _base_dataset(spec, uid(seed, 1), uid(seed, 6), DX_STORAGE)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813
+import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -12,8 +12,9 @@ from medviewer.core.volume import Volume
 
 def _oblique_affine() -> np.ndarray:
     angle = np.deg2rad(30)
-    rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0],
-                         [-np.sin(angle), 0, np.cos(angle)]])
+    rotation = np.array(
+        [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    )
     affine = np.eye(4)
     affine[:3, :3] = rotation * np.array([0.7, 0.9, 2.5])
     affine[:3, 3] = [-10.0, 20.5, 33.0]
@@ -50,12 +51,19 @@ def test_from_2d_sitk_image_is_one_slice() -> None:
     assert volume.spacing[:2] == pytest.approx([0.5, 0.25])
 
 
-@pytest.mark.parametrize(("array", "affine", "message"), [
-    (np.zeros((2, 3)), np.eye(4), "slices, rows, cols"),
-    (np.zeros((2, 3, 4, 2)), np.eye(4), "slices, rows, cols"),
-    (np.zeros((2, 3, 4)), np.eye(3), "shape"),
-    (np.zeros((2, 3, 4)), np.array([[1, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "orthogonal"),
-])
+@pytest.mark.parametrize(
+    ("array", "affine", "message"),
+    [
+        (np.zeros((2, 3)), np.eye(4), "slices, rows, cols"),
+        (np.zeros((2, 3, 4, 2)), np.eye(4), "slices, rows, cols"),
+        (np.zeros((2, 3, 4)), np.eye(3), "shape"),
+        (
+            np.zeros((2, 3, 4)),
+            np.array([[1, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+            "orthogonal",
+        ),
+    ],
+)
 def test_invalid_volumes_are_rejected(array: np.ndarray, affine: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Volume(array, affine)

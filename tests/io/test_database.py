@@ -24,16 +24,23 @@ from tests.conftest import hash_tree
 def _study(root: Path, n_series: int = 3, slices: int = 6) -> list:
     written = []
     for k in range(n_series):
-        spec = SeriesSpec(shape=(slices, 8, 8), seed=100 + k, study_uid=f"1.2.826.0.1.3680043.10.1432.9.{k % 2}",
-                          patient_name=f"TEST^P{k % 2}", patient_id=f"P{k % 2}")
+        spec = SeriesSpec(
+            shape=(slices, 8, 8),
+            seed=100 + k,
+            study_uid=f"1.2.826.0.1.3680043.10.1432.9.{k % 2}",
+            patient_name=f"TEST^P{k % 2}",
+            patient_id=f"P{k % 2}",
+        )
         written.append(write_series(root / f"s{k}", spec))
     return written
 
 
 def _table_rows(db: StudyDatabase) -> dict[str, list]:
     conn = db.connection()
-    return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()  # noqa: S608
-            for t in ("patients", "studies", "series", "instances", "skipped")}
+    return {
+        t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+        for t in ("patients", "studies", "series", "instances", "skipped")
+    }
 
 
 def test_import_counts_and_hierarchy(tmp_path: Path) -> None:
@@ -112,8 +119,9 @@ def test_reader_sees_consistent_data_during_import(tmp_path: Path) -> None:
         try:
             while not done.is_set():
                 conn = reader.connection()
-                orphans = conn.execute("SELECT COUNT(*) FROM instances WHERE series_ref NOT IN "
-                                       "(SELECT id FROM series)").fetchone()[0]
+                orphans = conn.execute(
+                    "SELECT COUNT(*) FROM instances WHERE series_ref NOT IN (SELECT id FROM series)"
+                ).fetchone()[0]
                 seen.append((reader.counts().instances, orphans))
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
@@ -122,8 +130,7 @@ def test_reader_sees_consistent_data_during_import(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=read)
     thread.start()
-    writer.import_paths([tmp_path / "in"], batch_size=10,
-                        progress=lambda *_: time.sleep(0.02))
+    writer.import_paths([tmp_path / "in"], batch_size=10, progress=lambda *_: time.sleep(0.02))
     done.set()
     thread.join()
     assert not errors
@@ -149,8 +156,11 @@ def test_killed_import_leaves_a_consistent_database(tmp_path: Path) -> None:
     _study(tmp_path / "in", n_series=4, slices=25)
     db_path = tmp_path / "db.sqlite"
     before = hash_tree(tmp_path / "in")
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(db_path), str(tmp_path / "in")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(db_path), str(tmp_path / "in")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     while int(proc.stdout.readline() or 100) < 30:
         pass

@@ -39,8 +39,9 @@ def test_fast_path_covers_most_of_the_corpus() -> None:
     assert outcomes.count("fast") >= 120, "the fast path should take the plain files"
 
 
-@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1",
-                                    "1.2.840.10008.1.2.5"])
+@pytest.mark.parametrize(
+    "syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5"]
+)
 def test_fast_header_on_generated_series(tmp_path: Path, syntax: str) -> None:
     spec = SeriesSpec(transfer_syntax=syntax, orientation=(0.6, 0.8, 0, 0, 0, -1))
     written = write_series(tmp_path, spec)
@@ -53,7 +54,7 @@ def test_fast_header_on_generated_series(tmp_path: Path, syntax: str) -> None:
 
 
 def test_pixel_offset_points_at_the_pixel_bytes(series_dir) -> None:
-    folder, written = series_dir
+    _folder, written = series_dir
     record = header.read_header(written.paths[0])
     raw = Path(record.path).read_bytes()
     assert record.pixel_length == record.rows * record.columns * 2
@@ -70,11 +71,14 @@ def test_truncated_pixel_data_is_reported(series_dir, tmp_path: Path) -> None:
         header.read_header(cut)
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (b"", "not a DICOM file"),
-    (b"hello, this is a text file\n" * 20, "not a DICOM file"),
-    (bytes(range(256)) * 40, "not a DICOM file"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not a DICOM file"),
+        (b"hello, this is a text file\n" * 20, "not a DICOM file"),
+        (bytes(range(256)) * 40, "not a DICOM file"),
+    ],
+)
 def test_junk_is_reported(tmp_path: Path, content: bytes, reason: str) -> None:
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(content)

@@ -23,9 +23,19 @@ from tests.conftest import hash_tree
 from tests.corpus import corpus_files, corpus_id
 
 OBLIQUE = (0.8660254, 0.5, 0.0, 0.0, 0.0, -1.0)  # rotated sagittal-ish
-ROTATED = tuple(np.round(
-    [0.9, 0.3, -0.3162277660168379, -0.2608202654496399, 0.9526259277723355, 0.1563183018130394],
-    12))
+ROTATED = tuple(
+    np.round(
+        [
+            0.9,
+            0.3,
+            -0.3162277660168379,
+            -0.2608202654496399,
+            0.9526259277723355,
+            0.1563183018130394,
+        ],
+        12,
+    )
+)
 
 SPECS = {
     "axial": SeriesSpec(),
@@ -41,7 +51,7 @@ SPECS = {
 }
 
 
-def _check_against_truth(volume: Volume, written) -> None:  # noqa: ANN001
+def _check_against_truth(volume: Volume, written) -> None:
     assert volume.shape == written.values.shape
     np.testing.assert_array_equal(volume.array, written.values)
     np.testing.assert_allclose(volume.affine, written.affine, atol=1e-6)
@@ -103,9 +113,16 @@ def test_gantry_tilt_is_warned(tmp_path: Path) -> None:
 
 def test_two_stacks_in_one_series_are_split(tmp_path: Path) -> None:
     first = write_series(tmp_path, SeriesSpec(series_uid="1.2.3.4", acquisition_number=1, seed=20))
-    second = write_series(tmp_path / "b", SeriesSpec(
-        series_uid="1.2.3.4", acquisition_number=2, orientation=(1, 0, 0, 0, 0, -1), seed=21,
-        shape=(6, 10, 12)))
+    second = write_series(
+        tmp_path / "b",
+        SeriesSpec(
+            series_uid="1.2.3.4",
+            acquisition_number=2,
+            orientation=(1, 0, 0, 0, 0, -1),
+            seed=21,
+            shape=(6, 10, 12),
+        ),
+    )
     stacks, _ = find_stacks(tmp_path)
     assert [s.shape for s in stacks] == [(8, 16, 12), (6, 10, 12)]
     _check_against_truth(load_series(tmp_path, stack=0), first)
@@ -115,12 +132,15 @@ def test_two_stacks_in_one_series_are_split(tmp_path: Path) -> None:
 
 def test_repeated_positions_split_by_acquisition(tmp_path: Path) -> None:
     a = write_series(tmp_path / "a", SeriesSpec(series_uid="1.2.3.5", acquisition_number=1))
-    b = write_series(tmp_path / "b", SeriesSpec(series_uid="1.2.3.5", acquisition_number=2,
-                                                seed=1, rescale_intercept=-1000.0))
+    b = write_series(
+        tmp_path / "b",
+        SeriesSpec(series_uid="1.2.3.5", acquisition_number=2, seed=1, rescale_intercept=-1000.0),
+    )
     stacks, _ = find_stacks(tmp_path)
     assert len(stacks) == 2
-    loaded = sorted((load_series(tmp_path, stack=k) for k in (0, 1)),
-                    key=lambda v: float(v.array.min()))
+    loaded = sorted(
+        (load_series(tmp_path, stack=k) for k in (0, 1)), key=lambda v: float(v.array.min())
+    )
     _check_against_truth(loaded[0], a)
     _check_against_truth(loaded[1], b)
 
@@ -191,10 +211,15 @@ def test_junk_beside_a_series_is_reported_and_inputs_untouched(tmp_path: Path) -
     (folder / "header_only.dcm").write_bytes(good[: len(good) - 16 * 12 * 2 - 12])
     (folder / "random.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     before = hash_tree(folder)
-    stacks, result = find_stacks(folder)
+    _stacks, result = find_stacks(folder)
     reasons = {Path(s.path).name: s.reason for s in result.skipped}
-    assert set(reasons) == {"empty.dcm", "notes.txt", "truncated.dcm", "header_only.dcm",
-                            "random.bin"}
+    assert set(reasons) == {
+        "empty.dcm",
+        "notes.txt",
+        "truncated.dcm",
+        "header_only.dcm",
+        "random.bin",
+    }
     assert reasons["truncated.dcm"].startswith("truncated")
     assert reasons["empty.dcm"] == "not a DICOM file"
     assert "pixel data" in reasons["header_only.dcm"]
@@ -209,8 +234,9 @@ def test_no_image_gives_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_decoder_process_pool_matches_in_process(tmp_path: Path) -> None:
-    written = write_series(tmp_path, SeriesSpec(shape=(3, 64, 64), seed=50,
-                                                transfer_syntax="1.2.840.10008.1.2.4.90"))
+    written = write_series(
+        tmp_path, SeriesSpec(shape=(3, 64, 64), seed=50, transfer_syntax="1.2.840.10008.1.2.4.90")
+    )
     pool = DecoderPool(2)
     try:
         results = [pool.decode(str(p), "", [0]) for p in written.paths]
@@ -226,8 +252,9 @@ def test_decoder_process_pool_matches_in_process(tmp_path: Path) -> None:
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
 def test_many_compressed_files_decode_in_worker_processes(tmp_path: Path) -> None:
     """With >= 8 compressed files the decoder processes do the work; results equal the truth."""
-    written = write_series(tmp_path, SeriesSpec(shape=(9, 64, 64), seed=51,
-                                                transfer_syntax="1.2.840.10008.1.2.4.90"))
+    written = write_series(
+        tmp_path, SeriesSpec(shape=(9, 64, 64), seed=51, transfer_syntax="1.2.840.10008.1.2.4.90")
+    )
     _check_against_truth(load_series(tmp_path), written)
     workers = decode_worker.pool()._all
     assert len(workers) >= 2 and all(w.alive for w in workers)
@@ -251,7 +278,7 @@ def _reference(path: Path) -> np.ndarray | None:
     return apply_modality_lut(pixels, ds)
 
 
-def _enhanced_rescale(ds, pixels: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def _enhanced_rescale(ds, pixels: np.ndarray) -> np.ndarray:
     out = pixels.astype(np.float64)
     shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else {}
     for k, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
@@ -272,7 +299,8 @@ def test_corpus_file_loads_exactly_as_pydicom_decodes(path: Path) -> None:
     reference = reference[order]
     assert volume.array.shape == reference.shape
     if volume.array.dtype.kind == "f":
-        np.testing.assert_allclose(volume.array, reference, rtol=1e-6,
-                                   atol=1e-6 * max(1.0, float(np.abs(reference).max())))
+        np.testing.assert_allclose(
+            volume.array, reference, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(reference).max()))
+        )
     else:
         np.testing.assert_array_equal(volume.array, reference)
