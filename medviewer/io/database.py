@@ -20,7 +20,7 @@ from pathlib import Path
 
 from medviewer.core.errors import CancelledError, DatabaseError
 from medviewer.io.header import InstanceRecord
-from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_candidate
+from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_all
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -165,7 +165,7 @@ class StudyDatabase:
         for start in range(0, len(todo), batch_size):
             if cancel is not None and cancel():
                 raise CancelledError("import cancelled")
-            batch = [indexable(read_candidate(c)) for c in todo[start : start + batch_size]]
+            batch = [indexable(item) for item in read_all(todo[start : start + batch_size])]
             self._store(batch, todo[start : start + batch_size])
             report.read += len(batch)
             report.skipped.extend(item for item in batch if isinstance(item, SkippedFile))

@@ -1,8 +1,9 @@
-"""Decoder processes: pydicom's compressed-data plugins hold the GIL, so threads cannot
-spread JPEG 2000 or JPEG-LS decoding over the cores. Each worker is a plain
-``python -m medviewer.io.decode_worker`` child (no fork of the GUI process, no re-import of
-the caller's ``__main__``) that reads ``(path, member, frames)`` requests on stdin and
-writes the decoded array, or an error message, on stdout. A crash of a decoder on a
+"""Worker processes: pydicom's compressed-data plugins and the header parser hold the GIL,
+so threads cannot spread JPEG 2000 decoding or a large header scan over the cores. Each
+worker is a plain ``python -m medviewer.io.decode_worker`` child (no fork of the GUI
+process, no re-import of the caller's ``__main__``) that reads ``(job, args)`` requests on
+stdin (jobs: decode frames of a file, read a batch of headers) and writes the result, or an
+error message, on stdout. A crash of a decoder on a
 corrupt file ends that worker only: the caller gets a LoadError and a fresh worker next time.
 """
 
@@ -34,17 +35,16 @@ class DecoderProcess:
             env=env,
         )
 
-    def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
-        """Decode `frames` of `path` in the worker; LoadError on failure or crash."""
+    def call(self, job: str, *args: Any) -> Any:
+        """Run `job` (a name in :data:`JOBS`) in the worker; LoadError on failure or crash."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
-            pickle.dump((path, member, frames), self.proc.stdin, protocol=5)
+            pickle.dump((job, args), self.proc.stdin, protocol=5)
             self.proc.stdin.flush()
             ok, payload = pickle.load(self.proc.stdout)
         except (EOFError, BrokenPipeError, pickle.UnpicklingError, OSError):
             self.close()
-            where = f"{path}::{member}" if member else path
-            raise LoadError(f"{where}: the decoder process stopped while decoding") from None
+            raise LoadError(f"the worker process stopped during {job}{_where(args)}") from None
         if not ok:
             raise LoadError(payload)
         return payload
@@ -77,10 +77,14 @@ class DecoderPool:
         self._all: list[DecoderProcess] = []
 
     def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
-        """Decode on an idle worker (blocking while all are busy)."""
+        """Decode `frames` of one file on an idle worker (blocking while all are busy)."""
+        return self.call("decode_frames", path, member, frames)
+
+    def call(self, job: str, *args: Any) -> Any:
+        """Run `job` on an idle worker (blocking while all are busy)."""
         worker = self._acquire()
         try:
-            return worker.decode(path, member, frames)
+            return worker.call(job, *args)
         finally:
             if worker.alive:
                 self._idle.put(worker)
@@ -118,18 +122,31 @@ def pool() -> DecoderPool:
     return _POOL
 
 
+def _where(args: tuple) -> str:
+    return f" of {args[0]}" if args and isinstance(args[0], str) else ""
+
+
+def _jobs() -> dict[str, Any]:
+    from medviewer.io.decode import decode_frames
+    from medviewer.io.scan import read_candidates
+
+    return {"decode_frames": decode_frames, "read_candidates": read_candidates}
+
+
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """Worker loop: answer requests until stdin closes."""
-    from medviewer.io.decode import decode_frames
+    import warnings
 
+    warnings.filterwarnings("ignore", module="pydicom")
+    jobs = _jobs()
     while True:
         try:
-            path, member, frames = pickle.load(stdin)
+            job, args = pickle.load(stdin)
         except EOFError:
             return
         reply: tuple[bool, Any]
         try:
-            reply = (True, decode_frames(path, member, frames))
+            reply = (True, jobs[job](*args))
         except LoadError as exc:
             reply = (False, str(exc))
         pickle.dump(reply, stdout, protocol=5)

@@ -31,6 +31,46 @@ CHUNK = 64 * 1024
 LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
+VALID_VRS = frozenset(
+    v.encode()
+    for v in [
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FL",
+        "FD",
+        "IS",
+        "LO",
+        "LT",
+        "OB",
+        "OD",
+        "OF",
+        "OL",
+        "OV",
+        "OW",
+        "PN",
+        "SH",
+        "SL",
+        "SQ",
+        "SS",
+        "ST",
+        "SV",
+        "TM",
+        "UC",
+        "UI",
+        "UL",
+        "UN",
+        "UR",
+        "US",
+        "UT",
+        "UV",
+    ]
+)
+_EXPLICIT = struct.Struct("<HH2sH")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _TAG = struct.Struct("<HH")
@@ -124,28 +164,44 @@ def _element(buf: bytes, pos: int, implicit: bool) -> tuple[int, bytes, int, int
 
 def _parse_dataset(buf: bytes, pos: int, implicit: bool, fields: dict[str, Any]) -> None:
     fields["pixel_keyword"], fields["pixel_offset"], fields["pixel_length"] = "", -1, -1
-    while pos + 8 <= len(buf) or pos < len(buf):
-        tag, vr, length, vpos = _element(buf, pos, implicit)
-        if tag in PIXEL_TAGS:
-            defined = length != UNDEFINED_LENGTH
-            fields["pixel_keyword"] = PIXEL_TAGS[tag]
-            fields["pixel_offset"], fields["pixel_length"] = vpos, length if defined else -1
-            return
-        if tag > 0x7FE00010 or tag in PYDICOM_ONLY_TAGS:
-            if tag in PYDICOM_ONLY_TAGS:
+    end = len(buf)
+    while pos + 8 <= end:
+        if implicit:
+            tag, vr, length, vpos = _element(buf, pos, implicit)
+        else:  # inlined explicit-VR header: this loop is the scan's hot path
+            group, elem, vr, length = _EXPLICIT.unpack_from(buf, pos)
+            tag, vpos = group << 16 | elem, pos + 8
+            if vr in LONG_VRS:
+                if pos + 12 > end:
+                    raise _NeedMore
+                length, vpos = _U32.unpack_from(buf, pos + 8)[0], pos + 12
+            elif vr not in VALID_VRS:
                 raise _Decline
+        if tag >= 0x7FE00008:
+            _pixel_element(fields, tag, length, vpos)
             return
+        if tag in PYDICOM_ONLY_TAGS:
+            raise _Decline
         if length == UNDEFINED_LENGTH:
             pos = _skip_sequence(buf, vpos, implicit or vr == b"UN")
             continue
         if tag in FIELD_BY_TAG:
-            if vpos + length > len(buf):
+            if vpos + length > end:
                 raise _NeedMore
             _store(fields, tag, vr, buf[vpos : vpos + length])
         pos = vpos + length
     # The buffer ended on an element boundary: either the file ends here (no pixel
     # data) or the chunk does; the caller can't tell which from here.
     raise _NeedMore
+
+
+def _pixel_element(fields: dict[str, Any], tag: int, length: int, vpos: int) -> None:
+    """Record the pixel element (or nothing, for a tag past where pixel data would be)."""
+    if tag not in PIXEL_TAGS:
+        return
+    fields["pixel_keyword"] = PIXEL_TAGS[tag]
+    fields["pixel_offset"] = vpos
+    fields["pixel_length"] = -1 if length == UNDEFINED_LENGTH else length
 
 
 def _skip_sequence(buf: bytes, pos: int, implicit: bool) -> int:

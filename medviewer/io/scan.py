@@ -16,6 +16,8 @@ from medviewer.core.errors import CancelledError
 from medviewer.io.header import InstanceRecord, SkipFile, read_header
 
 DICOMDIR_NAME = "DICOMDIR"
+PARALLEL_SCAN_MIN = 512  # below this, starting worker processes costs more than it saves
+SCAN_CHUNK = 128
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,19 @@ def _expand_file(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
 
 
 def _dicomdir(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
+    """The files a DICOMDIR references (Referenced File ID of its directory records)."""
     import pydicom
-    from pydicom.fileset import FileSet
 
+    root = os.path.dirname(path)
     try:
-        instances = [os.fspath(i.path) for i in FileSet(pydicom.dcmread(path))]
+        records = pydicom.dcmread(path).DirectoryRecordSequence
+        file_ids = [r.ReferencedFileID for r in records if "ReferencedFileID" in r]
     except Exception as exc:  # noqa: BLE001 - any failure: report the DICOMDIR, go on
         skipped.append(SkippedFile(path, f"unreadable DICOMDIR: {type(exc).__name__}: {exc}"))
         return
-    for instance in instances:
-        yield Candidate(instance)
+    for file_id in file_ids:
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        yield Candidate(os.path.join(root, *parts))
 
 
 def _zip_members(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
@@ -125,6 +130,27 @@ def read_candidate(candidate: Candidate) -> InstanceRecord | SkippedFile:
         return SkippedFile(candidate.location, f"cannot read: {exc.strerror or exc}")
 
 
+def read_candidates(candidates: list[Candidate]) -> list[InstanceRecord | SkippedFile]:
+    """Read a batch of candidates (one worker-process job)."""
+    return [read_candidate(c) for c in candidates]
+
+
+def read_all(candidates: list[Candidate]) -> Iterator[InstanceRecord | SkippedFile]:
+    """Read every candidate, in order; large batches are spread over worker processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if len(candidates) < PARALLEL_SCAN_MIN or cores < 2:
+        yield from map(read_candidate, candidates)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medviewer.io.decode_worker import pool
+
+    chunks = [candidates[i : i + SCAN_CHUNK] for i in range(0, len(candidates), SCAN_CHUNK)]
+    with ThreadPoolExecutor(max_workers=cores) as threads:
+        for batch in threads.map(lambda c: pool().call("read_candidates", c), chunks):
+            yield from batch
+
+
 def scan(
     paths: Iterable[str | os.PathLike[str]],
     *,
@@ -149,7 +175,7 @@ def scan(
     """
     result = ScanResult()
     candidates = list(iter_candidates(paths, result.skipped))
-    for done, item in enumerate(map(read_candidate, candidates), start=1):
+    for done, item in enumerate(read_all(candidates), start=1):
         if isinstance(item, SkippedFile):
             result.skipped.append(item)
         else:
