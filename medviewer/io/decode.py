@@ -109,30 +109,22 @@ def iter_decode(
 
 def _run(
     executor: Executor,
-    tasks: list[tuple[Callable, tuple, Callable | None, list[int]]],
+    tasks: list[tuple[Callable[..., None], tuple, list[int]]],
     cancel: Callable[[], bool] | None,
 ) -> Iterator[int]:
-    futures: dict[Future, tuple[Callable | None, list[int]]] = {}
-    for fn, args, finish, indices in tasks:
-        futures[executor.submit(fn, *args)] = (finish, indices)
+    """Run tasks (each writes its slices into the output itself and returns None)."""
+    from concurrent.futures import as_completed
+
+    futures: dict[Future, list[int]] = {executor.submit(fn, *args): ix for fn, args, ix in tasks}
     try:
-        for future in _as_completed(futures):
+        for future in as_completed(set(futures)):
             if cancel is not None and cancel():
                 raise CancelledError("loading cancelled")
-            finish, indices = futures[future]
-            result = future.result()
-            if finish is not None:
-                finish(result)
-            yield from indices
+            future.result()  # re-raises a task's LoadError here, in the caller's thread
+            yield from futures.pop(future)
     finally:
         for future in futures:
             future.cancel()
-
-
-def _as_completed(futures: dict[Future, object]) -> Iterator[Future]:
-    from concurrent.futures import as_completed
-
-    return as_completed(list(futures))
 
 
 # -- fast path --------------------------------------------------------------------------
@@ -144,8 +136,7 @@ def _fast_tasks(sources: Sequence[FrameSource], out: np.ndarray) -> list:
         by_record.setdefault(id(source.record), []).append(k)
     batches = _batches(list(by_record.values()), n=max(4 * _cpu_count(), 1))
     return [
-        (_read_batch, (sources, out, batch), None, [k for ks in batch for k in ks])
-        for batch in batches
+        (_read_batch, (sources, out, batch), [k for ks in batch for k in ks]) for batch in batches
     ]
 
 
@@ -224,27 +215,27 @@ def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: b
     by_record: dict[int, list[int]] = {}
     for k, source in enumerate(sources):
         by_record.setdefault(id(source.record), []).append(k)
-    tasks = []
-    for indices in by_record.values():
-        record = sources[indices[0]].record
-        frames = [sources[k].frame for k in indices]
-        finish = _make_finish(sources, out, indices)
-        decode = pool().decode if processes else decode_frames
-        tasks.append((decode, (record.path, record.member, frames), finish, indices))
-    return tasks
+    decode = pool().decode if processes else decode_frames
+    return [(_decode_into, (decode, sources, out, ix), ix) for ix in by_record.values()]
 
 
-def _make_finish(
-    sources: Sequence[FrameSource], out: np.ndarray, indices: list[int]
-) -> Callable[[np.ndarray], None]:
-    def finish(decoded: np.ndarray) -> None:
-        for j, k in enumerate(indices):
-            if out.ndim == 3:
-                _rescale_into(decoded[j], out[k], sources[k])
-            else:
-                out[k] = decoded[j]
+def _decode_into(
+    decode: Callable[[str, str, list[int]], np.ndarray],
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    indices: list[int],
+) -> None:
+    """Decode one file's frames and write them (rescaled) into their output slices.
 
-    return finish
+    Runs in the I/O thread, so no decoded array outlives its task.
+    """
+    record = sources[indices[0]].record
+    decoded = decode(record.path, record.member, [sources[k].frame for k in indices])
+    for j, k in enumerate(indices):
+        if out.ndim == 3:
+            _rescale_into(decoded[j], out[k], sources[k])
+        else:
+            out[k] = decoded[j]
 
 
 def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
