@@ -240,9 +240,10 @@ def _decode_into(
 
 def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     """Decode `frames` of one file with pydicom: (n, rows, cols[, 3]) as pydicom returns them,
-    the Modality LUT applied where the file has one (rescale is left to the caller)."""
+    palette colour expanded to RGB, the Modality LUT applied where the file has one (rescale
+    is left to the caller)."""
     import pydicom
-    from pydicom.pixels import apply_modality_lut
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     try:
         source = _member_bytes(path, member) if member else path
@@ -254,7 +255,9 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames == 1:
         arr = arr[np.newaxis]
-    if "ModalityLUTSequence" in ds:
+    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+    elif "ModalityLUTSequence" in ds:
         arr = apply_modality_lut(arr, ds)
     return np.ascontiguousarray(arr[frames])
 

@@ -100,6 +100,11 @@ class InstanceRecord:
         return f"{self.path}::{self.member}" if self.member else self.path
 
     @property
+    def is_color(self) -> bool:
+        """True for RGB/YBR data and for palette colour (shown as RGB after its lookup table)."""
+        return self.samples_per_pixel == 3 or self.photometric == "PALETTE COLOR"
+
+    @property
     def frame_bytes(self) -> int:
         """Bytes one uncompressed frame needs (Bits Allocated 1 is packed)."""
         pixels = self.rows * self.columns * self.samples_per_pixel

@@ -307,7 +307,7 @@ class StackLoader:
         decoded = decoded_dtype(first)
         self.dtype = output_dtype(stack.frames, decoded)
         shape: tuple[int, ...] = stack.shape
-        if first.samples_per_pixel == 3:
+        if first.is_color:
             shape = (*shape, 3)
             self.dtype = decoded
         self.array = np.empty(shape, dtype=self.dtype)
@@ -356,7 +356,7 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         series_description=first.series_description,
         frame_of_reference_uid=first.frame_of_reference_uid,
         units=units,
-        photometric="RGB" if first.samples_per_pixel == 3 else first.photometric,
+        photometric="RGB" if first.is_color else first.photometric,
         window_presets=presets,
         warnings=stack.warnings,
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),

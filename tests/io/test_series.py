@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.core.geometry import voxel_to_patient
@@ -273,6 +273,8 @@ def _reference(path: Path) -> np.ndarray | None:
         return None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = pixels[np.newaxis] if frames == 1 else pixels
+    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        return apply_color_lut(pixels, ds)
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced_rescale(ds, pixels)
     return apply_modality_lut(pixels, ds)
@@ -298,6 +300,7 @@ def test_corpus_file_loads_exactly_as_pydicom_decodes(path: Path) -> None:
     order = [frame for _, frame in volume.metadata.source_frames]
     reference = reference[order]
     assert volume.array.shape == reference.shape
+    assert volume.is_color == (reference.ndim == 4)
     if volume.array.dtype.kind == "f":
         np.testing.assert_allclose(
             volume.array, reference, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(reference).max()))
