@@ -127,14 +127,19 @@ def _run(
             future.cancel()
 
 
+def _indices_by_record(sources: Sequence[FrameSource]) -> list[list[int]]:
+    """Output slice indices grouped by the file they come from (one open/decode per file)."""
+    groups: dict[int, list[int]] = {}
+    for k, source in enumerate(sources):
+        groups.setdefault(id(source.record), []).append(k)
+    return list(groups.values())
+
+
 # -- fast path --------------------------------------------------------------------------
 
 
 def _fast_tasks(sources: Sequence[FrameSource], out: np.ndarray) -> list:
-    by_record: dict[int, list[int]] = {}
-    for k, source in enumerate(sources):
-        by_record.setdefault(id(source.record), []).append(k)
-    batches = _batches(list(by_record.values()), n=max(4 * _cpu_count(), 1))
+    batches = _batches(_indices_by_record(sources), n=max(4 * _cpu_count(), 1))
     return [
         (_read_batch, (sources, out, batch), [k for ks in batch for k in ks]) for batch in batches
     ]
@@ -212,11 +217,8 @@ def _rescale_into(raw: np.ndarray, target: np.ndarray, source: FrameSource) -> N
 
 
 def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: bool) -> list:
-    by_record: dict[int, list[int]] = {}
-    for k, source in enumerate(sources):
-        by_record.setdefault(id(source.record), []).append(k)
     decode = pool().decode if processes else decode_frames
-    return [(_decode_into, (decode, sources, out, ix), ix) for ix in by_record.values()]
+    return [(_decode_into, (decode, sources, out, ix), ix) for ix in _indices_by_record(sources)]
 
 
 def _decode_into(
