@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +20,13 @@ import numpy as np
 
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.io.decode_worker import pool
-from medviewer.io.header import EXPLICIT_VR_LE, IMPLICIT_VR_LE, NATIVE_SYNTAXES, InstanceRecord
+from medviewer.io.header import (
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    NATIVE_SYNTAXES,
+    InstanceRecord,
+    source_of,
+)
 
 GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
 
@@ -248,8 +253,7 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     try:
-        source = _member_bytes(path, member) if member else path
-        ds = pydicom.dcmread(source, force=True)
+        ds = pydicom.dcmread(source_of(path, member), force=True)
         arr = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - reported with the path, never a crash
         where = f"{path}::{member}" if member else path
@@ -265,21 +269,15 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
 
 
 def decoded_dtype(record: InstanceRecord) -> np.dtype:
-    """dtype pydicom produces for `record` (decodes one frame when unsure)."""
+    """dtype pydicom produces for `record`; decodes the file only when a lookup table
+    (Modality LUT, palette) decides it, since that means decoding it twice."""
     if record.pixel_keyword == "FloatPixelData":
         return np.dtype(np.float32)
     if record.pixel_keyword == "DoubleFloatPixelData":
         return np.dtype(np.float64)
-    if record.samples_per_pixel == 1 and not record.needs_pydicom:
+    if not record.value_lut:
         return stored_dtype(record)
     return decode_frames(record.path, record.member, [0]).dtype
-
-
-def _member_bytes(path: str, member: str) -> object:
-    import io
-
-    with zipfile.ZipFile(path) as archive:
-        return io.BytesIO(archive.read(member))
 
 
 # -- executors ----------------------------------------------------------------------------

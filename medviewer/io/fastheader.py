@@ -125,7 +125,7 @@ def _parse(buf: bytes) -> dict[str, Any]:
     if syntax in (EXPLICIT_VR_BE, DEFLATED_LE) or not syntax:
         raise _Decline
     implicit = syntax == IMPLICIT_VR_LE
-    fields: dict[str, Any] = {"transfer_syntax": syntax, "needs_pydicom": False}
+    fields: dict[str, Any] = {"transfer_syntax": syntax, "needs_pydicom": False, "value_lut": False}
     _parse_dataset(buf, pos, implicit, fields)
     for key, value in DEFAULTS.items():
         fields.setdefault(key, value)

@@ -92,6 +92,7 @@ class InstanceRecord:
     pixel_offset: int = -1
     pixel_length: int = -1
     needs_pydicom: bool = False
+    value_lut: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -321,6 +322,16 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
     return _fields_from_dataset(ds, pixel)
 
 
+def source_of(path: str, member: str = "") -> str | io.BytesIO:
+    """What pydicom should read: the path, or the bytes of a zip archive's member."""
+    if not member:
+        return path
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return io.BytesIO(archive.read(member))
+
+
 def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
     return io.BytesIO(data) if data is not None else open(path, "rb")
 
@@ -390,6 +401,9 @@ def _fields_from_dataset(ds: Any, pixel: tuple[str, int, int]) -> dict[str, Any]
     fields["transfer_syntax"] = syntax
     fields["pixel_keyword"], fields["pixel_offset"], fields["pixel_length"] = pixel
     fields["needs_pydicom"] = any(tag in ds for tag in PYDICOM_ONLY_TAGS)
+    fields["value_lut"] = "ModalityLUTSequence" in ds or fields.get("photometric") == (
+        "PALETTE COLOR"
+    )
     if fields["needs_pydicom"]:
         _add_enhanced_geometry(ds, fields)
     for key, value in DEFAULTS.items():

@@ -21,7 +21,7 @@ from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
 from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_dtype
 from medviewer.io.formats import is_image_file, read_image
-from medviewer.io.header import InstanceRecord
+from medviewer.io.header import InstanceRecord, source_of
 from medviewer.io.scan import ScanResult, scan
 
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -246,10 +246,7 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
     """Read per-frame positions, orientation, spacing and rescale of a multi-frame file."""
     import pydicom
 
-    from medviewer.io.decode import _member_bytes
-
-    source = _member_bytes(record.path, record.member) if record.member else record.path
-    ds = pydicom.dcmread(source, stop_before_pixels=True, force=True)
+    ds = pydicom.dcmread(source_of(record.path, record.member), stop_before_pixels=True, force=True)
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * record.frames
     positions, rescale = [], []

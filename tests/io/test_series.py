@@ -307,3 +307,21 @@ def test_corpus_file_loads_exactly_as_pydicom_decodes(path: Path) -> None:
         )
     else:
         np.testing.assert_array_equal(volume.array, reference)
+
+
+def test_each_compressed_file_is_decoded_once(tmp_path: Path, monkeypatch) -> None:
+    """Choosing the output dtype must not decode a file that is decoded again afterwards."""
+    from medviewer.io import decode
+
+    written = write_series(tmp_path, SeriesSpec(shape=(3, 64, 64), multiframe=True, seed=60,
+                                                transfer_syntax="1.2.840.10008.1.2.5"))
+    calls: list[str] = []
+    original = decode.decode_frames
+
+    def counting(path: str, member: str, frames: list[int]) -> np.ndarray:
+        calls.append(path)
+        return original(path, member, frames)
+
+    monkeypatch.setattr(decode, "decode_frames", counting)
+    _check_against_truth(load_series(written.paths[0]), written)
+    assert calls == [str(written.paths[0])]
