@@ -67,15 +67,14 @@ class WindowPreset:
         _check_window(self.center, self.width)
 
 
-CT_PRESETS: tuple[WindowPreset, ...] = (
+CT_PRESETS: tuple[WindowPreset, ...] = (  # in number-key order (1..8) of the viewer
     WindowPreset("Brain", 40.0, 80.0),
-    WindowPreset("Subdural", 75.0, 215.0),
+    WindowPreset("Subdural", 80.0, 200.0),
     WindowPreset("Stroke", 40.0, 40.0),
-    WindowPreset("Temporal bone", 600.0, 2800.0),
-    WindowPreset("Soft tissue", 40.0, 400.0),
-    WindowPreset("Mediastinum", 50.0, 350.0),
-    WindowPreset("Liver", 60.0, 160.0),
     WindowPreset("Lung", -600.0, 1500.0),
+    WindowPreset("Mediastinum", 50.0, 350.0),
+    WindowPreset("Abdomen", 50.0, 400.0),
+    WindowPreset("Liver", 30.0, 150.0),
     WindowPreset("Bone", 400.0, 1800.0),
 )
 

@@ -1,0 +1,149 @@
+"""Background jobs: the only module that starts threads.
+
+A task is a plain (Qt-free) callable or generator function that takes one keyword argument,
+``cancel``: a callable returning True once the job was cancelled. It runs in Qt's global
+thread pool through superqt's workers; everything it yields, returns or raises reaches the
+GUI thread through signals, so the callbacks given to :func:`start` may touch widgets.
+
+A :class:`~medviewer.core.errors.CancelledError` raised by a cancelled task is not an error:
+the job just finishes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QThreadPool
+from superqt.utils import create_worker
+
+from medviewer.core.errors import CancelledError
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[..., Any] | None
+
+_ACTIVE: set[Job] = set()
+
+
+class Job:
+    """A running background task.
+
+    Attributes
+    ----------
+    name : str
+        What the job does (for logs and the status bar).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cancelled = threading.Event()
+        self._done = threading.Event()
+        self.worker: Any = None
+
+    def cancel(self) -> None:
+        """Ask the task to stop at its next cancellation check."""
+        self._cancelled.set()
+        if self.worker is not None:
+            self.worker.quit()
+
+    def is_cancelled(self) -> bool:
+        """True once :meth:`cancel` was called (the task's ``cancel`` argument)."""
+        return self._cancelled.is_set()
+
+    @property
+    def done(self) -> bool:
+        """True once the task finished, failed or was cancelled."""
+        return self._done.is_set()
+
+    def _finish(self) -> None:
+        self._done.set()
+        _ACTIVE.discard(self)
+
+
+def start(
+    task: Callable[..., Any],
+    *,
+    name: str = "job",
+    yielded: Callback = None,
+    returned: Callback = None,
+    errored: Callback = None,
+    finished: Callback = None,
+) -> Job:
+    """Run ``task(cancel=...)`` in a worker thread and return its :class:`Job`.
+
+    Parameters
+    ----------
+    task : callable
+        Called as ``task(cancel=job.is_cancelled)``; a generator function streams its
+        yielded values to `yielded`.
+    name : str
+        Label for logs.
+    yielded, returned, errored, finished : callable, optional
+        GUI-thread callbacks: each yielded value, the return value, the exception
+        (never a CancelledError), and the end of the job whatever its outcome.
+        Without `errored`, errors are logged.
+    """
+    job = Job(name)
+    if inspect.isgeneratorfunction(task):
+
+        def run_generator() -> Iterator[Any]:
+            return (yield from _cancellable(task(cancel=job.is_cancelled)))
+
+        worker = create_worker(run_generator, _start_thread=False, _ignore_errors=True)
+        if yielded is not None:
+            worker.yielded.connect(yielded)
+    else:
+        worker = create_worker(
+            _call_cancellable, task, job.is_cancelled, _start_thread=False, _ignore_errors=True
+        )
+    job.worker = worker
+    _connect(job, worker, returned, errored, finished)
+    _ACTIVE.add(job)
+    worker.start()
+    return job
+
+
+def _cancellable(generator: Iterator[Any]) -> Iterator[Any]:
+    try:
+        return (yield from generator)
+    except CancelledError:
+        return None
+
+
+def _call_cancellable(task: Callable[..., Any], cancel: Callable[[], bool]) -> Any:
+    try:
+        return task(cancel=cancel)
+    except CancelledError:
+        return None
+
+
+def _connect(job: Job, worker: Any, returned: Callback, errored: Callback, finished: Callback):
+    if returned is not None:
+        worker.returned.connect(lambda value: None if job.is_cancelled() else returned(value))
+    worker.errored.connect(errored if errored is not None else _log_error(job))
+    worker.finished.connect(job._finish)
+    if finished is not None:
+        worker.finished.connect(finished)
+
+
+def _log_error(job: Job) -> Callable[[BaseException], None]:
+    def log_it(exc: BaseException) -> None:
+        log.error("%s failed: %s", job.name, exc)
+
+    return log_it
+
+
+def active_jobs() -> list[Job]:
+    """The jobs that have not finished yet."""
+    return [job for job in _ACTIVE if not job.done]
+
+
+def shutdown(timeout_ms: int = 5000) -> bool:
+    """Cancel every job and wait for the thread pool to drain; True when it did."""
+    for job in list(_ACTIVE):
+        job.cancel()
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)

@@ -1,0 +1,25 @@
+"""Fixtures for the Qt tests: offscreen, isolated settings and database, no leftover threads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+pytest.importorskip("PySide6")
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left_running(qapp):
+    """Every test must leave no worker running (cancel or wait for them)."""
+    yield
+    from PySide6.QtCore import QThreadPool
+
+    from medviewer.ui import workers
+
+    left = [job.name for job in workers.active_jobs()]
+    drained = QThreadPool.globalInstance().waitForDone(10_000)
+    assert drained, "a worker thread was still running 10 s after the test"
+    assert not left, f"jobs left running by the test: {left}"

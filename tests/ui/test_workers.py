@@ -1,0 +1,75 @@
+"""Background jobs deliver results, errors and cancellation to the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from medviewer.core.errors import CancelledError, LoadError
+from medviewer.ui import workers
+
+
+def test_function_job_returns_in_gui_thread(qtbot) -> None:
+    seen: dict = {}
+    gui = threading.get_ident()
+
+    def task(cancel):
+        seen["thread"] = threading.get_ident()
+        return 41 + 1
+
+    def returned(value):
+        seen["value"] = value
+        seen["callback_thread"] = threading.get_ident()
+
+    job = workers.start(task, returned=returned)
+    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    assert seen["value"] == 42
+    assert seen["thread"] != gui
+    assert seen["callback_thread"] == gui
+
+
+def test_generator_job_streams_values(qtbot) -> None:
+    got: list[int] = []
+    result: list[str] = []
+
+    def task(cancel):
+        yield from range(5)
+        return "end"
+
+    job = workers.start(task, yielded=got.append, returned=result.append)
+    qtbot.waitUntil(lambda: job.done and bool(result), timeout=5000)
+    assert got == [0, 1, 2, 3, 4]
+    assert result == ["end"]
+
+
+def test_errors_reach_errored_not_returned(qtbot) -> None:
+    errors: list[BaseException] = []
+    returned: list = []
+
+    def task(cancel):
+        raise LoadError("/x/y.dcm: truncated")
+
+    job = workers.start(task, returned=returned.append, errored=errors.append)
+    qtbot.waitUntil(lambda: job.done and bool(errors), timeout=5000)
+    assert isinstance(errors[0], LoadError) and "truncated" in str(errors[0])
+    assert returned == []
+
+
+def test_cancel_stops_a_long_task_without_error(qtbot) -> None:
+    errors: list = []
+    steps: list[int] = []
+
+    def task(cancel):
+        for k in range(10_000):
+            if cancel():
+                raise CancelledError("stop")
+            time.sleep(0.001)
+            steps.append(k)
+
+    job = workers.start(task, errored=errors.append)
+    qtbot.waitUntil(lambda: len(steps) > 3, timeout=5000)
+    job.cancel()
+    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    assert errors == []
+    assert len(steps) < 10_000
+    assert workers.active_jobs() == []
