@@ -1,4 +1,5 @@
-"""Command line: ``medviewer index``, ``info``, ``demo-data`` and ``demo``.
+"""Command line: the viewer (``medviewer [PATH...] [--demo]``) and the sub-commands
+``index``, ``info``, ``screenshot``, ``demo-data`` and ``demo``.
 
 Bad arguments and missing paths give one line on stderr and exit status 2, never a traceback.
 """
@@ -50,20 +51,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data = sub.add_parser("demo-data", help="write a synthetic demo series")
     demo_data.add_argument("out", help="output folder")
     demo_data.add_argument("--seed", type=int, default=0)
-    sub.add_parser(
-        "demo", help="open the demo study (prints its description until the viewer lands)"
+    sub.add_parser("demo", help="open the viewer on the demo study (same as --demo)")
+    shot = sub.add_parser("screenshot", help="render what the viewer shows for a source to PNG")
+    shot.add_argument("source", help="folder, file, NIfTI/NRRD/MHA image, or database series id")
+    shot.add_argument("--out", required=True, help="PNG file to write")
+    shot.add_argument("--layout", choices=["1x1", "1x3"], default="1x1")
+    shot.add_argument(
+        "--slice",
+        type=int,
+        help="axial slice index, 0 = most inferior (the viewer shows it as Im N+1); default middle",
     )
+    shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
+    shot.add_argument("--size", default="768x768", help="image size WxH in pixels")
+    shot.add_argument("--db", help="database for a series id")
+    return parser
+
+
+def viewer_parser() -> argparse.ArgumentParser:
+    """Arguments of the viewer itself (no sub-command)."""
+    parser = _Parser(
+        prog="medviewer",
+        description="DICOM viewer with AI assist. Sub-commands: "
+        + ", ".join(COMMANDS)
+        + " (medviewer COMMAND --help).",
+    )
+    parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    parser.add_argument("paths", nargs="*", help="folders or files to import and open")
+    parser.add_argument("--demo", action="store_true", help="open the bundled demo study")
+    parser.add_argument("--db", help="study database file (default: the user's)")
+    parser.add_argument("--settings", help="settings file (default: the user's)")
+    parser.add_argument("--exit-after", type=int, help=argparse.SUPPRESS)  # ms, smoke tests
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        return _viewer(argv)
     args = build_parser().parse_args(argv)
     # pydicom warns about every odd value it tolerates; the skipped-file report is ours.
     warnings.filterwarnings("ignore", module="pydicom")
     try:
-        if args.command is None:
-            return _no_command()
         return int(COMMANDS[args.command](args))
     except UsageError as exc:
         print(f"medviewer: error: {exc}", file=sys.stderr)
@@ -75,13 +104,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _no_command() -> int:
-    print(
-        "medviewer: the viewer window arrives with the viewer issue; meanwhile use "
-        "'medviewer info', 'medviewer index' or 'medviewer demo' (see --help).",
-        file=sys.stderr,
+def _viewer(argv: list[str]) -> int:
+    args = viewer_parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="pydicom")
+    try:
+        _require_paths(args.paths)
+    except UsageError as exc:
+        print(f"medviewer: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from medviewer.ui.app import run_viewer
+
+    return run_viewer(
+        args.paths,
+        demo=args.demo,
+        db_path=args.db,
+        settings_path=args.settings,
+        exit_after_ms=args.exit_after,
     )
-    return EXIT_OK
 
 
 def _require_paths(paths: Sequence[str]) -> None:
@@ -178,15 +217,58 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``medviewer demo``: ensure the demo series exists and describe it."""
-    from medviewer.demo import demo_folder
+    """``medviewer demo``: the viewer on the demo study."""
+    from medviewer.ui.app import run_viewer
 
-    folder = demo_folder()
-    print(f"demo series: {folder}")
-    return cmd_info(argparse.Namespace(source=str(folder), stack=0, db=None, json=False))
+    return run_viewer(demo=True)
 
 
-COMMANDS = {"index": cmd_index, "info": cmd_info, "demo-data": cmd_demo_data, "demo": cmd_demo}
+def cmd_screenshot(args: argparse.Namespace) -> int:
+    """``medviewer screenshot SOURCE --out FILE.png``: the viewer's rendering, offscreen."""
+    size = _pair(args.size, "x", "--size", int)
+    window = _pair(args.window, "/", "--window", float) if args.window else None
+    source: Any = (
+        int(args.source)
+        if args.source.isdigit() and not os.path.exists(args.source)
+        else args.source
+    )
+    if not isinstance(source, int):
+        _require_paths([source])
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from medviewer.io.series import load_series
+    from medviewer.ui.screenshot import render_grid, save_screenshot
+
+    volume = load_series(source, db=args.db)
+    grid = render_grid(
+        volume,
+        layout=args.layout,
+        index=args.slice,
+        window=None if window is None else (window[1], window[0]),
+        size=(size[0], size[1]),
+    )
+    print(save_screenshot(grid, args.out))
+    return EXIT_OK
+
+
+def _pair(text: str, sep: str, option: str, kind: type) -> tuple:
+    parts = text.lower().split(sep)
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return kind(parts[0]), kind(parts[1])
+    except ValueError:
+        raise UsageError(
+            f"{option} expects two numbers separated by '{sep}', got {text!r}"
+        ) from None
+
+
+COMMANDS = {
+    "index": cmd_index,
+    "info": cmd_info,
+    "demo-data": cmd_demo_data,
+    "demo": cmd_demo,
+    "screenshot": cmd_screenshot,
+}
 
 
 if __name__ == "__main__":

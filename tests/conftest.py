@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 
-from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series
+# No test writes into the user's own cache, config or data folders (platformdirs reads these).
+_USER_DIRS = tempfile.mkdtemp(prefix="medviewer-tests-")
+for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+    os.environ[_var] = os.path.join(_USER_DIRS, _var.lower())
+
+from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series  # noqa: E402 (after the env)
 
 
 @pytest.fixture(autouse=True)

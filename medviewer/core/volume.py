@@ -42,6 +42,9 @@ class VolumeMetadata:
         The files the volume was read from, in slice order.
     source_frames : tuple of (str, int)
         For each slice, the file and the frame (0-based) it was decoded from.
+    positioned : bool
+        False when the files give no patient position/orientation (the affine is then the
+        detector grid, so orientation letters and cross-series linking are meaningless).
     """
 
     modality: str = ""
@@ -62,6 +65,7 @@ class VolumeMetadata:
     window_presets: tuple[WindowPreset, ...] = ()
     voi_lut: VoiLut | None = None
     warnings: tuple[str, ...] = ()
+    positioned: bool = True
     source_paths: tuple[str, ...] = ()
     source_frames: tuple[tuple[str, int], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

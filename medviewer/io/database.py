@@ -13,16 +13,18 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medviewer.core.errors import CancelledError, DatabaseError
+from medviewer.core.measurements import Measurement
 from medviewer.io.header import InstanceRecord
 from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_all
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
     id INTEGER PRIMARY KEY, patient_key TEXT NOT NULL UNIQUE, patient_id TEXT, name TEXT,
@@ -46,7 +48,12 @@ CREATE INDEX IF NOT EXISTS instances_series ON instances(series_ref);
 CREATE TABLE IF NOT EXISTS skipped (
     path TEXT NOT NULL, member TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL,
     file_size INTEGER, mtime_ns INTEGER, PRIMARY KEY (path, member));
+CREATE TABLE IF NOT EXISTS measurements (
+    id TEXT PRIMARY KEY, series_uid TEXT NOT NULL, json TEXT NOT NULL, created REAL);
+CREATE INDEX IF NOT EXISTS measurements_series ON measurements(series_uid, created);
 """
+# Version 2 added the measurements table. Measurements refer to their series by UID, not by
+# a foreign key, so re-importing (or pruning) a series' instances never deletes them.
 
 
 @dataclass
@@ -349,6 +356,61 @@ class StudyDatabase:
         rows = self.connection().execute("SELECT path, member, reason FROM skipped ORDER BY path")
         return [SkippedFile(f"{p}::{m}" if m else p, reason) for p, m, reason in rows]
 
+    # -- measurements -----------------------------------------------------------------
+
+    def save_measurement(self, measurement: Measurement) -> None:
+        """Store a measurement, replacing the one with the same id (its creation time is kept).
+
+        Parameters
+        ----------
+        measurement : Measurement
+            The measurement; its ``series_uid`` files it, its ``id`` keys it.
+        """
+        self.connection().execute(
+            "INSERT INTO measurements (id, series_uid, json, created) VALUES (?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET series_uid=excluded.series_uid, json=excluded.json",
+            (
+                measurement.id,
+                measurement.series_uid,
+                json.dumps(measurement.to_dict(), separators=(",", ":"), allow_nan=False),
+                time.time(),
+            ),
+        )
+
+    def delete_measurement(self, measurement_id: str) -> None:
+        """Delete the measurement with this id (nothing happens when there is none).
+
+        Parameters
+        ----------
+        measurement_id : str
+            The measurement's ``id``.
+        """
+        self.connection().execute("DELETE FROM measurements WHERE id=?", (measurement_id,))
+
+    def measurements(self, series_uid: str) -> list[Measurement]:
+        """The measurements of one series, in the order they were first saved.
+
+        Parameters
+        ----------
+        series_uid : str
+            Series Instance UID.
+
+        Returns
+        -------
+        list of Measurement
+            Possibly empty.
+
+        Raises
+        ------
+        DatabaseError
+            When a stored measurement cannot be read back.
+        """
+        rows = self.connection().execute(
+            "SELECT id, json FROM measurements WHERE series_uid=? ORDER BY created, rowid",
+            (series_uid,),
+        )
+        return [_measurement_from_row(key, text, self.path) for key, text in rows]
+
     def _rows(self, sql: str, params: tuple = ()) -> list[dict]:
         cursor = self.connection().execute(sql, params)
         names = [d[0] for d in cursor.description]
@@ -373,6 +435,14 @@ def _prune_empty(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM series WHERE id NOT IN (SELECT DISTINCT series_ref FROM instances)")
     conn.execute("DELETE FROM studies WHERE id NOT IN (SELECT DISTINCT study_ref FROM series)")
     conn.execute("DELETE FROM patients WHERE id NOT IN (SELECT DISTINCT patient_ref FROM studies)")
+
+
+def _measurement_from_row(key: str, text: str, path: Path) -> Measurement:
+    """Decode one stored measurement, naming the row when it is unreadable."""
+    try:
+        return Measurement.from_dict(json.loads(text))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+        raise DatabaseError(f"{path}: measurement {key!r} is unreadable: {exc}") from None
 
 
 def _json(value: object) -> str | None:

@@ -9,6 +9,7 @@ array, handing out slices as they are ready; :func:`load_series` is the one-call
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -307,7 +308,7 @@ class StackLoader:
         if first.is_color:
             shape = (*shape, 3)
             self.dtype = decoded
-        self.array = np.empty(shape, dtype=self.dtype)
+        self.array = np.zeros(shape, dtype=self.dtype)  # calloc: lazy, blank until decoded
         self.done = np.zeros(len(stack.frames), dtype=bool)
 
     def slices(self, cancel: Callable[[], bool] | None = None) -> Iterator[int]:
@@ -358,6 +359,7 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         warnings=stack.warnings,
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
         source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
+        positioned=first.orientation is not None,
     )
 
 
@@ -406,9 +408,87 @@ def load_series(
     LoadError
         No loadable image in `source`, or a file fails to decode.
     """
+    events = iter_load(
+        source, db=db, stack=stack, cancel=cancel, interval_s=0.0, middle_first=False
+    )
+    done = total = 0
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(event, LoadStarted):
+            total = event.volume.array.shape[0]
+            continue
+        done += len(event.indices)
+        if progress is not None and event.indices:
+            progress(done, total)
+
+
+@dataclass(frozen=True)
+class LoadStarted:
+    """First event of :func:`iter_load`: the volume whose array fills in, and what is loaded.
+
+    ``volume.array`` is written in place by the loader; slices not listed in ``loaded`` (or a
+    later :class:`SlicesLoaded`) are zeros until then.
+    """
+
+    volume: Volume
+    loaded: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SlicesLoaded:
+    """Slices (first array axis) decoded since the previous event."""
+
+    indices: tuple[int, ...]
+
+
+def iter_load(
+    source: SeriesSource,
+    *,
+    db: object | None = None,
+    stack: int = 0,
+    cancel: Callable[[], bool] | None = None,
+    interval_s: float = 0.03,
+    middle_first: bool = True,
+) -> Iterator[LoadStarted | SlicesLoaded]:
+    """Load a series progressively: the middle slice first, then the rest in batches.
+
+    Yields one :class:`LoadStarted` (with `middle_first`, the middle slice is already
+    decoded, so a viewer can show it at once), then :class:`SlicesLoaded` events at most
+    every `interval_s` seconds. Returns the complete :class:`Volume`. Same sources and
+    errors as :func:`load_series`; `cancel` is polled after every slice.
+    """
     if isinstance(source, str | os.PathLike) and is_image_file(source):
-        return read_image(source)
+        volume = read_image(source)
+        yield LoadStarted(volume, tuple(range(volume.array.shape[0])))
+        return volume
     stacks, result = find_stacks(source, db)
+    _check_stack(source, stacks, stack, result)
+    loader = StackLoader(stacks[stack])
+    first: tuple[int, ...] = ()
+    if middle_first:
+        middle = len(loader.stack.frames) // 2
+        frames, out = loader.stack.frames[middle : middle + 1], loader.array[middle : middle + 1]
+        first = tuple(middle for _ in iter_decode(frames, out))
+    volume = _with_other_stacks(
+        Volume(loader.array, loader.stack.affine, stack_metadata(loader.stack)), stacks, stack
+    )
+    yield LoadStarted(volume, first)
+    pending: list[int] = []
+    last = time.monotonic()
+    for index in loader.slices(cancel):
+        pending.append(index)
+        if time.monotonic() - last >= interval_s:
+            yield SlicesLoaded(tuple(pending))
+            pending, last = [], time.monotonic()
+    yield SlicesLoaded(tuple(pending))
+    loader.volume()  # raises if a slice is missing
+    return volume
+
+
+def _check_stack(source: SeriesSource, stacks: list[Stack], stack: int, result: ScanResult):
     if not stacks:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
         raise LoadError(
@@ -416,16 +496,12 @@ def load_series(
         )
     if not 0 <= stack < len(stacks):
         raise LoadError(f"stack {stack} requested, {source!r} has {len(stacks)}")
-    loader = StackLoader(stacks[stack])
-    total = len(loader.stack.frames)
-    for done, _ in enumerate(loader.slices(cancel), start=1):
-        if progress is not None:
-            progress(done, total)
-    volume = loader.volume()
-    if len(stacks) > 1:
-        others = [f"{i}: {s.describe()}" for i, s in enumerate(stacks) if i != stack]
-        extra = f"source holds {len(stacks)} stacks; loaded {stack}, others: " + "; ".join(others)
-        volume = replace(
-            volume, metadata=replace(volume.metadata, warnings=(*volume.metadata.warnings, extra))
-        )
-    return volume
+
+
+def _with_other_stacks(volume: Volume, stacks: list[Stack], stack: int) -> Volume:
+    if len(stacks) < 2:
+        return volume
+    others = [f"{i}: {s.describe()}" for i, s in enumerate(stacks) if i != stack]
+    extra = f"source holds {len(stacks)} stacks; loaded {stack}, others: " + "; ".join(others)
+    warnings = (*volume.metadata.warnings, extra)
+    return replace(volume, metadata=replace(volume.metadata, warnings=warnings))

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import create_worker
 
 from medviewer.core.errors import CancelledError
@@ -43,6 +43,7 @@ class Job:
         self._cancelled = threading.Event()
         self._done = threading.Event()
         self.worker: Any = None
+        self.relay: QObject | None = None
 
     def cancel(self) -> None:
         """Ask the task to stop at its next cancellation check."""
@@ -72,6 +73,7 @@ def start(
     returned: Callback = None,
     errored: Callback = None,
     finished: Callback = None,
+    progress: Callback = None,
 ) -> Job:
     """Run ``task(cancel=...)`` in a worker thread and return its :class:`Job`.
 
@@ -86,8 +88,14 @@ def start(
         GUI-thread callbacks: each yielded value, the return value, the exception
         (never a CancelledError), and the end of the job whatever its outcome.
         Without `errored`, errors are logged.
+    progress : callable, optional
+        When given, the task is also passed ``progress=``, a thread-safe callable whose
+        arguments reach this GUI-thread callback (for Qt-free code that reports through a
+        callback rather than by yielding).
     """
     job = Job(name)
+    if progress is not None:
+        task = _with_progress(task, job, progress)
     if inspect.isgeneratorfunction(task):
 
         def run_generator() -> Iterator[Any]:
@@ -105,6 +113,33 @@ def start(
     _ACTIVE.add(job)
     worker.start()
     return job
+
+
+class _Relay(QObject):
+    """Carries a worker's progress calls to the GUI thread (queued signal)."""
+
+    called = Signal(tuple)
+
+
+def _with_progress(task: Callable[..., Any], job: Job, callback: Callable[..., Any]):
+    relay = _Relay()
+    relay.called.connect(lambda args: callback(*args))
+    job.relay = relay  # keep it alive as long as the job
+
+    def emit(*args: Any) -> None:
+        relay.called.emit(args)
+
+    if inspect.isgeneratorfunction(task):
+
+        def generator_task(cancel: Callable[[], bool]) -> Iterator[Any]:
+            return (yield from task(cancel=cancel, progress=emit))
+
+        return generator_task
+
+    def function_task(cancel: Callable[[], bool]) -> Any:
+        return task(cancel=cancel, progress=emit)
+
+    return function_task
 
 
 def _cancellable(generator: Iterator[Any]) -> Iterator[Any]:

@@ -73,3 +73,19 @@ def test_cancel_stops_a_long_task_without_error(qtbot) -> None:
     assert errors == []
     assert len(steps) < 10_000
     assert workers.active_jobs() == []
+
+
+def test_progress_callback_reaches_gui_thread(qtbot) -> None:
+    calls: list[tuple[int, int, bool]] = []
+    gui = threading.get_ident()
+
+    def task(cancel, progress):
+        for k in range(1, 4):
+            progress(k, 3)
+        return "ok"
+
+    job = workers.start(
+        task, progress=lambda done, total: calls.append((done, total, threading.get_ident() == gui))
+    )
+    qtbot.waitUntil(lambda: job.done and len(calls) == 3, timeout=5000)
+    assert calls == [(1, 3, True), (2, 3, True), (3, 3, True)]

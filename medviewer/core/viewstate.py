@@ -1,0 +1,155 @@
+"""What a slice viewport shows, as plain numbers: slice index, window, invert, linking.
+
+The Qt viewport keeps one :class:`ViewState` and draws it; every rule about how user input
+changes it (scrolling, window/level drags, number-key presets, jumping to a point) lives here
+so it is tested without Qt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from medviewer.core.geometry import Plane, plane_count, reslice
+from medviewer.core.volume import Volume
+from medviewer.core.windowing import WindowPreset, auto_window, presets_for_modality
+
+MIN_WIDTH = 1.0
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """The displayed plane, slice and display mapping of one viewport.
+
+    Attributes
+    ----------
+    plane : str
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+    index : int
+        Slice of the plane, counted along the plane normal (0 = most inferior/posterior/right).
+    count : int
+        Number of slices of the plane.
+    center, width : float
+        Window level and width in modality units.
+    invert : bool
+        Show inverted grey levels.
+    """
+
+    plane: Plane
+    index: int
+    count: int
+    center: float
+    width: float
+    invert: bool = False
+
+    def scrolled(self, step: int) -> ViewState:
+        """Move `step` slices, stopping at the first and last slice."""
+        return self.at(self.index + step)
+
+    def at(self, index: int) -> ViewState:
+        """Show slice `index` (clamped to the plane's range)."""
+        return replace(self, index=int(np.clip(index, 0, max(self.count - 1, 0))))
+
+    def windowed(self, center: float, width: float) -> ViewState:
+        """Use a new window (width at least 1)."""
+        return replace(self, center=float(center), width=max(float(width), MIN_WIDTH))
+
+    def dragged(self, dx: float, dy: float, sensitivity: float) -> ViewState:
+        """Window/level drag: right widens, left narrows; down raises the level.
+
+        Parameters
+        ----------
+        dx, dy : float
+            Mouse movement in screen pixels (y grows downwards).
+        sensitivity : float
+            Modality units per screen pixel (see :func:`drag_sensitivity`).
+        """
+        return self.windowed(self.center + dy * sensitivity, self.width + dx * sensitivity)
+
+
+def drag_sensitivity(value_range: float) -> float:
+    """Units per pixel of a window/level drag: a 512-pixel drag spans the value range."""
+    return max(float(value_range) / 512.0, 0.05)
+
+
+def initial_state(
+    volume: Volume, plane: Plane = "axial", sample: np.ndarray | None = None
+) -> ViewState:
+    """The state a freshly opened volume is shown in: middle slice, default window.
+
+    `sample` (the slices decoded so far) stands in for the array while it is loading.
+    """
+    count = plane_count(volume.array.shape, volume.affine, plane)
+    center, width = default_window(volume, sample)
+    invert = volume.metadata.photometric == "MONOCHROME1"
+    return ViewState(plane, count // 2, count, center, width, invert)
+
+
+def default_window(volume: Volume, sample: np.ndarray | None = None) -> tuple[float, float]:
+    """The first window stored in the files, else robust percentiles (0.5-99.5 %).
+
+    `sample` (e.g. the slices loaded so far) replaces the whole array for the percentiles.
+    """
+    presets = volume.metadata.window_presets
+    if presets:
+        return presets[0].center, presets[0].width
+    data = volume.array if sample is None else sample
+    if volume.is_color or data.size == 0:
+        return 127.5, 255.0
+    lo, hi = _finite_percentiles(data)
+    return (lo + hi) / 2.0, max(hi - lo, MIN_WIDTH)
+
+
+def _finite_percentiles(data: np.ndarray) -> tuple[float, float]:
+    center, width = auto_window(data)
+    return center - width / 2.0, center + width / 2.0
+
+
+def preset_for_key(volume: Volume, key: int) -> WindowPreset | None:
+    """The window of number key `key` (1-9): CT reading presets, else the files' windows.
+
+    Key 0 gives the robust-percentile window of any modality.
+    """
+    if key == 0:
+        center, width = _auto(volume)
+        return WindowPreset("Auto", center, width)
+    presets = presets_for_modality(volume.metadata.modality) or volume.metadata.window_presets
+    return presets[key - 1] if 1 <= key <= len(presets) else None
+
+
+def _auto(volume: Volume) -> tuple[float, float]:
+    lo, hi = _finite_percentiles(volume.array)
+    return (lo + hi) / 2.0, max(hi - lo, MIN_WIDTH)
+
+
+def plane_index_of(volume: Volume, plane: Plane, point: npt.ArrayLike) -> int | None:
+    """The slice of `plane` that contains the LPS `point`, or None when it lies outside."""
+    count = plane_count(volume.array.shape, volume.affine, plane)
+    first = reslice(volume.array, volume.affine, plane, 0)
+    k = float((np.linalg.inv(first.affine) @ np.append(np.asarray(point, float), 1.0))[2])
+    index = int(np.floor(k + 0.5))
+    return index if 0 <= index < count else None
+
+
+def slice_position_mm(plane_affine: npt.ArrayLike) -> float:
+    """Position of a displayed plane along its normal in mm (axial: the S coordinate)."""
+    affine = np.asarray(plane_affine, float)
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    normal /= np.linalg.norm(normal)
+    if normal[int(np.argmax(np.abs(normal)))] < 0:
+        normal = -normal
+    return float(normal @ affine[:3, 3])
+
+
+def nice_scale_length(mm_per_pixel: float, target_pixels: float = 100.0) -> float:
+    """A round scale-bar length (1, 2 or 5 x 10^n mm) about `target_pixels` long on screen."""
+    if mm_per_pixel <= 0 or not np.isfinite(mm_per_pixel):
+        raise ValueError(f"mm per pixel must be positive, got {mm_per_pixel}")
+    raw = mm_per_pixel * target_pixels
+    power = 10.0 ** np.floor(np.log10(raw))
+    for factor in (1.0, 2.0, 5.0, 10.0):
+        if factor * power >= raw * 0.7:
+            return float(factor * power)
+    return float(10.0 * power)

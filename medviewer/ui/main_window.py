@@ -1,0 +1,499 @@
+"""The main window: composition root of the browser, viewports, tools, workers and settings."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolBar,
+    QWidget,
+)
+
+from medviewer import __version__
+from medviewer.core.cache import GIGABYTE, VolumeCache
+from medviewer.core.viewstate import preset_for_key
+from medviewer.io.database import ImportReport, StudyDatabase
+from medviewer.io.scan import SkippedFile
+from medviewer.io.series import LoadStarted, SlicesLoaded, iter_load
+from medviewer.ui import workers
+from medviewer.ui.browser import StudyBrowser
+from medviewer.ui.measurement_panel import MeasurementPanel
+from medviewer.ui.measurement_store import MeasurementStore
+from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.settings import Settings
+from medviewer.ui.skipped_dialog import SkippedFilesDialog
+from medviewer.ui.slice_view import TOOLS, SliceView
+from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
+
+TREE_REFRESH_S = 0.5
+
+
+class MainWindow(QMainWindow):
+    """The reading workstation window.
+
+    Parameters
+    ----------
+    db : StudyDatabase
+        The study index the browser shows and imports into.
+    settings : Settings
+        Persistent settings (window layout, recent folders, cache size...).
+    """
+
+    def __init__(self, db: StudyDatabase, settings: Settings) -> None:
+        super().__init__()
+        self.db = db
+        self.settings = settings
+        self.cache = VolumeCache(int(settings.cache_gb * GIGABYTE))
+        self.store = MeasurementStore(db)
+        self.skipped: list[SkippedFile] = []
+        self._loads: dict[str, workers.Job] = {}  # slot -> running load
+        self._import_job: workers.Job | None = None
+        self._import_queue: list[list[str]] = []
+        self._last_refresh = 0.0
+        self.setWindowTitle(f"medviewer {__version__}")
+        self.setAcceptDrops(True)
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_status()
+        self._restore()
+
+    # -- construction --------------------------------------------------------------------
+
+    def _build_central(self) -> None:
+        self.grid = ViewerGrid(self.store, self)
+        self.grid.seriesDropped.connect(lambda view, sid: self.open_series(sid, view))
+        self.grid.readout.connect(lambda text: self.readout_label.setText(text))
+        self.grid.activeChanged.connect(lambda _v: self._sync_view_actions())
+        self.setCentralWidget(self.grid)
+
+    def _build_docks(self) -> None:
+        self.browser = StudyBrowser(self.db)
+        self.browser.seriesActivated.connect(lambda sid: self.open_series(sid))
+        self.browser_dock = self._dock(
+            "Studies", "browser", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.measurements = MeasurementPanel(self.store, self.grid)
+        self.measurements_dock = self._dock(
+            "Measurements", "measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status(self) -> None:
+        bar = self.statusBar()
+        self.readout_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_import)
+        bar.addWidget(self.readout_label, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _build_actions(self) -> None:
+        self.actions_by_name: dict[str, QAction] = {}
+        file_menu = self.menuBar().addMenu("&File")
+        tools = QToolBar("Main")
+        tools.setObjectName("toolbar_main")
+        self.addToolBar(tools)
+        self._file_actions(file_menu, tools)
+        self._view_actions(self.menuBar().addMenu("&View"), tools)
+        self._tool_actions(self.menuBar().addMenu("&Tools"), tools)
+        self._window_actions(self.menuBar().addMenu("&Window"))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("about", "About medviewer", self._about))
+
+    def _action(
+        self, name: str, text: str, slot=None, shortcut: str | None = None, checkable: bool = False
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(f"action_{name}")
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        if slot is not None:
+            (action.toggled if checkable else action.triggered).connect(slot)
+        self.actions_by_name[name] = action
+        return action
+
+    def _file_actions(self, menu, toolbar: QToolBar) -> None:
+        folder = self._action("import_folder", "Import folder…", self.ask_import_folder, "Ctrl+O")
+        files = self._action("import_files", "Import files…", self.ask_import_files, "Ctrl+Shift+O")
+        menu.addAction(folder)
+        menu.addAction(files)
+        self.recent_menu = menu.addMenu("Recent folders")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        menu.addAction(self._action("skipped", "Skipped files…", self.show_skipped))
+        menu.addAction(
+            self._action("screenshot", "Save screenshot…", self.ask_screenshot, "Ctrl+S")
+        )
+        menu.addSeparator()
+        menu.addAction(self._action("quit", "Quit", self.close, "Ctrl+Q"))
+        toolbar.addAction(folder)
+        toolbar.addAction(files)
+        toolbar.addSeparator()
+
+    def _view_actions(self, menu, toolbar: QToolBar) -> None:
+        group = QActionGroup(self)
+        for name in LAYOUTS:
+            action = self._action(f"layout_{name}", name, checkable=True)
+            action.triggered.connect(lambda _c=False, n=name: self.set_layout(n))
+            group.addAction(action)
+            menu.addAction(action)
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        menu.addSeparator()
+        crosshair = self._action("crosshair", "Crosshair", self.grid.set_crosshair, "C", True)
+        crosshair.setChecked(True)
+        for action in (
+            crosshair,
+            self._action("invert", "Invert", self._invert, "I"),
+            self._action("reset", "Reset view", lambda: self._on_active("reset"), "R"),
+            self._action("fit", "Fit to window", lambda: self._on_active("fit"), "F"),
+        ):
+            menu.addAction(action)
+            toolbar.addAction(action)
+        action = self._action("cine", "Play cine", self.toggle_cine, "Space", True)
+        menu.addAction(action)
+        toolbar.addAction(action)
+        self.fps = QSpinBox()
+        self.fps.setRange(1, 60)
+        self.fps.setSuffix(" fps")
+        self.fps.setValue(self.settings.cine_fps)
+        self.fps.valueChanged.connect(self._fps_changed)
+        toolbar.addWidget(self.fps)
+        toolbar.addSeparator()
+        menu.addSeparator()
+        menu.addAction(self.browser_dock.toggleViewAction())
+        menu.addAction(self.measurements_dock.toggleViewAction())
+
+    def _tool_actions(self, menu, toolbar: QToolBar) -> None:
+        group = QActionGroup(self)
+        keys = {
+            "navigate": "N",
+            "distance": "D",
+            "angle": "A",
+            "ellipse": "E",
+            "rectangle": "T",
+            "probe": "P",
+        }
+        for tool in TOOLS:
+            action = self._action(
+                f"tool_{tool}", tool.capitalize(), shortcut=keys[tool], checkable=True
+            )
+            action.triggered.connect(lambda _c=False, t=tool: self.grid.set_tool(t))
+            group.addAction(action)
+            menu.addAction(action)
+            toolbar.addAction(action)
+        self.actions_by_name["tool_navigate"].setChecked(True)
+
+    def _window_actions(self, menu) -> None:
+        self.window_menu = menu
+        menu.aboutToShow.connect(self._fill_window_menu)
+
+    def _fill_window_menu(self) -> None:
+        menu = self.window_menu
+        menu.clear()
+        view = self.grid.active
+        volume = view.volume if view is not None else None
+        if volume is not None:
+            for key in range(1, 10):
+                preset = preset_for_key(volume, key)
+                if preset is not None:
+                    action = menu.addAction(
+                        f"{key}  {preset.name}  W {preset.width:g} L {preset.center:g}"
+                    )
+                    action.triggered.connect(lambda _c=False, k=key: self._preset(k))
+            menu.addAction("0  Auto (robust percentiles)").triggered.connect(
+                lambda: self._preset(0)
+            )
+        menu.addSeparator()
+        for name, center, width in self.settings.user_presets():
+            action = menu.addAction(f"{name}  W {width:g} L {center:g}")
+            action.triggered.connect(lambda _c=False, c=center, w=width: self._set_window(c, w))
+        menu.addAction("Save current window as preset", self._save_preset)
+
+    # -- settings ------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        geometry, state = self.settings.window_geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        if state is not None:
+            self.restoreState(state)
+        self.set_layout(self.settings.layout if self.settings.layout in LAYOUTS else "1x1")
+
+    def closeEvent(self, event) -> None:
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.browser.shutdown()
+        for job in [*self._loads.values(), self._import_job]:
+            if job is not None:
+                job.cancel()
+        self.grid.close_views()
+        workers.shutdown(10_000)
+        super().closeEvent(event)
+
+    # -- layout and view actions ---------------------------------------------------------
+
+    def set_layout(self, name: str) -> None:
+        """Switch the viewport layout (and remember it)."""
+        self.grid.set_layout(name)
+        self.actions_by_name[f"layout_{name}"].setChecked(True)
+        self.settings.layout = name
+
+    def _on_active(self, method: str) -> None:
+        view = self.grid.active
+        if view is not None:
+            getattr(view, method)()
+
+    def _invert(self) -> None:
+        view = self.grid.active
+        if view is not None and view.state is not None:
+            view.set_invert(not view.state.invert)
+
+    def _preset(self, key: int) -> None:
+        if self.grid.active is not None:
+            self.grid.active.apply_preset(key)
+
+    def _set_window(self, center: float, width: float) -> None:
+        if self.grid.active is not None:
+            self.grid.active.set_window(center, width)
+
+    def _save_preset(self) -> None:
+        view = self.grid.active
+        if view is None or view.state is None:
+            return
+        presets = self.settings.user_presets()
+        name = f"User {len(presets) + 1}"
+        self.settings.set_user_presets([*presets, (name, view.state.center, view.state.width)])
+        self.statusBar().showMessage(f"Saved window preset {name}", 4000)
+
+    def toggle_cine(self, play: bool) -> None:
+        """Play or pause the cine loop of the active view."""
+        view = self.grid.active
+        if view is None:
+            return
+        if play:
+            view.play_cine(self.fps.value())
+        else:
+            view.stop_cine()
+
+    def _fps_changed(self, fps: int) -> None:
+        self.settings.cine_fps = fps
+        view = self.grid.active
+        if view is not None and view.playing:
+            view.play_cine(fps)
+
+    def _sync_view_actions(self) -> None:
+        view = self.grid.active
+        self.actions_by_name["cine"].setChecked(bool(view is not None and view.playing))
+
+    # -- opening series ------------------------------------------------------------------
+
+    def open_series(self, series_id: int, view: SliceView | None = None) -> None:
+        """Open a database series in the slot of `view` (default: the active viewport)."""
+        self.open_source(("db", series_id), series_id, view)
+
+    def open_source(self, key: Hashable, source, view: SliceView | None = None) -> None:
+        """Show a series from the cache or load it progressively in the background."""
+        slot = self.grid.slot_of(view if view is not None else self.grid.active)
+        previous = self._loads.pop(slot, None)
+        if previous is not None:
+            previous.cancel()  # switching series cancels the unfinished load
+        cached = self.cache.get(key)
+        if cached is not None:
+            self._show(OpenSeries(key, cached), view)
+            return
+        state: dict = {}
+
+        def task(cancel):
+            return (yield from iter_load(source, db=self.db, cancel=cancel))
+
+        self._loads[slot] = workers.start(
+            task,
+            name=f"load {key}",
+            yielded=lambda event: self._on_load_event(key, view, state, event),
+            returned=lambda volume: self._on_loaded(key, volume),
+            errored=lambda exc: self._on_load_failed(state, exc),
+        )
+
+    def _show(self, series: OpenSeries, view: SliceView | None) -> None:
+        if view is not None and view not in self.grid.views:
+            view = None
+        self.grid.show_series(series, view)
+
+    def _on_load_event(self, key, view, state: dict, event) -> None:
+        if isinstance(event, LoadStarted):
+            loaded = [False] * event.volume.array.shape[0]
+            for index in event.loaded:
+                loaded[index] = True
+            series = OpenSeries(key, event.volume, loaded)  # type: ignore[arg-type]
+            state["series"] = series
+            self._show(series, view)
+            for warning in event.volume.metadata.warnings:
+                self.statusBar().showMessage(f"Warning: {warning}", 8000)
+        elif isinstance(event, SlicesLoaded) and "series" in state:
+            state["series"].mark_loaded(event.indices)
+
+    def _on_loaded(self, key, volume) -> None:
+        self.cache.put(key, volume)
+
+    def _on_load_failed(self, state: dict, exc: BaseException) -> None:
+        message = f"Could not open the series: {exc}"
+        self.statusBar().showMessage(message, 15000)
+        if "series" in state:
+            state["series"].fail(message)
+            for view in self.grid.views:
+                if view.series is state["series"]:
+                    view.render()
+
+    # -- importing -----------------------------------------------------------------------
+
+    def ask_import_folder(self) -> None:
+        """Choose a folder and import it."""
+        folder = QFileDialog.getExistingDirectory(self, "Import folder")
+        if folder:
+            self.import_paths([folder])
+
+    def ask_import_files(self) -> None:
+        """Choose files (DICOM, DICOMDIR, zip) and import them."""
+        files, _ = QFileDialog.getOpenFileNames(self, "Import files")
+        if files:
+            self.import_paths(files)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders():
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _c=False, f=folder: self.import_paths([f]))
+
+    def import_paths(
+        self, paths: Sequence[str | os.PathLike[str]], then_open: bool = False
+    ) -> None:
+        """Import files/folders in the background; the tree fills in as series are found.
+
+        With `then_open`, the first series of the import is opened when it finishes.
+        """
+        paths = [str(p) for p in paths]
+        for path in paths:
+            if os.path.isdir(path):
+                self.settings.add_recent_folder(str(Path(path).resolve()))
+        if self._import_job is not None and not self._import_job.done:
+            self._import_queue.append(paths)
+            return
+        self._start_import(paths, then_open)
+
+    def _start_import(self, paths: list[str], then_open: bool) -> None:
+        before = {s["id"] for s in self._all_series()}
+
+        def task(cancel, progress):
+            return self.db.import_paths(paths, progress=progress, cancel=cancel)
+
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.statusBar().showMessage(f"Importing {', '.join(paths)}")
+        self._import_job = workers.start(
+            task,
+            name="import",
+            progress=self._import_progress,
+            returned=lambda report: self._import_done(report, before, then_open),
+            errored=lambda exc: self.statusBar().showMessage(f"Import failed: {exc}", 15000),
+            finished=self._import_finished,
+        )
+
+    def _import_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        if time.monotonic() - self._last_refresh > TREE_REFRESH_S:
+            self._last_refresh = time.monotonic()
+            self.browser.refresh()
+
+    def _import_done(self, report: ImportReport, before: set[int], then_open: bool) -> None:
+        self.browser.refresh()
+        self.skipped = list(report.skipped)
+        text = f"Imported {report.read} files ({report.unchanged} unchanged)"
+        if report.skipped:
+            text += f", {len(report.skipped)} skipped (File > Skipped files…)"
+        self.statusBar().showMessage(text, 15000)
+        new = [s for s in self._all_series() if s["id"] not in before] or self._all_series()
+        if then_open and new:
+            self.open_series(int(new[0]["id"]))
+
+    def _import_finished(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        if self._import_queue:
+            self._start_import(self._import_queue.pop(0), False)
+
+    def cancel_import(self) -> None:
+        """Stop the running import (what was committed stays indexed)."""
+        self._import_queue.clear()
+        if self._import_job is not None:
+            self._import_job.cancel()
+            self.statusBar().showMessage("Import cancelled", 5000)
+
+    def _all_series(self) -> list[dict]:
+        return [
+            series
+            for patient in self.db.patients()
+            for study in self.db.studies(patient["id"])
+            for series in self.db.series(study["id"])
+        ]
+
+    def show_skipped(self) -> None:
+        """Open the report of files the last import skipped (path and reason)."""
+        SkippedFilesDialog(self.skipped or self.db.skipped(), self).exec()
+
+    # -- drag and drop of files ----------------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.import_paths(paths, then_open=True)
+
+    # -- misc ----------------------------------------------------------------------------
+
+    def ask_screenshot(self) -> None:
+        """Save the viewports as a PNG."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save screenshot", "medviewer.png", "PNG (*.png)"
+        )
+        if path:
+            self.grid.grab().save(path, "PNG")
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About medviewer",
+            f"medviewer {__version__}\nDICOM viewer with AI assist. Not for clinical use.",
+        )

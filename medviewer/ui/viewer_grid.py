@@ -1,0 +1,154 @@
+"""The viewport layouts (1x1, 1x2, 1x3 MPR, 2x2) and the crosshair linking between them."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from medviewer.ui.measurement_store import MeasurementStore
+from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.slice_view import SliceView
+
+# layout -> [(slot, plane, row, col)]: slot "A" is the primary series, "B" the comparison one.
+LAYOUTS: dict[str, list[tuple[str, str, int, int]]] = {
+    "1x1": [("A", "axial", 0, 0)],
+    "1x2": [("A", "axial", 0, 0), ("B", "axial", 0, 1)],
+    "1x3": [("A", "axial", 0, 0), ("A", "coronal", 0, 1), ("A", "sagittal", 0, 2)],
+    "2x2": [
+        ("A", "axial", 0, 0),
+        ("A", "coronal", 0, 1),
+        ("A", "sagittal", 1, 0),
+        ("B", "axial", 1, 1),
+    ],
+}
+
+
+class ViewerGrid(QWidget):
+    """The viewports of one layout, the series in each slot, and the linked crosshair.
+
+    Signals
+    -------
+    activeChanged(object)
+        The active viewport (the one that receives opened series and keys) changed.
+    seriesDropped(object, int)
+        A browser series was dropped on a viewport (view, series id).
+    """
+
+    activeChanged = Signal(object)
+    seriesDropped = Signal(object, int)
+    readout = Signal(str)
+
+    def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.store = store if store is not None else MeasurementStore()
+        self.slots: dict[str, OpenSeries | None] = {"A": None, "B": None}
+        self.views: list[SliceView] = []
+        self._slot_of: dict[SliceView, str] = {}
+        self.active: SliceView | None = None
+        self.layout_name = ""
+        self.crosshair = True
+        self.tool = "navigate"
+        self._grid = QGridLayout(self)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setSpacing(2)
+        self.set_layout("1x1")
+
+    # -- layout --------------------------------------------------------------------------
+
+    def set_layout(self, name: str) -> None:
+        """Rebuild the viewports for layout `name`, keeping the series in each slot."""
+        if name not in LAYOUTS:
+            raise ValueError(f"unknown layout {name!r}; expected one of {', '.join(LAYOUTS)}")
+        for view in self.views:
+            view.set_series(None)
+            self._grid.removeWidget(view)
+            view.deleteLater()
+        self.views, self._slot_of = [], {}
+        for slot, plane, row, col in LAYOUTS[name]:
+            view = self._new_view()
+            view.setProperty("plane", plane)
+            self._slot_of[view] = slot
+            self.views.append(view)
+            self._grid.addWidget(view, row, col)
+        self.layout_name = name
+        self._set_active(self.views[0])
+        for slot in self.slots:
+            self._show_slot(slot)
+
+    def _new_view(self) -> SliceView:
+        view = SliceView(self.store, self)
+        view.set_tool(self.tool)
+        view.show_crosshair(self.crosshair)
+        view.activated.connect(lambda v=view: self._set_active(v))
+        view.cursorMoved.connect(lambda point, v=view: self.link_cursor(v, point))
+        view.seriesDropped.connect(lambda sid, v=view: self.seriesDropped.emit(v, sid))
+        view.readout.connect(self.readout)
+        return view
+
+    def _set_active(self, view: SliceView) -> None:
+        if view is self.active:
+            return
+        self.active = view
+        for other in self.views:
+            other.set_active(other is view)
+        self.activeChanged.emit(view)
+
+    def slot_of(self, view: SliceView | None) -> str:
+        """The slot ("A" or "B") a view belongs to ("A" for None)."""
+        return self._slot_of.get(view, "A") if view is not None else "A"
+
+    def views_of(self, slot: str) -> list[SliceView]:
+        """The viewports that show a slot's series."""
+        return [v for v in self.views if self._slot_of[v] == slot]
+
+    # -- series --------------------------------------------------------------------------
+
+    def show_series(self, series: OpenSeries | None, view: SliceView | None = None) -> str:
+        """Put `series` in the slot of `view` (default: the active view); returns the slot."""
+        slot = self.slot_of(view if view is not None else self.active)
+        self.slots[slot] = series
+        self._show_slot(slot)
+        return slot
+
+    def _show_slot(self, slot: str) -> None:
+        series = self.slots[slot]
+        views = self.views_of(slot)
+        for n, view in enumerate(views):
+            plane = view.property("plane")
+            if series is not None and series.is_2d and n > 0:
+                view.empty_message = "A single 2-D image: no MPR"
+                view.set_series(None)
+            else:
+                view.empty_message = "Drop a series here or double-click one in the browser"
+                view.set_series(series, plane if series is None or not series.is_2d else "axial")
+
+    # -- linking -------------------------------------------------------------------------
+
+    def link_cursor(self, source: SliceView, point: np.ndarray) -> None:
+        """Move every view of the same frame of reference to the LPS `point`."""
+        if source.series is None:
+            return
+        frame = source.series.frame_of_reference
+        for view in self.views:
+            if view is source or view.series is None:
+                continue
+            if view.series.frame_of_reference == frame:
+                view.set_crosshair(point, move=True)
+
+    def set_crosshair(self, visible: bool) -> None:
+        """Show or hide the crosshair in every view."""
+        self.crosshair = visible
+        for view in self.views:
+            view.show_crosshair(visible)
+
+    def set_tool(self, tool: str) -> None:
+        """The left-button tool of every view."""
+        self.tool = tool
+        for view in self.views:
+            view.set_tool(tool)
+
+    def close_views(self) -> None:
+        """Stop cine loops and drop the series (before the window closes)."""
+        for view in self.views:
+            view.set_series(None)
