@@ -52,8 +52,13 @@ def write_demo(out: Path, seed: int = 0) -> Path:
         window=(-600.0, 1500.0),
     )
     write_series(out, spec)
-    (out / ".complete").write_text("ok\n")
+    _marker(out).write_text("ok\n")
     return out
+
+
+def _marker(folder: Path) -> Path:
+    """Written last, beside (not inside) the series folder, so imports never meet it."""
+    return folder.with_name(folder.name + ".complete")
 
 
 def demo_folder() -> Path:
@@ -61,6 +66,6 @@ def demo_folder() -> Path:
     import platformdirs
 
     folder = Path(platformdirs.user_cache_dir("medviewer", appauthor=False)) / "demo" / "ct"
-    if not (folder / ".complete").exists():
+    if not _marker(folder).exists():
         write_demo(folder)
     return folder

@@ -72,10 +72,12 @@ def _walk(folder: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
         skipped.append(SkippedFile(str(error.filename or folder), f"cannot list: {error.strerror}"))
 
     for root, dirs, files in os.walk(folder, onerror=report):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.upper() == DICOMDIR_NAME:
-                continue  # the walk reaches every file it references anyway
+            if name.upper() == DICOMDIR_NAME or name.startswith("."):
+                # DICOMDIR: the walk reaches every file it references anyway. Hidden files
+                # (.DS_Store, ._AppleDouble, markers) are not images and not worth a report.
+                continue
             yield from _expand_file(os.path.join(root, name), skipped)
 
 

@@ -420,7 +420,7 @@ class StudyBrowser(QWidget):
         header = view.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 70), (2, 90), (3, 60)):
+        for column, width in ((1, 52), (2, 80), (3, 50)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         view.doubleClicked.connect(self._activate)

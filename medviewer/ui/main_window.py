@@ -244,6 +244,10 @@ class MainWindow(QMainWindow):
             self.resize(1400, 900)
         if state is not None:
             self.restoreState(state)
+        else:
+            self.resizeDocks(
+                [self.browser_dock, self.measurements_dock], [400, 260], Qt.Orientation.Horizontal
+            )
         self.set_layout(self.settings.layout if self.settings.layout in LAYOUTS else "1x1")
 
     def closeEvent(self, event) -> None:

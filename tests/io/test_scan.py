@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -48,3 +49,20 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
     result = scan([tmp_path / "nope"])
     assert [(s.path, s.reason) for s in result.skipped] == [
         (str(tmp_path / "nope"), "no such file or folder")]
+
+
+def test_hidden_files_and_folders_are_not_reported(tmp_path) -> None:
+    from medviewer.io.scan import scan
+    from medviewer.io.synthetic import SeriesSpec, write_series
+
+    write_series(tmp_path / "ct", SeriesSpec(shape=(3, 8, 8)))
+    (tmp_path / "ct" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.dcm").write_bytes(b"junk")
+    (tmp_path / "readme.txt").write_text("not an image")
+    result = scan([tmp_path])
+    assert len(result.records) == 3
+    assert [os.path.basename(s.path) for s in result.skipped] == ["readme.txt"]
+    # Named explicitly, a hidden file is still read (and reported).
+    explicit = scan([tmp_path / "ct" / ".DS_Store"])
+    assert len(explicit.skipped) == 1

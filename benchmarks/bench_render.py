@@ -1,0 +1,534 @@
+"""Render benchmark: what scrolling, reslicing, windowing and start-up cost in the viewer.
+
+What it measures, in one run (a JSON object on stdout, progress on stderr), offscreen Qt
+(``QT_QPA_PLATFORM=offscreen`` unless already set):
+
+1. ``next_slice_ms``: a visible 800x800 :class:`~medviewer.ui.slice_view.SliceView` shows an
+   in-memory 300x512x512 int16 CT-like volume (0.7 x 0.7 x 1.0 mm, window 40/400); one
+   frame is ``view.set_index(i)`` followed by ``QApplication.processEvents()``, which
+   delivers the paint: the ImageItem converts its array to a QImage (``render``) and draws
+   it, and the corner annotations repaint, as the user would see them. Every frame is
+   checked to have rendered and painted the image exactly once. Median and p95 of N frames
+   after a warm-up.
+2. ``reslice_ms``: the same on coronal and sagittal views of the volume (512 x 300 images
+   resliced from the axial array), stepping the index.
+3. ``window_level_ms``: the same axial slice re-rendered with a new window each frame
+   (``view.set_window``), what one mouse move of a right-drag costs.
+4. ``startup_s``: from launching ``python -c <snippet>`` (which runs
+   ``medviewer.cli.main(["--db", TMP, "--settings", TMP, "--exit-after", MS])``) to the main
+   window's first paint being flushed (the child notes ``time.perf_counter()``, a clock
+   shared by processes on Linux, from a zero-delay timer queued by the window's first paint
+   event, then quits). Median of R fresh processes; ``--exit-after`` is only a safety net.
+   The child also reports which heavy modules (torch, monai, SimpleITK...) were imported
+   by then.
+5. Peers in the same run: a bare pyqtgraph ``ImageItem.setImage`` of precomputed uint8
+   512x512 frames in a same-sized view (the paint floor); ``apply_window`` alone on an
+   axial and a coronal slice, and a plain float32 numpy window; ``reslice`` alone;
+   ``SliceView.render()`` without the paint; ``python -c pass`` and a bare Qt main window
+   in a fresh process (the start-up floor).
+
+Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians).
+
+Usage: ``python benchmarks/bench_render.py [--frames N] [--startup-runs R] [--profile]``
+(``--profile`` prints the top cProfile entries of each frame loop on stderr.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHAPE = (300, 512, 512)
+SPACING = (0.7, 0.7, 1.0)  # column, row, slice (mm)
+WINDOW = (40.0, 400.0)  # center, width
+VIEW_SIZE = (800, 800)
+HEAVY_MODULES = ("torch", "monai", "SimpleITK", "scipy", "skimage", "onnxruntime", "matplotlib")
+TARGETS = {
+    "next_slice_max_ms": 8.0,
+    "reslice_max_ms": 15.0,
+    "startup_max_s": 1.5,
+}
+
+STARTUP_CHILD = """
+import json, sys, time
+t_start = time.perf_counter()
+from medviewer.ui.app import application
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QMainWindow
+app = application()
+t_app = time.perf_counter()
+marks = {}
+
+def shown():
+    marks["shown"] = time.perf_counter()
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY and "." not in m)
+    marks["heavy"] = heavy
+    marks["modules"] = len(sys.modules)
+    app.quit()
+
+class FirstPaint(QObject):
+    def eventFilter(self, obj, event):
+        if (not marks and event.type() == QEvent.Type.Paint
+                and isinstance(obj.window(), QMainWindow)):
+            marks["paint"] = time.perf_counter()
+            QTimer.singleShot(0, shown)
+        return False
+
+watcher = FirstPaint()
+app.installEventFilter(watcher)
+from medviewer.cli import main
+status = main(sys.argv[1:])
+print(json.dumps({"start": t_start, "app": t_app, "first_paint": marks.get("paint"),
+                  "shown": marks.get("shown"), "heavy": marks.get("heavy"),
+                  "modules": marks.get("modules"), "status": status}))
+"""
+
+BARE_QT_CHILD = """
+import json, time
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+app = QApplication([])
+marks = {}
+
+class FirstPaint(QObject):
+    def eventFilter(self, obj, event):
+        if not marks and event.type() == QEvent.Type.Paint:
+            marks["paint"] = time.perf_counter()
+            QTimer.singleShot(0, lambda: (marks.update(shown=time.perf_counter()), app.quit()))
+        return False
+
+watcher = FirstPaint()
+app.installEventFilter(watcher)
+window = QMainWindow()
+window.setCentralWidget(QLabel("bare"))
+window.resize(1200, 800)
+window.show()
+app.exec()
+print(json.dumps({"shown": marks["shown"]}))
+"""
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    """Progress line on stderr (stdout carries only the JSON)."""
+    print(f"[bench_render] {message}", file=sys.stderr, flush=True)
+
+
+def ms_summary(seconds: list[float]) -> dict[str, float]:
+    """Median, p95, min and max in milliseconds (rounded to microseconds)."""
+    values = np.asarray(seconds) * 1e3
+    return {
+        "median": round(float(np.median(values)), 3),
+        "p95": round(float(np.percentile(values, 95)), 3),
+        "min": round(float(values.min()), 3),
+        "max": round(float(values.max()), 3),
+    }
+
+
+def time_calls(fn: Callable[[int], object], frames: int, warmup: int) -> list[float]:
+    """Wall time of ``fn(i)`` for `frames` values of i after `warmup` untimed calls."""
+    for i in range(warmup):
+        fn(i)
+    times = []
+    for i in range(warmup, warmup + frames):
+        start = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def ct_volume() -> Any:
+    """A 300x512x512 int16 CT-like volume: air, a body of soft tissue with noise, lungs, bone."""
+    from medviewer.core.volume import Volume, VolumeMetadata
+    from medviewer.core.windowing import WindowPreset
+
+    slices, rows, cols = SHAPE
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    y, x = (y - rows / 2) / (rows / 2), (x - cols / 2) / (cols / 2)
+    array = np.empty(SHAPE, np.int16)
+    noise_bank = rng.normal(0.0, 20.0, size=(16, rows, cols)).astype(np.int16)
+    for k in range(slices):
+        z = k / slices
+        scale = 0.85 + 0.1 * np.sin(np.pi * z)
+        body = (x / (0.9 * scale)) ** 2 + (y / (0.7 * scale)) ** 2
+        lungs = ((np.abs(x) - 0.35) / 0.22) ** 2 + (y / 0.4) ** 2
+        plane = np.full((rows, cols), -1000.0, np.float32)
+        plane[body < 1.0] = 40.0
+        plane[(body > 0.88) & (body < 1.0)] = 900.0 + 300.0 * z  # ribs/skin ring
+        plane[(lungs < 1.0) & (body < 0.85)] = -850.0
+        plane[(x**2 + (y - 0.45) ** 2) < 0.006] = 1200.0  # spine
+        array[k] = plane.astype(np.int16) + noise_bank[k % 16]
+    affine = np.diag([*SPACING, 1.0])
+    metadata = VolumeMetadata(
+        modality="CT",
+        units="HU",
+        series_uid="1.2.826.0.1.3680043.8.498.1",
+        series_description="bench_render synthetic CT",
+        window_presets=(WindowPreset("Soft tissue", *WINDOW),),
+    )
+    return Volume(array, affine, metadata)
+
+
+# -- frame loops --------------------------------------------------------------------------
+
+
+class PaintCounter:
+    """Counts ``render`` (array -> QImage) and ``paint`` calls of one pyqtgraph ImageItem."""
+
+    def __init__(self, item: Any) -> None:
+        self.renders = self.paints = 0
+        render, paint = item.render, item.paint
+
+        def counted_render() -> None:
+            self.renders += 1
+            render()
+
+        def counted_paint(painter: Any, *args: Any) -> None:
+            self.paints += 1
+            paint(painter, *args)
+
+        item.render, item.paint = counted_render, counted_paint
+
+
+def make_view(app: Any, series: Any, plane: str) -> Any:
+    """A shown, exposed 800x800 SliceView on `plane` of `series`."""
+    from PySide6.QtTest import QTest
+
+    from medviewer.ui.slice_view import SliceView
+
+    view = SliceView()
+    view.resize(*VIEW_SIZE)
+    view.show()
+    if not QTest.qWaitForWindowExposed(view, 5000):
+        raise RuntimeError("the SliceView was never exposed")
+    view.set_series(series, plane)
+    for _ in range(3):
+        app.processEvents()
+    return view
+
+
+def frame_loop(
+    app: Any, view: Any, step: Callable[[int], None], frames: int, warmup: int, profile: bool
+) -> dict[str, Any]:
+    """Time ``step(i)`` + processEvents per frame; check one render and one paint per frame."""
+    counter = PaintCounter(view.image_item)
+
+    def frame(i: int) -> None:
+        step(i)
+        app.processEvents()
+
+    for i in range(warmup):
+        frame(i)
+    renders, paints = counter.renders, counter.paints
+    times = time_calls(frame, frames, 0) if not profile else _profiled(frame, frames)
+    result: dict[str, Any] = ms_summary(times)
+    result["frames"] = frames
+    result["renders_per_frame"] = round((counter.renders - renders) / frames, 3)
+    result["paints_per_frame"] = round((counter.paints - paints) / frames, 3)
+    result["image_shape"] = list(view.plane_slice.image.shape)
+    result["zoom"] = round(view.zoom, 3)
+    return result
+
+
+def unpainted_loop(app: Any, view: Any, frames: int, warmup: int) -> dict[str, float]:
+    """``set_index`` alone (reslice, window, setImage, annotations), paint not timed."""
+    count = view.state.count
+    times = []
+    for i in range(warmup + frames):
+        start = time.perf_counter()
+        view.set_index(i % count)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+        app.processEvents()
+    return ms_summary(times)
+
+
+def _profiled(frame: Callable[[int], None], frames: int) -> list[float]:
+    profiler = cProfile.Profile()
+    times = []
+    profiler.enable()
+    for i in range(frames):
+        start = time.perf_counter()
+        frame(1000 + i)
+        times.append(time.perf_counter() - start)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+    log("cProfile, by own time:\n" + out.getvalue())
+    return times
+
+
+def bench_views(app: Any, volume: Any, frames: int, warmup: int, profile: bool) -> dict[str, Any]:
+    """next slice (axial), coronal/sagittal reslice, window/level: SliceView frame times."""
+    from medviewer.ui.open_series import OpenSeries
+
+    series = OpenSeries("bench", volume)
+    out: dict[str, Any] = {}
+    for plane in ("axial", "coronal", "sagittal"):
+        view = make_view(app, series, plane)
+        count = view.state.count
+        log(f"{plane}: {frames} frames stepping the index")
+        stats = frame_loop(app, view, lambda i, v=view, n=count: v.set_index(i % n), frames,
+                           warmup, profile)
+        if plane == "axial":
+            out["next_slice_ms"] = stats
+            view.set_index(count // 2)
+            app.processEvents()
+            log(f"axial: {frames} frames changing the window")
+            out["window_level_ms"] = frame_loop(
+                app, view, lambda i, v=view: v.set_window(WINDOW[0] + 0.5 * i, WINDOW[1] + i),
+                frames, warmup, profile)
+            out["set_index_without_paint_ms"] = unpainted_loop(app, view, frames, warmup)
+        else:
+            out.setdefault("reslice_ms", {})[plane] = stats
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+    return out
+
+
+def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, Any]:
+    """Bare pyqtgraph: setImage of precomputed uint8 512x512 frames + processEvents."""
+    import pyqtgraph as pg
+    from PySide6.QtTest import QTest
+
+    from medviewer.core.windowing import apply_window
+
+    images = [apply_window(volume.array[k], *WINDOW) for k in range(0, SHAPE[0], SHAPE[0] // 16)]
+    graphics = pg.GraphicsView(background="k")
+    box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+    graphics.setCentralItem(box)
+    item = pg.ImageItem(axisOrder="row-major")
+    box.addItem(item)
+    item.setImage(images[0], autoLevels=False, levels=(0, 255))
+    graphics.resize(*VIEW_SIZE)
+    graphics.show()
+    QTest.qWaitForWindowExposed(graphics, 5000)
+    box.autoRange(items=[item], padding=0.02)
+    app.processEvents()
+    counter = PaintCounter(item)
+
+    def frame(i: int) -> None:
+        item.setImage(images[i % len(images)], autoLevels=False, levels=(0, 255))
+        app.processEvents()
+
+    for i in range(warmup):
+        frame(i)
+    before = counter.paints
+    result: dict[str, Any] = ms_summary(time_calls(frame, frames, 0))
+    result["paints_per_frame"] = round((counter.paints - before) / frames, 3)
+    graphics.close()
+    graphics.deleteLater()
+    app.processEvents()
+    return result
+
+
+def bench_numpy(volume: Any, frames: int, warmup: int) -> dict[str, Any]:
+    """apply_window (axial, coronal), a plain float32 window, and reslice alone."""
+    from medviewer.core.geometry import reslice
+    from medviewer.core.windowing import apply_window
+
+    array, affine = volume.array, volume.affine
+    center, width = WINDOW
+    axial_out = np.empty(SHAPE[1:], np.uint8)
+    coronal_out = np.empty((SHAPE[0], SHAPE[2]), np.uint8)
+    coronal = [reslice(array, affine, "coronal", k).image for k in range(0, 512, 37)]
+
+    def plain_window(i: int) -> None:
+        x = array[i % SHAPE[0]].astype(np.float32)
+        x -= center - width / 2
+        x *= 255.0 / width
+        np.clip(x, 0, 255, out=x)
+        np.copyto(axial_out, x, casting="unsafe")
+
+    return {
+        "apply_window_axial_ms": ms_summary(time_calls(
+            lambda i: apply_window(array[i % SHAPE[0]], center, width, out=axial_out),
+            frames, warmup)),
+        "apply_window_coronal_ms": ms_summary(time_calls(
+            lambda i: apply_window(coronal[i % len(coronal)], center, width, out=coronal_out),
+            frames, warmup)),
+        "numpy_float32_window_axial_ms": ms_summary(time_calls(plain_window, frames, warmup)),
+        "reslice_call_ms": ms_summary(time_calls(
+            lambda i: reslice(array, affine, "coronal", i % 512), frames, warmup)),
+    }
+
+
+# -- start-up -----------------------------------------------------------------------------
+
+
+def run_timed(args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
+    """(launch perf_counter, wall seconds, parsed last stdout line) of a child process."""
+    launched = time.perf_counter()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - launched
+    if done.returncode != 0:
+        raise RuntimeError(f"{args[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    return launched, wall, (json.loads(lines[-1]) if lines else {})
+
+
+def bench_startup(runs: int) -> dict[str, Any]:
+    """Process launch -> main window painted, R fresh processes; floors beside it."""
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ["QT_QPA_PLATFORM"])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    child = STARTUP_CHILD.replace("HEAVY", repr(HEAVY_MODULES))
+    shown, first_paint, interp, app_ready, walls, heavy, modules = [], [], [], [], [], [], []
+    bare, python_pass = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_render-") as tmp:
+        for run in range(runs):
+            db, ini = Path(tmp) / f"db{run}.sqlite", Path(tmp) / f"settings{run}.ini"
+            argv = ["--db", str(db), "--settings", str(ini), "--exit-after", "20000"]
+            launched, wall, marks = run_timed([sys.executable, "-c", child, *argv], env)
+            if marks.get("shown") is None:
+                raise RuntimeError("the main window was never painted")
+            shown.append(marks["shown"] - launched)
+            first_paint.append(marks["first_paint"] - launched)
+            interp.append(marks["start"] - launched)
+            app_ready.append(marks["app"] - launched)
+            walls.append(wall)
+            heavy.append(marks["heavy"])
+            modules.append(marks["modules"])
+            launched, _, bare_marks = run_timed([sys.executable, "-c", BARE_QT_CHILD], env)
+            bare.append(bare_marks["shown"] - launched)
+            python_pass.append(run_timed([sys.executable, "-c", "pass"], env)[1])
+            log(f"start-up run {run + 1}/{runs}: window shown at {shown[-1]:.3f} s "
+                f"(bare Qt window {bare[-1]:.3f} s, python -c pass {python_pass[-1]:.3f} s)")
+    present = sorted({m for names in heavy for m in names})
+    return {
+        "startup_s": round(statistics.median(shown), 4),
+        "runs_s": [round(v, 4) for v in shown],
+        "interpreter_ready_s": round(statistics.median(interp), 4),
+        "qapplication_ready_s": round(statistics.median(app_ready), 4),
+        "first_paint_event_s": round(statistics.median(first_paint), 4),
+        "process_wall_incl_exit_s": round(statistics.median(walls), 4),
+        "modules_loaded_at_show": int(statistics.median(modules)),
+        "heavy_modules_at_show": present,
+        "import_torch_in_startup": any(m in present for m in ("torch", "monai", "SimpleITK")),
+        "peer_bare_qt_window_s": round(statistics.median(bare), 4),
+        "peer_python_pass_s": round(statistics.median(python_pass), 4),
+    }
+
+
+# -- report -------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    """Processor, cores, Python, Qt and library versions, date."""
+    import PySide6
+    import pyqtgraph
+    from PySide6.QtCore import qVersion
+
+    import medviewer
+
+    return {
+        "processor": platform.processor() or _cpu_model(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(),
+        "medviewer": medviewer.__version__,
+        "pyside6": PySide6.__version__,
+        "qt": qVersion(),
+        "pyqtgraph": pyqtgraph.__version__,
+        "numpy": np.__version__,
+        "qt_qpa_platform": os.environ.get("QT_QPA_PLATFORM"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, bool]:
+    """Which targets the measured medians meet (only those measured)."""
+    out: dict[str, bool] = {}
+    if "next_slice_ms" in report:
+        out["next_slice"] = report["next_slice_ms"]["median"] <= TARGETS["next_slice_max_ms"]
+    for plane, stats in report.get("reslice_ms", {}).items():
+        out[f"reslice_{plane}"] = stats["median"] <= TARGETS["reslice_max_ms"]
+    if "startup" in report:
+        out["startup"] = report["startup"]["startup_s"] <= TARGETS["startup_max_s"]
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=200, help="timed frames per loop (200)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed frames first (20)")
+    parser.add_argument("--startup-runs", type=int, default=5, help="fresh processes (5)")
+    parser.add_argument("--skip-startup", action="store_true", help="no start-up section")
+    parser.add_argument("--profile", action="store_true", help="cProfile the frame loops")
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.warmup < 1 or args.startup_runs < 1:
+        parser.error("--frames, --warmup and --startup-runs must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every section and print the JSON report."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    from medviewer.ui.app import application
+
+    app = application()
+    log("building the synthetic CT volume")
+    volume = ct_volume()
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "volume": {"shape": list(SHAPE), "dtype": str(volume.array.dtype),
+                   "spacing_mm": list(SPACING), "window": {"center": WINDOW[0],
+                                                           "width": WINDOW[1]}},
+        "view_size": list(VIEW_SIZE),
+    }
+    report.update(bench_views(app, volume, args.frames, args.warmup, args.profile))
+    log("peers: bare pyqtgraph ImageItem, numpy windowing, reslice")
+    report["peer"] = {"bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames,
+                                                             args.warmup)}
+    report["peer"].update(bench_numpy(volume, args.frames, args.warmup))
+    if not args.skip_startup:
+        report["startup"] = bench_startup(args.startup_runs)
+    report["targets"] = TARGETS
+    report["meets_targets"] = verdicts(report)
+    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
