@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.fps)
         toolbar.addSeparator()
         menu.addSeparator()
+        menu.addAction(self._action("cache_size", "Volume cache size…", self.ask_cache_size))
         menu.addAction(self.browser_dock.toggleViewAction())
         menu.addAction(self.measurements_dock.toggleViewAction())
 
@@ -295,6 +296,22 @@ class MainWindow(QMainWindow):
         name = f"User {len(presets) + 1}"
         self.settings.set_user_presets([*presets, (name, view.state.center, view.state.width)])
         self.statusBar().showMessage(f"Saved window preset {name}", 4000)
+
+    def ask_cache_size(self) -> None:
+        """Ask for the memory given to recently opened volumes."""
+        from PySide6.QtWidgets import QInputDialog
+
+        value, ok = QInputDialog.getDouble(
+            self, "Volume cache", "Keep recently opened volumes up to (GB):",
+            self.settings.cache_gb, 0.0, 256.0, 1,
+        )  # fmt: skip
+        if ok:
+            self.set_cache_gb(value)
+
+    def set_cache_gb(self, gb: float) -> None:
+        """Bound the volume cache (evicting as needed) and remember the bound."""
+        self.settings.cache_gb = gb
+        self.cache.resize(int(gb * GIGABYTE))
 
     def toggle_cine(self, play: bool) -> None:
         """Play or pause the cine loop of the active view."""

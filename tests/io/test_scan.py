@@ -48,7 +48,8 @@ def test_zip_members_are_scanned_without_extracting(tmp_path: Path) -> None:
 def test_missing_path_is_reported(tmp_path: Path) -> None:
     result = scan([tmp_path / "nope"])
     assert [(s.path, s.reason) for s in result.skipped] == [
-        (str(tmp_path / "nope"), "no such file or folder")]
+        (str(tmp_path / "nope"), "no such file or folder")
+    ]
 
 
 def test_hidden_files_and_folders_are_not_reported(tmp_path) -> None:

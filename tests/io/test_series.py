@@ -313,8 +313,12 @@ def test_each_compressed_file_is_decoded_once(tmp_path: Path, monkeypatch) -> No
     """Choosing the output dtype must not decode a file that is decoded again afterwards."""
     from medviewer.io import decode
 
-    written = write_series(tmp_path, SeriesSpec(shape=(3, 64, 64), multiframe=True, seed=60,
-                                                transfer_syntax="1.2.840.10008.1.2.5"))
+    written = write_series(
+        tmp_path,
+        SeriesSpec(
+            shape=(3, 64, 64), multiframe=True, seed=60, transfer_syntax="1.2.840.10008.1.2.5"
+        ),
+    )
     calls: list[str] = []
     original = decode.decode_frames
 

@@ -316,3 +316,16 @@ def test_medviewer_paths_imports_and_opens(tmp_path, ct_folder) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert StudyDatabase(db).counts().series == 1
+
+
+def test_cache_size_setting_bounds_the_cache(qtbot, tmp_path, ct_folder) -> None:
+    first = make_window(qtbot, tmp_path)
+    import_and_wait(qtbot, first, [ct_folder])
+    open_and_wait(qtbot, first, only_series_id(first))
+    assert len(first.cache) == 1
+    first.set_cache_gb(0.0001)  # 100 kB: smaller than the 192 kB phantom
+    assert len(first.cache) == 0
+    first.close()
+    second = make_window(qtbot, tmp_path)
+    assert second.cache.max_bytes == int(0.0001 * (1 << 30))
+    second.close()

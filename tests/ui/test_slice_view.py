@@ -319,3 +319,60 @@ def test_widget_pos_helper_round_trips(view: SliceView) -> None:
     pos = widget_pos(view, 10.0, 12.0)
     back = view.viewbox.mapSceneToView(view.graphics.mapToScene(pos))
     assert back.x() == pytest.approx(10.0, abs=1.0) and back.y() == pytest.approx(12.0, abs=1.0)
+
+
+def test_angle_tool_takes_three_clicks(view: SliceView) -> None:
+    view.set_tool("angle")
+    view.set_index(10)
+    # arm end, vertex, arm end: a right angle in patient space (cols along x, rows along y).
+    for ijk in ((60, 10, 10), (20, 10, 10), (20, 50, 10)):
+        click(view, voxel_widget_pos(view, view.volume, ijk))
+    (m,) = view.store.for_series(view.volume.metadata.series_uid)
+    assert m.kind == "angle"
+    value = float(view.measurement_text(m).split()[1].rstrip("°"))
+    assert value == pytest.approx(90.0, abs=1.5)  # mouse precision of one screen pixel
+
+
+def test_moving_an_roi_updates_the_measurement_and_delete_removes_it(view, qtbot) -> None:
+    view.set_tool("rectangle")
+    view.set_index(4)
+    drag(view, voxel_widget_pos(view, view.volume, (53, 8, 4)),
+         voxel_widget_pos(view, view.volume, (72, 22, 4)))  # fmt: skip
+    (m,) = view.store.for_series(view.volume.metadata.series_uid)
+    assert "mean 100.0 HU" in view.measurement_text(m)
+    roi, _label = view._rois[m.id]
+    roi.setPos(roi.pos() + type(roi.pos())(-40 * SPACING[1], 0))  # onto the 0 HU background
+    roi.sigRegionChangeFinished.emit(roi)
+    (moved,) = view.store.for_series(view.volume.metadata.series_uid)
+    assert moved.id == m.id
+    shift = np.subtract(moved.points[0], m.points[0])
+    assert shift == pytest.approx([-40 * SPACING[1], 0, 0], abs=1e-6)  # 40 columns toward R
+    assert "mean 0.0 HU" in view.measurement_text(moved)
+    assert view.store.selected == m.id
+    qtbot.keyClick(view, Qt.Key.Key_Delete)
+    assert view.store.for_series(view.volume.metadata.series_uid) == []
+    assert view._rois == {}
+
+
+def test_cine_loops_through_the_slices(view, qtbot) -> None:
+    view.set_index(SHAPE[0] - 2)
+    view.play_cine(50)
+    assert view.playing
+    qtbot.waitUntil(lambda: view.state.index == 1, timeout=3000)  # wrapped around
+    view.stop_cine()
+    assert not view.playing
+
+
+def test_dropping_a_browser_series_on_a_view(view, qtbot) -> None:
+    from PySide6.QtCore import QMimeData, QPointF
+    from PySide6.QtGui import QDropEvent
+
+    from medviewer.ui.browser import SERIES_MIME
+
+    mime = QMimeData()
+    mime.setData(SERIES_MIME, b"42")
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    with qtbot.waitSignal(view.seriesDropped) as dropped:
+        view.dropEvent(event)
+    assert dropped.args == [42]
