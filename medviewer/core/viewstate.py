@@ -103,6 +103,8 @@ def default_window(volume: Volume, sample: np.ndarray | None = None) -> tuple[fl
 
 
 def _finite_percentiles(data: np.ndarray) -> tuple[float, float]:
+    if data.dtype.kind == "f" and not np.isfinite(data).any():
+        return 0.0, 1.0  # nothing to measure (an all-NaN slice): any window shows it
     center, width = auto_window(data)
     return center - width / 2.0, center + width / 2.0
 

@@ -578,3 +578,9 @@ def test_nice_scale_length_is_round_and_about_the_target_length() -> None:
 def test_nice_scale_length_rejects_non_positive_or_non_finite(bad: float) -> None:
     with pytest.raises(ValueError, match="positive"):
         nice_scale_length(bad)
+
+
+def test_all_nan_sample_gets_a_usable_window() -> None:
+    volume = Volume(np.full((3, 4, 5), np.nan, np.float32), np.eye(4), VolumeMetadata())
+    state = initial_state(volume)
+    assert (state.center, state.width) == (0.5, 1.0)
