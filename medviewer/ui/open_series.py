@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,3 @@ class OpenSeries(QObject):
         """Record a failed load (GUI thread)."""
         self.error = message
         self.loadFailed.emit(message)
-
-    def loaded_indices(self) -> Iterator[int]:
-        """Indices of the decoded slices."""
-        return iter(np.flatnonzero(self.loaded).tolist())
