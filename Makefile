@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m medviewer demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check medviewer tests benchmarks
+	$(VENV)/bin/ruff check medviewer tests benchmarks scripts
 	$(VENV)/bin/lint-imports
 
 test: lint
@@ -30,6 +30,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_render.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

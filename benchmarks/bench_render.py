@@ -22,10 +22,11 @@ What it measures, in one run (a JSON object on stdout, progress on stderr), offs
    The child also reports which heavy modules (torch, monai, SimpleITK...) were imported
    by then.
 5. Peers in the same run: a bare pyqtgraph ``ImageItem.setImage`` of precomputed uint8
-   512x512 frames in a same-sized view (the paint floor); ``apply_window`` alone on an
-   axial and a coronal slice, and a plain float32 numpy window; ``reslice`` alone;
-   ``SliceView.render()`` without the paint; ``python -c pass`` and a bare Qt main window
-   in a fresh process (the start-up floor).
+   512x512 frames in a same-sized view (the paint floor), with ``levels=(0, 255)`` as
+   SliceView passes (Indexed8 QImage) and with ``levels=None`` (Grayscale8);
+   ``apply_window`` alone on axial, coronal and sagittal slices, and a plain float32 numpy
+   window; ``reslice`` alone; ``set_index`` without the paint; ``python -c pass`` and a
+   bare Qt main window in a fresh process (the start-up floor).
 
 Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians).
 
@@ -54,7 +55,7 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (300, 512, 512)
@@ -293,16 +294,22 @@ def bench_views(app: Any, volume: Any, frames: int, warmup: int, profile: bool) 
         view = make_view(app, series, plane)
         count = view.state.count
         log(f"{plane}: {frames} frames stepping the index")
-        stats = frame_loop(app, view, lambda i, v=view, n=count: v.set_index(i % n), frames,
-                           warmup, profile)
+        stats = frame_loop(
+            app, view, lambda i, v=view, n=count: v.set_index(i % n), frames, warmup, profile
+        )
         if plane == "axial":
             out["next_slice_ms"] = stats
             view.set_index(count // 2)
             app.processEvents()
             log(f"axial: {frames} frames changing the window")
             out["window_level_ms"] = frame_loop(
-                app, view, lambda i, v=view: v.set_window(WINDOW[0] + 0.5 * i, WINDOW[1] + i),
-                frames, warmup, profile)
+                app,
+                view,
+                lambda i, v=view: v.set_window(WINDOW[0] + 0.5 * i, WINDOW[1] + i),
+                frames,
+                warmup,
+                profile,
+            )
             out["set_index_without_paint_ms"] = unpainted_loop(app, view, frames, warmup)
         else:
             out.setdefault("reslice_ms", {})[plane] = stats
@@ -312,8 +319,14 @@ def bench_views(app: Any, volume: Any, frames: int, warmup: int, profile: bool) 
     return out
 
 
-def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, Any]:
-    """Bare pyqtgraph: setImage of precomputed uint8 512x512 frames + processEvents."""
+def bench_floor(
+    app: Any, volume: Any, frames: int, warmup: int, levels: tuple[int, int] | None
+) -> dict[str, Any]:
+    """Bare pyqtgraph: setImage of precomputed uint8 512x512 frames + processEvents.
+
+    ``levels=(0, 255)`` (what SliceView passes) makes pyqtgraph build an Indexed8 QImage
+    with a 256-entry colour table each frame; ``levels=None`` gives a Grayscale8 QImage.
+    """
     import pyqtgraph as pg
     from PySide6.QtTest import QTest
 
@@ -325,7 +338,7 @@ def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, An
     graphics.setCentralItem(box)
     item = pg.ImageItem(axisOrder="row-major")
     box.addItem(item)
-    item.setImage(images[0], autoLevels=False, levels=(0, 255))
+    item.setImage(images[0], autoLevels=False, levels=levels)
     graphics.resize(*VIEW_SIZE)
     graphics.show()
     QTest.qWaitForWindowExposed(graphics, 5000)
@@ -334,7 +347,7 @@ def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, An
     counter = PaintCounter(item)
 
     def frame(i: int) -> None:
-        item.setImage(images[i % len(images)], autoLevels=False, levels=(0, 255))
+        item.setImage(images[i % len(images)], autoLevels=False, levels=levels)
         app.processEvents()
 
     for i in range(warmup):
@@ -342,6 +355,7 @@ def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, An
     before = counter.paints
     result: dict[str, Any] = ms_summary(time_calls(frame, frames, 0))
     result["paints_per_frame"] = round((counter.paints - before) / frames, 3)
+    result["qimage_format"] = item.qimage.format().name
     graphics.close()
     graphics.deleteLater()
     app.processEvents()
@@ -349,7 +363,14 @@ def bench_floor(app: Any, volume: Any, frames: int, warmup: int) -> dict[str, An
 
 
 def bench_numpy(volume: Any, frames: int, warmup: int) -> dict[str, Any]:
-    """apply_window (axial, coronal), a plain float32 window, and reslice alone."""
+    """apply_window (axial, coronal, sagittal), a plain float32 window, and reslice alone.
+
+    Slices are taken in order, as scrolling does. The coronal slice is a strided view (rows
+    512 KiB apart, columns contiguous); the sagittal one has its columns 1 KiB apart, so
+    every pixel is a cache line of its own, shared with the next sagittal slices (scrolling
+    finds them cached). ``apply_window_sagittal_jump_ms`` steps 37 sagittal slices at a
+    time (74 bytes, a new cache line per pixel), like a crosshair jump.
+    """
     from medviewer.core.geometry import reslice
     from medviewer.core.windowing import apply_window
 
@@ -357,7 +378,9 @@ def bench_numpy(volume: Any, frames: int, warmup: int) -> dict[str, Any]:
     center, width = WINDOW
     axial_out = np.empty(SHAPE[1:], np.uint8)
     coronal_out = np.empty((SHAPE[0], SHAPE[2]), np.uint8)
-    coronal = [reslice(array, affine, "coronal", k).image for k in range(0, 512, 37)]
+    coronal = [reslice(array, affine, "coronal", k).image for k in range(SHAPE[1])]
+    sagittal = [reslice(array, affine, "sagittal", k).image for k in range(SHAPE[2])]
+    jumps = [sagittal[(37 * k) % SHAPE[2]] for k in range(SHAPE[2])]
 
     def plain_window(i: int) -> None:
         x = array[i % SHAPE[0]].astype(np.float32)
@@ -367,15 +390,38 @@ def bench_numpy(volume: Any, frames: int, warmup: int) -> dict[str, Any]:
         np.copyto(axial_out, x, casting="unsafe")
 
     return {
-        "apply_window_axial_ms": ms_summary(time_calls(
-            lambda i: apply_window(array[i % SHAPE[0]], center, width, out=axial_out),
-            frames, warmup)),
-        "apply_window_coronal_ms": ms_summary(time_calls(
-            lambda i: apply_window(coronal[i % len(coronal)], center, width, out=coronal_out),
-            frames, warmup)),
+        "apply_window_axial_ms": ms_summary(
+            time_calls(
+                lambda i: apply_window(array[i % SHAPE[0]], center, width, out=axial_out),
+                frames,
+                warmup,
+            )
+        ),
+        "apply_window_coronal_ms": ms_summary(
+            time_calls(
+                lambda i: apply_window(coronal[i % len(coronal)], center, width, out=coronal_out),
+                frames,
+                warmup,
+            )
+        ),
+        "apply_window_sagittal_ms": ms_summary(
+            time_calls(
+                lambda i: apply_window(sagittal[i % len(sagittal)], center, width, out=coronal_out),
+                frames,
+                warmup,
+            )
+        ),
+        "apply_window_sagittal_jump_ms": ms_summary(
+            time_calls(
+                lambda i: apply_window(jumps[i % len(jumps)], center, width, out=coronal_out),
+                frames,
+                warmup,
+            )
+        ),
         "numpy_float32_window_axial_ms": ms_summary(time_calls(plain_window, frames, warmup)),
-        "reslice_call_ms": ms_summary(time_calls(
-            lambda i: reslice(array, affine, "coronal", i % 512), frames, warmup)),
+        "reslice_call_ms": ms_summary(
+            time_calls(lambda i: reslice(array, affine, "coronal", i % 512), frames, warmup)
+        ),
     }
 
 
@@ -417,8 +463,10 @@ def bench_startup(runs: int) -> dict[str, Any]:
             launched, _, bare_marks = run_timed([sys.executable, "-c", BARE_QT_CHILD], env)
             bare.append(bare_marks["shown"] - launched)
             python_pass.append(run_timed([sys.executable, "-c", "pass"], env)[1])
-            log(f"start-up run {run + 1}/{runs}: window shown at {shown[-1]:.3f} s "
-                f"(bare Qt window {bare[-1]:.3f} s, python -c pass {python_pass[-1]:.3f} s)")
+            log(
+                f"start-up run {run + 1}/{runs}: window shown at {shown[-1]:.3f} s "
+                f"(bare Qt window {bare[-1]:.3f} s, python -c pass {python_pass[-1]:.3f} s)"
+            )
     present = sorted({m for names in heavy for m in names})
     return {
         "startup_s": round(statistics.median(shown), 4),
@@ -440,8 +488,8 @@ def bench_startup(runs: int) -> dict[str, Any]:
 
 def machine_info() -> dict[str, Any]:
     """Processor, cores, Python, Qt and library versions, date."""
-    import PySide6
     import pyqtgraph
+    import PySide6
     from PySide6.QtCore import qVersion
 
     import medviewer
@@ -511,15 +559,22 @@ def main(argv: list[str] | None = None) -> int:
     volume = ct_volume()
     report: dict[str, Any] = {
         "machine": machine_info(),
-        "volume": {"shape": list(SHAPE), "dtype": str(volume.array.dtype),
-                   "spacing_mm": list(SPACING), "window": {"center": WINDOW[0],
-                                                           "width": WINDOW[1]}},
+        "volume": {
+            "shape": list(SHAPE),
+            "dtype": str(volume.array.dtype),
+            "spacing_mm": list(SPACING),
+            "window": {"center": WINDOW[0], "width": WINDOW[1]},
+        },
         "view_size": list(VIEW_SIZE),
     }
     report.update(bench_views(app, volume, args.frames, args.warmup, args.profile))
     log("peers: bare pyqtgraph ImageItem, numpy windowing, reslice")
-    report["peer"] = {"bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames,
-                                                             args.warmup)}
+    report["peer"] = {
+        "bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames, args.warmup, (0, 255)),
+        "bare_imageitem_uint8_levels_none_ms": bench_floor(
+            app, volume, args.frames, args.warmup, None
+        ),
+    }
     report["peer"].update(bench_numpy(volume, args.frames, args.warmup))
     if not args.skip_startup:
         report["startup"] = bench_startup(args.startup_runs)

@@ -179,7 +179,8 @@ class SliceView(QFrame):
         self.crosshair_visible = True
         self.crosshair_point: np.ndarray | None = None
         self.empty_message = "Drop a series here or double-click one in the browser"
-        self._rgba: np.ndarray | None = None
+        self._display: np.ndarray | None = None  # reused uint8 frame buffer
+        self._gathered = np.empty(0)  # reused contiguous copy of a strided slice
         self._rois: dict[str, tuple[pg.ROI, pg.TextItem]] = {}
         self._pending: list[np.ndarray] = []
         self._preview: pg.PlotCurveItem | None = None
@@ -261,8 +262,8 @@ class SliceView(QFrame):
         volume = self.series.volume
         self.plane_slice = reslice(volume.array, volume.affine, self.state.plane, self.state.index)
         self.image_item.setImage(
-            self._display_image(self.plane_slice.image), autoLevels=False, levels=(0, 255)
-        )
+            self._display_image(self.plane_slice.image), autoLevels=False, levels=None
+        )  # uint8 without levels: drawn as Grayscale8/RGB888, no per-frame colour table
         rows, cols = self.plane_slice.image.shape[:2]
         sy, sx = self.plane_slice.pixel_spacing
         self.image_item.setRect(QRectF(-sx / 2, -sy / 2, cols * sx, rows * sy))
@@ -276,9 +277,15 @@ class SliceView(QFrame):
         if image.ndim == 3:
             rgb = image if image.dtype == np.uint8 else np.clip(image, 0, 255).astype(np.uint8)
             return 255 - rgb if state.invert else rgb
-        if self._rgba is None or self._rgba.shape != image.shape:
-            self._rgba = np.empty(image.shape, np.uint8)
-        return apply_window(image, state.center, state.width, state.invert, out=self._rgba)
+        if self._display is None or self._display.shape != image.shape:
+            self._display = np.empty(image.shape, np.uint8)
+            self._gathered = np.empty(image.shape, image.dtype)
+        if not image.flags.c_contiguous:  # sagittal/coronal views stride through memory
+            if self._gathered.dtype != image.dtype:
+                self._gathered = np.empty(image.shape, image.dtype)
+            np.copyto(self._gathered, image)
+            image = self._gathered
+        return apply_window(image, state.center, state.width, state.invert, out=self._display)
 
     def set_state(self, state: ViewState) -> None:
         """Show another slice/window of the same plane."""
