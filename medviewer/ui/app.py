@@ -36,11 +36,29 @@ def application() -> QApplication:
     """The QApplication (created once, with the dark theme)."""
     app = QApplication.instance()
     if app is None:
+        _quiet_offscreen_warning()
         app = QApplication(sys.argv[:1])
         app.setApplicationName("medviewer")
         app.setOrganizationName("medviewer")
         apply_dark_theme(app)
     return app  # type: ignore[return-value]
+
+
+def _quiet_offscreen_warning() -> None:
+    """Drop the offscreen platform's 'propagateSizeHints' notice (noise on headless runs)."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message: str) -> None:
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = qInstallMessageHandler(handler)
 
 
 def apply_dark_theme(app: QApplication) -> None:
