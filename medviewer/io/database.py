@@ -162,7 +162,8 @@ class StudyDatabase:
             Polled between batches; True raises CancelledError (committed batches stay).
         """
         report = ImportReport()
-        candidates = list(iter_candidates(paths, report.skipped))
+        # Absolute paths: the index must still work from another working directory.
+        candidates = list(iter_candidates(absolute_paths(paths), report.skipped))
         known = self._known_stats()
         todo = [c for c in candidates if not self._unchanged(c, known)]
         report.unchanged = len(candidates) - len(todo)
@@ -341,6 +342,19 @@ class StudyDatabase:
             (study,),
         )
 
+    def series_under(self, paths: Iterable[str | os.PathLike[str]]) -> list[int]:
+        """Ids of the series with an instance in one of `paths` (files, or folders at any depth)."""
+        found: set[int] = set()
+        for path in absolute_paths(paths):
+            prefix = path.rstrip(os.sep) + os.sep
+            rows = self.connection().execute(
+                "SELECT DISTINCT series_ref FROM instances WHERE path = ? "
+                "OR substr(path, 1, ?) = ?",
+                (path, len(prefix), prefix),
+            )
+            found.update(int(row[0]) for row in rows)
+        return sorted(found)
+
     def series_records(self, series: int) -> list[InstanceRecord]:
         """Instance records of one series (what :func:`load_series` needs)."""
         rows = self.connection().execute(
@@ -415,6 +429,11 @@ class StudyDatabase:
         cursor = self.connection().execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def absolute_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The paths made absolute (not resolved: symlinked folders keep their names)."""
+    return [os.path.abspath(os.fspath(p)) for p in paths]
 
 
 def indexable(item: InstanceRecord | SkippedFile) -> InstanceRecord | SkippedFile:

@@ -429,8 +429,6 @@ class MainWindow(QMainWindow):
         self._start_import(paths, then_open)
 
     def _start_import(self, paths: list[str], then_open: bool) -> None:
-        before = {s["id"] for s in self._all_series()}
-
         def task(cancel, progress):
             return self.db.import_paths(paths, progress=progress, cancel=cancel)
 
@@ -442,7 +440,7 @@ class MainWindow(QMainWindow):
             task,
             name="import",
             progress=self._import_progress,
-            returned=lambda report: self._import_done(report, before, then_open),
+            returned=lambda report: self._import_done(report, paths, then_open),
             errored=lambda exc: self.statusBar().showMessage(f"Import failed: {exc}", 15000),
             finished=self._import_finished,
         )
@@ -454,16 +452,16 @@ class MainWindow(QMainWindow):
             self._last_refresh = time.monotonic()
             self.browser.refresh()
 
-    def _import_done(self, report: ImportReport, before: set[int], then_open: bool) -> None:
+    def _import_done(self, report: ImportReport, paths: list[str], then_open: bool) -> None:
         self.browser.refresh()
         self.skipped = list(report.skipped)
         text = f"Imported {report.read} files ({report.unchanged} unchanged)"
         if report.skipped:
             text += f", {len(report.skipped)} skipped (File > Skipped files…)"
         self.statusBar().showMessage(text, 15000)
-        new = [s for s in self._all_series() if s["id"] not in before] or self._all_series()
-        if then_open and new:
-            self.open_series(int(new[0]["id"]))
+        imported = self.db.series_under(paths)
+        if then_open and imported:
+            self.open_series(imported[0])
 
     def _import_finished(self) -> None:
         self.progress.setVisible(False)
@@ -477,14 +475,6 @@ class MainWindow(QMainWindow):
         if self._import_job is not None:
             self._import_job.cancel()
             self.statusBar().showMessage("Import cancelled", 5000)
-
-    def _all_series(self) -> list[dict]:
-        return [
-            series
-            for patient in self.db.patients()
-            for study in self.db.studies(patient["id"])
-            for series in self.db.series(study["id"])
-        ]
 
     def show_skipped(self) -> None:
         """Open the report of files the last import skipped (path and reason)."""

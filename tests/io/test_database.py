@@ -184,3 +184,23 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="not a usable study database"):
         StudyDatabase(bad)
+
+
+def test_relative_paths_are_stored_absolute_and_found_by_folder(tmp_path, monkeypatch) -> None:
+    from medviewer.io.database import StudyDatabase
+    from medviewer.io.synthetic import SeriesSpec, write_series
+
+    write_series(tmp_path / "a" / "ct", SeriesSpec(shape=(3, 8, 8), seed=1))
+    write_series(tmp_path / "ab", SeriesSpec(shape=(2, 8, 8), seed=2))
+    db = StudyDatabase(tmp_path / "db.sqlite")
+    monkeypatch.chdir(tmp_path)
+    db.import_paths(["a", "ab"])
+    ids = {len(db.series_records(i)): i for i in db.series_under([tmp_path])}
+    assert set(ids) == {3, 2}
+    monkeypatch.chdir("/")
+    records = db.series_records(ids[3])
+    assert all(os.path.isabs(r.path) and os.path.exists(r.path) for r in records)
+    # A folder matches what lies under it, not a sibling that shares its name as a prefix.
+    assert db.series_under([tmp_path / "a"]) == [ids[3]]
+    assert db.series_under([records[0].path]) == [ids[3]]
+    assert db.series_under([tmp_path / "missing"]) == []

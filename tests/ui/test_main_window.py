@@ -329,3 +329,17 @@ def test_cache_size_setting_bounds_the_cache(qtbot, tmp_path, ct_folder) -> None
     second = make_window(qtbot, tmp_path)
     assert second.cache.max_bytes == int(0.0001 * (1 << 30))
     second.close()
+
+
+def test_opening_paths_opens_their_series_even_when_already_indexed(
+    qtbot, window, tmp_path, ct_folder
+) -> None:
+    other = tmp_path / "other"
+    write_series(other, phantom_spec(series_uid="1.2.826.0.1.3680043.8.498.77.2", seed=5))
+    import_and_wait(qtbot, window, [other, ct_folder])  # both indexed, nothing opened
+    assert window.grid.active.series is None
+    window.import_paths([ct_folder], then_open=True)  # unchanged files: nothing new to index
+    view = window.grid.active
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=30000)
+    wait_for_jobs(qtbot)
+    assert view.volume.metadata.series_uid == SERIES_UID
