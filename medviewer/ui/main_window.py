@@ -354,7 +354,7 @@ class MainWindow(QMainWindow):
         def task(cancel):
             return (yield from iter_load(source, db=self.db, cancel=cancel))
 
-        self._loads[slot] = workers.start(
+        state["job"] = self._loads[slot] = workers.start(
             task,
             name=f"load {key}",
             yielded=lambda event: self._on_load_event(key, view, state, event),
@@ -368,6 +368,8 @@ class MainWindow(QMainWindow):
         self.grid.show_series(series, view)
 
     def _on_load_event(self, key, view, state: dict, event) -> None:
+        if state["job"].is_cancelled():
+            return  # superseded: events it queued before the cancel must not show it again
         if isinstance(event, LoadStarted):
             loaded = [False] * event.volume.array.shape[0]
             for index in event.loaded:
