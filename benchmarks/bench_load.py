@@ -34,10 +34,8 @@ Usage: ``python benchmarks/bench_load.py [--slices N] [--repeats R] [--only unco
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -48,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import machine_info as shared_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".bench-cache"
@@ -346,33 +345,11 @@ def machine_info() -> dict[str, Any]:
     import pydicom
     import SimpleITK
 
-    import medviewer
-
-    return {
-        "processor": platform.processor() or _cpu_model(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "medviewer": medviewer.__version__,
-        "pydicom": pydicom.__version__,
-        "simpleitk": SimpleITK.Version_VersionString(),
-        "sitk_threads": SimpleITK.ProcessObject.GetGlobalDefaultNumberOfThreads(),
-        "numpy": np.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return shared_machine_info(
+        pydicom=pydicom.__version__,
+        simpleitk=SimpleITK.Version_VersionString(),
+        sitk_threads=SimpleITK.ProcessObject.GetGlobalDefaultNumberOfThreads(),
+    )
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, bool]:

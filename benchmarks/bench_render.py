@@ -38,11 +38,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime
 import io
 import json
 import os
-import platform
 import pstats
 import statistics
 import subprocess
@@ -56,6 +54,7 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+from machine import machine_info as shared_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (300, 512, 512)
@@ -492,34 +491,12 @@ def machine_info() -> dict[str, Any]:
     import PySide6
     from PySide6.QtCore import qVersion
 
-    import medviewer
-
-    return {
-        "processor": platform.processor() or _cpu_model(),
-        "machine": platform.machine(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "python": platform.python_version(),
-        "medviewer": medviewer.__version__,
-        "pyside6": PySide6.__version__,
-        "qt": qVersion(),
-        "pyqtgraph": pyqtgraph.__version__,
-        "numpy": np.__version__,
-        "qt_qpa_platform": os.environ.get("QT_QPA_PLATFORM"),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return shared_machine_info(
+        pyside6=PySide6.__version__,
+        qt=qVersion(),
+        pyqtgraph=pyqtgraph.__version__,
+        qt_qpa_platform=os.environ.get("QT_QPA_PLATFORM"),
+    )
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, bool]:
