@@ -47,14 +47,21 @@ class MeasurementPanel(QWidget):
         store.selectionChanged.connect(self._select_row)
         grid.activeChanged.connect(self._watch)
         self._watched = None
+        self._listed_volume: Volume | None = None
 
     def _watch(self, view) -> None:
         if self._watched is not None:
-            self._watched.stateChanged.disconnect(self.refresh)
+            self._watched.stateChanged.disconnect(self._on_view_changed)
         self._watched = view
         if view is not None:
-            view.stateChanged.connect(self.refresh)
+            view.stateChanged.connect(self._on_view_changed)
         self.refresh()
+
+    def _on_view_changed(self) -> None:
+        # Scrolling and window/level do not change the list (each line is computed on the
+        # measurement's own slice): only a new series in the view does.
+        if self._volume() is not self._listed_volume:
+            self.refresh()
 
     def _volume(self) -> Volume | None:
         view = self.grid.active
@@ -62,7 +69,7 @@ class MeasurementPanel(QWidget):
 
     def refresh(self) -> None:
         """Rebuild the list from the store."""
-        volume = self._volume()
+        volume = self._listed_volume = self._volume()
         wanted = [] if volume is None else self.store.for_series(volume.metadata.series_uid)
         shown = [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
         texts = [measurement_text(m, volume) for m in wanted]  # type: ignore[arg-type]

@@ -67,6 +67,19 @@ class _ViewBox(pg.ViewBox):
         self._owner.on_click(ev)
 
 
+_ALIGN = Qt.AlignmentFlag
+PLACES = {  # where each corner text and edge letter is drawn
+    "top_left": _ALIGN.AlignLeft | _ALIGN.AlignTop,
+    "top_right": _ALIGN.AlignRight | _ALIGN.AlignTop,
+    "bottom_left": _ALIGN.AlignLeft | _ALIGN.AlignBottom,
+    "bottom_right": _ALIGN.AlignRight | _ALIGN.AlignBottom,
+    "left": _ALIGN.AlignLeft | _ALIGN.AlignVCenter,
+    "right": _ALIGN.AlignRight | _ALIGN.AlignVCenter,
+    "top": _ALIGN.AlignHCenter | _ALIGN.AlignTop,
+    "bottom": _ALIGN.AlignHCenter | _ALIGN.AlignBottom,
+}
+
+
 class _Annotations(QWidget):
     """Corner text, edge letters and the scale bar, painted over the image."""
 
@@ -95,31 +108,18 @@ class _Annotations(QWidget):
         painter.drawText(rect, flags, text)
 
     def _paint_corners(self, painter: QPainter) -> None:
-        align = Qt.AlignmentFlag
-        inner = self.rect().adjusted(6, 4, -6, -4)
-        places = {
-            "top_left": align.AlignLeft | align.AlignTop,
-            "top_right": align.AlignRight | align.AlignTop,
-            "bottom_left": align.AlignLeft | align.AlignBottom,
-            "bottom_right": align.AlignRight | align.AlignBottom,
-        }
-        for corner, flags in places.items():
-            self._text(painter, inner, flags, "\n".join(self.corners.get(corner, [])))
+        texts = {corner: "\n".join(lines) for corner, lines in self.corners.items()}
+        self._paint_places(painter, self.rect().adjusted(6, 4, -6, -4), texts)
 
     def _paint_letters(self, painter: QPainter) -> None:
-        align = Qt.AlignmentFlag
         painter.setFont(QFont(self.font().family(), 11, QFont.Weight.Bold))
-        inner = self.rect().adjusted(4, 2, -4, -2)
-        places = {
-            "left": align.AlignLeft | align.AlignVCenter,
-            "right": align.AlignRight | align.AlignVCenter,
-            "top": align.AlignHCenter | align.AlignTop,
-            "bottom": align.AlignHCenter | align.AlignBottom,
-        }
-        for edge, flags in places.items():
-            if self.letters.get(edge):
-                self._text(painter, inner, flags, self.letters[edge])
+        self._paint_places(painter, self.rect().adjusted(4, 2, -4, -2), self.letters)
         painter.setFont(QFont(self.font().family(), 9))
+
+    def _paint_places(self, painter: QPainter, inner, texts: dict[str, str]) -> None:
+        for place, text in texts.items():
+            if text:
+                self._text(painter, inner, PLACES[place], text)
 
     def _paint_scale(self, painter: QPainter) -> None:
         if self.scale is None:
@@ -182,6 +182,7 @@ class SliceView(QFrame):
         self._display: np.ndarray | None = None  # reused uint8 frame buffer
         self._gathered = np.empty(0)  # reused contiguous copy of a strided slice
         self._rois: dict[str, tuple[pg.ROI, pg.TextItem]] = {}
+        self._labels: dict[Measurement, str] = {}  # results on a fully loaded volume
         self._pending: list[np.ndarray] = []
         self._preview: pg.PlotCurveItem | None = None
         self._drag_state: ViewState | None = None
@@ -235,6 +236,7 @@ class SliceView(QFrame):
             self.series.slicesLoaded.disconnect(self._on_slices_loaded)
         self.stop_cine()
         self.series = series
+        self._labels.clear()
         self.crosshair_point = None
         if series is None:
             self.state, self.plane_slice = None, None
@@ -655,6 +657,14 @@ class SliceView(QFrame):
         image = None if self.volume.is_color else self.plane_slice.image
         return mm.summary(measurement, image, self.plane_slice.affine, self.volume.metadata.units)
 
+    def _label_text(self, m: Measurement) -> str:
+        """The label of a measurement, computed once per geometry (ROI stats cost ~2 ms)."""
+        if self.series is None or not self.series.complete:
+            return self.measurement_text(m)  # slices still arriving: values may change
+        if m not in self._labels:
+            self._labels[m] = self.measurement_text(m)
+        return self._labels[m]
+
     def _on_measurements_changed(self, series_uid: str) -> None:
         if self.volume is not None and self.volume.metadata.series_uid == series_uid:
             self._sync_measurements()
@@ -687,7 +697,7 @@ class SliceView(QFrame):
     def _refresh_roi(self, m: Measurement) -> None:
         roi, label = self._rois[m.id]
         roi.setPen(SELECTED_PEN if m.id == self.store.selected else MEASURE_PEN)
-        label.setText(self.measurement_text(m))
+        label.setText(self._label_text(m))
         x, y, _ = self.patient_to_view(np.asarray(m.points[-1]))
         label.setPos(x, y)
 

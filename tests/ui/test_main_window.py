@@ -345,3 +345,27 @@ def test_opening_paths_opens_their_series_even_when_already_indexed(
     qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=30000)
     wait_for_jobs(qtbot)
     assert view.volume.metadata.series_uid == SERIES_UID
+
+
+def test_scrolling_does_not_recompute_the_measurement_list(
+    qtbot, window, ct_folder, monkeypatch
+) -> None:
+    import medviewer.ui.measurement_panel as panel
+
+    import_and_wait(qtbot, window, [ct_folder])
+    open_and_wait(qtbot, window, only_series_id(window))
+    view = window.grid.active
+    view.set_tool("ellipse")
+    drag(view, voxel_widget_pos(view, view.volume, (53, 8, view.state.index)),
+         voxel_widget_pos(view, view.volume, (72, 22, view.state.index)))  # fmt: skip
+    assert window.measurements.texts()[0].startswith("Ellipse mean 100.0 HU")
+    calls: list[str] = []
+    original = panel.measurement_text
+    monkeypatch.setattr(
+        panel, "measurement_text", lambda m, v: calls.append(m.id) or original(m, v)
+    )
+    for _ in range(10):
+        view.scroll(1)
+    view.set_window(0, 500)
+    assert calls == []
+    assert window.measurements.texts()[0].startswith("Ellipse mean 100.0 HU")
