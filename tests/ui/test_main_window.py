@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QTimer
 
 from medviewer.io.database import StudyDatabase
 from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
@@ -75,6 +76,7 @@ def make_window(qtbot, tmp_path: Path, db_name: str = "db.sqlite") -> MainWindow
     window.resize(1300, 800)
     window.show()
     qtbot.waitExposed(window)
+    freeze_startup_heap()  # as run_viewer does once the window is up
     return window
 
 
