@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
-from superqt.utils import create_worker
+from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
 from medviewer.core.errors import CancelledError
 
@@ -27,6 +27,39 @@ log = logging.getLogger(__name__)
 Callback = Callable[..., Any] | None
 
 _ACTIVE: set[Job] = set()
+
+
+class _ThreadSafeRun:
+    """superqt's ``WorkerBase.run`` without its ``warnings.catch_warnings()`` block.
+
+    ``catch_warnings`` swaps the process-wide warning filters and ``showwarning``; from
+    several worker threads at once the saves and restores interleave, leaving filters (or a
+    dead worker's ``showwarning``) in place for every other thread. Warnings here go through
+    the normal machinery of the thread that raises them.
+    """
+
+    def run(self) -> None:
+        self.started.emit()
+        self._running = True
+        try:
+            result = self.work()
+            if isinstance(result, Exception):
+                raise result
+            if not self.abort_requested:
+                self.returned.emit(result)
+        except Exception as exc:  # noqa: BLE001 (any failure is reported, never lost)
+            self.errored.emit(exc)
+        self._running = False
+        self.finished.emit()
+        self._finished.emit(self)
+
+
+class _FunctionWorker(_ThreadSafeRun, FunctionWorker):
+    pass
+
+
+class _GeneratorWorker(_ThreadSafeRun, GeneratorWorker):
+    pass
 
 
 class Job:
@@ -101,12 +134,22 @@ def start(
         def run_generator() -> Iterator[Any]:
             return (yield from _cancellable(task(cancel=job.is_cancelled)))
 
-        worker = create_worker(run_generator, _start_thread=False, _ignore_errors=True)
+        worker = create_worker(
+            run_generator,
+            _start_thread=False,
+            _ignore_errors=True,
+            _worker_class=_GeneratorWorker,
+        )
         if yielded is not None:
             worker.yielded.connect(yielded)
     else:
         worker = create_worker(
-            _call_cancellable, task, job.is_cancelled, _start_thread=False, _ignore_errors=True
+            _call_cancellable,
+            task,
+            job.is_cancelled,
+            _start_thread=False,
+            _ignore_errors=True,
+            _worker_class=_FunctionWorker,
         )
     job.worker = worker
     _connect(job, worker, returned, errored, finished)

@@ -89,3 +89,27 @@ def test_progress_callback_reaches_gui_thread(qtbot) -> None:
     )
     qtbot.waitUntil(lambda: job.done and len(calls) == 3, timeout=5000)
     assert calls == [(1, 3, True), (2, 3, True), (3, 3, True)]
+
+
+def test_workers_leave_the_warning_filters_alone(qtbot) -> None:
+    import warnings
+
+    before = (list(warnings.filters), warnings.showwarning)
+    gate = threading.Event()
+    seen: list[str] = []
+
+    def slow(cancel):
+        gate.wait(5)
+        return 1
+
+    def quick(cancel):
+        seen.append(str((list(warnings.filters), warnings.showwarning) == before))
+        return 2
+
+    jobs = [workers.start(slow), workers.start(quick)]
+    qtbot.waitUntil(lambda: jobs[1].done, timeout=5000)
+    assert seen == ["True"]  # a running worker did not swap the filters of the others
+    assert (list(warnings.filters), warnings.showwarning) == before
+    gate.set()
+    qtbot.waitUntil(lambda: jobs[0].done, timeout=5000)
+    assert (list(warnings.filters), warnings.showwarning) == before
