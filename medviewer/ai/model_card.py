@@ -1,0 +1,861 @@
+"""Model cards: the typed, validated ``model.json`` that sits beside a model's weights.
+
+A card says what a model is for, which file holds its weights (and that file's sha256), how an
+image is prepared for it (orientation, spacing, intensity) and how its output is read (labels
+or classes, activation, threshold, post-processing). Every field is checked when the card is
+read; every problem is one :class:`~medviewer.core.errors.ModelCardError` naming the file and
+the field, e.g. ``/models/lung/model.json: input.spacing[2]: must be a number > 0, got -1``.
+
+This module reads JSON only: it never imports torch or MONAI, so listing models is instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from medviewer.core.errors import ModelCardError
+
+SCHEMA = "medviewer.model/1"
+CARD_FILE = "model.json"
+TASKS = ("segmentation", "classification")
+WEIGHT_FORMATS = ("torchscript", "exported", "safetensors", "state_dict", "onnx")
+#: Formats that hold tensors only, so the card must name the network that receives them.
+ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
+ARCHITECTURE_PREFIXES = ("monai.networks.nets.", "medviewer.ai.nets.")
+ACTIVATIONS = ("softmax", "sigmoid", "none")
+INTENSITY_OPS = ("clip", "scale_range", "percentile_scale", "zscore", "linear")
+POSTPROCESS_OPS = ("largest_component", "fill_holes")
+EXPLAIN_METHODS = ("gradcam", "gradcampp")
+#: Colours given to labels whose card entry has none (and to imported labels), by label order.
+DEFAULT_COLORS = (
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#469990",
+    "#dcbeff",
+    "#9a6324",
+)
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+_LABEL_KEY_RE = re.compile(r"^[1-9][0-9]*$")
+_CHUNK = 1 << 20
+_TOP_REQUIRED = (
+    "schema",
+    "id",
+    "name",
+    "version",
+    "task",
+    "intended_use",
+    "modalities",
+    "weights",
+    "input",
+    "output",
+)
+_TOP_OPTIONAL = ("description", "license", "authors", "references", "explain", "metrics")
+
+
+def default_color(label: int) -> str:
+    """The palette colour of a label (``#rrggbb``), cycling through :data:`DEFAULT_COLORS`.
+
+    Parameters
+    ----------
+    label : int
+        A label value, 1 or more.
+
+    Returns
+    -------
+    str
+        A lower-case ``#rrggbb`` colour.
+    """
+    return DEFAULT_COLORS[(label - 1) % len(DEFAULT_COLORS)]
+
+
+# -- the card ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The network class that receives tensor-only weights, and its constructor arguments."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"name": self.name, "kwargs": copy.deepcopy(self.kwargs)}
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """The weights file (relative to the card folder), its sha256, format and architecture."""
+
+    file: str
+    sha256: str
+    format: str
+    architecture: Architecture | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        data: dict[str, Any] = {"file": self.file, "sha256": self.sha256, "format": self.format}
+        if self.architecture is not None:
+            data["architecture"] = self.architecture.to_dict()
+        return data
+
+
+@dataclass(frozen=True)
+class IntensityOp:
+    """One intensity step of the preprocessing; ``params`` holds every parameter, defaults too."""
+
+    op: str
+    params: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"op": ..., **params}``."""
+        return {"op": self.op, **{key: _jsonable(value) for key, value in self.params.items()}}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity."""
+
+    dims: int
+    orientation: str
+    spacing: tuple[float, ...] | None
+    size: tuple[int, ...] | None
+    patch_size: tuple[int, ...] | None
+    overlap: float
+    channels: int
+    intensity: tuple[IntensityOp, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "dims": self.dims,
+            "orientation": self.orientation,
+            "spacing": _jsonable(self.spacing),
+            "size": _jsonable(self.size),
+            "patch_size": _jsonable(self.patch_size),
+            "overlap": self.overlap,
+            "channels": self.channels,
+            "intensity": [op.to_dict() for op in self.intensity],
+        }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segmentation label: its value, name and ``#rrggbb`` colour."""
+
+    label: int
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """How the output is read.
+
+    For segmentation with ``sigmoid`` every label is its own channel (in label order); with
+    ``softmax`` or ``none`` channel 0 is background and channel k is label k. ``postprocess``
+    maps a label to its post-processing steps (empty when there are none).
+    """
+
+    activation: str
+    labels: dict[int, Segment]
+    classes: tuple[str, ...]
+    threshold: float
+    postprocess: dict[int, tuple[str, ...]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        data: dict[str, Any] = {"activation": self.activation}
+        if self.labels:
+            data["labels"] = {
+                str(seg.label): {"name": seg.name, "color": seg.color}
+                for seg in self.labels.values()
+            }
+        if self.classes:
+            data["classes"] = list(self.classes)
+        data["threshold"] = self.threshold
+        if self.postprocess:
+            data["postprocess"] = {str(k): list(ops) for k, ops in self.postprocess.items()}
+        return data
+
+
+@dataclass(frozen=True)
+class ExplainSpec:
+    """The saliency method of a classifier and the layer it hooks."""
+
+    method: str
+    layer: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A validated model card. Build one with :meth:`from_dict` or :func:`load_card`.
+
+    ``path`` is the card file it was read from (``None`` for a card built in memory); it is not
+    part of equality, so a card equals its round trip through :meth:`to_dict`.
+    """
+
+    schema: str
+    id: str
+    name: str
+    version: str
+    description: str
+    task: str
+    intended_use: str
+    license: str
+    authors: tuple[str, ...]
+    references: tuple[str, ...]
+    modalities: tuple[str, ...]
+    weights: WeightsSpec
+    input: InputSpec
+    output: OutputSpec
+    explain: ExplainSpec | None
+    metrics: dict[str, Any]
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        """The folder holding the card file.
+
+        Raises
+        ------
+        ModelCardError
+            When the card was not read from a file.
+        """
+        if self.path is None:
+            raise ModelCardError(f"model {self.id!r}: the card was not read from a file")
+        return self.path.parent
+
+    @property
+    def weights_path(self) -> Path:
+        """The weights file: ``folder / weights.file``."""
+        return self.folder / self.weights.file
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, such that ``ModelCard.from_dict(card.to_dict(), src) == card``.
+
+        Returns
+        -------
+        dict
+            A fresh JSON-serialisable dict (defaults written out).
+        """
+        data: dict[str, Any] = {
+            "schema": self.schema,
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "task": self.task,
+            "intended_use": self.intended_use,
+            "license": self.license,
+            "authors": list(self.authors),
+            "references": list(self.references),
+            "modalities": list(self.modalities),
+            "weights": self.weights.to_dict(),
+            "input": self.input.to_dict(),
+            "output": self.output.to_dict(),
+        }
+        if self.explain is not None:
+            data["explain"] = {"method": self.explain.method, "layer": self.explain.layer}
+        data["metrics"] = copy.deepcopy(self.metrics)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str, path: Path | None = None) -> ModelCard:
+        """Validate a card's JSON form.
+
+        Parameters
+        ----------
+        data : Mapping
+            The parsed JSON object.
+        source : str
+            What the card was read from (a file or folder), named by every error.
+        path : Path, optional
+            The card file, kept as :attr:`path`.
+
+        Returns
+        -------
+        ModelCard
+
+        Raises
+        ------
+        ModelCardError
+            ``"<source>: <field>: <problem>"`` for the first invalid field.
+        """
+        if not isinstance(data, Mapping):
+            raise ModelCardError(f"{source}: the card must be a JSON object, got {_got(data)}")
+        try:
+            return _parse_card(data, path)
+        except _FieldError as exc:
+            raise ModelCardError(f"{source}: {exc}") from None
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+def load_card(path: str | os.PathLike[str]) -> ModelCard:
+    """Read and validate a card.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``model.json`` file, or a folder holding one.
+
+    Returns
+    -------
+    ModelCard
+        With :attr:`ModelCard.path` set to the (absolute) card file.
+
+    Raises
+    ------
+    ModelCardError
+        When the file is missing or unreadable, is not JSON, or holds an invalid card.
+    """
+    card_path = Path(path).absolute()
+    if card_path.is_dir():
+        card_path = card_path / CARD_FILE
+    if not card_path.is_file():
+        raise ModelCardError(f"{card_path}: no model card here (expected a {CARD_FILE} file)")
+    data = _read_json(card_path)
+    return ModelCard.from_dict(data, str(card_path), path=card_path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file (lower-case hex), read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(card: ModelCard) -> Path:
+    """Check that the weights file exists and matches the card's sha256.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card read from a file.
+
+    Returns
+    -------
+    Path
+        The weights file.
+
+    Raises
+    ------
+    ModelCardError
+        When the file is missing or unreadable, or its sha256 differs (the model is refused).
+    """
+    path = card.weights_path
+    if not path.is_file():
+        raise ModelCardError(f"{path}: weights file missing (named by {card.path})")
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise ModelCardError(f"{path}: weights file unreadable: {exc}") from None
+    expected = card.weights.sha256
+    if actual != expected:
+        raise ModelCardError(
+            f"{path}: sha256 mismatch: card says {expected[:12]}..., file is {actual[:12]}...; "
+            "the model is refused"
+        )
+    return path
+
+
+def _read_json(path: Path) -> Any:
+    """Parse a JSON file; syntax errors name the file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelCardError(f"{path}: cannot read: {exc}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise ModelCardError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except _DuplicateKeyError as exc:
+        raise ModelCardError(f"{path}: invalid JSON: {exc}") from None
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (the second would silently win)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(f"key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+# -- validation helpers -----------------------------------------------------------------
+
+
+class _FieldError(Exception):
+    """An invalid field; :meth:`ModelCard.from_dict` prefixes the source."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+
+
+def _fail(name: str, message: str) -> NoReturn:
+    raise _FieldError(name, message)
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples to lists, recursively (the JSON form of stored values)."""
+    if isinstance(value, tuple | list):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _fields(
+    value: Any, name: str, required: Iterable[str], optional: Iterable[str] = ()
+) -> Mapping[str, Any]:
+    """An object with exactly the allowed keys: unknown keys first, then missing ones."""
+    obj = _object(value, name)
+    required, allowed = tuple(required), (*required, *optional)
+    for key in obj:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
+            _fail(_join(name, str(key)), f"unknown field{hint}")
+    for key in required:
+        if key not in obj:
+            _fail(_join(name, key), "missing")
+    return obj
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _object(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail(name, f"must be an object, got {_got(value)}")
+    return value
+
+
+def _array(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        _fail(name, f"must be a list, got {_got(value)}")
+    return list(value)
+
+
+def _string(value: Any, name: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        _fail(name, f"must be a {'' if empty else 'non-empty '}string, got {_got(value)}")
+    return value
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(name, f"must be true or false, got {_got(value)}")
+    return value
+
+
+def _number(
+    value: Any, name: str, rule: str = "", ok: Callable[[float], bool] = lambda _: True
+) -> float:
+    """A finite JSON number (never a boolean) passing ``ok``; ``rule`` describes ``ok``."""
+    valid = isinstance(value, int | float) and not isinstance(value, bool)
+    if not valid or not math.isfinite(value) or not ok(value):
+        _fail(name, f"must be a number{rule}, got {_got(value)}")
+    return float(value)
+
+
+def _integer(
+    value: Any, name: str, rule: str = "", ok: Callable[[int], bool] = lambda _: True
+) -> int:
+    """A JSON integer (never a boolean) passing ``ok``; ``rule`` describes ``ok``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not ok(value):
+        _fail(name, f"must be an integer{rule}, got {_got(value)}")
+    return value
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices or not isinstance(value, str):
+        _fail(name, f"must be one of {', '.join(map(repr, choices))}; got {_got(value)}")
+    return value
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    return tuple(_string(item, f"{name}[{i}]") for i, item in enumerate(_array(value, name)))
+
+
+def _positive_float(value: Any, name: str) -> float:
+    return _number(value, name, " > 0", lambda x: x > 0)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    return _integer(value, name, " > 0", lambda x: x > 0)
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
+def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
+    obj = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    _fields(obj, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+    schema = _string(obj["schema"], "schema")
+    if schema != SCHEMA:
+        _fail("schema", f"must be {SCHEMA!r}, got {_got(schema)}")
+    task = _choice(obj["task"], "task", TASKS)
+    weights = _parse_weights(obj["weights"])
+    return ModelCard(
+        schema=schema,
+        id=_parse_id(obj["id"]),
+        name=_string(obj["name"], "name"),
+        version=_string(obj["version"], "version"),
+        description=_string(obj.get("description", ""), "description", empty=True),
+        task=task,
+        intended_use=_string(obj["intended_use"], "intended_use"),
+        license=_string(obj.get("license", ""), "license", empty=True),
+        authors=_strings(obj.get("authors", []), "authors"),
+        references=_strings(obj.get("references", []), "references"),
+        modalities=_parse_modalities(obj["modalities"]),
+        weights=weights,
+        input=_parse_input(obj["input"]),
+        output=_parse_output(obj["output"], task),
+        explain=_parse_explain(obj.get("explain"), task, weights),
+        metrics=copy.deepcopy(dict(_object(obj.get("metrics", {}), "metrics"))),
+        path=path,
+    )
+
+
+def _parse_id(value: Any) -> str:
+    text = _string(value, "id")
+    if not _ID_RE.match(text):
+        _fail(
+            "id",
+            "must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or "
+            f"digit, got {_got(text)}",
+        )
+    return text
+
+
+def _parse_modalities(value: Any) -> tuple[str, ...]:
+    items = _strings(value, "modalities")
+    if not items:
+        _fail("modalities", 'must name at least one modality, e.g. ["CT"]')
+    return tuple(item.strip().upper() for item in items)
+
+
+def _parse_weights(value: Any) -> WeightsSpec:
+    obj = _fields(value, "weights", ("file", "sha256", "format"), ("architecture",))
+    sha256 = _string(obj["sha256"], "weights.sha256")
+    if not _SHA256_RE.match(sha256):
+        _fail("weights.sha256", f"must be 64 hexadecimal characters, got {_got(sha256)}")
+    fmt = _choice(obj["format"], "weights.format", WEIGHT_FORMATS)
+    return WeightsSpec(
+        file=_parse_weights_file(obj["file"]),
+        sha256=sha256.lower(),
+        format=fmt,
+        architecture=_parse_architecture(obj.get("architecture"), fmt),
+    )
+
+
+def _parse_weights_file(value: Any) -> str:
+    name = "weights.file"
+    text = _string(value, name)
+    if "\\" in text or "\0" in text:
+        _fail(name, f"must be a relative path with '/' separators, got {_got(text)}")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        _fail(name, f"must be relative to the card folder, not absolute, got {_got(text)}")
+    if any(part in ("", ".", "..") for part in text.split("/")):
+        _fail(name, f"must be a plain path inside the card folder (no '..'), got {_got(text)}")
+    if text == CARD_FILE:
+        _fail(name, f"must not be the card file itself, got {_got(text)}")
+    return text
+
+
+def _parse_architecture(value: Any, fmt: str) -> Architecture | None:
+    name = "weights.architecture"
+    if fmt not in ARCHITECTURE_FORMATS:
+        if value is not None:
+            _fail(name, f"not allowed with format {fmt!r}: the file holds the network itself")
+        return None
+    if value is None:
+        _fail(name, f"missing: {fmt} weights hold tensors only, so the card must name the network")
+    obj = _fields(value, name, ("name",), ("kwargs",))
+    cls = _string(obj["name"], f"{name}.name")
+    parts = cls.split(".")
+    if not cls.startswith(ARCHITECTURE_PREFIXES) or not all(p.isidentifier() for p in parts):
+        allowed = " or ".join(f"{p}<Class>" for p in ARCHITECTURE_PREFIXES)
+        _fail(f"{name}.name", f"must be {allowed}, got {_got(cls)}")
+    kwargs = _object(obj.get("kwargs", {}), f"{name}.kwargs")
+    return Architecture(name=cls, kwargs=copy.deepcopy(dict(kwargs)))
+
+
+def _parse_input(value: Any) -> InputSpec:
+    optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity")
+    obj = _fields(value, "input", ("dims", "orientation"), optional)
+    dims = _integer(obj["dims"], "input.dims", " (2 or 3)", lambda d: d in (2, 3))
+    if obj.get("patch_size") is not None and dims != 3:
+        _fail("input.patch_size", "only allowed when dims is 3 (2-D models run slice by slice)")
+    rule, ok = " in [0, 1)", lambda x: 0 <= x < 1
+    overlap = _number(obj.get("overlap", 0.25), "input.overlap", rule, ok)
+    ops = _array(obj.get("intensity", []), "input.intensity")
+    return InputSpec(
+        dims=dims,
+        orientation=_parse_orientation(obj["orientation"]),
+        spacing=_vector(obj.get("spacing"), "input.spacing", dims, _positive_float),
+        size=_vector(obj.get("size"), "input.size", dims, _positive_int),
+        patch_size=_vector(obj.get("patch_size"), "input.patch_size", dims, _positive_int),
+        overlap=overlap,
+        channels=_integer(obj.get("channels", 1), "input.channels", " >= 1", lambda c: c >= 1),
+        intensity=tuple(_parse_op(op, f"input.intensity[{i}]") for i, op in enumerate(ops)),
+    )
+
+
+def _parse_orientation(value: Any) -> str:
+    name = "input.orientation"
+    text = _string(value, name).upper()
+    axes = [next((pair for pair in ("LR", "AP", "SI") if c in pair), c) for c in text]
+    if len(text) != 3 or sorted(axes) != ["AP", "LR", "SI"]:
+        rule = "3 letters, one from each pair L/R, A/P, S/I (e.g. 'RAS')"
+        _fail(name, f"must be {rule}; got {_got(value)}")
+    return text
+
+
+def _vector(
+    value: Any, name: str, dims: int, item: Callable[[Any, str], Any]
+) -> tuple[Any, ...] | None:
+    """``None``, or a list of ``dims`` entries each checked by ``item``."""
+    if value is None:
+        return None
+    items = _array(value, name)
+    if len(items) != dims:
+        _fail(name, f"must have {dims} entries (one per spatial dim), got {len(items)}")
+    return tuple(item(entry, f"{name}[{i}]") for i, entry in enumerate(items))
+
+
+# -- intensity --------------------------------------------------------------------------
+
+
+def _parse_op(value: Any, name: str) -> IntensityOp:
+    obj = _object(value, name)
+    if "op" not in obj:
+        _fail(f"{name}.op", "missing")
+    op = _choice(obj["op"], f"{name}.op", INTENSITY_OPS)
+    required, optional, parse = _OPS[op]
+    params = _fields({k: v for k, v in obj.items() if k != "op"}, name, required, optional)
+    return IntensityOp(op=op, params=parse(params, name))
+
+
+def _pair(value: Any, name: str) -> tuple[float, float]:
+    items = _array(value, name)
+    if len(items) != 2:
+        _fail(name, f"must be [low, high] (2 numbers), got {_got(value)}")
+    return _number(items[0], f"{name}[0]"), _number(items[1], f"{name}[1]")
+
+
+def _clip_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    low, high = _number(params["min"], f"{name}.min"), _number(params["max"], f"{name}.max")
+    if not low < high:
+        _fail(f"{name}.max", f"must be greater than min ({low:g}), got {_got(params['max'])}")
+    return {"min": low, "max": high}
+
+
+def _scale_range_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    low, high = _number(params["min"], f"{name}.min"), _number(params["max"], f"{name}.max")
+    if low == high:
+        _fail(f"{name}.max", f"must differ from min ({low:g}), got {_got(params['max'])}")
+    return {
+        "min": low,
+        "max": high,
+        "to": _pair(params["to"], f"{name}.to"),
+        "clip": _boolean(params.get("clip", True), f"{name}.clip"),
+    }
+
+
+def _percentile_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    rule, ok = " in [0, 100]", lambda p: 0 <= p <= 100
+    lower = _number(params["lower"], f"{name}.lower", rule, ok)
+    upper = _number(params["upper"], f"{name}.upper", rule, ok)
+    if not lower < upper:
+        _fail(f"{name}.upper", f"must be greater than lower ({lower:g}), got {upper:g}")
+    return {
+        "lower": lower,
+        "upper": upper,
+        "to": _pair(params.get("to", [0.0, 1.0]), f"{name}.to"),
+        "clip": _boolean(params.get("clip", True), f"{name}.clip"),
+    }
+
+
+def _zscore_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {}
+
+
+def _linear_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {
+        "scale": _number(params["scale"], f"{name}.scale"),
+        "offset": _number(params["offset"], f"{name}.offset"),
+    }
+
+
+_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
+    "clip": (("min", "max"), (), _clip_params),
+    "scale_range": (("min", "max", "to"), ("clip",), _scale_range_params),
+    "percentile_scale": (("lower", "upper"), ("to", "clip"), _percentile_params),
+    "zscore": ((), (), _zscore_params),
+    "linear": (("scale", "offset"), (), _linear_params),
+}
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def _parse_output(value: Any, task: str) -> OutputSpec:
+    optional = ("labels", "classes", "threshold", "postprocess")
+    obj = _fields(value, "output", ("activation",), optional)
+    activation = _choice(obj["activation"], "output.activation", ACTIVATIONS)
+    rule, ok = " strictly between 0 and 1", lambda t: 0 < t < 1
+    threshold = _number(obj.get("threshold", 0.5), "output.threshold", rule, ok)
+    if task == "segmentation":
+        labels = _parse_segmentation(obj, activation)
+        postprocess = _parse_postprocess(obj.get("postprocess"), labels)
+        return OutputSpec(activation, labels, (), threshold, postprocess)
+    return OutputSpec(activation, {}, _parse_classification(obj, activation), threshold, {})
+
+
+def _parse_segmentation(obj: Mapping[str, Any], activation: str) -> dict[int, Segment]:
+    if "classes" in obj:
+        _fail("output.classes", "not allowed for a segmentation model (use output.labels)")
+    if "labels" not in obj:
+        _fail("output.labels", "missing (a segmentation model needs its labels)")
+    labels = _parse_labels(obj["labels"])
+    keys = list(labels)
+    if activation != "sigmoid" and keys != list(range(1, len(keys) + 1)):
+        _fail(
+            "output.labels",
+            f"with activation {activation!r} channel 0 is background and channel k is label k, "
+            f"so the labels must be exactly 1..{len(keys)}; got {keys}",
+        )
+    return labels
+
+
+def _parse_labels(value: Any) -> dict[int, Segment]:
+    obj = _object(value, "output.labels")
+    if not obj:
+        _fail("output.labels", "must name at least one label")
+    segments = [_parse_segment(key, entry) for key, entry in obj.items()]
+    return {seg.label: seg for seg in sorted(segments, key=lambda s: s.label)}
+
+
+def _label_key(key: Any, name: str) -> int:
+    if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+        _fail(name, f"label keys must be integers >= 1 written as strings, got {_got(key)}")
+    return int(key)
+
+
+def _parse_segment(key: Any, entry: Any) -> Segment:
+    name = f"output.labels.{key}"
+    label = _label_key(key, name)
+    obj = _fields(entry, name, ("name",), ("color",))
+    color = _string(obj.get("color", default_color(label)), f"{name}.color")
+    if not _COLOR_RE.match(color):
+        _fail(f"{name}.color", f"must be '#rrggbb', got {_got(color)}")
+    return Segment(label=label, name=_string(obj["name"], f"{name}.name"), color=color.lower())
+
+
+def _parse_classification(obj: Mapping[str, Any], activation: str) -> tuple[str, ...]:
+    for key in ("labels", "postprocess"):
+        if key in obj:
+            _fail(f"output.{key}", "not allowed for a classification model")
+    if "classes" not in obj:
+        _fail("output.classes", "missing (a classification model needs its classes)")
+    classes = _strings(obj["classes"], "output.classes")
+    if not classes:
+        _fail("output.classes", "must name at least one class")
+    if len(set(classes)) != len(classes):
+        _fail("output.classes", f"must be distinct, got {list(classes)}")
+    if activation == "softmax" and len(classes) < 2:
+        _fail("output.classes", "softmax needs at least 2 classes (use sigmoid for one)")
+    return classes
+
+
+def _parse_postprocess(value: Any, labels: dict[int, Segment]) -> dict[int, tuple[str, ...]]:
+    name = "output.postprocess"
+    if value is None:
+        return {}
+    if isinstance(value, list | tuple):
+        ops = _postprocess_ops(value, name)
+        return {label: ops for label in labels} if ops else {}
+    if not isinstance(value, Mapping):
+        _fail(name, f"must be a list of steps or an object of label -> steps, got {_got(value)}")
+    result: dict[int, tuple[str, ...]] = {}
+    for key, item in value.items():
+        label = _label_key(key, f"{name}.{key}")
+        if label not in labels:
+            _fail(f"{name}.{key}", f"no such label (labels: {', '.join(map(str, labels))})")
+        ops = _postprocess_ops(item, f"{name}.{key}")
+        if ops:
+            result[label] = ops
+    return dict(sorted(result.items()))
+
+
+def _postprocess_ops(value: Any, name: str) -> tuple[str, ...]:
+    ops = tuple(
+        _choice(item, f"{name}[{i}]", POSTPROCESS_OPS) for i, item in enumerate(_array(value, name))
+    )
+    if len(set(ops)) != len(ops):
+        _fail(name, f"names a step twice: {list(ops)}")
+    return ops
+
+
+def _parse_explain(value: Any, task: str, weights: WeightsSpec) -> ExplainSpec | None:
+    if value is None:
+        return None
+    obj = _fields(value, "explain", ("method", "layer"))
+    method = _choice(obj["method"], "explain.method", EXPLAIN_METHODS)
+    layer = _string(obj["layer"], "explain.layer")
+    if task != "classification":
+        _fail("explain", "only classification models can be explained (Grad-CAM)")
+    if weights.format not in ARCHITECTURE_FORMATS:
+        _fail(
+            "explain",
+            f"needs weights.format 'safetensors' or 'state_dict', got {weights.format!r}: "
+            "Grad-CAM hooks cannot attach to the layers of a TorchScript/exported/ONNX graph",
+        )
+    return ExplainSpec(method=method, layer=layer)

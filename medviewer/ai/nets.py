@@ -1,0 +1,63 @@
+"""medviewer's own small network architectures, nameable in a card as ``medviewer.ai.nets.X``.
+
+Only architectures (code that ships with medviewer) are named by cards; their weights come from
+safetensors or ``weights_only`` state dicts, never from pickles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class ConvClassifier(nn.Module):
+    """A compact 2D/3D CNN classifier with a named feature layer for Grad-CAM.
+
+    ``features`` is a stack of (conv, instance norm, ReLU, downsample) blocks ending in the
+    last convolutional block, ``features.block{N-1}``; ``head`` pools globally and maps to
+    class logits. Grad-CAM cards name ``features`` (or one of its blocks) as their layer.
+
+    Parameters
+    ----------
+    spatial_dims : int
+        2 or 3.
+    in_channels : int
+        Image channels.
+    num_classes : int
+        Number of output logits.
+    channels : sequence of int
+        Feature channels of each block; every block but the last halves the resolution.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        num_classes: int,
+        channels: Sequence[int] = (16, 32, 64, 128),
+    ) -> None:
+        super().__init__()
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        norm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
+        pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
+        blocks = nn.Sequential()
+        previous = in_channels
+        for index, width in enumerate(channels):
+            layers: list[nn.Module] = [
+                conv(previous, width, 3, padding=1),
+                norm(width, affine=True),
+                nn.ReLU(),
+            ]
+            if index < len(channels) - 1:
+                layers.append(pool(2))
+            blocks.add_module(f"block{index}", nn.Sequential(*layers))
+            previous = width
+        self.features = blocks
+        pooling = nn.AdaptiveAvgPool2d(1) if spatial_dims == 2 else nn.AdaptiveAvgPool3d(1)
+        self.head = nn.Sequential(pooling, nn.Flatten(), nn.Linear(previous, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, num_classes]`` for images ``[B, C, *spatial]``."""
+        return self.head(self.features(x))

@@ -1,0 +1,712 @@
+"""Per-segment statistics of label maps, and simple label post-processing.
+
+Qt-free; SimpleITK is imported lazily inside the functions that use it.
+
+A label map is a numpy array indexed ``[slice, row, col]`` with a 4x4 ``affine`` mapping the
+homogeneous index ``(col, row, slice, 1)`` to patient LPS millimetres (see
+:mod:`medviewer.core.volume`). The grid may be oblique and anisotropic; every length, volume and
+centroid below is in patient millimetres.
+
+Longest diameter
+----------------
+The longest diameter of a component is its Feret diameter: the largest distance between two of
+its voxel centres. Components of at most :data:`EXACT_FERET_MAX_VOXELS` voxels get SimpleITK's
+exact Feret diameter, which compares every pair of boundary voxels (quadratic; a 20,000-voxel
+sphere takes about 10 ms, a 20,000-voxel one-voxel-thick sheet about 0.5 s). Larger components
+get :func:`approximate_feret_diameter`, a lower bound of the exact value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medviewer.core.geometry import direction_of, spacing_of, validate_affine
+
+if TYPE_CHECKING:
+    import SimpleITK
+
+__all__ = [
+    "EXACT_FERET_MAX_VOXELS",
+    "FERET_DIRECTIONS",
+    "POSTPROCESS_OPS",
+    "ComponentStats",
+    "SegmentStats",
+    "approximate_feret_diameter",
+    "feret_directions",
+    "fill_holes",
+    "keep_largest_component",
+    "postprocess_labels",
+    "segment_statistics",
+]
+
+#: Components with at most this many voxels get SimpleITK's exact (quadratic) Feret diameter.
+EXACT_FERET_MAX_VOXELS = 20_000
+
+#: Number of fixed directions (a Fibonacci half-sphere) the approximate diameter projects on.
+FERET_DIRECTIONS = 128
+
+#: Largest angle (degrees) between any unit vector and the nearest of the fixed directions or
+#: their opposites; measured on 200,000 random directions (37.5 % of ``FERET_DIRECTIONS`` = 128).
+FERET_COVERING_ANGLE_DEG = 9.0
+
+#: Names accepted by :func:`postprocess_labels`.
+POSTPROCESS_OPS = ("largest_component", "fill_holes")
+
+_POINT_CHUNK = 32_768
+_MAX_REFINEMENTS = 20
+
+
+@dataclass(frozen=True)
+class ComponentStats:
+    """One connected component of a segment.
+
+    Attributes
+    ----------
+    index : int
+        1-based rank of the component, components ordered by decreasing size.
+    voxels : int
+        Number of voxels.
+    volume_ml : float
+        ``voxels`` times the voxel volume, in millilitres.
+    longest_diameter_mm : float
+        Largest distance between two voxel centres of the component (Feret diameter), in mm;
+        approximate (a lower bound) above :data:`EXACT_FERET_MAX_VOXELS` voxels.
+    centroid_lps : tuple of float
+        Centroid of the voxel centres, LPS mm.
+    centroid_index : tuple of float
+        The centroid as a continuous ``(col, row, slice)`` index.
+    centroid_slice : int
+        ``round(centroid_index[2])`` clamped to the volume.
+    bbox : tuple of int
+        ``(slice0, row0, col0, slice1, row1, col1)``, start inclusive, end exclusive.
+    mean_value : float or None
+        Mean of the values over the component, None when no values were given.
+    """
+
+    index: int
+    voxels: int
+    volume_ml: float
+    longest_diameter_mm: float
+    centroid_lps: tuple[float, float, float]
+    centroid_index: tuple[float, float, float]
+    centroid_slice: int
+    bbox: tuple[int, int, int, int, int, int]
+    mean_value: float | None
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    """Statistics of one label.
+
+    Attributes
+    ----------
+    label : int
+        The label value.
+    name : str
+        The segment's name.
+    voxels : int
+        Number of voxels of the label (all components, also those not listed).
+    volume_ml : float
+        ``voxels`` times the voxel volume, in millilitres.
+    longest_diameter_mm : float
+        Largest ``longest_diameter_mm`` of the listed components, 0 when empty.
+    centroid_lps : tuple of float or None
+        Centroid of all the label's voxel centres, LPS mm; None when the label is empty.
+    centroid_slice : int or None
+        Slice index nearest the centroid, None when the label is empty.
+    mean_value : float or None
+        Mean of the values over all the label's voxels; None when empty or no values given.
+    components : tuple of ComponentStats
+        The largest components, largest first, at most ``max_components`` of them.
+    """
+
+    label: int
+    name: str
+    voxels: int
+    volume_ml: float
+    longest_diameter_mm: float
+    centroid_lps: tuple[float, float, float] | None
+    centroid_slice: int | None
+    mean_value: float | None
+    components: tuple[ComponentStats, ...]
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The full volume's geometry."""
+
+    affine: np.ndarray
+    shape: tuple[int, ...]
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
+
+    def index_of(self, lps: Sequence[float]) -> np.ndarray:
+        return np.linalg.solve(self.affine[:3, :3], np.asarray(lps) - self.affine[:3, 3])
+
+    def lps_of(self, index: np.ndarray) -> np.ndarray:
+        return self.affine[:3, :3] @ index + self.affine[:3, 3]
+
+    def slice_of(self, index: np.ndarray) -> int:
+        return int(min(max(round(float(index[2])), 0), self.shape[0] - 1))
+
+
+@dataclass(frozen=True)
+class _Components:
+    """Connected components of one label inside the label's bounding box."""
+
+    image: SimpleITK.Image
+    sizes: tuple[int, ...]
+    start: tuple[int, ...]
+
+
+# --------------------------------------------------------------------------- array helpers
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """Return the slices of the smallest box holding every True of `mask`, None if none."""
+    box = [slice(None)] * mask.ndim
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask[tuple(box)].any(axis=others))
+        if hits.size == 0:
+            return None
+        box[axis] = slice(int(hits[0]), int(hits[-1]) + 1)
+    return tuple(box)
+
+
+def _label_crop(labels: np.ndarray, label: int) -> tuple[tuple[slice, ...], np.ndarray] | None:
+    """Return the bounding box of `label` and the label's mask inside it, None if absent."""
+    mask = labels == label
+    box = _bounding_box(mask)
+    return None if box is None else (box, mask[box])
+
+
+def _check_label_array(labels: np.ndarray) -> np.ndarray:
+    """Return `labels` as an array, checking it is 2D or 3D."""
+    arr = np.asarray(labels)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"labels must be a 2D or 3D array, got shape {arr.shape}")
+    return arr
+
+
+def _scalar_values(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return `values` in a dtype SimpleITK reads, checking it matches the label map."""
+    arr = np.asarray(values)
+    if arr.shape != shape:
+        raise ValueError(f"values shape {arr.shape} != labels shape {shape}")
+    if arr.dtype == np.bool_:
+        return arr.view(np.uint8)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
+        return arr.astype(np.float32)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"values must be real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+# --------------------------------------------------------------------------- SimpleITK helpers
+
+
+def _image(
+    array: np.ndarray, affine: np.ndarray | None = None, start: Sequence[int] = ()
+) -> SimpleITK.Image:
+    """Return `array` as an image; with `affine`, on the grid of the box starting at `start`."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    if affine is not None:
+        s, r, c = start or (0, 0, 0)
+        image.SetSpacing([float(v) for v in spacing_of(affine)])
+        image.SetDirection([float(v) for v in direction_of(affine).ravel()])
+        image.SetOrigin([float(v) for v in affine[:3, :3] @ (c, r, s) + affine[:3, 3]])
+    return image
+
+
+def _connected_components(
+    mask: np.ndarray,
+    fully_connected: bool,
+    affine: np.ndarray | None = None,
+    start: Sequence[int] = (),
+) -> _Components:
+    """Label the connected components of `mask`, 1 the largest, by decreasing size."""
+    import SimpleITK as sitk
+
+    image = _image(mask.view(np.uint8), affine, start)
+    relabel = sitk.RelabelComponentImageFilter()
+    relabel.SortByObjectSizeOn()
+    labelled = relabel.Execute(sitk.ConnectedComponent(image, fully_connected))
+    sizes = tuple(int(v) for v in relabel.GetSizeOfObjectsInPixels())
+    return _Components(labelled, sizes, tuple(start))
+
+
+def _shape_statistics(
+    image: SimpleITK.Image, feret: bool = False
+) -> SimpleITK.LabelShapeStatisticsImageFilter:
+    """Run LabelShapeStatistics on `image` (no perimeter; Feret diameter when asked)."""
+    import SimpleITK as sitk
+
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.ComputePerimeterOff()
+    shape.SetComputeFeretDiameter(feret)
+    shape.Execute(image)
+    return shape
+
+
+def _component_sums(values: np.ndarray, components: _Components) -> list[float]:
+    """Return the sum of `values` (cropped like the components) over each component."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(values))
+    image.CopyInformation(components.image)
+    stats = sitk.LabelStatisticsImageFilter()
+    stats.UseHistogramsOff()
+    stats.Execute(image, components.image)
+    return [float(stats.GetSum(k)) for k in range(1, len(components.sizes) + 1)]
+
+
+# --------------------------------------------------------------------------- Feret diameter
+
+
+def feret_directions(count: int = FERET_DIRECTIONS) -> np.ndarray:
+    """Return `count` well-spread unit vectors on the upper half-sphere (Fibonacci lattice).
+
+    Parameters
+    ----------
+    count : int
+        Number of directions.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(count, 3)``. With their opposites they cover the whole sphere evenly.
+    """
+    i = np.arange(count, dtype=np.float64)
+    z = (i + 0.5) / count
+    radius = np.sqrt(1.0 - z * z)
+    phi = i * np.pi * (3.0 - np.sqrt(5.0))
+    return np.column_stack([radius * np.cos(phi), radius * np.sin(phi), z])
+
+
+_DIRECTIONS = feret_directions()
+
+
+def _extreme_points(points: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Return the indices of the points with the largest and smallest projection per direction."""
+    rows = np.arange(len(directions))
+    best_max = np.full(len(directions), -np.inf)
+    best_min = np.full(len(directions), np.inf)
+    arg_max = np.zeros(len(directions), dtype=np.intp)
+    arg_min = np.zeros(len(directions), dtype=np.intp)
+    for start in range(0, len(points), _POINT_CHUNK):
+        proj = directions @ points[start : start + _POINT_CHUNK].T
+        hi, lo = proj.argmax(axis=1), proj.argmin(axis=1)
+        better_max = proj[rows, hi] > best_max
+        better_min = proj[rows, lo] < best_min
+        best_max = np.where(better_max, proj[rows, hi], best_max)
+        best_min = np.where(better_min, proj[rows, lo], best_min)
+        arg_max = np.where(better_max, hi + start, arg_max)
+        arg_min = np.where(better_min, lo + start, arg_min)
+    return np.unique(np.concatenate([arg_max, arg_min]))
+
+
+def _farthest_pair(points: np.ndarray) -> tuple[int, int, float]:
+    """Return the indices and distance of the two farthest of a few points (brute force)."""
+    diff = points[:, None, :] - points[None, :, :]
+    dist2 = np.einsum("ijk,ijk->ij", diff, diff)
+    i, j = np.unravel_index(int(np.argmax(dist2)), dist2.shape)
+    return int(i), int(j), float(np.sqrt(dist2[i, j]))
+
+
+def _refine_pair(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Climb from the pair `a`, `b`: re-take the extremes along their direction until stable."""
+    best = float(np.linalg.norm(a - b))
+    for _ in range(_MAX_REFINEMENTS):
+        proj = points @ ((a - b) / best)
+        a, b = points[int(np.argmax(proj))], points[int(np.argmin(proj))]
+        length = float(np.linalg.norm(a - b))
+        if length <= best * (1.0 + 1e-12):
+            break
+        best = length
+    return best
+
+
+def approximate_feret_diameter(points: np.ndarray) -> float:
+    """Approximate the largest distance between any two of `points` (a lower bound).
+
+    The points' extremes along the :data:`FERET_DIRECTIONS` fixed directions of
+    :func:`feret_directions` are found, the farthest pair among those extremes is taken, then
+    improved by re-taking the extremes along that pair's own direction until it stops growing.
+
+    If the true diameter ``D`` lies along a direction at angle ``t`` from the nearest fixed
+    direction, the result is at least ``D cos(t)``; ``t`` is at most
+    :data:`FERET_COVERING_ANGLE_DEG` (9 degrees), so the result is never below 0.987 D. Measured
+    on voxelised ellipsoids (random oblique orientations, 1:1:1 to 1:3:8 axes), boxes, cylinders,
+    tori and L-shapes of 5,000 to 2 million voxels, the relative error was below 0.1 %
+    (median 0) once the refinement ran: 0.0 % on boxes, at most 0.06 % on ellipsoids.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        Shape ``(n, 3)`` positions in mm (for a voxel component, its boundary voxel centres).
+
+    Returns
+    -------
+    float
+        The approximate diameter in mm, 0 for fewer than two points.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < 2:
+        return 0.0
+    extremes = points[_extreme_points(points, _DIRECTIONS)]
+    i, j, length = _farthest_pair(extremes)
+    if length == 0.0:
+        return 0.0
+    return _refine_pair(points, extremes[i], extremes[j])
+
+
+def _boundary_index(mask: np.ndarray) -> np.ndarray:
+    """Return the ``(col, row, slice)`` indices of the voxels of `mask` with a face outside it.
+
+    Axes of length 1 are ignored, so a single-slice mask is treated as 2D (its convex hull
+    vertices are all on its in-plane boundary).
+    """
+    shape = mask.shape
+    padded = np.pad(mask, [(1, 1) if n > 1 else (0, 0) for n in shape])
+    centre = [slice(1, -1) if n > 1 else slice(None) for n in shape]
+    interior = mask.copy()
+    for axis, n in enumerate(shape):
+        if n == 1:
+            continue
+        for shift in (0, 2):
+            neighbour = list(centre)
+            neighbour[axis] = slice(shift, shift + n)
+            interior &= padded[tuple(neighbour)]
+    s, r, c = np.nonzero(mask & ~interior)
+    return np.column_stack([c, r, s])
+
+
+def _approximate_component_diameter(
+    components: _Components, k: int, bbox: Sequence[int], affine: np.ndarray
+) -> float:
+    """Approximate the Feret diameter of component `k`, whose crop-index bbox is `bbox`."""
+    import SimpleITK as sitk
+
+    x, y, z, sx, sy, sz = bbox
+    labelled = sitk.GetArrayViewFromImage(components.image)
+    mask = labelled[z : z + sz, y : y + sy, x : x + sx] == k
+    return approximate_feret_diameter(_boundary_index(mask) @ affine[:3, :3].T)
+
+
+def _exact_diameters(
+    components: _Components, first: int, last: int, boxes: Mapping[int, Sequence[int]]
+) -> dict[int, float]:
+    """Return SimpleITK's exact Feret diameters of components `first` to `last` (inclusive)."""
+    import SimpleITK as sitk
+
+    lo = np.min([boxes[k][:3] for k in range(first, last + 1)], axis=0)
+    hi = np.max([np.add(boxes[k][:3], boxes[k][3:]) for k in range(first, last + 1)], axis=0)
+    labelled = sitk.GetArrayViewFromImage(components.image)
+    crop = labelled[lo[2] : hi[2], lo[1] : hi[1], lo[0] : hi[0]]
+    selected = np.where((crop >= first) & (crop <= last), crop, 0).astype(np.uint32)
+    image = sitk.GetImageFromArray(selected)
+    image.SetSpacing(components.image.GetSpacing())
+    image.SetDirection(components.image.GetDirection())
+    shape = _shape_statistics(image, feret=True)
+    return {k: float(shape.GetFeretDiameter(k)) for k in range(first, last + 1)}
+
+
+def _diameters(
+    components: _Components, count: int, boxes: Mapping[int, Sequence[int]], affine: np.ndarray
+) -> dict[int, float]:
+    """Return the Feret diameters of the `count` largest components, exact when small."""
+    first_small = next(
+        (k for k in range(1, count + 1) if components.sizes[k - 1] <= EXACT_FERET_MAX_VOXELS),
+        count + 1,
+    )
+    result = {
+        k: _approximate_component_diameter(components, k, boxes[k], affine)
+        for k in range(1, first_small)
+    }
+    if first_small <= count:
+        result.update(_exact_diameters(components, first_small, count, boxes))
+    return result
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _empty_segment(label: int, name: str) -> SegmentStats:
+    return SegmentStats(label, name, 0, 0.0, 0.0, None, None, None, ())
+
+
+def _component_stats(
+    k: int,
+    voxels: int,
+    centroid: np.ndarray,
+    bbox: Sequence[int],
+    start: Sequence[int],
+    diameter: float,
+    mean: float | None,
+    grid: _Grid,
+) -> ComponentStats:
+    """Assemble one ComponentStats; `bbox` is SimpleITK's crop-index box, `start` the crop's."""
+    x, y, z, sx, sy, sz = (int(v) for v in bbox)
+    s0, r0, c0 = (int(v) for v in start)
+    return ComponentStats(
+        index=k,
+        voxels=voxels,
+        volume_ml=voxels * grid.voxel_ml,
+        longest_diameter_mm=diameter,
+        centroid_lps=_triple(grid.lps_of(centroid)),
+        centroid_index=_triple(centroid),
+        centroid_slice=grid.slice_of(centroid),
+        bbox=(s0 + z, r0 + y, c0 + x, s0 + z + sz, r0 + y + sy, c0 + x + sx),
+        mean_value=mean,
+    )
+
+
+def _triple(vector: np.ndarray) -> tuple[float, float, float]:
+    return (float(vector[0]), float(vector[1]), float(vector[2]))
+
+
+def _segment(
+    label: int,
+    name: str,
+    labels: np.ndarray,
+    values: np.ndarray | None,
+    grid: _Grid,
+    fully_connected: bool,
+    max_components: int,
+) -> SegmentStats:
+    """Compute the statistics of one label."""
+    found = _label_crop(labels, label)
+    if found is None:
+        return _empty_segment(label, name)
+    box, mask = found
+    start = tuple(b.start for b in box)
+    components = _connected_components(mask, fully_connected, grid.affine, start)
+    shape = _shape_statistics(components.image)
+    count = len(components.sizes)
+    sums = _component_sums(values[box], components) if values is not None else None
+    centroids = [grid.index_of(shape.GetCentroid(k)) for k in range(1, count + 1)]
+    boxes = {k: shape.GetBoundingBox(k) for k in range(1, count + 1)}
+    kept = min(count, max_components)
+    diameters = _diameters(components, kept, boxes, grid.affine)
+    listed = tuple(
+        _component_stats(
+            k,
+            components.sizes[k - 1],
+            centroids[k - 1],
+            boxes[k],
+            start,
+            diameters[k],
+            None if sums is None else sums[k - 1] / components.sizes[k - 1],
+            grid,
+        )
+        for k in range(1, kept + 1)
+    )
+    voxels = int(sum(components.sizes))
+    centroid = np.average(np.asarray(centroids), axis=0, weights=components.sizes)
+    return SegmentStats(
+        label=label,
+        name=name,
+        voxels=voxels,
+        volume_ml=voxels * grid.voxel_ml,
+        longest_diameter_mm=max((c.longest_diameter_mm for c in listed), default=0.0),
+        centroid_lps=_triple(grid.lps_of(centroid)),
+        centroid_slice=grid.slice_of(centroid),
+        mean_value=None if sums is None else float(sum(sums)) / voxels,
+        components=listed,
+    )
+
+
+def segment_statistics(
+    labels: np.ndarray,
+    affine: np.ndarray,
+    segments: Mapping[int, str],
+    values: np.ndarray | None = None,
+    *,
+    fully_connected: bool = False,
+    max_components: int = 100,
+) -> dict[int, SegmentStats]:
+    """Measure every segment of a label map: volume, components, diameter, centroid, mean.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Integer label map indexed ``[slice, row, col]``; shape ``(1, rows, cols)`` for a 2D
+        image. Not modified.
+    affine : numpy.ndarray
+        4x4 matrix mapping ``(col, row, slice, 1)`` to LPS mm (oblique and anisotropic allowed).
+    segments : Mapping[int, str]
+        Label value to segment name; labels absent from the map get zero statistics.
+    values : numpy.ndarray, optional
+        Image values on the same grid (CT in HU...); gives the ``mean_value`` fields.
+    fully_connected : bool
+        Components by face connectivity (False: 6 neighbours in 3D, 4 in 2D) or by face, edge
+        and vertex connectivity (True: 26 in 3D, 8 in 2D).
+    max_components : int
+        Only the largest `max_components` components are listed (and measured for diameter);
+        the others still count in the segment's voxels, volume, centroid and mean.
+
+    Returns
+    -------
+    dict of int to SegmentStats
+        One entry per key of `segments`, in the same order.
+
+    Raises
+    ------
+    ValueError
+        If `labels` is not 3D, `values` has another shape, `max_components` is negative, or
+        the affine is invalid.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be a (slices, rows, cols) array, got shape {labels.shape}")
+    if max_components < 0:
+        raise ValueError(f"max_components must be >= 0, got {max_components}")
+    grid = _Grid(validate_affine(affine), labels.shape)
+    checked = None if values is None else _scalar_values(values, labels.shape)
+    return {
+        int(label): _segment(
+            int(label), name, labels, checked, grid, fully_connected, max_components
+        )
+        for label, name in segments.items()
+    }
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+def keep_largest_component(
+    labels: np.ndarray, label: int, *, fully_connected: bool = False
+) -> np.ndarray:
+    """Return a copy of `labels` where `label` keeps only its largest connected component.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2D or 3D label map. Not modified.
+    label : int
+        The label to clean; its voxels outside its largest component become 0.
+    fully_connected : bool
+        Face connectivity (False) or face, edge and vertex connectivity (True).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array; other labels are unchanged. Ties between equal largest components go to
+        the first one in array order.
+    """
+    import SimpleITK as sitk
+
+    labels = _check_label_array(labels)
+    out = labels.copy()
+    found = _label_crop(labels, label)
+    if found is None:
+        return out
+    box, mask = found
+    components = _connected_components(mask, fully_connected)
+    region = out[box]
+    region[mask & (sitk.GetArrayViewFromImage(components.image) != 1)] = 0
+    return out
+
+
+def _fill_plane_holes(plane: np.ndarray, label: int) -> None:
+    """Fill, in place, the 0 voxels of the holes of `label` in a 2D or 3D array."""
+    import SimpleITK as sitk
+
+    found = _label_crop(plane, label)
+    if found is None:
+        return
+    box, mask = found
+    # Everything outside the label's box reaches the border, so a frame of "outside" around
+    # the box stands for the rest of the array.
+    outside = np.pad(~mask, 1, constant_values=True)
+    labelled = sitk.GetArrayViewFromImage(
+        sitk.ConnectedComponent(sitk.GetImageFromArray(outside.view(np.uint8)), False)
+    )
+    inner = tuple(slice(1, -1) for _ in range(plane.ndim))
+    border_id = labelled[(0,) * plane.ndim]
+    region = plane[box]
+    holes = (labelled[inner] != border_id) & ~mask & (region == 0)
+    region[holes] = label
+
+
+def fill_holes(labels: np.ndarray, label: int) -> np.ndarray:
+    """Return a copy of `labels` with the holes of `label` filled.
+
+    A hole is a face-connected region of voxels that are not `label` and do not touch the
+    array's border. Only its 0 voxels are filled; voxels of other labels inside a hole (a
+    nodule inside a lung) are kept. A ``(1, rows, cols)`` array is treated as a 2D image.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2D or 3D label map. Not modified.
+    label : int
+        The label whose holes are filled.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array.
+    """
+    labels = _check_label_array(labels)
+    out = labels.copy()
+    _fill_plane_holes(out[0] if out.ndim == 3 and out.shape[0] == 1 else out, label)
+    return out
+
+
+def _largest(labels: np.ndarray, label: int) -> np.ndarray:
+    return keep_largest_component(labels, label)
+
+
+_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "largest_component": _largest,
+    "fill_holes": fill_holes,
+}
+
+
+def postprocess_labels(labels: np.ndarray, ops: Mapping[int, Sequence[str]]) -> np.ndarray:
+    """Apply post-processing operations per label, in order.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        2D or 3D label map. Not modified.
+    ops : Mapping[int, Sequence[str]]
+        Label to the names of the operations to apply to it, in order; names are
+        ``"largest_component"`` (:func:`keep_largest_component`) and ``"fill_holes"``
+        (:func:`fill_holes`). Labels are processed in the mapping's order.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array.
+
+    Raises
+    ------
+    ValueError
+        If an operation name is unknown (checked before anything runs).
+    """
+    plan = [
+        (label, (names,) if isinstance(names, str) else tuple(names))
+        for label, names in ops.items()
+    ]
+    for _, names in plan:
+        for name in names:
+            if name not in _OPS:
+                raise ValueError(
+                    f"unknown post-processing op {name!r}; known: {', '.join(POSTPROCESS_OPS)}"
+                )
+    out = _check_label_array(labels).copy()
+    for label, names in plan:
+        for name in names:
+            out = _OPS[name](out, label)
+    return out

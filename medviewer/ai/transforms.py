@@ -1,0 +1,329 @@
+"""From a Volume to the tensor a model card asks for, and from the model's output back.
+
+Geometry first (numpy and SimpleITK, exact and reversible):
+
+* :func:`reorientation_for` picks, for each of the card's three axis codes, the volume axis
+  closest to it and whether it runs the other way: a permutation and flips, no interpolation,
+  as MONAI's ``Orientation`` and nibabel's ``io_orientation`` do, so oblique series work.
+* :class:`ModelGrid` adds the card's resampling (to ``spacing``, then to ``size``), axis by axis,
+  and maps arrays between the volume grid and the model grid in both directions: linear into
+  the model, nearest (labels) or linear (probabilities, heatmaps) back out.
+
+Intensity next (:func:`apply_intensity`, MONAI's intensity transforms on torch tensors).
+
+Array conventions: a Volume's array is ``[slice, row, col]``; its affine maps ``(col, row,
+slice)``. The *source* order used here is ``(col, row, slice)`` (the affine's column order);
+the *model* order is ``(d0, d1, d2)``, the card's axis codes in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medviewer.ai.model_card import InputSpec, IntensityOp
+from medviewer.core.errors import InferenceError
+from medviewer.core.geometry import direction_of, spacing_of
+
+if TYPE_CHECKING:
+    import torch
+
+# Axis code -> unit vector in LPS (DICOM patient coordinates: +x Left, +y Posterior, +z Superior).
+_CODE_VECTORS = {
+    "L": (1.0, 0.0, 0.0),
+    "R": (-1.0, 0.0, 0.0),
+    "P": (0.0, 1.0, 0.0),
+    "A": (0.0, -1.0, 0.0),
+    "S": (0.0, 0.0, 1.0),
+    "I": (0.0, 0.0, -1.0),
+}
+
+_SAME_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Reorientation:
+    """Permutation and flips that take a volume's ``(col, row, slice)`` axes to a card's codes.
+
+    Attributes
+    ----------
+    perm : tuple of int
+        ``perm[i]`` is the source axis (0 col, 1 row, 2 slice) that model dim ``d_i`` runs along.
+    flip : tuple of bool
+        ``flip[i]`` is True when ``d_i`` increases where the source axis decreases.
+    """
+
+    perm: tuple[int, int, int]
+    flip: tuple[bool, bool, bool]
+
+    def to_model(self, source: np.ndarray) -> np.ndarray:
+        """View a ``(col, row, slice, ...)`` array in model ``(d0, d1, d2, ...)`` order (no copy)."""
+        rest = tuple(range(3, source.ndim))
+        out = source.transpose((*self.perm, *rest))
+        flips = tuple(i for i in range(3) if self.flip[i])
+        return np.flip(out, flips) if flips else out
+
+    def to_source(self, model: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_model` (no copy)."""
+        flips = tuple(i for i in range(3) if self.flip[i])
+        unflipped = np.flip(model, flips) if flips else model
+        inverse = tuple(int(i) for i in np.argsort(self.perm))
+        return unflipped.transpose((*inverse, *range(3, model.ndim)))
+
+    def model_affine(self, affine: np.ndarray, source_shape: Sequence[int]) -> np.ndarray:
+        """Affine from model index ``(d0, d1, d2)`` to LPS for a source of `source_shape`.
+
+        `source_shape` is in ``(col, row, slice)`` order.
+        """
+        index_map = np.zeros((4, 4))
+        index_map[3, 3] = 1.0
+        for i, (axis, flipped) in enumerate(zip(self.perm, self.flip, strict=True)):
+            index_map[axis, i] = -1.0 if flipped else 1.0
+            index_map[axis, 3] = source_shape[axis] - 1 if flipped else 0.0
+        return np.asarray(affine, dtype=float) @ index_map
+
+
+def reorientation_for(affine: np.ndarray, codes: str) -> Reorientation:
+    """Closest permutation/flip of a volume's axes to the axis `codes` (e.g. ``"RAS"``).
+
+    Greedy on the largest absolute cosine between a code's direction and a volume axis, as
+    nibabel's ``io_orientation`` does, so each code gets a distinct axis even on oblique series.
+    """
+    directions = direction_of(affine)  # columns: unit LPS vectors of col, row, slice
+    targets = np.array([_CODE_VECTORS[c] for c in codes.upper()])
+    cosines = targets @ directions  # [code, source axis]
+    perm = [-1, -1, -1]
+    flip = [False, False, False]
+    remaining = np.abs(cosines).copy()
+    for _ in range(3):
+        code, axis = np.unravel_index(int(np.argmax(remaining)), remaining.shape)
+        perm[code] = int(axis)
+        flip[code] = bool(cosines[code, axis] < 0)
+        remaining[code, :] = -1.0
+        remaining[:, axis] = -1.0
+    return Reorientation((perm[0], perm[1], perm[2]), (flip[0], flip[1], flip[2]))
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """The grid a model sees, and the exact maps between it and the volume's grid.
+
+    Along model dim ``i`` the model voxel ``j`` sits at reoriented-source index
+    ``scale[i] * j + offset[i]``.
+
+    Attributes
+    ----------
+    reorientation : Reorientation
+    source_shape : tuple of int
+        The volume's ``(cols, rows, slices)``.
+    reoriented_shape : tuple of int
+        The source shape in model order, before resampling.
+    shape : tuple of int
+        The model grid's ``(d0, d1, d2)`` sizes.
+    scale, offset : tuple of float
+        Per model dim, as above (1 and 0 when that dim is not resampled).
+    native_spacing : tuple of float
+        Source spacing in mm along each model dim.
+    """
+
+    reorientation: Reorientation
+    source_shape: tuple[int, int, int]
+    reoriented_shape: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    native_spacing: tuple[float, float, float]
+
+    @property
+    def resampled(self) -> bool:
+        """Whether any model dim is resampled (else the maps are exact permutations)."""
+        return self.shape != self.reoriented_shape or any(
+            abs(s - 1.0) > _SAME_TOLERANCE or abs(o) > _SAME_TOLERANCE
+            for s, o in zip(self.scale, self.offset, strict=True)
+        )
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Model voxel size in mm along ``(d0, d1, d2)``."""
+        return tuple(  # type: ignore[return-value]
+            s * n for s, n in zip(self.scale, self.native_spacing, strict=True)
+        )
+
+    def to_model(self, volume_array: np.ndarray) -> np.ndarray:
+        """Volume array ``[slice, row, col(, 3)]`` -> float32 ``[d0, d1, d2(, 3)]``, linear."""
+        source = np.moveaxis(volume_array, (0, 1, 2), (2, 1, 0))  # (col, row, slice, ...)
+        reoriented = self.reorientation.to_model(source)
+        if not self.resampled:
+            return np.ascontiguousarray(reoriented, dtype=np.float32)
+        return self._resample(
+            np.ascontiguousarray(reoriented, dtype=np.float32),
+            self.reoriented_shape,
+            self.scale,
+            self.offset,
+            self.shape,
+            linear=True,
+        )
+
+    def to_volume(self, model_array: np.ndarray, *, linear: bool) -> np.ndarray:
+        """Model-grid array ``[d0, d1, d2(, C)]`` -> volume grid ``[slice, row, col(, C)]``.
+
+        Nearest neighbour (labels) when `linear` is False, else linear. Volume voxels beyond
+        the model grid's edge (under one model voxel) take the nearest edge value.
+        """
+        if self.resampled:
+            inverse_scale = tuple(1.0 / s for s in self.scale)
+            inverse_offset = tuple(-o / s for o, s in zip(self.offset, self.scale, strict=True))
+            model_array = self._resample(
+                model_array, self.shape, inverse_scale, inverse_offset, self.reoriented_shape,
+                linear=linear,
+            )
+        source = self.reorientation.to_source(model_array)
+        return np.ascontiguousarray(np.moveaxis(source, (0, 1, 2), (2, 1, 0)))
+
+    @staticmethod
+    def _resample(
+        array: np.ndarray,
+        in_shape: Sequence[int],
+        scale: Sequence[float],
+        offset: Sequence[float],
+        out_shape: Sequence[int],
+        *,
+        linear: bool,
+    ) -> np.ndarray:
+        """Sample `array` at ``scale * j + offset`` along each of its first three dims."""
+        import SimpleITK as sitk
+
+        channels = array.ndim == 4
+        # SimpleITK wants (z, y, x) arrays for an (x, y, z) image: our dims (d0, d1, d2) -> x, y, z.
+        image = sitk.GetImageFromArray(np.moveaxis(array, (0, 1, 2), (2, 1, 0)), isVector=channels)
+        reference = sitk.Image([int(n) for n in out_shape], image.GetPixelID(),
+                               image.GetNumberOfComponentsPerPixel())
+        reference.SetSpacing([float(s) for s in scale])
+        reference.SetOrigin([float(o) for o in offset])
+        resample = sitk.ResampleImageFilter()
+        resample.SetReferenceImage(reference)
+        resample.SetInterpolator(sitk.sitkLinear if linear else sitk.sitkNearestNeighbor)
+        # The grids differ by under one voxel at their far ends: extend the edge, never pad zeros.
+        resample.SetUseNearestNeighborExtrapolator(True)
+        out = resample.Execute(image)
+        del in_shape  # the input image carries its own size
+        return np.moveaxis(sitk.GetArrayFromImage(out), (0, 1, 2), (2, 1, 0))
+
+
+def model_grid_for(affine: np.ndarray, volume_shape: Sequence[int], spec: InputSpec) -> ModelGrid:
+    """The model grid for a volume (`volume_shape` is ``(slices, rows, cols)``) and a card input.
+
+    Resampling keeps the centre of the first voxel and covers the extent between the first and
+    last voxel centres to the nearest step (``spacing``), then resizes corner to corner (``size``, as
+    ``torch.nn.functional.interpolate`` with ``align_corners=False``). A 2D card resamples only
+    d0 and d1; d2 (the slicing axis) is kept.
+    """
+    reorientation = reorientation_for(affine, spec.orientation)
+    slices, rows, cols = (int(n) for n in volume_shape)
+    source_shape = (cols, rows, slices)
+    reoriented = tuple(source_shape[a] for a in reorientation.perm)
+    native = tuple(float(spacing_of(affine)[a]) for a in reorientation.perm)
+    scale = [1.0, 1.0, 1.0]
+    offset = [0.0, 0.0, 0.0]
+    shape = list(reoriented)
+    for i in range(spec.dims):
+        if spec.spacing is not None:
+            shape[i], scale[i] = _spacing_step(reoriented[i], native[i], spec.spacing[i])
+        if spec.size is not None:
+            shape[i], scale[i], offset[i] = _size_step(
+                shape[i], scale[i], offset[i], spec.size[i]
+            )
+    return ModelGrid(
+        reorientation,
+        source_shape,
+        reoriented,  # type: ignore[arg-type]
+        tuple(shape),  # type: ignore[arg-type]
+        tuple(scale),  # type: ignore[arg-type]
+        tuple(offset),  # type: ignore[arg-type]
+        native,  # type: ignore[arg-type]
+    )
+
+
+def _spacing_step(size: int, native: float, target: float) -> tuple[int, float]:
+    """New size and index scale for resampling one axis from `native` to `target` mm."""
+    if abs(native - target) <= _SAME_TOLERANCE * max(native, target):
+        return size, 1.0
+    scale = target / native
+    return max(1, int(np.floor((size - 1) / scale + 0.5)) + 1), scale
+
+
+def _size_step(size: int, scale: float, offset: float, target: int) -> tuple[int, float, float]:
+    """Compose a corner-aligned resize of one axis from `size` to `target` voxels."""
+    if target == size:
+        return size, scale, offset
+    ratio = size / target
+    # model voxel j sits at (j + 0.5) * ratio - 0.5 on the previous grid.
+    return target, scale * ratio, offset + scale * (0.5 * ratio - 0.5)
+
+
+# --------------------------------------------------------------------------- intensity
+
+
+def apply_intensity(image: torch.Tensor, ops: Sequence[IntensityOp]) -> torch.Tensor:
+    """Apply the card's intensity ops, in order, to one channel-first sample ``[C, ...]``.
+
+    Percentiles and z-scores are computed over the sample given: the whole volume for a 3D
+    model, one slice for a 2D model (as a model trained on slices saw them).
+    """
+    for op in ops:
+        image = _INTENSITY[op.op](image, op.params)
+    return image
+
+
+def _clip(image: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return image.clamp(float(p["min"]), float(p["max"]))
+
+
+def _scale_range(image: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    from monai.transforms import ScaleIntensityRange
+
+    low, high = p["to"]
+    return ScaleIntensityRange(p["min"], p["max"], low, high, clip=p["clip"])(image)
+
+
+def _percentile_scale(image: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    from monai.transforms import ScaleIntensityRangePercentiles
+
+    low, high = p["to"]
+    return ScaleIntensityRangePercentiles(p["lower"], p["upper"], low, high, clip=p["clip"])(image)
+
+
+def _zscore(image: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    from monai.transforms import NormalizeIntensity
+
+    del p
+    return NormalizeIntensity()(image)
+
+
+def _linear(image: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return image * float(p["scale"]) + float(p["offset"])
+
+
+_INTENSITY = {
+    "clip": _clip,
+    "scale_range": _scale_range,
+    "percentile_scale": _percentile_scale,
+    "zscore": _zscore,
+    "linear": _linear,
+}
+
+
+def channels_of(volume_array: np.ndarray) -> int:
+    """Number of image channels in a volume array (3 for RGB, else 1)."""
+    return 3 if volume_array.ndim == 4 else 1
+
+
+def check_channels(volume_array: np.ndarray, expected: int) -> None:
+    """Raise InferenceError when the series' channel count differs from the card's."""
+    found = channels_of(volume_array)
+    if found != expected:
+        kind = "colour (3 channels)" if found == 3 else "greyscale (1 channel)"
+        raise InferenceError(f"the model expects {expected} channel(s); this series is {kind}")
