@@ -1,5 +1,5 @@
 """Command line: the viewer (``medviewer [PATH...] [--demo]``) and the sub-commands
-``index``, ``info``, ``screenshot``, ``demo-data`` and ``demo``.
+``index``, ``info``, ``screenshot``, ``infer``, ``models``, ``demo-data`` and ``demo``.
 
 Bad arguments and missing paths give one line on stderr and exit status 2, never a traceback.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -18,7 +19,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 from medviewer import __version__
-from medviewer.core.errors import DatabaseError, LoadError
+from medviewer.core.errors import (
+    CancelledError,
+    DatabaseError,
+    InferenceError,
+    LoadError,
+    ModelCardError,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,7 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
     shot.add_argument("--size", default="768x768", help="image size WxH in pixels")
     shot.add_argument("--db", help="database for a series id")
+    _add_ai_parsers(sub)
     return parser
+
+
+def _add_ai_parsers(sub: Any) -> None:
+    infer = sub.add_parser("infer", help="run a model on a series and write its results")
+    infer.add_argument("source", help="folder, file, NIfTI/NRRD/MHA image, or database series id")
+    infer.add_argument("--model", required=True, help="model id, or a model folder / model.json")
+    infer.add_argument("--out", required=True, help="folder for result.json and NIfTI outputs")
+    infer.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    infer.add_argument("--batch-size", type=int, help="slices or windows per batch")
+    infer.add_argument("--target-class", help="class the heatmap explains (classifiers)")
+    infer.add_argument("--probabilities", action="store_true",
+                       help="also write per-voxel probabilities (segmentation; large)")
+    infer.add_argument("--stack", type=int, default=0, help="stack number when there are several")
+    infer.add_argument("--db", help="database for a series id")
+    infer.add_argument("--json", action="store_true", help="print result.json on stdout")
+    models = sub.add_parser("models", help="list, show or add AI models")
+    actions = models.add_subparsers(dest="action", parser_class=_Parser)
+    listing = actions.add_parser("list", help="bundled and user models (the default)")
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    show = actions.add_parser("show", help="print a model's card")
+    show.add_argument("model", help="model id, or a model folder / model.json")
+    add = actions.add_parser("add", help="install a model folder or MONAI bundle (validated)")
+    add.add_argument("path", help="folder with model.json and weights, or a MONAI bundle")
+    add.add_argument("--replace", action="store_true", help="replace an installed model")
+    models.set_defaults(action="list", json=False)
 
 
 def viewer_parser() -> argparse.ArgumentParser:
@@ -97,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"medviewer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (LoadError, DatabaseError) as exc:
+    except (LoadError, DatabaseError, ModelCardError, InferenceError) as exc:
         print(f"medviewer: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CancelledError):
         return 130
 
 
@@ -250,6 +283,146 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_infer(args: argparse.Namespace) -> int:
+    """``medviewer infer --model ID SOURCE --out DIR``: one model on one series."""
+    from medviewer.ai.registry import ModelRegistry
+    from medviewer.ai.runner import Runner, run_to_end
+    from medviewer.io.series import load_series
+
+    source = _series_source(args.source)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    entry = ModelRegistry().get(args.model)
+    volume = load_series(source, stack=args.stack, db=args.db)
+    runner = Runner(entry.card, args.device, args.batch_size)
+    steps = runner.run(volume, target_class=args.target_class,
+                       keep_probabilities=args.probabilities)
+    prediction = run_to_end(steps, _ProgressPrinter(sys.stderr))
+    result = write_prediction(prediction, Path(args.out))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_summary(result, Path(args.out))
+    return EXIT_OK
+
+
+def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
+    """Write ``result.json`` and the NIfTI outputs into `out`; all or nothing.
+
+    Files are written into a hidden folder beside them and moved in only when every one was
+    written, so a failure leaves `out` as it was.
+    """
+    import shutil
+    import tempfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    try:
+        result = prediction.to_json()
+        arrays = {"labels.nii.gz": prediction.label_map, "heatmap.nii.gz": prediction.heatmap,
+                  "probabilities.nii.gz": prediction.probabilities}
+        for name, array in arrays.items():
+            if array is not None:
+                _write_nifti(array, prediction.affine, staging / name)
+                result.setdefault("files", []).append(name)
+        (staging / "result.json").write_text(json.dumps(result, indent=2))
+        for item in sorted(staging.iterdir(), key=lambda p: p.name == "result.json"):
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """`array` ``[slice, row, col(, channels)]`` on `affine`'s grid, as NIfTI (RAS on disk)."""
+    import SimpleITK as sitk
+
+    from medviewer.core.geometry import direction_of, spacing_of
+
+    image = sitk.GetImageFromArray(array, isVector=array.ndim == 4)
+    image.SetSpacing([float(v) for v in spacing_of(affine)])
+    image.SetOrigin([float(v) for v in affine[:3, 3]])
+    image.SetDirection([float(v) for v in direction_of(affine).ravel()])
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+class _ProgressPrinter:
+    """Progress on stderr: a bar on a terminal, else a line every 10 %."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.next_line = 0.0
+
+    def __call__(self, progress: Any) -> None:
+        percent = int(progress.fraction * 100)
+        if self.tty:
+            bar = "#" * (percent // 5)
+            self.stream.write(f"\r[{bar:<20}] {percent:3d}% {progress.message[:50]:<50}")
+            if progress.fraction >= 1.0:
+                self.stream.write("\n")
+        elif progress.fraction >= self.next_line:
+            self.stream.write(f"{percent:3d}% {progress.message}\n")
+            self.next_line = math.floor(progress.fraction * 10 + 1) / 10
+        self.stream.flush()
+
+
+def _print_summary(result: dict[str, Any], out: Path) -> None:
+    model = result["model"]
+    print(f"model: {model['id']} {model['version']} on {result['device']} "
+          f"in {result['seconds']:.2f} s")
+    for name, probability in result["classes"].items():
+        print(f"  {name}: {probability:.3f}")
+    for name, segment in result["segments"].items():
+        print(f"  {name}: {segment['volume_ml']:.2f} mL in {segment['components']} component(s)")
+    for warning in result["warnings"]:
+        print(f"  warning: {warning}")
+    print(f"written: {out}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``medviewer models [list|show ID|add PATH]``."""
+    from medviewer.ai.registry import ModelRegistry
+
+    registry = ModelRegistry()
+    if args.action == "add":
+        _require_paths([args.path])
+        entry, notes = registry.add(args.path, replace=args.replace)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"installed {entry.card.id} {entry.card.version} in {entry.folder}")
+        return EXIT_OK
+    if args.action == "show":
+        print(json.dumps(registry.get(args.model).card.to_dict(), indent=2))
+        return EXIT_OK
+    rows = [_model_row(e) for e in registry.entries()]
+    for folder, problem in registry.problems():
+        print(f"medviewer: invalid model in {folder}: {problem}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows))
+    elif not rows:
+        print("no models installed (medviewer models add PATH)")
+    for row in [] if args.json else rows:
+        print(f"{row['id']:<28} {row['task']:<15} {'/'.join(row['modalities']):<8} "
+              f"{row['version']:<9} {row['source']:<8} {row['folder']}")
+    return EXIT_OK
+
+
+def _model_row(entry: Any) -> dict[str, Any]:
+    card = entry.card
+    return {"id": card.id, "name": card.name, "task": card.task, "dims": card.input.dims,
+            "modalities": list(card.modalities), "version": card.version,
+            "source": entry.source, "folder": str(entry.folder)}
+
+
+def _series_source(text: str) -> Any:
+    """A database series id (digits that are not a path) or an existing path."""
+    if text.isdigit() and not os.path.exists(text):
+        return int(text)
+    _require_paths([text])
+    return text
+
+
 def _pair(text: str, sep: str, option: str, kind: type) -> tuple:
     parts = text.lower().split(sep)
     try:
@@ -268,6 +441,8 @@ COMMANDS = {
     "demo-data": cmd_demo_data,
     "demo": cmd_demo,
     "screenshot": cmd_screenshot,
+    "infer": cmd_infer,
+    "models": cmd_models,
 }
 
 

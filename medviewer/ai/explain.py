@@ -23,6 +23,13 @@ def class_activation_maps(
     import torch
     from monai.visualize import GradCAM, GradCAMpp
 
+    layers = dict(module.named_modules())
+    if spec.layer not in layers:
+        convolutional = [n for n, m in layers.items() if "Conv" in type(m).__name__][-3:]
+        raise InferenceError(
+            f"explain.layer {spec.layer!r} is not a layer of the network (last convolutions: "
+            f"{', '.join(convolutional) or 'none'})"
+        )
     cam_class = GradCAM if spec.method == "gradcam" else GradCAMpp
     try:
         cam = cam_class(nn_module=module, target_layers=spec.layer, postprocessing=_identity)

@@ -149,7 +149,9 @@ def card_from_monai_bundle(folder: str | os.PathLike[str]) -> tuple[dict[str, An
     return card, found.warnings
 
 
-def import_monai_bundle(folder: str | os.PathLike[str], dest: Path) -> tuple[ModelCard, list[str]]:
+def import_monai_bundle(
+    folder: str | os.PathLike[str], dest: str | os.PathLike[str]
+) -> tuple[ModelCard, list[str]]:
     """Import a MONAI bundle into a new card folder ``dest``.
 
     The card is validated first; ``model.ts`` (and ``docs/README.md``, ``docs/license.txt``
@@ -160,7 +162,7 @@ def import_monai_bundle(folder: str | os.PathLike[str], dest: Path) -> tuple[Mod
     ----------
     folder : path-like
         The bundle folder.
-    dest : Path
+    dest : path-like
         The card folder to create; it must not exist (or be empty).
 
     Returns

@@ -29,6 +29,8 @@ class ConvClassifier(nn.Module):
         Number of output logits.
     channels : sequence of int
         Feature channels of each block; every block but the last halves the resolution.
+    norm : bool
+        Instance normalisation after each convolution.
     """
 
     def __init__(
@@ -37,19 +39,19 @@ class ConvClassifier(nn.Module):
         in_channels: int,
         num_classes: int,
         channels: Sequence[int] = (16, 32, 64, 128),
+        norm: bool = True,
     ) -> None:
         super().__init__()
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
-        norm = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
+        norm_layer = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
         pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
         blocks = nn.Sequential()
         previous = in_channels
         for index, width in enumerate(channels):
-            layers: list[nn.Module] = [
-                conv(previous, width, 3, padding=1),
-                norm(width, affine=True),
-                nn.ReLU(),
-            ]
+            layers: list[nn.Module] = [conv(previous, width, 3, padding=1)]
+            if norm:
+                layers.append(norm_layer(width, affine=True))
+            layers.append(nn.ReLU())
             if index < len(channels) - 1:
                 layers.append(pool(2))
             blocks.add_module(f"block{index}", nn.Sequential(*layers))

@@ -318,7 +318,7 @@ class _Run:
         target = _target_index(card, overall, self.target_class)
         if card.input.dims == 2:
             cams = []
-            for k0, k1, batch in self._batches(image):
+            for _k0, k1, batch in self._batches(image):
                 self._check_cancel()
                 cams.append(class_activation_maps(self.network.module, batch, card.explain, target))
                 yield Progress(_INFER_END - 0.3 * (1 - k1 / image.shape[-1]), "explaining")

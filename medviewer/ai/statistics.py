@@ -58,6 +58,7 @@ POSTPROCESS_OPS = ("largest_component", "fill_holes")
 
 _POINT_CHUNK = 32_768
 _MAX_REFINEMENTS = 20
+_REFINED_PAIRS = 16
 
 
 @dataclass(frozen=True)
@@ -314,17 +315,20 @@ def _extreme_points(points: np.ndarray, directions: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate([arg_max, arg_min]))
 
 
-def _farthest_pair(points: np.ndarray) -> tuple[int, int, float]:
-    """Return the indices and distance of the two farthest of a few points (brute force)."""
+def _farthest_pairs(points: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """Return the `count` farthest pairs among a few points (brute force), farthest first."""
     diff = points[:, None, :] - points[None, :, :]
     dist2 = np.einsum("ijk,ijk->ij", diff, diff)
-    i, j = np.unravel_index(int(np.argmax(dist2)), dist2.shape)
-    return int(i), int(j), float(np.sqrt(dist2[i, j]))
+    first, second = np.triu_indices(len(points), 1)
+    order = np.argsort(dist2[first, second])[::-1][:count]
+    return [(int(first[o]), int(second[o])) for o in order]
 
 
 def _refine_pair(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     """Climb from the pair `a`, `b`: re-take the extremes along their direction until stable."""
     best = float(np.linalg.norm(a - b))
+    if best == 0.0:
+        return 0.0
     for _ in range(_MAX_REFINEMENTS):
         proj = points @ ((a - b) / best)
         a, b = points[int(np.argmax(proj))], points[int(np.argmin(proj))]
@@ -363,10 +367,10 @@ def approximate_feret_diameter(points: np.ndarray) -> float:
     if len(points) < 2:
         return 0.0
     extremes = points[_extreme_points(points, _DIRECTIONS)]
-    i, j, length = _farthest_pair(extremes)
-    if length == 0.0:
+    if len(extremes) < 2:
         return 0.0
-    return _refine_pair(points, extremes[i], extremes[j])
+    pairs = _farthest_pairs(extremes, _REFINED_PAIRS)
+    return max(_refine_pair(points, extremes[i], extremes[j]) for i, j in pairs)
 
 
 def _boundary_index(mask: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ class Reorientation:
     flip: tuple[bool, bool, bool]
 
     def to_model(self, source: np.ndarray) -> np.ndarray:
-        """View a ``(col, row, slice, ...)`` array in model ``(d0, d1, d2, ...)`` order (no copy)."""
+        """View a ``(col, row, slice, ...)`` array in model ``(d0, d1, d2, ...)`` order, no copy."""
         rest = tuple(range(3, source.ndim))
         out = source.transpose((*self.perm, *rest))
         flips = tuple(i for i in range(3) if self.flip[i])
@@ -217,8 +217,8 @@ def model_grid_for(affine: np.ndarray, volume_shape: Sequence[int], spec: InputS
     """The model grid for a volume (`volume_shape` is ``(slices, rows, cols)``) and a card input.
 
     Resampling keeps the centre of the first voxel and covers the extent between the first and
-    last voxel centres to the nearest step (``spacing``), then resizes corner to corner (``size``, as
-    ``torch.nn.functional.interpolate`` with ``align_corners=False``). A 2D card resamples only
+    last voxel centres to the nearest step (``spacing``), then resizes corner to corner (``size``,
+    as ``torch.nn.functional.interpolate`` with ``align_corners=False``). A 2D card resamples only
     d0 and d1; d2 (the slicing axis) is kept.
     """
     reorientation = reorientation_for(affine, spec.orientation)

@@ -36,19 +36,19 @@ def _fresh_cache() -> None:
     clear_network_cache()
 
 
-def run(card, volume, **kwargs):  # noqa: ANN001, ANN201 - test shorthand
+def run(card, volume, **kwargs):
     device = kwargs.pop("device", "cpu")
     batch = kwargs.pop("batch_size", None)
     return run_to_end(Runner(card, device, batch).run(volume, **kwargs))
 
 
-def noisy_volume(shape=(10, 24, 20), seed=0, **geometry):  # noqa: ANN001, ANN201
+def noisy_volume(shape=(10, 24, 20), seed=0, **geometry):
     array = np.random.default_rng(seed).uniform(0, 200, shape).astype(np.float32)
     array[np.abs(array - 100) < 1] = 50  # nothing within reach of the threshold's rounding
     return make_volume(array, **geometry)
 
 
-def sphere_volume(spacing, directions, shape=(40, 48, 44), radius_mm=14.0):  # noqa: ANN001, ANN201
+def sphere_volume(spacing, directions, shape=(40, 48, 44), radius_mm=14.0):
     base = make_volume(np.zeros(shape, np.float32), spacing, directions, origin=(5.0, -7.0, 3.0))
     world = patient_coordinates(base)
     centre = world[shape[0] // 2, shape[1] // 2, shape[2] // 2] + np.array([1.3, -0.7, 0.4])
@@ -131,7 +131,7 @@ def test_2d_resampling_keeps_the_slices(tmp_path: Path) -> None:
 
 
 def test_sliding_window_matches_the_whole_volume(tmp_path: Path) -> None:
-    volume, truth = sphere_volume((0.8, 0.8, 1.5), OBLIQUE)
+    volume, _ = sphere_volume((0.8, 0.8, 1.5), OBLIQUE)
     card = make_card(tmp_path / "m", ThresholdSegmenter(100.0, 1.0), dims=3,
                      patch_size=[16, 16, 16], overlap=0.5)
     steps = []
@@ -298,7 +298,7 @@ def test_wrong_modality_is_refused(tmp_path: Path) -> None:
 def test_wrong_channel_count_is_refused(tmp_path: Path) -> None:
     card = make_card(tmp_path / "m", ThresholdSegmenter(), dims=2, orientation="PLS")
     rgb = make_volume(np.zeros((1, 8, 8, 3), np.uint8))
-    with pytest.raises(InferenceError, match="expects 1 channel.*colour"):
+    with pytest.raises(InferenceError, match=r"expects 1 channel.*colour"):
         run(card, rgb)
 
 
@@ -316,7 +316,8 @@ def test_model_crash_is_an_inference_error(tmp_path: Path) -> None:
             return x
 
     card = make_card(tmp_path / "m", Fussy(), dims=2, orientation="PLS")
-    with pytest.raises(InferenceError, match=r"failed on a \(4, 1, 24, 20\) input: .*input must be 64 wide"):
+    message = r"failed on a \(4, 1, 24, 20\) input: .*must be 64 wide"
+    with pytest.raises(InferenceError, match=message):
         run(card, noisy_volume())
 
 

@@ -1,0 +1,118 @@
+"""Grad-CAM through the runner: a classifier that learnt to find a bright blob points at it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from medviewer.ai.nets import ConvClassifier
+from medviewer.ai.runner import Runner, run_to_end
+from medviewer.core.errors import InferenceError
+from tests.ai.tiny_models import card_dict, make_volume, write_card
+
+ROWS, COLS = 48, 40
+KWARGS = {"spatial_dims": 2, "in_channels": 1, "num_classes": 2, "channels": [1], "norm": False}
+
+
+def blob_detector() -> ConvClassifier:
+    """A classifier whose evidence is known: features = ReLU(3x3 mean - 0.5), logit = 40 * mean.
+
+    Only voxels of a bright blob (> 0.5 after a 3x3 mean) activate the feature map, and the
+    class-1 logit grows with their mean, so Grad-CAM must light up the blob and nothing else.
+    """
+    model = ConvClassifier(**KWARGS).eval()
+    conv = model.features.block0[0]
+    linear = model.head[2]
+    with torch.no_grad():
+        conv.weight.fill_(1 / 9)
+        conv.bias.fill_(-0.5)
+        linear.weight.copy_(torch.tensor([[0.0], [400.0]]))
+        linear.bias.copy_(torch.tensor([0.0, -2.0]))
+    return model
+
+
+@pytest.fixture(scope="module")
+def blob_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The blob detector as safetensors + a card that resizes to 32x32 and explains block0."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("blob")
+    save_file(blob_detector().state_dict(), str(folder / "model.safetensors"))
+    card = card_dict(
+        folder / "model.safetensors", "safetensors", task="classification", dims=2,
+        orientation="PLS", modalities=("DX", "CT"), classes=["normal", "blob"], size=[32, 32],
+        architecture={"name": "medviewer.ai.nets.ConvClassifier", "kwargs": KWARGS},
+        explain={"method": "gradcam", "layer": "features.block0"},
+    )
+    write_card(folder, card)
+    return folder
+
+
+def _image_with_blob(centre: tuple[int, int], seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0, 0.2, (ROWS, COLS)).astype(np.float32)
+    yy, xx = np.mgrid[:ROWS, :COLS]
+    image += 2.0 * np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * 3.0**2))
+    return image
+
+
+@pytest.mark.parametrize("centre", [(10, 30), (30, 8), (40, 33)])
+def test_gradcam_peaks_on_the_blob(blob_model: Path, centre: tuple[int, int]) -> None:
+    from medviewer.ai.model_card import load_card
+
+    volume = make_volume(_image_with_blob(centre)[None], modality="DX")
+    prediction = run_to_end(Runner(load_card(blob_model), "cpu").run(volume))
+    assert prediction.decision == ("blob",)
+    assert prediction.classes["blob"] > 0.9
+    assert prediction.heatmap_class == "blob"
+    heatmap = prediction.heatmap[0]
+    assert heatmap.shape == (ROWS, COLS) and heatmap.max() == pytest.approx(1.0)
+    peak = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    assert np.hypot(peak[0] - centre[0], peak[1] - centre[1]) <= 2
+    distance = np.hypot(*(np.mgrid[:ROWS, :COLS] - np.array(centre)[:, None, None]))
+    assert heatmap[distance > 12].max() < 0.05
+
+
+def test_heatmap_of_a_volume_is_hottest_on_the_blob_slice(blob_model: Path) -> None:
+    from medviewer.ai.model_card import load_card
+
+    rng = np.random.default_rng(5)
+    array = rng.uniform(0, 0.2, (7, ROWS, COLS)).astype(np.float32)
+    array[4] = _image_with_blob((20, 28), seed=9)
+    volume = make_volume(array, spacing=(0.8, 0.8, 3.0))
+    prediction = run_to_end(Runner(load_card(blob_model), "cpu").run(volume))
+    assert int(np.argmax(prediction.slice_probabilities[:, 1])) == 4
+    assert prediction.classes["blob"] == pytest.approx(prediction.slice_probabilities[4, 1])
+    peak = np.unravel_index(np.argmax(prediction.heatmap), prediction.heatmap.shape)
+    assert peak[0] == 4
+    assert np.hypot(peak[1] - 20, peak[2] - 28) <= 2
+
+
+def test_target_class_can_be_chosen(blob_model: Path) -> None:
+    from medviewer.ai.model_card import load_card
+
+    volume = make_volume(_image_with_blob((24, 24))[None], modality="DX")
+    runner = Runner(load_card(blob_model), "cpu")
+    prediction = run_to_end(runner.run(volume, target_class="normal"))
+    assert prediction.heatmap_class == "normal"
+    with pytest.raises(InferenceError, match="unknown class 'tumour'"):
+        run_to_end(runner.run(volume, target_class="tumour"))
+
+
+def test_a_missing_layer_is_a_clear_error(blob_model: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from medviewer.ai.model_card import load_card
+
+    folder = tmp_path / "copy"
+    shutil.copytree(blob_model, folder)
+    card = json.loads((folder / "model.json").read_text())
+    card["explain"]["layer"] = "features.block9"
+    (folder / "model.json").write_text(json.dumps(card))
+    volume = make_volume(_image_with_blob((24, 24))[None], modality="DX")
+    with pytest.raises(InferenceError, match=r"features\.block9"):
+        run_to_end(Runner(load_card(folder), "cpu").run(volume))
