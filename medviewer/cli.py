@@ -294,7 +294,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be at least 1")
     entry = ModelRegistry().get(args.model)
     volume = load_series(source, stack=args.stack, db=args.db)
-    runner = Runner(entry.card, args.device, args.batch_size)
+    # No GUI to keep responsive: the command line uses every core.
+    runner = Runner(entry.card, args.device, args.batch_size, cpu_threads=os.cpu_count())
     steps = runner.run(volume, target_class=args.target_class,
                        keep_probabilities=args.probabilities)
     prediction = run_to_end(steps, _ProgressPrinter(sys.stderr))

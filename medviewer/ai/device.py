@@ -59,11 +59,11 @@ def describe_device(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def cap_cpu_threads(leave: int = 1) -> int:
-    """Cap torch's intra-op threads so `leave` cores stay free for the GUI; returns the cap."""
+def cap_cpu_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads: `threads`, or all cores but one (kept for the GUI)."""
     import torch
 
-    threads = max(1, (os.cpu_count() or 1) - leave)
+    threads = max(1, threads or (os.cpu_count() or 1) - 1)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

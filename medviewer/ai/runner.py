@@ -60,12 +60,21 @@ class Runner:
     batch_size : int or None
         Slices per batch for 2D models, windows per batch for sliding windows; None picks a
         default for the device (halved automatically on out-of-memory).
+    cpu_threads : int or None
+        torch threads on the CPU; None leaves one core free for the GUI.
     """
 
-    def __init__(self, card: ModelCard, device: str = "auto", batch_size: int | None = None):
+    def __init__(
+        self,
+        card: ModelCard,
+        device: str = "auto",
+        batch_size: int | None = None,
+        cpu_threads: int | None = None,
+    ) -> None:
         self.card = card
         self.device_name = device
         self.batch_size = batch_size
+        self.cpu_threads = cpu_threads
         self._device: torch.device | None = None
 
     @property
@@ -78,7 +87,7 @@ class Runner:
     def load(self) -> Network:
         """Load (or fetch from the cache) the card's network on this runner's device."""
         if self.device.type == "cpu":
-            cap_cpu_threads()
+            cap_cpu_threads(self.cpu_threads)
         return load_network(self.card, self.device)
 
     def check(self, volume: Volume) -> list[str]:
@@ -474,7 +483,7 @@ class _Run:
             raise InferenceError("out of memory even at batch size 1 on the CPU")
         previous = self.network.device
         self.network = load_network(self.card, torch.device("cpu"))
-        cap_cpu_threads()
+        cap_cpu_threads(self.runner.cpu_threads)
         self.warnings.append(f"{describe_device(previous)} ran out of memory at batch size 1; "
                              "the run finished on the CPU")
         if previous.type == "cuda":

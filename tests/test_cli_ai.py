@@ -1,0 +1,160 @@
+"""``medviewer infer`` and ``medviewer models`` on real DICOM files with tiny known models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from medviewer.ai.weights import clear_network_cache
+from medviewer.cli import main
+from medviewer.io.formats import read_image
+from medviewer.io.synthetic import SeriesSpec, write_series
+from tests.ai.test_explain import KWARGS, blob_detector
+from tests.ai.tiny_models import ThresholdSegmenter, card_dict, make_card, write_card
+
+# Oblique rows/cols (about 20 degrees off axial), non-square pixels.
+OBLIQUE = (0.9397, 0.3420, 0.0, -0.3320, 0.9122, 0.2400)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    clear_network_cache()
+
+
+@pytest.fixture
+def oblique_ct(tmp_path: Path):  # noqa: ANN201 - (folder, truth)
+    folder = tmp_path / "ct"
+    spec = SeriesSpec(shape=(10, 24, 20), orientation=OBLIQUE, pixel_spacing=(0.7, 0.9),
+                      slice_spacing=2.5)
+    return folder, write_series(folder, spec)
+
+
+def test_infer_writes_labels_on_the_series_grid(
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+) -> None:
+    folder, truth = oblique_ct
+    threshold = float(np.median(truth.values)) + 0.5
+    model = make_card(tmp_path / "model", ThresholdSegmenter(threshold, 5.0), dims=3)
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(model.folder), str(folder), "--out", str(out),
+                 "--device", "cpu", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result == json.loads((out / "result.json").read_text())
+    assert result["model"]["sha256"] == model.weights.sha256
+    assert result["task"] == "segmentation" and result["device"].startswith("CPU")
+    expected = truth.values > threshold
+    voxel_ml = 0.7 * 0.9 * 2.5 / 1000
+    assert result["segments"]["bright"]["volume_ml"] == pytest.approx(expected.sum() * voxel_ml,
+                                                                      rel=1e-4)
+    labels = read_image(out / "labels.nii.gz")
+    np.testing.assert_array_equal(labels.array, expected)
+    np.testing.assert_allclose(labels.affine, truth.affine, atol=1e-4)
+    assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "result.json"]
+    assert "100% done" in captured.err
+
+
+def test_infer_writes_the_heatmap_and_probabilities(
+    tmp_path: Path, oblique_ct  # noqa: ANN001
+) -> None:
+    from safetensors.torch import save_file
+
+    folder, truth = oblique_ct
+    model = tmp_path / "cls"
+    model.mkdir()
+    save_file(blob_detector().state_dict(), str(model / "model.safetensors"))
+    write_card(model, card_dict(
+        model / "model.safetensors", "safetensors", task="classification", dims=2,
+        orientation="PLS", classes=["normal", "blob"],
+        intensity=[{"op": "scale_range", "min": -1024, "max": 3000, "to": [0, 1]}],
+        architecture={"name": "medviewer.ai.nets.ConvClassifier", "kwargs": KWARGS},
+        explain={"method": "gradcam", "layer": "features.block0"},
+    ))
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(model / "model.json"), str(folder), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["classes"]) == {"normal", "blob"}
+    assert len(result["slice_probabilities"]["probabilities"]) == truth.values.shape[0]
+    heatmap = read_image(out / "heatmap.nii.gz")
+    assert heatmap.shape == truth.values.shape
+    np.testing.assert_allclose(heatmap.affine, truth.affine, atol=1e-4)
+
+
+def test_infer_refuses_a_wrong_modality_and_writes_nothing(
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+) -> None:
+    folder, _ = oblique_ct
+    model = make_card(tmp_path / "model", ThresholdSegmenter(), modalities=("MR",))
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(model.folder), str(folder), "--out", str(out)]) == 1
+    assert "is for MR images; this series is CT" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_infer_with_an_unknown_model_lists_the_known_ones(
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+) -> None:
+    folder, _ = oblique_ct
+    assert main(["infer", "--model", "no-such-model", str(folder), "--out",
+                 str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_infer_on_a_missing_source_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["infer", "--model", "x", str(tmp_path / "nothing"), "--out", "o"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_models_add_list_show(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = make_card(tmp_path / "model", ThresholdSegmenter(), model_id="tiny-seg")
+    assert main(["models", "add", str(model.folder)]) == 0
+    assert "installed tiny-seg 1.0.0" in capsys.readouterr().out
+    assert main(["models", "list", "--json"]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["tiny-seg"]["source"] == "user"
+    assert rows["tiny-seg"]["task"] == "segmentation"
+    assert main(["models", "show", "tiny-seg"]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"]["sha256"] == model.weights.sha256
+    assert main(["models", "add", str(model.folder)]) == 1
+    assert "--replace" in capsys.readouterr().err
+
+
+def test_models_add_refuses_tampered_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = make_card(tmp_path / "model", ThresholdSegmenter(), model_id="tampered")
+    with model.weights_path.open("ab") as handle:
+        handle.write(b"x")
+    assert main(["models", "add", str(model.folder)]) == 1
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert main(["models", "list", "--json"]) == 0
+    assert "tampered" not in {r["id"] for r in json.loads(capsys.readouterr().out)}
+
+
+def test_installed_model_runs_by_id_from_a_fresh_process(tmp_path: Path, oblique_ct) -> None:  # noqa: ANN001
+    """The whole path a user takes: add a TorchScript model + card, infer by id."""
+    folder, truth = oblique_ct
+    model = make_card(tmp_path / "model", ThresholdSegmenter(0.5, 1.0), model_id="by-id")
+    env = {**os.environ}
+    add = subprocess.run([sys.executable, "-m", "medviewer", "models", "add", str(model.folder)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert add.returncode == 0, add.stderr
+    out = tmp_path / "out"
+    infer = subprocess.run(
+        [sys.executable, "-m", "medviewer", "infer", "--model", "by-id", str(folder),
+         "--out", str(out), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert infer.returncode == 0, infer.stderr
+    assert "written:" in infer.stdout
+    labels = read_image(out / "labels.nii.gz").array
+    np.testing.assert_array_equal(labels, truth.values > 0.5)
