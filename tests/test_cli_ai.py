@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from medviewer.ai.weights import clear_network_cache
 from medviewer.cli import main
 from medviewer.io.formats import read_image
@@ -27,7 +28,7 @@ def _fresh_cache() -> None:
 
 
 @pytest.fixture
-def oblique_ct(tmp_path: Path):  # noqa: ANN201 - (folder, truth)
+def oblique_ct(tmp_path: Path):
     folder = tmp_path / "ct"
     spec = SeriesSpec(shape=(10, 24, 20), orientation=OBLIQUE, pixel_spacing=(0.7, 0.9),
                       slice_spacing=2.5)
@@ -35,7 +36,7 @@ def oblique_ct(tmp_path: Path):  # noqa: ANN201 - (folder, truth)
 
 
 def test_infer_writes_labels_on_the_series_grid(
-    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture
 ) -> None:
     folder, truth = oblique_ct
     threshold = float(np.median(truth.values)) + 0.5
@@ -60,7 +61,7 @@ def test_infer_writes_labels_on_the_series_grid(
 
 
 def test_infer_writes_the_heatmap_and_probabilities(
-    tmp_path: Path, oblique_ct  # noqa: ANN001
+    tmp_path: Path, oblique_ct
 ) -> None:
     from safetensors.torch import save_file
 
@@ -87,7 +88,7 @@ def test_infer_writes_the_heatmap_and_probabilities(
 
 
 def test_infer_refuses_a_wrong_modality_and_writes_nothing(
-    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture
 ) -> None:
     folder, _ = oblique_ct
     model = make_card(tmp_path / "model", ThresholdSegmenter(), modalities=("MR",))
@@ -98,7 +99,7 @@ def test_infer_refuses_a_wrong_modality_and_writes_nothing(
 
 
 def test_infer_with_an_unknown_model_lists_the_known_ones(
-    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture  # noqa: ANN001
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture
 ) -> None:
     folder, _ = oblique_ct
     assert main(["infer", "--model", "no-such-model", str(folder), "--out",
@@ -140,7 +141,7 @@ def test_models_add_refuses_tampered_weights(
     assert "tampered" not in {r["id"] for r in json.loads(capsys.readouterr().out)}
 
 
-def test_installed_model_runs_by_id_from_a_fresh_process(tmp_path: Path, oblique_ct) -> None:  # noqa: ANN001
+def test_installed_model_runs_by_id_from_a_fresh_process(tmp_path: Path, oblique_ct) -> None:
     """The whole path a user takes: add a TorchScript model + card, infer by id."""
     folder, truth = oblique_ct
     model = make_card(tmp_path / "model", ThresholdSegmenter(0.5, 1.0), model_id="by-id")
