@@ -133,7 +133,7 @@ def _segment_json(stats: SegmentStats) -> dict[str, Any]:
     return {
         "label": stats.label,
         "volume_ml": round(stats.volume_ml, 4),
-        "components": len(stats.components),
+        "components": stats.component_count,
         "longest_diameter_mm": round(stats.longest_diameter_mm, 2),
         "centroid_lps": None if stats.centroid_lps is None
         else [round(float(v), 3) for v in stats.centroid_lps],
