@@ -214,19 +214,26 @@ class _Run:
     # ------------------------------------------------------------------ segmentation
 
     def _segment(self, image: torch.Tensor) -> Generator[Progress, None, dict[str, Any]]:
+        assert self.grid is not None
+        # Probabilities leave the device only when needed; else labels are decided there.
+        need = self.grid.resampled or self.keep_probabilities
         if self.card.input.dims == 2:
-            probabilities = yield from self._slices_dense(image)
+            dense = yield from self._slices_dense(image, need)
         else:
-            probabilities = yield from self._volume_dense(image)
+            dense = yield from self._volume_dense(image, need)
         yield Progress(_INFER_END, "post-processing")
-        label_map = self._postprocess(self._labels_on_volume(probabilities))
+        if dense.ndim == 4:
+            label_map = self._labels_on_volume(dense)
+        else:
+            label_map = self.grid.to_volume(dense, linear=False)
+        label_map = self._postprocess(label_map)
         self._check_cancel()
         fields: dict[str, Any] = {"label_map": label_map, "segments": dict(self.card.output.labels)}
         if self.keep_probabilities:
             fields["probabilities"] = self.grid.to_volume(
-                np.ascontiguousarray(np.moveaxis(probabilities, 0, -1)), linear=True
+                np.ascontiguousarray(np.moveaxis(dense, 0, -1)), linear=True
             )
-        del probabilities
+        del dense
         yield Progress(0.95, "measuring segments")
         fields["statistics"] = segment_statistics(
             label_map,
@@ -246,13 +253,16 @@ class _Run:
         """
         assert self.grid is not None
         if not self.grid.resampled:
-            return self.grid.to_volume(_labels_from(probabilities, self.card), linear=False)
+            import torch
+
+            labels = _labels_torch(torch.from_numpy(probabilities), self.card).numpy()
+            return self.grid.to_volume(labels.astype(_label_dtype(self.card)), linear=False)
         card = self.card
         order = sorted(card.output.labels)
         sigmoid = card.output.activation == "sigmoid"
         best = np.full(self.volume.shape, card.output.threshold if sigmoid else -np.inf,
                        np.float32)
-        labels = np.zeros(self.volume.shape, np.uint8 if max(order) < 256 else np.uint16)
+        labels = np.zeros(self.volume.shape, _label_dtype(card))
         for channel in range(probabilities.shape[0]):
             self._check_cancel()
             value = self.grid.to_volume(probabilities[channel], linear=True)
@@ -265,22 +275,31 @@ class _Run:
         ops = self.card.output.postprocess
         return postprocess_labels(labels, ops) if ops else labels
 
-    def _slices_dense(self, image: torch.Tensor) -> Generator[Progress, None, np.ndarray]:
-        """Per-slice probabilities ``[K, d0, d1, d2]`` (float32, CPU) of a 2D segmenter."""
+    def _slices_dense(
+        self, image: torch.Tensor, probabilities: bool
+    ) -> Generator[Progress, None, np.ndarray]:
+        """A 2D segmenter's probabilities ``[K, d0, d1, d2]`` (float32), or labels ``[d0, d1, d2]``.
+
+        Labels are decided per batch on the device when `probabilities` is False.
+        """
         channels = _expected_channels(self.card)[0]
-        out = np.empty((channels, *image.shape[1:]), dtype=np.float32)
+        shape = (channels, *image.shape[1:]) if probabilities else tuple(image.shape[1:])
+        out = np.empty(shape, dtype=np.float32 if probabilities else _label_dtype(self.card))
 
         def store(k0: int, k1: int, output: torch.Tensor) -> None:
-            probabilities = _activate(output, self.card, dense=True)  # [B, K, d0, d1]
-            out[..., k0:k1] = probabilities.permute(1, 2, 3, 0).cpu().numpy()
+            dense = _activate(output, self.card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
+            out[..., k0:k1] = (dense if probabilities else _labels_torch(dense, self.card)).numpy()
 
-        yield from self._slice_batches(image, "segmenting", store)
+        yield from self._slice_batches(image, "segmenting", store, keep_on_device=True)
         return out
 
-    def _volume_dense(self, image: torch.Tensor) -> Generator[Progress, None, np.ndarray]:
+    def _volume_dense(
+        self, image: torch.Tensor, probabilities: bool
+    ) -> Generator[Progress, None, np.ndarray]:
         output = yield from self._volume_output(image, "segmenting")
         self._check_output(output, dense=True, spatial=tuple(image.shape[1:]))
-        return _activate(output, self.card, dense=True)[0].cpu().numpy()
+        dense = _activate(output, self.card, dense=True)[0]
+        return (dense if probabilities else _labels_torch(dense, self.card)).cpu().numpy()
 
     # ------------------------------------------------------------------ classification
 
@@ -344,7 +363,11 @@ class _Run:
     # ------------------------------------------------------------------ running the network
 
     def _slice_batches(
-        self, image: torch.Tensor, verb: str, consume: Callable[[int, int, Any], Any]
+        self,
+        image: torch.Tensor,
+        verb: str,
+        consume: Callable[[int, int, Any], Any],
+        keep_on_device: bool = False,
     ) -> Generator[Progress, None, None]:
         """Run the network over batches of slices along d2, handing ``consume(k0, k1, output)``."""
         explain_share = 0.3 if self.card.explain is not None else 0.0
@@ -359,7 +382,7 @@ class _Run:
                 continue  # batch size was halved: retry the same slices
             self._check_output(output, dense=self.card.task == "segmentation",
                                spatial=tuple(image.shape[1:3]))
-            consume(k0, k1, output.cpu())
+            consume(k0, k1, output if keep_on_device else output.cpu())
             yield Progress(_INFER_START + span * k1 / count, f"{verb} slice {k1}/{count}")
             k0 = k1
 
@@ -625,16 +648,43 @@ def _activate(output: torch.Tensor, card: ModelCard, *, dense: bool) -> torch.Te
     return output
 
 
-def _labels_from(probabilities: np.ndarray, card: ModelCard) -> np.ndarray:
-    """Label map ``[d0, d1, d2]`` from ``[K, d0, d1, d2]`` probabilities, as the card says."""
-    labels = sorted(card.output.labels)
-    dtype = np.uint8 if max(labels) < 256 else np.uint16
+def _label_dtype(card: ModelCard) -> type[np.unsignedinteger]:
+    return np.uint8 if max(card.output.labels) < 256 else np.uint16
+
+
+def _labels_torch(probabilities: torch.Tensor, card: ModelCard) -> torch.Tensor:
+    """Labels ``[...]`` on the CPU from ``[K, ...]`` probabilities (decided on their device)."""
+    import torch
+
+    if probabilities.device.type == "cpu":
+        # torch's CPU argmax over a leading dim is ~10x slower than K contiguous passes.
+        return torch.from_numpy(_labels_numpy(probabilities.numpy(), card))
     if card.output.activation == "sigmoid":
         above = probabilities >= card.output.threshold
-        best = np.argmax(np.where(above, probabilities, -1.0), axis=0)
-        lookup = np.asarray(labels, dtype=dtype)
-        return np.where(above.any(axis=0), lookup[best], 0).astype(dtype)
-    return np.argmax(probabilities, axis=0).astype(dtype)
+        best = torch.where(above, probabilities, -1.0).argmax(dim=0)
+        lookup = torch.tensor(sorted(card.output.labels), device=probabilities.device)
+        labels = torch.where(above.any(dim=0), lookup[best], 0)
+    else:
+        labels = probabilities.argmax(dim=0)
+    dtype = torch.uint8 if _label_dtype(card) is np.uint8 else torch.int32
+    return labels.to(dtype).cpu()
+
+
+def _labels_numpy(probabilities: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Labels from ``[K, ...]`` probabilities in K passes (ties go to the lower channel)."""
+    sigmoid = card.output.activation == "sigmoid"
+    order = sorted(card.output.labels)
+    labels = np.zeros(probabilities.shape[1:], _label_dtype(card))
+    best = probabilities[0].copy()
+    if sigmoid:
+        labels[best >= card.output.threshold] = order[0]
+        best = np.maximum(best, np.float32(card.output.threshold))
+    for channel in range(1, probabilities.shape[0]):
+        value = probabilities[channel]
+        wins = value >= best if sigmoid else value > best
+        labels[wins] = order[channel] if sigmoid else channel
+        np.maximum(best, value, out=best)
+    return labels
 
 
 def _aggregate(per_sample: np.ndarray) -> np.ndarray:
