@@ -31,6 +31,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_infer.py --quick  # the full run (512x512x300) takes ~12 min on 2 cores
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
