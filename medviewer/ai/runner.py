@@ -350,7 +350,7 @@ class _Run:
                 self._check_cancel()
                 cams.append(class_activation_maps(self.network.module, batch, card.explain, target))
                 yield Progress(_INFER_END - 0.3 * (1 - k1 / image.shape[-1]), "explaining")
-            cam = torch_cat_last(cams)  # [d0, d1, d2]
+            cam = _cat_slices(cams)  # [d0, d1, d2]
         else:
             self._check_cancel()
             cam = class_activation_maps(self.network.module, image[None], card.explain, target)[0]
@@ -606,7 +606,7 @@ def _plain(tensor: Any) -> Any:
     return as_tensor() if as_tensor is not None else tensor
 
 
-def torch_cat_last(parts: list[torch.Tensor]) -> torch.Tensor:
+def _cat_slices(parts: list[torch.Tensor]) -> torch.Tensor:
     """``[B, d0, d1]`` batches -> ``[d0, d1, sum(B)]``."""
     import torch
 

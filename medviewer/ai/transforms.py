@@ -160,7 +160,6 @@ class ModelGrid:
             return np.ascontiguousarray(reoriented, dtype=np.float32)
         return self._resample(
             np.ascontiguousarray(reoriented, dtype=np.float32),
-            self.reoriented_shape,
             self.scale,
             self.offset,
             self.shape,
@@ -177,8 +176,7 @@ class ModelGrid:
             inverse_scale = tuple(1.0 / s for s in self.scale)
             inverse_offset = tuple(-o / s for o, s in zip(self.offset, self.scale, strict=True))
             model_array = self._resample(
-                model_array, self.shape, inverse_scale, inverse_offset, self.reoriented_shape,
-                linear=linear,
+                model_array, inverse_scale, inverse_offset, self.reoriented_shape, linear=linear
             )
         source = self.reorientation.to_source(model_array)
         return np.ascontiguousarray(np.moveaxis(source, (0, 1, 2), (2, 1, 0)))
@@ -186,7 +184,6 @@ class ModelGrid:
     @staticmethod
     def _resample(
         array: np.ndarray,
-        in_shape: Sequence[int],
         scale: Sequence[float],
         offset: Sequence[float],
         out_shape: Sequence[int],
@@ -209,7 +206,6 @@ class ModelGrid:
         # The grids differ by under one voxel at their far ends: extend the edge, never pad zeros.
         resample.SetUseNearestNeighborExtrapolator(True)
         out = resample.Execute(image)
-        del in_shape  # the input image carries its own size
         return np.moveaxis(sitk.GetArrayFromImage(out), (0, 1, 2), (2, 1, 0))
 
 
