@@ -147,6 +147,7 @@ def chest_case(seed: int) -> ChestCase:
     arch_z = heart_centre[2] + heart_axes[2] + rng.uniform(10, 30)
     aorta = _aorta(rng, heart_centre, arch_z, spine_xy, spine_r)
     airways = _airways(rng, lungs, arch_z, spine_xy, spine_r)
+    spacing = rng.uniform(0.6, 2.5)  # 150-300 slices covering 280-380 mm where they can
     vessels = tuple(v for lung in lungs for v in _vessel_tree(rng, lung))
     ribs = _ribs(rng, half_w, half_d, fat, muscle, spine_xy, lungs)
     case = ChestCase(
@@ -167,8 +168,8 @@ def chest_case(seed: int) -> ChestCase:
         spine_radius=spine_r,
         nodules=(),
         pixel_spacing_mm=rng.uniform(0.6, 0.8),
-        slice_spacing_mm=rng.uniform(0.6, 2.5),
-        slice_count=int(rng.integers(150, 301)),
+        slice_spacing_mm=spacing,
+        slice_count=int(np.clip(round(rng.uniform(280, 380) / spacing), 150, 300)),
         noise_hu=rng.uniform(10, 30),
         blur_mm=rng.uniform(0.45, 0.8),
     )
