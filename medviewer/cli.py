@@ -55,9 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--db", help="database for a series id")
     info.add_argument("--stack", type=int, default=0, help="stack number when there are several")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    demo_data = sub.add_parser("demo-data", help="write a synthetic demo series")
-    demo_data.add_argument("out", help="output folder")
-    demo_data.add_argument("--seed", type=int, default=0)
+    demo_data = sub.add_parser(
+        "demo-data", help="write synthetic demo studies (CT and radiograph) with their truth"
+    )
+    demo_data.add_argument("out", help="output folder (new, or empty)")
+    demo_data.add_argument(
+        "--seed", type=int, help="phantom seed of the first patient (default: the demo's)"
+    )
+    demo_data.add_argument("--cases", type=int, default=1, help="number of patients (default 1)")
     sub.add_parser("demo", help="open the viewer on the demo study (same as --demo)")
     shot = sub.add_parser("screenshot", help="render what the viewer shows for a source to PNG")
     shot.add_argument("source", help="folder, file, NIfTI/NRRD/MHA image, or database series id")
@@ -241,11 +246,19 @@ def describe_volume(volume: Any) -> dict[str, Any]:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    """``medviewer demo-data OUT``: a synthetic CT series (placeholder for the demo study)."""
-    from medviewer.demo import write_demo
+    """``medviewer demo-data OUT [--seed N] [--cases K]``: synthetic studies and their truth."""
+    from medviewer.demo import DEMO_SEED, write_demo_data
 
-    out = write_demo(Path(args.out), seed=args.seed)
-    print(out)
+    seed = DEMO_SEED if args.seed is None else args.seed
+    if seed < 0 or args.cases < 1:
+        raise UsageError("--seed must be at least 0 and --cases at least 1")
+    try:
+        data = write_demo_data(Path(args.out), seed=seed, cases=args.cases)
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from None
+    for series in data.series:
+        print(f"{series.modality}  {series.series_uid}  {series.folder}")
+    print(f"truth: {data.truth_json}")
     return EXIT_OK
 
 

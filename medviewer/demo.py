@@ -1,71 +1,478 @@
-"""The bundled demo study (placeholder: one synthetic chest-like CT series).
+"""The demo data: synthetic chest CTs and radiographs from :mod:`medviewer.phantom`, with truth.
 
-The trained-models issue replaces this with the full phantom generator. Everything here is
-synthetic: no patient data.
+:func:`write_demo_data` writes, for each synthetic patient, a CT study and a radiograph (DX)
+study as DICOM, and the truth beside them::
+
+    OUT/dicom/DEMO0001/CT/CT0001.dcm ...   axial CT, 512 x 512
+    OUT/dicom/DEMO0001/DX/DX0001.dcm       PA chest radiograph projected from the same chest
+    OUT/truth/<SeriesInstanceUID>/labels.nii.gz   CT labels on the CT's grid
+    OUT/truth/truth.json                   nodules and classes, keyed by SeriesInstanceUID
+
+Everything is deterministic from the seed and entirely synthetic: no patient data. Writing is
+all or nothing (a hidden staging folder renamed into place). :func:`demo_folder` is what
+``medviewer --demo`` opens: the DICOM part of the demo, written once to the user cache.
+
+No Qt and no torch here.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.io.synthetic import AXIAL, CT_IMAGE_STORAGE, DX_STORAGE, uid
+from medviewer.phantom import (
+    NODULE,
+    AxialGrid,
+    ChestCase,
+    Nodule,
+    Radiograph,
+    chest_case,
+    ct_grid,
+    render_ct,
+    render_radiograph,
+)
 
-DEMO_SHAPE = (60, 256, 256)
-DEMO_SPACING = (1.2, 1.2)
-DEMO_SLICE_SPACING = 2.5
+# The first seed from 90000 whose case has a nodule of at least 8 mm (so the radiograph is
+# "nodule" and the CT shows it), two or more nodules and slices at least 1 mm apart: 90001 has
+# four nodules (3.18, 8.2, 19.75 and 26.67 mm) on 150 slices 1.99 mm apart.
+DEMO_SEED = 90001
+CT_SIZE = 512
+_UID_ARC = 31415  # demo UIDs: UID_ROOT + "31415.<seed>.<patient>.<kind>[.<instance>]"
+_CT_WINDOWS = (("LUNG", -600.0, 1500.0), ("MEDIASTINUM", 40.0, 400.0))
+_EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
+# UID kinds (the part after the patient number).
+_CT_STUDY, _DX_STUDY, _CT_SERIES, _DX_SERIES, _FRAME_OF_REFERENCE, _CT_SOP, _DX_SOP = range(1, 8)
 
 
-def phantom_hu(shape: tuple[int, int, int] = DEMO_SHAPE, seed: int = 0) -> np.ndarray:
-    """A simple chest-like phantom in HU: body, two lungs, spine, a nodule; int16."""
-    rng = np.random.default_rng(seed)
-    s, r, c = shape
-    z, y, x = np.ogrid[0:s, 0:r, 0:c]
-    yn, xn = (y - r / 2) / (r / 2), (x - c / 2) / (c / 2)
-    hu = np.full(shape, -1000, dtype=np.int16)
-    hu[np.broadcast_to((xn / 0.85) ** 2 + (yn / 0.6) ** 2 < 1, shape)] = 40
-    for side in (-1, 1):  # patient right is image left in LPS column order
-        lung = ((xn - side * 0.4) / 0.3) ** 2 + ((yn + 0.05) / 0.42) ** 2 < 1
-        hu[np.broadcast_to(lung, shape)] = -850
-    spine = (xn / 0.1) ** 2 + ((yn - 0.42) / 0.1) ** 2 < 1
-    hu[np.broadcast_to(spine, shape)] = 700
-    nodule = ((x - c * 0.68) ** 2 + (y - r * 0.45) ** 2 + ((z - s * 0.6) * 2.0) ** 2) < 8**2
-    hu[nodule] = 30
-    noise = rng.normal(0, 12, size=shape).astype(np.int16)
-    return np.clip(hu + noise, -1024, 3071).astype(np.int16)
+@dataclass(frozen=True)
+class DemoSeries:
+    """One written series: whose it is, its UIDs and its files."""
+
+    patient_id: str
+    modality: str
+    series_uid: str
+    study_uid: str
+    case_seed: int
+    folder: Path
+    files: tuple[Path, ...]
 
 
-def write_demo(out: Path, seed: int = 0) -> Path:
-    """Write the demo CT series into `out` (created) and return the folder."""
-    hu = phantom_hu(seed=seed)
-    spec = SeriesSpec(
-        shape=DEMO_SHAPE,
-        pixel_spacing=DEMO_SPACING,
-        slice_spacing=DEMO_SLICE_SPACING,
-        origin=(-153.6, -153.6, -75.0),
-        values=hu.astype(np.int64) + 1024,
+@dataclass(frozen=True)
+class DemoData:
+    """What :func:`write_demo_data` wrote under `root`."""
+
+    root: Path
+    series: tuple[DemoSeries, ...]
+
+    @property
+    def dicom(self) -> Path:
+        """The DICOM part (what a viewer imports)."""
+        return self.root / "dicom"
+
+    @property
+    def truth_json(self) -> Path:
+        """The truth file, keyed by SeriesInstanceUID."""
+        return self.root / "truth" / "truth.json"
+
+
+@dataclass(frozen=True)
+class _Study:
+    uid: str
+    date: str
+    time: str
+    accession: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Patient:
+    """Patient `index` (0-based) of a demo written from `seed`, and its made-up demographics."""
+
+    seed: int
+    index: int
+    case: ChestCase
+    birth_date: str
+    sex: str
+    studies: dict[str, _Study]
+
+    @property
+    def name(self) -> str:
+        return f"DEMO^PATIENT{self.index + 1}"
+
+    @property
+    def id(self) -> str:
+        return f"DEMO{self.index + 1:04d}"
+
+    def uid(self, *parts: int) -> str:
+        return _uid(self.seed, self.index, *parts)
+
+
+def _uid(seed: int, index: int, *parts: int) -> str:
+    """A demo UID of patient `index`: unique per (seed, patient, kind, instance)."""
+    return uid(_UID_ARC, seed, index + 1, *parts)
+
+
+def write_demo_data(out: str | os.PathLike[str], seed: int = DEMO_SEED, cases: int = 1) -> DemoData:
+    """Write `cases` synthetic patients (CT and radiograph studies) and their truth into `out`.
+
+    Parameters
+    ----------
+    out : path-like
+        The folder to create. It may exist only when empty.
+    seed : int
+        Patient ``i`` (0-based) is the phantom case ``chest_case(seed + i)``.
+    cases : int
+        How many patients.
+
+    Returns
+    -------
+    DemoData
+        The series written, with their final paths.
+
+    Raises
+    ------
+    FileExistsError
+        When `out` exists and is not an empty folder.
+    ValueError
+        When `seed` is negative or `cases` is less than 1.
+    """
+    if seed < 0 or cases < 1:
+        raise ValueError(f"need seed >= 0 and cases >= 1, got seed={seed}, cases={cases}")
+    out = Path(out).absolute()
+    _refuse_existing(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden folder beside `out`, on the same file system, so the final rename is atomic;
+    # `out` itself is made inside it (not by mkdtemp) to get the usual permissions.
+    hidden = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging = hidden / out.name
+    try:
+        staging.mkdir()
+        series, truth = _write_patients(staging, seed, cases)
+        _write_json(staging / "truth" / "truth.json", truth)
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(hidden, ignore_errors=True)
+    return DemoData(out, tuple(_relocated(s, staging, out) for s in series))
+
+
+def _write_patients(
+    staging: Path, seed: int, cases: int
+) -> tuple[list[DemoSeries], dict[str, dict]]:
+    series: list[DemoSeries] = []
+    truth: dict[str, dict] = {}
+    for index in range(cases):
+        patient = _patient(seed, index)
+        for writer in (_write_ct, _write_dx):
+            written, entry = writer(staging, patient)
+            series.append(written)
+            truth[written.series_uid] = entry
+    return series, truth
+
+
+def _refuse_existing(out: Path) -> None:
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new or empty folder")
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    _refuse_existing(out)
+    if out.exists():
+        out.rmdir()
+    os.replace(staging, out)
+
+
+def _relocated(series: DemoSeries, staging: Path, out: Path) -> DemoSeries:
+    def move(path: Path) -> Path:
+        return out / path.relative_to(staging)
+
+    return replace(series, folder=move(series.folder), files=tuple(map(move, series.files)))
+
+
+def _write_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Patients and studies
+
+
+def _patient(seed: int, index: int) -> _Patient:
+    """The made-up demographics and studies of patient `index`, drawn from (seed, index)."""
+    rng = np.random.default_rng([seed, index, 3313])
+    ct_day = date(2025, 1, 6) + timedelta(days=int(rng.integers(0, 360)))
+    dx_day = ct_day - timedelta(days=int(rng.integers(1, 30)))
+    birth = ct_day - timedelta(days=int(rng.integers(45 * 365, 80 * 365)))
+    accession = f"DM{seed % 10**6:06d}{index + 1:03d}"
+    studies = {
+        "CT": _Study(
+            _uid(seed, index, _CT_STUDY), _day(ct_day), _time(rng), accession + "C", "CT CHEST"
+        ),
+        "DX": _Study(
+            _uid(seed, index, _DX_STUDY), _day(dx_day), _time(rng), accession + "X", "XR CHEST PA"
+        ),
+    }
+    return _Patient(
         seed=seed,
-        patient_name="DEMO^PATIENT1",
-        patient_id="DEMO0001",
-        series_description="demo chest CT (synthetic)",
-        window=(-600.0, 1500.0),
+        index=index,
+        case=chest_case(seed + index),
+        birth_date=_day(birth),
+        sex=str(rng.choice(["F", "M"])),
+        studies=studies,
     )
-    write_series(out, spec)
-    _marker(out).write_text("ok\n")
-    return out
 
 
-def _marker(folder: Path) -> Path:
-    """Written last, beside (not inside) the series folder, so imports never meet it."""
-    return folder.with_name(folder.name + ".complete")
+def _day(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+def _time(rng: np.random.Generator) -> str:
+    seconds = int(rng.integers(8 * 3600, 18 * 3600))
+    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+
+
+def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, series_uid: str):
+    """A dataset with the patient, study, series and SOP attributes every demo image shares."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    study = patient.studies[modality]
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.TransferSyntaxUID = _EXPLICIT_LITTLE
+    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+    ds.PatientName, ds.PatientID = patient.name, patient.id
+    ds.PatientBirthDate, ds.PatientSex = patient.birth_date, patient.sex
+    ds.PatientIdentityRemoved = "YES"  # nothing to remove: the patient is synthetic
+    ds.StudyInstanceUID, ds.StudyID = study.uid, "1"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = study.date
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = study.time
+    ds.AccessionNumber = study.accession
+    ds.StudyDescription = f"{study.description} (synthetic demo)"
+    ds.ReferringPhysicianName = ""
+    ds.SeriesInstanceUID, ds.SeriesNumber = series_uid, 1
+    ds.Modality, ds.BodyPartExamined = modality, "CHEST"
+    ds.Manufacturer = "medviewer synthetic phantom"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    return ds
+
+
+def _ds(value: float):
+    """A DS value of at most 16 characters."""
+    from pydicom.valuerep import DSfloat
+
+    return DSfloat(float(value), auto_format=True)
+
+
+def _save(ds, pixels: np.ndarray, path: Path) -> Path:
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# CT
+
+
+def _write_ct(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
+    """Render and write the patient's CT series and its label map; return it and its truth."""
+    case = patient.case
+    grid = ct_grid(case, size=CT_SIZE)
+    hu, labels = render_ct(case, grid)
+    folder = staging / "dicom" / patient.id / "CT"
+    folder.mkdir(parents=True)
+    series_uid = patient.uid(_CT_SERIES)
+    stored = np.clip(hu.astype(np.int32) + 1024, 0, 4095).astype(np.uint16)
+    files = tuple(
+        _save(_ct_slice(patient, grid, k, series_uid), stored[k], folder / f"CT{k + 1:04d}.dcm")
+        for k in range(stored.shape[0])
+    )
+    relative = f"truth/{series_uid}/labels.nii.gz"
+    image = _label_image(labels, grid)
+    _write_labels(image, staging / relative)
+    entry = {
+        "modality": "CT",
+        "seed": case.seed,
+        "labels": relative,
+        "nodules": [_nodule_json(n) for n in nodules_in_labels(image, case.nodules)],
+    }
+    series = DemoSeries(
+        patient.id, "CT", series_uid, patient.studies["CT"].uid, case.seed, folder, files
+    )
+    return series, entry
+
+
+def _ct_slice(patient: _Patient, grid: AxialGrid, k: int, series_uid: str):
+    """The header of CT slice `k` (0 = most inferior)."""
+    ds = _dataset(patient, "CT", CT_IMAGE_STORAGE, patient.uid(_CT_SOP, k + 1), series_uid)
+    z = grid.z_positions[k]
+    ds.SeriesDescription = "CT chest (synthetic demo)"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.InstanceNumber, ds.AcquisitionNumber = k + 1, 1
+    ds.FrameOfReferenceUID = patient.uid(_FRAME_OF_REFERENCE)
+    ds.PositionReferenceIndicator = ""
+    ds.PatientPosition = "HFS"
+    ds.ImagePositionPatient = [_ds(grid.origin_xy[0]), _ds(grid.origin_xy[1]), _ds(z)]
+    ds.ImageOrientationPatient = [_ds(v) for v in AXIAL]
+    ds.PixelSpacing = [_ds(grid.pixel_spacing)] * 2
+    ds.SliceThickness = _ds(patient.case.slice_spacing_mm)
+    ds.SliceLocation = _ds(z)
+    ds.KVP = "120"
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "-1024", "1", "HU"
+    ds.WindowCenter = [_ds(center) for _, center, _ in _CT_WINDOWS]
+    ds.WindowWidth = [_ds(width) for _, _, width in _CT_WINDOWS]
+    ds.WindowCenterWidthExplanation = [name for name, _, _ in _CT_WINDOWS]
+    return ds
+
+
+def _label_image(labels: np.ndarray, grid: AxialGrid):
+    """`labels` (slices, rows, cols) as a SimpleITK image on the CT's grid (LPS)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(labels)
+    image.SetOrigin((grid.origin_xy[0], grid.origin_xy[1], grid.z_positions[0]))
+    slice_step = grid.z_positions[1] - grid.z_positions[0] if len(grid.z_positions) > 1 else 1.0
+    image.SetSpacing((grid.pixel_spacing, grid.pixel_spacing, slice_step))
+    image.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    return image
+
+
+def _write_labels(image, path: Path) -> None:
+    import SimpleITK as sitk
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def nodules_in_labels(image, nodules: tuple[Nodule, ...]) -> list[Nodule]:
+    """The `nodules` that have voxels in the label image `image` (a SimpleITK image).
+
+    Each connected nodule component (label 3) goes to the nodule whose centre is nearest to
+    its centroid; nodules are placed apart, so components never merge.
+
+    Parameters
+    ----------
+    image : SimpleITK.Image
+        Label map with its physical (LPS) geometry.
+    nodules : tuple of Nodule
+        The case's nodules.
+
+    Returns
+    -------
+    list of Nodule
+        Those with at least one voxel, in the case's order.
+    """
+    import SimpleITK as sitk
+
+    if not nodules:
+        return []
+    components = sitk.ConnectedComponent(image == NODULE, True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    centres = np.array([n.centre_lps for n in nodules])
+    found = {
+        int(np.argmin(np.linalg.norm(centres - np.array(stats.GetCentroid(label)), axis=1)))
+        for label in stats.GetLabels()
+    }
+    return [n for i, n in enumerate(nodules) if i in found]
+
+
+def _nodule_json(nodule: Nodule) -> dict:
+    return {
+        "centroid_lps": [round(float(v), 2) for v in nodule.centre_lps],
+        "diameter_mm": round(float(nodule.diameter_mm), 2),
+        "kind": nodule.kind,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Radiograph
+
+
+def _write_dx(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
+    """Render and write the patient's PA radiograph; return it and its truth."""
+    case = patient.case
+    radiograph = render_radiograph(case)
+    folder = staging / "dicom" / patient.id / "DX"
+    folder.mkdir(parents=True)
+    series_uid = patient.uid(_DX_SERIES)
+    ds = _dx_header(patient, radiograph, series_uid)
+    path = _save(ds, radiograph.pixels, folder / "DX0001.dcm")
+    entry = {
+        "modality": "DX",
+        "seed": case.seed,
+        "class": case.radiograph_class,
+        "nodules": [_dx_nodule_json(n, radiograph) for n in case.nodules],
+    }
+    series = DemoSeries(
+        patient.id, "DX", series_uid, patient.studies["DX"].uid, case.seed, folder, (path,)
+    )
+    return series, entry
+
+
+def _dx_header(patient: _Patient, radiograph: Radiograph, series_uid: str):
+    """Digital X-Ray, for presentation: PA, columns toward L and rows toward F, no position."""
+    ds = _dataset(patient, "DX", DX_STORAGE, patient.uid(_DX_SOP, 1), series_uid)
+    ds.SeriesDescription = "Chest PA (synthetic demo)"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.InstanceNumber = 1
+    ds.PatientOrientation = ["L", "F"]
+    ds.ViewPosition = "PA"
+    ds.ImagerPixelSpacing = [_ds(radiograph.pixel_spacing)] * 2
+    ds.PixelSpacing = [_ds(radiograph.pixel_spacing)] * 2
+    ds.PixelIntensityRelationship = "LOG"
+    ds.PixelIntensityRelationshipSign = -1  # higher values: less beam reached the detector
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
+    low, high = np.percentile(radiograph.pixels, [1.0, 99.5])
+    ds.WindowCenter = _ds(round((low + high) / 2, 1))
+    ds.WindowWidth = _ds(round(max(high - low, 1.0), 1))
+    ds.WindowCenterWidthExplanation = "PERCENTILES 1-99.5"
+    return ds
+
+
+def _dx_nodule_json(nodule: Nodule, radiograph: Radiograph) -> dict:
+    row, col = radiograph.project(nodule.centre_lps)
+    return {**_nodule_json(nodule), "pixel_rc": [round(row, 2), round(col, 2)]}
+
+
+# --------------------------------------------------------------------------------------------
+# The viewer's demo
+
+
+def demo_root() -> Path:
+    """Where the viewer's demo lives: ``<user cache>/demo-<DEMO_SEED>``."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("medviewer", appauthor=False)) / f"demo-{DEMO_SEED}"
 
 
 def demo_folder() -> Path:
-    """The demo series in the user cache, written on first use and reused afterwards."""
-    import platformdirs
+    """The DICOM part of the viewer's demo, written to the user cache on first use.
 
-    folder = Path(platformdirs.user_cache_dir("medviewer", appauthor=False)) / "demo" / "ct"
-    if not _marker(folder).exists():
-        write_demo(folder)
-    return folder
+    The folder appears complete or not at all (see :func:`write_demo_data`), so its truth file
+    marks a finished demo and later calls reuse it. The truth folder is never returned: the
+    viewer imports only the DICOM files.
+    """
+    root = demo_root()
+    if not (root / "truth" / "truth.json").is_file():
+        try:
+            write_demo_data(root, DEMO_SEED, cases=1)
+        except FileExistsError:
+            if not (root / "truth" / "truth.json").is_file():  # not another process's demo
+                raise
+    return root / "dicom"

@@ -15,6 +15,7 @@ _USER_DIRS = tempfile.mkdtemp(prefix="medviewer-tests-")
 for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
     os.environ[_var] = os.path.join(_USER_DIRS, _var.lower())
 
+from medviewer.demo import DEMO_SEED, DemoData, write_demo_data  # noqa: E402 (after the env)
 from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series  # noqa: E402 (after the env)
 
 
@@ -29,6 +30,12 @@ def series_dir(tmp_path: Path) -> tuple[Path, WrittenSeries]:
     """A small shuffled axial CT series and its truth."""
     folder = tmp_path / "series"
     return folder, write_series(folder, SeriesSpec())
+
+
+@pytest.fixture(scope="session")
+def demo_study(tmp_path_factory: pytest.TempPathFactory) -> DemoData:
+    """The viewer's demo (one patient: CT and radiograph studies, with truth), written once."""
+    return write_demo_data(tmp_path_factory.mktemp("demo") / "study", DEMO_SEED, cases=1)
 
 
 def hash_tree(root: Path) -> dict[str, str]:
