@@ -40,10 +40,11 @@ from medviewer.phantom import (
     render_radiograph,
 )
 
-# The first seed from 90000 whose case has a nodule of at least 8 mm (so the radiograph is
-# "nodule" and the CT shows it), two or more nodules and slices at least 1 mm apart: 90001 has
-# four nodules (3.18, 8.2, 19.75 and 26.67 mm) on 150 slices 1.99 mm apart.
-DEMO_SEED = 90001
+# The first seed from 90000 whose case has two or more nodules of at least 6 mm, one of them
+# at least 8 mm (so the radiograph is "nodule" and the CT shows them), and slices at least 1 mm
+# apart: 90007 has nodules of 6.25 and 11.03 mm on 197 slices 1.74 mm apart. Its neighbour
+# 90008 has no nodule (a "normal" radiograph).
+DEMO_SEED = 90007
 CT_SIZE = 512
 _UID_ARC = 31415  # demo UIDs: UID_ROOT + "31415.<seed>.<patient>.<kind>[.<instance>]"
 _CT_WINDOWS = (("LUNG", -600.0, 1500.0), ("MEDIASTINUM", 40.0, 400.0))

@@ -305,7 +305,8 @@ def _draw_nodules(rng: np.random.Generator, case: ChestCase) -> tuple[Nodule, ..
         if centre is None:
             continue
         part_solid = diameter >= 8 and rng.random() < 0.25
-        lobes = tuple(rng.uniform(-0.12, 0.12, 6)) if diameter >= 8 else (0.0,) * 6
+        lobes = tuple(float(v) for v in rng.uniform(-0.12, 0.12, 6))
+        lobes = lobes if diameter >= 8 else (0.0,) * 6
         nodules.append(
             Nodule(
                 centre_lps=tuple(float(v) for v in centre),  # type: ignore[arg-type]
@@ -405,11 +406,32 @@ def _heart_mask(case: ChestCase, x, y, z: float, margin: float = 0.0) -> np.ndar
 
 
 def _inside_lungs(case: ChestCase, points: np.ndarray, side: int) -> np.ndarray:
-    """Whether each LPS point (N x 3) lies in the lung `side`."""
+    """Whether each LPS point (N x 3) gets the label of lung `side` as :func:`render_ct` draws it.
+
+    The same tests as the renderer: the lung's shape, inside the chest wall's muscle, outside
+    the heart and clear of the airways, so a nodule placed here is always drawn.
+    """
     lung = case.lungs[0] if side == LEFT_LUNG else case.lungs[1]
-    return np.array(
-        [bool(_lung_mask(case, lung, np.array(p[0]), np.array(p[1]), float(p[2]))) for p in points]
-    )
+    inside = []
+    for p in np.asarray(points, dtype=float):
+        x, y, z = np.array(p[0]), np.array(p[1]), float(p[2])
+        ok = bool(_lung_mask(case, lung, x, y, z)) and bool(_deep_mask(case, x, y, z))
+        ok = ok and all(
+            _capsule_ratio(x, y, np.float32(z), np.asarray(t.p0), np.asarray(t.p1) - t.p0, t)
+            >= 1.25
+            for t in case.airways
+        )
+        inside.append(ok)
+    return np.array(inside)
+
+
+def _deep_mask(case: ChestCase, x, y, z: float) -> np.ndarray:
+    """Inside the chest wall's muscle layer on the slice at z (where lungs and organs live)."""
+    half_w, half_d = case.body_half_axes
+    taper = 1.0 - 0.12 * (z / 200.0) ** 2
+    a = half_w * taper - case.fat_mm - case.muscle_mm
+    b = half_d * taper - case.fat_mm - case.muscle_mm
+    return (x / a) ** 2 + (y / b) ** 2 < 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,7 +442,8 @@ def ct_grid(case: ChestCase, size: int = 512) -> AxialGrid:
     """The case's CT: `size` x `size` pixels, its slices and spacing, centred on the chest."""
     spacing = case.pixel_spacing_mm
     extent = case.slice_spacing_mm * (case.slice_count - 1)
-    centre_z = 0.5 * (case.lungs[0].apex_z + case.lungs[0].dome_z) + 10.0
+    lowest = min(lung.dome_z - lung.dome_depth for lung in case.lungs)  # costophrenic recesses
+    centre_z = 0.5 * (max(lung.apex_z for lung in case.lungs) + lowest)
     z0 = centre_z - extent / 2
     half = spacing * (size - 1) / 2
     return AxialGrid(
@@ -470,7 +493,7 @@ def _slice(
     _table(hu, x, y, half_d)
     hu[body_r2 < 1.0] = -100.0  # subcutaneous fat
     hu[(x / inner_a) ** 2 + (y / inner_b) ** 2 < 1.0] = 45.0  # muscle and soft tissue
-    deep = (x / (inner_a - case.muscle_mm)) ** 2 + (y / (inner_b - case.muscle_mm)) ** 2 < 1.0
+    deep = _deep_mask(case, x, y, z)
     hu[deep] = 30.0
     mediastinal_fat = deep & (
         (x / (half_w * 0.3)) ** 2 + ((y + half_d * 0.2) / (half_d * 0.6)) ** 2 < 1.0

@@ -152,8 +152,11 @@ class ModelGrid:
             s * n for s, n in zip(self.scale, self.native_spacing, strict=True)
         )
 
-    def to_model(self, volume_array: np.ndarray) -> np.ndarray:
-        """Volume array ``[slice, row, col(, 3)]`` -> float32 ``[d0, d1, d2(, 3)]``, linear."""
+    def to_model(self, volume_array: np.ndarray, *, linear: bool = True) -> np.ndarray:
+        """Volume array ``[slice, row, col(, 3)]`` -> float32 ``[d0, d1, d2(, 3)]``.
+
+        Linear interpolation for images; ``linear=False`` takes the nearest voxel (label maps).
+        """
         source = np.moveaxis(volume_array, (0, 1, 2), (2, 1, 0))  # (col, row, slice, ...)
         reoriented = self.reorientation.to_model(source)
         if not self.resampled:
@@ -163,7 +166,7 @@ class ModelGrid:
             self.scale,
             self.offset,
             self.shape,
-            linear=True,
+            linear=linear,
         )
 
     def to_volume(self, model_array: np.ndarray, *, linear: bool) -> np.ndarray:

@@ -105,7 +105,7 @@ def _load_exported(card: ModelCard, path: Path, device: torch.device) -> Network
 
 
 def _load_state_dict_weights(card: ModelCard, path: Path, device: torch.device) -> Network:
-    module = _build_architecture(card)
+    module = build_architecture(card)
     state = _read_state_dict(card, path)
     try:
         module.load_state_dict(state, strict=True)
@@ -143,7 +143,8 @@ def _read_state_dict(card: ModelCard, path: Path) -> dict[str, Any]:
     return state
 
 
-def _build_architecture(card: ModelCard) -> torch.nn.Module:
+def build_architecture(card: ModelCard) -> torch.nn.Module:
+    """The untrained network the card names (only medviewer or MONAI architectures)."""
     import torch
 
     architecture = card.weights.architecture

@@ -1,0 +1,1 @@
+"""Training and evaluation of medviewer's demo models (never imported by the app)."""
