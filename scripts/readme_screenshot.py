@@ -6,11 +6,13 @@ throw-away database and settings file, so the user's own are untouched.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtWidgets import QApplication
 
 from medviewer.demo import demo_folder
@@ -32,6 +34,13 @@ def wait(condition, timeout_s: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+def largest_ct_nodule(truth_json: Path) -> list[float]:
+    """The LPS centre of the demo CT's largest nodule, from the demo's truth file."""
+    truth = json.loads(truth_json.read_text())
+    nodules = [n for entry in truth.values() if entry["modality"] == "CT" for n in entry["nodules"]]
+    return max(nodules, key=lambda n: n["diameter_mm"])["centroid_lps"]
+
+
 def main() -> int:
     app = application()
     tmp = Path(tempfile.mkdtemp(prefix="medviewer-shot-"))
@@ -43,11 +52,8 @@ def main() -> int:
     wait(lambda: window.grid.views[0].series is not None and window.grid.views[0].series.complete)
     wait(lambda: not workers.active_jobs())
     axial = window.grid.views[0]
-    axial.set_index(int(axial.state.count * 0.6))  # the nodule's level
-    rows, cols = axial.plane_slice.image.shape
-    sy, sx = axial.plane_slice.pixel_spacing
-    point = axial.view_to_patient(cols * 0.68 * sx, rows * 0.45 * sy)
-    axial.set_crosshair(point, move=False)
+    point = np.array(largest_ct_nodule(demo_folder().parent / "truth" / "truth.json"))
+    axial.set_crosshair(point, move=True)
     window.grid.link_cursor(axial, point)
     for _ in range(20):
         app.processEvents()

@@ -1,0 +1,197 @@
+"""The demo models: their cards (before training fills in weights and metrics) and recipes.
+
+Seeds: every model trains on phantom seeds 0-299 or 0-599, validates on the next range, and is
+tested on seeds from 5000 up, which no training run ever renders. The demo study uses seeds
+from 90000 (see :data:`medviewer.demo.DEMO_SEED`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+INTENDED_USE = (
+    "Demonstration of medviewer's AI workflows on synthetic phantom data only. Trained on "
+    "computer-generated phantoms, never on patient images. Not a medical device; not for "
+    "diagnosis, screening or any clinical decision."
+)
+_COMMON = {
+    "schema": "medviewer.model/1",
+    "version": "1.0.0",
+    "intended_use": INTENDED_USE,
+    "license": "Apache-2.0",
+    "authors": ["medviewer developers"],
+    "references": ["medviewer/training (python -m medviewer.training train ID)"],
+}
+_CT_INTENSITY = [{"op": "scale_range", "min": -1000, "max": 400, "to": [0, 1], "clip": True}]
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """How one demo model is trained and evaluated."""
+
+    id: str
+    card: dict[str, Any]
+    train_seeds: range
+    validation_seeds: range
+    test_seeds: range
+    iterations: int
+    batch_size: int
+    learning_rate: float
+    crop: int  # training images are centre-cropped or padded to crop x crop
+    slices_per_case: int = 0  # CT models: slices rendered per training case
+
+    def seed_ranges(self) -> dict[str, str]:
+        """The seed ranges as ``"A-B"`` strings (inclusive), for the card."""
+        return {
+            name: f"{r.start}-{r.stop - 1}"
+            for name, r in (
+                ("train", self.train_seeds),
+                ("validation", self.validation_seeds),
+                ("test", self.test_seeds),
+            )
+        }
+
+
+SEGMENTATION = ModelRecipe(
+    id="demo-ct-lung-nodule-seg",
+    card={
+        **_COMMON,
+        "id": "demo-ct-lung-nodule-seg",
+        "name": "Lungs and nodules on chest CT (demo)",
+        "description": (
+            "Segments the left lung, the right lung and lung nodules on axial chest CT, slice "
+            "by slice (2D MONAI BasicUNet at 1.25 mm)."
+        ),
+        "task": "segmentation",
+        "modalities": ["CT"],
+        "weights": {
+            "file": "model.safetensors",
+            "sha256": "0" * 64,
+            "format": "safetensors",
+            "architecture": {
+                "name": "monai.networks.nets.BasicUNet",
+                "kwargs": {
+                    "spatial_dims": 2,
+                    "in_channels": 1,
+                    "out_channels": 4,
+                    "features": [8, 16, 32, 64, 128, 8],
+                },
+            },
+        },
+        "input": {
+            "dims": 2,
+            "orientation": "PLS",
+            "spacing": [1.25, 1.25],
+            "size": None,
+            "channels": 1,
+            "intensity": _CT_INTENSITY,
+        },
+        "output": {
+            "activation": "softmax",
+            "labels": {
+                "1": {"name": "left lung", "color": "#4aa3df"},
+                "2": {"name": "right lung", "color": "#e0a030"},
+                "3": {"name": "nodule", "color": "#ff3030"},
+            },
+            "postprocess": {"1": ["largest_component", "fill_holes"],
+                            "2": ["largest_component", "fill_holes"]},
+        },
+    },
+    train_seeds=range(0, 300),
+    validation_seeds=range(300, 320),
+    test_seeds=range(5000, 5010),
+    iterations=900,
+    batch_size=8,
+    learning_rate=3e-3,
+    crop=288,
+    slices_per_case=20,
+)
+
+SLICE_CLASSIFIER = ModelRecipe(
+    id="demo-ct-nodule-cls",
+    card={
+        **_COMMON,
+        "id": "demo-ct-nodule-cls",
+        "name": "Nodule presence per CT slice (demo)",
+        "description": (
+            "Classifies each axial CT slice as showing a lung nodule or not; the series is "
+            "positive when any slice is. Grad-CAM shows the evidence."
+        ),
+        "task": "classification",
+        "modalities": ["CT"],
+        "weights": {
+            "file": "model.safetensors",
+            "sha256": "0" * 64,
+            "format": "safetensors",
+            "architecture": {
+                "name": "medviewer.ai.nets.ConvClassifier",
+                "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
+                           "channels": [16, 32, 64, 128]},
+            },
+        },
+        "input": {
+            "dims": 2,
+            "orientation": "PLS",
+            "spacing": [1.25, 1.25],
+            "size": None,
+            "channels": 1,
+            "intensity": _CT_INTENSITY,
+        },
+        "output": {"activation": "softmax", "classes": ["normal", "nodule"], "threshold": 0.5},
+        "explain": {"method": "gradcam", "layer": "features.block3"},
+    },
+    train_seeds=range(0, 300),
+    validation_seeds=range(300, 320),
+    test_seeds=range(5000, 5010),
+    iterations=700,
+    batch_size=16,
+    learning_rate=2e-3,
+    crop=288,
+    slices_per_case=20,
+)
+
+RADIOGRAPH_CLASSIFIER = ModelRecipe(
+    id="demo-cxr-nodule-cls",
+    card={
+        **_COMMON,
+        "id": "demo-cxr-nodule-cls",
+        "name": "Nodule on a chest radiograph (demo)",
+        "description": (
+            "Classifies a PA chest radiograph as normal or showing a lung nodule of 8 mm or "
+            "more; Grad-CAM points at the evidence."
+        ),
+        "task": "classification",
+        "modalities": ["DX", "CR"],
+        "weights": {
+            "file": "model.safetensors",
+            "sha256": "0" * 64,
+            "format": "safetensors",
+            "architecture": {
+                "name": "medviewer.ai.nets.ConvClassifier",
+                "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
+                           "channels": [16, 32, 64, 128]},
+            },
+        },
+        "input": {
+            "dims": 2,
+            "orientation": "PLS",
+            "spacing": [1.5, 1.5],
+            "size": None,
+            "channels": 1,
+            "intensity": [{"op": "percentile_scale", "lower": 1, "upper": 99, "to": [0, 1],
+                           "clip": False}],
+        },
+        "output": {"activation": "softmax", "classes": ["normal", "nodule"], "threshold": 0.5},
+        "explain": {"method": "gradcam", "layer": "features.block3"},
+    },
+    train_seeds=range(0, 600),
+    validation_seeds=range(600, 700),
+    test_seeds=range(5000, 5200),
+    iterations=900,
+    batch_size=16,
+    learning_rate=2e-3,
+    crop=288,
+)
+
+RECIPES = {r.id: r for r in (SEGMENTATION, SLICE_CLASSIFIER, RADIOGRAPH_CLASSIFIER)}

@@ -1,0 +1,273 @@
+"""Reproducible training of the demo models: data from seeds, fixed iterations, safetensors out.
+
+Run ``python -m medviewer.training train MODEL_ID --out DIR``. The folder receives
+``model.safetensors`` and a validated ``model.json`` whose ``metrics.training`` records the
+seeds, iterations, time, device and library versions, and whose ``metrics.validation`` holds
+the validation figures. Held-out test figures are added by ``evaluate --record``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medviewer.ai.model_card import InputSpec, ModelCard, file_sha256
+from medviewer.training import data
+from medviewer.training.specs import RECIPES, ModelRecipe
+
+Log = Callable[[str], None]
+
+
+def train(model_id: str, out: Path, device: str = "auto", log: Log = print) -> Path:
+    """Train `model_id` into folder `out` (created); return the card path."""
+    import torch
+
+    recipe = RECIPES[model_id]
+    started = time.perf_counter()
+    spec = _input_spec(recipe)
+    torch.manual_seed(0)
+    if recipe.id == "demo-cxr-nodule-cls":
+        sets = _radiograph_sets(recipe, spec, log)
+    else:
+        sets = _ct_sets(recipe, spec, log)
+    generated = time.perf_counter() - started
+    log(f"data ready in {generated:.0f} s")
+    target = _device(device)
+    model = _network(recipe).to(target)
+    if recipe.card["task"] == "segmentation":
+        validation = _fit_segmentation(model, recipe, sets, target, log)
+    else:
+        validation = _fit_classifier(model, recipe, sets, target, log)
+    seconds = time.perf_counter() - started
+    return _write(model, recipe, out, validation, seconds, generated, target)
+
+
+# ------------------------------------------------------------------ data
+
+
+def _input_spec(recipe: ModelRecipe) -> InputSpec:
+    return ModelCard.from_dict(recipe.card, recipe.id).input
+
+
+def _pool_map(function: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
+    workers = max(1, min(os.cpu_count() or 1, 8))
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_single_thread) as pool:
+        return pool.map(function, items, chunksize=4)
+
+
+def _single_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _ct_case(args: tuple[int, InputSpec, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    seed, spec, count, crop = args
+    images, labels = data.ct_case_slices(seed, spec, count)
+    return data.fit(images, crop, 0.0).astype(np.float16), data.fit(labels, crop, 0)
+
+
+def _ct_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple[np.ndarray, ...]]:
+    sets = {}
+    for name, seeds in (("train", recipe.train_seeds), ("validation", recipe.validation_seeds)):
+        log(f"rendering {len(seeds)} {name} cases x {recipe.slices_per_case} slices")
+        parts = _pool_map(_ct_case, [(s, spec, recipe.slices_per_case, recipe.crop) for s in seeds])
+        sets[name] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return sets
+
+
+def _radiograph_case(args: tuple[int, InputSpec, int]) -> list[tuple[np.ndarray, int]]:
+    seed, spec, crop = args
+    return [(data.fit(image, crop, 0.0).astype(np.float16), target)
+            for image, target, _ in data.radiograph_samples(seed, spec)]
+
+
+def _radiograph_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
+    sets = {}
+    for name, seeds in (("train", recipe.train_seeds), ("validation", recipe.validation_seeds)):
+        log(f"rendering {len(seeds)} {name} radiograph cases")
+        parts = _pool_map(_radiograph_case, [(s, spec, recipe.crop) for s in seeds])
+        samples = [sample for part in parts for sample in part]
+        sets[name] = (np.stack([s[0] for s in samples]), np.array([s[1] for s in samples]))
+    return sets
+
+
+# ------------------------------------------------------------------ networks
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _network(recipe: ModelRecipe):
+    from medviewer.ai.weights import build_architecture
+
+    card = ModelCard.from_dict(recipe.card, recipe.id)
+    return build_architecture(card)
+
+
+def _schedule(model, recipe: ModelRecipe):
+    import torch
+
+    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=recipe.learning_rate, total_steps=recipe.iterations, pct_start=0.15
+    )
+    return optimiser, scheduler
+
+
+def _augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
+    """Intensity jitter and extra noise (never flips: left and right are anatomy)."""
+    batch = batch.astype(np.float32)
+    gain = rng.uniform(0.95, 1.05, (len(batch), 1, 1)).astype(np.float32)
+    noise = rng.standard_normal(batch.shape, dtype=np.float32)
+    noise *= rng.uniform(0.0, 0.02, (len(batch), 1, 1)).astype(np.float32)
+    return batch * gain + noise
+
+
+def _shift(rng: np.random.Generator, *arrays: np.ndarray, limit: int = 12) -> list[np.ndarray]:
+    dr, dc = (int(v) for v in rng.integers(-limit, limit + 1, 2))
+    return [np.roll(a, (dr, dc), axis=(-2, -1)) for a in arrays]
+
+
+def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
+    import torch
+    from monai.losses import DiceCELoss
+
+    images, labels = sets["train"]
+    rng = np.random.default_rng(1)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
+    optimiser, scheduler = _schedule(model, recipe)
+    model.train()
+    for step in range(recipe.iterations):
+        pick = rng.integers(0, len(images), recipe.batch_size)
+        x, y = _shift(rng, images[pick], labels[pick])
+        x = torch.from_numpy(_augment(rng, x))[:, None].to(device)
+        y = torch.from_numpy(y.astype(np.int64))[:, None].to(device)
+        loss = loss_fn(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        if step % 50 == 0 or step == recipe.iterations - 1:
+            log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")
+    return _validate_segmentation(model, sets["validation"], device)
+
+
+def _predict(model, images: np.ndarray, device, batch: int = 16) -> np.ndarray:
+    import torch
+
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for k in range(0, len(images), batch):
+            x = torch.from_numpy(images[k : k + batch].astype(np.float32))[:, None].to(device)
+            outputs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
+    return np.concatenate(outputs)
+
+
+def _validate_segmentation(model, validation, device) -> dict[str, Any]:
+    from medviewer.training.metrics import dice
+
+    images, labels = validation
+    predicted = _predict(model, images, device).argmax(axis=1)
+    names = {1: "left lung", 2: "right lung", 3: "nodule"}
+    return {"slices": len(images),
+            "dice_2d": {names[k]: round(dice(predicted, labels, k), 4) for k in names}}
+
+
+def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
+    import torch
+
+    images, targets = _classifier_targets(sets["train"])
+    positives, negatives = np.flatnonzero(targets == 1), np.flatnonzero(targets == 0)
+    log(f"{len(positives)} positive and {len(negatives)} negative training samples")
+    rng = np.random.default_rng(1)
+    optimiser, scheduler = _schedule(model, recipe)
+    model.train()
+    half = recipe.batch_size // 2
+    for step in range(recipe.iterations):
+        pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
+        (x,) = _shift(rng, images[pick])
+        x = torch.from_numpy(_augment(rng, x))[:, None].to(device)
+        y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        if step % 50 == 0 or step == recipe.iterations - 1:
+            log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")
+    val_images, val_targets = _classifier_targets(sets["validation"])
+    scores = _predict(model, val_images, device)[:, 1]
+    from medviewer.training.metrics import roc_auc
+
+    return {"samples": len(val_targets), "positives": int(val_targets.sum()),
+            "auc": round(roc_auc(scores, val_targets), 4)}
+
+
+def _classifier_targets(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Radiographs carry class targets; CT slices carry label maps (positive: any nodule)."""
+    images, second = pair
+    if second.ndim == 1:
+        return images, second
+    return images, (second == 3).any(axis=(1, 2)).astype(np.int64)
+
+
+# ------------------------------------------------------------------ output
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what trained the model, for the card."""
+    import monai
+    import SimpleITK
+    import torch
+
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "torch": torch.__version__, "monai": monai.__version__,
+            "SimpleITK": SimpleITK.Version_VersionString()}
+
+
+def _write(model, recipe: ModelRecipe, out: Path, validation, seconds, generated, device) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / "model.safetensors"
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights))
+    card = json.loads(json.dumps(recipe.card))
+    card["weights"]["sha256"] = file_sha256(weights)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    )
+    card["metrics"] = {
+        "training": {
+            "seeds": recipe.seed_ranges(),
+            "iterations": recipe.iterations,
+            "batch_size": recipe.batch_size,
+            "seconds": round(seconds, 1),
+            "data_seconds": round(generated, 1),
+            "device": device_name,
+            "libraries": library_versions(),
+            "command": f"python -m medviewer.training train {recipe.id} --out DIR",
+        },
+        "validation": validation,
+    }
+    ModelCard.from_dict(card, str(out / "model.json"))  # validate before writing
+    path = out / "model.json"
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    return path

@@ -1,0 +1,114 @@
+"""Training data geometry, a tiny end-to-end training run, and the evaluation's seed guard."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from medviewer import phantom
+from medviewer.ai.model_card import ModelCard, file_sha256, load_card
+from medviewer.training import data, specs
+from medviewer.training.__main__ import _seed_range
+
+pytest.importorskip("torch")
+
+
+def _spec(recipe: specs.ModelRecipe):
+    return ModelCard.from_dict(recipe.card, recipe.id).input
+
+
+def test_every_recipe_card_is_valid_and_seed_ranges_are_disjoint():
+    for recipe in specs.RECIPES.values():
+        card = ModelCard.from_dict(recipe.card, recipe.id)
+        assert card.id == recipe.id
+        assert "not for diagnosis" in card.intended_use
+        seen = set(recipe.train_seeds) | set(recipe.validation_seeds)
+        assert not seen & set(recipe.test_seeds)
+        assert not set(recipe.train_seeds) & set(recipe.validation_seeds)
+
+
+def test_ct_training_slices_keep_anatomy_on_its_side():
+    spec = _spec(specs.SEGMENTATION)
+    images, labels = data.ct_case_slices(3, spec, 12)
+    case = phantom.chest_case(3)
+    grid = phantom.ct_grid(case)
+    assert images.shape[0] == labels.shape[0] == 12
+    # 1.25 mm model pixels over the 512-pixel field of view
+    expected = int(np.floor((grid.cols - 1) * grid.pixel_spacing / 1.25 + 0.5)) + 1
+    assert images.shape[1:] == (expected, expected)
+    rows, cols = np.indices(labels.shape[1:])
+    centre = (expected - 1) / 2
+    left, right = labels == phantom.LEFT_LUNG, labels == phantom.RIGHT_LUNG
+    # PLS: columns run toward the patient's left, so the left lung is on the high-column side
+    assert cols[left.any(axis=0)].mean() > centre > cols[right.any(axis=0)].mean()
+    # lung pixels carry lung intensities after scale_range(-1000..400 -> 0..1)
+    lung_values = images[left | right]
+    assert 0.0 < np.median(lung_values) < (-700 + 1000) / 1400
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    # half of the slices go through nodules when the case has any
+    assert case.nodules and (labels == phantom.NODULE).any(axis=(1, 2)).sum() >= 3
+
+
+def test_radiograph_samples_pair_each_nodule_case_with_its_nodule_free_twin():
+    spec = _spec(specs.RADIOGRAPH_CLASSIFIER)
+    seed = next(s for s in range(50) if phantom.chest_case(s).radiograph_class == "nodule")
+    samples = data.radiograph_samples(seed, spec)
+    assert [target for _, target, _ in samples] == [1, 0]
+    (with_nodule, _, centres), (without, _, _) = samples
+    difference = with_nodule - without
+    peak = np.unravel_index(np.argmax(difference), difference.shape)
+    # model pixels are 1.5 mm; the projection centres are in 1 mm detector pixels
+    assert any(np.hypot(peak[0] * 1.5 - r, peak[1] * 1.5 - c) < 20 for r, c in centres)
+
+
+def test_fit_centres_crop_and_pad():
+    a = np.arange(5 * 7, dtype=float).reshape(5, 7)
+    out = data.fit(a, 6, -1.0)
+    assert out.shape == (6, 6)
+    # rows: 5 -> 6 pads one row at the bottom ((6 - 5) // 2 = 0 on top); cols: 7 -> 6 crops
+    assert out[5].tolist() == [-1.0] * 6
+    np.testing.assert_array_equal(out[:5], a[:, 0:6])
+
+
+def test_tiny_training_run_writes_a_card_the_runner_loads(tmp_path, monkeypatch):
+    from medviewer.ai.runner import Runner, run_to_end
+    from medviewer.training import train
+
+    recipe = dataclasses.replace(
+        specs.RADIOGRAPH_CLASSIFIER, train_seeds=range(0, 3), validation_seeds=range(600, 603),
+        iterations=2, batch_size=4,
+    )
+    monkeypatch.setitem(specs.RECIPES, recipe.id, recipe)
+    monkeypatch.setattr(train, "_pool_map", lambda f, items: [f(i) for i in items])
+    path = train.train(recipe.id, tmp_path / "m", device="cpu", log=lambda m: None)
+    card = load_card(path)
+    assert card.weights.sha256 == file_sha256(tmp_path / "m" / "model.safetensors")
+    written = json.loads(path.read_text())["metrics"]
+    assert written["training"]["seeds"] == {"train": "0-2", "validation": "600-602",
+                                            "test": "5000-5199"}
+    assert written["training"]["iterations"] == 2
+    assert "torch" in written["training"]["libraries"]
+    assert 0.0 <= written["validation"]["auc"] <= 1.0
+    radiograph = phantom.render_radiograph(phantom.chest_case(9))
+    prediction = run_to_end(Runner(card, "cpu").run(data.radiograph_volume(radiograph)))
+    assert set(prediction.classes) == {"normal", "nodule"}
+    assert prediction.heatmap is not None and prediction.heatmap.shape[1:] == radiograph.pixels.shape
+
+
+def test_evaluation_refuses_training_seeds():
+    from medviewer.training.evaluate import evaluate
+
+    with pytest.raises(ValueError, match="used to train or validate"):
+        evaluate("demo-cxr-nodule-cls", range(590, 605), log=lambda m: None)
+
+
+def test_seed_range_parsing():
+    assert _seed_range("5000-5009") == range(5000, 5010)
+    assert _seed_range("7") == range(7, 8)
+    with pytest.raises(ValueError):
+        _seed_range("9-3")
+    with pytest.raises(ValueError):
+        _seed_range("a-b")
