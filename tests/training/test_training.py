@@ -39,7 +39,7 @@ def test_ct_training_slices_keep_anatomy_on_its_side():
     # 1.25 mm model pixels over the 512-pixel field of view
     expected = int(np.floor((grid.cols - 1) * grid.pixel_spacing / 1.25 + 0.5)) + 1
     assert images.shape[1:] == (expected, expected)
-    rows, cols = np.indices(labels.shape[1:])
+    _, cols = np.indices(labels.shape[1:])
     centre = (expected - 1) / 2
     left, right = labels == phantom.LEFT_LUNG, labels == phantom.RIGHT_LUNG
     # PLS: columns run toward the patient's left, so the left lung is on the high-column side
@@ -95,7 +95,8 @@ def test_tiny_training_run_writes_a_card_the_runner_loads(tmp_path, monkeypatch)
     radiograph = phantom.render_radiograph(phantom.chest_case(9))
     prediction = run_to_end(Runner(card, "cpu").run(data.radiograph_volume(radiograph)))
     assert set(prediction.classes) == {"normal", "nodule"}
-    assert prediction.heatmap is not None and prediction.heatmap.shape[1:] == radiograph.pixels.shape
+    assert prediction.heatmap is not None
+    assert prediction.heatmap.shape[1:] == radiograph.pixels.shape
 
 
 def test_evaluation_refuses_training_seeds():
