@@ -31,6 +31,9 @@ class ConvClassifier(nn.Module):
         Feature channels of each block; every block but the last halves the resolution.
     norm : bool
         Instance normalisation after each convolution.
+    pooling : {"avg", "max"}
+        Global pooling before the head. ``"max"`` suits small findings (a nodule in a large
+        image), whose evidence an average over the whole image would dilute.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class ConvClassifier(nn.Module):
         num_classes: int,
         channels: Sequence[int] = (16, 32, 64, 128),
         norm: bool = True,
+        pooling: str = "avg",
     ) -> None:
         super().__init__()
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
@@ -57,8 +61,12 @@ class ConvClassifier(nn.Module):
             blocks.add_module(f"block{index}", nn.Sequential(*layers))
             previous = width
         self.features = blocks
-        pooling = nn.AdaptiveAvgPool2d(1) if spatial_dims == 2 else nn.AdaptiveAvgPool3d(1)
-        self.head = nn.Sequential(pooling, nn.Flatten(), nn.Linear(previous, num_classes))
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        pools = {("avg", 2): nn.AdaptiveAvgPool2d, ("avg", 3): nn.AdaptiveAvgPool3d,
+                 ("max", 2): nn.AdaptiveMaxPool2d, ("max", 3): nn.AdaptiveMaxPool3d}
+        global_pool = pools[(pooling, spatial_dims)](1)
+        self.head = nn.Sequential(global_pool, nn.Flatten(), nn.Linear(previous, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``[B, num_classes]`` for images ``[B, C, *spatial]``."""

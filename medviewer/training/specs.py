@@ -127,7 +127,7 @@ SLICE_CLASSIFIER = ModelRecipe(
             "architecture": {
                 "name": "medviewer.ai.nets.ConvClassifier",
                 "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
-                           "channels": [16, 32, 64, 128]},
+                           "channels": [16, 32, 64, 128], "pooling": "max"},
             },
         },
         "input": {
@@ -144,7 +144,7 @@ SLICE_CLASSIFIER = ModelRecipe(
     train_seeds=range(0, 300),
     validation_seeds=range(300, 320),
     test_seeds=range(5000, 5010),
-    iterations=700,
+    iterations=500,
     batch_size=16,
     learning_rate=2e-3,
     crop=288,
@@ -170,7 +170,7 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
             "architecture": {
                 "name": "medviewer.ai.nets.ConvClassifier",
                 "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
-                           "channels": [16, 32, 64, 128]},
+                           "channels": [16, 32, 64, 128], "pooling": "max"},
             },
         },
         "input": {
@@ -188,7 +188,7 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
     train_seeds=range(0, 600),
     validation_seeds=range(600, 700),
     test_seeds=range(5000, 5200),
-    iterations=900,
+    iterations=600,
     batch_size=16,
     learning_rate=2e-3,
     crop=288,

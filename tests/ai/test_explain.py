@@ -116,3 +116,24 @@ def test_a_missing_layer_is_a_clear_error(blob_model: Path, tmp_path: Path) -> N
     volume = make_volume(_image_with_blob((24, 24))[None], modality="DX")
     with pytest.raises(InferenceError, match=r"features\.block9"):
         run_to_end(Runner(load_card(folder), "cpu").run(volume))
+
+
+def test_conv_classifier_max_pooling_keeps_a_small_finding_whole():
+    """Global max pooling: the head sees a one-pixel finding at full strength wherever it is."""
+    import torch
+
+    from medviewer.ai.nets import ConvClassifier
+
+    torch.manual_seed(0)
+    net = ConvClassifier(2, 1, 2, channels=(4, 8), norm=False, pooling="max").eval()
+    features = net.features
+    image = torch.zeros(1, 1, 64, 64)
+    shifted = image.clone()
+    image[0, 0, 10, 10] = 5.0
+    shifted[0, 0, 40, 50] = 5.0
+    with torch.no_grad():
+        a, b = features(image).amax(dim=(2, 3)), features(shifted).amax(dim=(2, 3))
+        torch.testing.assert_close(a, b)  # translation does not change the pooled evidence
+        torch.testing.assert_close(net(image), net.head[2](a))
+    with pytest.raises(ValueError, match="pooling"):
+        ConvClassifier(2, 1, 2, pooling="median")
