@@ -144,9 +144,11 @@ class InputSpec:
     overlap: float
     channels: int
     intensity: tuple[IntensityOp, ...]
+    context_slices: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
+        extra = {"context_slices": self.context_slices} if self.context_slices else {}
         return {
             "dims": self.dims,
             "orientation": self.orientation,
@@ -156,6 +158,7 @@ class InputSpec:
             "overlap": self.overlap,
             "channels": self.channels,
             "intensity": [op.to_dict() for op in self.intensity],
+            **extra,
         }
 
 
@@ -628,11 +631,16 @@ def _parse_architecture(value: Any, fmt: str) -> Architecture | None:
 
 
 def _parse_input(value: Any) -> InputSpec:
-    optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity")
+    optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity",
+                "context_slices")
     obj = _fields(value, "input", ("dims", "orientation"), optional)
     dims = _integer(obj["dims"], "input.dims", " (2 or 3)", lambda d: d in (2, 3))
     if obj.get("patch_size") is not None and dims != 3:
         _fail("input.patch_size", "only allowed when dims is 3 (2-D models run slice by slice)")
+    context = _integer(obj.get("context_slices", 0), "input.context_slices", " in 0..8",
+                       lambda c: 0 <= c <= 8)
+    if context and dims != 2:
+        _fail("input.context_slices", "only allowed when dims is 2 (neighbouring slices)")
     rule, ok = " in [0, 1)", lambda x: 0 <= x < 1
     overlap = _number(obj.get("overlap", 0.25), "input.overlap", rule, ok)
     ops = _array(obj.get("intensity", []), "input.intensity")
@@ -645,6 +653,7 @@ def _parse_input(value: Any) -> InputSpec:
         overlap=overlap,
         channels=_integer(obj.get("channels", 1), "input.channels", " >= 1", lambda c: c >= 1),
         intensity=tuple(_parse_op(op, f"input.intensity[{i}]") for i, op in enumerate(ops)),
+        context_slices=context,
     )
 
 

@@ -396,9 +396,17 @@ class _Run:
         """Slices ``k0:k1`` along d2 as a ``[B, C, d0, d1]`` batch with per-slice intensity ops."""
         import torch
 
-        batch = image[..., k0:k1].permute(3, 0, 1, 2)
+        context = self.card.input.context_slices
+        count = image.shape[-1]
+        indices = torch.arange(k0 - context, k1 + context).clamp(0, count - 1)
+        batch = image[..., indices].permute(3, 0, 1, 2)  # [n, C, d0, d1]
         if self.sample_ops:
             batch = torch.stack([_plain(apply_intensity(s, self.sample_ops)) for s in batch])
+        if context:
+            # 2.5D: slice k sees slices k-c..k+c (edge slices repeated) stacked as channels,
+            # in increasing d2 order, each with its image channels together.
+            width = 2 * context + 1
+            batch = torch.stack([batch[b : b + width].flatten(0, 1) for b in range(k1 - k0)])
         return self._to_device(batch.contiguous())
 
     def _volume_output(

@@ -55,8 +55,8 @@ def model_slices(volume: Volume, spec: InputSpec, labels: np.ndarray | None = No
     return images, np.moveaxis(model_labels, 2, 0).round().astype(np.uint8)
 
 
-def choose_slices(case: phantom.ChestCase, count: int, seed: int) -> tuple[float, ...]:
-    """`count` slice positions of the case's CT: half through nodules when it has any."""
+def choose_slices(case: phantom.ChestCase, count: int, seed: int) -> list[int]:
+    """`count` slice indices of the case's CT: half through nodules when it has any."""
     zs = np.asarray(phantom.ct_grid(case, size=8).z_positions)
     rng = np.random.default_rng([seed, 55])
     through = np.zeros(zs.shape, dtype=bool)
@@ -69,7 +69,7 @@ def choose_slices(case: phantom.ChestCase, count: int, seed: int) -> tuple[float
         picked.update(chosen.tolist())
     rest = np.setdiff1d(np.arange(zs.size), np.fromiter(picked, int, len(picked)))
     picked.update(rng.choice(rest, min(count - len(picked), rest.size), replace=False).tolist())
-    return tuple(float(zs[k]) for k in sorted(picked))
+    return sorted(int(k) for k in picked)
 
 
 @dataclass
@@ -82,14 +82,28 @@ class SliceSet:
 
 
 def ct_case_slices(seed: int, spec: InputSpec, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` axial slices of case `seed` on the model grid: (images, labels)."""
+    """`count` axial slices of case `seed` on the model grid: (images, labels).
+
+    Images are ``[n, 2c+1, H, W]`` with c = ``spec.context_slices``: each sample's neighbours
+    in increasing z, repeated at the ends of the series, as the runner stacks them. Labels are
+    the centre slices' ``[n, H, W]``.
+    """
     case = phantom.chest_case(seed)
     full = phantom.ct_grid(case)
-    grid = replace(full, z_positions=choose_slices(case, count, seed))
+    last = len(full.z_positions) - 1
+    context = spec.context_slices
+    centres = choose_slices(case, count, seed)
+    def around(k: int) -> list[int]:
+        return [min(max(k + j, 0), last) for j in range(-context, context + 1)]
+
+    needed = sorted({n for k in centres for n in around(k)})
+    grid = replace(full, z_positions=tuple(full.z_positions[k] for k in needed))
     hu, labels = phantom.render_ct(case, grid)
     images, model_labels = model_slices(axial_volume(hu, grid), spec, labels)
     assert model_labels is not None
-    return images, model_labels
+    row = {k: i for i, k in enumerate(needed)}
+    stacks = np.stack([images[[row[n] for n in around(k)]] for k in centres])
+    return stacks, model_labels[[row[k] for k in centres]]
 
 
 def fit(array: np.ndarray, size: int, fill: float) -> np.ndarray:

@@ -132,10 +132,12 @@ def _schedule(model, recipe: ModelRecipe):
 def _augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
     """Intensity jitter and extra noise (never flips: left and right are anatomy)."""
     batch = batch.astype(np.float32)
-    gain = rng.uniform(0.95, 1.05, (len(batch), 1, 1)).astype(np.float32)
+    per_sample = (len(batch),) + (1,) * (batch.ndim - 1)
+    gain = rng.uniform(0.95, 1.05, per_sample).astype(np.float32)
     noise = rng.standard_normal(batch.shape, dtype=np.float32)
-    noise *= rng.uniform(0.0, 0.02, (len(batch), 1, 1)).astype(np.float32)
-    return batch * gain + noise
+    noise *= rng.uniform(0.0, 0.02, per_sample).astype(np.float32)
+    batch = batch * gain + noise
+    return batch if batch.ndim == 4 else batch[:, None]  # [B, C, H, W]
 
 
 def _shift(rng: np.random.Generator, *arrays: np.ndarray, limit: int = 12) -> list[np.ndarray]:
@@ -155,7 +157,7 @@ def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dic
     for step in range(recipe.iterations):
         pick = rng.integers(0, len(images), recipe.batch_size)
         x, y = _shift(rng, images[pick], labels[pick])
-        x = torch.from_numpy(_augment(rng, x))[:, None].to(device)
+        x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(y.astype(np.int64))[:, None].to(device)
         loss = loss_fn(model(x), y)
         optimiser.zero_grad()
@@ -174,7 +176,8 @@ def _predict(model, images: np.ndarray, device, batch: int = 16) -> np.ndarray:
     outputs = []
     with torch.inference_mode():
         for k in range(0, len(images), batch):
-            x = torch.from_numpy(images[k : k + batch].astype(np.float32))[:, None].to(device)
+            x = images[k : k + batch].astype(np.float32)
+            x = torch.from_numpy(x if x.ndim == 4 else x[:, None]).to(device)
             outputs.append(torch.softmax(model(x).float(), dim=1).cpu().numpy())
     return np.concatenate(outputs)
 
@@ -202,7 +205,7 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
     for step in range(recipe.iterations):
         pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
         (x,) = _shift(rng, images[pick])
-        x = torch.from_numpy(_augment(rng, x))[:, None].to(device)
+        x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
         loss = torch.nn.functional.cross_entropy(model(x), y)
         optimiser.zero_grad()

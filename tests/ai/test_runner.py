@@ -339,3 +339,34 @@ def test_unknown_device_is_refused(tmp_path: Path) -> None:
 def test_rotation_helper_is_a_rotation() -> None:
     r = rotation("y", 33)
     assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
+
+
+class _ChannelMeans(torch.nn.Module):
+    """Per-slice 'probabilities' = the mean of each input channel (activation none)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize("context", [1, 2])
+def test_context_slices_stack_neighbours_in_order_with_edges_repeated(tmp_path, context):
+    """2.5D: slice k of a PLS model sees slices k-c..k+c as channels (clamped at the ends)."""
+    count = 7
+    array = np.broadcast_to((np.arange(count) / 100.0)[:, None, None], (count, 6, 5)).copy()
+    width = 2 * context + 1
+    card = make_card(tmp_path / "m", _ChannelMeans(), task="classification", dims=2,
+                     orientation="PLS", activation="none", context_slices=context,
+                     classes=[f"c{i}" for i in range(width)])
+    prediction = run_to_end(Runner(card, "cpu", batch_size=3).run(make_volume(array)))
+    expected = np.array([[min(max(k + j, 0), count - 1) / 100.0 for j in range(-context,
+                                                                             context + 1)]
+                         for k in range(count)])
+    np.testing.assert_allclose(prediction.slice_probabilities, expected, atol=1e-6)
+
+
+def test_context_slices_only_for_2d_cards(tmp_path):
+    from medviewer.core.errors import ModelCardError
+
+    with pytest.raises(ModelCardError, match=r"input\.context_slices: only allowed when dims is 2"):
+        make_card(tmp_path / "m", _ChannelMeans(), task="classification", dims=3,
+                  activation="none", context_slices=1)

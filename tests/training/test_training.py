@@ -35,7 +35,11 @@ def test_ct_training_slices_keep_anatomy_on_its_side():
     images, labels = data.ct_case_slices(3, spec, 12)
     case = phantom.chest_case(3)
     grid = phantom.ct_grid(case)
-    assert images.shape[0] == labels.shape[0] == 12
+    assert images.shape[:2] == (12, 2 * spec.context_slices + 1) and labels.shape[0] == 12
+    centre = images[:, spec.context_slices]
+    # neighbours are other slices (not copies), except where the series ends
+    assert not np.array_equal(images[:, 0], centre)
+    images = centre
     # 1.25 mm model pixels over the 512-pixel field of view
     expected = int(np.floor((grid.cols - 1) * grid.pixel_spacing / 1.25 + 0.5)) + 1
     assert images.shape[1:] == (expected, expected)
