@@ -733,7 +733,11 @@ def render_radiograph(
     rng = np.random.default_rng([case.seed, 4242])
     intensity = np.exp(-line)
     quanta = 4000.0
-    intensity = rng.poisson(intensity * quanta).astype(np.float32) / quanta
+    # Quantum noise, Gaussian approximation of Poisson: one normal field per case, so two
+    # variants of a chest (with and without a nodule) differ only where their anatomy does.
+    counts = intensity * quanta
+    counts = counts + np.sqrt(counts) * rng.standard_normal(counts.shape, dtype=np.float32)
+    intensity = counts.astype(np.float32) / quanta
     image = sitk.GetImageFromArray(-np.log(np.maximum(intensity, 0.5 / quanta)))
     image = sitk.SmoothingRecursiveGaussian(image, 0.6 / pixel_spacing)
     values = np.clip(_processed(sitk, image, pixel_spacing) * 500.0 + 300.0, 0, 4095)
