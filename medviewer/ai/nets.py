@@ -71,3 +71,43 @@ class ConvClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``[B, num_classes]`` for images ``[B, C, *spatial]``."""
         return self.head(self.features(x))
+
+
+class EvidenceClassifier(nn.Module):
+    """A classifier that decides from a map of local evidence (small findings in large images).
+
+    The same convolutional ``features`` as :class:`ConvClassifier` (the resolution halved by
+    every block but the last) end in a 1x1 convolution, ``evidence``: one logit per location
+    for each non-reference class. A class's logit is the maximum of its map, the reference
+    class (index 0) has logit 0. Training can supervise the map itself where the finding is
+    known (see ``medviewer/training``), which teaches "where" together with "whether" from few
+    examples; Grad-CAM on ``features.block{N-1}`` then points at the deciding location.
+
+    Parameters
+    ----------
+    spatial_dims, in_channels, num_classes, channels, norm
+        As for :class:`ConvClassifier`.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        num_classes: int,
+        channels: Sequence[int] = (16, 32, 64, 128),
+        norm: bool = True,
+    ) -> None:
+        super().__init__()
+        trunk = ConvClassifier(spatial_dims, in_channels, num_classes, channels, norm)
+        self.features = trunk.features
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        self.evidence = conv(channels[-1], num_classes - 1, 1)
+
+    def evidence_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-location logits ``[B, num_classes - 1, *spatial / 2**(N-1)]``."""
+        return self.evidence(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``[B, num_classes]``: 0 for the reference, each map's maximum after."""
+        peaks = self.evidence_map(x).flatten(2).amax(dim=2)
+        return torch.cat([torch.zeros_like(peaks[:, :1]), peaks], dim=1)

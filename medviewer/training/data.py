@@ -125,7 +125,9 @@ def _centred(n: int, size: int) -> tuple[slice, slice]:
 
 
 def radiograph_samples(seed: int, spec: InputSpec) -> list[tuple[np.ndarray, int, tuple]]:
-    """Model-grid radiographs of case `seed`: (image [H, W], class index, nodule pixels).
+    """Model-grid radiographs of case `seed`: (image [H, W], class, nodules ≥ 8 mm).
+
+    Each nodule is (row, col, diameter mm), row and col in model-grid pixels.
 
     A case with a nodule of 8 mm or more also gives its twin without nodules, labelled
     normal: a matched pair that teaches the nodule and nothing else.
@@ -134,15 +136,20 @@ def radiograph_samples(seed: int, spec: InputSpec) -> list[tuple[np.ndarray, int
     variants = [case]
     if case.radiograph_class == "nodule":
         variants.append(replace(case, nodules=()))
+    from medviewer.ai.transforms import model_grid_for
+
     samples = []
     for variant in variants:
         radiograph = phantom.render_radiograph(variant)
-        images, _ = model_slices(radiograph_volume(radiograph), spec)
+        volume = radiograph_volume(radiograph)
+        images, _ = model_slices(volume, spec)
+        grid = model_grid_for(volume.affine, volume.shape, spec)  # PLS: d0 rows, d1 cols
         target = 1 if variant.radiograph_class == "nodule" else 0
-        centres = tuple(
-            radiograph.project(n.centre_lps)
-            for n in variant.nodules
-            if n.diameter_mm >= phantom.RADIOGRAPH_NODULE_MM
-        )
-        samples.append((images[0], target, centres))
+        nodules = []
+        for n in variant.nodules:
+            if n.diameter_mm >= phantom.RADIOGRAPH_NODULE_MM:
+                row, col = radiograph.project(n.centre_lps)
+                nodules.append(((row - grid.offset[0]) / grid.scale[0],
+                                (col - grid.offset[1]) / grid.scale[1], n.diameter_mm))
+        samples.append((images[0], target, tuple(nodules)))
     return samples

@@ -170,9 +170,9 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
             "sha256": "0" * 64,
             "format": "safetensors",
             "architecture": {
-                "name": "medviewer.ai.nets.ConvClassifier",
+                "name": "medviewer.ai.nets.EvidenceClassifier",
                 "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
-                           "channels": [16, 32, 64, 128], "pooling": "max"},
+                           "channels": [16, 32, 64, 128]},
             },
         },
         "input": {

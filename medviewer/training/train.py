@@ -85,10 +85,28 @@ def _ct_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple[
     return sets
 
 
-def _radiograph_case(args: tuple[int, InputSpec, int]) -> list[tuple[np.ndarray, int]]:
+def _radiograph_case(args: tuple[int, InputSpec, int]) -> list[tuple[np.ndarray, int, np.ndarray]]:
     seed, spec, crop = args
-    return [(data.fit(image, crop, 0.0).astype(np.float16), target)
-            for image, target, _ in data.radiograph_samples(seed, spec)]
+    return [(data.fit(image, crop, 0.0).astype(np.float16), target,
+             evidence_target(image.shape, nodules, crop, spec.spacing[0]))
+            for image, target, nodules in data.radiograph_samples(seed, spec)]
+
+
+def evidence_target(shape, nodules, crop: int, spacing: float, stride: int = 8) -> np.ndarray:
+    """Where the evidence map should fire: cells within a nodule's radius (after `fit`).
+
+    ``[crop // stride] * 2`` uint8; cell i covers model pixels ``stride*i .. stride*i+stride-1``.
+    """
+    cells = crop // stride
+    target = np.zeros((cells, cells), dtype=np.uint8)
+    shifts = [(crop - n) // 2 if n < crop else -((n - crop) // 2) for n in shape]
+    centres = (np.arange(cells) + 0.5) * stride - 0.5
+    for row, col, diameter in nodules:
+        r, c = row + shifts[0], col + shifts[1]
+        radius = max(diameter / 2 / spacing, stride * 0.75)  # at least the nearest cell
+        near = np.hypot(centres[:, None] - r, centres[None, :] - c) <= radius
+        target[near] = 1
+    return target
 
 
 def _radiograph_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
@@ -97,7 +115,8 @@ def _radiograph_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str
         log(f"rendering {len(seeds)} {name} radiograph cases")
         parts = _pool_map(_radiograph_case, [(s, spec, recipe.crop) for s in seeds])
         samples = [sample for part in parts for sample in part]
-        sets[name] = (np.stack([s[0] for s in samples]), np.array([s[1] for s in samples]))
+        sets[name] = (np.stack([s[0] for s in samples]), np.array([s[1] for s in samples]),
+                      np.stack([s[2] for s in samples]))
     return sets
 
 
@@ -143,6 +162,16 @@ def _augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
 def _shift(rng: np.random.Generator, *arrays: np.ndarray, limit: int = 12) -> list[np.ndarray]:
     dr, dc = (int(v) for v in rng.integers(-limit, limit + 1, 2))
     return [np.roll(a, (dr, dc), axis=(-2, -1)) for a in arrays]
+
+
+def _shift_with_map(rng: np.random.Generator, images: np.ndarray, maps: np.ndarray | None,
+                    stride: int = 8) -> tuple[np.ndarray, np.ndarray | None]:
+    """Shift images (and their evidence maps by whole cells, so they stay aligned)."""
+    if maps is None:
+        return _shift(rng, images)[0], None
+    dr, dc = (int(v) for v in rng.integers(-1, 2, 2))
+    shifted = np.roll(images, (dr * stride, dc * stride), axis=(-2, -1))
+    return shifted, np.roll(maps, (dr, dc), axis=(-2, -1))
 
 
 def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
@@ -195,7 +224,8 @@ def _validate_segmentation(model, validation, device) -> dict[str, Any]:
 def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
     import torch
 
-    images, targets = _classifier_targets(sets["train"])
+    images, targets = _classifier_targets(sets["train"][:2])
+    maps = sets["train"][2] if len(sets["train"]) > 2 else None
     positives, negatives = np.flatnonzero(targets == 1), np.flatnonzero(targets == 0)
     log(f"{len(positives)} positive and {len(negatives)} negative training samples")
     rng = np.random.default_rng(1)
@@ -204,17 +234,22 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
     half = recipe.batch_size // 2
     for step in range(recipe.iterations):
         pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
-        (x,) = _shift(rng, images[pick])
+        x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
         x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
         loss = torch.nn.functional.cross_entropy(model(x), y)
+        if where is not None:  # supervise the evidence map where the nodules are
+            evidence = model.evidence_map(x)[:, 0]
+            expected = torch.from_numpy(where.astype(np.float32)).to(device)
+            loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                evidence, expected, pos_weight=torch.tensor(20.0, device=device))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         scheduler.step()
         if step % 50 == 0 or step == recipe.iterations - 1:
             log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")
-    val_images, val_targets = _classifier_targets(sets["validation"])
+    val_images, val_targets = _classifier_targets(sets["validation"][:2])
     scores = _predict(model, val_images, device)[:, 1]
     from medviewer.training.metrics import roc_auc
 
