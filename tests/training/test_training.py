@@ -117,3 +117,31 @@ def test_seed_range_parsing():
         _seed_range("9-3")
     with pytest.raises(ValueError):
         _seed_range("a-b")
+
+
+def test_evidence_target_marks_the_cells_over_each_nodule_after_fit():
+    from medviewer.training.train import evidence_target
+
+    # a 228 x 288 image padded to 288 rows: 30 rows added on top
+    target = evidence_target((228, 288), [(50.0, 100.0, 24.0)], crop=288, spacing=1.5)
+    assert target.shape == (36, 36)
+    # centre (80, 100) model pixels; radius max(8 px, 0.75 cell) = 8 px; cell centres 8i + 3.5:
+    # only (75.5, 99.5) and (83.5, 99.5) lie within 8 px
+    assert sorted(zip(*np.nonzero(target), strict=True)) == [(9, 12), (10, 12)]
+    assert evidence_target((228, 288), [], crop=288, spacing=1.5).sum() == 0
+
+
+def test_evidence_classifier_decides_from_its_map():
+    import torch
+
+    from medviewer.ai.nets import EvidenceClassifier
+
+    torch.manual_seed(0)
+    net = EvidenceClassifier(2, 1, 2, channels=(4, 8)).eval()
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        logits = net(x)
+        evidence = net.evidence_map(x)
+    assert evidence.shape == (3, 1, 16, 16)
+    torch.testing.assert_close(logits[:, 0], torch.zeros(3))
+    torch.testing.assert_close(logits[:, 1], evidence.flatten(1).amax(dim=1))
