@@ -348,11 +348,14 @@ def test_radiograph_is_brighter_at_the_spine_than_in_the_lungs() -> None:
         assert spine > patch_mean(lung.centre_xy[0], z_mid) + 200.0
 
 
-@pytest.mark.parametrize("seed", [18, 21, 138])
+def _nodule_radiograph_seeds(count: int) -> list[int]:
+    return [s for s in range(15, 60) if case_of(s).radiograph_class == "nodule"][:count]
+
+
+@pytest.mark.parametrize("seed", _nodule_radiograph_seeds(3))
 def test_radiograph_labelled_nodule_shows_a_nodule(seed: int) -> None:
     """Placement tests the lung as drawn (chest wall, heart, airways), so every nodule shows."""
-    if radiograph(seed).label != "nodule":
-        pytest.skip("no nodule of 8 mm or more in this case")
+    assert radiograph(seed).label == "nodule"
     changed = radiograph(seed).pixels != radiograph(seed, without_nodules=True).pixels
     assert changed.any(), "the nodule changed no pixel"
 
