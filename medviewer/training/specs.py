@@ -61,8 +61,7 @@ SEGMENTATION = ModelRecipe(
         "name": "Lungs and nodules on chest CT (demo)",
         "description": (
             "Segments the left lung, the right lung and lung nodules on axial chest CT, slice "
-            "by slice with two neighbouring slices on each side as context (2.5D MONAI "
-            "BasicUNet at 1.25 mm)."
+            "by slice (2D MONAI BasicUNet at 1.25 mm)."
         ),
         "task": "segmentation",
         "modalities": ["CT"],
@@ -74,7 +73,7 @@ SEGMENTATION = ModelRecipe(
                 "name": "monai.networks.nets.BasicUNet",
                 "kwargs": {
                     "spatial_dims": 2,
-                    "in_channels": 5,
+                    "in_channels": 1,
                     "out_channels": 4,
                     "features": [8, 16, 32, 64, 128, 8],
                 },
@@ -86,7 +85,6 @@ SEGMENTATION = ModelRecipe(
             "spacing": [1.25, 1.25],
             "size": None,
             "channels": 1,
-            "context_slices": 2,
             "intensity": _CT_INTENSITY,
         },
         "output": {
