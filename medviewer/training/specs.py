@@ -24,6 +24,20 @@ _COMMON = {
     "references": ["medviewer/training (python -m medviewer.training train ID)"],
 }
 _CT_INTENSITY = [{"op": "scale_range", "min": -1000, "max": 400, "to": [0, 1], "clip": True}]
+_NODULE_CLASSES = {"activation": "softmax", "classes": ["normal", "nodule"], "threshold": 0.5}
+_GRADCAM = {"method": "gradcam", "layer": "features.block3"}
+
+
+def _weights(name: str, **kwargs: object) -> dict[str, object]:
+    """A safetensors weights block naming a shipped architecture (sha256 filled by training)."""
+    return {"file": "model.safetensors", "sha256": "0" * 64, "format": "safetensors",
+            "architecture": {"name": name, "kwargs": kwargs}}
+
+
+def _slices_2d(spacing: float, intensity: list[dict[str, object]]) -> dict[str, object]:
+    """A 2D PLS input (images as stored, one per slice) at `spacing` mm."""
+    return {"dims": 2, "orientation": "PLS", "spacing": [spacing, spacing], "size": None,
+            "channels": 1, "intensity": intensity}
 
 
 @dataclass(frozen=True)
@@ -65,28 +79,9 @@ SEGMENTATION = ModelRecipe(
         ),
         "task": "segmentation",
         "modalities": ["CT"],
-        "weights": {
-            "file": "model.safetensors",
-            "sha256": "0" * 64,
-            "format": "safetensors",
-            "architecture": {
-                "name": "monai.networks.nets.BasicUNet",
-                "kwargs": {
-                    "spatial_dims": 2,
-                    "in_channels": 1,
-                    "out_channels": 4,
-                    "features": [8, 16, 32, 64, 128, 8],
-                },
-            },
-        },
-        "input": {
-            "dims": 2,
-            "orientation": "PLS",
-            "spacing": [1.25, 1.25],
-            "size": None,
-            "channels": 1,
-            "intensity": _CT_INTENSITY,
-        },
+        "weights": _weights("monai.networks.nets.BasicUNet", spatial_dims=2, in_channels=1,
+                            out_channels=4, features=[8, 16, 32, 64, 128, 8]),
+        "input": _slices_2d(1.25, _CT_INTENSITY),
         "output": {
             "activation": "softmax",
             "labels": {
@@ -120,26 +115,11 @@ SLICE_CLASSIFIER = ModelRecipe(
         ),
         "task": "classification",
         "modalities": ["CT"],
-        "weights": {
-            "file": "model.safetensors",
-            "sha256": "0" * 64,
-            "format": "safetensors",
-            "architecture": {
-                "name": "medviewer.ai.nets.ConvClassifier",
-                "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
-                           "channels": [16, 32, 64, 128], "pooling": "max"},
-            },
-        },
-        "input": {
-            "dims": 2,
-            "orientation": "PLS",
-            "spacing": [1.25, 1.25],
-            "size": None,
-            "channels": 1,
-            "intensity": _CT_INTENSITY,
-        },
-        "output": {"activation": "softmax", "classes": ["normal", "nodule"], "threshold": 0.5},
-        "explain": {"method": "gradcam", "layer": "features.block3"},
+        "weights": _weights("medviewer.ai.nets.ConvClassifier", spatial_dims=2, in_channels=1,
+                            num_classes=2, channels=[16, 32, 64, 128], pooling="max"),
+        "input": _slices_2d(1.25, _CT_INTENSITY),
+        "output": _NODULE_CLASSES,
+        "explain": _GRADCAM,
     },
     train_seeds=range(0, 300),
     validation_seeds=range(300, 320),
@@ -163,27 +143,12 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
         ),
         "task": "classification",
         "modalities": ["DX", "CR"],
-        "weights": {
-            "file": "model.safetensors",
-            "sha256": "0" * 64,
-            "format": "safetensors",
-            "architecture": {
-                "name": "medviewer.ai.nets.EvidenceClassifier",
-                "kwargs": {"spatial_dims": 2, "in_channels": 1, "num_classes": 2,
-                           "channels": [16, 32, 64, 128]},
-            },
-        },
-        "input": {
-            "dims": 2,
-            "orientation": "PLS",
-            "spacing": [1.5, 1.5],
-            "size": None,
-            "channels": 1,
-            "intensity": [{"op": "percentile_scale", "lower": 1, "upper": 99, "to": [0, 1],
-                           "clip": False}],
-        },
-        "output": {"activation": "softmax", "classes": ["normal", "nodule"], "threshold": 0.5},
-        "explain": {"method": "gradcam", "layer": "features.block3"},
+        "weights": _weights("medviewer.ai.nets.EvidenceClassifier", spatial_dims=2,
+                            in_channels=1, num_classes=2, channels=[16, 32, 64, 128]),
+        "input": _slices_2d(1.5, [{"op": "percentile_scale", "lower": 1, "upper": 99,
+                                   "to": [0, 1], "clip": False}]),
+        "output": _NODULE_CLASSES,
+        "explain": _GRADCAM,
     },
     train_seeds=range(0, 600),
     validation_seeds=range(600, 700),

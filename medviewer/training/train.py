@@ -237,12 +237,16 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
         x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
         x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        if where is not None:  # supervise the evidence map where the nodules are
-            evidence = model.evidence_map(x)[:, 0]
+        if where is None:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        else:  # one pass: the logits are the map's maximum; supervise the map where nodules are
+            evidence = model.evidence_map(x)
+            logits = torch.cat([torch.zeros_like(evidence[:, :1, 0, 0]),
+                                evidence.flatten(2).amax(dim=2)], dim=1)
             expected = torch.from_numpy(where.astype(np.float32)).to(device)
+            loss = torch.nn.functional.cross_entropy(logits, y)
             loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-                evidence, expected, pos_weight=torch.tensor(20.0, device=device))
+                evidence[:, 0], expected, pos_weight=torch.tensor(20.0, device=device))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

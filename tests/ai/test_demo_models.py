@@ -128,3 +128,18 @@ def test_radiograph_classifier_and_its_heatmap_on_held_out_cases():
     volume = replace(radiograph_volume(phantom.render_radiograph(normal)),
                      metadata=VolumeMetadata(modality="DX"))
     assert _run("demo-cxr-nodule-cls", volume).classes["nodule"] < prediction.classes["nodule"]
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_bundled_card_is_what_its_training_recipe_writes(model_id):
+    """`python -m medviewer.training train ID` reproduces the shipped card (bar hash, metrics)."""
+    import json
+
+    from medviewer.training.specs import RECIPES
+
+    shipped = json.loads(_entry(model_id).card.path.read_text())
+    recipe = json.loads(json.dumps(RECIPES[model_id].card))
+    for card in (shipped, recipe):
+        card["weights"].pop("sha256")
+        card.pop("metrics", None)
+    assert shipped == recipe
