@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from medviewer.core.errors import ModelCardError
+from medviewer.core.findings import Segment
 
 SCHEMA = "medviewer.model/1"
 CARD_FILE = "model.json"
@@ -160,15 +161,6 @@ class InputSpec:
             "intensity": [op.to_dict() for op in self.intensity],
             **extra,
         }
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One segmentation label: its value, name and ``#rrggbb`` colour."""
-
-    label: int
-    name: str
-    color: str
 
 
 @dataclass(frozen=True)

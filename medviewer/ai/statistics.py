@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medviewer.core.findings import ComponentStats, SegmentStats
 from medviewer.core.geometry import direction_of, spacing_of, validate_affine
 
 if TYPE_CHECKING:
@@ -67,84 +68,6 @@ POSTPROCESS_OPS = ("largest_component", "fill_holes")
 _POINT_CHUNK = 32_768
 _MAX_REFINEMENTS = 20
 _REFINED_PAIRS = 16
-
-
-@dataclass(frozen=True)
-class ComponentStats:
-    """One connected component of a segment.
-
-    Attributes
-    ----------
-    index : int
-        1-based rank of the component, components ordered by decreasing size.
-    voxels : int
-        Number of voxels.
-    volume_ml : float
-        ``voxels`` times the voxel volume, in millilitres.
-    longest_diameter_mm : float
-        Largest distance between two voxel centres of the component (Feret diameter), in mm;
-        approximate (a lower bound) above :data:`EXACT_FERET_MAX_VOXELS` voxels.
-    centroid_lps : tuple of float
-        Centroid of the voxel centres, LPS mm.
-    centroid_index : tuple of float
-        The centroid as a continuous ``(col, row, slice)`` index.
-    centroid_slice : int
-        ``round(centroid_index[2])`` clamped to the volume.
-    bbox : tuple of int
-        ``(slice0, row0, col0, slice1, row1, col1)``, start inclusive, end exclusive.
-    mean_value : float or None
-        Mean of the values over the component, None when no values were given.
-    """
-
-    index: int
-    voxels: int
-    volume_ml: float
-    longest_diameter_mm: float
-    centroid_lps: tuple[float, float, float]
-    centroid_index: tuple[float, float, float]
-    centroid_slice: int
-    bbox: tuple[int, int, int, int, int, int]
-    mean_value: float | None
-
-
-@dataclass(frozen=True)
-class SegmentStats:
-    """Statistics of one label.
-
-    Attributes
-    ----------
-    label : int
-        The label value.
-    name : str
-        The segment's name.
-    voxels : int
-        Number of voxels of the label (all components, also those not listed).
-    volume_ml : float
-        ``voxels`` times the voxel volume, in millilitres.
-    longest_diameter_mm : float
-        Largest ``longest_diameter_mm`` of the listed components, 0 when empty.
-    centroid_lps : tuple of float or None
-        Centroid of all the label's voxel centres, LPS mm; None when the label is empty.
-    centroid_slice : int or None
-        Slice index nearest the centroid, None when the label is empty.
-    mean_value : float or None
-        Mean of the values over all the label's voxels; None when empty or no values given.
-    components : tuple of ComponentStats
-        The largest components, largest first, at most ``max_components`` of them.
-    component_count : int
-        How many connected components the label has (listed or not).
-    """
-
-    label: int
-    name: str
-    voxels: int
-    volume_ml: float
-    longest_diameter_mm: float
-    centroid_lps: tuple[float, float, float] | None
-    centroid_slice: int | None
-    mean_value: float | None
-    components: tuple[ComponentStats, ...]
-    component_count: int = 0
 
 
 @dataclass(frozen=True)
