@@ -330,6 +330,10 @@ class AIResult:
         text = f"{p.model.name} {p.model.version}, {_short_time(p.created)}"
         return f"{text}, edited {_short_time(self.edited)}" if self.edited else text
 
+    def touch(self) -> None:
+        """Note that the label map changed in place (drawn slices must be re-read)."""
+        self.version += 1
+
     def mark_edited(self, statistics: dict[int, SegmentStats] | None = None) -> None:
         """Record an edit now (and the statistics of the edited label map when known)."""
         self.edited = _now()
