@@ -85,3 +85,20 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, torch.OutOfMemoryError):
         return True
     return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """The devices a user can choose here: ``(name for resolve_device, description)``.
+
+    ``auto`` comes first (described as the device it picks), then ``cpu``, then each CUDA
+    device and Apple MPS when torch can use them. Imports torch: call it off the GUI thread.
+    """
+    import torch
+
+    auto = describe_device(resolve_device("auto"))
+    choices = [("auto", f"Auto: {auto}"), ("cpu", f"CPU ({os.cpu_count() or 1} cores)")]
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        choices.append((f"cuda:{index}", describe_device(torch.device("cuda", index))))
+    if _mps_available():
+        choices.append(("mps", "Apple MPS"))
+    return choices

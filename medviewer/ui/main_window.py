@@ -23,12 +23,15 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer import __version__
+from medviewer.ai.registry import ModelRegistry
 from medviewer.core.cache import GIGABYTE, VolumeCache
 from medviewer.core.viewstate import preset_for_key
 from medviewer.io.database import ImportReport, StudyDatabase
+from medviewer.io.results_store import ResultStore
 from medviewer.io.scan import SkippedFile
 from medviewer.io.series import LoadStarted, SlicesLoaded, iter_load
 from medviewer.ui import workers
+from medviewer.ui.ai_controller import AIController
 from medviewer.ui.browser import StudyBrowser
 from medviewer.ui.measurement_panel import MeasurementPanel
 from medviewer.ui.measurement_store import MeasurementStore
@@ -50,12 +53,24 @@ class MainWindow(QMainWindow):
         The study index the browser shows and imports into.
     settings : Settings
         Persistent settings (window layout, recent folders, cache size...).
+    registry : ModelRegistry, optional
+        The AI models offered (default: the bundled and user models).
+    results : ResultStore, optional
+        Where AI results are kept (default: ``results/`` beside the database).
     """
 
-    def __init__(self, db: StudyDatabase, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: StudyDatabase,
+        settings: Settings,
+        registry: ModelRegistry | None = None,
+        results: ResultStore | None = None,
+    ) -> None:
         super().__init__()
         self.db = db
         self.settings = settings
+        self.registry = registry if registry is not None else ModelRegistry()
+        self.results = results if results is not None else ResultStore(db.path.parent / "results")
         self.cache = VolumeCache(int(settings.cache_gb * GIGABYTE))
         self.store = MeasurementStore(db)
         self.skipped: list[SkippedFile] = []
@@ -90,6 +105,9 @@ class MainWindow(QMainWindow):
         self.measurements_dock = self._dock(
             "Measurements", "measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea
         )
+        self.ai = AIController(self.grid, self.registry, self.results, self)
+        self.ai.panel.toolChanged.connect(self.set_tool)
+        self.ai_dock = self._dock("AI", "ai", self.ai.panel, Qt.DockWidgetArea.RightDockWidgetArea)
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -120,6 +138,7 @@ class MainWindow(QMainWindow):
         self._file_actions(file_menu, tools)
         self._view_actions(self.menuBar().addMenu("&View"), tools)
         self._tool_actions(self.menuBar().addMenu("&Tools"), tools)
+        self._ai_actions(self.menuBar().addMenu("&AI"))
         self._window_actions(self.menuBar().addMenu("&Window"))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("about", "About medviewer", self._about))
@@ -188,6 +207,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self._action("cache_size", "Volume cache size…", self.ask_cache_size))
         menu.addAction(self.browser_dock.toggleViewAction())
         menu.addAction(self.measurements_dock.toggleViewAction())
+        menu.addAction(self.ai_dock.toggleViewAction())
 
     def _tool_actions(self, menu, toolbar: QToolBar) -> None:
         group = QActionGroup(self)
@@ -198,16 +218,43 @@ class MainWindow(QMainWindow):
             "ellipse": "E",
             "rectangle": "T",
             "probe": "P",
+            "brush": "B",
+            "eraser": "X",
         }
         for tool in TOOLS:
             action = self._action(
                 f"tool_{tool}", tool.capitalize(), shortcut=keys[tool], checkable=True
             )
-            action.triggered.connect(lambda _c=False, t=tool: self.grid.set_tool(t))
+            action.triggered.connect(lambda _c=False, t=tool: self.set_tool(t))
             group.addAction(action)
             menu.addAction(action)
             toolbar.addAction(action)
         self.actions_by_name["tool_navigate"].setChecked(True)
+
+    def _ai_actions(self, menu) -> None:
+        ai = self.ai
+        for action in (
+            self._action("run_classify", "Classify", lambda: ai.panel.run_task("classification")),
+            self._action("run_segment", "Segment", lambda: ai.panel.run_task("segmentation")),
+            self._action("run_all", "Run all applicable", lambda: ai.panel.run_task(None)),
+        ):
+            menu.addAction(action)
+        menu.addSeparator()
+        overlays = self._action("overlays", "Show overlays", ai.set_overlays_visible, "O", True)
+        overlays.setChecked(True)
+        ai.overlaysToggled.connect(overlays.setChecked)
+        menu.addAction(overlays)
+        menu.addAction(self._action("undo_edit", "Undo label edit", ai.undo, "Ctrl+Z"))
+        menu.addAction(self._action("redo_edit", "Redo label edit", ai.redo, "Ctrl+Shift+Z"))
+        menu.addAction(self._action("cancel_ai", "Cancel all AI jobs", ai.jobs.cancel_all))
+
+    def set_tool(self, tool: str) -> None:
+        """The left-button tool of every viewport (navigate, measure, brush...)."""
+        self.grid.set_tool(tool)
+        action = self.actions_by_name.get(f"tool_{tool}")
+        if action is not None and not action.isChecked():
+            action.setChecked(True)
+        self.ai.panel.edit_controls.set_tool(tool)
 
     def _window_actions(self, menu) -> None:
         self.window_menu = menu
@@ -247,7 +294,9 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         else:
             self.resizeDocks(
-                [self.browser_dock, self.measurements_dock], [400, 260], Qt.Orientation.Horizontal
+                [self.browser_dock, self.measurements_dock, self.ai_dock],
+                [400, 300, 300],
+                Qt.Orientation.Horizontal,
             )
         self.set_layout(self.settings.layout if self.settings.layout in LAYOUTS else "1x1")
 
@@ -255,6 +304,7 @@ class MainWindow(QMainWindow):
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.browser.shutdown()
+        self.ai.shutdown()
         for job in [*self._loads.values(), self._import_job]:
             if job is not None:
                 job.cancel()

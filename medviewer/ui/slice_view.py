@@ -19,6 +19,7 @@ from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 
 from medviewer.core import measurements as mm
+from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import PlaneSlice, reslice
 from medviewer.core.measurements import Measurement
 from medviewer.core.viewstate import (
@@ -41,10 +42,18 @@ from medviewer.ui.measurement_items import (
 )
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.overlay_items import (
+    BrushCursor,
+    PlaneOverlay,
+    plane_rect,
+    stroke_points,
+    stroke_voxels,
+)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-TOOLS = ("navigate", "distance", "angle", "ellipse", "rectangle", "probe")
+TOOLS = ("navigate", "distance", "angle", "ellipse", "rectangle", "probe", "brush", "eraser")
+BRUSH_TOOLS = ("brush", "eraser")
 CROSSHAIR_PEN = pg.mkPen(QColor(80, 200, 255, 170), width=1)
 TEXT_COLOR = QColor(235, 235, 235)
 
@@ -161,6 +170,11 @@ class SliceView(QFrame):
         A series from the browser was dropped onto the view.
     stateChanged()
         Slice, window, zoom or series changed.
+    labelsPainted(object)
+        A brush or eraser dab changed the label map of the overlay's AIResult (given).
+    labelsEdited(object)
+        A brush or eraser stroke ended having changed the AIResult's label map (one undo
+        step); the receiver records the edit (statistics, ``mark_edited``).
     """
 
     cursorMoved = Signal(object)
@@ -168,6 +182,8 @@ class SliceView(QFrame):
     activated = Signal()
     seriesDropped = Signal(int)
     stateChanged = Signal()
+    labelsPainted = Signal(object)
+    labelsEdited = Signal(object)
 
     def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -186,6 +202,9 @@ class SliceView(QFrame):
         self._pending: list[np.ndarray] = []
         self._preview: pg.PlotCurveItem | None = None
         self._drag_state: ViewState | None = None
+        self.brush_radius_mm = 3.0
+        self._brush_label: int | None = None
+        self._brush_last: np.ndarray | None = None  # LPS of the stroke's last dab
         self._cine = QTimer(self)
         self._cine.timeout.connect(self._cine_step)
         self._build()
@@ -205,6 +224,8 @@ class SliceView(QFrame):
         self.graphics.setCentralItem(self.viewbox)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image_item)
+        self.overlay = PlaneOverlay(self.viewbox)
+        self._brush_cursor = BrushCursor(self.viewbox)
         self.h_line = pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN, movable=False)
         self.v_line = pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN, movable=False)
         for line in (self.h_line, self.v_line):
@@ -235,6 +256,8 @@ class SliceView(QFrame):
         if self.series is not None:
             self.series.slicesLoaded.disconnect(self._on_slices_loaded)
         self.stop_cine()
+        self.end_brush_stroke()
+        self.overlay.set_result(None)
         self.series = series
         self._labels.clear()
         self.crosshair_point = None
@@ -266,9 +289,8 @@ class SliceView(QFrame):
         self.image_item.setImage(
             self._display_image(self.plane_slice.image), autoLevels=False, levels=None
         )  # uint8 without levels: drawn as Grayscale8/RGB888, no per-frame colour table
-        rows, cols = self.plane_slice.image.shape[:2]
-        sy, sx = self.plane_slice.pixel_spacing
-        self.image_item.setRect(QRectF(-sx / 2, -sy / 2, cols * sx, rows * sy))
+        self.image_item.setRect(plane_rect(self.plane_slice))
+        self._draw_overlay()
         self._place_crosshair()
         self._sync_measurements()
         self._update_annotations()
@@ -433,6 +455,112 @@ class SliceView(QFrame):
         origin = mm.patient_to_screen(self.volume.affine, self.plane_slice.affine[:3, 3])
         return round(float(origin[2]))
 
+    # -- AI overlay ----------------------------------------------------------------------
+
+    def set_overlay(self, result: AIResult | None) -> None:
+        """Draw `result`'s label map and heatmap over the images (None: no overlay).
+
+        A result on another grid than the shown volume (its ``prediction.shape``) is kept but
+        not drawn.
+        """
+        if result is not self.overlay.result:
+            self.end_brush_stroke()
+        self.overlay.set_result(result)
+        self._draw_overlay()
+
+    def set_overlay_style(self, style: OverlayStyle) -> None:
+        """How the overlay is drawn (colours and opacity never reslice; outline does)."""
+        self.overlay.set_style(style)
+        self._draw_overlay()
+
+    def refresh_overlay(self) -> None:
+        """Re-read the overlay's slice (its label map was changed in place)."""
+        self.overlay.forget()
+        self._draw_overlay()
+
+    def overlay_rgba(self) -> np.ndarray | None:
+        """The overlay colours of the shown slice, ``(rows, cols, 4)`` uint8, or None."""
+        return self.overlay.rgba()
+
+    def _overlay_fits(self) -> bool:
+        result = self.overlay.result
+        return (
+            result is not None
+            and self.volume is not None
+            and tuple(result.prediction.shape) == tuple(self.volume.shape)
+        )
+
+    def _draw_overlay(self) -> None:
+        if self.state is None or self.plane_slice is None or not self._overlay_fits():
+            self.overlay.hide()
+            return
+        rect = plane_rect(self.plane_slice)
+        self.overlay.show_plane(self.state.plane, self.state.index, rect)
+
+    # -- brush and eraser ----------------------------------------------------------------
+
+    @property
+    def brush_label(self) -> int:
+        """The label the brush paints (default: the first segment of the overlay, else 1)."""
+        if self._brush_label is not None:
+            return self._brush_label
+        result = self.overlay.result
+        return next(iter(result.segments), 1) if result is not None else 1
+
+    @brush_label.setter
+    def brush_label(self, label: int | None) -> None:
+        self._brush_label = None if label is None else int(label)
+
+    def _segmentation(self) -> AIResult | None:
+        result = self.overlay.result
+        if result is None or result.label_map is None or self.plane_slice is None:
+            return None
+        return result if self._overlay_fits() else None
+
+    def brush_dab(self, point_lps: np.ndarray, erase: bool | None = None) -> int:
+        """Paint (or erase) a disk of ``brush_radius_mm`` at an LPS point of the shown plane.
+
+        Part of the open stroke (see :meth:`end_brush_stroke`). `erase` defaults to the tool
+        being the eraser. Returns how many voxels changed (0 without a segmentation overlay).
+        """
+        return self._paint([np.asarray(point_lps, float)], erase)
+
+    def end_brush_stroke(self) -> bool:
+        """Close the stroke as one undo step; emits labelsEdited when it changed labels."""
+        self._brush_last = None
+        result = self.overlay.result
+        if result is None or result.label_map is None:
+            return False
+        if not result.history.end_stroke(result.label_map):
+            return False
+        self.labelsEdited.emit(result)
+        return True
+
+    def _paint(self, points: list[np.ndarray], erase: bool | None = None) -> int:
+        result = self._segmentation()
+        if result is None or not points:
+            return 0
+        assert self.plane_slice is not None and result.label_map is not None
+        voxels = stroke_voxels(self.plane_slice, result, points, self.brush_radius_mm)
+        erase = self.tool == "eraser" if erase is None else erase
+        changed = result.history.dab(result.label_map, voxels, self.brush_label, erase)
+        if changed:
+            result.touch()
+            self._draw_overlay()
+            self.labelsPainted.emit(result)
+        return changed
+
+    def _brush_drag(self, ev) -> None:
+        if ev.isStart():  # the press position, then the path to where the drag began
+            pressed = self.view_to_patient(*_xy(self.scene_to_view(ev.buttonDownScenePos())))
+            self._paint([pressed])
+            self._brush_last = pressed
+        now = self.view_to_patient(*_xy(self.scene_to_view(ev.scenePos())))
+        self._paint(stroke_points(self._brush_last, now, self.brush_radius_mm))
+        self._brush_last = now
+        if ev.isFinish():
+            self.end_brush_stroke()
+
     # -- annotations ---------------------------------------------------------------------
 
     def _update_annotations(self) -> None:
@@ -514,6 +642,9 @@ class SliceView(QFrame):
             self._add_measurement("probe", [point])
         elif self.tool == "angle":
             self._angle_click(point)
+        elif self.tool in BRUSH_TOOLS:
+            self.brush_dab(point)
+            self.end_brush_stroke()
         else:
             self.store.select("")
 
@@ -528,6 +659,9 @@ class SliceView(QFrame):
             point = self.view_to_patient(*_xy(now))
             self.set_crosshair(point, move=False)
             self.cursorMoved.emit(point)
+            return
+        if self.tool in BRUSH_TOOLS:
+            self._brush_drag(ev)
             return
         if self.tool not in ("distance", "ellipse", "rectangle"):
             return
@@ -562,6 +696,8 @@ class SliceView(QFrame):
         view = self.viewbox.mapSceneToView(scene_pos)
         point = self.view_to_patient(*_xy(view))
         self.readout.emit(readout_text(self, point))
+        if self.tool in BRUSH_TOOLS:
+            self._brush_cursor.show_at(*_xy(view), self.brush_radius_mm)
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -625,8 +761,11 @@ class SliceView(QFrame):
         """Choose what the left button does (one of ``TOOLS``)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; expected one of {', '.join(TOOLS)}")
+        self.end_brush_stroke()
         self.tool = tool
         self._pending = []
+        if tool not in BRUSH_TOOLS:
+            self._brush_cursor.hide()
 
     def _add_measurement(self, kind: str, points: list[np.ndarray]) -> Measurement | None:
         if self.volume is None or self.state is None:

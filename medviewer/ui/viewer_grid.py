@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
+from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.slice_view import SliceView
@@ -33,11 +34,14 @@ class ViewerGrid(QWidget):
         The active viewport (the one that receives opened series and keys) changed.
     seriesDropped(object, int)
         A browser series was dropped on a viewport (view, series id).
+    labelsEdited(object)
+        A brush/eraser stroke in some viewport changed an AIResult's label map (given).
     """
 
     activeChanged = Signal(object)
     seriesDropped = Signal(object, int)
     readout = Signal(str)
+    labelsEdited = Signal(object)
 
     def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -49,6 +53,9 @@ class ViewerGrid(QWidget):
         self.layout_name = ""
         self.crosshair = True
         self.tool = "navigate"
+        self.overlays: dict[str, AIResult | None] = {"A": None, "B": None}
+        self.overlay_style = OverlayStyle()
+        self.brush: tuple[float, int | None] = (3.0, None)  # radius mm, label (None: default)
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(2)
@@ -84,6 +91,10 @@ class ViewerGrid(QWidget):
         view.cursorMoved.connect(lambda point, v=view: self.link_cursor(v, point))
         view.seriesDropped.connect(lambda sid, v=view: self.seriesDropped.emit(v, sid))
         view.readout.connect(self.readout)
+        view.set_overlay_style(self.overlay_style)
+        view.brush_radius_mm, view.brush_label = self.brush
+        view.labelsPainted.connect(lambda _result, v=view: self._labels_painted(v))
+        view.labelsEdited.connect(self.labelsEdited)
         return view
 
     def _set_active(self, view: SliceView) -> None:
@@ -122,6 +133,7 @@ class ViewerGrid(QWidget):
             else:
                 view.empty_message = "Drop a series here or double-click one in the browser"
                 view.set_series(series, plane if series is None or not series.is_2d else "axial")
+                self._apply_overlay(view)
 
     # -- linking -------------------------------------------------------------------------
 
@@ -147,6 +159,76 @@ class ViewerGrid(QWidget):
         self.tool = tool
         for view in self.views:
             view.set_tool(tool)
+
+    # -- AI overlays ---------------------------------------------------------------------
+
+    def set_overlay(self, slot: str, result: AIResult | None) -> None:
+        """Draw `result` over the views of `slot` (kept for new layouts and re-shown series).
+
+        It is drawn only while the slot shows the series it was computed on (same
+        ``series_uid``).
+        """
+        self.overlays[slot] = result
+        for view in self.views_of(slot):
+            self._apply_overlay(view)
+
+    def _apply_overlay(self, view: SliceView) -> None:
+        result = self.overlays.get(self.slot_of(view))
+        volume = view.volume
+        if result is not None and (
+            volume is None or volume.metadata.series_uid != result.prediction.series_uid
+        ):
+            result = None
+        view.set_overlay(result)
+
+    def set_overlay_style(self, style: OverlayStyle) -> None:
+        """How overlays are drawn, in every view."""
+        self.overlay_style = style
+        for view in self.views:
+            view.set_overlay_style(style)
+
+    def refresh_overlays(self) -> None:
+        """Re-read the drawn overlay slices of every view (a label map changed in place)."""
+        for view in self.views:
+            view.refresh_overlay()
+
+    def _labels_painted(self, source: SliceView) -> None:
+        for view in self.views:
+            if view is not source:  # the painting view has redrawn itself
+                view.refresh_overlay()
+
+    def set_brush(self, radius_mm: float, label: int | None = None) -> None:
+        """Brush/eraser radius and label (None: the overlay's first segment) of every view."""
+        self.brush = (float(radius_mm), label)
+        for view in self.views:
+            view.brush_radius_mm, view.brush_label = self.brush
+
+    def focus_on(self, point_lps: np.ndarray, size_mm: float, slot: str | None = None) -> None:
+        """Show an LPS point in every view of its frame of reference, zoomed around it.
+
+        Each view puts its crosshair on the point (on the slice holding it) and zooms so a
+        square of ``max(size_mm * 3, 30)`` mm centred on it fills the view.
+
+        Parameters
+        ----------
+        point_lps : numpy.ndarray
+            The point, LPS mm.
+        size_mm : float
+            Size of what is shown there (a finding's diameter).
+        slot : str, optional
+            The slot whose series the point belongs to (default: the active view's).
+        """
+        series = self.slots[slot if slot is not None else self.slot_of(self.active)]
+        if series is None:
+            return
+        point = np.asarray(point_lps, float)
+        side = max(float(size_mm) * 3.0, 30.0)
+        for view in self.views:
+            if view.series is None or view.series.frame_of_reference != series.frame_of_reference:
+                continue
+            view.set_crosshair(point, move=True)
+            x, y, _ = view.patient_to_view(point)
+            view.viewbox.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0.0)
 
     def close_views(self) -> None:
         """Stop cine loops and drop the series (before the window closes)."""

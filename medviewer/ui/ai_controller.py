@@ -1,0 +1,246 @@
+"""Wires AI runs, results and their display: the panel, the queue, the findings, the viewports.
+
+The controller owns the :class:`~medviewer.core.findings.FindingsModel` of the window, the
+:class:`~medviewer.ui.ai_jobs.AIJobQueue` and the :class:`~medviewer.ui.ai_panel.AIPanel`.
+It follows the active viewport's series, reads a series' saved results the first time it is
+shown, turns finished runs into results (saved in the background), draws the chosen result
+over every viewport of its series, and re-measures segments after each edit off the GUI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+
+from medviewer.ai.registry import ModelRegistry
+from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle, Prediction
+from medviewer.core.volume import Volume
+from medviewer.io.results_store import ResultStore
+from medviewer.ui import workers
+from medviewer.ui.ai_jobs import AIJob, AIJobQueue
+from medviewer.ui.ai_panel import AIPanel, slice_of_point
+from medviewer.ui.slice_view import SliceView
+from medviewer.ui.viewer_grid import ViewerGrid
+
+_UNIQUE = Qt.ConnectionType.UniqueConnection
+
+
+class AIController(QObject):
+    """The AI side of a main window.
+
+    Signals
+    -------
+    overlaysToggled(bool)
+        Overlays were shown (True) or hidden.
+    resultSaved(object)
+        A result (AIResult) was written to the result store.
+    """
+
+    overlaysToggled = Signal(bool)
+    resultSaved = Signal(object)
+
+    def __init__(
+        self,
+        grid: ViewerGrid,
+        registry: ModelRegistry,
+        results: ResultStore,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.grid = grid
+        self.results = results
+        self.findings = FindingsModel()
+        self.jobs = AIJobQueue(self)
+        self.style = OverlayStyle()
+        self.panel = AIPanel(registry, self.jobs, self.findings)
+        self.panel.set_style(self.style)
+        self._read: set[str] = set()
+        self._watched: SliceView | None = None
+        self._devices_asked = False
+        self._connect()
+
+    def _connect(self) -> None:
+        self.jobs.jobFinished.connect(self._job_finished)
+        panel = self.panel
+        panel.resultShown.connect(self._show_result)
+        panel.styleChanged.connect(self.set_style)
+        panel.componentActivated.connect(self.focus_component)
+        panel.sliceClicked.connect(self.go_to_slice)
+        panel.brushChanged.connect(self.grid.set_brush)
+        panel.undoRequested.connect(self.undo)
+        panel.redoRequested.connect(self.redo)
+        panel.deleteRequested.connect(self.delete_result)
+        self.grid.activeChanged.connect(self._watch)
+        self.grid.labelsEdited.connect(self._labels_edited)
+        self._watch(self.grid.active)
+
+    # -- following the active series ----------------------------------------------------
+
+    def _watch(self, view: SliceView | None) -> None:
+        if self._watched is not None:
+            self._watched.stateChanged.disconnect(self._view_changed)
+        self._watched = view
+        if view is not None:
+            view.stateChanged.connect(self._view_changed)
+        self._view_changed()
+
+    def _view_changed(self) -> None:
+        view = self._watched
+        series = view.series if view is not None else None
+        volume = series.volume if series is not None and not series.error else None
+        if volume is not None and not series.complete:
+            series.loadFinished.connect(self._view_changed, type=_UNIQUE)
+            volume = None  # models run on whole series only
+        if volume is not self.panel.volume:
+            self.panel.set_series(volume)
+            if volume is not None:
+                self._read_saved(volume)
+                self._ask_devices()
+        if volume is not None and view is not None and view.plane_slice is not None:
+            self._follow_slice(view, volume)
+
+    def _follow_slice(self, view: SliceView, volume: Volume) -> None:
+        if view.state is not None and view.state.plane == "axial" and view.plane_slice is not None:
+            self.panel.set_current_slice(slice_of_point(volume, view.plane_slice.affine[:3, 3]))
+
+    def _read_saved(self, volume: Volume) -> None:
+        uid = volume.metadata.series_uid
+        if not uid or uid in self._read:
+            return
+        self._read.add(uid)
+        workers.start(
+            lambda cancel: self.results.load_series(uid),
+            name="read AI results",
+            returned=self._saved_read,
+        )
+
+    def _saved_read(self, saved: list[AIResult]) -> None:
+        for result in saved:
+            if self.findings.get(result.key) is None:
+                self.findings.add(result)
+
+    def _ask_devices(self) -> None:
+        if self._devices_asked:
+            return
+        self._devices_asked = True
+        from medviewer.ai.device import available_devices
+
+        workers.start(
+            lambda cancel: available_devices(),
+            name="list devices",
+            returned=self.panel.set_devices,
+        )
+
+    # -- results -------------------------------------------------------------------------
+
+    def _job_finished(self, _job: AIJob, prediction: Prediction) -> None:
+        result = AIResult.of(prediction)
+        self.panel.prefer(result.key)
+        self.findings.add(result)
+        self.save(result)
+
+    def save(self, result: AIResult) -> None:
+        """Write `result` to the result store in the background."""
+        workers.start(
+            lambda cancel: self.results.save(result),
+            name="save AI result",
+            returned=lambda _path: self.resultSaved.emit(result),
+            errored=lambda exc: self.panel.show_message(f"Could not save the result: {exc}"),
+        )
+
+    def delete_result(self, result: AIResult) -> None:
+        """Forget a result here and on disk."""
+        self.findings.remove(result.key)
+        self.results.delete(result.key)
+
+    def _show_result(self, result: AIResult | None) -> None:
+        volume = self.panel.volume
+        if volume is None:
+            return
+        for slot, series in self.grid.slots.items():
+            if series is not None and series.volume is volume:
+                self.grid.set_overlay(slot, result)
+
+    def set_style(self, style: OverlayStyle) -> None:
+        """Draw every overlay with `style`."""
+        changed = style.visible != self.style.visible
+        self.style = style
+        self.grid.set_overlay_style(style)
+        if changed:
+            self.overlaysToggled.emit(style.visible)
+
+    def set_overlays_visible(self, visible: bool) -> None:
+        """Show or hide every overlay (the O key)."""
+        if visible != self.style.visible:
+            self.set_style(replace(self.style, visible=visible))
+            self.panel.set_style(self.style)
+
+    # -- navigation ----------------------------------------------------------------------
+
+    def focus_component(self, row: ComponentRow) -> None:
+        """Move every view to a component's centre and zoom to it."""
+        c = row.component
+        self.grid.focus_on(np.asarray(c.centroid_lps, float), max(c.longest_diameter_mm, 1.0))
+
+    def go_to_slice(self, index: int) -> None:
+        """Show array slice `index` of the panel's series in every view of it."""
+        volume = self.panel.volume
+        if volume is None:
+            return
+        rows, cols = volume.array.shape[1:3]
+        point = (volume.affine @ np.array([(cols - 1) / 2, (rows - 1) / 2, index, 1.0]))[:3]
+        for view in self.grid.views:
+            if view.volume is volume:
+                view.set_crosshair(point, move=True)
+
+    # -- edits ---------------------------------------------------------------------------
+
+    def undo(self) -> None:
+        """Undo the last brush or eraser stroke of the shown result."""
+        self._history_step(undo=True)
+
+    def redo(self) -> None:
+        """Redo the last undone stroke."""
+        self._history_step(undo=False)
+
+    def _history_step(self, undo: bool) -> None:
+        result = self.panel.current_result()
+        if result is None or result.label_map is None:
+            return
+        step = result.history.undo if undo else result.history.redo
+        if step(result.label_map):
+            result.touch()
+            self.grid.refresh_overlays()
+            self._labels_edited(result)
+
+    def _labels_edited(self, result: AIResult) -> None:
+        """Re-measure the edited label map in the background, then mark and save."""
+        from medviewer.ai.statistics import segment_statistics
+
+        volume = self.panel.volume
+        labels = result.label_map
+        if labels is None:
+            return
+        snapshot = labels.copy()
+        names = {label: s.name for label, s in result.segments.items()}
+        values = None if volume is None or volume.is_color else volume.array
+        affine = result.prediction.affine
+        result.mark_edited()
+        self.panel.update_edit_state(result)
+        workers.start(
+            lambda cancel: segment_statistics(snapshot, affine, names, values=values),
+            name="measure segments",
+            returned=lambda stats: self._measured(result, stats),
+        )
+
+    def _measured(self, result: AIResult, statistics: dict) -> None:
+        result.mark_edited(statistics)
+        self.findings.notify(result.key[0])
+        self.panel.update_edit_state(result)
+        self.save(result)
+
+    def shutdown(self) -> None:
+        """Cancel every AI job (the window is closing)."""
+        self.jobs.cancel_all()

@@ -1,0 +1,376 @@
+"""The AI overlays of one viewport: a label map layer and a heatmap layer over the image.
+
+Both layers are pyqtgraph ``ImageItem``s in the viewport's ViewBox, drawn from uint8 slices
+through 256-entry RGBA lookup tables (pyqtgraph turns those into Indexed8 QImages with a
+colour table, no per-pixel colour work in Python). The slices come from
+:func:`~medviewer.core.geometry.reslice` with the prediction's affine, the very function and
+grid the image is resliced with, so overlay pixels sit on image pixels by construction.
+
+Caching: the drawn slice of each layer is kept with the key it was made for
+(plane, index, result version, outline); re-rendering the same slice (window/level, zoom,
+crosshair) finds the key unchanged and touches nothing. Lookup tables are rebuilt only when
+the style or the result changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGraphicsEllipseItem
+
+from medviewer.core.findings import AIResult, OverlayStyle, Segment
+from medviewer.core.geometry import Plane, PlaneSlice, reslice
+from medviewer.core.label_edit import disk_voxels
+
+HEATMAP_Z = 1.0
+LABEL_Z = 2.0
+BRUSH_Z = 4.0  # below the crosshair (5) and the measurements (10)
+FALLBACK_COLORMAP = "inferno"
+BRUSH_PEN = pg.mkPen(QColor(255, 255, 255, 200), width=1, cosmetic=True)
+
+_Key = tuple[Plane, int, int, bool]
+
+
+def plane_rect(plane_slice: PlaneSlice) -> QRectF:
+    """The view rectangle (mm) of a plane's pixels: pixel ``(c, r)`` centred on ``(c*sx, r*sy)``."""
+    rows, cols = plane_slice.image.shape[:2]
+    sy, sx = plane_slice.pixel_spacing
+    return QRectF(-sx / 2, -sy / 2, cols * sx, rows * sy)
+
+
+def label_lut(segments: dict[int, Segment], hidden: frozenset[int]) -> np.ndarray:
+    """The 256x4 RGBA table of a label map: segment colours, opaque; 0, hidden and unknown clear.
+
+    Parameters
+    ----------
+    segments : dict
+        Label -> :class:`~medviewer.core.findings.Segment`.
+    hidden : frozenset of int
+        Labels not drawn.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(256, 4)`` uint8.
+    """
+    lut = np.zeros((256, 4), np.uint8)
+    for label, segment in segments.items():
+        if 0 < label < 256 and label not in hidden:
+            lut[label] = (*segment.rgb, 255)
+    return lut
+
+
+@lru_cache(maxsize=8)
+def _colormap_table(name: str) -> np.ndarray:
+    try:
+        cmap = pg.colormap.get(name)
+    except (FileNotFoundError, KeyError, ValueError):
+        cmap = pg.colormap.get(FALLBACK_COLORMAP)
+    table = np.ascontiguousarray(cmap.getLookupTable(0.0, 1.0, 256, alpha=True), np.uint8)
+    table.setflags(write=False)
+    return table
+
+
+def heatmap_lut(colormap: str, threshold: float) -> np.ndarray:
+    """The 256x4 RGBA table of a heatmap quantised to 0-255.
+
+    Parameters
+    ----------
+    colormap : str
+        A pyqtgraph colormap name (``"inferno"``, ``"turbo"``, ``"viridis"``...); unknown
+        names fall back to ``"inferno"``.
+    threshold : float
+        Entries below ``threshold * 255`` are transparent, the others opaque.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(256, 4)`` uint8.
+    """
+    lut = _colormap_table(colormap).copy()
+    lut[:, 3] = np.where(np.arange(256) < threshold * 255.0, 0, 255)
+    return lut
+
+
+def outline(labels: np.ndarray) -> np.ndarray:
+    """The boundary pixels of a label slice (a 4-neighbour differs), 0 elsewhere.
+
+    Pixels on the edge of the slice count as boundary, so cut labels stay closed.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        ``(rows, cols)`` labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype: the labels on boundary pixels, 0 inside and outside.
+    """
+    edge = np.ones(labels.shape, bool)
+    inner = edge[1:-1, 1:-1]
+    centre = labels[1:-1, 1:-1]
+    inner[...] = (
+        (centre != labels[:-2, 1:-1]) | (centre != labels[2:, 1:-1])
+        | (centre != labels[1:-1, :-2]) | (centre != labels[1:-1, 2:])
+    )  # fmt: skip
+    return np.where(edge, labels, 0).astype(labels.dtype, copy=False)
+
+
+def _any_opaque(data: np.ndarray, lut: np.ndarray) -> bool:
+    """True when some value of `data` has an opaque entry in `lut` (cheap for the usual LUTs)."""
+    opaque = lut[:, 3] > 0
+    first = int(np.argmax(opaque))
+    if not opaque[first]:
+        return False
+    if opaque[first:].all():  # a threshold: labels 1-255, or heatmap values above a level
+        return bool(data.max() >= first)
+    return bool(opaque[data].any())
+
+
+class _Layer:
+    """One ImageItem drawing uint8 slices through a lookup table, with its cache key."""
+
+    def __init__(self, viewbox: pg.ViewBox, z: float) -> None:
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setZValue(z)
+        self.item.setVisible(False)
+        viewbox.addItem(self.item, ignoreBounds=True)
+        self.key: _Key | None = None
+        self.data: np.ndarray | None = None
+        self.lut = np.zeros((256, 4), np.uint8)
+        self.has_content = False  # some pixel has an opaque LUT entry
+
+    def forget(self) -> None:
+        """Drop the cached slice (the next draw reslices)."""
+        self.key, self.data, self.has_content = None, None, False
+        self.item.clear()
+
+    def draw(self, key: _Key, data: np.ndarray, rect: QRectF) -> None:
+        """Show `data` (contiguous uint8) over `rect`."""
+        self.key, self.data = key, data
+        self.item.setImage(data, autoLevels=False, levels=(0, 255), lut=self.lut)
+        self.item.setRect(rect)
+        self._update_content()
+
+    def set_lut(self, lut: np.ndarray) -> None:
+        """Use another lookup table (no reslicing)."""
+        if np.array_equal(lut, self.lut):
+            return
+        self.lut = lut
+        if self.data is not None:
+            self.item.setLookupTable(lut)
+            self._update_content()
+
+    def _update_content(self) -> None:
+        self.has_content = self.data is not None and _any_opaque(self.data, self.lut)
+
+    def rgba(self) -> np.ndarray | None:
+        """The layer's colours through its lookup table, or None when nothing is drawn."""
+        return None if self.data is None else self.lut[self.data]
+
+
+class PlaneOverlay:
+    """The label map and heatmap of one :class:`~medviewer.core.findings.AIResult`, drawn on
+    one viewport's plane.
+
+    Parameters
+    ----------
+    viewbox : pyqtgraph.ViewBox
+        The viewport's ViewBox (coordinates: mm on the plane).
+
+    Attributes
+    ----------
+    result : AIResult or None
+        What is drawn.
+    style : OverlayStyle
+        How it is drawn.
+    labels : pyqtgraph.ImageItem
+        The label map layer.
+    heatmap : pyqtgraph.ImageItem
+        The heatmap layer (below the labels).
+    """
+
+    def __init__(self, viewbox: pg.ViewBox) -> None:
+        self.result: AIResult | None = None
+        self.style = OverlayStyle()
+        self._labels = _Layer(viewbox, LABEL_Z)
+        self._heatmap = _Layer(viewbox, HEATMAP_Z)
+        self.labels, self.heatmap = self._labels.item, self._heatmap.item
+        self._shown = False
+        self.reslices = 0  # reslice calls made (the cache's misses), for tests and benchmarks
+
+    # -- what and how ----------------------------------------------------------------------
+
+    def set_result(self, result: AIResult | None) -> None:
+        """Draw `result` from the next :meth:`show_plane` on (None: nothing)."""
+        if result is self.result:
+            return
+        self.result = result
+        self.forget()
+        self._update_luts()
+
+    def set_style(self, style: OverlayStyle) -> None:
+        """Change colours, opacities, threshold, outline or visibility (never reslices)."""
+        if style == self.style:
+            return
+        self.style = style
+        self._update_luts()
+        self._update_visibility()
+
+    def forget(self) -> None:
+        """Drop the cached slices: the next :meth:`show_plane` reslices (label map edited)."""
+        self._labels.forget()
+        self._heatmap.forget()
+        self._update_visibility()
+
+    def hide(self) -> None:
+        """Draw nothing until the next :meth:`show_plane`."""
+        self._shown = False
+        self._update_visibility()
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def show_plane(self, plane: Plane, index: int, rect: QRectF) -> None:
+        """Draw slice `index` of `plane` over `rect` (the image item's rect).
+
+        Does nothing when the slice drawn last has the same plane, index, result version and
+        outline mode.
+        """
+        self._shown = True
+        result = self.result
+        if result is not None:
+            key = (plane, int(index), result.version, self.style.outline)
+            if result.label_map is not None and self._labels.key != key:
+                self._labels.draw(key, self._label_slice(result, plane, index), rect)
+            heatmap = result.heatmap_u8()
+            heat_key = (plane, int(index), 0, False)
+            if heatmap is not None and self._heatmap.key != heat_key:
+                self._heatmap.draw(heat_key, self._slice(heatmap, result, plane, index), rect)
+        self._update_visibility()
+
+    def _slice(self, array: np.ndarray, result: AIResult, plane: Plane, index: int) -> np.ndarray:
+        self.reslices += 1
+        view = reslice(array, result.prediction.affine, plane, index).image
+        return view.astype(np.uint8, order="C")  # a copy: edits change the array, not this
+
+    def _label_slice(self, result: AIResult, plane: Plane, index: int) -> np.ndarray:
+        assert result.label_map is not None
+        data = self._slice(result.label_map, result, plane, index)
+        return outline(data) if self.style.outline else data
+
+    def _update_luts(self) -> None:
+        result, style = self.result, self.style
+        segments = result.segments if result is not None else {}
+        self._labels.set_lut(label_lut(segments, style.hidden_labels))
+        self._heatmap.set_lut(heatmap_lut(style.colormap, style.heatmap_threshold))
+        self._labels.item.setOpacity(style.label_opacity)
+        self._heatmap.item.setOpacity(style.heatmap_opacity)
+
+    def _update_visibility(self) -> None:
+        on = self._shown and self.style.visible and self.result is not None
+        for layer in (self._labels, self._heatmap):
+            layer.item.setVisible(on and layer.data is not None and layer.has_content)
+
+    # -- what was drawn (tests, screenshots) -----------------------------------------------
+
+    @property
+    def label_slice(self) -> np.ndarray | None:
+        """The uint8 label slice drawn last (outlined in outline mode), or None."""
+        return self._labels.data
+
+    @property
+    def heatmap_slice(self) -> np.ndarray | None:
+        """The uint8 heatmap slice drawn last, or None."""
+        return self._heatmap.data
+
+    @property
+    def visible(self) -> bool:
+        """True when some layer is drawn."""
+        return self._labels.item.isVisible() or self._heatmap.item.isVisible()
+
+    def rgba(self) -> np.ndarray | None:
+        """The overlay's colours on the current slice, ``(rows, cols, 4)`` uint8, or None.
+
+        Labels over heatmap, each through its lookup table (alpha 0 or 255: the layers'
+        opacities are not applied). All transparent while hidden.
+        """
+        heat, labels = self._heatmap.rgba(), self._labels.rgba()
+        if heat is None and labels is None:
+            return None
+        out = labels if heat is None else heat
+        if heat is not None and labels is not None:
+            out = np.where(labels[..., 3:] > 0, labels, heat)
+        if not self.visible:
+            out = np.zeros_like(out)
+        return out
+
+
+class BrushCursor:
+    """A circle showing the brush under the mouse (view coordinates are mm).
+
+    Parameters
+    ----------
+    viewbox : pyqtgraph.ViewBox
+    """
+
+    def __init__(self, viewbox: pg.ViewBox) -> None:
+        self.item = QGraphicsEllipseItem()
+        self.item.setPen(BRUSH_PEN)
+        self.item.setZValue(BRUSH_Z)
+        self.item.setVisible(False)
+        viewbox.addItem(self.item, ignoreBounds=True)
+
+    def show_at(self, x: float, y: float, radius_mm: float) -> None:
+        """Centre the circle on view point ``(x, y)``."""
+        self.item.setRect(QRectF(x - radius_mm, y - radius_mm, 2 * radius_mm, 2 * radius_mm))
+        self.item.setVisible(True)
+
+    def hide(self) -> None:
+        """Hide the circle."""
+        self.item.setVisible(False)
+
+
+def stroke_voxels(
+    plane_slice: PlaneSlice,
+    result: AIResult,
+    points_lps: list[np.ndarray],
+    radius_mm: float,
+) -> np.ndarray:
+    """Flat label-map indices of the plane's voxels within `radius_mm` of any of `points_lps`.
+
+    Parameters
+    ----------
+    plane_slice : PlaneSlice
+        The plane shown (its affine and shape give the voxels under the cursor).
+    result : AIResult
+        A segmentation result (its prediction's affine and shape give the label grid).
+    points_lps : list of numpy.ndarray
+        Dab centres, LPS mm.
+    radius_mm : float
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted unique int64 flat indices.
+    """
+    prediction = result.prediction
+    shape = plane_slice.image.shape[:2]
+    found = [
+        disk_voxels(plane_slice.affine, shape, prediction.affine, prediction.shape, p, radius_mm)
+        for p in points_lps
+    ]
+    return np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
+
+
+def stroke_points(start: np.ndarray | None, end: np.ndarray, radius_mm: float) -> list[np.ndarray]:
+    """Dab centres from `start` (excluded) to `end` (included), at most half a radius apart."""
+    if start is None:
+        return [np.asarray(end, float)]
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    steps = max(1, int(np.ceil(np.linalg.norm(end - start) / max(radius_mm / 2.0, 0.25))))
+    return [start + (end - start) * (k / steps) for k in range(1, steps + 1)]
