@@ -27,10 +27,19 @@ What it measures, in one run (a JSON object on stdout, progress on stderr), offs
    ``apply_window`` alone on axial, coronal and sagittal slices, and a plain float32 numpy
    window; ``reslice`` alone; ``set_index`` without the paint; ``python -c pass`` and a
    bare Qt main window in a fresh process (the start-up floor).
+6. ``overlay``: next slice with AI overlays on a 200x512x512 CT (the first 200 slices of the
+   volume above): an :class:`~medviewer.core.findings.AIResult` with a uint8 label map (lungs on
+   most slices, nodules and a vessel-like tube: labels 1-3) and a float32 Grad-CAM-like
+   heatmap, both drawn (the label layer and the heatmap layer of
+   :class:`~medviewer.ui.overlay_items.PlaneOverlay`). The same axial view steps the index
+   without the overlay (the reference), then with it; ``added_median_ms`` is the difference
+   of the medians. Also window/level with the overlay on (the overlay must not be resliced:
+   ``overlay_reslices_per_frame`` 0) and coronal stepping with the overlay.
 
 Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians).
 
-Usage: ``python benchmarks/bench_render.py [--frames N] [--startup-runs R] [--profile]``
+Usage: ``python benchmarks/bench_render.py [--frames N] [--startup-runs R] [--profile]
+[--skip-startup] [--skip-overlay]``
 (``--profile`` prints the top cProfile entries of each frame loop on stderr.)
 """
 
@@ -58,6 +67,7 @@ from machine import machine_info as shared_machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (300, 512, 512)
+OVERLAY_SLICES = 200  # the overlay cases use the first 200 slices (a 200x512x512 CT)
 SPACING = (0.7, 0.7, 1.0)  # column, row, slice (mm)
 WINDOW = (40.0, 400.0)  # center, width
 VIEW_SIZE = (800, 800)
@@ -194,6 +204,49 @@ def ct_volume() -> Any:
     return Volume(array, affine, metadata)
 
 
+def overlay_result(volume: Any) -> Any:
+    """An AIResult on `volume`'s grid: labels (1 nodules, 2 a tube, 3 lungs) and a heatmap."""
+    from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment
+
+    slices, rows, cols = volume.shape
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    y, x = (y - rows / 2) / (rows / 2), (x - cols / 2) / (cols / 2)
+    lungs = (((np.abs(x) - 0.35) / 0.22) ** 2 + (y / 0.4) ** 2) < 0.9
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[slices // 20 : slices - slices // 20] = lungs * np.uint8(3)
+    tube = (x - 0.1) ** 2 + (y + 0.1) ** 2 < 0.002
+    labels[:, tube] = 2
+    rng = np.random.default_rng(1)
+    for _ in range(12):  # nodules: balls of 3-12 mm radius (0.7 mm pixels, 1 mm slices)
+        _ball(labels, rng.uniform((20, 150, 100), (slices - 20, 360, 412)), rng.uniform(3, 12))
+    centre = np.exp(-((x - 0.3) ** 2 + (y + 0.05) ** 2) / 0.02).astype(np.float32)
+    profile = 0.6 + 0.4 * np.exp(-(((np.arange(slices) - slices / 2) / (slices / 4)) ** 2))
+    heatmap = np.empty(volume.shape, np.float32)
+    np.multiply(profile.astype(np.float32)[:, None, None], centre[None], out=heatmap)
+    model = ModelInfo("bench", "bench model", "1", "0" * 64, "segmentation", "benchmark")
+    segments = {1: Segment(1, "nodule", "#ff3030"), 2: Segment(2, "vessel", "#30a0ff"),
+                3: Segment(3, "lung", "#40ff40")}  # fmt: skip
+    prediction = Prediction(
+        model=model, task="segmentation", device="CPU", seconds=0.0, created="",
+        series_uid=volume.metadata.series_uid, affine=volume.affine, shape=volume.shape,
+        label_map=labels, segments=segments, heatmap=heatmap,
+    )  # fmt: skip
+    return AIResult.of(prediction)
+
+
+def _ball(labels: np.ndarray, centre: np.ndarray, radius_mm: float) -> None:
+    """Set a ball of label 1 (voxels 0.7 x 0.7 x 1.0 mm) around `centre` (slice, row, col)."""
+    half = np.array([radius_mm / SPACING[2], radius_mm / SPACING[1], radius_mm / SPACING[0]])
+    lo = np.maximum(np.floor(centre - half).astype(int), 0)
+    hi = np.minimum(np.ceil(centre + half).astype(int) + 1, labels.shape)
+    s, r, c = np.ogrid[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    inside = (
+        ((s - centre[0]) * SPACING[2]) ** 2 + ((r - centre[1]) * SPACING[1]) ** 2
+        + ((c - centre[2]) * SPACING[0]) ** 2 <= radius_mm**2
+    )  # fmt: skip
+    labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]][inside] = 1
+
+
 # -- frame loops --------------------------------------------------------------------------
 
 
@@ -316,6 +369,71 @@ def bench_views(app: Any, volume: Any, frames: int, warmup: int, profile: bool) 
         view.deleteLater()
         app.processEvents()
     return out
+
+
+def bench_overlay(app: Any, volume: Any, frames: int, warmup: int, profile: bool) -> dict[str, Any]:
+    """Next slice on a 200x512x512 CT without, then with, a label map + heatmap overlay."""
+    from medviewer.core.volume import Volume
+    from medviewer.ui.open_series import OpenSeries
+
+    small = Volume(volume.array[:OVERLAY_SLICES], volume.affine, volume.metadata)
+    log(f"overlay: building a label map and a heatmap on {list(small.shape)}")
+    result = overlay_result(small)
+    result.heatmap_u8()  # quantised once per result, not per frame
+    series = OpenSeries("bench-overlay", small)
+    view = make_view(app, series, "axial")
+    count = view.state.count
+
+    def step(i: int) -> None:
+        view.set_index(i % count)
+
+    log(f"overlay: {frames} frames stepping the index without the overlay")
+    without = frame_loop(app, view, step, frames, warmup, profile)
+    view.set_overlay(result)
+    app.processEvents()
+    labels, heat = PaintCounter(view.overlay.label_item), PaintCounter(view.overlay.heatmap_item)
+    log(f"overlay: {frames} frames stepping the index with label map + heatmap")
+    before = (labels.renders, heat.renders, view.overlay.reslices)
+    with_overlay = frame_loop(app, view, step, frames, warmup, profile)
+    total = frames + warmup
+    with_overlay["label_renders_per_frame"] = round((labels.renders - before[0]) / total, 3)
+    with_overlay["heatmap_renders_per_frame"] = round((heat.renders - before[1]) / total, 3)
+    with_overlay["overlay_reslices_per_frame"] = round(
+        (view.overlay.reslices - before[2]) / total, 3
+    )
+    view.set_index(count // 2)
+    app.processEvents()
+    log(f"overlay: {frames} frames changing the window with the overlay on")
+    reslices = view.overlay.reslices
+
+    def window_step(i: int) -> None:
+        view.set_window(WINDOW[0] + 0.5 * i, WINDOW[1] + i)
+
+    window = frame_loop(app, view, window_step, frames, warmup, profile)
+    window["overlay_reslices_per_frame"] = round((view.overlay.reslices - reslices) / total, 3)
+    view.close()
+    view.deleteLater()
+    coronal = make_view(app, series, "coronal")
+    coronal.set_overlay(result)
+    rows = coronal.state.count
+    log(f"overlay: {frames} frames stepping the coronal index with the overlay")
+    coronal_stats = frame_loop(
+        app, coronal, lambda i: coronal.set_index(i % rows), frames, warmup, profile
+    )
+    coronal.close()
+    coronal.deleteLater()
+    app.processEvents()
+    return {
+        "volume_shape": list(small.shape),
+        "labels": sorted(result.segments),
+        "labelled_voxels_fraction": round(float(np.mean(result.label_map != 0)), 4),
+        "heatmap": True,
+        "next_slice_without_overlay_ms": without,
+        "next_slice_with_overlay_ms": with_overlay,
+        "added_median_ms": round(with_overlay["median"] - without["median"], 3),
+        "window_level_with_overlay_ms": window,
+        "coronal_next_slice_with_overlay_ms": coronal_stats,
+    }
 
 
 def bench_floor(
@@ -512,12 +630,13 @@ def verdicts(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup."""
+    """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup, --skip-overlay."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="timed frames per loop (200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed frames first (20)")
     parser.add_argument("--startup-runs", type=int, default=5, help="fresh processes (5)")
     parser.add_argument("--skip-startup", action="store_true", help="no start-up section")
+    parser.add_argument("--skip-overlay", action="store_true", help="no AI overlay section")
     parser.add_argument("--profile", action="store_true", help="cProfile the frame loops")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 1 or args.startup_runs < 1:
@@ -545,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         "view_size": list(VIEW_SIZE),
     }
     report.update(bench_views(app, volume, args.frames, args.warmup, args.profile))
+    if not args.skip_overlay:
+        report["overlay"] = bench_overlay(app, volume, args.frames, args.warmup, args.profile)
     log("peers: bare pyqtgraph ImageItem, numpy windowing, reslice")
     report["peer"] = {
         "bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames, args.warmup, (0, 255)),

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
     shot.add_argument("--size", default="768x768", help="image size WxH in pixels")
     shot.add_argument("--db", help="database for a series id")
+    shot.add_argument("--model", help="run this model (id or folder) and draw its result")
+    shot.add_argument("--device", default="auto", help="device for --model: auto, cpu, cuda, mps")
+    shot.add_argument("--json", action="store_true",
+                      help='print {"png", "seconds", "max_event_loop_stall_ms"} as JSON')
     _add_ai_parsers(sub)
     return parser
 
@@ -284,6 +288,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     from medviewer.io.series import load_series
     from medviewer.ui.screenshot import render_grid, save_screenshot
 
+    card = _card(args.model) if args.model else None
     volume = load_series(source, db=args.db)
     grid = render_grid(
         volume,
@@ -292,8 +297,28 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         window=None if window is None else (window[1], window[0]),
         size=(size[0], size[1]),
     )
-    print(save_screenshot(grid, args.out))
+    run = None
+    if card is not None:
+        from medviewer.ui.screenshot import run_model, show_result
+
+        run = run_model(volume, card, args.device)
+        show_result(grid, run.result, args.slice)
+    png = save_screenshot(grid, args.out)
+    if args.json:
+        report = {"png": str(png), "seconds": None, "max_event_loop_stall_ms": None}
+        if run is not None:
+            report.update(seconds=round(run.seconds, 3),
+                          max_event_loop_stall_ms=round(run.max_stall_ms, 1))  # fmt: skip
+        print(json.dumps(report))
+    else:
+        print(png)
     return EXIT_OK
+
+
+def _card(model: str) -> Any:
+    from medviewer.ai.registry import ModelRegistry
+
+    return ModelRegistry().get(model).card
 
 
 def cmd_infer(args: argparse.Namespace) -> int:

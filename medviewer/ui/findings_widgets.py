@@ -115,7 +115,12 @@ def _threshold_line(text: str) -> pg.InfiniteLine:
         pen=THRESHOLD_PEN,
         movable=False,
         label=text,
-        labelOpts={"position": 0.98, "color": "#f0c040", "anchors": [(1, 1), (1, 1)]},
+        labelOpts={
+            "position": 0.98,
+            "color": "#f0c040",
+            "fill": (24, 24, 25, 200),
+            "anchors": [(1, 1), (1, 1)],
+        },
     )
     line.setZValue(10)
     return line
@@ -629,7 +634,7 @@ class OverlayControls(QWidget):
 
     # -- API --
 
-    def style(self) -> OverlayStyle:  # type: ignore[override]
+    def current_style(self) -> OverlayStyle:
         """The overlay style the controls show."""
         return self._style
 

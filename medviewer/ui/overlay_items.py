@@ -121,19 +121,34 @@ def outline(labels: np.ndarray) -> np.ndarray:
     return np.where(edge, labels, 0).astype(labels.dtype, copy=False)
 
 
-def _any_opaque(data: np.ndarray, lut: np.ndarray) -> bool:
-    """True when some value of `data` has an opaque entry in `lut` (cheap for the usual LUTs)."""
+def drawn_box(data: np.ndarray, lut: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box of the pixels of `data` that `lut` draws (alpha > 0), or None.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(row0, row1, col0, col1)``, ends exclusive; None when nothing is drawn.
+    """
     opaque = lut[:, 3] > 0
     first = int(np.argmax(opaque))
     if not opaque[first]:
-        return False
-    if opaque[first:].all():  # a threshold: labels 1-255, or heatmap values above a level
-        return bool(data.max() >= first)
-    return bool(opaque[data].any())
+        return None
+    # a threshold (labels 1-255, heatmap values above a level) needs no lookup
+    mask = data >= first if opaque[first:].all() else opaque[data]
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[r0:r1].any(axis=0))
+    return r0, r1, int(cols[0]), int(cols[-1]) + 1
 
 
 class _Layer:
-    """One ImageItem drawing uint8 slices through a lookup table, with its cache key."""
+    """One ImageItem drawing uint8 slices through a lookup table, with its cache key.
+
+    Only the bounding box of the drawn pixels is given to the item (placed on the same pixel
+    grid): painting the transparent rest of a slice costs as much as painting the image.
+    """
 
     def __init__(self, viewbox: pg.ViewBox, z: float) -> None:
         self.item = pg.ImageItem(axisOrder="row-major")
@@ -142,20 +157,24 @@ class _Layer:
         viewbox.addItem(self.item, ignoreBounds=True)
         self.key: _Key | None = None
         self.data: np.ndarray | None = None
+        self.rect = QRectF()
         self.lut = np.zeros((256, 4), np.uint8)
-        self.has_content = False  # some pixel has an opaque LUT entry
+        self.box: tuple[int, int, int, int] | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """True when some pixel of the slice has an opaque LUT entry."""
+        return self.box is not None
 
     def forget(self) -> None:
         """Drop the cached slice (the next draw reslices)."""
-        self.key, self.data, self.has_content = None, None, False
+        self.key, self.data, self.box = None, None, None
         self.item.clear()
 
     def draw(self, key: _Key, data: np.ndarray, rect: QRectF) -> None:
-        """Show `data` (contiguous uint8) over `rect`."""
-        self.key, self.data = key, data
-        self.item.setImage(data, autoLevels=False, levels=(0, 255), lut=self.lut)
-        self.item.setRect(rect)
-        self._update_content()
+        """Show `data` (contiguous uint8), the whole slice covering `rect` (view mm)."""
+        self.key, self.data, self.rect = key, data, rect
+        self._show()
 
     def set_lut(self, lut: np.ndarray) -> None:
         """Use another lookup table (no reslicing)."""
@@ -163,11 +182,20 @@ class _Layer:
             return
         self.lut = lut
         if self.data is not None:
-            self.item.setLookupTable(lut)
-            self._update_content()
+            self._show()
 
-    def _update_content(self) -> None:
-        self.has_content = self.data is not None and _any_opaque(self.data, self.lut)
+    def _show(self) -> None:
+        assert self.data is not None
+        self.box = drawn_box(self.data, self.lut)
+        if self.box is None:
+            return
+        r0, r1, c0, c1 = self.box
+        rows, cols = self.data.shape
+        sx, sy = self.rect.width() / cols, self.rect.height() / rows
+        self.item.setImage(self.data[r0:r1, c0:c1], autoLevels=False, levels=(0, 255), lut=self.lut)
+        self.item.setRect(
+            QRectF(self.rect.x() + c0 * sx, self.rect.y() + r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy)
+        )
 
     def rgba(self) -> np.ndarray | None:
         """The layer's colours through its lookup table, or None when nothing is drawn."""
@@ -189,9 +217,9 @@ class PlaneOverlay:
         What is drawn.
     style : OverlayStyle
         How it is drawn.
-    labels : pyqtgraph.ImageItem
+    label_item : pyqtgraph.ImageItem
         The label map layer.
-    heatmap : pyqtgraph.ImageItem
+    heatmap_item : pyqtgraph.ImageItem
         The heatmap layer (below the labels).
     """
 
@@ -200,7 +228,7 @@ class PlaneOverlay:
         self.style = OverlayStyle()
         self._labels = _Layer(viewbox, LABEL_Z)
         self._heatmap = _Layer(viewbox, HEATMAP_Z)
-        self.labels, self.heatmap = self._labels.item, self._heatmap.item
+        self.label_item, self.heatmap_item = self._labels.item, self._heatmap.item
         self._shown = False
         self.reslices = 0  # reslice calls made (the cache's misses), for tests and benchmarks
 
@@ -293,7 +321,7 @@ class PlaneOverlay:
         """True when some layer is drawn."""
         return self._labels.item.isVisible() or self._heatmap.item.isVisible()
 
-    def rgba(self) -> np.ndarray | None:
+    def overlay_rgba(self) -> np.ndarray | None:
         """The overlay's colours on the current slice, ``(rows, cols, 4)`` uint8, or None.
 
         Labels over heatmap, each through its lookup table (alpha 0 or 255: the layers'

@@ -1,13 +1,23 @@
-"""Render what the viewer shows for a source into a PNG, offscreen, with the viewer's widgets."""
+"""Render what the viewer shows for a source into a PNG, offscreen, with the viewer's widgets.
+
+With a model, the run goes through the GUI's own job queue and worker while the event loop
+runs (and its longest stall is measured), and the result is drawn as the viewer draws it.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
+from medviewer.ai.model_card import ModelCard
+from medviewer.core.errors import InferenceError
+from medviewer.core.findings import AIResult
 from medviewer.core.volume import Volume
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.viewer_grid import ViewerGrid
@@ -81,3 +91,106 @@ def save_screenshot(grid: ViewerGrid, out: str | os.PathLike[str]) -> Path:
         raise OSError(f"could not write {out}")
     os.replace(tmp, out)
     return out
+
+
+class StallMeter(QObject):
+    """Measures the longest gap between event-loop ticks (how long the GUI froze).
+
+    A timer asks for a tick every `interval_ms`; a tick that comes late by more than that
+    shows the event loop was busy. :attr:`max_stall_ms` is the longest delay beyond the
+    interval.
+    """
+
+    def __init__(self, interval_ms: int = 5, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self.max_stall_ms = 0.0
+        self.ticks = 0
+        self._last = 0.0
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        """Start measuring (resets the maximum)."""
+        self.max_stall_ms, self.ticks = 0.0, 0
+        self._last = time.perf_counter()
+        self._timer.start(self.interval_ms)
+
+    def stop(self) -> float:
+        """Stop measuring; returns the longest stall in ms."""
+        self._tick()
+        self._timer.stop()
+        return self.max_stall_ms
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        stall = (now - self._last) * 1000.0 - self.interval_ms
+        self.max_stall_ms = max(self.max_stall_ms, stall)
+        self._last = now
+        self.ticks += 1
+
+
+@dataclass
+class ModelRun:
+    """What :func:`run_model` produced: the result, the wall time and the longest GUI stall."""
+
+    result: AIResult
+    seconds: float
+    max_stall_ms: float
+
+
+def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun:
+    """Run `card` on `volume` through the GUI's job queue and worker, with the event loop running.
+
+    Raises
+    ------
+    InferenceError
+        When the run fails (its message).
+    """
+    from medviewer.ui.ai_jobs import AIJobQueue
+
+    queue = AIJobQueue()
+    loop = QEventLoop()
+    out: dict = {}
+    queue.jobFinished.connect(lambda _job, prediction: out.setdefault("prediction", prediction))
+    queue.jobEnded.connect(lambda _job: loop.quit())
+    meter = StallMeter()
+    meter.start()
+    started = time.perf_counter()
+    job = queue.submit(card, volume, device)
+    if job.active:
+        loop.exec()
+    seconds = time.perf_counter() - started
+    stall = meter.stop()
+    if "prediction" not in out:
+        raise InferenceError(job.error or job.message)
+    return ModelRun(AIResult.of(out["prediction"]), seconds, stall)
+
+
+def finding_point(result: AIResult) -> np.ndarray | None:
+    """Where a screenshot of a result looks: a segment's largest component or the heatmap peak.
+
+    For a segmentation: the largest component of the last label of the card that has one
+    (cards list anatomy first and findings last, e.g. lungs then nodules). For a heatmap: the
+    hottest voxel. None when the result has neither.
+    """
+    for label in sorted(result.statistics, reverse=True):
+        components = result.statistics[label].components
+        if components:
+            return np.asarray(components[0].centroid_lps, float)
+    heatmap = result.heatmap
+    if heatmap is None:
+        return None
+    s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+
+
+def show_result(grid: ViewerGrid, result: AIResult, index: int | None = None) -> None:
+    """Draw `result` over slot A and move the views to its finding (unless `index` is given)."""
+    grid.set_overlay("A", result)
+    point = finding_point(result) if index is None else None
+    if point is not None:
+        for view in grid.views:
+            view.set_crosshair(point, move=True)
+    QApplication.processEvents()

@@ -225,7 +225,7 @@ class SliceView(QFrame):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image_item)
         self.overlay = PlaneOverlay(self.viewbox)
-        self._brush_cursor = BrushCursor(self.viewbox)
+        self.brush_cursor = BrushCursor(self.viewbox)
         self.h_line = pg.InfiniteLine(angle=0, pen=CROSSHAIR_PEN, movable=False)
         self.v_line = pg.InfiniteLine(angle=90, pen=CROSSHAIR_PEN, movable=False)
         for line in (self.h_line, self.v_line):
@@ -480,7 +480,7 @@ class SliceView(QFrame):
 
     def overlay_rgba(self) -> np.ndarray | None:
         """The overlay colours of the shown slice, ``(rows, cols, 4)`` uint8, or None."""
-        return self.overlay.rgba()
+        return self.overlay.overlay_rgba()
 
     def _overlay_fits(self) -> bool:
         result = self.overlay.result
@@ -697,7 +697,7 @@ class SliceView(QFrame):
         point = self.view_to_patient(*_xy(view))
         self.readout.emit(readout_text(self, point))
         if self.tool in BRUSH_TOOLS:
-            self._brush_cursor.show_at(*_xy(view), self.brush_radius_mm)
+            self.brush_cursor.show_at(*_xy(view), self.brush_radius_mm)
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -765,7 +765,7 @@ class SliceView(QFrame):
         self.tool = tool
         self._pending = []
         if tool not in BRUSH_TOOLS:
-            self._brush_cursor.hide()
+            self.brush_cursor.hide()
 
     def _add_measurement(self, kind: str, points: list[np.ndarray]) -> Measurement | None:
         if self.volume is None or self.state is None:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -281,7 +281,7 @@ def test_overlay_opacity_slider_emits_style(qtbot):
     with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
         controls.label_opacity.setValue(80)
     assert blocker.args[0].label_opacity == pytest.approx(0.8)
-    assert controls.style().label_opacity == pytest.approx(0.8)
+    assert controls.current_style().label_opacity == pytest.approx(0.8)
     assert controls.label_opacity_text.text() == "80 %"
 
 
@@ -311,7 +311,7 @@ def test_overlay_set_style_does_not_emit(qtbot):
     )
     with qtbot.assertNotEmitted(controls.styleChanged):
         controls.set_style(style)
-    assert controls.style() == style
+    assert controls.current_style() == style
     assert not controls.show_box.isChecked()
     assert controls.label_opacity.value() == 25
     assert controls.outline_button.isChecked() and not controls.fill_button.isChecked()

@@ -1,0 +1,217 @@
+"""End to end on the demo study with the shipped models on the CPU: clicks only.
+
+Segment the demo CT, find the truth's nodules in the findings table, jump to one, check the
+overlay's colour there, correct the label map and undo; classify the demo radiograph and find
+the heatmap's peak near the nodule; cancel a run; reopen and find the saved results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from medviewer.io.database import StudyDatabase
+from medviewer.ui.app import freeze_startup_heap
+from medviewer.ui.main_window import MainWindow
+from medviewer.ui.screenshot import StallMeter
+from medviewer.ui.settings import Settings
+from tests.ui.helpers import click
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit in MONAI
+
+RUN_TIMEOUT_MS = 600_000
+
+
+def _window(qtbot, root: Path) -> MainWindow:
+    window = MainWindow(StudyDatabase(root / "db.sqlite"), Settings(root / "settings.ini"))
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    freeze_startup_heap()
+    return window
+
+
+def _open(qtbot, window: MainWindow, folder: Path) -> None:
+    window.import_paths([str(folder)])
+    qtbot.waitUntil(
+        lambda: window._import_job is not None and window._import_job.done, timeout=60_000
+    )
+    (series_id,) = window.db.series_under([str(folder)])
+    window.open_series(series_id)
+    view = window.grid.active
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=60_000)
+    qtbot.waitUntil(lambda: window.ai.panel.volume is view.volume, timeout=10_000)
+
+
+def _truth(demo_study, modality: str) -> dict:
+    truth = json.loads(demo_study.truth_json.read_text())
+    return next(v for v in truth.values() if v["modality"] == modality)
+
+
+def _wait_idle(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: window.ai.panel.idle, timeout=RUN_TIMEOUT_MS)
+
+
+@pytest.fixture
+def ct_window(qtbot, tmp_path, demo_study):
+    window = _window(qtbot, tmp_path)
+    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "CT")
+    yield window
+    window.close()
+
+
+def test_segment_the_demo_ct_navigate_by_findings_and_correct(
+    qtbot, tmp_path, demo_study, ct_window
+):
+    window, panel = ct_window, ct_window.ai.panel
+    assert panel.segment_button.isEnabled() and panel.classify_button.isEnabled()
+    meter = StallMeter()
+    meter.start()
+    with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not panel.idle, timeout=5000)
+        _wait_idle(qtbot, window)
+    stall = meter.stop()
+    assert stall < 100, f"the event loop stalled {stall:.0f} ms during the segmentation"
+
+    result = panel.current_result()
+    assert result is not None and result.task == "segmentation"
+    assert result.key[1] == "demo-ct-lung-nodule-seg"
+    rows = panel.table.components()
+    nodules = [r for r in rows if r.segment == "nodule"]
+    for nodule in _truth(demo_study, "CT")["nodules"]:
+        if nodule["diameter_mm"] < 6:
+            continue
+        distances = [np.linalg.norm(np.subtract(r.component.centroid_lps, nodule["centroid_lps"]))
+                     for r in nodules]  # fmt: skip
+        assert min(distances) < nodule["diameter_mm"] / 2, "a truth nodule is not in the table"
+
+    # Click the table row of the largest truth nodule: every view moves to its slice.
+    big = max(_truth(demo_study, "CT")["nodules"], key=lambda n: n["diameter_mm"])
+    index = min(range(len(rows)), key=lambda i: np.linalg.norm(
+        np.subtract(rows[i].component.centroid_lps, big["centroid_lps"])))  # fmt: skip
+    row = rows[index]
+    _click_row(qtbot, panel.table, row)
+    view = window.grid.active
+    centroid = np.asarray(row.component.centroid_lps)
+    z_view = view.patient_to_view(centroid)[2]
+    assert abs(z_view) < 0.5, "the axial view does not show the nodule's slice"
+    assert view.zoom > 1.5, "the view did not zoom to the nodule"
+
+    # Overlay pixel at the nodule's centre has the card's nodule colour.
+    nodule_color = result.segments[3].rgb
+    rgba = view.overlay.overlay_rgba()
+    col, row_px, _ = _screen_index(view, centroid)
+    assert tuple(rgba[row_px, col, :3]) == nodule_color and rgba[row_px, col, 3] > 0
+
+    # O hides every overlay; O again shows them.
+    window.actions_by_name["overlays"].trigger()
+    assert not view.overlay.label_item.isVisible()
+    window.actions_by_name["overlays"].trigger()
+    assert view.overlay.label_item.isVisible()
+
+    # Erase the nodule at its centre with a 3 mm eraser, then undo.
+    labels_before = result.label_map.copy()
+    volume_before = next(s for s in result.statistics.values() if s.name == "nodule").volume_ml
+    window.set_tool("eraser")
+    panel.edit_controls.label_combo.setCurrentIndex(panel.edit_controls.label_combo.findData(3))
+    with qtbot.waitSignal(window.ai.resultSaved, timeout=30_000):
+        click(view, _widget_pos(view, centroid))
+    changed = result.label_map != labels_before
+    assert (
+        changed.any()
+        and (labels_before[changed] == 3).all()
+        and (result.label_map[changed] == 0).all()
+    )
+    assert result.edited and "edited" in panel.result_combo.currentText()
+    volume_after = next(s for s in result.statistics.values() if s.name == "nodule").volume_ml
+    assert volume_after < volume_before
+    qtbot.mouseClick(panel.edit_controls.undo_button, Qt.MouseButton.LeftButton)
+    assert np.array_equal(result.label_map, labels_before)
+
+    # Reopening: a new window on the same database finds the saved (edited) result.
+    window.close()
+    again = _window(qtbot, tmp_path)
+    _open(qtbot, again, demo_study.dicom / "DEMO0001" / "CT")
+    qtbot.waitUntil(lambda: again.ai.panel.current_result() is not None, timeout=30_000)
+    saved = again.ai.panel.current_result()
+    assert saved.key == result.key and saved.edited
+    assert "edited" in again.ai.panel.result_combo.currentText()
+    again.close()
+
+
+def _screen_index(view, point) -> tuple[int, int, float]:
+    from medviewer.core import measurements as mm
+
+    col, row, k = mm.patient_to_screen(view.plane_slice.affine, point)
+    return round(col), round(row), k
+
+
+def _widget_pos(view, point):
+    from tests.ui.helpers import widget_pos
+
+    x, y, _ = view.patient_to_view(point)
+    return widget_pos(view, x, y)
+
+
+def _click_row(qtbot, table, row) -> None:
+    for r in range(table.rowCount()):
+        if table.component(r) == row:
+            rect = table.visualRect(table.model().index(r, 0))
+            qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+            return
+    raise AssertionError("row not in the table")
+
+
+@pytest.fixture
+def dx_window(qtbot, tmp_path, demo_study):
+    window = _window(qtbot, tmp_path)
+    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "DX")
+    yield window
+    window.close()
+
+
+def test_classify_the_demo_radiograph_heatmap_points_at_the_nodule(qtbot, demo_study, dx_window):
+    window, panel = dx_window, dx_window.ai.panel
+    assert not panel.segment_button.isEnabled(), "no segmenter is for radiographs"
+    with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
+        qtbot.mouseClick(panel.classify_button, Qt.MouseButton.LeftButton)
+    result = panel.current_result()
+    p = result.prediction
+    assert result.key[1] == "demo-cxr-nodule-cls"
+    assert set(p.classes) == {"normal", "nodule"}
+    assert sum(p.classes.values()) == pytest.approx(1.0, abs=1e-5)
+    assert panel.chart.values() == pytest.approx(p.classes)
+    assert panel.chart.threshold_line.value() == pytest.approx(p.threshold)
+    truth = _truth(demo_study, "DX")
+    assert ("nodule" in p.decision) == (truth["class"] == "nodule")
+    # The hottest overlay pixel on screen is the heatmap's maximum, near a nodule >= 8 mm.
+    view = window.grid.active
+    heat = view.overlay.heatmap_slice
+    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    assert heat[peak] == 255
+    assert view.overlay.overlay_rgba()[peak][3] > 0
+    spacing = view.plane_slice.pixel_spacing
+    distances = [np.hypot((peak[0] - n["pixel_rc"][0]) * spacing[0],
+                          (peak[1] - n["pixel_rc"][1]) * spacing[1]) - n["diameter_mm"] / 2
+                 for n in truth["nodules"] if n["diameter_mm"] >= 8]  # fmt: skip
+    assert min(distances) <= 5.0, f"heatmap peak {min(distances):.1f} mm outside the nodule"
+
+
+def test_cancel_a_running_segmentation_leaves_no_result(qtbot, tmp_path, ct_window):
+    window, panel = ct_window, ct_window.ai.panel
+    qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
+    (row,) = panel._job_rows.values()
+    qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=120_000)  # inside inference
+    qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
+    _wait_idle(qtbot, window)
+    assert row.job.state == "cancelled"
+    assert "cancelled" in panel.message_label.text()
+    assert panel.current_result() is None and len(window.ai.findings) == 0
+    assert panel.idle_label.isVisible()
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir())
