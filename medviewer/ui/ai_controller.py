@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
 
 from medviewer.ai.registry import ModelRegistry
-from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle, Prediction
+from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
 from medviewer.core.volume import Volume
 from medviewer.io.results_store import ResultStore
 from medviewer.ui import workers
@@ -111,7 +111,7 @@ class AIController(QObject):
             return
         self._read.add(uid)
         workers.start(
-            lambda cancel: self.results.load_series(uid),
+            lambda cancel: _with_heatmaps(self.results.load_series(uid)),
             name="read AI results",
             returned=self._saved_read,
         )
@@ -135,8 +135,7 @@ class AIController(QObject):
 
     # -- results -------------------------------------------------------------------------
 
-    def _job_finished(self, _job: AIJob, prediction: Prediction) -> None:
-        result = AIResult.of(prediction)
+    def _job_finished(self, _job: AIJob, result: AIResult) -> None:
         self.panel.prefer(result.key)
         self.findings.add(result)
         self.save(result)
@@ -244,3 +243,10 @@ class AIController(QObject):
     def shutdown(self) -> None:
         """Cancel every AI job (the window is closing)."""
         self.jobs.cancel_all()
+
+
+def _with_heatmaps(results: list[AIResult]) -> list[AIResult]:
+    """Quantise the heatmaps of read results (in the worker, not on the GUI thread)."""
+    for result in results:
+        result.heatmap_u8()
+    return results

@@ -131,10 +131,12 @@ def drawn_box(data: np.ndarray, lut: np.ndarray) -> tuple[int, int, int, int] | 
     """
     opaque = lut[:, 3] > 0
     first = int(np.argmax(opaque))
-    if not opaque[first]:
+    top = int(data.max())
+    if not opaque[first] or top < first:
         return None
-    # a threshold (labels 1-255, heatmap values above a level) needs no lookup
-    mask = data >= first if opaque[first:].all() else opaque[data]
+    # every value from the first drawn one up to the largest present drawn (labels with none
+    # hidden, heatmap values above a threshold): a comparison, no lookup
+    mask = data >= first if opaque[first : top + 1].all() else opaque[data]
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None

@@ -153,7 +153,7 @@ def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun
     queue = AIJobQueue()
     loop = QEventLoop()
     out: dict = {}
-    queue.jobFinished.connect(lambda _job, prediction: out.setdefault("prediction", prediction))
+    queue.jobFinished.connect(lambda _job, result: out.setdefault("result", result))
     queue.jobEnded.connect(lambda _job: loop.quit())
     meter = StallMeter()
     meter.start()
@@ -163,9 +163,9 @@ def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun
         loop.exec()
     seconds = time.perf_counter() - started
     stall = meter.stop()
-    if "prediction" not in out:
+    if "result" not in out:
         raise InferenceError(job.error or job.message)
-    return ModelRun(AIResult.of(out["prediction"]), seconds, stall)
+    return ModelRun(out["result"], seconds, stall)
 
 
 def finding_point(result: AIResult) -> np.ndarray | None:

@@ -46,6 +46,10 @@ def _open(qtbot, window: MainWindow, folder: Path) -> None:
     view = window.grid.active
     qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=60_000)
     qtbot.waitUntil(lambda: window.ai.panel.volume is view.volume, timeout=10_000)
+    # Opening a series lists the devices in a worker, which imports torch once (a one-off
+    # stall of about 0.2 s, before any run); the user clicks after that.
+    panel = window.ai.panel
+    qtbot.waitUntil(lambda: panel.device_combo.itemText(0).startswith("Auto:"), timeout=60_000)
 
 
 def _truth(demo_study, modality: str) -> dict:

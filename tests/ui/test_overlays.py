@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, QPointF
 
 from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, ModelInfo, OverlayStyle, Prediction, Segment
@@ -116,6 +116,20 @@ def cube(shape, corner, size=5, label=1) -> np.ndarray:
 RGBA_NODULE = (*NODULE.rgb, 255)
 
 
+def assert_on_the_image_grid(view: SliceView) -> None:
+    """Every pixel the label item draws covers the image pixel of the same label exactly."""
+    item, image, labels = view.overlay.label_item, view.image_item, view.overlay.label_slice
+    drawn = item.image
+    for i, j in np.argwhere(drawn > 0):
+        for dx, dy in ((0.0, 0.0), (1.0, 1.0), (0.5, 0.5)):  # corners and centre
+            pixel = image.mapFromParent(item.mapToParent(QPointF(j + dx, i + dy)))
+            assert (pixel.x() - dx, pixel.y() - dy) == pytest.approx(
+                (round(pixel.x() - dx), round(pixel.y() - dy)), abs=1e-9
+            )
+        assert labels[int(pixel.y()), int(pixel.x())] == drawn[i, j]
+    assert np.count_nonzero(drawn) == np.count_nonzero(labels)
+
+
 # -- labels ----------------------------------------------------------------------------------
 
 
@@ -138,9 +152,7 @@ def test_label_colour_on_the_voxel_in_all_three_planes(qtbot, orientation) -> No
         assert np.all(rgba == RGBA_NODULE, axis=-1).sum() == 9
         assert np.count_nonzero(rgba[..., 3]) == 9
         assert view.overlay.label_item.isVisible()
-        image_rect = view.image_item.mapRectToParent(view.image_item.boundingRect())
-        label_rect = view.overlay.label_item.mapRectToParent(view.overlay.label_item.boundingRect())
-        assert label_rect == image_rect
+        assert_on_the_image_grid(view)
         assert view.overlay.label_item.zValue() > view.image_item.zValue()
         assert view.overlay.label_item.zValue() < view.h_line.zValue()
     for view in grid.views:
