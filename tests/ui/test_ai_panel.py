@@ -1,0 +1,148 @@
+"""AI panel, queue and controller with tiny closed-form models: lists, queue, errors, overlays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from medviewer.ai.registry import ModelRegistry
+from medviewer.io.results_store import ResultStore
+from medviewer.ui.ai_controller import AIController
+from medviewer.ui.ai_panel import card_html
+from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.viewer_grid import ViewerGrid
+from tests.ai.tiny_models import ThresholdSegmenter, make_card, make_volume
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
+
+
+@pytest.fixture
+def registry(tmp_path) -> ModelRegistry:
+    user = tmp_path / "models"
+    make_card(user / "bright", ThresholdSegmenter(100.0), model_id="bright", dims=2,
+              orientation="PLS")  # fmt: skip
+    make_card(user / "dim", ThresholdSegmenter(50.0), model_id="dim", dims=2, orientation="PLS",
+              labels={"1": {"name": "dim", "color": "#00ff00"}})  # fmt: skip
+    make_card(user / "mr-only", ThresholdSegmenter(), model_id="mr-only", modalities=("MR",))
+    return ModelRegistry(bundled=tmp_path / "no-bundled", user=user)
+
+
+def _volume(slices: int = 4):
+    array = np.zeros((slices, 32, 32), np.int16)
+    array[:, 8:20, 10:22] = 200  # > 100: "bright" and "dim"
+    array[:, 24:28, 4:8] = 80  # only "dim" (> 50)
+    return make_volume(array, spacing=(0.8, 0.8, 2.0))
+
+
+@pytest.fixture
+def controller(qtbot, tmp_path, registry):
+    grid = ViewerGrid()
+    qtbot.addWidget(grid)
+    grid.resize(500, 500)
+    grid.show()
+    ai = AIController(grid, registry, ResultStore(tmp_path / "results"))
+    qtbot.addWidget(ai.panel)
+    yield ai
+    ai.shutdown()
+
+
+def _show(ai: AIController, volume) -> None:
+    ai.grid.show_series(OpenSeries("key", volume))
+
+
+def _items(panel) -> dict[str, tuple[str, bool]]:
+    out = {}
+    for i in range(panel.model_list.count()):
+        item = panel.model_list.item(i)
+        enabled = bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
+        out[item.data(Qt.ItemDataRole.UserRole)] = (item.text(), enabled)
+    return out
+
+
+def test_models_that_do_not_suit_the_series_are_greyed_with_the_reason(
+    tmp_path, controller
+) -> None:
+    make_card(tmp_path / "models" / "volumetric", ThresholdSegmenter(), model_id="volumetric")
+    controller.panel.reload_models()
+    _show(controller, _volume(slices=1))  # a single image
+    items = _items(controller.panel)
+    assert items["bright"][1] and items["dim"][1]
+    assert not items["mr-only"][1] and "for MR; this series is CT" in items["mr-only"][0]
+    assert not items["volumetric"][1] and "single image" in items["volumetric"][0]
+    assert controller.panel.segment_button.isEnabled()
+    assert not controller.panel.classify_button.isEnabled()
+    html = card_html(controller.panel.cards[0])
+    assert "Intended use" in html and "Tests only." in html and "sha256" in html
+
+
+def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) -> None:
+    volume = _volume()
+    _show(controller, volume)
+    panel = controller.panel
+    jobs = panel.run_task("segmentation")
+    assert [j.card.id for j in jobs] == ["bright", "dim"]
+    assert jobs[1].state == "queued" and len(panel._job_rows) == 2
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    assert [j.state for j in jobs] == ["done", "done"]
+    results = controller.findings.for_series("1.2.3")
+    assert {r.key[1] for r in results} == {"bright", "dim"}
+    bright = controller.findings.get(("1.2.3", "bright", "1.0.0"))
+    assert np.array_equal(bright.label_map, (volume.array > 100).astype(bright.label_map.dtype))
+    dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
+    assert np.array_equal(dim.label_map == 1, volume.array > 50)
+    assert panel.result_combo.count() == 2
+    # The newest result is shown, its table lists one component per slab, on every view.
+    shown = panel.current_result()
+    assert shown is dim and controller.grid.views[0].overlay.result is dim
+    assert [r.name for r in panel.table.components()] == ["dim 1", "dim 2"]
+    qtbot.waitUntil(lambda: len(list((controller.results.root).glob("*.npz"))) == 2)
+
+
+def test_a_bad_model_is_a_message_in_the_panel_and_the_queue_goes_on(
+    qtbot, tmp_path, controller
+) -> None:
+    weights = tmp_path / "models" / "bright" / "model.ts"
+    weights.write_bytes(weights.read_bytes() + b"tampered")
+    controller.panel.reload_models()
+    _show(controller, _volume())
+    jobs = controller.panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    assert [j.state for j in jobs] == ["failed", "done"]
+    assert "sha256" in jobs[0].error
+    assert "failed" in controller.panel.message_label.text()
+    assert {r.key[1] for r in controller.findings.for_series("1.2.3")} == {"dim"}
+
+
+def test_a_wrong_modality_run_fails_with_a_clear_message(qtbot, controller) -> None:
+    volume = _volume()
+    _show(controller, volume)
+    card = next(c for c in controller.panel.cards if c.id == "mr-only")
+    job = controller.jobs.submit(card, volume, "cpu")
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    assert job.state == "failed" and "MR" in job.error and "CT" in job.error
+    assert len(controller.findings) == 0
+
+
+def test_cancel_a_queued_job_never_runs_it(qtbot, controller) -> None:
+    _show(controller, _volume())
+    first, second = controller.panel.run_task("segmentation")
+    controller.jobs.cancel(second)
+    assert second.state == "cancelled"
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    assert first.state == "done"
+    assert {r.key[1] for r in controller.findings.for_series("1.2.3")} == {"bright"}
+
+
+def test_overlay_key_and_style_reach_every_view(qtbot, controller) -> None:
+    controller.grid.set_layout("1x3")
+    _show(controller, _volume())
+    controller.panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    assert all(view.overlay.result is controller.panel.current_result()
+               for view in controller.grid.views)  # fmt: skip
+    controller.set_overlays_visible(False)
+    assert not any(view.overlay.label_item.isVisible() for view in controller.grid.views)
+    assert not controller.panel.overlay_controls.current_style().visible
+    controller.set_overlays_visible(True)
+    assert all(view.overlay.label_item.isVisible() for view in controller.grid.views)
