@@ -19,7 +19,7 @@ from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.screenshot import StallMeter
 from medviewer.ui.settings import Settings
-from tests.ui.helpers import click
+from tests.ui.helpers import click, voxel_widget_pos
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit in MONAI
 
@@ -219,3 +219,33 @@ def test_cancel_a_running_segmentation_leaves_no_result(qtbot, tmp_path, ct_wind
     assert panel.current_result() is None and len(window.ai.findings) == 0
     assert panel.idle_label.isVisible()
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir())
+
+
+def test_screenshot_with_a_model_draws_its_heatmap_and_reports_json(
+    qapp, tmp_path, demo_study, capsys
+) -> None:
+    from PySide6.QtGui import QImage
+
+    from medviewer.cli import main
+    from medviewer.io.series import load_series
+    from medviewer.ui.screenshot import render_grid
+
+    folder = demo_study.dicom / "DEMO0001" / "DX"
+    out = tmp_path / "cxr.png"
+    args = ["screenshot", str(folder), "--model", "demo-cxr-nodule-cls", "--device", "cpu"]
+    assert main([*args, "--out", str(out), "--size", "600x500", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["png"] == str(out) and out.is_file()
+    assert report["seconds"] > 0 and 0 <= report["max_event_loop_stall_ms"] < 1000
+    # Where the truth's large nodule is drawn, the PNG shows heatmap colour (not grey).
+    volume = load_series(folder)
+    grid = render_grid(volume, size=(600, 500))
+    view = grid.views[0]
+    big = max(_truth(demo_study, "DX")["nodules"], key=lambda n: n["diameter_mm"])
+    row, col = big["pixel_rc"]
+    pos = view.graphics.mapTo(grid, voxel_widget_pos(view, volume, (col, row, 0)))
+    color = QImage(str(out)).pixelColor(pos)
+    assert color.hsvSaturation() > 100, f"no heatmap colour at the nodule: {color.name()}"
+    grey = grid.grab().toImage().pixelColor(pos)
+    assert grey.hsvSaturation() < 10  # the bare image is grey there
+    grid.close()
