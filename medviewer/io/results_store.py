@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,11 @@ class ResultStore:
             return []
         found = []
         for path in sorted(self.root.glob("*.npz")):
+            if path.name.startswith("."):
+                continue  # a save in progress
             try:
                 result = read_result(path, series_uid)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
                 log.warning("%s: unreadable AI result skipped: %s", path, exc)
                 continue
             if result is not None:
@@ -128,7 +131,7 @@ def read_result(path: Path, series_uid: str | None = None) -> AIResult | None:
     ValueError, KeyError, OSError
         When the file is not a readable result.
     """
-    with np.load(path, allow_pickle=False) as data:
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
         meta = json.loads(bytes(data["meta"]).decode())
         if meta.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")

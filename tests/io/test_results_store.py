@@ -85,9 +85,13 @@ def test_unreadable_files_are_skipped_with_a_warning(tmp_path, caplog) -> None:
     store = ResultStore(tmp_path)
     store.save(AIResult.of(_segmentation()))
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    saved = store.path_of(("1.2.3", "seg", "1.2.0")).read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(saved[:200])
+    (tmp_path / ".in-progress.tmp.npz").write_bytes(b"PK\x03\x04 half written")
     with caplog.at_level("WARNING"):
         assert len(store.load_series("1.2.3")) == 1
-    assert "broken.npz" in caplog.text
+    assert "broken.npz" in caplog.text and "truncated.npz" in caplog.text
+    assert "in-progress" not in caplog.text  # a save in progress is not read at all
 
 
 def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
