@@ -95,8 +95,10 @@ def available_devices() -> list[tuple[str, str]]:
     """
     import torch
 
-    auto = describe_device(resolve_device("auto"))
-    choices = [("auto", f"Auto: {auto}"), ("cpu", f"CPU ({os.cpu_count() or 1} cores)")]
+    picked = resolve_device("auto")
+    cpu = f"CPU ({os.cpu_count() or 1} cores)"
+    auto = cpu if picked.type == "cpu" else describe_device(picked)
+    choices = [("auto", f"Auto: {auto}"), ("cpu", cpu)]
     for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
         choices.append((f"cuda:{index}", describe_device(torch.device("cuda", index))))
     if _mps_available():

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -175,7 +175,7 @@ class AIPanel(QWidget):
                     self._findings_box(), self._overlay_box(), self._edit_box()):  # fmt: skip
             layout.addWidget(box)
         layout.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
         outer = QVBoxLayout(self)
@@ -442,6 +442,12 @@ class AIPanel(QWidget):
         self.delete_button.setEnabled(result is not None)
         self._show_findings(result)
         self.resultShown.emit(result)
+        if result is not None:
+            QTimer.singleShot(0, self, self._reveal_findings)
+
+    def _reveal_findings(self) -> None:
+        """Scroll the panel so the findings of the shown result are in view."""
+        self.scroll.ensureWidgetVisible(self.findings_box, 0, 0)
 
     def _delete_result(self) -> None:
         result = self.current_result()

@@ -108,6 +108,8 @@ class MainWindow(QMainWindow):
         self.ai = AIController(self.grid, self.registry, self.results, self)
         self.ai.panel.toolChanged.connect(self.set_tool)
         self.ai_dock = self._dock("AI", "ai", self.ai.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.measurements_dock, self.ai_dock)
+        self.ai_dock.raise_()
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -294,9 +296,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         else:
             self.resizeDocks(
-                [self.browser_dock, self.measurements_dock, self.ai_dock],
-                [400, 300, 300],
-                Qt.Orientation.Horizontal,
+                [self.browser_dock, self.ai_dock], [340, 440], Qt.Orientation.Horizontal
             )
         self.set_layout(self.settings.layout if self.settings.layout in LAYOUTS else "1x1")
 
