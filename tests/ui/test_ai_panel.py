@@ -146,3 +146,32 @@ def test_overlay_key_and_style_reach_every_view(qtbot, controller) -> None:
     assert not controller.panel.overlay_controls.current_style().visible
     controller.set_overlays_visible(True)
     assert all(view.overlay.label_item.isVisible() for view in controller.grid.views)
+
+
+def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tmp_path, controller):
+    from medviewer.ui.ai_panel import slice_of_point
+    from tests.ai.tiny_models import MeanClassifier
+
+    make_card(tmp_path / "models" / "mean", MeanClassifier(25.0, 0.2), model_id="mean",
+              task="classification", dims=2, orientation="PLS")  # fmt: skip
+    controller.panel.reload_models()
+    array = np.zeros((6, 16, 16), np.int16)
+    array[4] = 60  # the one bright slice: p = sigmoid(0.2 * 35) = 0.999
+    volume = make_volume(array, spacing=(1.0, 1.0, 3.0))
+    _show(controller, volume)
+    panel = controller.panel
+    qtbot.mouseClick(panel.classify_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=60_000)
+    result = panel.current_result()
+    assert result.prediction.classes["bright"] == pytest.approx(1 / (1 + np.exp(-7.0)), abs=1e-5)
+    assert panel.chart.values()["bright"] == pytest.approx(result.prediction.classes["bright"])
+    assert not panel.slice_plot.isHidden() and panel.slice_plot.count == 6
+    np.testing.assert_allclose(panel.slice_plot.curve.getData()[1],
+                               result.prediction.slice_probabilities[:, 1])  # fmt: skip
+    view = controller.grid.views[0]
+    panel.slice_plot.sliceClicked.emit(4)  # as a click on the plot at Im 5 does
+    assert slice_of_point(volume, view.plane_slice.affine[:3, 3]) == 4
+    view.set_index(1)  # scrolling moves the plot's marker to that slice
+    assert panel.slice_plot.current_x() == 1 + slice_of_point(
+        volume, view.plane_slice.affine[:3, 3]
+    )
