@@ -330,6 +330,16 @@ class AIResult:
         text = f"{p.model.name} {p.model.version}, {_short_time(p.created)}"
         return f"{text}, edited {_short_time(self.edited)}" if self.edited else text
 
+    def edited_label(self) -> str:
+        """``"Edited 2026-11-21 10:40 UTC"``, or empty when never edited."""
+        return f"Edited {_short_time(self.edited)}" if self.edited else ""
+
+    def snapshot(self) -> AIResult:
+        """A detached copy (label map copied) for a worker to save while edits go on."""
+        p = self.prediction
+        labels = None if p.label_map is None else p.label_map.copy()
+        return AIResult(replace(p, label_map=labels), dict(self.statistics), self.edited)
+
     def touch(self) -> None:
         """Note that the label map changed in place (drawn slices must be re-read)."""
         self.version += 1

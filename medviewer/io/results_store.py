@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class ResultStore:
         """Write `result` (replacing the file of the same key); returns the file."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path_of(result.key)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")  # saves may overlap
         try:
             with open(tmp, "wb") as handle:
                 np.savez_compressed(handle, **_arrays(result))

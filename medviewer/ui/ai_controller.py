@@ -141,9 +141,10 @@ class AIController(QObject):
         self.save(result)
 
     def save(self, result: AIResult) -> None:
-        """Write `result` to the result store in the background."""
+        """Write `result` to the result store in the background (a copy: edits may go on)."""
+        copy = result.snapshot()
         workers.start(
-            lambda cancel: self.results.save(result),
+            lambda cancel: self.results.save(copy),
             name="save AI result",
             returned=lambda _path: self.resultSaved.emit(result),
             errored=lambda exc: self.panel.show_message(f"Could not save the result: {exc}"),

@@ -497,8 +497,7 @@ class AIPanel(QWidget):
     def update_edit_state(self, result: AIResult) -> None:
         """Refresh undo/redo, the edited mark and the table after an edit."""
         self.edit_controls.set_undo_state(result.history.can_undo, result.history.can_redo)
-        self.edit_controls.set_edited(f"Edited {result.title().rsplit('edited ', 1)[-1]}"
-                                      if result.edited else "")  # fmt: skip
+        self.edit_controls.set_edited(result.edited_label())
 
     def set_style(self, style: OverlayStyle) -> None:
         """Show `style` in the overlay controls (without emitting)."""

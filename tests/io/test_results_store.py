@@ -131,3 +131,24 @@ def test_component_rows_and_title() -> None:
     assert result.title() == "Demo segmenter 1.2.0, 2026-11-21 10:00 UTC"
     result.mark_edited()
     assert ", edited 20" in result.title() and result.version == 1
+
+
+def test_overlapping_saves_of_one_result_leave_one_valid_file(tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = ResultStore(tmp_path)
+    result = AIResult.of(_segmentation())
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _i: store.save(result.snapshot()), range(8)))
+    assert [p.name for p in tmp_path.iterdir()] == [store.path_of(result.key).name]
+    (loaded,) = store.load_series("1.2.3")
+    assert np.array_equal(loaded.label_map, result.label_map)
+
+
+def test_a_snapshot_does_not_follow_later_edits() -> None:
+    result = AIResult.of(_segmentation())
+    result.mark_edited()
+    copy = result.snapshot()
+    result.label_map[:] = 0
+    assert copy.label_map.any() and copy.edited == result.edited and copy.key == result.key
+    assert copy.statistics == result.statistics
