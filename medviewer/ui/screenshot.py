@@ -143,13 +143,18 @@ class ModelRun:
 def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun:
     """Run `card` on `volume` through the GUI's job queue and worker, with the event loop running.
 
+    torch is imported before the run starts (the viewer imports it when a series is first
+    opened, listing the devices), so the stall measured is the run's own.
+
     Raises
     ------
     InferenceError
         When the run fails (its message).
     """
+    from medviewer.ai.device import available_devices
     from medviewer.ui.ai_jobs import AIJobQueue
 
+    available_devices()  # imports torch first, as the viewer does when a series opens
     queue = AIJobQueue()
     loop = QEventLoop()
     out: dict = {}
