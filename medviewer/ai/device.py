@@ -104,3 +104,19 @@ def available_devices() -> list[tuple[str, str]]:
     if _mps_available():
         choices.append(("mps", "Apple MPS"))
     return choices
+
+
+def warm_up() -> list[tuple[str, str]]:
+    """Import what a model run needs (torch, MONAI's networks, transforms, inferers, Grad-CAM).
+
+    Importing torch holds Python's GIL for a few hundred ms at a time (its C extension's
+    initialisation), which freezes a GUI thread for as long. The viewer calls this in a worker
+    just after its window appears, so that no later model run pays it. Returns
+    :func:`available_devices`.
+    """
+    import monai.inferers
+    import monai.networks.nets
+    import monai.transforms
+    import monai.visualize  # noqa: F401
+
+    return available_devices()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
@@ -25,6 +25,7 @@ from medviewer.ui.slice_view import SliceView
 from medviewer.ui.viewer_grid import ViewerGrid
 
 _UNIQUE = Qt.ConnectionType.UniqueConnection
+WARM_UP_DELAY_MS = 500
 
 
 class AIController(QObject):
@@ -60,6 +61,8 @@ class AIController(QObject):
         self._watched: SliceView | None = None
         self._devices_asked = False
         self._connect()
+        # Import torch and MONAI in a worker once the window is up (see ai.device.warm_up).
+        QTimer.singleShot(WARM_UP_DELAY_MS, self, self._ask_devices)
 
     def _connect(self) -> None:
         self.jobs.jobFinished.connect(self._job_finished)
@@ -125,12 +128,13 @@ class AIController(QObject):
         if self._devices_asked:
             return
         self._devices_asked = True
-        from medviewer.ai.device import available_devices
+        from medviewer.ai.device import warm_up
 
         workers.start(
-            lambda cancel: available_devices(),
-            name="list devices",
+            lambda cancel: warm_up(),
+            name="warm up the AI engine",
             returned=self.panel.set_devices,
+            errored=lambda exc: self.panel.show_message(f"The AI engine did not load: {exc}"),
         )
 
     # -- results -------------------------------------------------------------------------

@@ -143,18 +143,18 @@ class ModelRun:
 def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun:
     """Run `card` on `volume` through the GUI's job queue and worker, with the event loop running.
 
-    torch is imported before the run starts (the viewer imports it when a series is first
-    opened, listing the devices), so the stall measured is the run's own.
+    torch and MONAI are imported before the run starts (the viewer imports them in a worker
+    once its window is up), so the stall measured is the run's own.
 
     Raises
     ------
     InferenceError
         When the run fails (its message).
     """
-    from medviewer.ai.device import available_devices
+    from medviewer.ai.device import warm_up
     from medviewer.ui.ai_jobs import AIJobQueue
 
-    available_devices()  # imports torch first, as the viewer does when a series opens
+    warm_up()  # imports torch and MONAI first, as the viewer does once its window is up
     queue = AIJobQueue()
     loop = QEventLoop()
     out: dict = {}

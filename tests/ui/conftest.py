@@ -28,3 +28,15 @@ def _no_thread_left_running(qapp):
         qapp.processEvents()
     left = [job.name for job in workers.active_jobs()]
     assert not left, f"jobs whose thread ended but never reported back: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ai_engine_imported():
+    """Import torch and MONAI once, as the viewer does in a worker just after its window appears.
+
+    That first import holds the GIL for a few hundred ms (torch's C extension); done here, it
+    never lands inside a test's event-loop stall measurement by the order tests happen to run.
+    """
+    from medviewer.ai.device import warm_up
+
+    warm_up()
