@@ -107,7 +107,7 @@ def available_devices() -> list[tuple[str, str]]:
 
 
 def warm_up() -> list[tuple[str, str]]:
-    """Import what a model run needs (torch, MONAI's networks, transforms, inferers, Grad-CAM).
+    """Import what a model run needs (torch, MONAI's parts, SimpleITK, the engine's modules).
 
     Importing torch holds Python's GIL for a few hundred ms at a time (its C extension's
     initialisation), which freezes a GUI thread for as long. The viewer calls this in a worker
@@ -118,5 +118,8 @@ def warm_up() -> list[tuple[str, str]]:
     import monai.networks.nets
     import monai.transforms
     import monai.visualize  # noqa: F401
+    import SimpleITK  # noqa: F401
+
+    import medviewer.ai.runner  # noqa: F401  (and the engine's own modules)
 
     return available_devices()
