@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -47,6 +48,7 @@ from medviewer.ui.findings_widgets import (
 )
 
 ERROR_STYLE = "color: #ff8080;"
+APPLICABLE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class ModelCardDialog(QDialog):
@@ -312,8 +314,11 @@ class AIPanel(QWidget):
             item = QListWidgetItem(text if not reason else f"{text}  ({reason})")
             item.setData(Qt.ItemDataRole.UserRole, card.id)
             item.setToolTip(reason or card.description)
-            if reason or self.volume is None:
-                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+            applicable = not reason and self.volume is not None
+            item.setData(APPLICABLE_ROLE, applicable)
+            if not applicable:  # greyed, but still selectable: its card stays a click away
+                item.setForeground(self.palette().color(QPalette.ColorGroup.Disabled,
+                                                        QPalette.ColorRole.Text))  # fmt: skip
             self.model_list.addItem(item)
         self._sync_buttons()
 

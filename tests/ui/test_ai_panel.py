@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from medviewer.ai.registry import ModelRegistry
 from medviewer.io.results_store import ResultStore
 from medviewer.ui.ai_controller import AIController
-from medviewer.ui.ai_panel import card_html
+from medviewer.ui.ai_panel import APPLICABLE_ROLE, card_html
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.viewer_grid import ViewerGrid
 from tests.ai.tiny_models import ThresholdSegmenter, make_card, make_volume
@@ -55,8 +55,7 @@ def _items(panel) -> dict[str, tuple[str, bool]]:
     out = {}
     for i in range(panel.model_list.count()):
         item = panel.model_list.item(i)
-        enabled = bool(item.flags() & Qt.ItemFlag.ItemIsEnabled)
-        out[item.data(Qt.ItemDataRole.UserRole)] = (item.text(), enabled)
+        out[item.data(Qt.ItemDataRole.UserRole)] = (item.text(), item.data(APPLICABLE_ROLE))
     return out
 
 
@@ -74,6 +73,16 @@ def test_models_that_do_not_suit_the_series_are_greyed_with_the_reason(
     assert not controller.panel.classify_button.isEnabled()
     html = card_html(controller.panel.cards[0])
     assert "Intended use" in html and "Tests only." in html and "sha256" in html
+    # A greyed model is still selectable, so its card is a click away.
+    panel = controller.panel
+    row = [panel.model_list.item(i).data(Qt.ItemDataRole.UserRole)
+           for i in range(panel.model_list.count())].index("mr-only")  # fmt: skip
+    panel.model_list.setCurrentRow(row)
+    assert panel.selected_card().id == "mr-only"
+    assert (
+        panel.model_list.item(row).foreground().color()
+        != panel.model_list.item(0).foreground().color()
+    )
 
 
 def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) -> None:
