@@ -91,7 +91,9 @@ class JobRow(QFrame):
     def __init__(self, job: AIJob, queue: AIJobQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job = job
-        self.title = QLabel(job.card.name)
+        meta = job.volume.metadata
+        self.title = QLabel(f"{job.card.name} on {meta.modality} {meta.series_description}".strip())
+        self.title.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(True)
