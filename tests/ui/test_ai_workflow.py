@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from medviewer.ai.registry import ModelRegistry
 from medviewer.io.database import StudyDatabase
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
@@ -27,7 +28,11 @@ RUN_TIMEOUT_MS = 600_000
 
 
 def _window(qtbot, root: Path) -> MainWindow:
-    window = MainWindow(StudyDatabase(root / "db.sqlite"), Settings(root / "settings.ini"))
+    # Only the shipped models: other tests install user models into the session's data folder.
+    registry = ModelRegistry(user=root / "no-user-models")
+    window = MainWindow(
+        StudyDatabase(root / "db.sqlite"), Settings(root / "settings.ini"), registry=registry
+    )
     qtbot.addWidget(window)
     window.resize(1400, 900)
     window.show()
