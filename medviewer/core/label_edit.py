@@ -89,6 +89,8 @@ class LabelEditHistory:
     stroke is undone together.
     """
 
+    changed_labels: frozenset[int] = frozenset()
+    """Labels (not 0) the last stroke, undo or redo changed."""
     _done: list[_Stroke] = field(default_factory=list)
     _undone: list[_Stroke] = field(default_factory=list)
     _open: dict[int, int] = field(default_factory=dict)  # flat index -> value before the stroke
@@ -121,9 +123,15 @@ class LabelEditHistory:
         changed = after != before
         if not changed.any():
             return False
-        self._done.append(_Stroke(index[changed], before[changed], after[changed]))
+        stroke = _Stroke(index[changed], before[changed], after[changed])
+        self._done.append(stroke)
         self._undone.clear()
+        self._note_labels(stroke)
         return True
+
+    def _note_labels(self, stroke: _Stroke) -> None:
+        values = np.union1d(np.unique(stroke.before), np.unique(stroke.after))
+        self.changed_labels = frozenset(int(v) for v in values if v != 0)
 
     @property
     def can_undo(self) -> bool:
@@ -142,6 +150,7 @@ class LabelEditHistory:
         stroke = self._done.pop()
         _flat(labels)[stroke.index] = stroke.before
         self._undone.append(stroke)
+        self._note_labels(stroke)
         return True
 
     def redo(self, labels: np.ndarray) -> bool:
@@ -151,4 +160,5 @@ class LabelEditHistory:
         stroke = self._undone.pop()
         _flat(labels)[stroke.index] = stroke.after
         self._done.append(stroke)
+        self._note_labels(stroke)
         return True

@@ -60,6 +60,8 @@ class AIController(QObject):
         self._read: set[str] = set()
         self._watched: SliceView | None = None
         self._devices_asked = False
+        self._dirty: dict[tuple[str, str, str], set[int]] = {}  # labels edited, not yet measured
+        self._measuring: dict[tuple[str, str, str], int] = {}  # newest measurement per result
         self._connect()
         # Import torch and MONAI in a worker once the window is up (see ai.device.warm_up).
         QTimer.singleShot(WARM_UP_DELAY_MS, self, self._ask_devices)
@@ -220,27 +222,44 @@ class AIController(QObject):
             self._labels_edited(result)
 
     def _labels_edited(self, result: AIResult) -> None:
-        """Re-measure the edited label map in the background, then mark and save."""
+        """Re-measure the labels an edit changed, in the background; then mark and save.
+
+        Labels changed by edits not yet measured accumulate; each measurement covers all of
+        them on a snapshot of the label map, and only the newest one is applied (an older one
+        finishing late would show stale figures).
+        """
         from medviewer.ai.statistics import segment_statistics
 
-        volume = self.panel.volume
         labels = result.label_map
         if labels is None:
             return
-        snapshot = labels.copy()
-        names = {label: s.name for label, s in result.segments.items()}
-        values = None if volume is None or volume.is_color else volume.array
-        affine = result.prediction.affine
+        dirty = self._dirty.setdefault(result.key, set())
+        dirty.update(result.history.changed_labels or result.segments)
+        names = {label: result.segments[label].name for label in dirty if label in result.segments}
+        snapshot, values, affine = labels.copy(), self._values_for(result), result.prediction.affine
+        self._measuring[result.key] = ticket = self._measuring.get(result.key, 0) + 1
         result.mark_edited()
         self.panel.update_edit_state(result)
         workers.start(
             lambda cancel: segment_statistics(snapshot, affine, names, values=values),
             name="measure segments",
-            returned=lambda stats: self._measured(result, stats),
+            returned=lambda stats: self._measured(result, stats, ticket),
+            errored=lambda exc: self.panel.show_message(f"Could not measure the edit: {exc}"),
         )
 
-    def _measured(self, result: AIResult, statistics: dict) -> None:
-        result.mark_edited(statistics)
+    def _values_for(self, result: AIResult) -> np.ndarray | None:
+        """The image values under a result's labels (for mean HU), when its series is open."""
+        volume = self.panel.volume
+        if volume is None or volume.is_color or volume.metadata.series_uid != result.key[0]:
+            return None
+        return volume.array if volume.array.shape == result.prediction.shape else None
+
+    def _measured(self, result: AIResult, statistics: dict, ticket: int) -> None:
+        if self._measuring.get(result.key) != ticket:
+            return  # a newer measurement (covering these labels too) is on its way
+        self._dirty.pop(result.key, None)
+        merged = {**result.statistics, **statistics}
+        result.mark_edited({label: merged[label] for label in sorted(merged)})
         self.findings.notify(result.key[0])
         self.panel.update_edit_state(result)
         self.save(result)

@@ -98,3 +98,19 @@ def test_non_contiguous_label_maps_are_refused() -> None:
     labels = np.zeros((4, 4, 4), np.uint8)[:, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):
         LabelEditHistory().dab(labels, np.arange(2), 1, erase=False)
+
+
+def test_changed_labels_follow_strokes_undo_and_redo() -> None:
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, 0, 0] = 3
+    history = LabelEditHistory()
+    history.dab(labels, np.array([0, 1]), 2, erase=False)  # 3 -> 2 and 0 -> 2
+    history.end_stroke(labels)
+    assert history.changed_labels == frozenset({2, 3})
+    history.dab(labels, np.array([5]), 1, erase=False)
+    history.end_stroke(labels)
+    assert history.changed_labels == frozenset({1})
+    history.undo(labels)
+    assert history.changed_labels == frozenset({1})
+    history.undo(labels)
+    assert history.changed_labels == frozenset({2, 3})

@@ -184,3 +184,38 @@ def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tm
     assert panel.slice_plot.current_x() == 1 + slice_of_point(
         volume, view.plane_slice.affine[:3, 3]
     )
+
+
+def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller) -> None:
+    volume = _volume()
+    _show(controller, volume)
+    panel = controller.panel
+    qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
+    assert panel.current_result() is dim
+    before = dim.statistics[1]
+    assert before.voxels == int((volume.array > 50).sum()) and before.component_count == 2
+    view = controller.grid.views[0]
+    centre = volume.affine @ np.array([15.0, 14.0, view.state.index, 1.0])  # inside the block
+    slice_index = round(float((np.linalg.inv(volume.affine) @ centre)[2]))
+    view.brush_radius_mm = 2.0
+    erased = view.brush_dab(centre[:3], erase=True)
+    assert erased > 0
+    with qtbot.waitSignal(controller.resultSaved, timeout=30_000):
+        assert view.end_brush_stroke()
+    assert dim.history.changed_labels == frozenset({1})
+    after = dim.statistics[1]
+    assert after.voxels == before.voxels - erased
+    assert (dim.label_map[slice_index] == 0).sum() == (
+        volume.array[slice_index] <= 50
+    ).sum() + erased
+    assert dim.edited and panel.edit_controls.undo_button.isEnabled()
+    assert [r.component.voxels for r in panel.table.components()] == [
+        c.voxels for c in after.components
+    ]
+    with qtbot.waitSignal(controller.resultSaved, timeout=30_000):
+        qtbot.mouseClick(panel.edit_controls.undo_button, Qt.MouseButton.LeftButton)
+    assert dim.statistics[1] == before  # undo gives back exactly the first measurement
+    (saved,) = [r for r in controller.results.load_series("1.2.3") if r.key == dim.key]
+    assert np.array_equal(saved.label_map, dim.label_map) and saved.edited
