@@ -20,7 +20,7 @@ from medviewer.core.volume import Volume
 from medviewer.io.results_store import ResultStore
 from medviewer.ui import workers
 from medviewer.ui.ai_jobs import AIJob, AIJobQueue
-from medviewer.ui.ai_panel import AIPanel, slice_of_point
+from medviewer.ui.ai_panel import AIPanel, slice_point
 from medviewer.ui.slice_view import SliceView
 from medviewer.ui.viewer_grid import ViewerGrid
 
@@ -104,11 +104,11 @@ class AIController(QObject):
                 self._read_saved(volume)
                 self._ask_devices()
         if volume is not None and view is not None and view.plane_slice is not None:
-            self._follow_slice(view, volume)
+            self._follow_slice(view)
 
-    def _follow_slice(self, view: SliceView, volume: Volume) -> None:
-        if view.state is not None and view.state.plane == "axial" and view.plane_slice is not None:
-            self.panel.set_current_slice(slice_of_point(volume, view.plane_slice.affine[:3, 3]))
+    def _follow_slice(self, view: SliceView) -> None:
+        if view.state is not None and view.state.plane == "axial":
+            self.panel.set_current_image(view.state.index + 1)
 
     def _read_saved(self, volume: Volume) -> None:
         uid = volume.metadata.series_uid
@@ -191,12 +191,12 @@ class AIController(QObject):
         self.grid.focus_on(np.asarray(c.centroid_lps, float), max(c.longest_diameter_mm, 1.0))
 
     def go_to_slice(self, index: int) -> None:
-        """Show array slice `index` of the panel's series in every view of it."""
-        volume = self.panel.volume
+        """Show slice `index` of the shown result's slice axis in every view of its series."""
+        volume, result = self.panel.volume, self.panel.current_result()
         if volume is None:
             return
-        rows, cols = volume.array.shape[1:3]
-        point = (volume.affine @ np.array([(cols - 1) / 2, (rows - 1) / 2, index, 1.0]))[:3]
+        axis = (result.prediction.slice_axis or 0) if result is not None else 0
+        point = slice_point(volume, index, axis)
         for view in self.grid.views:
             if view.volume is volume:
                 view.set_crosshair(point, move=True)

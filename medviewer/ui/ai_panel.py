@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 from medviewer.ai.applicability import why_not_applicable
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.registry import ModelRegistry
-from medviewer.core.findings import AIResult, FindingsModel, OverlayStyle
+from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
+from medviewer.core.viewstate import plane_index_of
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_jobs import AIJob, AIJobQueue
 from medviewer.ui.findings_widgets import (
@@ -476,7 +477,8 @@ class AIPanel(QWidget):
             self._show_classes(result)
         if is_seg:
             colors = {label: s.color for label, s in result.segments.items()}
-            self.table.set_rows(result.component_rows(), colors=colors)
+            self.table.set_rows(result.component_rows(), colors=colors,
+                                image_number=self._component_image_number)  # fmt: skip
         self.overlay_box.setVisible(is_seg or (result is not None and result.heatmap is not None))
         self.overlay_controls.set_segments(result.segments if is_seg else {})
         self._show_heatmap_controls(result)
@@ -492,7 +494,22 @@ class AIPanel(QWidget):
         if slices is not None and len(slices) > 1:
             names = list(p.classes)
             column = names.index(p.heatmap_class) if p.heatmap_class in names else len(names) - 1
-            self.slice_plot.set_curve(slices[:, column], names[column], p.threshold)
+            numbers = self._slice_image_numbers(len(slices), p.slice_axis or 0)
+            self.slice_plot.set_curve(slices[:, column], names[column], p.threshold, numbers)
+
+    def _slice_image_numbers(self, count: int, axis: int) -> np.ndarray:
+        """The axial Im number of each classified slice (index + 1 where there is none)."""
+        numbers = np.arange(1, count + 1, dtype=float)
+        if self.volume is not None and self.volume.array.shape[axis] == count:
+            for k in range(count):
+                found = image_number(self.volume, slice_point(self.volume, k, axis))
+                numbers[k] = numbers[k] if found is None else found
+        return numbers
+
+    def _component_image_number(self, row: ComponentRow) -> int | None:
+        if self.volume is None:
+            return row.component.centroid_slice + 1
+        return image_number(self.volume, np.asarray(row.component.centroid_lps))
 
     def _show_heatmap_controls(self, result: AIResult | None) -> None:
         if result is None or result.heatmap is None:
@@ -510,9 +527,9 @@ class AIPanel(QWidget):
         """Show `style` in the overlay controls (without emitting)."""
         self.overlay_controls.set_style(style)
 
-    def set_current_slice(self, index: int) -> None:
-        """Move the slice plot's marker to array slice `index`."""
-        self.slice_plot.set_current(index)
+    def set_current_image(self, number: int) -> None:
+        """Move the slice plot's marker to the axial view's image ``Im number``."""
+        self.slice_plot.set_marker(number)
 
 
 def provenance_text(result: AIResult) -> str:
@@ -531,7 +548,20 @@ def provenance_text(result: AIResult) -> str:
     return "\n".join(lines)
 
 
-def slice_of_point(volume: Volume, point: np.ndarray) -> int:
-    """The array slice (first axis) nearest an LPS point."""
+def slice_of_point(volume: Volume, point: np.ndarray, axis: int = 0) -> int:
+    """The index along array `axis` (0 slices, 1 rows, 2 columns) nearest an LPS point."""
     index = np.linalg.inv(volume.affine) @ np.append(np.asarray(point, float), 1.0)
-    return int(np.clip(round(float(index[2])), 0, volume.array.shape[0] - 1))
+    return int(np.clip(round(float(index[2 - axis])), 0, volume.array.shape[axis] - 1))
+
+
+def slice_point(volume: Volume, index: int, axis: int = 0) -> np.ndarray:
+    """The LPS centre of array slice `index` along `axis` (0 slices, 1 rows, 2 columns)."""
+    centre = [(n - 1) / 2.0 for n in volume.array.shape[:3]]  # [slice, row, col]
+    centre[axis] = float(index)
+    return (volume.affine @ np.array([centre[2], centre[1], centre[0], 1.0]))[:3]
+
+
+def image_number(volume: Volume, point: np.ndarray) -> int | None:
+    """The ``Im`` number of the axial image through an LPS point, as the viewport shows it."""
+    index = plane_index_of(volume, "axial", point)
+    return None if index is None else index + 1

@@ -14,7 +14,7 @@ Every widget here only shows plain values and emits signals: none runs a model, 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -233,9 +233,10 @@ class ClassProbabilityChart(QWidget):
 class SliceProbabilityPlot(QWidget):
     """A class probability along the slices of a volume classified slice by slice.
 
-    The x axis shows the image number the viewer shows (``Im N``, N = slice index + 1), so a
-    peak reads the same as the viewport's corner text; :attr:`sliceClicked` and
-    :meth:`set_current` still use the 0-based array index.
+    The x axis shows the image number the axial viewport shows (``Im N``); by default
+    N = index + 1, and :meth:`set_curve` takes each slice's own image number when the array
+    order differs from the viewer's (feet-first series, other slice axes).
+    :attr:`sliceClicked` and :meth:`set_current` use the 0-based array index.
 
     Signals
     -------
@@ -265,7 +266,13 @@ class SliceProbabilityPlot(QWidget):
         """Number of slices of the shown curve (0 when empty)."""
         return self._count
 
-    def set_curve(self, probabilities: np.ndarray, label: str, threshold: float) -> None:
+    def set_curve(
+        self,
+        probabilities: np.ndarray,
+        label: str,
+        threshold: float,
+        image_numbers: np.ndarray | None = None,
+    ) -> None:
         """Show one probability per slice.
 
         Parameters
@@ -276,10 +283,15 @@ class SliceProbabilityPlot(QWidget):
             What the probabilities are of (e.g. the class name), the y axis title.
         threshold : float
             The decision threshold, drawn as a dashed line.
+        image_numbers : numpy.ndarray, optional
+            ``(n,)`` the viewer's ``Im`` number of each slice (default ``index + 1``).
         """
         values = np.asarray(probabilities, dtype=float).reshape(-1)
         self._count = len(values)
-        self.curve.setData(np.arange(1, self._count + 1), values)
+        default = np.arange(1, self._count + 1, dtype=float)
+        self._x = default if image_numbers is None else np.asarray(image_numbers, float)
+        order = np.argsort(self._x, kind="stable")
+        self.curve.setData(self._x[order], values[order])
         self.plot.setLabel("left", f"P({label})" if label else "probability", color=TEXT_COLOR)
         self.plot.getPlotItem().setRange(
             xRange=(0.5, max(self._count, 1) + 0.5), yRange=(0.0, 1.0), padding=0.02
@@ -289,8 +301,13 @@ class SliceProbabilityPlot(QWidget):
         self.marker.setVisible(self._count > 0)
 
     def set_current(self, index: int) -> None:
-        """Move the marker to slice `index` (0-based: drawn at Im ``index + 1``)."""
-        self.marker.setValue(int(index) + 1)
+        """Move the marker to slice `index` (0-based; drawn at that slice's Im number)."""
+        if 0 <= index < self._count:
+            self.marker.setValue(float(self._x[index]))
+
+    def set_marker(self, image_number: float) -> None:
+        """Move the marker to an Im number (the axial view's current image)."""
+        self.marker.setValue(float(image_number))
 
     def current_x(self) -> float:
         """The x of the marker (the Im number of the current slice)."""
@@ -299,6 +316,7 @@ class SliceProbabilityPlot(QWidget):
     def clear(self) -> None:
         """Remove the curve, the threshold and the marker."""
         self._count = 0
+        self._x = np.empty(0)
         self.curve.setData([], [])
         self.threshold_line.setVisible(False)
         self.marker.setVisible(False)
@@ -307,7 +325,7 @@ class SliceProbabilityPlot(QWidget):
         """The 0-based index of the slice nearest plot x `x`, None when empty."""
         if self._count == 0:
             return None
-        return min(max(round(x) - 1, 0), self._count - 1)
+        return int(np.argmin(np.abs(self._x - x)))
 
     def _on_scene_clicked(self, event: Any) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
@@ -353,9 +371,10 @@ def significant(value: float, digits: int = 3) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _cells(row: ComponentRow) -> list[tuple[str, Any]]:
+def _cells(row: ComponentRow, image_number: Callable[[ComponentRow], int | None]) -> list:
     """The (text, sort key) of each column of a row."""
     c = row.component
+    im = image_number(row)
     mean = c.mean_value
     centroid = ", ".join(f"{v:.1f}" for v in c.centroid_lps)
     return [
@@ -364,18 +383,23 @@ def _cells(row: ComponentRow) -> list[tuple[str, Any]]:
         (f"{c.longest_diameter_mm:.1f}", c.longest_diameter_mm),
         ("" if mean is None else f"{mean:.1f}", -math.inf if mean is None else mean),
         (centroid, tuple(c.centroid_lps)),
-        (str(c.centroid_slice + 1), c.centroid_slice),
+        ("" if im is None else str(im), -math.inf if im is None else im),
     ]
+
+
+def _array_image_number(row: ComponentRow) -> int:
+    return row.component.centroid_slice + 1
 
 
 class ComponentTable(QTableWidget):
     """The connected components of a segmentation, one per row; click one to go to it.
 
     Columns: Finding, Volume (mL, 3 significant figures), Longest diameter (mm), Mean
-    (in the volume's units, blank when unknown), Centroid LPS (mm), Slice (``Im`` number =
-    centroid slice index + 1). Read-only, whole rows selected, sortable by any column (each
-    cell holds its :class:`~medviewer.core.findings.ComponentRow` in ``Qt.UserRole``, so
-    sorting keeps rows and findings together).
+    (in the volume's units, blank when unknown), Centroid LPS (mm), Slice (the ``Im`` number
+    of the axial image through the centroid, as the viewport shows it). Read-only, whole rows
+    selected, sortable by any column (each cell holds its
+    :class:`~medviewer.core.findings.ComponentRow` in ``Qt.UserRole``, so sorting keeps rows
+    and findings together).
 
     Signals
     -------
@@ -417,6 +441,7 @@ class ComponentTable(QTableWidget):
         rows: Sequence[ComponentRow],
         units: str = "HU",
         colors: dict[int, str] | None = None,
+        image_number: Callable[[ComponentRow], int | None] | None = None,
     ) -> None:
         """List `rows` (in the given order until the user sorts a column).
 
@@ -427,14 +452,18 @@ class ComponentTable(QTableWidget):
             Units of the mean value (the volume's), shown in its column header.
         colors : dict, optional
             Label -> ``#rrggbb`` segment colour, shown as a swatch in the Finding cell.
+        image_number : callable, optional
+            The axial view's ``Im`` number of a row's centroid (None: not on an axial image);
+            default centroid slice index + 1.
         """
+        number = image_number if image_number is not None else _array_image_number
         sorting = self.isSortingEnabled()
         self.setSortingEnabled(False)
         self.clearContents()
         self.setRowCount(len(rows))
         self._set_headers(units)
         for r, row in enumerate(rows):
-            for c, (text, key) in enumerate(_cells(row)):
+            for c, (text, key) in enumerate(_cells(row, number)):
                 item = _Item(text, key, row)
                 if c > 0:
                     item.setTextAlignment(RIGHT)

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 
 from medviewer.ai.registry import ModelRegistry
 from medviewer.io.results_store import ResultStore
+from medviewer.ui import workers
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.ai_panel import APPLICABLE_ROLE, card_html
 from medviewer.ui.open_series import OpenSeries
@@ -194,6 +195,7 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     assert panel.current_result() is dim
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)  # the results' saves
     before = dim.statistics[1]
     assert before.voxels == int((volume.array > 50).sum()) and before.component_count == 2
     view = controller.grid.views[0]
@@ -219,3 +221,45 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     assert dim.statistics[1] == before  # undo gives back exactly the first measurement
     (saved,) = [r for r in controller.results.load_series("1.2.3") if r.key == dim.key]
     assert np.array_equal(saved.label_map, dim.label_map) and saved.edited
+
+
+@pytest.mark.parametrize(
+    ("directions", "axis"),
+    [
+        (np.diag([1.0, 1.0, -1.0]), 0),  # feet first: array slice 0 is the most superior
+        (np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]]), 1),  # coronal: rows run down S
+    ],
+)
+def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
+    qtbot, tmp_path, controller, directions, axis
+) -> None:
+    from medviewer.core.viewstate import plane_index_of
+    from medviewer.ui.ai_panel import slice_of_point, slice_point
+    from tests.ai.tiny_models import MeanClassifier
+
+    make_card(tmp_path / "models" / "mean", MeanClassifier(25.0, 0.2), model_id="mean",
+              task="classification", dims=2, orientation="PLS")  # fmt: skip
+    controller.panel.reload_models()
+    array = np.zeros((5, 6, 7), np.int16)
+    bright = 1
+    index = [slice(None)] * 3
+    index[axis] = bright
+    array[tuple(index)] = 60  # one bright axial image: array index 1 along `axis`
+    volume = make_volume(array, spacing=(1.0, 2.0, 3.0), directions=directions)
+    _show(controller, volume)
+    panel = controller.panel
+    panel.run_task("classification")
+    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=60_000)
+    p = panel.current_result().prediction
+    assert p.slice_axis == axis and int(np.argmax(p.slice_probabilities[:, 1])) == bright
+    n = array.shape[axis]
+    expected = [plane_index_of(volume, "axial", slice_point(volume, k, axis)) + 1 for k in range(n)]
+    assert sorted(expected) == list(range(1, n + 1)) and expected[0] == n  # reversed order
+    x, y = panel.slice_plot.curve.getData()
+    assert dict(zip(x.tolist(), y.tolist(), strict=True)) == pytest.approx(
+        {float(e): float(v) for e, v in zip(expected, p.slice_probabilities[:, 1], strict=True)}
+    )
+    view = controller.grid.views[0]
+    panel.slice_plot.sliceClicked.emit(bright)
+    assert slice_of_point(volume, view.plane_slice.affine[:3, 3], axis) == bright
+    assert view.state.index + 1 == expected[bright] == panel.slice_plot.current_x()
