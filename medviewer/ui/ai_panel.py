@@ -486,6 +486,8 @@ class AIPanel(QWidget):
         if is_seg:
             self.edit_controls.set_segments(result.segments)
             self.update_edit_state(result)
+            # The brush must paint a label of the shown result, not one of the previous result.
+            self.brushChanged.emit(self.edit_controls.radius(), self.edit_controls.label())
 
     def _show_classes(self, result: AIResult) -> None:
         p = result.prediction

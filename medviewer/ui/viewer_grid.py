@@ -198,8 +198,8 @@ class ViewerGrid(QWidget):
                 view.refresh_overlay()
 
     def set_brush(self, radius_mm: float, label: int | None = None) -> None:
-        """Brush/eraser radius and label (None: the overlay's first segment) of every view."""
-        self.brush = (float(radius_mm), label)
+        """Brush/eraser radius and label (None or 0: the overlay's first segment) of every view."""
+        self.brush = (float(radius_mm), label or None)
         for view in self.views:
             view.brush_radius_mm, view.brush_label = self.brush
 

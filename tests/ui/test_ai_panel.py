@@ -263,3 +263,27 @@ def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
     panel.slice_plot.sliceClicked.emit(bright)
     assert slice_of_point(volume, view.plane_slice.affine[:3, 3], axis) == bright
     assert view.state.index + 1 == expected[bright] == panel.slice_plot.current_x()
+
+
+def test_the_brush_label_follows_the_shown_result(qtbot, tmp_path, controller) -> None:
+    from tests.ai.tiny_models import OctantSegmenter
+
+    labels = {str(k): {"name": f"q{k}", "color": "#00ff00"} for k in range(1, 5)}
+    make_card(tmp_path / "models" / "quad", OctantSegmenter(), model_id="quad", dims=2,
+              orientation="PLS", labels=labels)  # fmt: skip
+    controller.panel.reload_models()
+    _show(controller, _volume())
+    panel = controller.panel
+    panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    quad = controller.findings.get(("1.2.3", "quad", "1.0.0"))
+    dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
+    panel.show_result(quad)
+    combo = panel.edit_controls.label_combo
+    combo.setCurrentIndex(combo.findData(3))  # the user picks label 3 of this result
+    view = controller.grid.views[0]
+    assert view.brush_label == 3
+    panel.show_result(dim)  # dim has label 1 only
+    assert view.overlay.result is dim and view.brush_label == 1
+    controller.grid.set_brush(3.0, 0)  # "no label" means the overlay's first segment
+    assert view.brush_label == 1
