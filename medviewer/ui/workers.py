@@ -79,10 +79,13 @@ class Job:
         self.relay: QObject | None = None
 
     def cancel(self) -> None:
-        """Ask the task to stop at its next cancellation check."""
+        """Ask the task to stop at its next cancellation check.
+
+        A generator task is also stopped at its next ``yield``: it is closed there, in the
+        worker thread, so its ``finally`` blocks run (superqt's ``quit()`` would leave it
+        suspended, holding its buffers).
+        """
         self._cancelled.set()
-        if self.worker is not None:
-            self.worker.quit()
 
     def is_cancelled(self) -> bool:
         """True once :meth:`cancel` was called (the task's ``cancel`` argument)."""
@@ -96,6 +99,11 @@ class Job:
     def _finish(self) -> None:
         self._done.set()
         _ACTIVE.discard(self)
+        # The worker's signal connections hold closures that hold this job; dropping the
+        # worker breaks that cycle (Qt-held, invisible to gc), so the task, its arguments and
+        # whatever it returned are freed.
+        self.worker = None
+        self.relay = None
 
 
 def start(
@@ -132,7 +140,7 @@ def start(
     if inspect.isgeneratorfunction(task):
 
         def run_generator() -> Iterator[Any]:
-            return (yield from _cancellable(task(cancel=job.is_cancelled)))
+            return (yield from _cancellable(task(cancel=job.is_cancelled), job.is_cancelled))
 
         worker = create_worker(
             run_generator,
@@ -185,9 +193,18 @@ def _with_progress(task: Callable[..., Any], job: Job, callback: Callable[..., A
     return function_task
 
 
-def _cancellable(generator: Iterator[Any]) -> Iterator[Any]:
+def _cancellable(generator: Any, cancelled: Callable[[], bool]) -> Iterator[Any]:
+    """Relay `generator`; once cancelled, close it at its next yield (in this thread)."""
     try:
-        return (yield from generator)
+        while True:
+            try:
+                value = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            if cancelled():
+                generator.close()
+                return None
+            yield value
     except CancelledError:
         return None
 

@@ -113,3 +113,42 @@ def test_workers_leave_the_warning_filters_alone(qtbot) -> None:
     gate.set()
     qtbot.waitUntil(lambda: jobs[0].done, timeout=5000)
     assert (list(warnings.filters), warnings.showwarning) == before
+
+
+def test_a_cancelled_generator_is_closed_in_its_worker_thread(qtbot) -> None:
+    """Its ``finally`` runs (buffers freed, helper threads joined) before the job finishes."""
+    log: list = []
+    gui = threading.get_ident()
+
+    def task(cancel):  # never checks `cancel` itself
+        try:
+            for i in range(10_000):
+                time.sleep(0.005)
+                yield i
+        finally:
+            log.append(threading.get_ident())
+
+    finished: list = []
+    job = workers.start(task, yielded=lambda _v: None, finished=lambda: finished.append(log[:]))
+    qtbot.wait(50)
+    job.cancel()
+    qtbot.waitUntil(lambda: job.done and bool(finished), timeout=5000)
+    assert finished == [log] and len(log) == 1 and log[0] != gui
+
+
+def test_a_finished_job_lets_go_of_its_task_and_result(qtbot) -> None:
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+    job = workers.start(lambda cancel, p=payload: p, returned=lambda _value: None)
+    del payload
+    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    qtbot.wait(20)
+    gc.collect()
+    assert job.worker is None
+    assert ref() is None, "the finished job still holds its task's arguments"
