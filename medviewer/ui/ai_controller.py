@@ -37,10 +37,13 @@ class AIController(QObject):
         Overlays were shown (True) or hidden.
     resultSaved(object)
         A result (AIResult) was written to the result store.
+    editMeasured(object)
+        The statistics of an edited result (AIResult) are up to date.
     """
 
     overlaysToggled = Signal(bool)
     resultSaved = Signal(object)
+    editMeasured = Signal(object)
 
     def __init__(
         self,
@@ -62,6 +65,9 @@ class AIController(QObject):
         self._devices_asked = False
         self._dirty: dict[tuple[str, str, str], set[int]] = {}  # labels edited, not yet measured
         self._measuring: dict[tuple[str, str, str], int] = {}  # newest measurement per result
+        self._saving: set[tuple[str, str, str]] = set()  # a save is being written
+        self._resave: set[tuple[str, str, str]] = set()  # changed again while it was
+        self._deleted: set[tuple[str, str, str]] = set()
         self._connect()
         # Import torch and MONAI in a worker once the window is up (see ai.device.warm_up).
         QTimer.singleShot(WARM_UP_DELAY_MS, self, self._ask_devices)
@@ -142,24 +148,74 @@ class AIController(QObject):
     # -- results -------------------------------------------------------------------------
 
     def _job_finished(self, _job: AIJob, result: AIResult) -> None:
+        self._deleted.discard(result.key)
         self.panel.prefer(result.key)
         self.findings.add(result)
         self.save(result)
 
     def save(self, result: AIResult) -> None:
-        """Write `result` to the result store in the background (a copy: edits may go on)."""
+        """Write `result` to the result store in the background (a copy: edits may go on).
+
+        One save per result at a time: a save asked for while one runs is made when it ends,
+        from the result as it is then, so an older copy never lands after a newer one.
+        """
+        key = result.key
+        if key in self._deleted:
+            return
+        if key in self._saving:
+            self._resave.add(key)
+            return
+        self._saving.add(key)
         copy = result.snapshot()
         workers.start(
             lambda cancel: self.results.save(copy),
             name="save AI result",
             returned=lambda _path: self.resultSaved.emit(result),
             errored=lambda exc: self.panel.show_message(f"Could not save the result: {exc}"),
+            finished=lambda: self._saved(result),
         )
 
+    def _saved(self, result: AIResult) -> None:
+        key = result.key
+        self._saving.discard(key)
+        if key in self._deleted:
+            self.results.delete(key)  # deleted while this save was writing
+        elif key in self._resave:
+            self._resave.discard(key)
+            self.save(self.findings.get(key) or result)
+
     def delete_result(self, result: AIResult) -> None:
-        """Forget a result here and on disk."""
-        self.findings.remove(result.key)
-        self.results.delete(result.key)
+        """Forget a result here and on disk (a save or measurement under way is dropped)."""
+        key = result.key
+        self._deleted.add(key)
+        for pending in (self._dirty, self._measuring):
+            pending.pop(key, None)
+        self._resave.discard(key)
+        self.findings.remove(key)
+        self.results.delete(key)
+
+    def flush(self) -> None:
+        """Write what is not saved yet, now (the window is closing; no worker may run).
+
+        Edits whose statistics were still being measured are measured here first.
+        """
+        from medviewer.ai.statistics import segment_statistics
+
+        pending = (set(self._dirty) | self._resave | self._saving) - self._deleted
+        for key in pending:
+            result = self.findings.get(key)
+            if result is None:
+                continue
+            if key in self._dirty and result.label_map is not None:
+                names = _names(result, self._dirty[key])
+                values = self._values_for(result)
+                affine = result.prediction.affine
+                stats = segment_statistics(result.label_map, affine, names, values=values)
+                result.mark_edited({**result.statistics, **stats})
+            self.results.save(result.snapshot())
+        self._dirty.clear()
+        self._resave.clear()
+        self._saving.clear()
 
     def _show_result(self, result: AIResult | None) -> None:
         volume = self.panel.volume
@@ -235,11 +291,12 @@ class AIController(QObject):
             return
         dirty = self._dirty.setdefault(result.key, set())
         dirty.update(result.history.changed_labels or result.segments)
-        names = {label: result.segments[label].name for label in dirty if label in result.segments}
+        names = _names(result, dirty)
         snapshot, values, affine = labels.copy(), self._values_for(result), result.prediction.affine
         self._measuring[result.key] = ticket = self._measuring.get(result.key, 0) + 1
         result.mark_edited()
         self.panel.update_edit_state(result)
+        self.save(result)  # the label map now; the statistics follow when measured
         workers.start(
             lambda cancel: segment_statistics(snapshot, affine, names, values=values),
             name="measure segments",
@@ -255,7 +312,7 @@ class AIController(QObject):
         return volume.array if volume.array.shape == result.prediction.shape else None
 
     def _measured(self, result: AIResult, statistics: dict, ticket: int) -> None:
-        if self._measuring.get(result.key) != ticket:
+        if result.key in self._deleted or self._measuring.get(result.key) != ticket:
             return  # a newer measurement (covering these labels too) is on its way
         self._dirty.pop(result.key, None)
         merged = {**result.statistics, **statistics}
@@ -263,9 +320,10 @@ class AIController(QObject):
         self.findings.notify(result.key[0])
         self.panel.update_edit_state(result)
         self.save(result)
+        self.editMeasured.emit(result)
 
     def shutdown(self) -> None:
-        """Cancel every AI job (the window is closing)."""
+        """Cancel every AI job (the window is closing); then call :meth:`flush`."""
         self.jobs.cancel_all()
 
 
@@ -274,3 +332,8 @@ def _with_heatmaps(results: list[AIResult]) -> list[AIResult]:
     for result in results:
         result.heatmap_u8()
     return results
+
+
+def _names(result: AIResult, labels: set[int]) -> dict[int, str]:
+    """Label -> segment name of the `labels` that are segments of `result`."""
+    return {label: result.segments[label].name for label in labels if label in result.segments}

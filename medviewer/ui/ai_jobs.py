@@ -124,6 +124,14 @@ class AIJobQueue(QObject):
             return
         job.state, job.message = "running", "starting"
         self.jobChanged.emit(job)
+        try:
+            job.worker_job = self._launch(job)
+        except Exception as exc:  # noqa: BLE001 (a job that cannot start must not block the queue)
+            self._failed(job, exc)
+            self._end(job, job.state, job.message)
+            self._start_next()
+
+    def _launch(self, job: AIJob) -> workers.Job:
         runner = self._runner(job)
 
         def task(cancel):
@@ -132,7 +140,7 @@ class AIJobQueue(QObject):
             result.heatmap_u8()  # quantised here, not on the GUI thread (0.4 s for a CT)
             return result
 
-        job.worker_job = workers.start(
+        return workers.start(
             task,
             name=f"AI {job.card.id}",
             yielded=lambda progress: self._progress(job, progress),

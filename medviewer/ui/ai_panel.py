@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -290,10 +291,13 @@ class AIPanel(QWidget):
         self._fill_models()
 
     def set_devices(self, devices: Sequence[tuple[str, str]]) -> None:
-        """The device choices: ``(name, description)``, the first selected."""
+        """The device choices: ``(name, description)``; the choice made so far is kept."""
+        chosen = self.device_combo.currentData()
         self.device_combo.clear()
         for name, text in devices:
             self.device_combo.addItem(text, name)
+        index = self.device_combo.findData(chosen)
+        self.device_combo.setCurrentIndex(max(index, 0))
 
     @property
     def device(self) -> str:
@@ -347,11 +351,30 @@ class AIPanel(QWidget):
     # -- runs ----------------------------------------------------------------------------
 
     def run_task(self, task: str | None) -> list[AIJob]:
-        """Queue the applicable models of `task` (every applicable model for None)."""
+        """Queue the applicable models of `task` (every applicable model for None).
+
+        A run replaces the result of the same model version; when that result was edited
+        by the user, :attr:`confirm_replace` is asked first (declined: that model is skipped).
+        """
         if self.volume is None:
             return []
         self.message_label.setText("")
-        return [self.jobs.submit(c, self.volume, self.device) for c in self.applicable(task)]
+        uid = self.volume.metadata.series_uid
+        cards = self.applicable(task)
+        edited = [c for c in cards if _edited(self.findings.get((uid, c.id, c.version)))]
+        if edited and not self.confirm_replace([c.name for c in edited]):
+            cards = [c for c in cards if c not in edited]
+        return [self.jobs.submit(c, self.volume, self.device) for c in cards]
+
+    def confirm_replace(self, names: list[str]) -> bool:
+        """Ask whether new runs may replace the user's edited results of these models."""
+        answer = QMessageBox.question(
+            self,
+            "Replace edited results?",
+            "Running again replaces the edited results of:\n" + "\n".join(names)
+            + "\n\nReplace them?",
+        )  # fmt: skip
+        return answer == QMessageBox.StandardButton.Yes
 
     def _rerun_for_class(self, name: str) -> None:
         result = self.current_result()
@@ -532,6 +555,10 @@ class AIPanel(QWidget):
     def set_current_image(self, number: int) -> None:
         """Move the slice plot's marker to the axial view's image ``Im number``."""
         self.slice_plot.set_marker(number)
+
+
+def _edited(result: AIResult | None) -> bool:
+    return result is not None and bool(result.edited)
 
 
 def provenance_text(result: AIResult) -> str:

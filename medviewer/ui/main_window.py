@@ -310,6 +310,7 @@ class MainWindow(QMainWindow):
                 job.cancel()
         self.grid.close_views()
         workers.shutdown(10_000)
+        self.ai.flush()  # after the workers: the last edit is written, never an older copy
         super().closeEvent(event)
 
     # -- layout and view actions ---------------------------------------------------------

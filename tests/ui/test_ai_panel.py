@@ -204,7 +204,7 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     view.brush_radius_mm = 2.0
     erased = view.brush_dab(centre[:3], erase=True)
     assert erased > 0
-    with qtbot.waitSignal(controller.resultSaved, timeout=30_000):
+    with qtbot.waitSignal(controller.editMeasured, timeout=30_000):
         assert view.end_brush_stroke()
     assert dim.history.changed_labels == frozenset({1})
     after = dim.statistics[1]
@@ -216,9 +216,10 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     assert [r.component.voxels for r in panel.table.components()] == [
         c.voxels for c in after.components
     ]
-    with qtbot.waitSignal(controller.resultSaved, timeout=30_000):
+    with qtbot.waitSignal(controller.editMeasured, timeout=30_000):
         qtbot.mouseClick(panel.edit_controls.undo_button, Qt.MouseButton.LeftButton)
     assert dim.statistics[1] == before  # undo gives back exactly the first measurement
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)
     (saved,) = [r for r in controller.results.load_series("1.2.3") if r.key == dim.key]
     assert np.array_equal(saved.label_map, dim.label_map) and saved.edited
 
@@ -287,3 +288,75 @@ def test_the_brush_label_follows_the_shown_result(qtbot, tmp_path, controller) -
     assert view.overlay.result is dim and view.brush_label == 1
     controller.grid.set_brush(3.0, 0)  # "no label" means the overlay's first segment
     assert view.brush_label == 1
+
+
+def test_saves_land_in_order_and_a_deleted_result_stays_deleted(qtbot, controller) -> None:
+    volume = _volume()
+    _show(controller, volume)
+    panel = controller.panel
+    panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
+    bright = controller.findings.get(("1.2.3", "bright", "1.0.0"))
+    view = controller.grid.views[0]
+    panel.show_result(dim)
+    for col in (6.0, 12.0, 18.0):  # three quick strokes: saves overlap with edits
+        point = volume.affine @ np.array([col, 14.0, view.state.index, 1.0])
+        view.brush_dab(point[:3], erase=True)
+        view.end_brush_stroke()
+    panel.show_result(bright)
+    controller.delete_result(bright)  # its first save may still be writing
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)
+    qtbot.wait(50)
+    saved = {r.key[1]: r for r in controller.results.load_series("1.2.3")}
+    assert set(saved) == {"dim"}
+    assert np.array_equal(saved["dim"].label_map, dim.label_map)
+    assert saved["dim"].statistics == dim.statistics
+    assert dim.statistics[1].voxels == int((dim.label_map == 1).sum())
+
+
+def test_running_again_asks_before_replacing_an_edited_result(qtbot, controller) -> None:
+    volume = _volume()
+    _show(controller, volume)
+    panel = controller.panel
+    panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
+    dim.mark_edited()
+    asked: list = []
+    panel.confirm_replace = lambda names: asked.append(names) or False
+    jobs = panel.run_task("segmentation")
+    assert asked == [["Tiny test model"]] and [j.card.id for j in jobs] == ["bright"]
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    assert controller.findings.get(dim.key) is dim  # kept
+    panel.confirm_replace = lambda names: True
+    assert [j.card.id for j in panel.run_task("segmentation")] == ["bright", "dim"]
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    assert (
+        controller.findings.get(dim.key) is not dim and not controller.findings.get(dim.key).edited
+    )
+
+
+def test_a_job_that_cannot_start_fails_and_the_queue_goes_on(
+    qtbot, controller, monkeypatch
+) -> None:
+    _show(controller, _volume())
+    original = controller.jobs._runner
+
+    def runner(job):
+        if job.card.id == "bright":
+            raise RuntimeError("no runner for you")
+        return original(job)
+
+    monkeypatch.setattr(controller.jobs, "_runner", runner)
+    first, second = controller.panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    assert first.state == "failed" and "no runner for you" in first.error
+    assert second.state == "done"
+
+
+def test_the_device_chosen_survives_the_device_list_arriving(controller) -> None:
+    panel = controller.panel
+    panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
+    panel.set_devices([("auto", "Auto: CPU (2 cores)"), ("cpu", "CPU (2 cores)")])
+    assert panel.device == "cpu"

@@ -129,7 +129,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     volume_before = next(s for s in result.statistics.values() if s.name == "nodule").volume_ml
     window.set_tool("eraser")
     panel.edit_controls.label_combo.setCurrentIndex(panel.edit_controls.label_combo.findData(3))
-    with qtbot.waitSignal(window.ai.resultSaved, timeout=30_000):
+    with qtbot.waitSignal(window.ai.editMeasured, timeout=30_000):
         click(view, _widget_pos(view, centroid))
     changed = result.label_map != labels_before
     assert (
@@ -143,13 +143,15 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     qtbot.mouseClick(panel.edit_controls.undo_button, Qt.MouseButton.LeftButton)
     assert np.array_equal(result.label_map, labels_before)
 
-    # Reopening: a new window on the same database finds the saved (edited) result.
+    # Closing right after the undo, then reopening: the last state (the undo) was saved.
     window.close()
     again = _window(qtbot, tmp_path)
     _open(qtbot, again, demo_study.dicom / "DEMO0001" / "CT")
     qtbot.waitUntil(lambda: again.ai.panel.current_result() is not None, timeout=30_000)
     saved = again.ai.panel.current_result()
     assert saved.key == result.key and saved.edited
+    assert np.array_equal(saved.label_map, labels_before)
+    assert saved.statistics == result.statistics  # measured at close, as it was before the edit
     assert "edited" in again.ai.panel.result_combo.currentText()
     again.close()
 
