@@ -304,12 +304,15 @@ class SliceView(QFrame):
         if self._display is None or self._display.shape != image.shape:
             self._display = np.empty(image.shape, np.uint8)
             self._gathered = np.empty(image.shape, image.dtype)
-        if not image.flags.c_contiguous:  # sagittal/coronal views stride through memory
-            if self._gathered.dtype != image.dtype:
-                self._gathered = np.empty(image.shape, image.dtype)
-            np.copyto(self._gathered, image)
-            image = self._gathered
-        return apply_window(image, state.center, state.width, state.invert, out=self._display)
+        # Always window a private copy: sagittal/coronal views stride through memory (the copy
+        # makes one pass), and slices still loading are written by a worker meanwhile (the
+        # window's lookup table is sized from the values it sees, so they must not change).
+        if self._gathered.dtype != image.dtype or self._gathered.shape != image.shape:
+            self._gathered = np.empty(image.shape, image.dtype)
+        np.copyto(self._gathered, image)
+        return apply_window(
+            self._gathered, state.center, state.width, state.invert, out=self._display
+        )
 
     def set_state(self, state: ViewState) -> None:
         """Show another slice/window of the same plane."""

@@ -376,3 +376,30 @@ def test_dropping_a_browser_series_on_a_view(view, qtbot) -> None:
     with qtbot.waitSignal(view.seriesDropped) as dropped:
         view.dropEvent(event)
     assert dropped.args == [42]
+
+
+def test_rendering_a_slice_that_a_worker_is_still_writing_never_fails(view) -> None:
+    """A loading slice is shown while decoded pixels land in it (here: wildly changing)."""
+    import threading
+
+    from medviewer.core.volume import VolumeMetadata
+
+    array = np.zeros((1, 256, 256), np.uint16)
+    view.set_series(OpenSeries("live", Volume(array, np.eye(4), VolumeMetadata(modality="DX"))))
+    stop = threading.Event()
+
+    def decode() -> None:
+        rng = np.random.default_rng(0)
+        while not stop.is_set():
+            array[0] = rng.integers(0, 5000, (256, 256))
+            array[0] = 0
+
+    writer = threading.Thread(target=decode)
+    writer.start()
+    try:
+        for _ in range(400):
+            view.render()  # before the fix: IndexError from the window's lookup table
+    finally:
+        stop.set()
+        writer.join()
+    assert view.image_item.image is not None and view.image_item.image.dtype == np.uint8
