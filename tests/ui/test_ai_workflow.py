@@ -84,6 +84,10 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not panel.idle, timeout=5000)
+        (row,) = panel._job_rows.values()
+        qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=120_000)  # inference running
+        _keep_reading(qtbot, window.grid.active)
+        assert row.job.state == "running" and row.bar.value() >= 100
         _wait_idle(qtbot, window)
     stall = meter.stop()
     assert stall < 100, f"the event loop stalled {stall:.0f} ms during the segmentation"
@@ -154,6 +158,19 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     assert saved.statistics == result.statistics  # measured at close, as it was before the edit
     assert "edited" in again.ai.panel.result_combo.currentText()
     again.close()
+
+
+def _keep_reading(qtbot, view) -> None:
+    """Scroll, change the window and zoom while the model runs: each takes effect at once."""
+    start = view.state.index
+    for step in range(1, 6):
+        qtbot.keyClick(view, Qt.Key.Key_Down)
+        assert view.state.index == start + step
+    view.set_window(40.0, 400.0)
+    assert (view.state.center, view.state.width) == (40.0, 400.0)
+    zoom = view.zoom
+    view.zoom_by(1.5)
+    assert view.zoom == pytest.approx(zoom * 1.5, rel=1e-3)
 
 
 def _screen_index(view, point) -> tuple[int, int, float]:
