@@ -163,6 +163,7 @@ class AIPanel(QWidget):
         self.cards: list[ModelCard] = []
         self._shown: dict[str, tuple[str, str, str]] = {}  # series uid -> key shown
         self._job_rows: dict[int, JobRow] = {}
+        self._revealed: AIResult | None = None  # the last result whose findings were scrolled to
         self._build()
         jobs.jobAdded.connect(self._job_added)
         jobs.jobChanged.connect(self._job_changed)
@@ -473,7 +474,8 @@ class AIPanel(QWidget):
         self.delete_button.setEnabled(result is not None)
         self._show_findings(result)
         self.resultShown.emit(result)
-        if result is not None:
+        if result is not None and result is not self._revealed:
+            self._revealed = result  # a new result, not one re-listed after an edit
             QTimer.singleShot(0, self, self._reveal_findings)
 
     def _reveal_findings(self) -> None:

@@ -360,3 +360,19 @@ def test_the_device_chosen_survives_the_device_list_arriving(controller) -> None
     panel.device_combo.setCurrentIndex(panel.device_combo.findData("cpu"))
     panel.set_devices([("auto", "Auto: CPU (2 cores)"), ("cpu", "CPU (2 cores)")])
     assert panel.device == "cpu"
+
+
+def test_the_panel_scrolls_to_new_findings_but_not_after_each_edit(qtbot, controller) -> None:
+    _show(controller, _volume())
+    panel = controller.panel
+    panel.resize(400, 300)
+    panel.show()
+    panel.run_task("segmentation")
+    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    qtbot.wait(20)
+    bar = panel.scroll.verticalScrollBar()
+    assert bar.value() > 0  # the findings were brought into view
+    bar.setValue(bar.maximum())  # the user goes down to the correction tools
+    controller.findings.notify("1.2.3")  # what an edit's new statistics do
+    qtbot.wait(20)
+    assert bar.value() == bar.maximum()
