@@ -139,6 +139,54 @@ def plane_index_of(volume: Volume, plane: Plane, point: npt.ArrayLike) -> int | 
     return index if 0 <= index < count else None
 
 
+def array_slice_centre(volume: Volume, index: int, axis: int = 0) -> np.ndarray:
+    """The LPS centre of array slice `index` along `axis` (0 slices, 1 rows, 2 columns).
+
+    What a per-slice result (e.g. a 2D classifier's probability for slice `index`, counted
+    along its ``slice_axis``) points at: the middle of that slice of the array.
+    """
+    centre = [(n - 1) / 2.0 for n in volume.array.shape[:3]]  # [slice, row, col]
+    centre[axis] = float(index)
+    return (volume.affine @ np.array([centre[2], centre[1], centre[0], 1.0]))[:3]
+
+
+def array_index_of(volume: Volume, point: npt.ArrayLike, axis: int = 0) -> int:
+    """The index along array `axis` (0 slices, 1 rows, 2 columns) nearest an LPS point."""
+    index = np.linalg.inv(volume.affine) @ np.append(np.asarray(point, float), 1.0)
+    return int(np.clip(round(float(index[2 - axis])), 0, volume.array.shape[axis] - 1))
+
+
+def image_numbers_of(volume: Volume, points: npt.ArrayLike, plane: Plane = "axial") -> np.ndarray:
+    """The ``Im`` number (plane index + 1) a viewport of `plane` shows for each LPS point.
+
+    The number counts the plane's slices in the viewer's order (axial: from inferior), which
+    differs from the array's slice order for feet-first or non-axial acquisitions. Points
+    outside the volume along the plane normal get 0.
+
+    Parameters
+    ----------
+    volume : Volume
+    points : array_like
+        ``(n, 3)`` LPS points (or one point of 3).
+    plane : str
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` int numbers, 1-based.
+    """
+    xyz = np.atleast_2d(np.asarray(points, float))
+    count = plane_count(volume.array.shape, volume.affine, plane)
+    if count == 0:
+        return np.zeros(len(xyz), int)
+    first = reslice(volume.array, volume.affine, plane, 0)
+    homogeneous = np.column_stack([xyz, np.ones(len(xyz))])
+    k = np.floor((homogeneous @ np.linalg.inv(first.affine).T)[:, 2] + 0.5)
+    inside = np.isfinite(k) & (k >= 0) & (k < count)
+    return np.where(inside, np.nan_to_num(k) + 1, 0).astype(int)
+
+
 def slice_position_mm(plane_affine: npt.ArrayLike) -> float:
     """Position of a displayed plane along its normal in mm (axial: the S coordinate)."""
     affine = np.asarray(plane_affine, float)

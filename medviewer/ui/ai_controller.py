@@ -16,11 +16,12 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
+from medviewer.core.viewstate import array_slice_centre
 from medviewer.core.volume import Volume
 from medviewer.io.results_store import ResultStore
 from medviewer.ui import workers
 from medviewer.ui.ai_jobs import AIJob, AIJobQueue
-from medviewer.ui.ai_panel import AIPanel, slice_point
+from medviewer.ui.ai_panel import AIPanel
 from medviewer.ui.slice_view import SliceView
 from medviewer.ui.viewer_grid import ViewerGrid
 
@@ -252,7 +253,7 @@ class AIController(QObject):
         if volume is None:
             return
         axis = (result.prediction.slice_axis or 0) if result is not None else 0
-        point = slice_point(volume, index, axis)
+        point = array_slice_centre(volume, index, axis)
         for view in self.grid.views:
             if view.volume is volume:
                 view.set_crosshair(point, move=True)

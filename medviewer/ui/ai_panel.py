@@ -38,7 +38,7 @@ from medviewer.ai.applicability import why_not_applicable
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
-from medviewer.core.viewstate import plane_index_of
+from medviewer.core.viewstate import array_slice_centre, image_numbers_of
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_jobs import AIJob, AIJobQueue
 from medviewer.ui.findings_widgets import (
@@ -524,19 +524,19 @@ class AIPanel(QWidget):
             numbers = self._slice_image_numbers(len(slices), p.slice_axis or 0)
             self.slice_plot.set_curve(slices[:, column], names[column], p.threshold, numbers)
 
-    def _slice_image_numbers(self, count: int, axis: int) -> np.ndarray:
-        """The axial Im number of each classified slice (index + 1 where there is none)."""
-        numbers = np.arange(1, count + 1, dtype=float)
-        if self.volume is not None and self.volume.array.shape[axis] == count:
-            for k in range(count):
-                found = image_number(self.volume, slice_point(self.volume, k, axis))
-                numbers[k] = numbers[k] if found is None else found
-        return numbers
+    def _slice_image_numbers(self, count: int, axis: int) -> np.ndarray | None:
+        """The axial Im number of each classified slice (None: index + 1)."""
+        volume = self.volume
+        if volume is None or volume.array.shape[axis] != count:
+            return None
+        centres = [array_slice_centre(volume, k, axis) for k in range(count)]
+        return image_numbers_of(volume, centres)
 
     def _component_image_number(self, row: ComponentRow) -> int | None:
         if self.volume is None:
             return row.component.centroid_slice + 1
-        return image_number(self.volume, np.asarray(row.component.centroid_lps))
+        number = int(image_numbers_of(self.volume, row.component.centroid_lps)[0])
+        return number or None
 
     def _show_heatmap_controls(self, result: AIResult | None) -> None:
         if result is None or result.heatmap is None:
@@ -577,22 +577,3 @@ def provenance_text(result: AIResult) -> str:
         lines.append(f"Edited by the user {result.edited.replace('T', ' ')}")
     lines.extend(f"Warning: {w}" for w in p.warnings)
     return "\n".join(lines)
-
-
-def slice_of_point(volume: Volume, point: np.ndarray, axis: int = 0) -> int:
-    """The index along array `axis` (0 slices, 1 rows, 2 columns) nearest an LPS point."""
-    index = np.linalg.inv(volume.affine) @ np.append(np.asarray(point, float), 1.0)
-    return int(np.clip(round(float(index[2 - axis])), 0, volume.array.shape[axis] - 1))
-
-
-def slice_point(volume: Volume, index: int, axis: int = 0) -> np.ndarray:
-    """The LPS centre of array slice `index` along `axis` (0 slices, 1 rows, 2 columns)."""
-    centre = [(n - 1) / 2.0 for n in volume.array.shape[:3]]  # [slice, row, col]
-    centre[axis] = float(index)
-    return (volume.affine @ np.array([centre[2], centre[1], centre[0], 1.0]))[:3]
-
-
-def image_number(volume: Volume, point: np.ndarray) -> int | None:
-    """The ``Im`` number of the axial image through an LPS point, as the viewport shows it."""
-    index = plane_index_of(volume, "axial", point)
-    return None if index is None else index + 1

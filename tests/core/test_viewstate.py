@@ -584,3 +584,35 @@ def test_all_nan_sample_gets_a_usable_window() -> None:
     volume = Volume(np.full((3, 4, 5), np.nan, np.float32), np.eye(4), VolumeMetadata())
     state = initial_state(volume)
     assert (state.center, state.width) == (0.5, 1.0)
+
+
+def _feet_first_volume() -> Volume:
+    """5 slices, 3 mm apart, stored from superior to inferior (slice axis -z)."""
+    affine = np.diag([0.5, 0.7, -3.0, 1.0])
+    affine[:3, 3] = (-10.0, -20.0, 30.0)
+    return Volume(np.zeros((5, 4, 6), np.int16), affine, VolumeMetadata(modality="CT"))
+
+
+def test_array_slice_centre_and_index_round_trip_on_every_axis() -> None:
+    from medviewer.core.viewstate import array_index_of, array_slice_centre
+
+    volume = _feet_first_volume()
+    centre = array_slice_centre(volume, 3, axis=0)
+    assert centre == pytest.approx([-10.0 + 2.5 * 0.5, -20.0 + 1.5 * 0.7, 30.0 - 9.0])
+    for axis, n in enumerate(volume.array.shape):
+        assert [array_index_of(volume, array_slice_centre(volume, k, axis), axis)
+                for k in range(n)] == list(range(n))  # fmt: skip
+    assert array_index_of(volume, [0.0, 0.0, 1000.0]) == 0  # clamped
+
+
+def test_image_numbers_count_from_inferior_whatever_the_array_order() -> None:
+    from medviewer.core.viewstate import array_slice_centre, image_numbers_of
+
+    volume = _feet_first_volume()
+    centres = [array_slice_centre(volume, k) for k in range(5)]
+    assert image_numbers_of(volume, centres).tolist() == [5, 4, 3, 2, 1]
+    assert image_numbers_of(volume, centres[2]).tolist() == [3]
+    outside = array_slice_centre(volume, 0) + np.array([0.0, 0.0, 10.0])
+    assert image_numbers_of(volume, outside).tolist() == [0]
+    for point in centres:  # the viewport agrees: plane index + 1
+        assert image_numbers_of(volume, point)[0] == plane_index_of(volume, "axial", point) + 1

@@ -159,7 +159,7 @@ def test_overlay_key_and_style_reach_every_view(qtbot, controller) -> None:
 
 
 def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tmp_path, controller):
-    from medviewer.ui.ai_panel import slice_of_point
+    from medviewer.core.viewstate import array_index_of
     from tests.ai.tiny_models import MeanClassifier
 
     make_card(tmp_path / "models" / "mean", MeanClassifier(25.0, 0.2), model_id="mean",
@@ -180,9 +180,9 @@ def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tm
                                result.prediction.slice_probabilities[:, 1])  # fmt: skip
     view = controller.grid.views[0]
     panel.slice_plot.sliceClicked.emit(4)  # as a click on the plot at Im 5 does
-    assert slice_of_point(volume, view.plane_slice.affine[:3, 3]) == 4
+    assert array_index_of(volume, view.plane_slice.affine[:3, 3]) == 4
     view.set_index(1)  # scrolling moves the plot's marker to that slice
-    assert panel.slice_plot.current_x() == 1 + slice_of_point(
+    assert panel.slice_plot.current_x() == 1 + array_index_of(
         volume, view.plane_slice.affine[:3, 3]
     )
 
@@ -234,8 +234,7 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
 def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
     qtbot, tmp_path, controller, directions, axis
 ) -> None:
-    from medviewer.core.viewstate import plane_index_of
-    from medviewer.ui.ai_panel import slice_of_point, slice_point
+    from medviewer.core.viewstate import array_index_of, array_slice_centre, plane_index_of
     from tests.ai.tiny_models import MeanClassifier
 
     make_card(tmp_path / "models" / "mean", MeanClassifier(25.0, 0.2), model_id="mean",
@@ -254,7 +253,9 @@ def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
     p = panel.current_result().prediction
     assert p.slice_axis == axis and int(np.argmax(p.slice_probabilities[:, 1])) == bright
     n = array.shape[axis]
-    expected = [plane_index_of(volume, "axial", slice_point(volume, k, axis)) + 1 for k in range(n)]
+    expected = [
+        plane_index_of(volume, "axial", array_slice_centre(volume, k, axis)) + 1 for k in range(n)
+    ]
     assert sorted(expected) == list(range(1, n + 1)) and expected[0] == n  # reversed order
     x, y = panel.slice_plot.curve.getData()
     assert dict(zip(x.tolist(), y.tolist(), strict=True)) == pytest.approx(
@@ -262,7 +263,7 @@ def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
     )
     view = controller.grid.views[0]
     panel.slice_plot.sliceClicked.emit(bright)
-    assert slice_of_point(volume, view.plane_slice.affine[:3, 3], axis) == bright
+    assert array_index_of(volume, view.plane_slice.affine[:3, 3], axis) == bright
     assert view.state.index + 1 == expected[bright] == panel.slice_plot.current_x()
 
 
