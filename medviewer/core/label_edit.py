@@ -145,20 +145,17 @@ class LabelEditHistory:
 
     def undo(self, labels: np.ndarray) -> bool:
         """Undo the last stroke; False when there is none."""
-        if not self._done:
-            return False
-        stroke = self._done.pop()
-        _flat(labels)[stroke.index] = stroke.before
-        self._undone.append(stroke)
-        self._note_labels(stroke)
-        return True
+        return self._move(labels, self._done, self._undone, redo=False)
 
     def redo(self, labels: np.ndarray) -> bool:
         """Redo the last undone stroke; False when there is none."""
-        if not self._undone:
+        return self._move(labels, self._undone, self._done, redo=True)
+
+    def _move(self, labels: np.ndarray, source: list, target: list, redo: bool) -> bool:
+        if not source:
             return False
-        stroke = self._undone.pop()
-        _flat(labels)[stroke.index] = stroke.after
-        self._done.append(stroke)
+        stroke = source.pop()
+        _flat(labels)[stroke.index] = stroke.after if redo else stroke.before
+        target.append(stroke)
         self._note_labels(stroke)
         return True

@@ -189,12 +189,7 @@ def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dic
         x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(y.astype(np.int64))[:, None].to(device)
         loss = loss_fn(model(x), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        scheduler.step()
-        if step % 50 == 0 or step == recipe.iterations - 1:
-            log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")
+        _optimise(optimiser, scheduler, loss, step, recipe, log)
     return _validate_segmentation(model, sets["validation"], device)
 
 
@@ -247,12 +242,7 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
             loss = torch.nn.functional.cross_entropy(logits, y)
             loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
                 evidence[:, 0], expected, pos_weight=torch.tensor(20.0, device=device))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        scheduler.step()
-        if step % 50 == 0 or step == recipe.iterations - 1:
-            log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")
+        _optimise(optimiser, scheduler, loss, step, recipe, log)
     val_images, val_targets = _classifier_targets(sets["validation"][:2])
     scores = _predict(model, val_images, device)[:, 1]
     from medviewer.training.metrics import roc_auc
@@ -313,3 +303,13 @@ def _write(model, recipe: ModelRecipe, out: Path, validation, seconds, generated
     path = out / "model.json"
     path.write_text(json.dumps(card, indent=2) + "\n")
     return path
+
+
+def _optimise(optimiser: Any, scheduler: Any, loss: Any, step: int, recipe: Any, log: Any) -> None:
+    """One optimiser and scheduler step on `loss`, logged every 50 steps and at the end."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    scheduler.step()
+    if step % 50 == 0 or step == recipe.iterations - 1:
+        log(f"step {step}/{recipe.iterations} loss {loss.item():.4f}")

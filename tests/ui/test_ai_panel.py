@@ -52,6 +52,19 @@ def _show(ai: AIController, volume) -> None:
     ai.grid.show_series(OpenSeries("key", volume))
 
 
+def _segmented(qtbot, controller, volume=None):
+    """Show `volume` (default :func:`_volume`), click Segment and wait for every run to end."""
+    volume = _volume() if volume is None else volume
+    _show(controller, volume)
+    qtbot.mouseClick(controller.panel.segment_button, Qt.MouseButton.LeftButton)
+    _idle(qtbot, controller)
+    return volume
+
+
+def _idle(qtbot, controller) -> None:
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+
+
 def _items(panel) -> dict[str, tuple[str, bool]]:
     out = {}
     for i in range(panel.model_list.count()):
@@ -93,7 +106,7 @@ def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) ->
     jobs = panel.run_task("segmentation")
     assert [j.card.id for j in jobs] == ["bright", "dim"]
     assert jobs[1].state == "queued" and len(panel._job_rows) == 2
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert [j.state for j in jobs] == ["done", "done"]
     results = controller.findings.for_series("1.2.3")
     assert {r.key[1] for r in results} == {"bright", "dim"}
@@ -117,7 +130,7 @@ def test_a_bad_model_is_a_message_in_the_panel_and_the_queue_goes_on(
     controller.panel.reload_models()
     _show(controller, _volume())
     jobs = controller.panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert [j.state for j in jobs] == ["failed", "done"]
     assert "sha256" in jobs[0].error
     assert "failed" in controller.panel.message_label.text()
@@ -129,7 +142,7 @@ def test_a_wrong_modality_run_fails_with_a_clear_message(qtbot, controller) -> N
     _show(controller, volume)
     card = next(c for c in controller.panel.cards if c.id == "mr-only")
     job = controller.jobs.submit(card, volume, "cpu")
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert job.state == "failed" and "MR" in job.error and "CT" in job.error
     assert len(controller.findings) == 0
 
@@ -139,7 +152,7 @@ def test_cancel_a_queued_job_never_runs_it(qtbot, controller) -> None:
     first, second = controller.panel.run_task("segmentation")
     controller.jobs.cancel(second)
     assert second.state == "cancelled"
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert first.state == "done"
     assert {r.key[1] for r in controller.findings.for_series("1.2.3")} == {"bright"}
 
@@ -148,7 +161,7 @@ def test_overlay_key_and_style_reach_every_view(qtbot, controller) -> None:
     controller.grid.set_layout("1x3")
     _show(controller, _volume())
     controller.panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert all(view.overlay.result is controller.panel.current_result()
                for view in controller.grid.views)  # fmt: skip
     controller.set_overlays_visible(False)
@@ -188,11 +201,8 @@ def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tm
 
 
 def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller) -> None:
-    volume = _volume()
-    _show(controller, volume)
+    volume = _segmented(qtbot, controller)
     panel = controller.panel
-    qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     assert panel.current_result() is dim
     qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)  # the results' saves
@@ -274,10 +284,8 @@ def test_the_brush_label_follows_the_shown_result(qtbot, tmp_path, controller) -
     make_card(tmp_path / "models" / "quad", OctantSegmenter(), model_id="quad", dims=2,
               orientation="PLS", labels=labels)  # fmt: skip
     controller.panel.reload_models()
-    _show(controller, _volume())
+    _segmented(qtbot, controller)
     panel = controller.panel
-    panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
     quad = controller.findings.get(("1.2.3", "quad", "1.0.0"))
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     panel.show_result(quad)
@@ -292,11 +300,8 @@ def test_the_brush_label_follows_the_shown_result(qtbot, tmp_path, controller) -
 
 
 def test_saves_land_in_order_and_a_deleted_result_stays_deleted(qtbot, controller) -> None:
-    volume = _volume()
-    _show(controller, volume)
+    volume = _segmented(qtbot, controller)
     panel = controller.panel
-    panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     bright = controller.findings.get(("1.2.3", "bright", "1.0.0"))
     view = controller.grid.views[0]
@@ -317,22 +322,19 @@ def test_saves_land_in_order_and_a_deleted_result_stays_deleted(qtbot, controlle
 
 
 def test_running_again_asks_before_replacing_an_edited_result(qtbot, controller) -> None:
-    volume = _volume()
-    _show(controller, volume)
+    _segmented(qtbot, controller)
     panel = controller.panel
-    panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     dim.mark_edited()
     asked: list = []
     panel.confirm_replace = lambda names: asked.append(names) or False
     jobs = panel.run_task("segmentation")
     assert asked == [["Tiny test model"]] and [j.card.id for j in jobs] == ["bright"]
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert controller.findings.get(dim.key) is dim  # kept
     panel.confirm_replace = lambda names: True
     assert [j.card.id for j in panel.run_task("segmentation")] == ["bright", "dim"]
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert (
         controller.findings.get(dim.key) is not dim and not controller.findings.get(dim.key).edited
     )
@@ -351,7 +353,7 @@ def test_a_job_that_cannot_start_fails_and_the_queue_goes_on(
 
     monkeypatch.setattr(controller.jobs, "_runner", runner)
     first, second = controller.panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     assert first.state == "failed" and "no runner for you" in first.error
     assert second.state == "done"
 
@@ -369,7 +371,7 @@ def test_the_panel_scrolls_to_new_findings_but_not_after_each_edit(qtbot, contro
     panel.resize(400, 300)
     panel.show()
     panel.run_task("segmentation")
-    qtbot.waitUntil(lambda: panel.idle, timeout=60_000)
+    _idle(qtbot, controller)
     qtbot.wait(20)
     bar = panel.scroll.verticalScrollBar()
     assert bar.value() > 0  # the findings were brought into view
