@@ -128,15 +128,8 @@ def _auto(volume: Volume) -> tuple[float, float]:
 
 def plane_index_of(volume: Volume, plane: Plane, point: npt.ArrayLike) -> int | None:
     """The slice of `plane` that contains the LPS `point`, or None when it lies outside."""
-    count = plane_count(volume.array.shape, volume.affine, plane)
-    if count == 0:
-        return None
-    first = reslice(volume.array, volume.affine, plane, 0)
-    k = float((np.linalg.inv(first.affine) @ np.append(np.asarray(point, float), 1.0))[2])
-    if not np.isfinite(k):
-        return None
-    index = int(np.floor(k + 0.5))
-    return index if 0 <= index < count else None
+    number = int(image_numbers_of(volume, point, plane)[0])
+    return number - 1 if number else None
 
 
 def array_slice_centre(volume: Volume, index: int, axis: int = 0) -> np.ndarray:
