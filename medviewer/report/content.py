@@ -1,0 +1,209 @@
+"""What a report holds: header, AI results, key images, user measurements and the impression.
+
+Built by the GUI (or the CLI) from what the user sees; consumed by the PDF writer, the DICOM
+writers and the tabular exports. numpy only, immutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from medviewer import __version__
+from medviewer.core.findings import AIResult, ResultKey
+from medviewer.core.volume import VolumeMetadata
+
+#: Shown on every report whatever the models say: medviewer itself is not a medical device.
+SOFTWARE_DISCLAIMER = (
+    "Generated with medviewer, research software that is not a medical device. AI results "
+    "must be reviewed by a qualified reader."
+)
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ReportHeader:
+    """Who and what the report is about (DICOM values: dates ``YYYYMMDD``, names ``A^B``).
+
+    Attributes
+    ----------
+    units : str
+        Units of the image values (``"HU"`` for CT), used for mean values.
+    generated : str
+        ISO 8601 time the report was made.
+    app_version : str
+        medviewer's version.
+    """
+
+    patient_name: str = ""
+    patient_id: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    study_uid: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    accession_number: str = ""
+    series_uid: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    modality: str = ""
+    institution: str = ""
+    units: str = ""
+    generated: str = field(default_factory=now_iso)
+    app_version: str = __version__
+
+    @classmethod
+    def of(cls, metadata: VolumeMetadata, institution: str = "") -> ReportHeader:
+        """The header of a loaded series (`institution` comes from the files when known)."""
+        return cls(
+            patient_name=metadata.patient_name,
+            patient_id=metadata.patient_id,
+            patient_birth_date=metadata.patient_birth_date,
+            patient_sex=metadata.patient_sex,
+            study_uid=metadata.study_uid,
+            study_date=metadata.study_date,
+            study_description=metadata.study_description,
+            accession_number=metadata.accession_number,
+            series_uid=metadata.series_uid,
+            series_number=metadata.series_number,
+            series_description=metadata.series_description,
+            modality=metadata.modality,
+            institution=institution,
+            units=metadata.units,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class KeyImage:
+    """One rendered slice, pixels exactly as the viewer drew them.
+
+    Attributes
+    ----------
+    rgb : numpy.ndarray
+        ``(rows, cols, 3)`` uint8. Overlay or heatmap, scale bar, orientation letters and
+        window/level are burned in; patient identifiers are not.
+    caption : str
+        What it shows, e.g. ``"nodule 1: 27.4 mm, 10.4 mL"``.
+    plane : str
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``.
+    slice_text : str
+        Where, as the viewer says it (``"Im 123/300, Pos -41.5 mm"``).
+    window : (float, float)
+        ``(center, width)`` it was shown with.
+    mm_per_pixel : float
+        Size of one pixel of `rgb` on the patient, in mm.
+    legend : tuple of (str, str)
+        ``(name, "#rrggbb")`` of the labels or colour map drawn over the image.
+    origin : str
+        ``"finding"`` (made for a finding) or ``"user"`` (added from the viewer).
+    result_key : tuple or None
+        The AI result it illustrates, when any.
+    source_sop_uid : str
+        SOP Instance UID of the source image shown (an axial key image of an axial series),
+        empty when the plane cuts across source images.
+    source_frame : int or None
+        0-based frame of that source image when it is multi-frame.
+    """
+
+    rgb: np.ndarray
+    caption: str
+    plane: str
+    slice_text: str
+    window: tuple[float, float]
+    mm_per_pixel: float
+    legend: tuple[tuple[str, str], ...] = ()
+    origin: str = "finding"
+    result_key: ResultKey | None = None
+    source_sop_uid: str = ""
+    source_frame: int | None = None
+
+    def __post_init__(self) -> None:
+        rgb = self.rgb
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or 0 in rgb.shape:
+            raise ValueError(f"key image must be (rows, cols, 3) uint8: {rgb.shape} {rgb.dtype}")
+
+
+@dataclass(frozen=True)
+class MeasurementLine:
+    """One user measurement as the report lists it.
+
+    Attributes
+    ----------
+    text : str
+        The viewer's one-line summary (``"Distance 42.3 mm"``).
+    kind : str
+        ``"distance"``, ``"angle"``, ``"ellipse"``, ``"rectangle"`` or ``"probe"``.
+    value : float or None
+        The main number: length in mm, angle in degrees, area in mm², probe value.
+    unit : str
+        UCUM unit of `value` (``"mm"``, ``"deg"``, ``"mm2"``, ``"[hnsf'U]"``...).
+    points : tuple of (float, float, float)
+        The measurement's LPS points in mm.
+    plane : str
+    label : str
+    """
+
+    text: str
+    kind: str
+    value: float | None
+    unit: str
+    points: tuple[tuple[float, float, float], ...]
+    plane: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    """Everything one report and its DICOM objects are made from (one series).
+
+    Attributes
+    ----------
+    header : ReportHeader
+    results : tuple of AIResult
+        Snapshots of the AI results to report, in the order they are listed.
+    key_images : tuple of KeyImage
+        Finding key images first, then those the user added.
+    measurements : tuple of MeasurementLine
+    impression : str
+        Free text the user wrote.
+    """
+
+    header: ReportHeader
+    results: tuple[AIResult, ...] = ()
+    key_images: tuple[KeyImage, ...] = ()
+    measurements: tuple[MeasurementLine, ...] = ()
+    impression: str = ""
+
+    def disclaimers(self) -> list[str]:
+        """Each model's intended use (once each), then medviewer's own disclaimer."""
+        seen: list[str] = []
+        for result in self.results:
+            text = result.prediction.model.intended_use.strip()
+            if text and text not in seen:
+                seen.append(text)
+        return [*seen, SOFTWARE_DISCLAIMER]
+
+    def to_json(self) -> dict[str, Any]:
+        """Header, impression and measurements as JSON-ready values (results go separately)."""
+        header = {k: v for k, v in self.header.__dict__.items()}
+        return {
+            "header": header,
+            "impression": self.impression,
+            "measurements": [
+                {"text": m.text, "kind": m.kind, "value": m.value, "unit": m.unit,
+                 "plane": m.plane, "label": m.label, "points_lps_mm": [list(p) for p in m.points]}
+                for m in self.measurements
+            ],
+            "key_images": [
+                {"caption": k.caption, "plane": k.plane, "slice": k.slice_text,
+                 "window": list(k.window), "origin": k.origin}
+                for k in self.key_images
+            ],
+        }
