@@ -105,9 +105,12 @@ class KeyImage:
         ``"finding"`` (made for a finding) or ``"user"`` (added from the viewer).
     result_key : tuple or None
         The AI result it illustrates, when any.
+    source_slice : int or None
+        The volume slice (first array axis) shown, when the plane is the acquisition plane;
+        None when the plane cuts across source images. The exporter resolves it to
+        `source_sop_uid`.
     source_sop_uid : str
-        SOP Instance UID of the source image shown (an axial key image of an axial series),
-        empty when the plane cuts across source images.
+        SOP Instance UID of the source image shown, empty when unknown.
     source_frame : int or None
         0-based frame of that source image when it is multi-frame.
     """
@@ -121,6 +124,7 @@ class KeyImage:
     legend: tuple[tuple[str, str], ...] = ()
     origin: str = "finding"
     result_key: ResultKey | None = None
+    source_slice: int | None = None
     source_sop_uid: str = ""
     source_frame: int | None = None
 

@@ -1,0 +1,266 @@
+"""DICOM Segmentation (SEG) export of an AI label map, referencing its source series.
+
+The label map of an :class:`~medviewer.core.findings.AIResult` lies on the source series' own
+grid (slice ``i`` is slice ``i`` of the loaded volume), so every SEG frame references exactly
+the source image (or source frame) it was drawn on. The SEG is BINARY, one segment per card
+segment in label order (empty segments included), and empty frames are omitted.
+
+When the card's labels are exactly ``1..N`` the segment number is the label value; otherwise
+the segments are numbered ``1..N`` in label order. Either way every segment's Segment
+Description (0062,0006) reads ``"medviewer label <value>"`` so that
+:func:`medviewer.io.seg.label_map_from_seg` gives back the card's own label values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from highdicom import UID, AlgorithmIdentificationSequence
+from highdicom.color import CIELabColor
+from highdicom.seg import Segmentation, SegmentAlgorithmTypeValues, SegmentDescription
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+import medviewer
+from medviewer.core.findings import AIResult, Segment
+from medviewer.report.sources import SourceImages
+
+MANUFACTURER = "medviewer developers"
+MODEL_NAME = "medviewer"
+DEVICE_SERIAL_NUMBER = "0"
+CONTENT_LABEL = "AI_SEG"
+EDITED_SUFFIX = " (edited)"
+#: Segment Description (0062,0006) prefix that records the card's label value.
+LABEL_PREFIX = "medviewer label "
+
+_ANATOMY = CodedConcept("123037004", "SCT", "Anatomical Structure")
+_LUNG = CodedConcept("39607008", "SCT", "Lung")
+_TISSUE = CodedConcept("85756007", "SCT", "Tissue")
+_ABNORMAL = CodedConcept("49755003", "SCT", "Morphologically Abnormal Structure")
+#: Segment name (lower case) -> (property category, property type).
+_PROPERTIES: dict[str, tuple[CodedConcept, CodedConcept]] = {
+    "left lung": (_ANATOMY, CodedConcept("44029006", "SCT", "Left lung")),
+    "right lung": (_ANATOMY, CodedConcept("3341006", "SCT", "Right lung")),
+    "lung": (_ANATOMY, _LUNG),
+    "lungs": (_ANATOMY, _LUNG),
+    "nodule": (_ABNORMAL, CodedConcept("27925004", "SCT", "Nodule")),
+}
+
+
+def segmentation_dataset(
+    result: AIResult,
+    sources: SourceImages,
+    *,
+    series_uid: str | None = None,
+    series_number: int = 901,
+    instance_number: int = 1,
+    series_description: str | None = None,
+) -> Segmentation:
+    """A BINARY DICOM SEG of `result`'s label map, referencing the source images.
+
+    Parameters
+    ----------
+    result : AIResult
+        A segmentation result whose label map lies on the grid of `sources`.
+    sources : SourceImages
+        The headers of the series the result was computed on
+        (:func:`medviewer.report.sources.read_source_images`).
+    series_uid : str, optional
+        SeriesInstanceUID of the SEG; a new UID when None.
+    series_number : int
+    instance_number : int
+    series_description : str, optional
+        Defaults to ``"<model name> <version>"``, with ``" (edited)"`` when the user edited
+        the label map.
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+        The SEG dataset (``save_as(path, enforce_file_format=True)`` writes it).
+
+    Raises
+    ------
+    ValueError
+        When the result has no label map or no segments, holds labels the card does not
+        describe, its shape differs from the source images, or the sources cannot carry a
+        SEG (no pixel spacing, several multi-frame files).
+    """
+    numbered = _numbered_label_map(result, sources)
+    images, pixels = _source_arrangement(sources, numbered)
+    _check_pixel_measures(images[0])
+    model = result.prediction.model
+    description = series_description or f"{model.name} {model.version}" + (
+        EDITED_SUFFIX if result.edited else ""
+    )
+    seg = Segmentation(
+        source_images=images,
+        pixel_array=pixels,
+        segmentation_type="BINARY",
+        segment_descriptions=segment_descriptions(result),
+        series_instance_uid=series_uid or UID(),
+        series_number=series_number,
+        sop_instance_uid=UID(),
+        instance_number=instance_number,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MODEL_NAME,
+        software_versions=medviewer.__version__,
+        device_serial_number=DEVICE_SERIAL_NUMBER,
+        content_label=CONTENT_LABEL,
+        content_description=_lo(f"AI segmentation by {model.name} {model.version}"),
+        omit_empty_frames=bool(pixels.any()),
+    )
+    seg.SeriesDescription = _lo(description)
+    return seg
+
+
+def segment_descriptions(result: AIResult) -> list[SegmentDescription]:
+    """One :class:`~highdicom.seg.SegmentDescription` per card segment, numbered 1..N.
+
+    Parameters
+    ----------
+    result : AIResult
+
+    Returns
+    -------
+    list of highdicom.seg.SegmentDescription
+        In label order; segment ``k`` describes the ``k``-th smallest label.
+    """
+    model = result.prediction.model
+    algorithm = AlgorithmIdentificationSequence(
+        name=_lo(model.name),
+        family=codes.DCM.ArtificialIntelligence,
+        version=_lo(model.version),
+        source=MODEL_NAME,
+        parameters={"model_id": model.id, "sha256": model.sha256},
+    )
+    kind = (
+        SegmentAlgorithmTypeValues.SEMIAUTOMATIC if result.edited
+        else SegmentAlgorithmTypeValues.AUTOMATIC
+    )
+    lung_model = _is_lung_model(result)
+    return [
+        _describe(number, result.segments[label], kind, algorithm, lung_model, result.edited)
+        for number, label in enumerate(sorted(result.segments), start=1)
+    ]
+
+
+def segment_properties(
+    name: str, lung_model: bool = False
+) -> tuple[CodedConcept, CodedConcept, list[CodedConcept] | None]:
+    """SNOMED CT property category, property type and anatomic region of a segment name.
+
+    Parameters
+    ----------
+    name : str
+        The segment's name (case and surrounding blanks ignored).
+    lung_model : bool
+        True when the model segments lungs: a nodule then lies in the lung.
+
+    Returns
+    -------
+    tuple
+        ``(category, type, anatomic regions or None)``; Tissue/Tissue for unknown names.
+    """
+    key = " ".join(name.replace("_", " ").lower().split())
+    category, kind = _PROPERTIES.get(key, (_TISSUE, _TISSUE))
+    regions = [_LUNG] if key == "nodule" and lung_model else None
+    return category, kind, regions
+
+
+def cielab_of(color: str) -> CIELabColor:
+    """The DICOM CIELab colour of an sRGB ``#rrggbb`` colour."""
+    value = color.lstrip("#")
+    r, g, b = (int(value[i : i + 2], 16) for i in (0, 2, 4))
+    return CIELabColor.from_rgb(r, g, b)
+
+
+def _describe(
+    number: int,
+    segment: Segment,
+    kind: SegmentAlgorithmTypeValues,
+    algorithm: AlgorithmIdentificationSequence,
+    lung_model: bool,
+    edited: str,
+) -> SegmentDescription:
+    category, property_type, regions = segment_properties(segment.name, lung_model)
+    item = SegmentDescription(
+        segment_number=number,
+        segment_label=_lo(segment.name or f"label {segment.label}"),
+        segmented_property_category=category,
+        segmented_property_type=property_type,
+        algorithm_type=kind,
+        algorithm_identification=algorithm,
+        anatomic_regions=regions,
+        display_color=cielab_of(segment.color),
+    )
+    text = f"{LABEL_PREFIX}{segment.label}"
+    item.SegmentDescription = f"{text}, edited by the user" if edited else text
+    return item
+
+
+def _is_lung_model(result: AIResult) -> bool:
+    model = result.prediction.model
+    names = [s.name for s in result.segments.values()] + [model.name, model.id]
+    return any("lung" in name.lower() for name in names)
+
+
+def _numbered_label_map(result: AIResult, sources: SourceImages) -> np.ndarray:
+    """The label map with labels renumbered 1..N in label order (unchanged when they are)."""
+    labels = result.label_map
+    if labels is None:
+        raise ValueError("the result has no label map (not a segmentation): nothing to export")
+    if not result.segments:
+        raise ValueError("the result describes no segments: nothing to export")
+    first = sources.first
+    expected = (len(sources.slices), int(first.Rows), int(first.Columns))
+    if labels.shape != expected:
+        raise ValueError(
+            f"label map shape {labels.shape} differs from the source images' "
+            f"(slices, rows, cols) {expected}"
+        )
+    order = sorted(result.segments)
+    present = np.unique(labels)
+    unknown = sorted(set(present.tolist()) - {0, *order})
+    if unknown:
+        raise ValueError(f"label map holds labels the result does not describe: {unknown}")
+    if order == list(range(1, len(order) + 1)):
+        return labels
+    lookup = np.zeros(int(max(order)) + 1, np.uint16 if len(order) > 255 else np.uint8)
+    lookup[order] = np.arange(1, len(order) + 1)
+    return lookup[labels]
+
+
+def _source_arrangement(
+    sources: SourceImages, labels: np.ndarray
+) -> tuple[list[Dataset], np.ndarray]:
+    """The source images to pass to highdicom and the label map in their frame order."""
+    first = sources.first
+    if len(sources.datasets) == 1 and int(first.get("NumberOfFrames", 1)) > 1:
+        pixels = np.zeros((int(first.NumberOfFrames), *labels.shape[1:]), labels.dtype)
+        for index, (_, frame) in enumerate(sources.slices):
+            pixels[frame] = labels[index]
+        return [first], pixels
+    if any(int(ds.get("NumberOfFrames", 1)) > 1 for ds in sources.datasets):
+        raise ValueError(
+            "the series was assembled from several multi-frame files; a SEG can reference "
+            "either single-frame images or one multi-frame image"
+        )
+    images = [sources.slice_dataset(i)[0] for i in range(len(sources.slices))]
+    return images, labels
+
+
+def _check_pixel_measures(image: Dataset) -> None:
+    """Raise ValueError when highdicom cannot give the SEG a pixel spacing."""
+    if "SharedFunctionalGroupsSequence" in image or "PixelSpacing" in image:
+        return
+    spacing = "ImagerPixelSpacing only" if "ImagerPixelSpacing" in image else "no pixel spacing"
+    raise ValueError(
+        f"cannot export a DICOM SEG of a {image.get('Modality', '')} image with {spacing}: "
+        "a SEG needs the Pixel Spacing (0028,0030) of the patient plane, which an "
+        "unpositioned projection image does not give"
+    )
+
+
+def _lo(text: str) -> str:
+    """`text` cut to the 64 characters of a DICOM LO value."""
+    return text[:64]

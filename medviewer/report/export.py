@@ -1,0 +1,388 @@
+"""Export a report: plan the files, then write them all or none, optionally de-identified.
+
+The GUI's export dialog and ``medviewer infer --pdf/--seg/--sr`` both come here. :func:`plan_export`
+names the files of an export into a folder; :func:`run_export` is a generator (run it in a
+worker) that yields :class:`ExportProgress` and returns an :class:`ExportSummary`. Files are
+written through one :class:`~medviewer.report.files.FileBatch`: a failure or a cancel leaves no
+file behind, and existing files are only replaced when asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from medviewer.core.findings import AIResult, ResultKey
+from medviewer.core.volume import VolumeMetadata
+from medviewer.report import tabular
+from medviewer.report.content import ReportContent
+from medviewer.report.files import FileBatch
+from medviewer.report.sources import SourceImages, read_source_images
+
+#: What an export can hold.
+KINDS = (
+    "pdf", "pdf_dicom", "seg", "sr", "key_images_dicom", "key_images_png", "label_maps",
+    "heatmaps", "csv", "json", "source_copies",
+)
+#: The default selection of the export dialog.
+DEFAULT_KINDS = frozenset({"pdf", "pdf_dicom", "seg", "sr", "key_images_dicom", "csv", "json"})
+_DICOM_KINDS = frozenset({"pdf_dicom", "seg", "sr", "key_images_dicom", "source_copies"})
+SERIES_NUMBERS = {"seg": 901, "sr": 902, "key_images_dicom": 903, "pdf_dicom": 904}
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file of an export.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    path : pathlib.Path
+    result_key : tuple or None
+        The AI result it comes from (SEG, label map, heatmap).
+    index : int or None
+        The key image (key images) or source file (source copies) it comes from.
+    """
+
+    kind: str
+    path: Path
+    result_key: ResultKey | None = None
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """One step of an export: what is being written, and how far along."""
+
+    step: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote.
+
+    Attributes
+    ----------
+    files : tuple of PlannedFile
+    warnings : tuple of str
+        E.g. that the source may carry burned-in identifying text.
+    deidentified : bool
+    uid_map : dict
+        Original -> new UID when de-identified (for the caller's records; never written).
+    """
+
+    files: tuple[PlannedFile, ...]
+    warnings: tuple[str, ...] = ()
+    deidentified: bool = False
+    uid_map: dict[str, str] = field(default_factory=dict)
+
+
+def safe_name(text: str) -> str:
+    """`text` as a portable file-name fragment."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned[:60] or "result"
+
+
+def plan_export(
+    content: ReportContent,
+    folder: str | Path,
+    kinds: frozenset[str] | set[str] = DEFAULT_KINDS,
+    *,
+    volume_format: str = "nifti",
+    source_files: int = 0,
+) -> list[PlannedFile]:
+    """Name the files of an export into `folder` (nothing is written).
+
+    Layout: ``report.pdf``, ``findings.csv``, ``findings.json`` at the top; DICOM objects in
+    ``dicom/``; PNG key images in ``images/``; label maps and heatmaps in ``volumes/``;
+    de-identified copies of the source images in ``source/``. Kinds with nothing to export
+    (a SEG without segmentation results...) are left out.
+
+    Parameters
+    ----------
+    source_files : int
+        Number of source files, for ``"source_copies"``.
+    """
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown export kinds: {sorted(unknown)}")
+    folder = Path(folder)
+    suffix = tabular.VOLUME_SUFFIXES[volume_format]
+    plan: list[PlannedFile] = []
+    add = plan.append
+    if "pdf" in kinds:
+        add(PlannedFile("pdf", folder / "report.pdf"))
+    for kind, name in (("csv", "findings.csv"), ("json", "findings.json")):
+        if kind in kinds:
+            add(PlannedFile(kind, folder / name))
+    dicom = folder / "dicom"
+    if "sr" in kinds:
+        add(PlannedFile("sr", dicom / "SR_measurements.dcm"))
+    if "pdf_dicom" in kinds:
+        add(PlannedFile("pdf_dicom", dicom / "DOC_report_pdf.dcm"))
+    for result in content.results:
+        tag = safe_name(result.prediction.model.id)
+        if result.label_map is not None:
+            if "seg" in kinds:
+                add(PlannedFile("seg", dicom / f"SEG_{tag}.dcm", result.key))
+            if "label_maps" in kinds:
+                add(PlannedFile("label_maps", folder / "volumes" / f"{tag}_labels{suffix}",
+                                result.key))
+        if result.heatmap is not None and "heatmaps" in kinds:
+            add(PlannedFile("heatmaps", folder / "volumes" / f"{tag}_heatmap{suffix}",
+                            result.key))
+    for i, _key in enumerate(content.key_images):
+        if "key_images_dicom" in kinds:
+            add(PlannedFile("key_images_dicom", dicom / f"KEY_{i + 1:03d}.dcm", index=i))
+        if "key_images_png" in kinds:
+            add(PlannedFile("key_images_png", folder / "images" / f"key_{i + 1:03d}.png",
+                            index=i))
+    if "source_copies" in kinds:
+        for i in range(source_files):
+            add(PlannedFile("source_copies", folder / "source" / f"IM_{i + 1:05d}.dcm", index=i))
+    return plan
+
+
+def source_file_count(metadata: VolumeMetadata) -> int:
+    """How many distinct files a volume was loaded from."""
+    return len({path for path, _frame in metadata.source_frames})
+
+
+def run_export(
+    content: ReportContent,
+    metadata: VolumeMetadata,
+    plan: list[PlannedFile],
+    *,
+    deidentify: bool = False,
+    overwrite: bool = False,
+    patient_name: str = "ANONYMOUS",
+    patient_id: str | None = None,
+) -> Iterator[ExportProgress]:
+    """Write `plan` (a generator: run it in a worker; returns an :class:`ExportSummary`).
+
+    Parameters
+    ----------
+    content : ReportContent
+        What to export (its key images already rendered).
+    metadata : VolumeMetadata
+        The series' metadata; its source files give the DICOM objects their patient, study
+        and references (and are never modified).
+    plan : list of PlannedFile
+        From :func:`plan_export` or built by the caller.
+    deidentify : bool
+        Apply the DICOM PS3.15 basic profile to everything written, with one UID mapping for
+        the whole export (references keep resolving) and `patient_name` / `patient_id`
+        (default: a random pseudonym) in place of the patient's.
+    overwrite : bool
+        Replace existing files (otherwise :class:`~medviewer.report.files.ExportExistsError`
+        before anything is written).
+
+    Raises
+    ------
+    ExportExistsError, LoadError, ValueError, OSError
+        Nothing is left written when any is raised.
+    """
+    kinds = {p.kind for p in plan}
+    if "source_copies" in kinds and not deidentify:
+        raise ValueError("copies of the source images are only exported de-identified")
+    batch = FileBatch([p.path for p in plan], overwrite=overwrite)
+    writer = _Writer(content, metadata, batch, deidentify, patient_name, patient_id)
+    try:
+        yield from writer.write(plan)
+        batch.commit()
+    except BaseException:
+        batch.abort()
+        raise
+    return writer.summary(plan)
+
+
+class _Writer:
+    """One export's state: sources, the de-identifier, the objects made so far."""
+
+    def __init__(self, content, metadata, batch, deidentify, patient_name, patient_id):
+        from medviewer.report.deidentify import Deidentifier
+
+        self.content = content
+        self.metadata = metadata
+        self.batch = batch
+        self.deid = Deidentifier(patient_name=patient_name, patient_id=patient_id) \
+            if deidentify else None
+        self.sources: SourceImages | None = None
+        self.segs: dict[ResultKey, Dataset] = {}
+        self.pdf: bytes | None = None
+        self.warnings: list[str] = []
+        self.key_series_uid = ""
+
+    # -- the steps -----------------------------------------------------------------------
+
+    def write(self, plan: list[PlannedFile]) -> Iterator[ExportProgress]:
+        kinds = {p.kind for p in plan}
+        order = sorted(plan, key=lambda p: _ORDER.index(p.kind))
+        if kinds & _DICOM_KINDS:
+            yield ExportProgress("reading the source images", 0, len(order))
+            self.sources = read_source_images(self.metadata)
+            self._check_burned_in()
+        for done, planned in enumerate(order):
+            yield ExportProgress(f"writing {planned.path.name}", done, len(order))
+            _WRITERS[planned.kind](self, planned)
+        yield ExportProgress("done", len(order), len(order))
+
+    def summary(self, plan: list[PlannedFile]) -> ExportSummary:
+        return ExportSummary(
+            tuple(plan), tuple(self.warnings), self.deid is not None,
+            self.deid.uid_map() if self.deid is not None else {},
+        )
+
+    def _check_burned_in(self) -> None:
+        from medviewer.report.deidentify import burned_in_text_warning
+
+        if self.deid is None or self.sources is None:
+            return
+        first = self.sources.first
+        warning = burned_in_text_warning(
+            str(first.get("Modality", "")), str(first.get("SOPClassUID", "")),
+            str(first.get("BurnedInAnnotation", "")),
+        )
+        if warning:
+            self.warnings.append(warning)
+
+    # -- what is written -----------------------------------------------------------------
+
+    def shown_content(self) -> ReportContent:
+        """The content with the header (and result UIDs) de-identified when asked."""
+        if self.deid is None:
+            return self.content
+        uid = self.deid.uid
+        results = tuple(
+            replace(r, prediction=replace(r.prediction, series_uid=uid(r.prediction.series_uid)))
+            for r in self.content.results
+        )
+        return replace(self.content, header=self.deid.header(self.content.header), results=results)
+
+    def pdf_bytes(self) -> bytes:
+        if self.pdf is None:
+            from medviewer.report.pdf import report_pdf
+
+            self.pdf = report_pdf(self.shown_content())
+        return self.pdf
+
+    def save_dataset(self, ds: Dataset, path: Path) -> None:
+        if self.deid is not None:
+            ds = self.deid.dataset(ds)
+        ds.save_as(self.batch.temporary(path), enforce_file_format=True)
+
+    def result(self, key: ResultKey | None) -> AIResult:
+        for result in self.content.results:
+            if result.key == key:
+                return result
+        raise ValueError(f"no result {key} in the report")
+
+    def key_images(self):
+        """The key images with their source SOP Instance UIDs filled in."""
+        keys = []
+        for key in self.content.key_images:
+            if key.source_slice is not None and self.sources is not None and not key.source_sop_uid:
+                dataset, frame = self.sources.slice_dataset(key.source_slice)
+                key = replace(key, source_sop_uid=str(dataset.SOPInstanceUID),
+                              source_frame=frame if self.sources.multiframe else None)
+            keys.append(key)
+        return keys
+
+
+def _write_pdf(w: _Writer, p: PlannedFile) -> None:
+    w.batch.write_bytes(p.path, w.pdf_bytes())
+
+
+def _write_csv(w: _Writer, p: PlannedFile) -> None:
+    w.batch.write_bytes(p.path, tabular.findings_csv(w.shown_content()))
+
+
+def _write_json(w: _Writer, p: PlannedFile) -> None:
+    root = p.path.parent
+    files = [str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
+             for f in w.batch.targets]
+    w.batch.write_bytes(p.path, tabular.findings_json(w.shown_content(), files))
+
+
+def _write_seg(w: _Writer, p: PlannedFile) -> None:
+    from medviewer.report.dicom_seg import segmentation_dataset
+
+    assert w.sources is not None
+    seg = segmentation_dataset(w.result(p.result_key), w.sources,
+                               series_number=SERIES_NUMBERS["seg"] + len(w.segs))
+    w.segs[p.result_key] = seg
+    w.save_dataset(seg, p.path)
+
+
+def _write_sr(w: _Writer, p: PlannedFile) -> None:
+    from medviewer.report.dicom_sr import measurement_report
+
+    assert w.sources is not None
+    sr = measurement_report(w.content, w.sources, w.segs, series_number=SERIES_NUMBERS["sr"])
+    w.save_dataset(sr, p.path)
+
+
+def _write_key_dicom(w: _Writer, p: PlannedFile) -> None:
+    from highdicom import UID
+
+    from medviewer.report.dicom_sc import key_image_dataset
+
+    assert w.sources is not None and p.index is not None
+    w.key_series_uid = w.key_series_uid or str(UID())
+    key = w.key_images()[p.index]
+    ds = key_image_dataset(key, w.sources, series_uid=w.key_series_uid,
+                           series_number=SERIES_NUMBERS["key_images_dicom"],
+                           instance_number=p.index + 1)
+    w.save_dataset(ds, p.path)
+
+
+def _write_key_png(w: _Writer, p: PlannedFile) -> None:
+    assert p.index is not None
+    w.batch.write_bytes(p.path, tabular.key_image_png(w.content.key_images[p.index]))
+
+
+def _write_pdf_dicom(w: _Writer, p: PlannedFile) -> None:
+    from medviewer.report.dicom_sc import encapsulated_pdf_dataset
+
+    assert w.sources is not None
+    ds = encapsulated_pdf_dataset(w.pdf_bytes(), w.sources, title="AI-assisted imaging report",
+                                  series_number=SERIES_NUMBERS["pdf_dicom"])
+    w.save_dataset(ds, p.path)
+
+
+def _write_labels(w: _Writer, p: PlannedFile) -> None:
+    result = w.result(p.result_key)
+    assert result.label_map is not None
+    tabular.write_volume(result.label_map, result.prediction.affine, w.batch.temporary(p.path))
+
+
+def _write_heatmap(w: _Writer, p: PlannedFile) -> None:
+    result = w.result(p.result_key)
+    assert result.heatmap is not None
+    tabular.write_volume(result.heatmap, result.prediction.affine, w.batch.temporary(p.path))
+
+
+def _write_source_copy(w: _Writer, p: PlannedFile) -> None:
+    import pydicom
+
+    assert p.index is not None
+    paths = list(dict.fromkeys(path for path, _frame in w.metadata.source_frames))
+    w.save_dataset(pydicom.dcmread(paths[p.index]), p.path)
+
+
+_WRITERS: dict[str, Callable[[_Writer, PlannedFile], None]] = {
+    "seg": _write_seg, "sr": _write_sr, "key_images_dicom": _write_key_dicom,
+    "pdf_dicom": _write_pdf_dicom, "pdf": _write_pdf, "key_images_png": _write_key_png,
+    "label_maps": _write_labels, "heatmaps": _write_heatmap, "csv": _write_csv,
+    "json": _write_json, "source_copies": _write_source_copy,
+}
+# SEGs before the SR that references them; the JSON last (it lists the files).
+_ORDER = ("source_copies", "seg", "sr", "key_images_dicom", "pdf", "pdf_dicom",
+          "key_images_png", "label_maps", "heatmaps", "csv", "json")
