@@ -97,6 +97,14 @@ def _add_ai_parsers(sub: Any) -> None:
     infer.add_argument("--stack", type=int, default=0, help="stack number when there are several")
     infer.add_argument("--db", help="database for a series id")
     infer.add_argument("--json", action="store_true", help="print result.json on stdout")
+    infer.add_argument("--pdf", help="also write the annotated PDF report to this file")
+    infer.add_argument("--seg", help="also write a DICOM SEG of the label map to this file")
+    infer.add_argument("--sr", help="also write a DICOM SR measurement report to this file")
+    infer.add_argument("--impression", default="", help="impression text for the PDF report")
+    infer.add_argument("--deidentify", action="store_true",
+                       help="de-identify the PDF/SEG/SR (DICOM PS3.15 basic profile)")
+    infer.add_argument("--overwrite", action="store_true",
+                       help="replace existing --pdf/--seg/--sr files")
     models = sub.add_parser("models", help="list, show or add AI models")
     actions = models.add_subparsers(dest="action", parser_class=_Parser)
     listing = actions.add_parser("list", help="bundled and user models (the default)")
@@ -331,6 +339,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     entry = ModelRegistry().get(args.model)
+    if args.seg and entry.card.task != "segmentation":
+        raise UsageError("--seg needs a segmentation model")
+    existing = [p for p in (args.pdf, args.seg, args.sr) if p and os.path.exists(p)]
+    if existing and not args.overwrite:
+        raise UsageError(f"{existing[0]} exists (use --overwrite to replace it)")
     volume = load_series(source, stack=args.stack, db=args.db)
     # No GUI to keep responsive: the command line uses every core.
     runner = Runner(entry.card, args.device, args.batch_size, cpu_threads=os.cpu_count())
@@ -338,11 +351,61 @@ def cmd_infer(args: argparse.Namespace) -> int:
                        keep_probabilities=args.probabilities)
     prediction = run_to_end(steps, _ProgressPrinter(sys.stderr))
     result = write_prediction(prediction, Path(args.out))
+    exported = export_reports(args, volume, prediction)
+    if exported:
+        result = {**result, "exported": exported}
     if args.json:
         print(json.dumps(result))
     else:
         _print_summary(result, Path(args.out))
     return EXIT_OK
+
+
+def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> list[str]:
+    """Write ``--pdf``, ``--seg`` and ``--sr`` (all or none); returns the paths written."""
+    from medviewer.core.findings import AIResult
+    from medviewer.report.content import ReportContent, ReportHeader
+    from medviewer.report.export import PlannedFile, run_export
+
+    result = AIResult.of(prediction)
+    plan = [PlannedFile(kind, Path(path), result.key if kind == "seg" else None)
+            for kind, path in (("pdf", args.pdf), ("seg", args.seg), ("sr", args.sr)) if path]
+    if not plan:
+        return []
+    content = ReportContent(
+        header=ReportHeader.of(volume.metadata), results=(result,),
+        key_images=tuple(_finding_key_images(volume, result)) if args.pdf else (),
+        impression=args.impression,
+    )
+    steps = run_export(content, volume.metadata, plan, deidentify=args.deidentify,
+                       overwrite=args.overwrite)
+    summary = run_to_end_quietly(steps)
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return [str(p.path) for p in summary.files]
+
+
+def _finding_key_images(volume: Any, result: Any) -> list[Any]:
+    """The finding key images, rendered offscreen by the viewer's code."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from medviewer.ui.key_images import KeyImageRenderer, finding_key_images
+    from medviewer.ui.open_series import OpenSeries
+
+    renderer = KeyImageRenderer()
+    try:
+        series = OpenSeries(Path(volume.metadata.series_uid or "volume"), volume)
+        return finding_key_images(renderer, series, [result])
+    finally:
+        renderer.close()
+
+
+def run_to_end_quietly(steps: Any) -> Any:
+    """Drain a generator and return its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
@@ -417,6 +480,8 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     for warning in result["warnings"]:
         print(f"  warning: {warning}")
     print(f"written: {out}")
+    for path in result.get("exported", []):
+        print(f"written: {path}")
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from medviewer import __version__
+from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, ResultKey
 from medviewer.core.volume import VolumeMetadata
 
@@ -161,6 +162,21 @@ class MeasurementLine:
     points: tuple[tuple[float, float, float], ...]
     plane: str
     label: str = ""
+
+    @classmethod
+    def of(cls, measurement: mm.Measurement, units: str = "") -> MeasurementLine:
+        """A viewer measurement as a report line (ROIs give their area, a probe its place)."""
+        points = measurement.points
+        value, unit = None, ""
+        if measurement.kind == "distance":
+            value, unit = mm.distance_mm(points[0], points[1]), "mm"
+        elif measurement.kind == "angle":
+            value, unit = mm.angle_deg(points[0], points[1], points[2]), "deg"
+        return cls(
+            text=mm.summary(measurement, units=units), kind=measurement.kind, value=value,
+            unit=unit, points=tuple(tuple(float(v) for v in p) for p in points),
+            plane=measurement.plane, label=measurement.label,
+        )
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,15 @@ from __future__ import annotations
 import numpy as np
 from highdicom import UID, AlgorithmIdentificationSequence
 from highdicom.color import CIELabColor
-from highdicom.seg import Segmentation, SegmentAlgorithmTypeValues, SegmentDescription
+from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentDescription
+from highdicom.spatial import get_image_coordinate_system
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 import medviewer
 from medviewer.core.findings import AIResult, Segment
+from medviewer.io.seg import LABEL_PREFIX
 from medviewer.report.sources import SourceImages
 
 MANUFACTURER = "medviewer developers"
@@ -30,8 +32,6 @@ MODEL_NAME = "medviewer"
 DEVICE_SERIAL_NUMBER = "0"
 CONTENT_LABEL = "AI_SEG"
 EDITED_SUFFIX = " (edited)"
-#: Segment Description (0062,0006) prefix that records the card's label value.
-LABEL_PREFIX = "medviewer label "
 
 _ANATOMY = CodedConcept("123037004", "SCT", "Anatomical Structure")
 _LUNG = CodedConcept("39607008", "SCT", "Lung")
@@ -83,11 +83,11 @@ def segmentation_dataset(
     ValueError
         When the result has no label map or no segments, holds labels the card does not
         describe, its shape differs from the source images, or the sources cannot carry a
-        SEG (no pixel spacing, several multi-frame files).
+        SEG (several multi-frame files, several images without patient position).
     """
     numbered = _numbered_label_map(result, sources)
     images, pixels = _source_arrangement(sources, numbered)
-    _check_pixel_measures(images[0])
+    positioned = _check_positions(images)
     model = result.prediction.model
     description = series_description or f"{model.name} {model.version}" + (
         EDITED_SUFFIX if result.edited else ""
@@ -110,6 +110,8 @@ def segmentation_dataset(
         omit_empty_frames=bool(pixels.any()),
     )
     seg.SeriesDescription = _lo(description)
+    if not positioned:  # General Image: Type 2C when there is no plane orientation
+        seg.PatientOrientation = images[0].get("PatientOrientation", "")
     return seg
 
 
@@ -249,16 +251,17 @@ def _source_arrangement(
     return images, labels
 
 
-def _check_pixel_measures(image: Dataset) -> None:
-    """Raise ValueError when highdicom cannot give the SEG a pixel spacing."""
-    if "SharedFunctionalGroupsSequence" in image or "PixelSpacing" in image:
-        return
-    spacing = "ImagerPixelSpacing only" if "ImagerPixelSpacing" in image else "no pixel spacing"
-    raise ValueError(
-        f"cannot export a DICOM SEG of a {image.get('Modality', '')} image with {spacing}: "
-        "a SEG needs the Pixel Spacing (0028,0030) of the patient plane, which an "
-        "unpositioned projection image does not give"
-    )
+def _check_positions(images: list[Dataset]) -> bool:
+    """True when the source images have patient positions; ValueError for several without."""
+    if get_image_coordinate_system(images[0]) is not None:
+        return True
+    if len(images) > 1 or int(images[0].get("NumberOfFrames", 1)) > 1:
+        raise ValueError(
+            "the source images give no patient position (Image Position (Patient) or Plane "
+            "Position Sequence), so a SEG can only reference one unpositioned image, not "
+            f"{max(len(images), int(images[0].get('NumberOfFrames', 1)))}"
+        )
+    return False
 
 
 def _lo(text: str) -> str:

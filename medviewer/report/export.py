@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
+from medviewer.core.errors import LoadError
 from medviewer.core.findings import AIResult, ResultKey
 from medviewer.core.volume import VolumeMetadata
 from medviewer.report import tabular
@@ -225,10 +226,9 @@ class _Writer:
     def write(self, plan: list[PlannedFile]) -> Iterator[ExportProgress]:
         kinds = {p.kind for p in plan}
         order = sorted(plan, key=lambda p: _ORDER.index(p.kind))
-        if kinds & _DICOM_KINDS:
+        if kinds & _DICOM_KINDS or self.metadata.source_frames:
             yield ExportProgress("reading the source images", 0, len(order))
-            self.sources = read_source_images(self.metadata)
-            self._check_burned_in()
+            self._read_sources(required=bool(kinds & _DICOM_KINDS))
         for done, planned in enumerate(order):
             yield ExportProgress(f"writing {planned.path.name}", done, len(order))
             _WRITERS[planned.kind](self, planned)
@@ -239,6 +239,20 @@ class _Writer:
             tuple(plan), tuple(self.warnings), self.deid is not None,
             self.deid.uid_map() if self.deid is not None else {},
         )
+
+    def _read_sources(self, required: bool) -> None:
+        """Read the source headers (DICOM exports need them; the PDF takes the institution)."""
+        try:
+            self.sources = read_source_images(self.metadata)
+        except LoadError:
+            if required:
+                raise
+            return
+        institution = str(self.sources.first.get("InstitutionName", "") or "")
+        if institution and not self.content.header.institution:
+            header = replace(self.content.header, institution=institution)
+            self.content = replace(self.content, header=header)
+        self._check_burned_in()
 
     def _check_burned_in(self) -> None:
         from medviewer.report.deidentify import burned_in_text_warning

@@ -42,18 +42,19 @@ def person_name(pn: str) -> str:
 
     The family name is kept as written (radiology lists are usually upper case); given and
     middle names written all in capitals are title-cased, any other spelling is kept. A name
-    prefix goes before the given name, a suffix after a comma. Of a multi-group name
+    prefix goes before the given name, a suffix after a comma, both as written (a suffix such
+    as ``III`` must not become ``Iii``). Of a multi-group name
     (``alphabetic=ideographic=phonetic``) the first non-empty group is used.
 
     Parameters
     ----------
     pn : str
-        E.g. ``"TESTPERSON^ALICE"``, ``"Müller^Zoë"``, ``"DOE^JOHN^A^DR^JR"``.
+        E.g. ``"TESTPERSON^ALICE"``, ``"Müller^Zoë"``, ``"DOE^JOHN^A^DR^III"``.
 
     Returns
     -------
     str
-        E.g. ``"TESTPERSON, Alice"``, ``"Müller, Zoë"``, ``"DOE, Dr John A, Jr"``; empty
+        E.g. ``"TESTPERSON, Alice"``, ``"Müller, Zoë"``, ``"DOE, DR John A, III"``; empty
         when `pn` is empty.
 
     Examples

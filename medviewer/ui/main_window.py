@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -40,6 +41,9 @@ from medviewer.ui.settings import Settings
 from medviewer.ui.skipped_dialog import SkippedFilesDialog
 from medviewer.ui.slice_view import TOOLS, SliceView
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
+
+if TYPE_CHECKING:  # the report modules (pydicom, highdicom, reportlab) load on first use
+    from medviewer.ui.report_dialog import ReportDialog, ReportDraft
 
 TREE_REFRESH_S = 0.5
 
@@ -78,6 +82,8 @@ class MainWindow(QMainWindow):
         self._import_job: workers.Job | None = None
         self._import_queue: list[list[str]] = []
         self._last_refresh = 0.0
+        self.report_drafts: dict[str, ReportDraft] = {}  # series UID -> impression, key images
+        self.report_dialog: ReportDialog | None = None
         self.setWindowTitle(f"medviewer {__version__}")
         self.setAcceptDrops(True)
         self._build_central()
@@ -168,6 +174,13 @@ class MainWindow(QMainWindow):
         menu.addAction(self._action("skipped", "Skipped files…", self.show_skipped))
         menu.addAction(
             self._action("screenshot", "Save screenshot…", self.ask_screenshot, "Ctrl+S")
+        )
+        menu.addSeparator()
+        menu.addAction(
+            self._action("add_to_report", "Add view to report", self.add_view_to_report, "K")
+        )
+        menu.addAction(
+            self._action("export_report", "Export report…", self.export_report, "Ctrl+E")
         )
         menu.addSeparator()
         menu.addAction(self._action("quit", "Quit", self.close, "Ctrl+Q"))
@@ -555,9 +568,70 @@ class MainWindow(QMainWindow):
         if path:
             self.grid.grab().save(path, "PNG")
 
+    # -- reports -------------------------------------------------------------------------
+
+    def _report_series(self):
+        view = self.grid.active
+        if view is None or view.series is None:
+            self.statusBar().showMessage("Open a series first", 4000)
+            return None
+        return view
+
+    def add_view_to_report(self) -> None:
+        """Add what the active view shows (overlay, zoom, window) as a key image."""
+        view = self._report_series()
+        if view is None:
+            return
+        from medviewer.ui.key_images import KeyImageRenderer, key_image_like
+        from medviewer.ui.report_dialog import ReportDraft
+
+        uid = view.series.volume.metadata.series_uid
+        draft = self.report_drafts.setdefault(uid, ReportDraft())
+        renderer = KeyImageRenderer(self.store)
+        try:
+            caption = f"Key image {len(draft.user_images) + 1} ({view.state.plane})"
+            key = key_image_like(renderer, view, caption, view.overlay.result, self.ai.style)
+        finally:
+            renderer.close()
+        draft.user_images.append(key)
+        self.statusBar().showMessage(
+            f"Added to the report ({len(draft.user_images)} key image(s) from the viewer)", 4000
+        )
+
+    def export_report(self) -> ReportDialog | None:
+        """Open the export dialog for the active view's series."""
+        view = self._report_series()
+        if view is None:
+            return None
+        from medviewer.report.content import MeasurementLine
+        from medviewer.ui.report_dialog import ReportDialog, ReportDraft
+
+        meta = view.series.volume.metadata
+        results = self.ai.findings.for_series(meta.series_uid)
+        lines = [MeasurementLine.of(m, meta.units) for m in self.store.for_series(meta.series_uid)]
+        draft = self.report_drafts.setdefault(meta.series_uid, ReportDraft())
+        if self.report_dialog is not None:
+            self.report_dialog.close()
+        self.report_dialog = ReportDialog(
+            view.series, results, lines, draft, folder=default_export_folder(meta),
+            style=self.ai.style, window=(view.state.center, view.state.width), parent=self,
+        )
+        self.report_dialog.show()
+        return self.report_dialog
+
     def _about(self) -> None:
         QMessageBox.about(
             self,
             "About medviewer",
             f"medviewer {__version__}\nDICOM viewer with AI assist. Not for clinical use.",
         )
+
+
+def default_export_folder(meta) -> Path:
+    """``<Documents>/medviewer exports/<patient id>_<study date>_<series number>``."""
+    import platformdirs
+
+    from medviewer.report.export import safe_name
+
+    name = safe_name(f"{meta.patient_id or 'series'}_{meta.study_date}_{meta.series_number or ''}")
+    return Path(platformdirs.user_documents_dir()) / "medviewer exports" / name

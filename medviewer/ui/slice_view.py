@@ -99,10 +99,14 @@ class _Annotations(QWidget):
         self.letters: dict[str, str] = {}
         self.scale: tuple[float, str] | None = None  # (length in screen px, label)
         self.message = ""
+        self.size_factor = 1.0  # text and scale bar size (> 1 for print-size key images)
+
+    def _font(self, points: float, weight=QFont.Weight.Normal) -> QFont:
+        return QFont(self.font().family(), round(points * self.size_factor), weight)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
-        painter.setFont(QFont(self.font().family(), 9))
+        painter.setFont(self._font(9))
         self._paint_corners(painter)
         self._paint_letters(painter)
         self._paint_scale(painter)
@@ -121,9 +125,9 @@ class _Annotations(QWidget):
         self._paint_places(painter, self.rect().adjusted(6, 4, -6, -4), texts)
 
     def _paint_letters(self, painter: QPainter) -> None:
-        painter.setFont(QFont(self.font().family(), 11, QFont.Weight.Bold))
+        painter.setFont(self._font(11, QFont.Weight.Bold))
         self._paint_places(painter, self.rect().adjusted(4, 2, -4, -2), self.letters)
-        painter.setFont(QFont(self.font().family(), 9))
+        painter.setFont(self._font(9))
 
     def _paint_places(self, painter: QPainter, inner, texts: dict[str, str]) -> None:
         for place, text in texts.items():
@@ -134,18 +138,19 @@ class _Annotations(QWidget):
         if self.scale is None:
             return
         length, label = self.scale
+        f = self.size_factor
         x0 = (self.width() - length) / 2.0
-        y = self.height() - 26.0
-        for color, offset in ((QColor(0, 0, 0, 200), 1.0), (TEXT_COLOR, 0.0)):
-            painter.setPen(QPen(color, 2))
+        y = self.height() - 26.0 * f
+        for color, offset in ((QColor(0, 0, 0, 200), f), (TEXT_COLOR, 0.0)):
+            painter.setPen(QPen(color, 2 * f))
             painter.drawLine(
                 QPointF(x0 + offset, y + offset), QPointF(x0 + length + offset, y + offset)
             )
             for x in (x0, x0 + length):
                 painter.drawLine(
-                    QPointF(x + offset, y - 4 + offset), QPointF(x + offset, y + 4 + offset)
+                    QPointF(x + offset, y - 4 * f + offset), QPointF(x + offset, y + 4 * f + offset)
                 )
-        rect = QRectF(x0 - 40, y - 20, length + 80, 16).toRect()
+        rect = QRectF(x0 - 40 * f, y - 20 * f, length + 80 * f, 16 * f).toRect()
         self._text(
             painter, rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, label
         )
@@ -194,6 +199,7 @@ class SliceView(QFrame):
         self.tool = "navigate"
         self.crosshair_visible = True
         self.crosshair_point: np.ndarray | None = None
+        self.identifying_text = True  # False for key images: no patient or study in the corners
         self.empty_message = "Drop a series here or double-click one in the browser"
         self._display: np.ndarray | None = None  # reused uint8 frame buffer
         self._gathered = np.empty(0)  # reused contiguous copy of a strided slice
@@ -587,7 +593,8 @@ class SliceView(QFrame):
         mm_per_px = self.viewbox.viewRect().width() / width_px
         if not np.isfinite(mm_per_px) or mm_per_px <= 0:
             return None
-        length = nice_scale_length(mm_per_px, target_pixels=min(100.0, width_px / 4))
+        target = min(100.0 * self.annotations.size_factor, width_px / 4)
+        length = nice_scale_length(mm_per_px, target_pixels=target)
         label = f"{length:g} mm" if length < 10 or length % 10 else f"{length / 10:g} cm"
         return length / mm_per_px, label
 
@@ -887,14 +894,14 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
         else []
     )
     series = f"#{meta.series_number} " if meta.series_number is not None else ""
+    who = [meta.patient_name.replace("^", " "), meta.patient_id]
+    what = [_date(meta.study_date), meta.study_description,
+            f"{series}{meta.series_description}".strip()]
+    if not view.identifying_text:
+        who, what = [], []
     return {
-        "top_left": [meta.patient_name.replace("^", " "), meta.patient_id],
-        "top_right": [
-            _date(meta.study_date),
-            meta.study_description,
-            f"{series}{meta.series_description}".strip(),
-            f"{meta.modality} {state.plane}",
-        ],
+        "top_left": who,
+        "top_right": [*what, f"{meta.modality} {state.plane}"],
         "bottom_left": [
             *progress,
             f"Im {state.index + 1}/{state.count}",

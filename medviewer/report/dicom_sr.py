@@ -1,0 +1,591 @@
+"""DICOM Comprehensive 3D SR: a TID 1500 measurement report of the AI results and measurements.
+
+What goes in, per :class:`~medviewer.report.content.ReportContent`:
+
+- every segment with voxels of a segmentation result: a TID 1411 volumetric group referencing
+  the segment of the result's DICOM SEG (when one is given) with its volume, longest diameter
+  and mean value; then its largest connected components (at most :data:`MAX_COMPONENTS`, only
+  when it has several), each located by its centroid (a ``POINT`` volume surface);
+- every classification result: a TID 1501 group with one probability per class and a
+  qualitative evaluation (present/absent) per class;
+- every user measurement with a value: a TID 1410 planar group with its 3D region;
+- every AI group and AI measurement carries the model's TID 4019 algorithm identification.
+
+The free-text impression is not written: TID 1500 has no slot for it, and the report's only
+observer is the device (medviewer), so the reader's own words would be attributed to it. The
+impression goes into the PDF report (and its encapsulated-PDF copy) instead.
+
+Terms without a standard code (class names, "probability of <class>") use the local coding
+scheme :data:`LOCAL_SCHEME`, declared in the Coding Scheme Identification Sequence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from highdicom.sr import CodedConcept
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from medviewer import __version__
+from medviewer.core.findings import AIResult, ComponentStats, ResultKey, SegmentStats
+from medviewer.report.content import MeasurementLine, ReportContent
+from medviewer.report.sources import SourceImages
+
+__all__ = [
+    "LOCAL_SCHEME",
+    "MANUFACTURER",
+    "MAX_COMPONENTS",
+    "SERIES_DESCRIPTION",
+    "measurement_report",
+    "sr_numbers",
+]
+
+MANUFACTURER = "medviewer developers"
+SERIES_DESCRIPTION = "AI measurement report"
+#: Private coding scheme of the terms no standard scheme has (DICOM local-scheme convention).
+LOCAL_SCHEME = "99MEDVIEWER"
+#: Largest connected components listed per segment.
+MAX_COMPONENTS = 10
+
+_DEVICE_UID = generate_uid(entropy_srcs=["medviewer", "device observer"])
+_CHARSET = "ISO_IR 192"
+_MEASUREMENT_GROUP = ("125007", "DCM")
+_TRACKING_IDENTIFIER = ("112039", "DCM")
+_DERIVATION = ("121401", "DCM")
+
+_ANATOMY = codes.SCT.AnatomicalStructure
+_ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure
+#: Segment/class name word -> (finding category, finding type).
+_FINDINGS: dict[str, tuple[Code, Code]] = {
+    "nodule": (_ABNORMAL, codes.SCT.Nodule),
+    "nodules": (_ABNORMAL, codes.SCT.Nodule),
+    "mass": (_ABNORMAL, codes.SCT.Mass),
+    "lesion": (_ABNORMAL, codes.SCT.Lesion),
+    "tumor": (_ABNORMAL, codes.SCT.Tumor),
+    "tumour": (_ABNORMAL, codes.SCT.Tumor),
+    "lung": (_ANATOMY, codes.SCT.Lung),
+    "lungs": (_ANATOMY, codes.SCT.Lung),
+    "liver": (_ANATOMY, codes.SCT.Liver),
+    "kidney": (_ANATOMY, codes.SCT.Kidney),
+    "spleen": (_ANATOMY, codes.SCT.Spleen),
+    "pancreas": (_ANATOMY, codes.SCT.Pancreas),
+    "heart": (_ANATOMY, codes.SCT.Heart),
+    "aorta": (_ANATOMY, codes.SCT.Aorta),
+    "brain": (_ANATOMY, codes.SCT.Brain),
+    "bone": (_ANATOMY, codes.SCT.Bone),
+}
+_TISSUE = (codes.SCT.Tissue, codes.SCT.Tissue)
+
+_UCUM_MEANINGS = {
+    "mm": "millimeter",
+    "ml": "milliliter",
+    "mm2": "square millimeter",
+    "deg": "degree",
+    "[hnsf'U]": "Hounsfield unit",
+    "1": "no units",
+}
+
+#: Modality -> CID 100 "Quantitative Diagnostic Imaging Procedures" code.
+_PROCEDURES: dict[str, Code] = {
+    "CT": codes.cid100.CTUnspecifiedBodyRegion,
+    "MR": codes.cid100.MRIUnspecifiedBodyRegion,
+    "PT": codes.cid100.PETUnspecifiedBodyRegion,
+    "NM": codes.cid100.NMUnspecifiedBodyRegion,
+    "CR": codes.cid100.XRUnspecifiedBodyRegion,
+    "DX": codes.cid100.XRUnspecifiedBodyRegion,
+    "DR": codes.cid100.XRUnspecifiedBodyRegion,
+}
+
+Group = (
+    hd.sr.MeasurementsAndQualitativeEvaluations
+    | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
+    | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+)
+
+
+def measurement_report(
+    content: ReportContent,
+    sources: SourceImages,
+    segmentations: Mapping[ResultKey, pydicom.Dataset] | None = None,
+    *,
+    series_uid: str | None = None,
+    series_number: int = 902,
+    instance_number: int = 1,
+) -> hd.sr.Comprehensive3DSR:
+    """The TID 1500 measurement report of a report's AI results and user measurements.
+
+    Parameters
+    ----------
+    content : ReportContent
+        What to report (the impression is not written, see the module docstring).
+    sources : SourceImages
+        Headers of the source series: patient, study, frame of reference and evidence.
+    segmentations : mapping, optional
+        Result key -> the DICOM SEG written for that segmentation result. Segments of a result
+        with a SEG are referenced in it (segment number = the label's position in the sorted
+        labels of ``result.segments``, 1-based); results without one are reported unreferenced.
+    series_uid : str, optional
+        Series Instance UID of the SR (a new one by default).
+    series_number, instance_number : int
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+        The SR document, patient and study copied from the sources, not yet written.
+
+    Raises
+    ------
+    ValueError
+        When there is nothing to report, or a SEG does not hold the segment it should.
+    """
+    segs = dict(segmentations or {})
+    frame_uid = frame_of_reference_uid(sources.first)
+    groups: list[Group] = []
+    evidence: list[pydicom.Dataset] = list(sources.datasets)
+    for result in content.results:
+        seg = segs.get(result.key) if result.task == "segmentation" else None
+        groups.extend(_result_groups(result, seg, sources, frame_uid, content.header.units))
+        if seg is not None:
+            evidence.append(seg)
+    groups.extend(_user_groups(content.measurements, frame_uid))
+    if not groups:
+        raise ValueError("nothing to report: no AI result numbers and no measurement values")
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(content.results),
+        procedure_reported=_PROCEDURES.get(
+            str(sources.first.get("Modality", "")), codes.cid100.ImagingProcedure
+        ),
+        imaging_measurements=groups,
+        title=codes.cid7021.ImagingMeasurementReport,
+    )
+    return _document(report, evidence, content, series_uid, series_number, instance_number)
+
+
+def _document(
+    report: hd.sr.MeasurementReport,
+    evidence: Sequence[pydicom.Dataset],
+    content: ReportContent,
+    series_uid: str | None,
+    series_number: int,
+    instance_number: int,
+) -> hd.sr.Comprehensive3DSR:
+    institution = content.header.institution[:64] or None
+    return hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report[0],
+        series_instance_uid=series_uid or hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=instance_number,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        institution_name=institution,
+        series_description=SERIES_DESCRIPTION,
+        manufacturer_model_name="medviewer",
+        software_versions=__version__,
+        coding_schemes=[
+            hd.sr.CodingSchemeIdentificationItem(
+                designator=LOCAL_SCHEME,
+                name="medviewer local codes",
+                responsible_organization=MANUFACTURER,
+            )
+        ],
+        specific_character_set=_CHARSET,
+    )
+
+
+def frame_of_reference_uid(ds: pydicom.Dataset) -> str | None:
+    """The Frame of Reference UID of a positioned image, None when it has no patient position.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        A source image header.
+
+    Returns
+    -------
+    str or None
+    """
+    uid = ds.get("FrameOfReferenceUID")
+    positioned = "ImageOrientationPatient" in ds or "SharedFunctionalGroupsSequence" in ds
+    return str(uid) if uid and positioned else None
+
+
+# --------------------------------------------------------------------------- codes
+
+
+def _ucum(unit: str) -> CodedConcept:
+    value = unit or "1"
+    return CodedConcept(value, "UCUM", _UCUM_MEANINGS.get(value, value)[:64])
+
+
+def _finding_codes(name: str) -> tuple[Code, Code]:
+    """(category, type) of a segment or class name, by its words; Tissue when unknown."""
+    words = re.findall(r"[a-z]+", name.lower())
+    for word in reversed(words):
+        if word in _FINDINGS:
+            return _FINDINGS[word]
+    return _TISSUE
+
+
+def _local(value: str, meaning: str) -> CodedConcept:
+    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", value) or "_"
+    return CodedConcept(clean, LOCAL_SCHEME, meaning[:64])
+
+
+def _class_concept(name: str) -> CodedConcept | Code:
+    if name.strip().lower() == "normal":
+        return codes.SCT.Normal
+    category, finding = _finding_codes(name)
+    return finding if (category, finding) != _TISSUE else _local(name, name)
+
+
+def _mean_concept(units: str) -> tuple[Code, Code | None, str]:
+    """(concept name, derivation, UCUM unit) of a mean value in the image's units."""
+    if units.upper() == "HU":
+        return codes.DCM.AttenuationCoefficient, codes.SCT.Mean, "[hnsf'U]"
+    return codes.SCT.Mean, None, "1"
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _observation_context(results: Iterable[AIResult]) -> hd.sr.ObservationContext:
+    names = list(dict.fromkeys(r.prediction.model.name for r in results))
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=_DEVICE_UID,
+        name="medviewer",
+        manufacturer_name=MANUFACTURER,
+        model_name="; ".join(names) or None,
+    )
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(codes.cid270.Device, device)
+    )
+
+
+def _algorithm(result: AIResult) -> hd.sr.AlgorithmIdentification:
+    model = result.prediction.model
+    parameters = [f"model id: {model.id}", f"weights sha256: {model.sha256}"]
+    if result.task == "classification":
+        parameters.append(f"threshold: {result.prediction.threshold:g}")
+    if result.edited:
+        parameters.append(f"label map edited by the user: {result.edited}")
+    return hd.sr.AlgorithmIdentification(
+        name=model.name,
+        version=model.version,
+        parameters=parameters,
+        family=codes.cid7162.ArtificialIntelligence,
+    )
+
+
+def _tracking(identifier: str) -> hd.sr.TrackingIdentifier:
+    return hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=identifier)
+
+
+def _measurement(
+    name: Code | CodedConcept,
+    value: float,
+    unit: str,
+    algorithm: hd.sr.AlgorithmIdentification | None = None,
+    derivation: Code | None = None,
+) -> hd.sr.Measurement:
+    return hd.sr.Measurement(
+        name=name, value=float(value), unit=_ucum(unit), algorithm_id=algorithm,
+        derivation=derivation,
+    )
+
+
+# --------------------------------------------------------------------------- AI results
+
+
+def _result_groups(
+    result: AIResult,
+    seg: pydicom.Dataset | None,
+    sources: SourceImages,
+    frame_uid: str | None,
+    units: str,
+) -> list[Group]:
+    if result.task == "classification":
+        return [_classification_group(result)] if result.prediction.classes else []
+    if result.task != "segmentation":
+        return []
+    groups: list[Group] = []
+    for label in sorted(result.statistics):
+        stats = result.statistics[label]
+        if stats.voxels > 0:
+            site = _SegmentSite(result, label, seg, sources, frame_uid, units)
+            groups.append(site.segment_group(stats))
+            groups.extend(site.component_groups(stats))
+    return groups
+
+
+def _classification_group(result: AIResult) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    prediction = result.prediction
+    algorithm = _algorithm(result)
+    measurements = [
+        _measurement(_local(f"P-{name}", f"Probability of {name}"), p, "1", algorithm)
+        for name, p in prediction.classes.items()
+    ]
+    evaluations = [
+        hd.sr.QualitativeEvaluation(
+            _class_concept(name),
+            codes.cid240.Present if name in prediction.decision else codes.cid240.Absent,
+        )
+        for name in prediction.classes
+    ]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=_tracking(prediction.model.name),
+        algorithm_id=algorithm,
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+
+
+class _SegmentSite:
+    """How the groups of one segment are coded and located (SEG reference, frame of reference)."""
+
+    def __init__(
+        self,
+        result: AIResult,
+        label: int,
+        seg: pydicom.Dataset | None,
+        sources: SourceImages,
+        frame_uid: str | None,
+        units: str,
+    ) -> None:
+        segment = result.segments.get(label)
+        self.name = segment.name if segment else result.statistics[label].name
+        self.algorithm = _algorithm(result)
+        self.units = units
+        self.frame_uid = frame_uid
+        self.series_uid = str(sources.first.SeriesInstanceUID)
+        self.reference: hd.sr.ReferencedSegment | None = None
+        self.category, self.finding = _finding_codes(self.name)
+        if seg is not None and segment is not None:
+            number = sorted(result.segments).index(label) + 1
+            self._refer(seg, number)
+
+    def _refer(self, seg: pydicom.Dataset, number: int) -> None:
+        item = _seg_segment(seg, number, self.name)
+        self.reference = hd.sr.ReferencedSegment(
+            sop_class_uid=str(seg.SOPClassUID),
+            sop_instance_uid=str(seg.SOPInstanceUID),
+            segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(self.series_uid),
+        )
+        if "SegmentedPropertyTypeCodeSequence" in item:
+            self.finding = CodedConcept.from_dataset(item.SegmentedPropertyTypeCodeSequence[0])
+        if "SegmentedPropertyCategoryCodeSequence" in item:
+            category = item.SegmentedPropertyCategoryCodeSequence[0]
+            self.category = CodedConcept.from_dataset(category)
+
+    def _numbers(self, stats: SegmentStats | ComponentStats) -> list[hd.sr.Measurement]:
+        found = [
+            _measurement(codes.SCT.Volume, stats.volume_ml, "ml", self.algorithm),
+            _measurement(
+                codes.SCT.Diameter, stats.longest_diameter_mm, "mm", self.algorithm,
+                codes.SCT.Maximum,
+            ),
+        ]
+        if stats.mean_value is not None:
+            name, derivation, unit = _mean_concept(self.units)
+            found.append(_measurement(name, stats.mean_value, unit, self.algorithm, derivation))
+        return found
+
+    def _common(self, tracking: str, stats: SegmentStats | ComponentStats) -> dict[str, Any]:
+        return {
+            "tracking_identifier": _tracking(tracking),
+            "finding_category": self.category,
+            "finding_type": self.finding,
+            "algorithm_id": self.algorithm,
+            "measurements": self._numbers(stats),
+        }
+
+    def segment_group(self, stats: SegmentStats) -> Group:
+        """The group of the whole segment, referencing the SEG segment when there is one."""
+        common = self._common(self.name, stats)
+        if self.reference is None:
+            return hd.sr.MeasurementsAndQualitativeEvaluations(**common)
+        return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+            referenced_segment=self.reference, **common
+        )
+
+    def component_groups(self, stats: SegmentStats) -> Iterator[Group]:
+        """The largest components of a segment that has several, each at its centroid."""
+        if stats.component_count < 2:
+            return
+        for component in stats.components[:MAX_COMPONENTS]:
+            common = self._common(f"{self.name} component {component.index}", component)
+            if self.frame_uid is None:
+                yield hd.sr.MeasurementsAndQualitativeEvaluations(**common)
+                continue
+            surface = hd.sr.VolumeSurface(
+                graphic_type=hd.sr.GraphicTypeValues3D.POINT,
+                graphic_data=np.array([component.centroid_lps], dtype=np.float64),
+                frame_of_reference_uid=self.frame_uid,
+                source_series=hd.sr.SourceSeriesForSegmentation(self.series_uid),
+            )
+            yield hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                referenced_volume_surface=surface,
+                geometric_purpose=codes.cid219.CenterOfMass,
+                **common,
+            )
+
+
+def _seg_segment(seg: pydicom.Dataset, number: int, name: str) -> pydicom.Dataset:
+    """The Segment Sequence item `number` of a SEG, checked against the segment's name."""
+    for item in seg.get("SegmentSequence", []):
+        if int(item.SegmentNumber) == number:
+            label = str(item.get("SegmentLabel", name))
+            if label != name:
+                raise ValueError(f"SEG segment {number} is {label!r}, expected {name!r}")
+            return item
+    raise ValueError(f"the SEG has no segment {number} ({name!r})")
+
+
+# --------------------------------------------------------------------------- user measurements
+
+
+def _user_groups(
+    measurements: Sequence[MeasurementLine], frame_uid: str | None
+) -> list[Group]:
+    groups: list[Group] = []
+    for index, line in enumerate(measurements, start=1):
+        number = _user_number(line)
+        if number is None:
+            continue
+        tracking = f"{line.kind} {index}" + (f" ({line.label})" if line.label else "")
+        region = _region(line, frame_uid)
+        if region is None:
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=_tracking(tracking), measurements=[number]
+            ))
+        else:
+            groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=_tracking(tracking), referenced_region=region,
+                measurements=[number],
+            ))
+    return groups
+
+
+def _user_number(line: MeasurementLine) -> hd.sr.Measurement | None:
+    if line.value is None:
+        return None
+    if line.kind == "distance":
+        return _measurement(codes.SCT.Length, line.value, line.unit or "mm")
+    if line.kind == "angle":
+        return _measurement(codes.SCT.Angle, line.value, line.unit or "deg")
+    if line.kind in ("ellipse", "rectangle"):
+        return _measurement(codes.SCT.Area, line.value, line.unit or "mm2")
+    if line.kind == "probe":
+        name = (
+            codes.DCM.AttenuationCoefficient if line.unit == "[hnsf'U]"
+            else _local("IMAGE-VALUE", "Image value")
+        )
+        return _measurement(name, line.value, line.unit)
+    return None
+
+
+_PLANE_AXES = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}
+
+
+def _region(line: MeasurementLine, frame_uid: str | None) -> hd.sr.ImageRegion3D | None:
+    """The measurement's region in the frame of reference, None when unpositioned."""
+    points = np.asarray(line.points, dtype=np.float64).reshape(-1, 3)
+    if frame_uid is None or len(points) == 0:
+        return None
+    if line.kind == "probe" or len(points) == 1:
+        return hd.sr.ImageRegion3D("POINT", points[:1], frame_uid)
+    if line.kind in ("ellipse", "rectangle") and line.plane in _PLANE_AXES:
+        outline = _box_outline(line.kind, points, line.plane)
+        if outline is not None:
+            return hd.sr.ImageRegion3D(*outline, frame_uid)
+    return hd.sr.ImageRegion3D("POLYLINE", points, frame_uid)
+
+
+def _box_outline(kind: str, corners: np.ndarray, plane: str) -> tuple[str, np.ndarray] | None:
+    """ELLIPSE axes or closed POLYGON of the box drawn from two opposite corners on `plane`."""
+    centre = corners[:2].mean(axis=0)
+    axes = np.eye(3)[list(_PLANE_AXES[plane])]
+    half = np.abs((corners[1] - corners[0]) @ axes.T) / 2.0
+    if np.any(half <= 0.0):
+        return None
+    a, b = (half[:, None] * axes)
+    if kind == "rectangle":
+        return "POLYGON", np.array(
+            [centre - a - b, centre + a - b, centre + a + b, centre - a + b, centre - a - b]
+        )
+    major, minor = (a, b) if half[0] >= half[1] else (b, a)
+    return "ELLIPSE", np.array([centre - major, centre + major, centre - minor, centre + minor])
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def sr_numbers(sr: pydicom.Dataset) -> list[dict[str, Any]]:
+    """Every numeric measurement of an SR document, in document order.
+
+    Parameters
+    ----------
+    sr : pydicom.Dataset
+        An SR document (as written, or read back).
+
+    Returns
+    -------
+    list of dict
+        ``{"tracking": str, "name": str, "value": float, "unit": str}`` per NUM content item:
+        the Tracking Identifier of its measurement group (empty outside groups), its concept
+        name's meaning prefixed by its derivation's when it has one (``"Maximum Diameter"``),
+        its value (the Floating Point Value when present) and its UCUM unit code.
+    """
+    found: list[dict[str, Any]] = []
+    _walk(sr.get("ContentSequence", []), "", found)
+    return found
+
+
+def _walk(items: Iterable[pydicom.Dataset], tracking: str, found: list[dict[str, Any]]) -> None:
+    for item in items:
+        if item.ValueType == "NUM":
+            number = _number(item, tracking)
+            if number is not None:
+                found.append(number)
+        elif item.ValueType == "CONTAINER":
+            inner = _group_tracking(item) if _concept(item) == _MEASUREMENT_GROUP else tracking
+            _walk(item.get("ContentSequence", []), inner, found)
+
+
+def _concept(item: pydicom.Dataset) -> tuple[str, str]:
+    code = item.ConceptNameCodeSequence[0]
+    return str(code.get("CodeValue", "")), str(code.CodingSchemeDesignator)
+
+
+def _group_tracking(group: pydicom.Dataset) -> str:
+    for item in group.get("ContentSequence", []):
+        if item.ValueType == "TEXT" and _concept(item) == _TRACKING_IDENTIFIER:
+            return str(item.TextValue)
+    return ""
+
+
+def _number(item: pydicom.Dataset, tracking: str) -> dict[str, Any] | None:
+    values = item.get("MeasuredValueSequence", [])
+    if not values:
+        return None
+    measured = values[0]
+    value = measured.get("FloatingPointValue")
+    name = str(item.ConceptNameCodeSequence[0].CodeMeaning)
+    for child in item.get("ContentSequence", []):
+        if child.ValueType == "CODE" and _concept(child) == _DERIVATION:
+            name = f"{child.ConceptCodeSequence[0].CodeMeaning} {name}"
+    return {
+        "tracking": tracking,
+        "name": name,
+        "value": float(value if value is not None else measured.NumericValue),
+        "unit": str(measured.MeasurementUnitsCodeSequence[0].CodeValue),
+    }

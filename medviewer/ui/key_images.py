@@ -1,0 +1,260 @@
+"""Key images for reports, drawn by the viewer's own :class:`SliceView` at print size.
+
+A hidden viewport renders exactly what the viewer shows (image, window, overlay or heatmap,
+measurements, orientation letters, scale bar, window/level), without the patient's name, ID,
+study date or descriptions in the corners, and hands the pixels to the report as a
+:class:`~medviewer.report.content.KeyImage`. Runs on the GUI thread (it paints widgets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
+
+from medviewer.core.findings import AIResult, OverlayStyle
+from medviewer.core.viewstate import slice_position_mm
+from medviewer.report import formatting as fmt
+from medviewer.report.content import KeyImage
+from medviewer.ui.measurement_store import MeasurementStore
+from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.slice_view import SliceView
+
+#: Pixel size of key images: 1024 px printed 8.5 cm wide is about 300 dpi.
+KEY_IMAGE_PIXELS = 1024
+#: Text and scale bar size of key images relative to the screen (readable once printed).
+KEY_IMAGE_TEXT_FACTOR = 2.4
+#: Finding key images show a square of this many times the finding's diameter (at least
+#: :data:`MIN_FIELD_MM`), so the finding is seen with its surroundings.
+FIELD_PER_DIAMETER = 4.0
+MIN_FIELD_MM = 80.0
+#: At most this many components of a segmentation get a key image (the largest).
+MAX_FINDING_IMAGES = 5
+
+
+class KeyImageRenderer:
+    """A hidden, print-size viewport that renders key images (reuse it for several)."""
+
+    def __init__(self, store: MeasurementStore | None = None, pixels: int = KEY_IMAGE_PIXELS):
+        from medviewer.ui.app import application
+
+        application()
+        view = SliceView(store)
+        view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)
+        view.identifying_text = False
+        view.annotations.size_factor = KEY_IMAGE_TEXT_FACTOR
+        view.show_crosshair(False)
+        view.resize(pixels + 2, pixels + 2)  # +2: the frame's 1-pixel border
+        view.show()
+        QApplication.processEvents()
+        self.view = view
+
+    def close(self) -> None:
+        """Let go of the series and the widget."""
+        self.view.set_series(None)
+        self.view.close()
+        self.view.deleteLater()
+
+    def render(
+        self,
+        series: OpenSeries,
+        *,
+        caption: str,
+        plane: str = "axial",
+        point: np.ndarray | None = None,
+        index: int | None = None,
+        window: tuple[float, float] | None = None,
+        invert: bool = False,
+        overlay: AIResult | None = None,
+        style: OverlayStyle | None = None,
+        field_mm: float | None = None,
+        view_rect: QRectF | None = None,
+        origin: str = "finding",
+    ) -> KeyImage:
+        """Render one key image.
+
+        Parameters
+        ----------
+        series : OpenSeries
+        caption : str
+        plane : str
+        point : numpy.ndarray, optional
+            LPS point to show (its slice; the view centred on it when `field_mm` is given).
+        index : int, optional
+            Slice of `plane` to show when no `point` is given (default: the middle).
+        window : (center, width), optional
+            Default: the series' own.
+        invert : bool
+        overlay : AIResult, optional
+            Drawn with `style`.
+        field_mm : float, optional
+            Show a square of this size around `point` (default: the whole slice).
+        view_rect : QRectF, optional
+            The view range to show (mm on the plane), e.g. copied from a viewport.
+        origin : str
+            ``"finding"`` or ``"user"``.
+        """
+        view = self.view
+        view.set_series(series, plane)
+        self._place(point, index)
+        if window is not None:
+            view.set_window(*window)
+        view.set_invert(invert)
+        view.set_overlay_style(style or OverlayStyle())
+        view.set_overlay(overlay)
+        view.fit()
+        if view_rect is not None:
+            view.viewbox.setRange(view_rect, padding=0.0)
+        elif point is not None and field_mm is not None:
+            x, y, _ = view.patient_to_view(point)
+            side = field_mm
+            view.viewbox.setRange(QRectF(x - side / 2, y - side / 2, side, side), padding=0.0)
+        QApplication.processEvents()
+        key = KeyImage(
+            rgb=self._pixels(), caption=caption, plane=plane, slice_text=self._slice_text(),
+            window=(view.state.center, view.state.width), mm_per_pixel=self._mm_per_pixel(),
+            legend=legend_of(overlay, style or OverlayStyle()), origin=origin,
+            result_key=overlay.key if overlay is not None else None,
+            source_slice=self._source_slice(),
+        )
+        view.set_overlay(None)
+        return key
+
+    def _place(self, point: np.ndarray | None, index: int | None) -> None:
+        view = self.view
+        if point is not None:
+            view.set_crosshair(np.asarray(point, float), move=True)
+        elif index is not None:
+            view.set_index(index)
+
+    def _pixels(self) -> np.ndarray:
+        view = self.view
+        image = view.grab(view.graphics.geometry()).toImage()
+        image = image.convertToFormat(QImage.Format.Format_RGB888)
+        rows, cols, line = image.height(), image.width(), image.bytesPerLine()
+        data = np.frombuffer(image.constBits(), np.uint8, count=rows * line)
+        return data.reshape(rows, line)[:, : cols * 3].reshape(rows, cols, 3).copy()
+
+    def _slice_text(self) -> str:
+        view = self.view
+        assert view.state is not None and view.plane_slice is not None
+        position = slice_position_mm(view.plane_slice.affine)
+        return f"{view.state.plane} Im {view.state.index + 1}/{view.state.count}, " \
+               f"Pos {position:.1f} mm"
+
+    def _mm_per_pixel(self) -> float:
+        box = self.view.viewbox
+        return float(box.viewRect().width() / max(box.width(), 1.0))
+
+    def _source_slice(self) -> int | None:
+        """The volume slice shown when the plane is the acquisition plane, else None."""
+        view = self.view
+        assert view.plane_slice is not None and view.volume is not None
+        normal = view.plane_slice.affine[:3, 2]
+        slices = view.volume.affine[:3, 2]
+        cosine = abs(float(normal @ slices)) / (np.linalg.norm(normal) * np.linalg.norm(slices))
+        return view._shown_voxel_slice() if cosine > 0.999 else None
+
+
+def legend_of(result: AIResult | None, style: OverlayStyle) -> tuple[tuple[str, str], ...]:
+    """(name, colour) of what an overlay draws: shown labels, or the heatmap's colour map."""
+    if result is None or not style.visible:
+        return ()
+    if result.label_map is not None:
+        return tuple(
+            (seg.name, seg.color) for label, seg in sorted(result.segments.items())
+            if label not in style.hidden_labels and result.statistics.get(label) is not None
+            and result.statistics[label].voxels > 0
+        )
+    if result.heatmap is not None:
+        what = result.prediction.heatmap_class or "the decision"
+        return ((f"Grad-CAM evidence for {what} ({style.colormap}; bright = strongest)",
+                 "#fca50a"),)
+    return ()
+
+
+def finding_key_images(
+    renderer: KeyImageRenderer,
+    series: OpenSeries,
+    results: Iterable[AIResult],
+    *,
+    window: tuple[float, float] | None = None,
+    style: OverlayStyle | None = None,
+) -> list[KeyImage]:
+    """One key image per finding: each of the largest components of a segmentation's
+    finding label (its last label with voxels; cards list anatomy first), and each positive
+    classification at its heatmap's peak."""
+    style = style or OverlayStyle()
+    keys: list[KeyImage] = []
+    for result in results:
+        if result.label_map is not None:
+            keys += _segmentation_keys(renderer, series, result, window, style)
+        elif positive_classes(result):
+            keys += _classification_keys(renderer, series, result, window, style)
+    return keys
+
+
+def positive_classes(result: AIResult) -> list[str]:
+    """The decision's classes other than the reference class (the card's first)."""
+    classes = list(result.prediction.classes)
+    reference = classes[0] if len(classes) > 1 else None
+    return [c for c in result.prediction.decision if c != reference]
+
+
+def finding_label(result: AIResult) -> int | None:
+    """The segmentation's finding label: its highest label that has voxels."""
+    found = [label for label, s in result.statistics.items() if s.components]
+    return max(found) if found else None
+
+
+def _segmentation_keys(renderer, series, result, window, style) -> list[KeyImage]:
+    label = finding_label(result)
+    if label is None:
+        return []
+    stats = result.statistics[label]
+    model = result.prediction.model.name
+    keys = []
+    for c in stats.components[:MAX_FINDING_IMAGES]:
+        caption = (f"{stats.name} {c.index}: {fmt.length_mm(c.longest_diameter_mm)} mm, "
+                   f"{fmt.volume_ml(c.volume_ml)} mL ({model})")
+        field_mm = max(c.longest_diameter_mm * FIELD_PER_DIAMETER, MIN_FIELD_MM)
+        keys.append(renderer.render(
+            series, caption=caption, point=np.asarray(c.centroid_lps), window=window,
+            overlay=result, style=style, field_mm=field_mm,
+        ))
+    return keys
+
+
+def _classification_keys(renderer, series, result, window, style) -> list[KeyImage]:
+    p = result.prediction
+    point = heatmap_peak(result)
+    text = ", ".join(f"{c} p = {fmt.probability(p.classes[c])}" for c in positive_classes(result))
+    caption = f"{p.model.name}: {text}"
+    overlay = result if result.heatmap is not None else None
+    return [renderer.render(series, caption=caption, point=point, window=window,
+                            overlay=overlay, style=style)]
+
+
+def heatmap_peak(result: AIResult) -> np.ndarray | None:
+    """LPS point of the heatmap's maximum, None without a heatmap."""
+    heatmap = result.heatmap
+    if heatmap is None:
+        return None
+    s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+
+
+def key_image_like(renderer: KeyImageRenderer, view: SliceView, caption: str,
+                   overlay: AIResult | None, style: OverlayStyle | None) -> KeyImage:
+    """What `view` shows now (plane, slice, window, zoom and pan, overlay) as a user key
+    image."""
+    assert view.series is not None and view.state is not None
+    state = view.state
+    return renderer.render(
+        view.series, caption=caption, plane=state.plane, index=state.index,
+        window=(state.center, state.width), invert=state.invert, overlay=overlay, style=style,
+        view_rect=view.viewbox.viewRect(), origin="user",
+    )
