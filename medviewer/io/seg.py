@@ -122,6 +122,8 @@ def label_map_from_seg(
     if not sop_uids or (frames is not None and len(frames) != len(sop_uids)):
         raise ValueError("give one SOP Instance UID (and frame) per slice, at least one")
     name, image = _open(seg)
+    if not image.segment_numbers:
+        raise LoadError(f"{name}: the SEG describes no segments")
     if not {str(u) for u in sop_uids} & {str(ref[2]) for ref in image.get_source_image_uids()}:
         raise LoadError(f"{name}: the SEG references none of the {len(sop_uids)} given images")
     label_of = _segment_labels(image)
@@ -201,7 +203,8 @@ def _fetch(
         relabel=False, ignore_spatial_locations=True, assert_missing_frames_are_empty=True,
         skip_overlap_checks=True, **kwargs,
     )  # fmt: skip
-    framed = _framed_uids(image) if frames is not None else set()
+    frame_of = [] if frames is None else [int(f) for f in frames]
+    framed = _framed_uids(image) if frame_of else set()
     plain = [i for i, uid in enumerate(sop_uids) if uid not in framed]
     parts: list[tuple[list[int], np.ndarray]] = []
     if plain:
@@ -209,7 +212,7 @@ def _fetch(
         parts.append((plain, image.get_pixels_by_source_instance(uids, **options)))
     for uid in sorted(framed & set(sop_uids)):
         rows = [i for i, u in enumerate(sop_uids) if u == uid]
-        numbers = [int(frames[i]) + 1 for i in rows]  # type: ignore[index]
+        numbers = [frame_of[i] + 1 for i in rows]
         parts.append((rows, image.get_pixels_by_source_frame(uid, numbers, **options)))
     out = np.zeros((len(sop_uids), *parts[0][1].shape[1:]), parts[0][1].dtype)
     for rows, pixels in parts:

@@ -411,12 +411,13 @@ def _with_profile_code(codes: Sequence) -> Sequence:
     return codes
 
 
-def _values(elem: DataElement | None) -> list[object]:
-    if elem is None or elem.value in (None, ""):
+def _values(value: object) -> list[object]:
+    """The values of a possibly multi-valued, possibly empty attribute value."""
+    if value is None or value == "":
         return []
-    if isinstance(elem.value, MultiValue | list | tuple):
-        return list(elem.value)
-    return [elem.value]
+    if isinstance(value, MultiValue | list | tuple):
+        return list(value)
+    return [value]
 
 
 def _drop_overlays(ds: Dataset) -> None:

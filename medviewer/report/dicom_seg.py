@@ -89,9 +89,6 @@ def segmentation_dataset(
     images, pixels = _source_arrangement(sources, numbered)
     positioned = _check_positions(images)
     model = result.prediction.model
-    description = series_description or f"{model.name} {model.version}" + (
-        EDITED_SUFFIX if result.edited else ""
-    )
     seg = Segmentation(
         source_images=images,
         pixel_array=pixels,
@@ -109,10 +106,16 @@ def segmentation_dataset(
         content_description=_lo(f"AI segmentation by {model.name} {model.version}"),
         omit_empty_frames=bool(pixels.any()),
     )
-    seg.SeriesDescription = _lo(description)
+    seg.SeriesDescription = _lo(series_description or default_series_description(result))
     if not positioned:  # General Image: Type 2C when there is no plane orientation
         seg.PatientOrientation = images[0].get("PatientOrientation", "")
     return seg
+
+
+def default_series_description(result: AIResult) -> str:
+    """``"<model name> <version>"``, with ``" (edited)"`` when the user edited the labels."""
+    model = result.prediction.model
+    return f"{model.name} {model.version}" + (EDITED_SUFFIX if result.edited else "")
 
 
 def segment_descriptions(result: AIResult) -> list[SegmentDescription]:
@@ -132,7 +135,6 @@ def segment_descriptions(result: AIResult) -> list[SegmentDescription]:
         name=_lo(model.name),
         family=codes.DCM.ArtificialIntelligence,
         version=_lo(model.version),
-        source=MODEL_NAME,
         parameters={"model_id": model.id, "sha256": model.sha256},
     )
     kind = (
@@ -221,9 +223,11 @@ def _numbered_label_map(result: AIResult, sources: SourceImages) -> np.ndarray:
             f"(slices, rows, cols) {expected}"
         )
     order = sorted(result.segments)
-    present = np.unique(labels)
-    unknown = sorted(set(present.tolist()) - {0, *order})
-    if unknown:
+    described = np.zeros(max(int(labels.max(initial=0)), *order) + 1, bool)
+    described[[0, *order]] = True
+    stray = ~described[labels]
+    if stray.any():
+        unknown = np.unique(labels[stray]).tolist()
         raise ValueError(f"label map holds labels the result does not describe: {unknown}")
     if order == list(range(1, len(order) + 1)):
         return labels

@@ -28,6 +28,7 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import pydicom
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
@@ -191,7 +192,7 @@ def _document(
         manufacturer_model_name="medviewer",
         software_versions=__version__,
         coding_schemes=[
-            hd.sr.CodingSchemeIdentificationItem(
+            CodingSchemeIdentificationItem(
                 designator=LOCAL_SCHEME,
                 name="medviewer local codes",
                 responsible_organization=MANUFACTURER,
@@ -270,8 +271,11 @@ def _observation_context(results: Iterable[AIResult]) -> hd.sr.ObservationContex
     )
 
 
-def _algorithm(result: AIResult) -> hd.sr.AlgorithmIdentification:
+def _algorithm(result: AIResult, full: bool = True) -> hd.sr.AlgorithmIdentification:
+    """The model as TID 4019; `full` adds its id, weights hash, threshold and edit time."""
     model = result.prediction.model
+    if not full:
+        return hd.sr.AlgorithmIdentification(name=model.name, version=model.version)
     parameters = [f"model id: {model.id}", f"weights sha256: {model.sha256}"]
     if result.task == "classification":
         parameters.append(f"threshold: {result.prediction.threshold:g}")
@@ -328,7 +332,7 @@ def _result_groups(
 
 def _classification_group(result: AIResult) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     prediction = result.prediction
-    algorithm = _algorithm(result)
+    algorithm = _algorithm(result, full=False)
     measurements = [
         _measurement(_local(f"P-{name}", f"Probability of {name}"), p, "1", algorithm)
         for name, p in prediction.classes.items()
@@ -342,7 +346,7 @@ def _classification_group(result: AIResult) -> hd.sr.MeasurementsAndQualitativeE
     ]
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=_tracking(prediction.model.name),
-        algorithm_id=algorithm,
+        algorithm_id=_algorithm(result),
         measurements=measurements,
         qualitative_evaluations=evaluations,
     )
@@ -363,6 +367,7 @@ class _SegmentSite:
         segment = result.segments.get(label)
         self.name = segment.name if segment else result.statistics[label].name
         self.algorithm = _algorithm(result)
+        self.short_algorithm = _algorithm(result, full=False)
         self.units = units
         self.frame_uid = frame_uid
         self.series_uid = str(sources.first.SeriesInstanceUID)
@@ -388,15 +393,17 @@ class _SegmentSite:
 
     def _numbers(self, stats: SegmentStats | ComponentStats) -> list[hd.sr.Measurement]:
         found = [
-            _measurement(codes.SCT.Volume, stats.volume_ml, "ml", self.algorithm),
+            _measurement(codes.SCT.Volume, stats.volume_ml, "ml", self.short_algorithm),
             _measurement(
-                codes.SCT.Diameter, stats.longest_diameter_mm, "mm", self.algorithm,
+                codes.SCT.Diameter, stats.longest_diameter_mm, "mm", self.short_algorithm,
                 codes.SCT.Maximum,
             ),
         ]
         if stats.mean_value is not None:
             name, derivation, unit = _mean_concept(self.units)
-            found.append(_measurement(name, stats.mean_value, unit, self.algorithm, derivation))
+            found.append(
+                _measurement(name, stats.mean_value, unit, self.short_algorithm, derivation)
+            )
         return found
 
     def _common(self, tracking: str, stats: SegmentStats | ComponentStats) -> dict[str, Any]:

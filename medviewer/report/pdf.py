@@ -170,6 +170,7 @@ def _text(value: object) -> str:
 
 
 def _para(value: object, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of plain text (escaped)."""
     return Paragraph(_text(value), style)
 
 
@@ -238,6 +239,7 @@ class _Swatch(Flowable):
 
 
 def _story(content: ReportContent, st: _Styles) -> list[Flowable]:
+    """Every section, in print order."""
     return [
         *_title(content.header, st),
         *_impression(content.impression, st),
@@ -249,6 +251,7 @@ def _story(content: ReportContent, st: _Styles) -> list[Flowable]:
 
 
 def _title(header: ReportHeader, st: _Styles) -> list[Flowable]:
+    """The title and the patient/study header table."""
     return [Paragraph(TITLE, st.title), _pairs(_header_pairs(header), st)]
 
 
@@ -274,6 +277,7 @@ def _header_pairs(h: ReportHeader) -> list[tuple[str, str]]:
 
 
 def _impression(text: str, st: _Styles) -> list[Flowable]:
+    """The user's impression: blank lines start paragraphs, other line breaks are kept."""
     flowables: list[Flowable] = [Paragraph("Impression", st.h1)]
     blocks = [b for b in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()) if b.strip()]
     if not blocks:
@@ -284,6 +288,7 @@ def _impression(text: str, st: _Styles) -> list[Flowable]:
 
 
 def _results(content: ReportContent, st: _Styles) -> list[Flowable]:
+    """One section per AI result, or a line saying there are none."""
     flowables: list[Flowable] = [Paragraph("AI results", st.h1)]
     if not content.results:
         return [*flowables, Paragraph("No AI results in this report.", st.note)]
@@ -293,6 +298,7 @@ def _results(content: ReportContent, st: _Styles) -> list[Flowable]:
 
 
 def _result(number: int, result: AIResult, units: str, st: _Styles) -> list[Flowable]:
+    """Provenance, warnings and the findings of one result."""
     model = result.prediction.model
     flowables: list[Flowable] = [
         _para(f"AI result {number}: {model.name}", st.h2),
@@ -306,6 +312,7 @@ def _result(number: int, result: AIResult, units: str, st: _Styles) -> list[Flow
 
 
 def _provenance(result: AIResult) -> list[tuple[str, str]]:
+    """Model, version, weights, device, run time, creation and edit times."""
     p = result.prediction
     edits = f"Edited by the user ({fmt.iso_time(result.edited)})" if result.edited else "Not edited"
     pairs = [
@@ -318,6 +325,7 @@ def _provenance(result: AIResult) -> list[tuple[str, str]]:
 
 
 def _classification(result: AIResult, st: _Styles) -> list[Flowable]:
+    """Class probabilities, the decision with its threshold, the heatmap's class."""
     p = result.prediction
     if not p.classes:
         return [Paragraph("No class probabilities.", st.note)]
@@ -337,6 +345,7 @@ def _classification(result: AIResult, st: _Styles) -> list[Flowable]:
 
 
 def _segmentation(result: AIResult, units: str, st: _Styles) -> list[Flowable]:
+    """The segment table, then the components of the non-empty segments."""
     if not result.statistics:
         return [Paragraph("No segment statistics.", st.note)]
     stats = [result.statistics[label] for label in sorted(result.statistics)]
@@ -350,11 +359,13 @@ def _segmentation(result: AIResult, units: str, st: _Styles) -> list[Flowable]:
 
 
 def _mean_head(units: str) -> str:
+    """Header of the mean-value column (``Mean (HU)``)."""
     return f"Mean ({units})" if units else "Mean"
 
 
 def _segment_table(stats: list[SegmentStats], colors_: dict[int, str], units: str,
                    st: _Styles) -> Table:
+    """One row per segment: swatch, name, components, volume, diameter, mean."""
     heads = ("", "Segment", "Components", "Volume (mL)", "Longest diameter (mm)",
              _mean_head(units))
     rows: list[list[Any]] = [[Paragraph(t, st.head) for t in heads]]
@@ -370,6 +381,7 @@ def _segment_table(stats: list[SegmentStats], colors_: dict[int, str], units: st
 
 def _component_table(stats: list[SegmentStats], colors_: dict[int, str], units: str,
                      st: _Styles) -> Table:
+    """Up to :data:`MAX_COMPONENTS` rows per segment, then how many are left out."""
     heads = ("", "Component", "Volume (mL)", "Longest diameter (mm)", _mean_head(units),
              "Centroid LPS (mm)")
     rows: list[list[Any]] = [[Paragraph(t, st.head) for t in heads]]
@@ -435,6 +447,7 @@ def _picture_size(rgb: np.ndarray) -> tuple[float, float]:
 
 
 def _key_images(images: Sequence[KeyImage], st: _Styles) -> list[Flowable]:
+    """The key images, two per row."""
     flowables: list[Flowable] = [Paragraph("Key images", st.h1)]
     if not images:
         return [*flowables, Paragraph("No key images.", st.note)]
@@ -452,6 +465,7 @@ def _key_images(images: Sequence[KeyImage], st: _Styles) -> list[Flowable]:
 
 
 def _key_image_cell(image: KeyImage, st: _Styles) -> list[Flowable]:
+    """A key image with its caption, slice, window, origin and legend."""
     center, width = image.window
     origin = "Added by the user" if image.origin == "user" else "Key image of an AI finding"
     details = " · ".join(p for p in (image.plane, image.slice_text, fmt.window(center, width)) if p)
@@ -490,6 +504,7 @@ def _legend(legend: Sequence[tuple[str, str]], st: _Styles) -> Flowable:
 
 
 def _measurements(lines: Sequence[MeasurementLine], st: _Styles) -> list[Flowable]:
+    """The user's measurements as a table."""
     flowables: list[Flowable] = [Paragraph("Measurements", st.h1)]
     if not lines:
         return [*flowables, Paragraph("No measurements.", st.note)]
@@ -502,6 +517,7 @@ def _measurements(lines: Sequence[MeasurementLine], st: _Styles) -> list[Flowabl
 
 
 def _disclaimer(texts: Sequence[str], st: _Styles) -> list[Flowable]:
+    """Each model's intended use, then medviewer's own disclaimer."""
     return [Paragraph("Disclaimer", st.h1), *(_para(text, st.body) for text in texts)]
 
 

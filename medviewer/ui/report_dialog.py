@@ -102,6 +102,7 @@ class ReportDialog(QDialog):
         self.job: workers.Job | None = None
         self._pending: list[AIResult] = list(self.results)
         self._renderer: KeyImageRenderer | None = None
+        self._rendered = False
         self._build(Path(folder))
         self.resize(760, 820)
         QTimer.singleShot(0, self._render_next)
@@ -228,6 +229,7 @@ class ReportDialog(QDialog):
         """Render the next result's finding key images (one result per event-loop turn)."""
         if not self._pending:
             self._close_renderer()
+            self._rendered = True
             count = len(self.finding_images)
             self.images_note.setText(f"{count} finding key image(s), "
                                      f"{len(self.draft.user_images)} added from the viewer.")
@@ -261,7 +263,7 @@ class ReportDialog(QDialog):
     @property
     def rendering(self) -> bool:
         """True while finding key images are still being rendered."""
-        return bool(self._pending) or self._renderer is not None
+        return not self._rendered
 
     # -- what is exported ----------------------------------------------------------------
 
@@ -376,6 +378,7 @@ class ReportDialog(QDialog):
             self.job.cancel()
         self._pending.clear()
         self._close_renderer()
+        self._rendered = True
         super().done(result)
 
 

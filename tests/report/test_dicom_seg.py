@@ -397,3 +397,23 @@ def test_fractional_is_thresholded(ct_volume, tmp_path):
     back = label_map_from_seg(path, slice_uids(ct_volume))
     assert np.array_equal(back.labels, (fractional[..., 0] >= 0.5).astype(np.uint8))
     assert back.labels.sum() == 16
+
+
+def test_all_empty_label_map(ct_volume, tmp_path):
+    labels = np.zeros(ct_volume.shape, np.uint8)
+    path = write_seg(result_on(ct_volume, labels, dict(SEGMENTS)), ct_volume, tmp_path / "s.dcm")
+    assert len(pydicom.dcmread(path).SegmentSequence) == 3
+    back = label_map_from_seg(path, slice_uids(ct_volume))
+    assert back.labels.shape == ct_volume.shape and not back.labels.any()
+    assert sorted(back.segments) == [1, 2, 3]
+
+
+def test_labels_above_255_round_trip_as_uint16(ct_volume, tmp_path):
+    labels = truth_label_map(ct_volume.shape).astype(np.uint16)
+    labels[labels == 3] = 300
+    segments = {1: SEGMENTS[1], 2: SEGMENTS[2], 300: Segment(300, "nodule", "#ff3030")}
+    path = write_seg(result_on(ct_volume, labels, segments), ct_volume, tmp_path / "seg.dcm")
+    assert hd.seg.segread(path).segment_numbers == [1, 2, 3]
+    back = label_map_from_seg(path, slice_uids(ct_volume))
+    assert back.labels.dtype == np.uint16
+    assert np.array_equal(back.labels, labels)

@@ -126,7 +126,7 @@ def test_edited_result_says_so(report_content):
 
 
 def test_negative_classification(report_content):
-    seg, cls = report_content.results
+    cls = report_content.results[1]
     negative = AIResult.of(replace(cls.prediction, decision=(), heatmap_class=None))
     text = " ".join(page_texts(report_pdf(replace(report_content, results=(negative,)))))
     assert "Negative (threshold 0.50)" in text

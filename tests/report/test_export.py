@@ -1,0 +1,170 @@
+"""The export orchestrator end to end: every file, validated; de-identified; all or nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from medviewer.io.seg import label_map_from_seg
+from medviewer.report import export as ex
+from medviewer.report.dicom_sr import sr_numbers
+from medviewer.report.files import ExportExistsError
+from medviewer.report.sources import read_source_images
+from medviewer.report.validate import dciodvfy_report
+
+ALL_KINDS = set(ex.KINDS) - {"source_copies"}
+
+
+def run(content, metadata, plan, **kw) -> ex.ExportSummary:
+    steps = ex.run_export(content, metadata, plan, **kw)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_full_export_validates_and_round_trips(tmp_path, ct_volume, report_content):
+    plan = ex.plan_export(report_content, tmp_path, ALL_KINDS)
+    summary = run(report_content, ct_volume.metadata, plan)
+    written = files_under(tmp_path)
+    assert written == sorted(p.path for p in plan)
+    assert [p.name for p in written if p.parent == tmp_path] == [
+        "findings.csv", "findings.json", "report.pdf"]
+    assert not summary.deidentified
+    for path in (tmp_path / "dicom").iterdir():
+        report = dciodvfy_report(path)
+        assert report.errors == (), f"{path.name}:\n{report.output}"
+    # the SEG reloads onto the source grid voxel for voxel
+    seg_result = report_content.results[0]
+    sources = read_source_images(ct_volume.metadata)
+    uids = [sources.sop_uid_of_slice(i) for i in range(ct_volume.shape[0])]
+    seg_path = tmp_path / "dicom" / "SEG_test-seg.dcm"
+    on_grid = label_map_from_seg(seg_path, uids)
+    assert np.array_equal(on_grid.labels, seg_result.label_map)
+    # the SR's numbers are the findings' and it references that SEG
+    sr = pydicom.dcmread(tmp_path / "dicom" / "SR_measurements.dcm")
+    numbers = sr_numbers(sr)
+    for stats in seg_result.statistics.values():
+        if stats.voxels:
+            assert any(np.isclose(n["value"], stats.volume_ml, rtol=1e-6) for n in numbers)
+            assert any(np.isclose(n["value"], stats.longest_diameter_mm, rtol=1e-6)
+                       for n in numbers)
+    for probability in report_content.results[1].prediction.classes.values():
+        assert any(np.isclose(n["value"], probability) for n in numbers)
+    seg_uid = pydicom.dcmread(seg_path, stop_before_pixels=True).SOPInstanceUID
+    assert seg_uid.encode() in (tmp_path / "dicom" / "SR_measurements.dcm").read_bytes()
+    # key images: DICOM pixels are the rendered pixels; PNGs too
+    key = pydicom.dcmread(tmp_path / "dicom" / "KEY_001.dcm")
+    assert np.array_equal(key.pixel_array, report_content.key_images[0].rgb)
+    from PIL import Image
+
+    png = np.asarray(Image.open(tmp_path / "images" / "key_002.png"))
+    assert np.array_equal(png, report_content.key_images[1].rgb)
+    # the encapsulated PDF holds the PDF report byte for byte
+    doc = pydicom.dcmread(tmp_path / "dicom" / "DOC_report_pdf.dcm")
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    assert bytes(doc.EncapsulatedDocument)[: int(doc.EncapsulatedDocumentLength)] == pdf
+    # label maps and heatmaps keep their geometry
+    from medviewer.io.formats import read_image
+
+    labels = read_image(tmp_path / "volumes" / "test-seg_labels.nii.gz")
+    assert np.array_equal(labels.array, seg_result.label_map)
+    np.testing.assert_allclose(labels.affine, ct_volume.affine, atol=1e-4)
+    heat = read_image(tmp_path / "volumes" / "test-cls_heatmap.nii.gz")
+    np.testing.assert_allclose(heat.array, report_content.results[1].heatmap, atol=1e-6)
+    # the JSON lists the files and the findings
+    document = json.loads((tmp_path / "findings.json").read_text())
+    assert "dicom/SEG_test-seg.dcm" in document["files"]
+    nodule = document["results"][0]["segments"]["nodule"]
+    assert len(nodule["component_list"]) == 2
+    csv_text = (tmp_path / "findings.csv").read_text()
+    assert repr(seg_result.statistics[3].volume_ml) in csv_text
+
+
+def test_deidentified_export_leaves_nothing_identifying(tmp_path, ct_volume, report_content):
+    kinds = ALL_KINDS | {"source_copies"}
+    plan = ex.plan_export(report_content, tmp_path, kinds,
+                          source_files=ex.source_file_count(ct_volume.metadata))
+    summary = run(report_content, ct_volume.metadata, plan, deidentify=True)
+    assert summary.deidentified
+    sources = read_source_images(ct_volume.metadata)
+    originals = {str(ds.SOPInstanceUID) for ds in sources.datasets}
+    originals |= {str(sources.first.StudyInstanceUID), str(sources.first.SeriesInstanceUID),
+                  str(sources.first.FrameOfReferenceUID)}
+    secrets = [b"TESTPERSON", b"PID-4711", *(u.encode() for u in originals)]
+    for path in files_under(tmp_path):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret not in data, f"{secret!r} found in {path.name}"
+    copies = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
+              for p in (tmp_path / "source").iterdir()}
+    assert len(copies) == len(sources.datasets)
+    seg = pydicom.dcmread(tmp_path / "dicom" / "SEG_test-seg.dcm", stop_before_pixels=True)
+    referenced = {item.ReferencedSOPInstanceUID
+                  for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced <= set(copies)  # the SEG's references resolve to the exported copies
+    sr_bytes = (tmp_path / "dicom" / "SR_measurements.dcm").read_bytes()
+    assert seg.SOPInstanceUID.encode() in sr_bytes
+    for path in (tmp_path / "dicom").iterdir():
+        report = dciodvfy_report(path)
+        assert report.errors == (), f"{path.name}:\n{report.output}"
+    study_uids = {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID
+                  for p in (tmp_path / "dicom").iterdir()}
+    assert study_uids == {summary.uid_map[str(sources.first.StudyInstanceUID)]}
+
+
+def test_existing_files_are_not_overwritten_unless_asked(tmp_path, ct_volume, report_content):
+    plan = ex.plan_export(report_content, tmp_path, {"pdf", "csv"})
+    (tmp_path / "findings.csv").write_text("keep me")
+    with pytest.raises(ExportExistsError, match=r"findings\.csv"):
+        run(report_content, ct_volume.metadata, plan)
+    assert files_under(tmp_path) == [tmp_path / "findings.csv"]
+    assert (tmp_path / "findings.csv").read_text() == "keep me"
+    run(report_content, ct_volume.metadata, plan, overwrite=True)
+    assert (tmp_path / "findings.csv").read_text().startswith("series_uid,")
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_failed_export_leaves_no_file(tmp_path, ct_volume, report_content, monkeypatch):
+    import medviewer.report.dicom_sr as dicom_sr
+
+    def broken(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(dicom_sr, "measurement_report", broken)
+    plan = ex.plan_export(report_content, tmp_path, ALL_KINDS)
+    with pytest.raises(OSError, match="disk full"):
+        run(report_content, ct_volume.metadata, plan)
+    assert files_under(tmp_path) == []
+
+
+def test_a_cancelled_export_leaves_no_file(tmp_path, ct_volume, report_content):
+    plan = ex.plan_export(report_content, tmp_path, ALL_KINDS)
+    steps = ex.run_export(report_content, ct_volume.metadata, plan)
+    for _ in range(4):
+        next(steps)
+    steps.close()  # what the worker does on cancel
+    assert files_under(tmp_path) == []
+
+
+def test_plan_leaves_out_what_has_nothing_to_export(tmp_path, report_content):
+    cls_only = type(report_content)(report_content.header, report_content.results[1:])
+    plan = ex.plan_export(cls_only, tmp_path, {"seg", "label_maps", "heatmaps", "sr"})
+    assert [p.kind for p in plan] == ["sr", "heatmaps"]
+    with pytest.raises(ValueError, match="unknown export kinds"):
+        ex.plan_export(cls_only, tmp_path, {"tiff"})
+
+
+def test_source_copies_need_deidentification(tmp_path, ct_volume, report_content):
+    plan = ex.plan_export(report_content, tmp_path, {"source_copies"}, source_files=2)
+    with pytest.raises(ValueError, match="de-identified"):
+        run(report_content, ct_volume.metadata, plan)

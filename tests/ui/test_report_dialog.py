@@ -1,0 +1,169 @@
+"""The export dialog and key images: what the viewer draws is what the report holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtCore import Qt
+
+from medviewer.core.findings import OverlayStyle
+from medviewer.io.series import load_series
+from medviewer.io.synthetic import write_series
+from medviewer.report.content import MeasurementLine
+from medviewer.ui.key_images import KeyImageRenderer, finding_key_images, key_image_like
+from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.report_dialog import ReportDialog, ReportDraft
+from medviewer.ui.slice_view import SliceView
+from tests.report.conftest import CT_SPEC, make_cls_result, make_seg_result
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def ct_volume(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dialog-ct")
+    write_series(folder, CT_SPEC)
+    return load_series(folder)
+
+
+@pytest.fixture
+def series(ct_volume):
+    return OpenSeries(Path("ct"), ct_volume)
+
+
+@pytest.fixture
+def renderer(qtbot):
+    renderer = KeyImageRenderer(pixels=512)
+    yield renderer
+    renderer.close()
+
+
+def test_finding_key_images_show_each_component_with_its_colour(renderer, series, ct_volume):
+    seg, cls = make_seg_result(ct_volume), make_cls_result(ct_volume)
+    keys = finding_key_images(renderer, series, [seg, cls], window=(40.0, 400.0))
+    components = seg.statistics[3].components
+    assert [k.caption.split(":")[0] for k in keys[:2]] == ["nodule 1", "nodule 2"]
+    assert len(keys) == len(components) + 1  # + the positive classification
+    for key, component in zip(keys, components, strict=False):
+        # the image shows the component's slice, and its centre pixel is nodule red over grey
+        slice_index = round(component.centroid_index[2])
+        assert key.source_slice == slice_index
+        assert key.slice_text.startswith(f"axial Im {slice_index + 1}/12")
+        assert key.window == (40.0, 400.0)
+        assert key.legend[-1] == ("nodule", "#ff3030")
+        assert key.result_key == seg.key
+    rgb = keys[0].rgb.astype(int)
+    centre = rgb[rgb.shape[0] // 2, rgb.shape[1] // 2]
+    assert centre[0] > centre[1] + 60 and centre[0] > centre[2] + 60  # red-tinted nodule
+    assert keys[0].mm_per_pixel * rgb.shape[1] == pytest.approx(80.0, rel=0.05)  # 80 mm field
+    assert "Grad-CAM" in keys[-1].legend[0][0] and keys[-1].caption.endswith("nodule p = 0.875")
+
+
+def test_key_images_carry_no_patient_identifiers(renderer, series):
+    from medviewer.ui.slice_view import corner_text
+
+    key = renderer.render(series, caption="x", index=5)
+    corners = corner_text(renderer.view)
+    assert corners["top_left"] == [] and corners["top_right"] == ["CT axial"]
+    renderer.view.identifying_text = True
+    try:
+        with_names = renderer.render(series, caption="x", index=5)
+        assert corner_text(renderer.view)["top_left"] == ["TESTPERSON ALICE", "PID-4711"]
+    finally:
+        renderer.view.identifying_text = False
+    # the names are drawn in the top corners, and the key image has none of that text
+    changed = np.argwhere((with_names.rgb != key.rgb).any(axis=2))
+    assert len(changed) > 50
+    assert changed[:, 0].max() < key.rgb.shape[0] // 3
+
+
+def test_a_user_key_image_keeps_the_view_zoom_window_and_overlay(renderer, series, ct_volume,
+                                                                 qtbot):
+    seg = make_seg_result(ct_volume)
+    view = SliceView()
+    qtbot.addWidget(view)
+    view.resize(400, 300)
+    view.show()
+    view.set_series(series)
+    view.set_index(6)
+    view.set_window(100.0, 1000.0)
+    view.zoom_by(2.0)
+    view.set_overlay(seg)
+    key = key_image_like(renderer, view, "my view", seg, OverlayStyle())
+    assert key.origin == "user" and key.window == (100.0, 1000.0)
+    assert key.slice_text.startswith("axial Im 7/12")
+    shown = view.viewbox.viewRect()
+    # the key image covers at least the view's range (the aspect differs: square image)
+    assert key.mm_per_pixel * key.rgb.shape[1] >= shown.width() * 0.98
+
+
+def _dialog(qtbot, series, results, tmp_path, draft=None) -> ReportDialog:
+    lines = [MeasurementLine("Distance 12.5 mm", "distance", 12.5, "mm",
+                             ((0.0, 0.0, 60.0), (12.5, 0.0, 60.0)), "axial")]
+    dialog = ReportDialog(series, results, lines, draft or ReportDraft(), folder=tmp_path / "out",
+                          window=(40.0, 400.0))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=30_000)
+    return dialog
+
+
+def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path, renderer):
+    seg, cls = make_seg_result(ct_volume), make_cls_result(ct_volume)
+    user = renderer.render(series, caption="added", index=3, origin="user")
+    draft = ReportDraft("Nodule.", [user])
+    dialog = _dialog(qtbot, series, [seg, cls], tmp_path, draft)
+    assert dialog.image_list.count() == 4  # 2 components + 1 classification + 1 user image
+    assert dialog.image_list.item(3).data(Qt.ItemDataRole.UserRole) is user
+    dialog.image_list.item(1).setCheckState(Qt.CheckState.Unchecked)
+    dialog.impression.setPlainText("Solid nodule, 9 mm.\nFollow-up advised.")
+    assert draft.impression.startswith("Solid nodule")
+    dialog.kind_checks["key_images_png"].setChecked(True)
+    with qtbot.waitSignal(dialog.exported, timeout=60_000) as done:
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    summary = done.args[0]
+    out = tmp_path / "out"
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert names == sorted([
+        "report.pdf", "findings.csv", "findings.json", "dicom/SR_measurements.dcm",
+        "dicom/DOC_report_pdf.dcm", "dicom/SEG_test-seg.dcm", "dicom/KEY_001.dcm",
+        "dicom/KEY_002.dcm", "dicom/KEY_003.dcm", "images/key_001.png", "images/key_002.png",
+        "images/key_003.png",
+    ])
+    assert len(summary.files) == len(names) and "Wrote 12 files" in dialog.status.text()
+    keys = [pydicom.dcmread(out / "dicom" / f"KEY_{i:03d}.dcm") for i in (1, 2, 3)]
+    chosen = dialog.chosen_images()
+    for ds, key in zip(keys, chosen, strict=True):
+        assert np.array_equal(ds.pixel_array, key.rgb)
+    assert chosen[-1] is user
+    # the key image of an axial slice points at the source image it shows
+    assert keys[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument((out / "report.pdf").read_bytes())
+    text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+    assert "Follow-up advised." in text and "Distance 12.5 mm" in text
+    images = sum(1 for i in range(len(pdf)) for o in pdf[i].get_objects()
+                 if o.type == pypdfium2.raw.FPDF_PAGEOBJ_IMAGE)
+    assert images == 3
+    pdf.close()
+    # a second export into the same folder refuses to overwrite, and writes nothing
+    dialog.start_export()
+    qtbot.waitUntil(lambda: dialog.job.done, timeout=30_000)
+    status = dialog.status.text()
+    assert "nothing was written" in status and "not overwriting" in status
+
+
+def test_deidentify_enables_source_copies(qtbot, series, ct_volume, tmp_path):
+    dialog = _dialog(qtbot, series, [], tmp_path)
+    assert not dialog.source_copies.isEnabled()
+    dialog.deidentify.setChecked(True)
+    assert dialog.source_copies.isEnabled()
+    dialog.source_copies.setChecked(True)
+    assert "source_copies" in dialog.chosen_kinds()
+    dialog.deidentify.setChecked(False)
+    assert "source_copies" not in dialog.chosen_kinds()
+    assert dialog.images_note.text().startswith("0 finding key image(s)")
