@@ -355,6 +355,13 @@ class StudyDatabase:
             found.update(int(row[0]) for row in rows)
         return sorted(found)
 
+    def series_id_of(self, series_uid: str) -> int | None:
+        """Id of the series with this Series Instance UID, None when it is not indexed."""
+        row = self.connection().execute(
+            "SELECT id FROM series WHERE series_uid=? ORDER BY id LIMIT 1", (series_uid,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def series_records(self, series: int) -> list[InstanceRecord]:
         """Instance records of one series (what :func:`load_series` needs)."""
         rows = self.connection().execute(

@@ -117,8 +117,16 @@ _KEPT_UID_KEYWORDS = frozenset(
 )
 #: File meta attributes that name sites rather than the object: deleted.
 _META_DELETED = frozenset(
-    {0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100,
-     0x00020102}
+    {
+        0x00020016,  # Source Application Entity Title
+        0x00020017,  # Sending Application Entity Title
+        0x00020018,  # Receiving Application Entity Title
+        0x00020026,  # Source Presentation Address
+        0x00020027,  # Sending Presentation Address
+        0x00020028,  # Receiving Presentation Address
+        0x00020100,  # Private Information Creator UID
+        0x00020102,  # Private Information
+    }
 )
 _SEQUENCE_RULES = {
     "D": "recurse",

@@ -9,7 +9,9 @@ What goes in, per :class:`~medviewer.report.content.ReportContent`:
 - every classification result: a TID 1501 group with one probability per class and a
   qualitative evaluation (present/absent) per class;
 - every user measurement with a value: a TID 1410 planar group with its 3D region;
-- every AI group and AI measurement carries the model's TID 4019 algorithm identification.
+- every AI group carries the model's TID 4019 algorithm identification (name, version, model
+  id, weights hash, threshold, time of the user's edit), every AI measurement its name and
+  version.
 
 The free-text impression is not written: TID 1500 has no slot for it, and the report's only
 observer is the device (medviewer), so the reader's own words would be attributed to it. The
@@ -44,6 +46,7 @@ __all__ = [
     "MANUFACTURER",
     "MAX_COMPONENTS",
     "SERIES_DESCRIPTION",
+    "frame_of_reference_uid",
     "measurement_report",
     "sr_numbers",
 ]
@@ -104,7 +107,7 @@ _PROCEDURES: dict[str, Code] = {
     "DR": codes.cid100.XRUnspecifiedBodyRegion,
 }
 
-Group = (
+_Group = (
     hd.sr.MeasurementsAndQualitativeEvaluations
     | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations
     | hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
@@ -148,7 +151,7 @@ def measurement_report(
     """
     segs = dict(segmentations or {})
     frame_uid = frame_of_reference_uid(sources.first)
-    groups: list[Group] = []
+    groups: list[_Group] = []
     evidence: list[pydicom.Dataset] = list(sources.datasets)
     for result in content.results:
         seg = segs.get(result.key) if result.task == "segmentation" else None
@@ -259,7 +262,7 @@ def _mean_concept(units: str) -> tuple[Code, Code | None, str]:
 
 
 def _observation_context(results: Iterable[AIResult]) -> hd.sr.ObservationContext:
-    names = list(dict.fromkeys(r.prediction.model.name for r in results))
+    names = list(dict.fromkeys(r.prediction.model.name for r in results if r.prediction.model.name))
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=_DEVICE_UID,
         name="medviewer",
@@ -275,14 +278,14 @@ def _algorithm(result: AIResult, full: bool = True) -> hd.sr.AlgorithmIdentifica
     """The model as TID 4019; `full` adds its id, weights hash, threshold and edit time."""
     model = result.prediction.model
     if not full:
-        return hd.sr.AlgorithmIdentification(name=model.name, version=model.version)
+        return hd.sr.AlgorithmIdentification(name=model.name or model.id, version=model.version)
     parameters = [f"model id: {model.id}", f"weights sha256: {model.sha256}"]
     if result.task == "classification":
         parameters.append(f"threshold: {result.prediction.threshold:g}")
     if result.edited:
         parameters.append(f"label map edited by the user: {result.edited}")
     return hd.sr.AlgorithmIdentification(
-        name=model.name,
+        name=model.name or model.id,
         version=model.version,
         parameters=parameters,
         family=codes.cid7162.ArtificialIntelligence,
@@ -315,12 +318,12 @@ def _result_groups(
     sources: SourceImages,
     frame_uid: str | None,
     units: str,
-) -> list[Group]:
+) -> list[_Group]:
     if result.task == "classification":
         return [_classification_group(result)] if result.prediction.classes else []
     if result.task != "segmentation":
         return []
-    groups: list[Group] = []
+    groups: list[_Group] = []
     for label in sorted(result.statistics):
         stats = result.statistics[label]
         if stats.voxels > 0:
@@ -345,7 +348,7 @@ def _classification_group(result: AIResult) -> hd.sr.MeasurementsAndQualitativeE
         for name in prediction.classes
     ]
     return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=_tracking(prediction.model.name),
+        tracking_identifier=_tracking(prediction.model.name or prediction.model.id),
         algorithm_id=_algorithm(result),
         measurements=measurements,
         qualitative_evaluations=evaluations,
@@ -365,7 +368,8 @@ class _SegmentSite:
         units: str,
     ) -> None:
         segment = result.segments.get(label)
-        self.name = segment.name if segment else result.statistics[label].name
+        named = segment.name if segment else result.statistics[label].name
+        self.name = named or f"segment {label}"
         self.algorithm = _algorithm(result)
         self.short_algorithm = _algorithm(result, full=False)
         self.units = units
@@ -415,7 +419,7 @@ class _SegmentSite:
             "measurements": self._numbers(stats),
         }
 
-    def segment_group(self, stats: SegmentStats) -> Group:
+    def segment_group(self, stats: SegmentStats) -> _Group:
         """The group of the whole segment, referencing the SEG segment when there is one."""
         common = self._common(self.name, stats)
         if self.reference is None:
@@ -424,7 +428,7 @@ class _SegmentSite:
             referenced_segment=self.reference, **common
         )
 
-    def component_groups(self, stats: SegmentStats) -> Iterator[Group]:
+    def component_groups(self, stats: SegmentStats) -> Iterator[_Group]:
         """The largest components of a segment that has several, each at its centroid."""
         if stats.component_count < 2:
             return
@@ -462,8 +466,8 @@ def _seg_segment(seg: pydicom.Dataset, number: int, name: str) -> pydicom.Datase
 
 def _user_groups(
     measurements: Sequence[MeasurementLine], frame_uid: str | None
-) -> list[Group]:
-    groups: list[Group] = []
+) -> list[_Group]:
+    groups: list[_Group] = []
     for index, line in enumerate(measurements, start=1):
         number = _user_number(line)
         if number is None:

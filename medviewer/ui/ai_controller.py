@@ -149,10 +149,14 @@ class AIController(QObject):
     # -- results -------------------------------------------------------------------------
 
     def _job_finished(self, _job: AIJob, result: AIResult) -> None:
+        self.add_result(result)
+        self.save(result)
+
+    def add_result(self, result: AIResult) -> None:
+        """Show `result` (e.g. a DICOM SEG read back) as the newest result of its series."""
         self._deleted.discard(result.key)
         self.panel.prefer(result.key)
         self.findings.add(result)
-        self.save(result)
 
     def save(self, result: AIResult) -> None:
         """Write `result` to the result store in the background (a copy: edits may go on).

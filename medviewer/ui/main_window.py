@@ -400,8 +400,50 @@ class MainWindow(QMainWindow):
     # -- opening series ------------------------------------------------------------------
 
     def open_series(self, series_id: int, view: SliceView | None = None) -> None:
-        """Open a database series in the slot of `view` (default: the active viewport)."""
+        """Open a database series in the slot of `view` (default: the active viewport).
+
+        A DICOM SEG series opens its source series with the segmentation drawn over it.
+        """
+        records = self.db.series_records(series_id)
+        if records and records[0].modality == "SEG":
+            self.open_segmentation(records[0].path, view)
+            return
         self.open_source(("db", series_id), series_id, view)
+
+    def open_segmentation(self, seg_path: str, view: SliceView | None = None) -> workers.Job:
+        """Read a SEG file onto its source series (in a worker), then show both."""
+        db = self.db
+
+        def task(cancel):
+            import pydicom
+
+            from medviewer.core.errors import LoadError
+            from medviewer.io.seg import referenced_series_uid
+            from medviewer.io.series import load_series
+            from medviewer.report.seg_result import seg_as_result
+
+            header = pydicom.dcmread(seg_path, stop_before_pixels=True)
+            source_id = db.series_id_of(referenced_series_uid(header))
+            if source_id is None:
+                raise LoadError(f"{seg_path}: its source series is not in the database; "
+                                "import the source images first")
+            volume = load_series(source_id, db=db, cancel=cancel)
+            return source_id, volume, seg_as_result(seg_path, volume)
+
+        def show(found) -> None:
+            source_id, volume, result = found
+            self.cache.put(("db", source_id), volume)
+            self.ai.add_result(result)
+            self.open_series(source_id, view)
+            self.statusBar().showMessage(f"Segmentation {result.title()} on its source series",
+                                         6000)
+
+        self.statusBar().showMessage("Opening the segmentation and its source series…")
+        return workers.start(
+            task, name="open SEG", returned=show,
+            errored=lambda exc: self.statusBar().showMessage(f"Could not open the SEG: {exc}",
+                                                             15000),
+        )
 
     def open_source(self, key: Hashable, source, view: SliceView | None = None) -> None:
         """Show a series from the cache or load it progressively in the background."""
@@ -635,3 +677,4 @@ def default_export_folder(meta) -> Path:
 
     name = safe_name(f"{meta.patient_id or 'series'}_{meta.study_date}_{meta.series_number or ''}")
     return Path(platformdirs.user_documents_dir()) / "medviewer exports" / name
+

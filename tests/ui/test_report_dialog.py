@@ -167,3 +167,38 @@ def test_deidentify_enables_source_copies(qtbot, series, ct_volume, tmp_path):
     dialog.deidentify.setChecked(False)
     assert "source_copies" not in dialog.chosen_kinds()
     assert dialog.images_note.text().startswith("0 finding key image(s)")
+
+
+def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_volume):
+    from medviewer.io.database import StudyDatabase
+    from medviewer.report import export as ex
+    from medviewer.report.content import ReportContent, ReportHeader
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.settings import Settings
+
+    folder = tmp_path / "study"
+    write_series(folder / "ct", CT_SPEC)
+    seg = make_seg_result(ct_volume)
+    content = ReportContent(ReportHeader.of(ct_volume.metadata), (seg,))
+    plan = [ex.PlannedFile("seg", folder / "seg" / "SEG.dcm", seg.key)]
+    steps = ex.run_export(content, ct_volume.metadata, plan)
+    for _ in steps:
+        pass
+    window = MainWindow(StudyDatabase(tmp_path / "db.sqlite"), Settings(tmp_path / "s.ini"))
+    qtbot.addWidget(window)
+    window.show()
+    window.import_paths([str(folder)])
+    qtbot.waitUntil(lambda: window._import_job is not None and window._import_job.done,
+                    timeout=60_000)
+    (seg_id,) = window.db.series_under([str(folder / "seg")])
+    window.open_series(seg_id)
+    view = window.grid.active
+    qtbot.waitUntil(lambda: view.overlay.result is not None, timeout=60_000)
+    shown = view.overlay.result
+    assert view.volume.metadata.series_uid == ct_volume.metadata.series_uid
+    assert np.array_equal(shown.label_map, seg.label_map)
+    assert {k: s.name for k, s in shown.segments.items()} == {
+        1: "left lung", 2: "right lung", 3: "nodule"}
+    assert shown.statistics[3].voxels == seg.statistics[3].voxels
+    assert shown.prediction.model.name == "Test lungs and nodules"
+    window.close()
