@@ -261,6 +261,7 @@ def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, ser
     ds.PatientName, ds.PatientID = patient.name, patient.id
     ds.PatientBirthDate, ds.PatientSex = patient.birth_date, patient.sex
     ds.PatientIdentityRemoved = "YES"  # nothing to remove: the patient is synthetic
+    ds.DeidentificationMethod = "Synthetic phantom: never a real patient"  # Type 1C with YES
     ds.StudyInstanceUID, ds.StudyID = study.uid, "1"
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = study.date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = study.time

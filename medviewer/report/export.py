@@ -288,6 +288,8 @@ class _Writer:
         return self.pdf
 
     def save_dataset(self, ds: Dataset, path: Path) -> None:
+        if self.sources is not None:
+            _keep_deidentification_method(ds, self.sources.first)
         if self.deid is not None:
             ds = self.deid.dataset(ds)
         ds.save_as(self.batch.temporary(path), enforce_file_format=True)
@@ -308,6 +310,15 @@ class _Writer:
                               source_frame=frame if self.sources.multiframe else None)
             keys.append(key)
         return keys
+
+
+def _keep_deidentification_method(ds: Dataset, source: Dataset) -> None:
+    """A derived object that copied PatientIdentityRemoved YES also needs the method (1C)."""
+    if ds.get("PatientIdentityRemoved") != "YES" or "DeidentificationMethod" in ds:
+        return
+    if "DeidentificationMethodCodeSequence" in ds:
+        return
+    ds.DeidentificationMethod = source.get("DeidentificationMethod") or "as the source images"
 
 
 def _write_pdf(w: _Writer, p: PlannedFile) -> None:

@@ -275,8 +275,10 @@ def test_combined_action_rules():
     assert table.action(0x00280010) is None  # Rows: not in the profile
 
 
-def test_overlays_and_group_lengths_removed(cts):
+def test_overlays_group_lengths_and_site_names_removed(cts):
     ds = cts[0]
+    ds.file_meta.SourceApplicationEntityTitle = "TESTPERSON_PACS"
+    ds.preamble = b"TESTPERSON".ljust(128, b"\0")
     ds.add_new(0x60000010, "US", 8)
     ds.add_new(0x60000011, "US", 6)
     ds.add_new(0x60003000, "OW", bytes(6))
@@ -285,6 +287,8 @@ def test_overlays_and_group_lengths_removed(cts):
     assert not any(elem.tag.group == 0x6000 for elem in out)
     assert 0x00080000 not in out
     assert "PixelData" in out
+    assert "SourceApplicationEntityTitle" not in out.file_meta
+    assert out.preamble == bytes(128)
 
 
 def test_deidentification_markers(cts):

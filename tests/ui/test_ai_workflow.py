@@ -157,7 +157,69 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     assert np.array_equal(saved.label_map, labels_before)
     assert saved.statistics == result.statistics  # measured at close, as it was before the edit
     assert "edited" in again.ai.panel.result_combo.currentText()
+
+    # Export: add the current view to the report, write an impression, export the defaults.
+    out = tmp_path / "export"
+    again.actions_by_name["add_to_report"].trigger()
+    dialog = _export(qtbot, again, out, "Two solid nodules, the larger 27 mm.\nCT in 3 months.")
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    keys = dialog.chosen_images()
+    assert keys[-1].origin == "user" and sum(k.origin == "finding" for k in keys) >= 2
+    assert {"report.pdf", "findings.csv", "findings.json", "dicom/SR_measurements.dcm",
+            "dicom/DOC_report_pdf.dcm", "dicom/SEG_demo-ct-lung-nodule-seg.dcm"} <= files
+    assert sum(f.startswith("dicom/KEY_") for f in files) == len(keys)
+    _check_export(out, saved, again.grid.active.volume, len(keys), "CT in 3 months.")
     again.close()
+
+
+def _export(qtbot, window: MainWindow, out: Path, impression: str):
+    """File > Export report, an impression, the default selection, Export; wait for it."""
+    window.actions_by_name["export_report"].trigger()
+    dialog = window.report_dialog
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=60_000)
+    dialog.impression.setPlainText(impression)
+    dialog.folder_edit.setText(str(out))
+    with qtbot.waitSignal(dialog.exported, timeout=300_000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    return dialog
+
+
+def _check_export(out: Path, result, volume, images: int, impression: str) -> None:
+    """Every DICOM file validates; the SEG is the label map; the SR's numbers are the
+    findings'; the PDF has the impression and one image per key image."""
+    import pydicom
+    import pypdfium2
+
+    from medviewer.io.seg import label_map_from_seg
+    from medviewer.report.dicom_sr import sr_numbers
+    from medviewer.report.validate import dciodvfy_report
+
+    for path in sorted((out / "dicom").iterdir()):
+        report = dciodvfy_report(path)
+        assert report.errors == (), f"{path.name}: {report.output}"
+    sr = pydicom.dcmread(out / "dicom" / "SR_measurements.dcm")
+    numbers = [n["value"] for n in sr_numbers(sr)]
+    for stats in result.statistics.values():
+        if stats.voxels:
+            assert any(np.isclose(v, stats.volume_ml, rtol=1e-6) for v in numbers)
+    for probability in result.prediction.classes.values():
+        assert any(np.isclose(v, probability, rtol=1e-6) for v in numbers)
+    segs = list((out / "dicom").glob("SEG_*.dcm"))
+    if result.label_map is not None:
+        from medviewer.report.sources import read_source_images
+
+        sources = read_source_images(volume.metadata)
+        uids = [sources.sop_uid_of_slice(i) for i in range(result.label_map.shape[0])]
+        assert np.array_equal(label_map_from_seg(segs[0], uids).labels, result.label_map)
+    pdf = pypdfium2.PdfDocument((out / "report.pdf").read_bytes())
+    text = "".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
+    assert impression in text and result.prediction.model.name in text
+    shown = sum(1 for i in range(len(pdf)) for o in pdf[i].get_objects()
+                if o.type == pypdfium2.raw.FPDF_PAGEOBJ_IMAGE)
+    assert shown == images
+    page = pdf[0].render(scale=0.5).to_numpy()
+    assert (page[..., :3] < 250).any(axis=2).mean() > 0.02, "page 1 is blank"
+    pdf.close()
 
 
 def _keep_reading(qtbot, view) -> None:
@@ -204,7 +266,9 @@ def dx_window(qtbot, tmp_path, demo_study):
     window.close()
 
 
-def test_classify_the_demo_radiograph_heatmap_points_at_the_nodule(qtbot, demo_study, dx_window):
+def test_classify_the_demo_radiograph_heatmap_points_at_the_nodule(
+    qtbot, tmp_path, demo_study, dx_window
+):
     window, panel = dx_window, dx_window.ai.panel
     assert not panel.segment_button.isEnabled(), "no segmenter is for radiographs"
     with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
@@ -229,6 +293,13 @@ def test_classify_the_demo_radiograph_heatmap_points_at_the_nodule(qtbot, demo_s
                           (peak[1] - n["pixel_rc"][1]) * spacing[1]) - n["diameter_mm"] / 2
                  for n in truth["nodules"] if n["diameter_mm"] >= 8]  # fmt: skip
     assert min(distances) <= 5.0, f"heatmap peak {min(distances):.1f} mm outside the nodule"
+
+    # Export the classification: one key image at the heatmap's peak, PDF, SR, DICOM copies.
+    out = tmp_path / "export"
+    dialog = _export(qtbot, window, out, "Nodule suspected on the radiograph.")
+    (key,) = dialog.chosen_images()
+    assert "nodule" in key.caption and "Grad-CAM" in key.legend[0][0]
+    _check_export(out, result, view.volume, 1, "Nodule suspected on the radiograph.")
 
 
 def test_cancel_a_running_segmentation_leaves_no_result(qtbot, tmp_path, ct_window):
