@@ -142,8 +142,7 @@ class KeyImageRenderer:
         view = self.view
         assert view.state is not None and view.plane_slice is not None
         position = slice_position_mm(view.plane_slice.affine)
-        return f"{view.state.plane} Im {view.state.index + 1}/{view.state.count}, " \
-               f"Pos {position:.1f} mm"
+        return f"Im {view.state.index + 1}/{view.state.count}, Pos {position:.1f} mm"
 
     def _mm_per_pixel(self) -> float:
         box = self.view.viewbox

@@ -184,11 +184,9 @@ def finding_point(result: AIResult) -> np.ndarray | None:
         components = result.statistics[label].components
         if components:
             return np.asarray(components[0].centroid_lps, float)
-    heatmap = result.heatmap
-    if heatmap is None:
-        return None
-    s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+    from medviewer.ui.key_images import heatmap_peak
+
+    return heatmap_peak(result)
 
 
 def show_result(grid: ViewerGrid, result: AIResult, index: int | None = None) -> None:

@@ -51,7 +51,7 @@ def test_finding_key_images_show_each_component_with_its_colour(renderer, series
         # the image shows the component's slice, and its centre pixel is nodule red over grey
         slice_index = round(component.centroid_index[2])
         assert key.source_slice == slice_index
-        assert key.slice_text.startswith(f"axial Im {slice_index + 1}/12")
+        assert key.slice_text.startswith(f"Im {slice_index + 1}/12,")
         assert key.window == (40.0, 400.0)
         assert key.legend[-1] == ("nodule", "#ff3030")
         assert key.result_key == seg.key
@@ -94,7 +94,7 @@ def test_a_user_key_image_keeps_the_view_zoom_window_and_overlay(renderer, serie
     view.set_overlay(seg)
     key = key_image_like(renderer, view, "my view", seg, OverlayStyle())
     assert key.origin == "user" and key.window == (100.0, 1000.0)
-    assert key.slice_text.startswith("axial Im 7/12")
+    assert key.slice_text.startswith("Im 7/12,") and key.plane == "axial"
     shown = view.viewbox.viewRect()
     # the key image covers at least the view's range (the aspect differs: square image)
     assert key.mm_per_pixel * key.rgb.shape[1] >= shown.width() * 0.98
