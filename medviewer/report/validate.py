@@ -60,7 +60,8 @@ def dciodvfy_report(path: str | os.PathLike[str], timeout: float = 120.0) -> Val
     )
     output = run.stdout + run.stderr
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    iod = lines[0] if lines and not lines[0].startswith(("Error", "Warning")) else ""
+    # the IOD's name is the first line that is neither an error nor a warning
+    iod = next((line for line in lines if not line.startswith(("Error", "Warning"))), "")
     return ValidationReport(
         iod=iod,
         errors=tuple(line for line in lines if line.startswith("Error")),

@@ -64,6 +64,7 @@ class AIController(QObject):
         self._read: set[str] = set()
         self._watched: SliceView | None = None
         self._devices_asked = False
+        self._warm_up: workers.Job | None = None
         self._dirty: dict[tuple[str, str, str], set[int]] = {}  # labels edited, not yet measured
         self._measuring: dict[tuple[str, str, str], int] = {}  # newest measurement per result
         self._saving: set[tuple[str, str, str]] = set()  # a save is being written
@@ -139,7 +140,7 @@ class AIController(QObject):
         self._devices_asked = True
         from medviewer.ai.device import warm_up
 
-        workers.start(
+        self._warm_up = workers.start(
             lambda cancel: warm_up(),
             name="warm up the AI engine",
             returned=self.panel.set_devices,
@@ -330,6 +331,9 @@ class AIController(QObject):
     def shutdown(self) -> None:
         """Cancel every AI job (the window is closing); then call :meth:`flush`."""
         self.jobs.cancel_all()
+        if self._warm_up is not None:
+            # its answer would reach a panel that is about to be deleted
+            self._warm_up.cancel()
 
 
 def _with_heatmaps(results: list[AIResult]) -> list[AIResult]:
