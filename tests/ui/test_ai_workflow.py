@@ -90,7 +90,10 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
         assert row.job.state == "running" and row.bar.value() >= 100
         _wait_idle(qtbot, window)
     stall = meter.stop()
-    assert stall < 100, f"the event loop stalled {stall:.0f} ms during the segmentation"
+    # A freeze check, not a timing target (measured figures, ~25 ms, are in docs/benchmarks.md
+    # via `screenshot --model --json`): on this shared 2-core machine a busy neighbour adds
+    # ~100 ms now and then, while the freezes this guards against were 0.35-1.7 s.
+    assert stall < 300, f"the event loop stalled {stall:.0f} ms during the segmentation"
 
     result = panel.current_result()
     assert result is not None and result.task == "segmentation"
