@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from medviewer.core.errors import ModelCardError
-from medviewer.core.findings import Segment
+from medviewer.core.findings import DEFAULT_COLORS, Segment, default_color  # noqa: F401
 
 SCHEMA = "medviewer.model/1"
 CARD_FILE = "model.json"
@@ -37,22 +37,6 @@ ACTIVATIONS = ("softmax", "sigmoid", "none")
 INTENSITY_OPS = ("clip", "scale_range", "percentile_scale", "zscore", "linear")
 POSTPROCESS_OPS = ("largest_component", "fill_holes")
 EXPLAIN_METHODS = ("gradcam", "gradcampp")
-#: Colours given to labels whose card entry has none (and to imported labels), by label order.
-DEFAULT_COLORS = (
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#469990",
-    "#dcbeff",
-    "#9a6324",
-)
-
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -71,22 +55,6 @@ _TOP_REQUIRED = (
     "output",
 )
 _TOP_OPTIONAL = ("description", "license", "authors", "references", "explain", "metrics")
-
-
-def default_color(label: int) -> str:
-    """The palette colour of a label (``#rrggbb``), cycling through :data:`DEFAULT_COLORS`.
-
-    Parameters
-    ----------
-    label : int
-        A label value, 1 or more.
-
-    Returns
-    -------
-    str
-        A lower-case ``#rrggbb`` colour.
-    """
-    return DEFAULT_COLORS[(label - 1) % len(DEFAULT_COLORS)]
 
 
 # -- the card ---------------------------------------------------------------------------

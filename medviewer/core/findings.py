@@ -24,6 +24,29 @@ import numpy as np
 
 from medviewer.core.label_edit import LabelEditHistory
 
+#: Colours given to labels without one (a card entry without colour, an imported SEG), by
+#: label order.
+DEFAULT_COLORS = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
+    "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324",
+)  # fmt: skip
+
+
+def default_color(label: int) -> str:
+    """The palette colour of a label (``#rrggbb``), cycling through :data:`DEFAULT_COLORS`.
+
+    Parameters
+    ----------
+    label : int
+        A label value, 1 or more.
+
+    Returns
+    -------
+    str
+        A lower-case ``#rrggbb`` colour.
+    """
+    return DEFAULT_COLORS[(label - 1) % len(DEFAULT_COLORS)]
+
 
 @dataclass(frozen=True)
 class Segment:

@@ -496,6 +496,36 @@ def _ellipse_window(box: _ScreenBox, rows: range, cols: range) -> NDArray[np.boo
     return dr[:, None] + dc[None, :] <= 1.0 + _BOUNDARY_EPS
 
 
+def roi_outline(plane_affine: ArrayLike, measurement: Measurement) -> tuple[str, FloatArray]:
+    """An ROI's outline in LPS mm, as DICOM SR 3D graphic data.
+
+    Returns
+    -------
+    (str, numpy.ndarray)
+        ``("POLYGON", 5 x 3)`` for a rectangle (its corners, closed), or ``("ELLIPSE", 4 x 3)``
+        for an ellipse (the ends of its major axis, then of its minor axis), on the plane the
+        ROI was drawn on (oblique when the series is).
+    """
+    _check_roi(measurement)
+    arr = _plane_matrix(plane_affine)
+    box = _screen_box(arr, measurement)
+    if measurement.kind == "rectangle":
+        corners = [(box.c0, box.r0), (box.c1, box.r0), (box.c1, box.r1), (box.c0, box.r1)]
+        points = [screen_to_patient(arr, c, r) for c, r in [*corners, corners[0]]]
+        return "POLYGON", np.array(points)
+    (cc, rc), (hc, hr) = box.centre, box.half
+    across = [screen_to_patient(arr, cc - hc, rc), screen_to_patient(arr, cc + hc, rc)]
+    down = [screen_to_patient(arr, cc, rc - hr), screen_to_patient(arr, cc, rc + hr)]
+    col_spacing, row_spacing = np.linalg.norm(arr[:3, :2], axis=0)
+    major, minor = (across, down) if hc * col_spacing >= hr * row_spacing else (down, across)
+    return "ELLIPSE", np.array([*major, *minor])
+
+
+def roi_area(plane_affine: ArrayLike, measurement: Measurement) -> float:
+    """Geometric area (mm²) of an ellipse or rectangle ROI on its plane."""
+    return _roi_area(plane_affine, measurement)
+
+
 def _roi_area(plane_affine: ArrayLike, measurement: Measurement) -> float:
     """Geometric area (mm²) of the ROI using the plane's pixel spacing."""
     arr = _plane_matrix(plane_affine)

@@ -26,6 +26,7 @@ from highdicom.seg import Segmentation, SegmentationTypeValues
 from pydicom.dataset import Dataset
 
 from medviewer.core.errors import LoadError
+from medviewer.core.findings import default_color
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -33,12 +34,6 @@ LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 FRACTIONAL_THRESHOLD = 0.5
 #: Segment Description (0062,0006) prefix of a SEG written by medviewer: the card's label.
 LABEL_PREFIX = "medviewer label "
-#: Colours of segments without a Recommended Display CIELab Value, by segment order (the
-#: model cards' default palette).
-DEFAULT_COLORS = (
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
-    "#f032e6", "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324",
-)  # fmt: skip
 _LABEL_RE = re.compile(re.escape(LABEL_PREFIX) + r"([1-9][0-9]*)\b")
 _EDITED_TYPES = ("SEMIAUTOMATIC", "MANUAL")
 # highdicom's own exceptions for a malformed or unusable SEG
@@ -244,7 +239,7 @@ def _segment_table(image: Segmentation, label_of: dict[int, int]) -> dict[int, t
 def _color_of(item: Dataset, index: int) -> str:
     value = item.get("RecommendedDisplayCIELabValue")
     if value is None or len(value) != 3:
-        return DEFAULT_COLORS[index % len(DEFAULT_COLORS)]
+        return default_color(index + 1)
     r, g, b = CIELabColor.from_dicom_value([int(v) for v in value]).to_rgb(clip=True)
     return f"#{r:02x}{g:02x}{b:02x}"
 

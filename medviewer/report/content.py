@@ -162,20 +162,44 @@ class MeasurementLine:
     points: tuple[tuple[float, float, float], ...]
     plane: str
     label: str = ""
+    outline_type: str = ""
+    outline: tuple[tuple[float, float, float], ...] = ()
 
     @classmethod
-    def of(cls, measurement: mm.Measurement, units: str = "") -> MeasurementLine:
-        """A viewer measurement as a report line (ROIs give their area, a probe its place)."""
+    def of(
+        cls,
+        measurement: mm.Measurement,
+        units: str = "",
+        plane_affine: np.ndarray | None = None,
+        image: np.ndarray | None = None,
+    ) -> MeasurementLine:
+        """A viewer measurement as a report line.
+
+        With the affine of the plane it was drawn on, an ROI gets its area and its outline
+        (``outline_type`` ``"ELLIPSE"`` or ``"POLYGON"``, LPS points); with that plane's
+        `image` too, the text has the ROI's statistics or the probe's value, as the viewer
+        lists them.
+        """
         points = measurement.points
-        value, unit = None, ""
+        value, unit, outline_type, outline = None, "", "", ()
         if measurement.kind == "distance":
             value, unit = mm.distance_mm(points[0], points[1]), "mm"
         elif measurement.kind == "angle":
             value, unit = mm.angle_deg(points[0], points[1], points[2]), "deg"
+        elif measurement.kind in mm.ROI_KINDS and plane_affine is not None:
+            value, unit = mm.roi_area(plane_affine, measurement), "mm2"
+            outline_type, drawn = mm.roi_outline(plane_affine, measurement)
+            outline = tuple(tuple(float(v) for v in p) for p in drawn)
+        elif measurement.kind == "probe" and image is not None and plane_affine is not None:
+            probed = mm.probe_value(image, plane_affine, points[0])
+            if isinstance(probed, float | int):
+                value, unit = float(probed), "[hnsf'U]" if units == "HU" else ""
         return cls(
-            text=mm.summary(measurement, units=units), kind=measurement.kind, value=value,
-            unit=unit, points=tuple(tuple(float(v) for v in p) for p in points),
+            text=mm.summary(measurement, image, plane_affine, units),
+            kind=measurement.kind, value=value, unit=unit,
+            points=tuple(tuple(float(v) for v in p) for p in points),
             plane=measurement.plane, label=measurement.label,
+            outline_type=outline_type, outline=outline,
         )
 
 

@@ -17,35 +17,27 @@ import datetime
 import highdicom as hd
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
 from medviewer import __version__
 from medviewer.report.content import KeyImage
+from medviewer.report.dicom_common import CHARSET, MANUFACTURER, MODEL_NAME, equipment
 from medviewer.report.sources import SourceImages
 
 __all__ = [
     "ENCAPSULATED_PDF_STORAGE",
-    "MANUFACTURER",
     "encapsulated_pdf_dataset",
     "key_image_dataset",
 ]
 
-MANUFACTURER = "medviewer developers"
-ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+ENCAPSULATED_PDF_STORAGE = EncapsulatedPDFStorage
 KEY_IMAGE_SERIES_DESCRIPTION = "AI key images"
 PDF_SERIES_DESCRIPTION = "AI report (PDF)"
 
-_CHARSET = "ISO_IR 192"
 #: Screen directions of the viewer's planes (radiological convention): (right, down).
 _PLANE_ORIENTATION = {"axial": ("L", "P"), "coronal": ("L", "F"), "sagittal": ("P", "F")}
-_PATIENT = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
-_STUDY = (
-    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-    "AccessionNumber",
-)
-_OPTIONAL = ("IssuerOfPatientID", "StudyDescription")
 
 
 def key_image_dataset(
@@ -94,13 +86,11 @@ def key_image_dataset(
         series_number=series_number,
         sop_instance_uid=hd.UID(),
         instance_number=instance_number,
-        manufacturer=MANUFACTURER,
+        **equipment(),
         patient_orientation=orientation,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=KEY_IMAGE_SERIES_DESCRIPTION,
-        manufacturer_model_name="medviewer",
-        software_versions=__version__,
-        specific_character_set=_CHARSET,
+        specific_character_set=CHARSET,
     )
     if not positioned:
         image.PatientOrientation = None  # type 2: unknown for an unpositioned source
@@ -172,56 +162,34 @@ def encapsulated_pdf_dataset(
     """
     if not pdf.startswith(b"%PDF-"):
         raise ValueError("not a PDF document (no %PDF- header)")
-    sop_uid = generate_uid()
-    ds = Dataset()
-    ds.file_meta = _file_meta(sop_uid)
-    ds.SpecificCharacterSet = _CHARSET
-    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    _copy_patient_study(ds, sources.first)
-    _pdf_series(ds, series_uid or generate_uid(), series_number)
-    _pdf_document(ds, pdf, title, instance_number)
+    source = sources.first
+    ds = hd.SOPClass(
+        study_instance_uid=str(source.StudyInstanceUID),
+        series_instance_uid=series_uid or hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        sop_class_uid=ENCAPSULATED_PDF_STORAGE,
+        instance_number=instance_number,
+        modality="DOC",
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        series_description=PDF_SERIES_DESCRIPTION,
+        specific_character_set=CHARSET,
+        **equipment(),
+    )
+    ds.copy_patient_and_study_information(source)
+    _pdf_document(ds, pdf, title)
     ds.SourceInstanceSequence = DicomSequence([_reference(s) for s in sources.datasets])
     return ds
 
 
-def _file_meta(sop_uid: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF_STORAGE
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"MEDVIEWER_{__version__}"[:16]
-    return meta
-
-
-def _copy_patient_study(ds: Dataset, source: Dataset) -> None:
-    for keyword in (*_PATIENT, *_STUDY):
-        setattr(ds, keyword, source.get(keyword))
-    for keyword in _OPTIONAL:
-        if source.get(keyword):
-            setattr(ds, keyword, source.get(keyword))
-
-
-def _pdf_series(ds: Dataset, series_uid: str, series_number: int) -> None:
-    ds.Modality = "DOC"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesNumber = series_number
-    ds.SeriesDescription = PDF_SERIES_DESCRIPTION
-    ds.Manufacturer = MANUFACTURER
-    ds.ManufacturerModelName = "medviewer"
-    ds.SoftwareVersions = __version__
+def _pdf_document(ds: Dataset, pdf: bytes, title: str) -> None:
+    """SC Equipment and Encapsulated Document modules."""
     ds.ConversionType = "WSD"
     ds.SecondaryCaptureDeviceManufacturer = MANUFACTURER
-    ds.SecondaryCaptureDeviceManufacturerModelName = "medviewer"
+    ds.SecondaryCaptureDeviceManufacturerModelName = MODEL_NAME
     ds.SecondaryCaptureDeviceSoftwareVersions = __version__
-
-
-def _pdf_document(ds: Dataset, pdf: bytes, title: str, instance_number: int) -> None:
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.InstanceNumber = instance_number
     ds.ContentDate, ds.ContentTime = date, time
     ds.AcquisitionDateTime = date + time
     ds.BurnedInAnnotation = "YES"

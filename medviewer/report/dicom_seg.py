@@ -18,33 +18,17 @@ from highdicom import UID, AlgorithmIdentificationSequence
 from highdicom.color import CIELabColor
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentDescription
 from highdicom.spatial import get_image_coordinate_system
-from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-import medviewer
 from medviewer.core.findings import AIResult, Segment
 from medviewer.io.seg import LABEL_PREFIX
+from medviewer.report.dicom_common import equipment, segment_codes
 from medviewer.report.sources import SourceImages
 
-MANUFACTURER = "medviewer developers"
-MODEL_NAME = "medviewer"
 DEVICE_SERIAL_NUMBER = "0"
 CONTENT_LABEL = "AI_SEG"
 EDITED_SUFFIX = " (edited)"
-
-_ANATOMY = CodedConcept("123037004", "SCT", "Anatomical Structure")
-_LUNG = CodedConcept("39607008", "SCT", "Lung")
-_TISSUE = CodedConcept("85756007", "SCT", "Tissue")
-_ABNORMAL = CodedConcept("49755003", "SCT", "Morphologically Abnormal Structure")
-#: Segment name (lower case) -> (property category, property type).
-_PROPERTIES: dict[str, tuple[CodedConcept, CodedConcept]] = {
-    "left lung": (_ANATOMY, CodedConcept("44029006", "SCT", "Left lung")),
-    "right lung": (_ANATOMY, CodedConcept("3341006", "SCT", "Right lung")),
-    "lung": (_ANATOMY, _LUNG),
-    "lungs": (_ANATOMY, _LUNG),
-    "nodule": (_ABNORMAL, CodedConcept("27925004", "SCT", "Nodule")),
-}
 
 
 def segmentation_dataset(
@@ -98,9 +82,7 @@ def segmentation_dataset(
         series_number=series_number,
         sop_instance_uid=UID(),
         instance_number=instance_number,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=medviewer.__version__,
+        **equipment(),
         device_serial_number=DEVICE_SERIAL_NUMBER,
         content_label=CONTENT_LABEL,
         content_description=_lo(f"AI segmentation by {model.name} {model.version}"),
@@ -148,29 +130,6 @@ def segment_descriptions(result: AIResult) -> list[SegmentDescription]:
     ]
 
 
-def segment_properties(
-    name: str, lung_model: bool = False
-) -> tuple[CodedConcept, CodedConcept, list[CodedConcept] | None]:
-    """SNOMED CT property category, property type and anatomic region of a segment name.
-
-    Parameters
-    ----------
-    name : str
-        The segment's name (case and surrounding blanks ignored).
-    lung_model : bool
-        True when the model segments lungs: a nodule then lies in the lung.
-
-    Returns
-    -------
-    tuple
-        ``(category, type, anatomic regions or None)``; Tissue/Tissue for unknown names.
-    """
-    key = " ".join(name.replace("_", " ").lower().split())
-    category, kind = _PROPERTIES.get(key, (_TISSUE, _TISSUE))
-    regions = [_LUNG] if key == "nodule" and lung_model else None
-    return category, kind, regions
-
-
 def cielab_of(color: str) -> CIELabColor:
     """The DICOM CIELab colour of an sRGB ``#rrggbb`` colour."""
     value = color.lstrip("#")
@@ -186,7 +145,7 @@ def _describe(
     lung_model: bool,
     edited: str,
 ) -> SegmentDescription:
-    category, property_type, regions = segment_properties(segment.name, lung_model)
+    category, property_type, regions = segment_codes(segment.name, lung_model)
     item = SegmentDescription(
         segment_number=number,
         segment_label=_lo(segment.name or f"label {segment.label}"),

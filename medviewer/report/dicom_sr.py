@@ -36,14 +36,20 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from medviewer import __version__
 from medviewer.core.findings import AIResult, ComponentStats, ResultKey, SegmentStats
 from medviewer.report.content import MeasurementLine, ReportContent
+from medviewer.report.dicom_common import (
+    CHARSET,
+    MANUFACTURER,
+    MODEL_NAME,
+    equipment,
+    is_known,
+    segment_codes,
+)
 from medviewer.report.sources import SourceImages
 
 __all__ = [
     "LOCAL_SCHEME",
-    "MANUFACTURER",
     "MAX_COMPONENTS",
     "SERIES_DESCRIPTION",
     "frame_of_reference_uid",
@@ -51,7 +57,6 @@ __all__ = [
     "sr_numbers",
 ]
 
-MANUFACTURER = "medviewer developers"
 SERIES_DESCRIPTION = "AI measurement report"
 #: Private coding scheme of the terms no standard scheme has (DICOM local-scheme convention).
 LOCAL_SCHEME = "99MEDVIEWER"
@@ -59,33 +64,9 @@ LOCAL_SCHEME = "99MEDVIEWER"
 MAX_COMPONENTS = 10
 
 _DEVICE_UID = generate_uid(entropy_srcs=["medviewer", "device observer"])
-_CHARSET = "ISO_IR 192"
 _MEASUREMENT_GROUP = ("125007", "DCM")
 _TRACKING_IDENTIFIER = ("112039", "DCM")
 _DERIVATION = ("121401", "DCM")
-
-_ANATOMY = codes.SCT.AnatomicalStructure
-_ABNORMAL = codes.SCT.MorphologicallyAbnormalStructure
-#: Segment/class name word -> (finding category, finding type).
-_FINDINGS: dict[str, tuple[Code, Code]] = {
-    "nodule": (_ABNORMAL, codes.SCT.Nodule),
-    "nodules": (_ABNORMAL, codes.SCT.Nodule),
-    "mass": (_ABNORMAL, codes.SCT.Mass),
-    "lesion": (_ABNORMAL, codes.SCT.Lesion),
-    "tumor": (_ABNORMAL, codes.SCT.Tumor),
-    "tumour": (_ABNORMAL, codes.SCT.Tumor),
-    "lung": (_ANATOMY, codes.SCT.Lung),
-    "lungs": (_ANATOMY, codes.SCT.Lung),
-    "liver": (_ANATOMY, codes.SCT.Liver),
-    "kidney": (_ANATOMY, codes.SCT.Kidney),
-    "spleen": (_ANATOMY, codes.SCT.Spleen),
-    "pancreas": (_ANATOMY, codes.SCT.Pancreas),
-    "heart": (_ANATOMY, codes.SCT.Heart),
-    "aorta": (_ANATOMY, codes.SCT.Aorta),
-    "brain": (_ANATOMY, codes.SCT.Brain),
-    "bone": (_ANATOMY, codes.SCT.Bone),
-}
-_TISSUE = (codes.SCT.Tissue, codes.SCT.Tissue)
 
 _UCUM_MEANINGS = {
     "mm": "millimeter",
@@ -188,12 +169,10 @@ def _document(
         series_number=series_number,
         sop_instance_uid=hd.UID(),
         instance_number=instance_number,
-        manufacturer=MANUFACTURER,
+        **equipment(),
         is_complete=True,
         institution_name=institution,
         series_description=SERIES_DESCRIPTION,
-        manufacturer_model_name="medviewer",
-        software_versions=__version__,
         coding_schemes=[
             CodingSchemeIdentificationItem(
                 designator=LOCAL_SCHEME,
@@ -201,7 +180,7 @@ def _document(
                 responsible_organization=MANUFACTURER,
             )
         ],
-        specific_character_set=_CHARSET,
+        specific_character_set=CHARSET,
     )
 
 
@@ -231,12 +210,9 @@ def _ucum(unit: str) -> CodedConcept:
 
 
 def _finding_codes(name: str) -> tuple[Code, Code]:
-    """(category, type) of a segment or class name, by its words; Tissue when unknown."""
-    words = re.findall(r"[a-z]+", name.lower())
-    for word in reversed(words):
-        if word in _FINDINGS:
-            return _FINDINGS[word]
-    return _TISSUE
+    """(category, type) of a segment or class name, as the SEG codes it."""
+    category, kind, _regions = segment_codes(name)
+    return category, kind
 
 
 def _local(value: str, meaning: str) -> CodedConcept:
@@ -247,8 +223,7 @@ def _local(value: str, meaning: str) -> CodedConcept:
 def _class_concept(name: str) -> CodedConcept | Code:
     if name.strip().lower() == "normal":
         return codes.SCT.Normal
-    category, finding = _finding_codes(name)
-    return finding if (category, finding) != _TISSUE else _local(name, name)
+    return _finding_codes(name)[1] if is_known(name) else _local(name, name)
 
 
 def _mean_concept(units: str) -> tuple[Code, Code | None, str]:
@@ -265,7 +240,7 @@ def _observation_context(results: Iterable[AIResult]) -> hd.sr.ObservationContex
     names = list(dict.fromkeys(r.prediction.model.name for r in results if r.prediction.model.name))
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=_DEVICE_UID,
-        name="medviewer",
+        name=MODEL_NAME,
         manufacturer_name=MANUFACTURER,
         model_name="; ".join(names) or None,
     )
@@ -504,37 +479,16 @@ def _user_number(line: MeasurementLine) -> hd.sr.Measurement | None:
     return None
 
 
-_PLANE_AXES = {"axial": (0, 1), "coronal": (0, 2), "sagittal": (1, 2)}
-
-
 def _region(line: MeasurementLine, frame_uid: str | None) -> hd.sr.ImageRegion3D | None:
     """The measurement's region in the frame of reference, None when unpositioned."""
     points = np.asarray(line.points, dtype=np.float64).reshape(-1, 3)
     if frame_uid is None or len(points) == 0:
         return None
+    if line.outline:  # an ROI's ellipse or rectangle, computed on its drawing plane
+        return hd.sr.ImageRegion3D(line.outline_type, np.asarray(line.outline), frame_uid)
     if line.kind == "probe" or len(points) == 1:
         return hd.sr.ImageRegion3D("POINT", points[:1], frame_uid)
-    if line.kind in ("ellipse", "rectangle") and line.plane in _PLANE_AXES:
-        outline = _box_outline(line.kind, points, line.plane)
-        if outline is not None:
-            return hd.sr.ImageRegion3D(*outline, frame_uid)
     return hd.sr.ImageRegion3D("POLYLINE", points, frame_uid)
-
-
-def _box_outline(kind: str, corners: np.ndarray, plane: str) -> tuple[str, np.ndarray] | None:
-    """ELLIPSE axes or closed POLYGON of the box drawn from two opposite corners on `plane`."""
-    centre = corners[:2].mean(axis=0)
-    axes = np.eye(3)[list(_PLANE_AXES[plane])]
-    half = np.abs((corners[1] - corners[0]) @ axes.T) / 2.0
-    if np.any(half <= 0.0):
-        return None
-    a, b = (half[:, None] * axes)
-    if kind == "rectangle":
-        return "POLYGON", np.array(
-            [centre - a - b, centre + a - b, centre + a + b, centre - a + b, centre - a - b]
-        )
-    major, minor = (a, b) if half[0] >= half[1] else (b, a)
-    return "ELLIPSE", np.array([centre - major, centre + major, centre - minor, centre + minor])
 
 
 # --------------------------------------------------------------------------- reading back

@@ -645,12 +645,11 @@ class MainWindow(QMainWindow):
         view = self._report_series()
         if view is None:
             return None
-        from medviewer.report.content import MeasurementLine
-        from medviewer.ui.report_dialog import ReportDialog, ReportDraft
+        from medviewer.ui.report_dialog import ReportDialog, ReportDraft, report_measurements
 
         meta = view.series.volume.metadata
         results = self.ai.findings.for_series(meta.series_uid)
-        lines = [MeasurementLine.of(m, meta.units) for m in self.store.for_series(meta.series_uid)]
+        lines = report_measurements(view.series.volume, self.store.for_series(meta.series_uid))
         draft = self.report_drafts.setdefault(meta.series_uid, ReportDraft())
         if self.report_dialog is not None:
             self.report_dialog.close()

@@ -34,6 +34,10 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.core.findings import AIResult, OverlayStyle
+from medviewer.core.geometry import reslice
+from medviewer.core.measurements import Measurement
+from medviewer.core.viewstate import plane_index_of
+from medviewer.core.volume import Volume
 from medviewer.report import export as ex
 from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
 from medviewer.report.deidentify import burned_in_text_warning
@@ -380,6 +384,18 @@ class ReportDialog(QDialog):
         self._close_renderer()
         self._rendered = True
         super().done(result)
+
+
+def report_measurements(volume: Volume, measurements: list[Measurement]) -> list[MeasurementLine]:
+    """The report lines of a series' measurements, each measured on the plane it was drawn on
+    (ROIs get their area and outline from that plane's geometry)."""
+    lines = []
+    for m in measurements:
+        index = plane_index_of(volume, m.plane, m.points[0])
+        plane = None if index is None else reslice(volume.array, volume.affine, m.plane, index)
+        affine, image = (None, None) if plane is None else (plane.affine, plane.image)
+        lines.append(MeasurementLine.of(m, volume.metadata.units, affine, image))
+    return lines
 
 
 def thumbnail(rgb: np.ndarray, size: int = THUMBNAIL) -> QPixmap:

@@ -25,7 +25,9 @@ from medviewer.core.measurements import (
     on_plane,
     patient_to_screen,
     probe_value,
+    roi_area,
     roi_mask,
+    roi_outline,
     roi_stats,
     screen_to_patient,
     summary,
@@ -406,3 +408,30 @@ def test_bad_plane_affine_is_a_clear_error() -> None:
         patient_to_screen(np.eye(3), (0, 0, 0))
     with pytest.raises(ValueError, match="singular"):
         screen_to_patient(np.diag([1.0, 1.0, 0.0, 1.0]), 0, 0)
+
+
+def test_roi_outline_follows_an_oblique_drawing_plane() -> None:
+    # a plane turned 30 degrees about z, 0.5 x 0.8 mm pixels, at z = 12
+    a = math.radians(30)
+    right = np.array([math.cos(a), math.sin(a), 0.0])
+    down = np.array([-math.sin(a), math.cos(a), 0.0])
+    plane = np.eye(4)
+    plane[:3, 0], plane[:3, 1], plane[:3, 3] = right * 0.5, down * 0.8, (5.0, -3.0, 12.0)
+
+    def corner(c: float, r: float) -> np.ndarray:
+        return (plane @ [c, r, 0, 1])[:3]
+
+    roi = Measurement("ellipse", (corner(10, 20), corner(50, 30)), "axial", "s")
+    kind, points = roi_outline(plane, roi)
+    # axes: 40 px x 0.5 mm = 20 mm across (major), 10 px x 0.8 mm = 8 mm down (minor)
+    assert kind == "ELLIPSE"
+    np.testing.assert_allclose(points, [corner(10, 25), corner(50, 25), corner(30, 20),
+                                        corner(30, 30)], atol=1e-9)
+    assert roi_area(plane, roi) == pytest.approx(math.pi * 20 * 8 / 4)
+    kind, points = roi_outline(plane, Measurement("rectangle", roi.points, "axial", "s"))
+    assert kind == "POLYGON" and len(points) == 5
+    np.testing.assert_allclose(points[:4], [corner(10, 20), corner(50, 20), corner(50, 30),
+                                            corner(10, 30)], atol=1e-9)
+    np.testing.assert_allclose(points[4], points[0])
+    with pytest.raises(ValueError):
+        roi_outline(plane, Measurement("distance", roi.points, "axial", "s"))

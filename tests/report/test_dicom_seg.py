@@ -13,9 +13,8 @@ import pytest
 from pydicom.sr.codedict import codes
 
 from medviewer.core.errors import LoadError
-from medviewer.core.findings import AIResult, Prediction, Segment
+from medviewer.core.findings import DEFAULT_COLORS, AIResult, Prediction, Segment
 from medviewer.io.seg import (
-    DEFAULT_COLORS,
     SegOnGrid,
     is_segmentation,
     label_map_from_seg,
@@ -23,7 +22,8 @@ from medviewer.io.seg import (
 )
 from medviewer.io.series import load_series
 from medviewer.io.synthetic import write_series
-from medviewer.report.dicom_seg import cielab_of, segment_properties, segmentation_dataset
+from medviewer.report.dicom_common import segment_codes
+from medviewer.report.dicom_seg import cielab_of, segmentation_dataset
 from medviewer.report.sources import SourceImages, read_source_images
 from medviewer.report.validate import dciodvfy_report
 from tests.report.conftest import CT_SPEC, SEG_MODEL, SEGMENTS, make_seg_result, truth_label_map
@@ -93,7 +93,7 @@ def test_seg_describes_segments_and_model(seg_path):
 def test_seg_codes_anatomy_and_colours(seg_path):
     seg = hd.seg.segread(seg_path)
     left, right, nodule = (seg.get_segment_description(n) for n in (1, 2, 3))
-    assert left.segmented_property_category.value == "123037004"
+    assert left.segmented_property_category.value == codes.SCT.AnatomicalStructure.value
     assert left.segmented_property_type.value == LEFT_LUNG
     assert right.segmented_property_type.value == "3341006"
     assert nodule.segmented_property_category.value == "49755003"
@@ -168,16 +168,17 @@ def test_edited_result_is_semiautomatic(ct_volume, seg_result, tmp_path):
     assert np.array_equal(back.labels, seg_result.label_map)
 
 
-def test_segment_properties_lookup():
-    assert segment_properties("Left  Lung")[1].value == LEFT_LUNG
-    assert segment_properties("RIGHT_LUNG")[1].value == "3341006"
-    assert segment_properties("lungs")[1].value == LUNG
-    category, kind, regions = segment_properties("Nodule", lung_model=False)
+def test_segment_codes_lookup():
+    assert segment_codes("Left  Lung")[1].value == LEFT_LUNG
+    assert segment_codes("RIGHT_LUNG")[1].value == "3341006"
+    assert segment_codes("lungs")[1].value == LUNG
+    category, kind, regions = segment_codes("Nodule", lung_model=False)
     assert (category.value, kind.value, regions) == ("49755003", NODULE, None)
-    assert [r.value for r in segment_properties("nodule", lung_model=True)[2]] == [LUNG]
-    category, kind, regions = segment_properties("liver tumour")
+    assert [r.value for r in segment_codes("nodule", lung_model=True)[2]] == [LUNG]
+    category, kind, regions = segment_codes("liver tumour")  # the last known word wins
+    assert (category.value, kind.value) == ("49755003", codes.SCT.Tumor.value)
+    category, kind, regions = segment_codes("vessel tree")
     assert (category.value, kind.value, regions) == ("85756007", "85756007", None)
-    assert kind.value == codes.SCT.Tissue.value
 
 
 def test_cielab_of_round_trips():

@@ -10,9 +10,10 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from pydicom.sr.codedict import codes
+from pydicom.sr.codedict import Code, codes
 
 from medviewer.core.findings import AIResult
+from medviewer.core.measurements import Measurement
 from medviewer.report.content import MeasurementLine, ReportContent, ReportHeader
 from medviewer.report.dicom_sr import LOCAL_SCHEME, measurement_report, sr_numbers
 from medviewer.report.sources import SourceImages, read_source_images
@@ -20,8 +21,8 @@ from medviewer.report.validate import dciodvfy_report
 from tests.report.conftest import make_cls_result
 
 SEG_TYPES = {
-    "left lung": (codes.SCT.AnatomicalStructure, codes.SCT.Lung),
-    "right lung": (codes.SCT.AnatomicalStructure, codes.SCT.Lung),
+    "left lung": (codes.SCT.AnatomicalStructure, Code("44029006", "SCT", "Left lung")),
+    "right lung": (codes.SCT.AnatomicalStructure, Code("3341006", "SCT", "Right lung")),
     "nodule": (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Nodule),
 }
 
@@ -173,6 +174,10 @@ def test_sr_without_seg_still_validates_with_the_same_numbers(report_content, so
 
     assert numbers_by_key(sr) == expected_numbers(report_content)
     assert content_items(sr.ContentSequence, "IMAGE", "121191") == []
+    # without a SEG the findings are coded as the SEG would code them (one lookup)
+    finding_types = {item.ConceptCodeSequence[0].CodeValue
+                     for item in content_items(sr.ContentSequence, "CODE", "121071")}
+    assert {"44029006", codes.SCT.Nodule.value} <= finding_types
     assert "CurrentRequestedProcedureEvidenceSequence" in sr  # the source images
 
 
@@ -193,11 +198,11 @@ def test_sr_classification_decision_and_local_codes(report_content, sources, tmp
 
 
 def test_sr_user_regions(report_content, sources, tmp_path):
+    axial = np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 60], [0, 0, 0, 1]])
+    corners = ((0.0, 0.0, 60.0), (10.0, 5.0, 60.0))
     lines = (
-        MeasurementLine("Ellipse", "ellipse", 39.27, "mm2",
-                        ((0.0, 0.0, 60.0), (10.0, 5.0, 60.0)), "axial"),
-        MeasurementLine("Rectangle", "rectangle", 50.0, "mm2",
-                        ((0.0, 0.0, 60.0), (10.0, 5.0, 60.0)), "axial"),
+        MeasurementLine.of(Measurement("ellipse", corners, "axial", "uid"), "HU", axial),
+        MeasurementLine.of(Measurement("rectangle", corners, "axial", "uid"), "HU", axial),
         MeasurementLine("Probe -3 HU", "probe", -3.0, "[hnsf'U]", ((1.0, 2.0, 60.0),), "axial"),
     )
     content = replace(report_content, results=(), measurements=lines)
@@ -213,7 +218,7 @@ def test_sr_user_regions(report_content, sources, tmp_path):
         shapes[1][1], [[0, 0, 60], [10, 0, 60], [10, 5, 60], [0, 5, 60], [0, 0, 60]], atol=1e-5
     )
     assert numbers_by_key(sr) == {
-        ("ellipse 1", "Area"): (39.27, "mm2"),
+        ("ellipse 1", "Area"): (pytest.approx(np.pi * 10 * 5 / 4), "mm2"),
         ("rectangle 2", "Area"): (50.0, "mm2"),
         ("probe 3", "Attenuation Coefficient"): (-3.0, "[hnsf'U]"),
     }

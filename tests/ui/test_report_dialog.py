@@ -202,3 +202,24 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     assert shown.statistics[3].voxels == seg.statistics[3].voxels
     assert shown.prediction.model.name == "Test lungs and nodules"
     window.close()
+
+
+def test_report_measurements_are_measured_on_their_drawing_plane(ct_volume):
+    from medviewer.core import measurements as mm
+    from medviewer.core.geometry import reslice
+    from medviewer.ui.report_dialog import report_measurements
+
+    plane = reslice(ct_volume.array, ct_volume.affine, "axial", 6)
+    sy, sx = plane.pixel_spacing
+    a, b = mm.screen_to_patient(plane.affine, 5, 6), mm.screen_to_patient(plane.affine, 15, 12)
+    uid = ct_volume.metadata.series_uid
+    ellipse = mm.Measurement("ellipse", (a, b), "axial", uid)
+    ruler = mm.Measurement("distance", (a, b), "axial", uid, label="span")
+    probe = mm.Measurement("probe", (a,), "axial", uid)
+    roi, line, probed = report_measurements(ct_volume, [ellipse, ruler, probe])
+    assert probed.value == pytest.approx(float(plane.image[6, 5])) and probed.unit == "[hnsf'U]"
+    assert roi.value == pytest.approx(np.pi * (10 * sx) * (6 * sy) / 4) and roi.unit == "mm2"
+    assert roi.outline_type == "ELLIPSE"
+    np.testing.assert_allclose(roi.outline[0], mm.screen_to_patient(plane.affine, 5, 9))
+    assert "mean" in roi.text and "HU" in roi.text  # statistics on the drawing plane's pixels
+    assert line.value == pytest.approx(np.hypot(10 * sx, 6 * sy)) and line.label == "span"
