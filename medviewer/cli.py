@@ -363,6 +363,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> list[str]:
     """Write ``--pdf``, ``--seg`` and ``--sr`` (all or none); returns the paths written."""
+    from medviewer.ai.runner import run_to_end
     from medviewer.core.findings import AIResult
     from medviewer.report.content import ReportContent, ReportHeader
     from medviewer.report.export import PlannedFile, run_export
@@ -379,7 +380,7 @@ def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> li
     )
     steps = run_export(content, volume.metadata, plan, deidentify=args.deidentify,
                        overwrite=args.overwrite)
-    summary = run_to_end_quietly(steps)
+    summary = run_to_end(steps)
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return [str(p.path) for p in summary.files]
@@ -399,15 +400,6 @@ def _finding_key_images(volume: Any, result: Any) -> list[Any]:
         renderer.close()
 
 
-def run_to_end_quietly(steps: Any) -> Any:
-    """Drain a generator and return its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
-
-
 def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
     """Write ``result.json`` and the NIfTI outputs into `out`; all or nothing.
 
@@ -417,6 +409,8 @@ def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
     import shutil
     import tempfile
 
+    from medviewer.report.tabular import write_volume
+
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
     try:
@@ -425,7 +419,7 @@ def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
                   "probabilities.nii.gz": prediction.probabilities}
         for name, array in arrays.items():
             if array is not None:
-                _write_nifti(array, prediction.affine, staging / name)
+                write_volume(array, prediction.affine, staging / name)
                 result.setdefault("files", []).append(name)
         (staging / "result.json").write_text(json.dumps(result, indent=2))
         for item in sorted(staging.iterdir(), key=lambda p: p.name == "result.json"):
@@ -433,19 +427,6 @@ def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return result
-
-
-def _write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    """`array` ``[slice, row, col(, channels)]`` on `affine`'s grid, as NIfTI (RAS on disk)."""
-    import SimpleITK as sitk
-
-    from medviewer.core.geometry import direction_of, spacing_of
-
-    image = sitk.GetImageFromArray(array, isVector=array.ndim == 4)
-    image.SetSpacing([float(v) for v in spacing_of(affine)])
-    image.SetOrigin([float(v) for v in affine[:3, 3]])
-    image.SetDirection([float(v) for v in direction_of(affine).ravel()])
-    sitk.WriteImage(image, str(path), useCompression=True)
 
 
 class _ProgressPrinter:

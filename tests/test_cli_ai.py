@@ -60,6 +60,49 @@ def test_infer_writes_labels_on_the_series_grid(
     assert "100% done" in captured.err
 
 
+def test_infer_writes_a_pdf_seg_and_sr_de_identified(
+    tmp_path: Path, oblique_ct, capsys: pytest.CaptureFixture
+) -> None:
+    import pydicom
+
+    from medviewer.io.seg import label_map_from_seg
+    from medviewer.io.series import load_series
+    from medviewer.report.sources import read_source_images
+    from medviewer.report.validate import dciodvfy_report
+
+    folder, truth = oblique_ct
+    threshold = float(np.median(truth.values)) + 0.5
+    model = make_card(tmp_path / "model", ThresholdSegmenter(threshold, 5.0), dims=3)
+    pdf, seg, sr = tmp_path / "r.pdf", tmp_path / "seg.dcm", tmp_path / "sr.dcm"
+    args = ["infer", "--model", str(model.folder), str(folder), "--out", str(tmp_path / "out"),
+            "--device", "cpu", "--pdf", str(pdf), "--seg", str(seg), "--sr", str(sr),
+            "--impression", "Bright region.", "--json"]
+    assert main([*args, "--deidentify"]) == 0
+    assert json.loads(capsys.readouterr().out)["exported"] == [str(pdf), str(seg), str(sr)]
+    assert pdf.read_bytes().startswith(b"%PDF")
+    for path in (seg, sr):
+        assert dciodvfy_report(path).errors == (), dciodvfy_report(path).output
+        data = path.read_bytes()
+        assert b"SYNTHETIC" not in data and b"SYN0001" not in data  # the patient is gone
+        assert truth.series_uid.encode() not in data
+    # the de-identified SEG's frames hold the label map in the series' slice order
+    volume = load_series(folder)
+    header = pydicom.dcmread(seg, stop_before_pixels=True)
+    mapping = {f.ReferencedSOPInstanceUID: f for f in [
+        item.DerivationImageSequence[0].SourceImageSequence[0]
+        for item in header.PerFrameFunctionalGroupsSequence]}
+    assert len(mapping) > 0
+    sources = read_source_images(volume.metadata)
+    assert not {sources.sop_uid_of_slice(i) for i in range(volume.shape[0])} & set(mapping)
+    # a second run refuses to overwrite, before running the model
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    uids = [sources.sop_uid_of_slice(i) for i in range(volume.shape[0])]
+    back = label_map_from_seg(seg, uids)
+    np.testing.assert_array_equal(back.labels, truth.values > threshold)
+
+
 def test_infer_writes_the_heatmap_and_probabilities(
     tmp_path: Path, oblique_ct
 ) -> None:

@@ -11,13 +11,11 @@ import io
 import json
 import os
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medviewer.core.findings import AIResult, ComponentStats, SegmentStats
-from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.report.content import KeyImage, ReportContent
 
 #: Columns of the findings CSV, one row per segment, per listed component and per class.
@@ -108,15 +106,21 @@ def result_json(result: AIResult) -> dict[str, Any]:
 
 
 def write_volume(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike[str]) -> None:
-    """Write `array` ``[slice, row, col]`` on `affine`'s grid as NIfTI or NRRD (by suffix).
+    """Write `array` ``[slice, row, col(, channel)]`` on `affine`'s grid as NIfTI, NRRD or
+    MetaImage (by suffix).
 
-    The geometry is exact (SimpleITK stores LPS and converts to NIfTI's RAS itself); no
-    patient metadata is written.
+    The geometry is exact (SimpleITK keeps LPS and converts to NIfTI's RAS itself); no patient
+    metadata is written.
     """
-    from medviewer.io.formats import write_image
+    import SimpleITK as sitk
 
-    volume = Volume(np.ascontiguousarray(array), np.asarray(affine, float), VolumeMetadata())
-    write_image(volume, Path(path))
+    from medviewer.core.geometry import direction_of, spacing_of
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=array.ndim == 4)
+    image.SetSpacing([float(v) for v in spacing_of(affine)])
+    image.SetOrigin([float(v) for v in affine[:3, 3]])
+    image.SetDirection([float(v) for v in direction_of(affine).ravel()])
+    sitk.WriteImage(image, os.fspath(path), useCompression=True)
 
 
 def key_image_png(key: KeyImage) -> bytes:
