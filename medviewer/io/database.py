@@ -355,6 +355,20 @@ class StudyDatabase:
             found.update(int(row[0]) for row in rows)
         return sorted(found)
 
+    def series_modality(self, series: int) -> str:
+        """Modality of a series ('' when unknown); one indexed lookup, no records parsed."""
+        row = self.connection().execute(
+            "SELECT modality FROM series WHERE id=?", (series,)
+        ).fetchone()
+        return "" if row is None or row[0] is None else str(row[0])
+
+    def first_instance_path(self, series: int) -> str:
+        """Path of a series' first indexed file ('' when it has none)."""
+        row = self.connection().execute(
+            "SELECT path FROM instances WHERE series_ref=? ORDER BY id LIMIT 1", (series,)
+        ).fetchone()
+        return "" if row is None else str(row[0])
+
     def series_id_of(self, series_uid: str) -> int | None:
         """Id of the series with this Series Instance UID, None when it is not indexed."""
         row = self.connection().execute(

@@ -9,6 +9,7 @@ study date or descriptions in the corners, and hands the pixels to the report as
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
@@ -155,7 +156,7 @@ class KeyImageRenderer:
         normal = view.plane_slice.affine[:3, 2]
         slices = view.volume.affine[:3, 2]
         cosine = abs(float(normal @ slices)) / (np.linalg.norm(normal) * np.linalg.norm(slices))
-        return view._shown_voxel_slice() if cosine > 0.999 else None
+        return view.shown_voxel_slice() if cosine > 0.999 else None
 
 
 def legend_of(result: AIResult | None, style: OverlayStyle) -> tuple[tuple[str, str], ...]:
@@ -175,6 +176,57 @@ def legend_of(result: AIResult | None, style: OverlayStyle) -> tuple[tuple[str, 
     return ()
 
 
+@dataclass(frozen=True, eq=False)
+class FindingView:
+    """What a finding's key image shows: its result, where, how wide, and the caption.
+
+    Attributes
+    ----------
+    result : AIResult
+        Drawn over the image.
+    caption : str
+    point : numpy.ndarray or None
+        LPS point the axial view goes to (None: the middle slice).
+    field_mm : float or None
+        Side of the square shown around `point` (None: the whole slice).
+    """
+
+    result: AIResult
+    caption: str
+    point: np.ndarray | None
+    field_mm: float | None = None
+
+
+def finding_views(results: Iterable[AIResult]) -> list[FindingView]:
+    """One view per finding: each of the largest components of a segmentation's finding
+    label (see :func:`finding_label`), and each positive classification at its heatmap's peak.
+    """
+    views: list[FindingView] = []
+    for result in results:
+        if result.label_map is not None:
+            views += _component_views(result)
+        elif positive_classes(result):
+            views.append(_classification_view(result))
+    return views
+
+
+def render_finding(
+    renderer: KeyImageRenderer,
+    series: OpenSeries,
+    finding: FindingView,
+    *,
+    window: tuple[float, float] | None = None,
+    style: OverlayStyle | None = None,
+) -> KeyImage:
+    """The key image of one finding, as the viewer draws it."""
+    result = finding.result
+    overlay = result if result.label_map is not None or result.heatmap is not None else None
+    return renderer.render(
+        series, caption=finding.caption, point=finding.point, window=window, overlay=overlay,
+        style=style, field_mm=finding.field_mm,
+    )
+
+
 def finding_key_images(
     renderer: KeyImageRenderer,
     series: OpenSeries,
@@ -183,17 +235,9 @@ def finding_key_images(
     window: tuple[float, float] | None = None,
     style: OverlayStyle | None = None,
 ) -> list[KeyImage]:
-    """One key image per finding: each of the largest components of a segmentation's
-    finding label (its last label with voxels; cards list anatomy first), and each positive
-    classification at its heatmap's peak."""
-    style = style or OverlayStyle()
-    keys: list[KeyImage] = []
-    for result in results:
-        if result.label_map is not None:
-            keys += _segmentation_keys(renderer, series, result, window, style)
-        elif positive_classes(result):
-            keys += _classification_keys(renderer, series, result, window, style)
-    return keys
+    """The key images of every finding of `results` (see :func:`finding_views`)."""
+    return [render_finding(renderer, series, f, window=window, style=style)
+            for f in finding_views(results)]
 
 
 def positive_classes(result: AIResult) -> list[str]:
@@ -204,37 +248,34 @@ def positive_classes(result: AIResult) -> list[str]:
 
 
 def finding_label(result: AIResult) -> int | None:
-    """The segmentation's finding label: its highest label that has voxels."""
+    """The segmentation's finding label: its highest label that has voxels (cards list
+    anatomy first and findings last, e.g. lungs then nodules)."""
     found = [label for label, s in result.statistics.items() if s.components]
     return max(found) if found else None
 
 
-def _segmentation_keys(renderer, series, result, window, style) -> list[KeyImage]:
+def _component_views(result: AIResult) -> list[FindingView]:
     label = finding_label(result)
     if label is None:
         return []
     stats = result.statistics[label]
     model = result.prediction.model.name
-    keys = []
-    for c in stats.components[:MAX_FINDING_IMAGES]:
-        caption = (f"{stats.name} {c.index}: {fmt.length_mm(c.longest_diameter_mm)} mm, "
-                   f"{fmt.volume_ml(c.volume_ml)} mL ({model})")
-        field_mm = max(c.longest_diameter_mm * FIELD_PER_DIAMETER, MIN_FIELD_MM)
-        keys.append(renderer.render(
-            series, caption=caption, point=np.asarray(c.centroid_lps), window=window,
-            overlay=result, style=style, field_mm=field_mm,
-        ))
-    return keys
+    return [
+        FindingView(
+            result,
+            f"{stats.name} {c.index}: {fmt.length_mm(c.longest_diameter_mm)} mm, "
+            f"{fmt.volume_ml(c.volume_ml)} mL ({model})",
+            np.asarray(c.centroid_lps, float),
+            max(c.longest_diameter_mm * FIELD_PER_DIAMETER, MIN_FIELD_MM),
+        )
+        for c in stats.components[:MAX_FINDING_IMAGES]
+    ]
 
 
-def _classification_keys(renderer, series, result, window, style) -> list[KeyImage]:
+def _classification_view(result: AIResult) -> FindingView:
     p = result.prediction
-    point = heatmap_peak(result)
     text = ", ".join(f"{c} p = {fmt.probability(p.classes[c])}" for c in positive_classes(result))
-    caption = f"{p.model.name}: {text}"
-    overlay = result if result.heatmap is not None else None
-    return [renderer.render(series, caption=caption, point=point, window=window,
-                            overlay=overlay, style=style)]
+    return FindingView(result, f"{p.model.name}: {text}", heatmap_peak(result))
 
 
 def heatmap_peak(result: AIResult) -> np.ndarray | None:

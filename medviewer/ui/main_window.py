@@ -404,9 +404,8 @@ class MainWindow(QMainWindow):
 
         A DICOM SEG series opens its source series with the segmentation drawn over it.
         """
-        records = self.db.series_records(series_id)
-        if records and records[0].modality == "SEG":
-            self.open_segmentation(records[0].path, view)
+        if self.db.series_modality(series_id) == "SEG":
+            self.open_segmentation(self.db.first_instance_path(series_id), view)
             return
         self.open_source(("db", series_id), series_id, view)
 

@@ -42,7 +42,12 @@ from medviewer.report import export as ex
 from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
 from medviewer.report.deidentify import burned_in_text_warning
 from medviewer.ui import workers
-from medviewer.ui.key_images import KeyImageRenderer, finding_key_images
+from medviewer.ui.key_images import (
+    FindingView,
+    KeyImageRenderer,
+    finding_views,
+    render_finding,
+)
 from medviewer.ui.open_series import OpenSeries
 
 #: The export options offered, in the order shown: (kind, label).
@@ -104,7 +109,7 @@ class ReportDialog(QDialog):
         self.summary: ex.ExportSummary | None = None
         self.error = ""
         self.job: workers.Job | None = None
-        self._pending: list[AIResult] = list(self.results)
+        self._pending: list[FindingView] = finding_views(self.results)
         self._renderer: KeyImageRenderer | None = None
         self._rendered = False
         self._build(Path(folder))
@@ -173,7 +178,7 @@ class ReportDialog(QDialog):
         self.image_list.setMinimumHeight(THUMBNAIL + 60)
         self.image_list.setWordWrap(True)
         column.addWidget(self.image_list)
-        self.images_note = QLabel("Rendering the finding key images…" if self.results else "")
+        self.images_note = QLabel("Rendering the finding key images…" if self._pending else "")
         column.addWidget(self.images_note)
         for key in self.draft.user_images:
             self._add_item(key)
@@ -230,7 +235,7 @@ class ReportDialog(QDialog):
     # -- key images ----------------------------------------------------------------------
 
     def _render_next(self) -> None:
-        """Render the next result's finding key images (one result per event-loop turn)."""
+        """Render the next finding's key image (one per event-loop turn: the GUI stays live)."""
         if not self._pending:
             self._close_renderer()
             self._rendered = True
@@ -238,13 +243,12 @@ class ReportDialog(QDialog):
             self.images_note.setText(f"{count} finding key image(s), "
                                      f"{len(self.draft.user_images)} added from the viewer.")
             return
-        result = self._pending.pop(0)
         if self._renderer is None:
             self._renderer = KeyImageRenderer()
-        for key in finding_key_images(self._renderer, self.series, [result],
-                                      window=self.window, style=self.style):
-            self.finding_images.append(key)
-            self._add_item(key, row=len(self.finding_images) - 1)
+        key = render_finding(self._renderer, self.series, self._pending.pop(0),
+                             window=self.window, style=self.style)
+        self.finding_images.append(key)
+        self._add_item(key, row=len(self.finding_images) - 1)
         QTimer.singleShot(0, self._render_next)
 
     def _close_renderer(self) -> None:

@@ -180,12 +180,11 @@ def finding_point(result: AIResult) -> np.ndarray | None:
     (cards list anatomy first and findings last, e.g. lungs then nodules). For a heatmap: the
     hottest voxel. None when the result has neither.
     """
-    for label in sorted(result.statistics, reverse=True):
-        components = result.statistics[label].components
-        if components:
-            return np.asarray(components[0].centroid_lps, float)
-    from medviewer.ui.key_images import heatmap_peak
+    from medviewer.ui.key_images import finding_label, heatmap_peak
 
+    label = finding_label(result)
+    if label is not None:
+        return np.asarray(result.statistics[label].components[0].centroid_lps, float)
     return heatmap_peak(result)
 
 

@@ -453,12 +453,12 @@ class SliceView(QFrame):
     def _on_slices_loaded(self, indices: np.ndarray) -> None:
         if self.state is None or self.series is None:
             return
-        if self.state.plane != "axial" or self._shown_voxel_slice() in set(indices.tolist()):
+        if self.state.plane != "axial" or self.shown_voxel_slice() in set(indices.tolist()):
             self.render()
         else:
             self._update_annotations()
 
-    def _shown_voxel_slice(self) -> int:
+    def shown_voxel_slice(self) -> int:
         """The array slice (first axis) the axial view shows."""
         assert self.plane_slice is not None and self.volume is not None
         origin = mm.patient_to_screen(self.volume.affine, self.plane_slice.affine[:3, 3])

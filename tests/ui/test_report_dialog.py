@@ -151,10 +151,11 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
     assert images == 3
     pdf.close()
     # a second export into the same folder refuses to overwrite, and writes nothing
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     dialog.start_export()
-    qtbot.waitUntil(lambda: dialog.job.done, timeout=30_000)
-    status = dialog.status.text()
-    assert "nothing was written" in status and "not overwriting" in status
+    qtbot.waitUntil(lambda: "nothing was written" in dialog.status.text(), timeout=30_000)
+    assert "not overwriting" in dialog.status.text()
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_deidentify_enables_source_copies(qtbot, series, ct_volume, tmp_path):
