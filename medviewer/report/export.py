@@ -20,7 +20,7 @@ from medviewer.core.errors import LoadError
 from medviewer.core.findings import AIResult, ResultKey
 from medviewer.core.volume import VolumeMetadata
 from medviewer.report import tabular
-from medviewer.report.content import ReportContent
+from medviewer.report.content import KeyImage, ReportContent
 from medviewer.report.files import FileBatch
 from medviewer.report.sources import SourceImages, read_source_images
 
@@ -220,6 +220,7 @@ class _Writer:
         self.pdf: bytes | None = None
         self.warnings: list[str] = []
         self.key_series_uid = ""
+        self._keys: list[KeyImage] | None = None
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -300,16 +301,18 @@ class _Writer:
                 return result
         raise ValueError(f"no result {key} in the report")
 
-    def key_images(self):
-        """The key images with their source SOP Instance UIDs filled in."""
-        keys = []
-        for key in self.content.key_images:
-            if key.source_slice is not None and self.sources is not None and not key.source_sop_uid:
-                dataset, frame = self.sources.slice_dataset(key.source_slice)
-                key = replace(key, source_sop_uid=str(dataset.SOPInstanceUID),
-                              source_frame=frame if self.sources.multiframe else None)
-            keys.append(key)
-        return keys
+    def key_images(self) -> list[KeyImage]:
+        """The key images with their source SOP Instance UIDs filled in (made once)."""
+        if self._keys is None:
+            self._keys = [self._with_source(key) for key in self.content.key_images]
+        return self._keys
+
+    def _with_source(self, key: KeyImage) -> KeyImage:
+        if key.source_slice is None or self.sources is None or key.source_sop_uid:
+            return key
+        dataset, frame = self.sources.slice_dataset(key.source_slice)
+        return replace(key, source_sop_uid=str(dataset.SOPInstanceUID),
+                       source_frame=frame if self.sources.multiframe else None)
 
 
 def _keep_deidentification_method(ds: Dataset, source: Dataset) -> None:

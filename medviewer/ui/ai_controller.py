@@ -307,8 +307,16 @@ class AIController(QObject):
             lambda cancel: segment_statistics(snapshot, affine, names, values=values),
             name="measure segments",
             returned=lambda stats: self._measured(result, stats, ticket),
-            errored=lambda exc: self.panel.show_message(f"Could not measure the edit: {exc}"),
+            errored=lambda exc: self._not_measured(result, exc),
         )
+
+    def _not_measured(self, result: AIResult, exc: BaseException) -> None:
+        self._dirty.pop(result.key, None)
+        self.panel.show_message(f"Could not measure the edit: {exc}")
+
+    def measuring(self, series_uid: str) -> bool:
+        """True while an edit of a result of this series is being re-measured."""
+        return any(key[0] == series_uid for key in self._dirty)
 
     def _values_for(self, result: AIResult) -> np.ndarray | None:
         """The image values under a result's labels (for mean HU), when its series is open."""

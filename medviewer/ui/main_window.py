@@ -647,6 +647,15 @@ class MainWindow(QMainWindow):
         from medviewer.ui.report_dialog import ReportDialog, ReportDraft, report_measurements
 
         meta = view.series.volume.metadata
+        if self.ai.measuring(meta.series_uid):  # export the figures of the last edit
+            self.statusBar().showMessage("Measuring the last edit; the export opens after it")
+
+            def again(_result) -> None:
+                self.ai.editMeasured.disconnect(again)
+                self.export_report()
+
+            self.ai.editMeasured.connect(again)
+            return None
         results = self.ai.findings.for_series(meta.series_uid)
         lines = report_measurements(view.series.volume, self.store.for_series(meta.series_uid))
         draft = self.report_drafts.setdefault(meta.series_uid, ReportDraft())

@@ -202,6 +202,18 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
         1: "left lung", 2: "right lung", 3: "nodule"}
     assert shown.statistics[3].voxels == seg.statistics[3].voxels
     assert shown.prediction.model.name == "Test lungs and nodules"
+
+    # Export right after an edit: the dialog waits for the edit's measurement.
+    erased = shown.label_map == 3
+    erased[:, :, :18] = False  # half of the ball
+    shown.label_map[erased] = 0
+    shown.history.changed_labels = frozenset({3})
+    window.ai._labels_edited(shown)
+    assert window.export_report() is None and window.ai.measuring(shown.key[0])
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=30_000)
+    exported = window.report_dialog.results[0]
+    assert exported.statistics[3].voxels == int((shown.label_map == 3).sum())
+    assert exported.edited
     window.close()
 
 
