@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LoadError, DatabaseError, ModelCardError, InferenceError) as exc:
         print(f"medviewer: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except (ValueError, OSError) as exc:  # e.g. an export that cannot be made or written
+        print(f"medviewer: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except (KeyboardInterrupt, CancelledError):
         return 130
 
@@ -369,15 +372,19 @@ def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> li
     from medviewer.report.export import PlannedFile, run_export
 
     result = AIResult.of(prediction)
-    plan = [PlannedFile(kind, Path(path), result.key if kind == "seg" else None)
-            for kind, path in (("pdf", args.pdf), ("seg", args.seg), ("sr", args.sr)) if path]
-    if not plan:
-        return []
+    targets = {"pdf": args.pdf, "seg": args.seg, "sr": args.sr}
     content = ReportContent(
         header=ReportHeader.of(volume.metadata), results=(result,),
         key_images=tuple(_finding_key_images(volume, result)) if args.pdf else (),
         impression=args.impression,
     )
+    if args.sr and not content.has_numbers():
+        print("warning: no SR written: the result has no number to report", file=sys.stderr)
+        targets["sr"] = None
+    plan = [PlannedFile(kind, Path(path), result.key if kind == "seg" else None)
+            for kind, path in targets.items() if path]
+    if not plan:
+        return []
     steps = run_export(content, volume.metadata, plan, deidentify=args.deidentify,
                        overwrite=args.overwrite)
     summary = run_to_end(steps)

@@ -362,12 +362,16 @@ class StudyDatabase:
         ).fetchone()
         return "" if row is None or row[0] is None else str(row[0])
 
-    def first_instance_path(self, series: int) -> str:
-        """Path of a series' first indexed file ('' when it has none)."""
+    def first_instance_location(self, series: int) -> str:
+        """Where a series' first indexed file is: its path or ``archive.zip::member``
+        ('' when it has none)."""
         row = self.connection().execute(
-            "SELECT path FROM instances WHERE series_ref=? ORDER BY id LIMIT 1", (series,)
+            "SELECT path, member FROM instances WHERE series_ref=? ORDER BY id LIMIT 1",
+            (series,),
         ).fetchone()
-        return "" if row is None else str(row[0])
+        if row is None:
+            return ""
+        return f"{row[0]}::{row[1]}" if row[1] else str(row[0])
 
     def series_id_of(self, series_uid: str) -> int | None:
         """Id of the series with this Series Instance UID, None when it is not indexed."""

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from medviewer.core.errors import LoadError
+
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
@@ -330,6 +332,38 @@ def source_of(path: str, member: str = "") -> str | io.BytesIO:
 
     with zipfile.ZipFile(path) as archive:
         return io.BytesIO(archive.read(member))
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """``(path, member)`` of a location ``path`` or ``archive.zip::member`` (see
+    :attr:`InstanceRecord.location`)."""
+    path, sep, member = location.partition("::")
+    if sep and os.path.isfile(path) and not os.path.exists(location):
+        return path, member
+    return location, ""
+
+
+def read_location(location: str, stop_before_pixels: bool = False) -> Any:
+    """Read the file (or zip member) at `location` with pydicom, as the scanner does (forced:
+    files without a preamble are read too).
+
+    Raises
+    ------
+    LoadError
+        With the location and the reason when it cannot be read.
+    """
+    import zipfile
+
+    import pydicom
+
+    path, member = split_location(location)
+    try:
+        return pydicom.dcmread(
+            source_of(path, member), stop_before_pixels=stop_before_pixels, force=True
+        )
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile,
+            pydicom.errors.InvalidDicomError) as exc:
+        raise LoadError(f"{location}: cannot read the file again ({exc})") from exc
 
 
 def _open(path: str, data: bytes | None) -> io.BufferedIOBase:

@@ -225,6 +225,15 @@ class ReportContent:
     measurements: tuple[MeasurementLine, ...] = ()
     impression: str = ""
 
+    def has_numbers(self) -> bool:
+        """True when an SR would hold at least one number: a class probability, a segment
+        with voxels, or a measurement with a value."""
+        for result in self.results:
+            stats = result.statistics.values()
+            if result.prediction.classes or any(s.voxels for s in stats):
+                return True
+        return any(m.value is not None for m in self.measurements)
+
     def disclaimers(self) -> list[str]:
         """Each model's intended use (once each), then medviewer's own disclaimer."""
         seen: list[str] = []

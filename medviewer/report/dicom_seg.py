@@ -130,6 +130,11 @@ def segment_descriptions(result: AIResult) -> list[SegmentDescription]:
     ]
 
 
+def segment_label(segment: Segment) -> str:
+    """The Segment Label a segment gets in the SEG (its name, cut to 64 characters)."""
+    return _lo(segment.name or f"label {segment.label}")
+
+
 def cielab_of(color: str) -> CIELabColor:
     """The DICOM CIELab colour of an sRGB ``#rrggbb`` colour."""
     value = color.lstrip("#")
@@ -148,7 +153,7 @@ def _describe(
     category, property_type, regions = segment_codes(segment.name, lung_model)
     item = SegmentDescription(
         segment_number=number,
-        segment_label=_lo(segment.name or f"label {segment.label}"),
+        segment_label=segment_label(segment),
         segmented_property_category=category,
         segmented_property_type=property_type,
         algorithm_type=kind,

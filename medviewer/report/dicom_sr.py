@@ -46,6 +46,7 @@ from medviewer.report.dicom_common import (
     is_known,
     segment_codes,
 )
+from medviewer.report.dicom_seg import segment_label
 from medviewer.report.sources import SourceImages
 
 __all__ = [
@@ -354,10 +355,10 @@ class _SegmentSite:
         self.category, self.finding = _finding_codes(self.name)
         if seg is not None and segment is not None:
             number = sorted(result.segments).index(label) + 1
-            self._refer(seg, number)
+            self._refer(seg, number, segment_label(segment))
 
-    def _refer(self, seg: pydicom.Dataset, number: int) -> None:
-        item = _seg_segment(seg, number, self.name)
+    def _refer(self, seg: pydicom.Dataset, number: int, label: str) -> None:
+        item = _seg_segment(seg, number, label)
         self.reference = hd.sr.ReferencedSegment(
             sop_class_uid=str(seg.SOPClassUID),
             sop_instance_uid=str(seg.SOPInstanceUID),

@@ -104,7 +104,7 @@ def plan_export(
     Layout: ``report.pdf``, ``findings.csv``, ``findings.json`` at the top; DICOM objects in
     ``dicom/``; PNG key images in ``images/``; label maps and heatmaps in ``volumes/``;
     de-identified copies of the source images in ``source/``. Kinds with nothing to export
-    (a SEG without segmentation results...) are left out.
+    (a SEG without segmentation results, an SR without a single number) are left out.
 
     Parameters
     ----------
@@ -124,12 +124,13 @@ def plan_export(
         if kind in kinds:
             add(PlannedFile(kind, folder / name))
     dicom = folder / "dicom"
-    if "sr" in kinds:
+    if "sr" in kinds and content.has_numbers():  # an SR without a number is not written
         add(PlannedFile("sr", dicom / "SR_measurements.dcm"))
     if "pdf_dicom" in kinds:
         add(PlannedFile("pdf_dicom", dicom / "DOC_report_pdf.dcm"))
     for result in content.results:
-        tag = safe_name(result.prediction.model.id)
+        model = result.prediction.model
+        tag = safe_name(f"{model.id}-{model.version}")  # one file per result key
         if result.label_map is not None:
             if "seg" in kinds:
                 add(PlannedFile("seg", dicom / f"SEG_{tag}.dcm", result.key))
@@ -312,7 +313,7 @@ class _Writer:
             return key
         dataset, frame = self.sources.slice_dataset(key.source_slice)
         return replace(key, source_sop_uid=str(dataset.SOPInstanceUID),
-                       source_frame=frame if self.sources.multiframe else None)
+                       source_frame=frame)
 
 
 def _keep_deidentification_method(ds: Dataset, source: Dataset) -> None:
@@ -398,11 +399,10 @@ def _write_heatmap(w: _Writer, p: PlannedFile) -> None:
 
 
 def _write_source_copy(w: _Writer, p: PlannedFile) -> None:
-    import pydicom
+    from medviewer.io.header import read_location
 
-    assert p.index is not None
-    paths = list(dict.fromkeys(path for path, _frame in w.metadata.source_frames))
-    w.save_dataset(pydicom.dcmread(paths[p.index]), p.path)
+    assert p.index is not None and w.sources is not None
+    w.save_dataset(read_location(w.sources.locations[p.index]), p.path)
 
 
 _WRITERS: dict[str, Callable[[_Writer, PlannedFile], None]] = {

@@ -1,13 +1,16 @@
 """All-or-nothing writing of a set of export files.
 
 Every file is first written under a hidden temporary name beside its target; only when all of
-them were written are they renamed into place. A failure (or a cancel) removes the temporary
-files, so an export leaves either every file or none, and never a partial one. Existing files
-are not overwritten unless asked, and that is checked before anything is written.
+them were written are they moved into place. A failure or a cancel before that removes the
+temporary files and the folders the batch created, so an export leaves either every file or
+none, and never a partial one. Existing files are not overwritten unless asked (checked
+before anything is written, and again when moving into place); when they are replaced, they
+are first set aside and put back if a later move fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterable
@@ -25,7 +28,7 @@ class ExportExistsError(FileExistsError):
 
 
 class FileBatch:
-    """Temporary files renamed onto their targets together (see the module docstring).
+    """Temporary files moved onto their targets together (see the module docstring).
 
     Parameters
     ----------
@@ -39,41 +42,106 @@ class FileBatch:
         self.targets = [Path(t) for t in targets]
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("two exports would be written to the same file")
-        existing = [t for t in self.targets if t.exists()]
-        if existing and not overwrite:
-            raise ExportExistsError(existing)
+        folders = [t for t in self.targets if t.exists() and not t.is_file()]
+        if folders:
+            raise IsADirectoryError(f"{folders[0]} is a folder, not a file")
+        self.overwrite = overwrite
+        self._check_existing()
         self._token = uuid.uuid4().hex[:12]
         self._written: dict[Path, Path] = {}
+        self._made_dirs: list[Path] = []
+
+    def _check_existing(self) -> None:
+        existing = [t for t in self.targets if t.exists()]
+        if existing and not self.overwrite:
+            raise ExportExistsError(existing)
+
+    def _hidden(self, target: Path, kind: str) -> Path:
+        # hidden, and ending like the target so writers that go by suffix pick the format
+        return target.with_name(f".{kind}-{self._token}-{target.name}")
 
     def temporary(self, target: str | os.PathLike[str]) -> Path:
         """The temporary path to write `target` to (its folder is created)."""
         target = Path(target)
         if target not in self.targets:
             raise ValueError(f"{target} is not one of this export's files")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # hidden, and ending like the target so writers that go by suffix pick the format
-        temp = target.with_name(f".partial-{self._token}-{target.name}")
+        self._make_folder(target.parent)
+        temp = self._hidden(target, "partial")
         self._written[target] = temp
         return temp
+
+    def _make_folder(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for made in reversed(missing):
+            made.mkdir(exist_ok=True)
+            self._made_dirs.append(made)
 
     def write_bytes(self, target: str | os.PathLike[str], data: bytes) -> None:
         """Write `data` for `target` (into its temporary file)."""
         self.temporary(target).write_bytes(data)
 
     def commit(self) -> list[Path]:
-        """Rename every written temporary file onto its target; returns the targets."""
+        """Move every written temporary file onto its target; returns the targets.
+
+        Raises
+        ------
+        RuntimeError
+            When a target was never written (nothing is moved).
+        ExportExistsError
+            When a target appeared meanwhile and overwriting was not asked (nothing is moved).
+        OSError
+            When a move fails: the targets moved so far are taken back and replaced files put
+            back, so the folder is as it was.
+        """
         missing = [t for t in self.targets if t not in self._written]
         if missing:
             self.abort()
             raise RuntimeError(f"export incomplete, nothing written: {missing[0]} missing")
-        for target, temp in self._written.items():
-            os.replace(temp, target)
-        done = list(self._written)
+        try:
+            self._check_existing()
+            moved = self._move_all()
+        except BaseException:
+            self.abort()
+            raise
         self._written.clear()
-        return done
+        self._made_dirs.clear()
+        return moved
+
+    def _move_all(self) -> list[Path]:
+        moved: list[tuple[Path, Path | None]] = []  # (target, the file it replaced, set aside)
+        try:
+            for target, temp in self._written.items():
+                kept = self._hidden(target, "replaced") if target.exists() else None
+                if kept is not None:
+                    os.replace(target, kept)
+                moved.append((target, kept))
+                os.replace(temp, target)
+        except BaseException:
+            _take_back(moved)
+            raise
+        for _target, kept in moved:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+        return [target for target, _kept in moved]
 
     def abort(self) -> None:
-        """Remove every temporary file (targets are left as they were)."""
+        """Remove every temporary file and the folders this batch made (if left empty)."""
         for temp in self._written.values():
             temp.unlink(missing_ok=True)
         self._written.clear()
+        for folder in reversed(self._made_dirs):
+            with contextlib.suppress(OSError):  # not empty: something else lives there now
+                folder.rmdir()
+        self._made_dirs.clear()
+
+
+def _take_back(moved: list[tuple[Path, Path | None]]) -> None:
+    """Undo moves onto targets: the new file goes, the replaced one (if any) comes back."""
+    for target, kept in reversed(moved):
+        if target.exists() and target.is_file():
+            target.unlink()
+        if kept is not None:
+            os.replace(kept, target)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pydicom
 from pydicom.dataset import Dataset
 
 from medviewer.core.errors import LoadError
 from medviewer.core.volume import VolumeMetadata
+from medviewer.io.header import read_location
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,20 +22,18 @@ class SourceImages:
         One header per distinct source file, in the order of first use (pixel data not read).
     slices : tuple of (int, int)
         For each slice of the volume: index into `datasets` and the 0-based frame in it.
+    locations : tuple of str
+        Where each of `datasets` was read from (a path or ``archive.zip::member``).
     """
 
     datasets: tuple[Dataset, ...]
     slices: tuple[tuple[int, int], ...]
+    locations: tuple[str, ...] = ()
 
     @property
     def first(self) -> Dataset:
         """The header of the first source file (patient, study, equipment)."""
         return self.datasets[0]
-
-    @property
-    def multiframe(self) -> bool:
-        """True when the slices come from one multi-frame file."""
-        return len(self.datasets) == 1 and len(self.slices) > 1
 
     def slice_dataset(self, index: int) -> tuple[Dataset, int]:
         """The header and frame number (0-based) of slice `index`."""
@@ -66,11 +64,8 @@ def read_source_images(metadata: VolumeMetadata) -> SourceImages:
             where[path] = len(datasets)
             datasets.append(_read_header(path))
         slices.append((where[path], int(frame)))
-    return SourceImages(tuple(datasets), tuple(slices))
+    return SourceImages(tuple(datasets), tuple(slices), tuple(where))
 
 
-def _read_header(path: str) -> Dataset:
-    try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise LoadError(f"{path}: cannot read the source image again ({exc})") from exc
+def _read_header(location: str) -> Dataset:
+    return read_location(location, stop_before_pixels=True)

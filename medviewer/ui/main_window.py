@@ -43,6 +43,7 @@ from medviewer.ui.slice_view import TOOLS, SliceView
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
 
 if TYPE_CHECKING:  # the report modules (pydicom, highdicom, reportlab) load on first use
+    from medviewer.ui.key_images import KeyImageRenderer
     from medviewer.ui.report_dialog import ReportDialog, ReportDraft
 
 TREE_REFRESH_S = 0.5
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         self._last_refresh = 0.0
         self.report_drafts: dict[str, ReportDraft] = {}  # series UID -> impression, key images
         self.report_dialog: ReportDialog | None = None
+        self._key_renderer: KeyImageRenderer | None = None
         self.setWindowTitle(f"medviewer {__version__}")
         self.setAcceptDrops(True)
         self._build_central()
@@ -322,6 +324,8 @@ class MainWindow(QMainWindow):
             if job is not None:
                 job.cancel()
         self.grid.close_views()
+        if self._key_renderer is not None:
+            self._key_renderer.close()
         workers.shutdown(10_000)
         self.ai.flush()  # after the workers: the last edit is written, never an older copy
         super().closeEvent(event)
@@ -405,29 +409,28 @@ class MainWindow(QMainWindow):
         A DICOM SEG series opens its source series with the segmentation drawn over it.
         """
         if self.db.series_modality(series_id) == "SEG":
-            self.open_segmentation(self.db.first_instance_path(series_id), view)
+            self.open_segmentation(self.db.first_instance_location(series_id), view)
             return
         self.open_source(("db", series_id), series_id, view)
 
-    def open_segmentation(self, seg_path: str, view: SliceView | None = None) -> workers.Job:
+    def open_segmentation(self, location: str, view: SliceView | None = None) -> workers.Job:
         """Read a SEG file onto its source series (in a worker), then show both."""
         db = self.db
 
         def task(cancel):
-            import pydicom
-
             from medviewer.core.errors import LoadError
+            from medviewer.io.header import read_location
             from medviewer.io.seg import referenced_series_uid
             from medviewer.io.series import load_series
             from medviewer.report.seg_result import seg_as_result
 
-            header = pydicom.dcmread(seg_path, stop_before_pixels=True)
-            source_id = db.series_id_of(referenced_series_uid(header))
+            seg = read_location(location)
+            source_id = db.series_id_of(referenced_series_uid(seg))
             if source_id is None:
-                raise LoadError(f"{seg_path}: its source series is not in the database; "
+                raise LoadError(f"{location}: its source series is not in the database; "
                                 "import the source images first")
             volume = load_series(source_id, db=db, cancel=cancel)
-            return source_id, volume, seg_as_result(seg_path, volume)
+            return source_id, volume, seg_as_result(seg, volume)
 
         def show(found) -> None:
             source_id, volume, result = found
@@ -628,12 +631,12 @@ class MainWindow(QMainWindow):
 
         uid = view.series.volume.metadata.series_uid
         draft = self.report_drafts.setdefault(uid, ReportDraft())
-        renderer = KeyImageRenderer(self.store)
-        try:
-            caption = f"Key image {len(draft.user_images) + 1} ({view.state.plane})"
-            key = key_image_like(renderer, view, caption, view.overlay.result, self.ai.style)
-        finally:
-            renderer.close()
+        if self._key_renderer is None:  # one hidden print-size view, made on first use
+            self._key_renderer = KeyImageRenderer(self.store)
+        caption = f"Key image {len(draft.user_images) + 1} ({view.state.plane})"
+        key = key_image_like(self._key_renderer, view, caption, view.overlay.result,
+                             self.ai.style)
+        self._key_renderer.view.set_series(None)  # let go of the series
         draft.user_images.append(key)
         self.statusBar().showMessage(
             f"Added to the report ({len(draft.user_images)} key image(s) from the viewer)", 4000
@@ -665,8 +668,12 @@ class MainWindow(QMainWindow):
             view.series, results, lines, draft, folder=default_export_folder(meta),
             style=self.ai.style, window=(view.state.center, view.state.width), parent=self,
         )
+        self.report_dialog.destroyed.connect(self._report_dialog_gone)
         self.report_dialog.show()
         return self.report_dialog
+
+    def _report_dialog_gone(self) -> None:
+        self.report_dialog = None
 
     def _about(self) -> None:
         QMessageBox.about(

@@ -7,6 +7,7 @@ worker. Nothing is written until every file is ready (see :mod:`medviewer.report
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,10 @@ class ReportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export report")
+        # modal: what is exported is what the dialog shows (no edits meanwhile), and closed
+        # dialogs free their copies of the results and images
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.series = series
         self.results = [r.snapshot() for r in results]
         self.measurements = measurements
@@ -112,6 +117,8 @@ class ReportDialog(QDialog):
         self._pending: list[FindingView] = finding_views(self.results)
         self._renderer: KeyImageRenderer | None = None
         self._rendered = False
+        self._named_folder = Path(folder)
+        self._anonymous_folder = Path(folder).parent / f"deidentified-{uuid.uuid4().hex[:8]}"
         self._build(Path(folder))
         self.resize(760, 820)
         QTimer.singleShot(0, self._render_next)
@@ -279,6 +286,12 @@ class ReportDialog(QDialog):
         self.draft.impression = self.impression.toPlainText()
 
     def _deidentify_toggled(self, on: bool) -> None:
+        # the proposed folder is named after the patient: de-identified exports get another
+        shown = Path(self.folder_edit.text())
+        if on and shown == self._named_folder:
+            self.folder_edit.setText(str(self._anonymous_folder))
+        elif not on and shown == self._anonymous_folder:
+            self.folder_edit.setText(str(self._named_folder))
         self.source_copies.setEnabled(on)
         if not on:
             self.source_copies.setChecked(False)

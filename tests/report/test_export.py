@@ -28,6 +28,30 @@ def run(content, metadata, plan, **kw) -> ex.ExportSummary:
             return stop.value
 
 
+def readable_bytes(path: Path) -> bytes:
+    """A file's bytes, plus what a reader sees in it: the text of a PDF (its streams are
+    compressed and its fonts subset), the inflated bytes of a .gz; DICOM files also hold an
+    encapsulated PDF's text."""
+    import gzip
+
+    import pypdfium2
+
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data += gzip.decompress(data)
+    pdf = data if data.startswith(b"%PDF") else None
+    if path.suffix == ".dcm":
+        ds = pydicom.dcmread(path)
+        if "EncapsulatedDocument" in ds:
+            pdf = bytes(ds.EncapsulatedDocument)
+    if pdf is not None:
+        document = pypdfium2.PdfDocument(pdf)
+        text = "".join(page.get_textpage().get_text_range() for page in document)
+        document.close()
+        data += text.encode()
+    return data
+
+
 def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
@@ -47,7 +71,7 @@ def test_full_export_validates_and_round_trips(tmp_path, ct_volume, report_conte
     seg_result = report_content.results[0]
     sources = read_source_images(ct_volume.metadata)
     uids = [sources.sop_uid_of_slice(i) for i in range(ct_volume.shape[0])]
-    seg_path = tmp_path / "dicom" / "SEG_test-seg.dcm"
+    seg_path = tmp_path / "dicom" / "SEG_test-seg-1.2.0.dcm"
     on_grid = label_map_from_seg(seg_path, uids)
     assert np.array_equal(on_grid.labels, seg_result.label_map)
     # the SR's numbers are the findings' and it references that SEG
@@ -69,6 +93,7 @@ def test_full_export_validates_and_round_trips(tmp_path, ct_volume, report_conte
 
     png = np.asarray(Image.open(tmp_path / "images" / "key_002.png"))
     assert np.array_equal(png, report_content.key_images[1].rgb)
+    assert b"TESTPERSON" in readable_bytes(tmp_path / "report.pdf")  # the check can see it
     # the encapsulated PDF holds the PDF report byte for byte
     doc = pydicom.dcmread(tmp_path / "dicom" / "DOC_report_pdf.dcm")
     pdf = (tmp_path / "report.pdf").read_bytes()
@@ -76,14 +101,14 @@ def test_full_export_validates_and_round_trips(tmp_path, ct_volume, report_conte
     # label maps and heatmaps keep their geometry
     from medviewer.io.formats import read_image
 
-    labels = read_image(tmp_path / "volumes" / "test-seg_labels.nii.gz")
+    labels = read_image(tmp_path / "volumes" / "test-seg-1.2.0_labels.nii.gz")
     assert np.array_equal(labels.array, seg_result.label_map)
     np.testing.assert_allclose(labels.affine, ct_volume.affine, atol=1e-4)
-    heat = read_image(tmp_path / "volumes" / "test-cls_heatmap.nii.gz")
+    heat = read_image(tmp_path / "volumes" / "test-cls-0.3.1_heatmap.nii.gz")
     np.testing.assert_allclose(heat.array, report_content.results[1].heatmap, atol=1e-6)
     # the JSON lists the files and the findings
     document = json.loads((tmp_path / "findings.json").read_text())
-    assert "dicom/SEG_test-seg.dcm" in document["files"]
+    assert "dicom/SEG_test-seg-1.2.0.dcm" in document["files"]
     nodule = document["results"][0]["segments"]["nodule"]
     assert len(nodule["component_list"]) == 2
     csv_text = (tmp_path / "findings.csv").read_text()
@@ -102,13 +127,13 @@ def test_deidentified_export_leaves_nothing_identifying(tmp_path, ct_volume, rep
                   str(sources.first.FrameOfReferenceUID)}
     secrets = [b"TESTPERSON", b"PID-4711", *(u.encode() for u in originals)]
     for path in files_under(tmp_path):
-        data = path.read_bytes()
+        data = readable_bytes(path)
         for secret in secrets:
             assert secret not in data, f"{secret!r} found in {path.name}"
     copies = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): p
               for p in (tmp_path / "source").iterdir()}
     assert len(copies) == len(sources.datasets)
-    seg = pydicom.dcmread(tmp_path / "dicom" / "SEG_test-seg.dcm", stop_before_pixels=True)
+    seg = pydicom.dcmread(tmp_path / "dicom" / "SEG_test-seg-1.2.0.dcm", stop_before_pixels=True)
     referenced = {item.ReferencedSOPInstanceUID
                   for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     assert referenced <= set(copies)  # the SEG's references resolve to the exported copies
@@ -144,7 +169,7 @@ def test_a_failed_export_leaves_no_file(tmp_path, ct_volume, report_content, mon
     plan = ex.plan_export(report_content, tmp_path, ALL_KINDS)
     with pytest.raises(OSError, match="disk full"):
         run(report_content, ct_volume.metadata, plan)
-    assert files_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []  # no file, and no empty dicom/ or volumes/ either
 
 
 def test_a_cancelled_export_leaves_no_file(tmp_path, ct_volume, report_content):
@@ -153,7 +178,7 @@ def test_a_cancelled_export_leaves_no_file(tmp_path, ct_volume, report_content):
     for _ in range(4):
         next(steps)
     steps.close()  # what the worker does on cancel
-    assert files_under(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plan_leaves_out_what_has_nothing_to_export(tmp_path, report_content):
@@ -168,3 +193,59 @@ def test_source_copies_need_deidentification(tmp_path, ct_volume, report_content
     plan = ex.plan_export(report_content, tmp_path, {"source_copies"}, source_files=2)
     with pytest.raises(ValueError, match="de-identified"):
         run(report_content, ct_volume.metadata, plan)
+
+
+def test_no_sr_is_planned_without_a_number(tmp_path, report_content):
+    from dataclasses import replace
+
+    empty = replace(report_content, results=(), measurements=())
+    assert not empty.has_numbers()
+    assert [p.kind for p in ex.plan_export(empty, tmp_path, {"sr", "pdf"})] == ["pdf"]
+    assert report_content.has_numbers()
+
+
+def test_two_versions_of_a_model_and_long_segment_names_export_together(
+    tmp_path, ct_volume, report_content
+):
+    from dataclasses import replace
+
+    from medviewer.core.findings import Segment
+
+    first = report_content.results[0]
+    long_name = "nodule " + "x" * 70  # longer than a SEG's 64-character Segment Label
+    segments = {**first.segments, 3: Segment(3, long_name, "#ff3030")}
+    stats = {k: replace(v, name=segments[k].name) for k, v in first.statistics.items()}
+    newer = replace(first, prediction=replace(
+        first.prediction, model=replace(first.prediction.model, version="2.0.0"),
+        segments=segments, statistics=stats), statistics=stats)
+    content = replace(report_content, results=(first, newer), key_images=())
+    plan = ex.plan_export(content, tmp_path, {"seg", "sr"})
+    assert sorted(p.path.name for p in plan) == [
+        "SEG_test-seg-1.2.0.dcm", "SEG_test-seg-2.0.0.dcm", "SR_measurements.dcm"]
+    run(content, ct_volume.metadata, plan)
+    for path in (tmp_path / "dicom").iterdir():
+        assert dciodvfy_report(path).errors == (), path.name
+
+
+def test_a_series_read_from_a_zip_archive_exports(tmp_path, report_content):
+    import zipfile
+
+    from medviewer.io.series import load_series
+    from medviewer.io.synthetic import write_series
+    from tests.report.conftest import CT_SPEC
+
+    folder = tmp_path / "ct"
+    written = write_series(folder, CT_SPEC)
+    archive = tmp_path / "study.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in written.paths:
+            z.write(path, f"CT/{path.name}")
+    volume = load_series(archive)
+    assert "::" in volume.metadata.source_frames[0][0]
+    out = tmp_path / "out"
+    plan = ex.plan_export(report_content, out, {"seg", "sr", "source_copies"},
+                          source_files=ex.source_file_count(volume.metadata))
+    run(report_content, volume.metadata, plan, deidentify=True)
+    copies = list((out / "source").iterdir())
+    assert len(copies) == len(written.paths)
+    assert dciodvfy_report(out / "dicom" / "SEG_test-seg-1.2.0.dcm").errors == ()

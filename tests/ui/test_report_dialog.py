@@ -129,7 +129,7 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert names == sorted([
         "report.pdf", "findings.csv", "findings.json", "dicom/SR_measurements.dcm",
-        "dicom/DOC_report_pdf.dcm", "dicom/SEG_test-seg.dcm", "dicom/KEY_001.dcm",
+        "dicom/DOC_report_pdf.dcm", "dicom/SEG_test-seg-1.2.0.dcm", "dicom/KEY_001.dcm",
         "dicom/KEY_002.dcm", "dicom/KEY_003.dcm", "images/key_001.png", "images/key_002.png",
         "images/key_003.png",
     ])
@@ -161,12 +161,16 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
 def test_deidentify_enables_source_copies(qtbot, series, ct_volume, tmp_path):
     dialog = _dialog(qtbot, series, [], tmp_path)
     assert not dialog.source_copies.isEnabled()
+    named = dialog.folder_edit.text()
     dialog.deidentify.setChecked(True)
+    # the proposed folder may be named after the patient: a de-identified export gets another
+    assert Path(dialog.folder_edit.text()).name.startswith("deidentified-")
     assert dialog.source_copies.isEnabled()
     dialog.source_copies.setChecked(True)
     assert "source_copies" in dialog.chosen_kinds()
     dialog.deidentify.setChecked(False)
     assert "source_copies" not in dialog.chosen_kinds()
+    assert dialog.folder_edit.text() == named
     assert dialog.images_note.text().startswith("0 finding key image(s)")
 
 
@@ -202,6 +206,10 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
         1: "left lung", 2: "right lung", 3: "nodule"}
     assert shown.statistics[3].voxels == seg.statistics[3].voxels
     assert shown.prediction.model.name == "Test lungs and nodules"
+    seg_uid = str(pydicom.dcmread(folder / "seg" / "SEG.dcm", stop_before_pixels=True)
+                  .SeriesInstanceUID)
+    model = shown.prediction.model  # no UID or path: a re-export must not carry them
+    assert seg_uid not in model.id and "SEG.dcm" not in model.intended_use
 
     # Export right after an edit: the dialog waits for the edit's measurement.
     erased = shown.label_map == 3
@@ -211,9 +219,14 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     window.ai._labels_edited(shown)
     assert window.export_report() is None and window.ai.measuring(shown.key[0])
     qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=30_000)
-    exported = window.report_dialog.results[0]
+    dialog = window.report_dialog
+    exported = dialog.results[0]
     assert exported.statistics[3].voxels == int((shown.label_map == 3).sum())
     assert exported.edited
+    assert dialog.isModal() or dialog.windowModality() != Qt.WindowModality.NonModal
+    with qtbot.waitSignal(dialog.destroyed, timeout=5_000):  # closed dialogs are freed
+        dialog.close()
+    assert window.report_dialog is None
     window.close()
 
 
