@@ -277,7 +277,7 @@ ResultKey = tuple[str, str, str]
 """``(series_uid, model id, model version)``: one result per model version and series."""
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -369,7 +369,7 @@ class AIResult:
 
     def mark_edited(self, statistics: dict[int, SegmentStats] | None = None) -> None:
         """Record an edit now (and the statistics of the edited label map when known)."""
-        self.edited = _now()
+        self.edited = now_iso()
         self.version += 1
         if statistics is not None:
             self.statistics = dict(statistics)
@@ -382,6 +382,29 @@ class AIResult:
             for component in stats.components:
                 rows.append(ComponentRow(label, stats.name, component))
         return rows
+
+
+def finding_label(result: AIResult) -> int | None:
+    """A segmentation's finding label: its highest label that has voxels (cards list anatomy
+    first and findings last, e.g. lungs then nodules)."""
+    found = [label for label, s in result.statistics.items() if s.components]
+    return max(found) if found else None
+
+
+def heatmap_peak(result: AIResult) -> np.ndarray | None:
+    """LPS point of a result's heatmap maximum, None without a heatmap."""
+    heatmap = result.heatmap
+    if heatmap is None:
+        return None
+    s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+
+
+def positive_classes(result: AIResult) -> list[str]:
+    """A classification's decided classes other than the reference class (the card's first)."""
+    classes = list(result.prediction.classes)
+    reference = classes[0] if len(classes) > 1 else None
+    return [c for c in result.prediction.decision if c != reference]
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ writers and the tabular exports. numpy only, immutable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from medviewer import __version__
 from medviewer.core import measurements as mm
-from medviewer.core.findings import AIResult, ResultKey
+from medviewer.core.findings import AIResult, ResultKey, now_iso
 from medviewer.core.volume import VolumeMetadata
 
 #: Shown on every report whatever the models say: medviewer itself is not a medical device.
@@ -22,11 +21,6 @@ SOFTWARE_DISCLAIMER = (
     "Generated with medviewer, research software that is not a medical device. AI results "
     "must be reviewed by a qualified reader."
 )
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,13 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from medviewer.core.findings import AIResult, OverlayStyle
+from medviewer.core.findings import (
+    AIResult,
+    OverlayStyle,
+    finding_label,
+    heatmap_peak,
+    positive_classes,
+)
 from medviewer.core.viewstate import slice_position_mm
 from medviewer.report import formatting as fmt
 from medviewer.report.content import KeyImage
@@ -240,20 +246,6 @@ def finding_key_images(
             for f in finding_views(results)]
 
 
-def positive_classes(result: AIResult) -> list[str]:
-    """The decision's classes other than the reference class (the card's first)."""
-    classes = list(result.prediction.classes)
-    reference = classes[0] if len(classes) > 1 else None
-    return [c for c in result.prediction.decision if c != reference]
-
-
-def finding_label(result: AIResult) -> int | None:
-    """The segmentation's finding label: its highest label that has voxels (cards list
-    anatomy first and findings last, e.g. lungs then nodules)."""
-    found = [label for label, s in result.statistics.items() if s.components]
-    return max(found) if found else None
-
-
 def _component_views(result: AIResult) -> list[FindingView]:
     label = finding_label(result)
     if label is None:
@@ -276,15 +268,6 @@ def _classification_view(result: AIResult) -> FindingView:
     p = result.prediction
     text = ", ".join(f"{c} p = {fmt.probability(p.classes[c])}" for c in positive_classes(result))
     return FindingView(result, f"{p.model.name}: {text}", heatmap_peak(result))
-
-
-def heatmap_peak(result: AIResult) -> np.ndarray | None:
-    """LPS point of the heatmap's maximum, None without a heatmap."""
-    heatmap = result.heatmap
-    if heatmap is None:
-        return None
-    s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
 
 
 def key_image_like(renderer: KeyImageRenderer, view: SliceView, caption: str,

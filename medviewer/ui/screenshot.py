@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.ai.model_card import ModelCard
 from medviewer.core.errors import InferenceError
-from medviewer.core.findings import AIResult
+from medviewer.core.findings import AIResult, finding_label, heatmap_peak
 from medviewer.core.volume import Volume
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.viewer_grid import ViewerGrid
@@ -180,8 +180,6 @@ def finding_point(result: AIResult) -> np.ndarray | None:
     (cards list anatomy first and findings last, e.g. lungs then nodules). For a heatmap: the
     hottest voxel. None when the result has neither.
     """
-    from medviewer.ui.key_images import finding_label, heatmap_peak
-
     label = finding_label(result)
     if label is not None:
         return np.asarray(result.statistics[label].components[0].centroid_lps, float)

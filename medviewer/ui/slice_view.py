@@ -32,6 +32,7 @@ from medviewer.core.viewstate import (
     slice_position_mm,
 )
 from medviewer.core.windowing import apply_window
+from medviewer.report.formatting import dicom_date
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.measurement_items import (
     MEASURE_PEN,
@@ -895,7 +896,7 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
     )
     series = f"#{meta.series_number} " if meta.series_number is not None else ""
     who = [meta.patient_name.replace("^", " "), meta.patient_id]
-    what = [_date(meta.study_date), meta.study_description,
+    what = [dicom_date(meta.study_date), meta.study_description,
             f"{series}{meta.series_description}".strip()]
     if not view.identifying_text:
         who, what = [], []
@@ -912,12 +913,6 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
             f"Zoom {view.zoom:.2f}x",
         ],
     }
-
-
-def _date(value: str) -> str:
-    return (
-        f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
-    )
 
 
 def readout_text(view: SliceView, point: np.ndarray) -> str:
