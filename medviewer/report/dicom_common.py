@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from highdicom.spatial import get_image_coordinate_system
+from pydicom.dataset import Dataset
 from pydicom.sr.codedict import Code, codes
 
 from medviewer import __version__
@@ -46,6 +48,12 @@ _WORDS: dict[str, tuple[Code, Code]] = {
     "brain": (_ANATOMY, codes.SCT.Brain),
     "bone": (_ANATOMY, codes.SCT.Bone),
 }
+
+
+def is_positioned(ds: Dataset) -> bool:
+    """True when an image header places its pixels in patient space (Image Position and
+    Orientation, or their multi-frame functional groups), as highdicom decides it."""
+    return get_image_coordinate_system(ds) is not None
 
 
 def equipment() -> dict[str, Any]:

@@ -23,7 +23,13 @@ from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian
 
 from medviewer import __version__
 from medviewer.report.content import KeyImage
-from medviewer.report.dicom_common import CHARSET, MANUFACTURER, MODEL_NAME, equipment
+from medviewer.report.dicom_common import (
+    CHARSET,
+    MANUFACTURER,
+    MODEL_NAME,
+    equipment,
+    is_positioned,
+)
 from medviewer.report.sources import SourceImages
 
 __all__ = [
@@ -72,9 +78,7 @@ def key_image_dataset(
     ValueError
         When ``key.source_sop_uid`` is not one of the source images.
     """
-    positioned = "ImageOrientationPatient" in sources.first or (
-        "SharedFunctionalGroupsSequence" in sources.first
-    )
+    positioned = is_positioned(sources.first)
     orientation = _PLANE_ORIENTATION.get(key.plane, ("L", "P"))
     image = hd.sc.SCImage.from_ref_dataset(
         sources.first,

@@ -17,13 +17,12 @@ import numpy as np
 from highdicom import UID, AlgorithmIdentificationSequence
 from highdicom.color import CIELabColor
 from highdicom.seg import SegmentAlgorithmTypeValues, Segmentation, SegmentDescription
-from highdicom.spatial import get_image_coordinate_system
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from medviewer.core.findings import AIResult, Segment
 from medviewer.io.seg import LABEL_PREFIX
-from medviewer.report.dicom_common import equipment, segment_codes
+from medviewer.report.dicom_common import equipment, is_positioned, segment_codes
 from medviewer.report.sources import SourceImages
 
 DEVICE_SERIAL_NUMBER = "0"
@@ -221,7 +220,7 @@ def _source_arrangement(
 
 def _check_positions(images: list[Dataset]) -> bool:
     """True when the source images have patient positions; ValueError for several without."""
-    if get_image_coordinate_system(images[0]) is not None:
+    if is_positioned(images[0]):
         return True
     if len(images) > 1 or int(images[0].get("NumberOfFrames", 1)) > 1:
         raise ValueError(

@@ -44,6 +44,7 @@ from medviewer.report.dicom_common import (
     MODEL_NAME,
     equipment,
     is_known,
+    is_positioned,
     segment_codes,
 )
 from medviewer.report.dicom_seg import segment_label
@@ -198,8 +199,7 @@ def frame_of_reference_uid(ds: pydicom.Dataset) -> str | None:
     str or None
     """
     uid = ds.get("FrameOfReferenceUID")
-    positioned = "ImageOrientationPatient" in ds or "SharedFunctionalGroupsSequence" in ds
-    return str(uid) if uid and positioned else None
+    return str(uid) if uid and is_positioned(ds) else None
 
 
 # --------------------------------------------------------------------------- codes
