@@ -1,5 +1,6 @@
 """Command line: the viewer (``medviewer [PATH...] [--demo]``) and the sub-commands
-``index``, ``info``, ``screenshot``, ``infer``, ``models``, ``demo-data`` and ``demo``.
+``index``, ``info``, ``screenshot``, ``infer``, ``models``, ``demo-data``, ``demo``,
+``about`` and ``desktop``.
 
 Bad arguments and missing paths give one line on stderr and exit status 2, never a traceback.
 """
@@ -26,6 +27,7 @@ from medviewer.core.errors import (
     LoadError,
     ModelCardError,
 )
+from medviewer.io.decode_worker import WORKER_FLAG, serve
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -115,6 +117,13 @@ def _add_ai_parsers(sub: Any) -> None:
     add.add_argument("path", help="folder with model.json and weights, or a MONAI bundle")
     add.add_argument("--replace", action="store_true", help="replace an installed model")
     models.set_defaults(action="list", json=False)
+    about = sub.add_parser("about", help="versions, models, devices and DICOM decoders here")
+    about.add_argument("--json", action="store_true", help="print one JSON object")
+    desktop = sub.add_parser(
+        "desktop", help="Linux: add medviewer (entry + icons) to the user's application menu"
+    )
+    desktop.add_argument("action", choices=["install", "uninstall"])
+    desktop.add_argument("--data-home", help="default: $XDG_DATA_HOME or ~/.local/share")
 
 
 def viewer_parser() -> argparse.ArgumentParser:
@@ -131,12 +140,17 @@ def viewer_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help="study database file (default: the user's)")
     parser.add_argument("--settings", help="settings file (default: the user's)")
     parser.add_argument("--exit-after", type=int, help=argparse.SUPPRESS)  # ms, smoke tests
+    # JSON file written at the main window's first paint, then exit (start-up benchmarks)
+    parser.add_argument("--startup-probe", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == [WORKER_FLAG]:  # the desktop bundle's decoder processes (io.decode_worker)
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+        return EXIT_OK
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         return _viewer(argv)
     args = build_parser().parse_args(argv)
@@ -173,6 +187,7 @@ def _viewer(argv: list[str]) -> int:
         db_path=args.db,
         settings_path=args.settings,
         exit_after_ms=args.exit_after,
+        startup_probe=args.startup_probe,
     )
 
 
@@ -500,6 +515,44 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_about(args: argparse.Namespace) -> int:
+    """``medviewer about [--json]``: exit status 1 when a model or a DICOM decoder is missing."""
+    from medviewer.about import about
+    from medviewer.ui.app import qt_versions
+
+    report = about()
+    report["libraries"].update(qt_versions())
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key in ("medviewer", "python", "platform", "frozen", "executable", "models_dir"):
+            print(f"{key}: {report[key]}")
+        print("libraries: " + ", ".join(f"{k} {v}" for k, v in report["libraries"].items()))
+        print("devices: " + ", ".join(description for _, description in report["devices"]))
+        print("bundled models: " + (", ".join(report["bundled_models"]) or "none"))
+        for entry in report["pixel_decoders"].values():
+            print(f"  {entry['name']}: {', '.join(entry['plugins']) or 'no decoder'}")
+    problems = report["missing_decoders"] + report["model_problems"]
+    for problem in problems:
+        print(f"medviewer: missing: {problem}", file=sys.stderr)
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_desktop(args: argparse.Namespace) -> int:
+    """``medviewer desktop install|uninstall [--data-home DIR]``."""
+    from medviewer import desktop_entry
+
+    home = Path(args.data_home) if args.data_home else None
+    if args.action == "install":
+        written = desktop_entry.install(home)
+        print(f"installed the menu entry {written[0]} and {len(written) - 1} icons")
+        print(f"it starts: {' '.join(desktop_entry.launcher_command())}")
+        return EXIT_OK
+    removed = desktop_entry.uninstall(home)
+    print(f"removed {len(removed)} files" if removed else "nothing was installed")
+    return EXIT_OK
+
+
 def _model_row(entry: Any) -> dict[str, Any]:
     card = entry.card
     return {"id": card.id, "name": card.name, "task": card.task, "dims": card.input.dims,
@@ -535,6 +588,8 @@ COMMANDS = {
     "screenshot": cmd_screenshot,
     "infer": cmd_infer,
     "models": cmd_models,
+    "about": cmd_about,
+    "desktop": cmd_desktop,
 }
 
 

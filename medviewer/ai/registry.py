@@ -1,4 +1,4 @@
-"""The model registry: bundled models (shipped in ``resources/models``) and user models.
+"""The model registry: bundled models (package data in ``medviewer/resources/models``) and users'.
 
 Each model is a folder holding ``model.json`` and its weights. The user's models live in
 ``<user data dir>/medviewer/models/<id>``; a user model shadows a bundled one with the same id.
@@ -18,23 +18,26 @@ from pathlib import Path
 
 import platformdirs
 
-import medviewer
 from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card, verify_weights
 from medviewer.ai.monai_bundle import import_monai_bundle, is_monai_bundle
 from medviewer.core.errors import ModelCardError
+from medviewer.resources import models_dir
 
 SOURCES = ("bundled", "user", "path")
 
 
 def bundled_models_dir() -> Path:
-    """The models shipped with medviewer: ``<repository root>/resources/models``.
+    """The models shipped with medviewer: the package data folder ``resources/models``.
+
+    Found through :mod:`importlib.resources`, so it is right in a checkout, an installed wheel
+    and the desktop bundle.
 
     Returns
     -------
     Path
         The folder; it may not exist (then there are no bundled models).
     """
-    return Path(medviewer.__file__).resolve().parent.parent / "resources" / "models"
+    return models_dir()
 
 
 def user_models_dir() -> Path:

@@ -1,9 +1,10 @@
 """Worker processes: pydicom's compressed-data plugins and the header parser hold the GIL,
 so threads cannot spread JPEG 2000 decoding or a large header scan over the cores. Each
 worker is a plain ``python -m medviewer.io.decode_worker`` child (no fork of the GUI
-process, no re-import of the caller's ``__main__``) that reads ``(job, args)`` requests on
-stdin (jobs: decode frames of a file, read a batch of headers) and writes the result, or an
-error message, on stdout. A crash of a decoder on a
+process, no re-import of the caller's ``__main__``; in the desktop bundle, where
+``sys.executable`` is medviewer itself, ``medviewer --medviewer-decode-worker``) that reads
+``(job, args)`` requests on stdin (jobs: decode frames of a file, read a batch of headers)
+and writes the result, or an error message, on stdout. A crash of a decoder on a
 corrupt file ends that worker only: the caller gets a LoadError and a fresh worker next time.
 """
 
@@ -22,6 +23,16 @@ import numpy as np
 
 from medviewer.core.errors import LoadError
 
+WORKER_FLAG = "--medviewer-decode-worker"
+"""The argument that makes a frozen medviewer executable serve as a worker (see cli.main)."""
+
+
+def worker_command() -> list[str]:
+    """The command line that starts a worker: ``python -m`` here, the flag when frozen."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, WORKER_FLAG]
+    return [sys.executable, "-m", "medviewer.io.decode_worker"]
+
 
 class DecoderProcess:
     """One worker process and the pipes to it."""
@@ -29,7 +40,7 @@ class DecoderProcess:
     def __init__(self) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "medviewer.io.decode_worker"],
+            worker_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QEvent, QObject, QSize, QTimer
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from medviewer.resources import APP_ID, ICON_SIZES, icon_path
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +43,38 @@ def application() -> QApplication:
     if app is None:
         _quiet_offscreen_warning()
         app = QApplication(sys.argv[:1])
-        app.setApplicationName("medviewer")
-        app.setOrganizationName("medviewer")
-        apply_dark_theme(app)
+        configure_application(app)
     return app  # type: ignore[return-value]
+
+
+def configure_application(app: QApplication) -> None:
+    """Names, icon and theme of the application.
+
+    The desktop file name is how Wayland compositors and X11 taskbars match the windows to
+    ``medviewer.desktop`` (and so to its icon); the window icon covers the rest.
+    """
+    app.setApplicationName(APP_ID)
+    app.setOrganizationName(APP_ID)
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(application_icon())
+    apply_dark_theme(app)
+
+
+def application_icon() -> QIcon:
+    """The application icon with every shipped size (windows, taskbar, dialogs)."""
+    icon = QIcon()
+    for size in ICON_SIZES:
+        icon.addFile(str(icon_path(size)), QSize(size, size))
+    return icon
+
+
+def qt_versions() -> dict[str, str]:
+    """PySide6, Qt and pyqtgraph versions (for ``medviewer about``)."""
+    import pyqtgraph
+    import PySide6
+    from PySide6.QtCore import qVersion
+
+    return {"PySide6": PySide6.__version__, "qt": qVersion(), "pyqtgraph": pyqtgraph.__version__}
 
 
 def _quiet_offscreen_warning() -> None:
@@ -86,6 +119,46 @@ def _excepthook(kind, value, tb) -> None:
         QMessageBox.critical(None, "medviewer: unexpected error", f"{kind.__name__}: {value}")
 
 
+HEAVY_MODULES = ("torch", "monai", "SimpleITK", "highdicom", "reportlab")
+"""Modules start-up must not import (they load when a model runs or a report is made)."""
+
+
+class FirstPaintProbe(QObject):
+    """Notes when `window` is first painted, writes it to `path` as JSON, then closes it.
+
+    The JSON holds ``painted`` and ``shown`` (``time.monotonic()``, a clock shared by the
+    processes of one machine, so a parent that noted the clock before launching gets the
+    start-up time), the number of modules loaded and which :data:`HEAVY_MODULES` were.
+    ``shown`` is taken by a zero-delay timer after the first paint event, when the frame
+    has been handed to the window system.
+    """
+
+    def __init__(self, window: QWidget, path: Path) -> None:
+        super().__init__(window)
+        self._window = window
+        self._path = path
+        self._painted: float | None = None
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            self._painted is None
+            and event.type() == QEvent.Type.Paint
+            and isinstance(watched, QWidget)
+            and watched.window() is self._window
+        ):
+            self._painted = time.monotonic()
+            QTimer.singleShot(0, self._report)
+        return False
+
+    def _report(self) -> None:
+        shown = time.monotonic()
+        heavy = sorted(m for m in HEAVY_MODULES if m in sys.modules)
+        record = {"painted": self._painted, "shown": shown, "modules": len(sys.modules),
+                  "heavy_modules": heavy}
+        self._path.write_text(json.dumps(record), encoding="utf-8")
+        self._window.close()
+
+
 def freeze_startup_heap() -> None:
     """Take what start-up allocated (modules, widgets) out of the garbage collector's scans.
 
@@ -104,13 +177,14 @@ def run_viewer(
     db_path: str | None = None,
     settings_path: str | None = None,
     exit_after_ms: int | None = None,
+    startup_probe: str | None = None,
 ) -> int:
     """Open the main window (importing and opening `paths`, or the demo study) and run.
 
     `exit_after_ms` closes the window after that many milliseconds (smoke tests).
+    `startup_probe` names a JSON file written when the window is first painted, after which
+    the window closes (start-up measurements of the installed and frozen application).
     """
-    from PySide6.QtCore import QTimer
-
     from medviewer.io.database import StudyDatabase
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.settings import Settings
@@ -118,6 +192,9 @@ def run_viewer(
     app = application()
     sys.excepthook = _excepthook
     window = MainWindow(StudyDatabase(db_path), Settings(settings_path))
+    if startup_probe is not None:
+        probe = FirstPaintProbe(window, Path(startup_probe))
+        app.installEventFilter(probe)
     window.show()
     freeze_startup_heap()
     targets = list(paths)

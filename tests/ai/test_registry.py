@@ -70,8 +70,8 @@ def _names(folder: Path) -> list[str]:
 
 
 def test_default_folders() -> None:
-    repo = Path(medviewer.__file__).resolve().parent.parent
-    assert bundled_models_dir() == repo / "resources" / "models"
+    package = Path(medviewer.__file__).resolve().parent
+    assert bundled_models_dir() == package / "resources" / "models"
     assert user_models_dir() == Path(os.environ["XDG_DATA_HOME"]) / "medviewer" / "models"
     registry = ModelRegistry()
     assert registry.bundled == bundled_models_dir()
