@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench clean dist package package-test
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m medviewer demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check medviewer tests benchmarks scripts
+	$(VENV)/bin/ruff check medviewer tests benchmarks scripts packaging
 	$(VENV)/bin/lint-imports
 
 test: lint
@@ -33,5 +33,39 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_infer.py --quick  # the full run (512x512x300) takes ~12 min on 2 cores
 
+# -- packaging (packaging/README.md) -------------------------------------------------------
+# A separate venv holds only what the bundle ships (no test tools), with medviewer installed
+# from its wheel. TORCH picks the torch build: the CPU build by default; for CUDA, e.g.
+#   make package TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+PKG_VENV := build/package-venv
+PKG_PY := $(PKG_VENV)/bin/python
+TORCH ?= torch==2.13.0
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' medviewer/__init__.py)
+WHEEL := dist/medviewer-$(VERSION)-py3-none-any.whl
+BUNDLE_TAR := dist/medviewer-$(VERSION)-linux-x86_64.tar.gz
+
+$(PKG_PY):
+	$(PYTHON) -m venv $(PKG_VENV)
+
+# The wheel and the sdist (python -m build).
+dist: | $(PKG_PY)
+	$(PKG_PY) -m pip install -q build
+	rm -rf build/lib build/bdist.* dist/medviewer-$(VERSION)*.whl dist/medviewer-$(VERSION).tar.gz
+	$(PKG_PY) -m build --outdir dist .
+
+# The one-folder desktop bundle dist/medviewer/ and its archive (PyInstaller).
+package: dist
+	$(PKG_PY) -m pip install -q $(TORCH)
+	$(PKG_PY) -m pip install -q "pyinstaller==6.22.3" "pyinstaller-hooks-contrib==2026.9"
+	$(PKG_PY) -m pip install -q $(WHEEL)
+	$(PKG_PY) -m pip install -q --force-reinstall --no-deps $(WHEEL)
+	$(PKG_PY) -m PyInstaller --noconfirm --clean --log-level WARN \
+		--distpath dist --workpath build/pyinstaller packaging/pyinstaller/medviewer.spec
+	tar -C dist -czf $(BUNDLE_TAR) medviewer
+
+# Install the wheel in a fresh venv and run both it and the bundle (packaging/verify.py).
+package-test: package
+	$(PYTHON) packaging/verify.py --wheel $(WHEEL) --bundle dist/medviewer --torch "$(TORCH)"
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,3 +113,12 @@ def test_the_desktop_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert os.access(split_exec(entry["Exec"])[0], os.X_OK)
     assert main(["desktop", "uninstall", "--data-home", str(home)]) == 0
     assert f"removed {1 + len(ICON_SIZES)} files" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("desktop-file-validate") is None,
+                    reason="desktop-file-utils is not installed")
+def test_the_installed_entry_passes_desktop_file_validate(tmp_path: Path) -> None:
+    written = desktop_entry.install(tmp_path, ["/opt/my apps/medviewer"])
+    done = subprocess.run(["desktop-file-validate", str(written[0])],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "", done.stdout
