@@ -518,10 +518,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_about(args: argparse.Namespace) -> int:
     """``medviewer about [--json]``: exit status 1 when a model or a DICOM decoder is missing."""
     from medviewer.about import about
-    from medviewer.ui.app import qt_versions
 
     report = about()
-    report["libraries"].update(qt_versions())
+    try:  # Qt needs the system's GL and xcb libraries: say so rather than fail with a trace
+        from medviewer.ui.app import qt_versions
+
+        report["libraries"].update(qt_versions())
+        report["qt_problem"] = None
+    except ImportError as exc:
+        report["qt_problem"] = f"Qt cannot load: {exc}"
     if args.json:
         print(json.dumps(report))
     else:
@@ -532,7 +537,8 @@ def cmd_about(args: argparse.Namespace) -> int:
         print("bundled models: " + (", ".join(report["bundled_models"]) or "none"))
         for entry in report["pixel_decoders"].values():
             print(f"  {entry['name']}: {', '.join(entry['plugins']) or 'no decoder'}")
-    problems = report["missing_decoders"] + report["model_problems"]
+    problems = [*report["missing_decoders"], *report["model_problems"]]
+    problems += [report["qt_problem"]] if report["qt_problem"] else []
     for problem in problems:
         print(f"medviewer: missing: {problem}", file=sys.stderr)
     return EXIT_FAILED if problems else EXIT_OK

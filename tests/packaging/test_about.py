@@ -49,3 +49,21 @@ def test_the_about_command(capsys: pytest.CaptureFixture, monkeypatch: pytest.Mo
     monkeypatch.setitem(about.EXPECTED_DECODERS, "1.2.840.10008.1.2.5", ("no-such-plugin",))
     assert main(["about", "--json"]) == 1
     assert "medviewer: missing: RLE Lossless: no-such-plugin" in capsys.readouterr().err
+
+
+def test_about_reports_a_qt_that_cannot_load(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine without libGL the command names the missing library instead of a trace."""
+    import medviewer.ui.app
+
+    def no_gl() -> dict[str, str]:
+        raise ImportError("libGL.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(medviewer.ui.app, "qt_versions", no_gl)
+    assert main(["about", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["qt_problem"] == (
+        "Qt cannot load: libGL.so.1: cannot open shared object file"
+    )
+    assert "medviewer: missing: Qt cannot load: libGL.so.1" in captured.err
