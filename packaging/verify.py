@@ -98,6 +98,7 @@ class Installation:
     def run(self, step: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
         """Run the installation's medviewer with `args`; a non-zero exit is a failure."""
         started = time.monotonic()
+        print(f"verify: {self.name}: medviewer {' '.join(args)[:100]}", file=sys.stderr)
         done = subprocess.run(
             [str(self.program), *args], cwd=self.work / "run", env=self.env,
             capture_output=True, text=True, timeout=timeout,
@@ -127,9 +128,10 @@ class Installation:
         self.failures.append(f"{self.name}: {message}")
 
     def inside(self, path: str) -> bool:
-        """Whether `path` lies inside this installation (not in the source tree)."""
+        """Whether `path` lies inside this installation (not in the source tree's package)."""
         resolved = Path(path).resolve()
-        return resolved.is_relative_to(self.root) and not resolved.is_relative_to(REPO)
+        source = REPO / "medviewer"
+        return resolved.is_relative_to(self.root) and not resolved.is_relative_to(source)
 
 
 # -- the checks -----------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def check_basics(inst: Installation, version: str, frozen: bool) -> None:
     done = inst.run("version", "--version")
     inst.expect(done.stdout.strip() == f"medviewer {version}", f"--version said {done.stdout!r}")
     done = inst.run("help", "--help")
-    inst.expect("Sub-commands: index, info" in done.stdout, "--help lists no sub-commands")
+    text = " ".join(done.stdout.split())
+    inst.expect("{index,info,demo-data," in text, "--help lists no sub-commands")
     about = inst.json("about", "about", "--json") or {}
     inst.expect(about.get("frozen") is frozen, f"about: frozen is {about.get('frozen')}")
     inst.expect(about.get("bundled_models") == BUNDLED_MODELS, f"about: models {about}")
@@ -293,6 +296,7 @@ def folder_size(root: Path) -> int:
 def install_wheel(wheel: Path, venv: Path, torch: str, python: str) -> tuple[Path, float]:
     """A fresh venv with torch (as `torch` says) and the wheel; returns its medviewer script."""
     started = time.monotonic()
+    print(f"verify: installing {wheel.name} into a fresh venv", file=sys.stderr)
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     subprocess.run([*pip, *shlex.split(torch)], check=True)
@@ -327,6 +331,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.bundle = args.bundle.resolve()
+    args.wheel = args.wheel.resolve() if args.wheel else None
     if args.wheel is None or not args.wheel.is_file():
         print(f"verify: no wheel ({args.wheel}); run `make package` first", file=sys.stderr)
         return 2
