@@ -63,8 +63,11 @@ def size_report(bundle: Path) -> dict[str, Any]:
     files = [p for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()]
     by_group: dict[str, int] = {}
     for path in files:
-        top = path.relative_to(internal).parts[0] if path.is_relative_to(internal) else "exe"
-        by_group[group_of(top)] = by_group.get(group_of(top), 0) + path.stat().st_size
+        if path.is_relative_to(internal):
+            group = group_of(path.relative_to(internal).parts[0])
+        else:  # the executable: bootloader + the archive of every pure-Python module
+            group = "executable (bootloader + Python modules archive)"
+        by_group[group] = by_group.get(group, 0) + path.stat().st_size
     total = sum(by_group.values())
     largest = sorted(files, key=lambda p: p.stat().st_size, reverse=True)[:10]
     archives = sorted(bundle.parent.glob("medviewer-*-linux-*.tar.gz"))

@@ -72,9 +72,10 @@ else
     fi
     echo "2. apt-get install $RUNTIME_PACKAGES"
     cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-    chroot "$ROOT" apt-get -qq update
+    # (apt's complaints about /dev/pts and apt-utils in a chroot go to work/apt.log)
+    chroot "$ROOT" apt-get -qq update > "$ROOT/work/apt.log" 2>&1
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
-        $RUNTIME_PACKAGES > /dev/null
+        $RUNTIME_PACKAGES >> "$ROOT/work/apt.log" 2>&1
 fi
 echo "3. the bundle as a user runs it"
 run version --version;                         expect version "medviewer "
