@@ -35,8 +35,12 @@ bench: $(STAMP)
 
 # -- packaging (packaging/README.md) -------------------------------------------------------
 # A separate venv holds only what the bundle ships (no test tools), with medviewer installed
-# from its wheel. TORCH picks the torch build: the CPU build by default; for CUDA, e.g.
+# from its wheel. TORCH is pip's arguments for torch. Here `torch==2.13.0` is the CPU build
+# (pip's configured wheel folder has it); from PyPI on Linux it would be the CUDA build, so
+# elsewhere say which one:
+#   make package TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 #   make package TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+# A changed TORCH reinstalls torch (pip alone would keep 2.13.0+cpu for ==2.13.0).
 PKG_VENV := build/package-venv
 PKG_PY := $(PKG_VENV)/bin/python
 TORCH ?= torch==2.13.0
@@ -55,7 +59,10 @@ dist: | $(PKG_PY)
 
 # The one-folder desktop bundle dist/medviewer/ and its archive (PyInstaller).
 package: dist
-	$(PKG_PY) -m pip install -q $(TORCH)
+	@if [ "$$(cat $(PKG_VENV)/.torch 2>/dev/null)" != '$(TORCH)' ]; then \
+		echo "installing torch: $(TORCH)"; \
+		$(PKG_PY) -m pip install -q --force-reinstall $(TORCH) && echo '$(TORCH)' > $(PKG_VENV)/.torch; \
+	fi
 	$(PKG_PY) -m pip install -q "pyinstaller==6.22.3" "pyinstaller-hooks-contrib==2026.9"
 	$(PKG_PY) -m pip install -q $(WHEEL)
 	$(PKG_PY) -m pip install -q --force-reinstall --no-deps $(WHEEL)
@@ -68,4 +75,4 @@ package-test: package
 	$(PYTHON) packaging/verify.py --wheel $(WHEEL) --bundle dist/medviewer --torch "$(TORCH)"
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf --one-file-system $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ Bad arguments and missing paths give one line on stderr and exit status 2, never
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -251,7 +252,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def describe_volume(volume: Any) -> dict[str, Any]:
-    """A JSON-ready summary of a volume: shape, spacing, affine, modality, range, warnings."""
+    """A JSON-ready summary of a volume: shape, spacing, affine, modality, range, voxel hash,
+    warnings."""
     from medviewer.core.geometry import orientation_letters
 
     array = volume.array
@@ -267,6 +269,10 @@ def describe_volume(volume: Any) -> dict[str, Any]:
         "modality": meta.modality,
         "units": meta.units,
         "value_range": [float(array.min()), float(array.max())] if array.size else [],
+        # the voxels themselves: two loads are equal exactly when these are (dtype + C order)
+        "array_sha256": hashlib.sha256(
+            str(array.dtype).encode() + np.ascontiguousarray(array).tobytes()
+        ).hexdigest(),
         "series_uid": meta.series_uid,
         "description": meta.series_description,
         "window_presets": [[p.name, p.center, p.width] for p in meta.window_presets],

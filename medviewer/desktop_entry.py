@@ -26,7 +26,7 @@ from pathlib import Path
 
 from medviewer.resources import APP_ID, ICON_SIZES, desktop_entry_path, icon_path
 
-_EXEC_RESERVED = set(' \t\n"\'\\><~|&;$*?#()`')
+_EXEC_RESERVED = set(' \t\n\r"\'\\><~|&;$*?#()`')
 
 
 def user_data_home() -> Path:
@@ -51,20 +51,27 @@ def launcher_command() -> list[str]:
     return [str(Path(sys.executable).absolute()), "-m", "medviewer"]
 
 
+def escape_string(text: str) -> str:
+    """A value of type string as a desktop entry writes it: ``\\``, newline, tab, CR escaped."""
+    for raw, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r")):
+        text = text.replace(raw, escaped)
+    return text
+
+
 def quote_exec_argument(argument: str) -> str:
     """One argument quoted as the Desktop Entry Specification's ``Exec`` key wants it.
 
     Arguments holding a reserved character are put in double quotes, with ``"``, `````,
-    ``$`` and ``\\`` escaped by a backslash; the backslashes themselves are then doubled,
-    because the key's value is a string whose escapes are read first. ``%`` is doubled
-    (field codes).
+    ``$`` and ``\\`` escaped by a backslash; then the string escapes apply to the whole
+    (backslashes doubled, newline as ``\\n``), because the key's value is a string whose
+    escapes are read first. ``%`` is doubled (field codes).
     """
     text = argument.replace("%", "%%")
     if not any(ch in _EXEC_RESERVED for ch in text):
-        return text
+        return escape_string(text)
     for ch in ("\\", '"', "`", "$"):
         text = text.replace(ch, "\\" + ch)
-    return '"' + text.replace("\\", "\\\\") + '"'
+    return escape_string('"' + text + '"')
 
 
 def desktop_entry_text(command: Sequence[str]) -> str:
@@ -81,7 +88,7 @@ def desktop_entry_text(command: Sequence[str]) -> str:
         if line.startswith("Exec="):
             line = f"Exec={exec_line}"
         elif line.startswith("TryExec="):
-            line = f"TryExec={command[0]}"
+            line = f"TryExec={escape_string(command[0])}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -2,11 +2,14 @@
 # Run the desktop bundle on a machine with nothing installed: a minimal Debian 12 root made
 # by debootstrap (no Python, no X, no fonts, no compilers), entered with chroot.
 #
-# Usage: sudo packaging/clean-machine.sh [BUNDLE_DIR] [ROOT]
-#        (defaults: dist/medviewer and build/clean-root; the root is made once and reused)
+# Usage: sudo packaging/clean-machine.sh [BUNDLE_DIR] [ROOT] [WHEEL]
+#        (defaults: dist/medviewer and /var/tmp/medviewer-clean-root, made once and reused;
+#        with WHEEL, also installs it in a venv of the root's own Debian Python and runs the
+#        same steps with it; TORCH= gives pip's arguments for torch, default torch==2.13.0)
 #
-# 1. In the bare root: the command-line steps that need no Qt (demo-data, index, info) must
-#    work, and `about` must name what Qt lacks (it needs the system's libGL, libEGL, libxcb).
+# 1. In the bare root: the command-line steps that need no Qt (demo-data, index, info, infer
+#    without reports) must work, and `about` must name what Qt lacks (the system's libGL,
+#    libEGL, libxcb).
 # 2. Installs RUNTIME_PACKAGES (the minimum documented in packaging/README.md) in the root.
 # 3. Runs, as a user would after unpacking the archive: --version, about (models and every
 #    DICOM decoder), demo-data, index, info, screenshot, infer (radiograph classifier; CT
@@ -14,11 +17,16 @@
 #    the painted main window (Qt offscreen).
 # 4. Lists the shared libraries Qt's desktop platform plugins (xcb, wayland) still miss there:
 #    what a desktop session provides.
+# 5. With WHEEL: Debian's python3 + venv in the root, torch and the wheel from the package
+#    index, then the steps of 3 with the venv's medviewer.
 # Exits 1 if any step failed.
 set -euo pipefail
 
 BUNDLE=$(realpath "${1:-dist/medviewer}")
-ROOT=$(realpath -m "${2:-build/clean-root}")
+# The root lives outside the checkout, so that no `rm -rf build` can walk into a mount.
+ROOT=$(realpath -m "${2:-/var/tmp/medviewer-clean-root}")
+WHEEL=${3:+$(realpath "$3")}
+TORCH=${TORCH:-torch==2.13.0}  # pip arguments for torch in the wheel's venv
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # What the bundle needs from the system for offscreen use (Qt's GUI library links libGL and
 # libEGL; PyInstaller leaves the GL and xcb libraries to the system) and a font for its text.
@@ -34,16 +42,25 @@ fi
 rm -rf "$ROOT/opt/medviewer" "$ROOT/work"
 mkdir -p "$ROOT/work" "$ROOT/proc" "$ROOT/dev"
 cp -a "$BUNDLE" "$ROOT/opt/medviewer"
-mount -t proc proc "$ROOT/proc"
-mount --bind /dev "$ROOT/dev"
-trap 'umount "$ROOT/proc" "$ROOT/dev" 2>/dev/null || true' EXIT
+MOUNTS=()
+unmount_all() {  # last mounted first; a busy mount is detached lazily, and said
+    local k
+    for ((k = ${#MOUNTS[@]} - 1; k >= 0; k--)); do
+        umount "${MOUNTS[k]}" 2>/dev/null || umount -l "${MOUNTS[k]}" \
+            || echo "clean-machine: could not unmount ${MOUNTS[k]}" >&2
+    done
+}
+trap unmount_all EXIT
+mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc")
+mount --bind /dev "$ROOT/dev" && MOUNTS+=("$ROOT/dev")
 
 FAILED=0
+PROGRAM=/opt/medviewer/medviewer
 run() {  # run STEP ARGS...: the bundle inside the root, with a bare environment
     local step=$1; shift
     local started=$SECONDS
-    if chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/work LANG=C.UTF-8 \
-        QT_QPA_PLATFORM=offscreen /opt/medviewer/medviewer "$@" > "$ROOT/work/$step.out" 2> "$ROOT/work/$step.err"; then
+    if timeout 900 chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/work LANG=C.UTF-8 \
+        QT_QPA_PLATFORM=offscreen "$PROGRAM" "$@" > "$ROOT/work/$step.out" 2> "$ROOT/work/$step.err"; then
         echo "ok    $step ($((SECONDS - started)) s)"
     else
         echo "FAIL  $step: $(tail -n 2 "$ROOT/work/$step.err" | tr '\n' ' ')"
@@ -60,9 +77,14 @@ if chroot "$ROOT" dpkg -s libgl1 >/dev/null 2>&1; then
 else
     echo "1. bare root"
     run bare_demo_data demo-data /work/bare
-    run bare_info info "$(cd "$ROOT" && ls -d work/bare/dicom/*/CT | sed 's|^|/|')" --json
+    run bare_index index /work/bare/dicom --db /work/bare.sqlite --json
+    expect bare_index '"instances": 301, "skipped": []'
+    run bare_info info "$(cd "$ROOT" && ls -d work/bare/dicom/*/CT 2>/dev/null | sed 's|^|/|')" --json
     expect bare_info '"shape": [300, 512, 512]'
-    if chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/work QT_QPA_PLATFORM=offscreen \
+    run bare_infer_dx infer --model demo-cxr-nodule-cls \
+        "$(cd "$ROOT" && ls -d work/bare/dicom/*/DX 2>/dev/null | sed 's|^|/|')" --out /work/bare-cxr --json
+    expect bare_infer_dx '"decision": ["nodule"]'
+    if timeout 300 chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/work QT_QPA_PLATFORM=offscreen \
         /opt/medviewer/medviewer about > "$ROOT/work/bare_about.out" 2> "$ROOT/work/bare_about.err"; then
         echo "FAIL  bare_about: Qt loaded without libGL?"; FAILED=1
     elif grep -qF "medviewer: missing: Qt cannot load: libGL.so.1" "$ROOT/work/bare_about.err"; then
@@ -77,27 +99,36 @@ else
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
         $RUNTIME_PACKAGES >> "$ROOT/work/apt.log" 2>&1
 fi
+user_steps() {  # user_steps LABEL: what a user runs, with $PROGRAM; files under /work/LABEL
+    local l=$1 w=/work/$1
+    mkdir -p "$ROOT$w"
+    run "${l}_version" --version;              expect "${l}_version" "medviewer "
+    run "${l}_about" about
+    expect "${l}_about" "bundled models: demo-ct-lung-nodule-seg, demo-ct-nodule-cls, demo-cxr-nodule-cls"
+    run "${l}_demo_data" demo-data "$w/demo"
+    local ct dx
+    ct=$(cd "$ROOT" && ls -d "${w#/}"/demo/dicom/*/CT 2>/dev/null | head -n 1 || true)
+    dx=$(cd "$ROOT" && ls -d "${w#/}"/demo/dicom/*/DX 2>/dev/null | head -n 1 || true)
+    if [ -z "$ct" ] || [ -z "$dx" ]; then echo "FAIL  $l: no demo CT/DX series"; FAILED=1; return; fi
+    run "${l}_index" index "$w/demo/dicom" --db "$w/db.sqlite" --json
+    expect "${l}_index" '"patients": 1, "studies": 2, "series": 2, "instances": 301, "skipped": []'
+    run "${l}_info" info "/$ct" --json;       expect "${l}_info" '"shape": [300, 512, 512]'
+    run "${l}_screenshot" screenshot "/$ct" --out "$w/shot.png" --layout 1x3 --size 900x300
+    run "${l}_infer_dx" infer --model demo-cxr-nodule-cls "/$dx" --out "$w/cxr" --device cpu --json
+    expect "${l}_infer_dx" '"decision": ["nodule"]'
+    run "${l}_infer_ct" infer --model demo-ct-lung-nodule-seg "/$ct" --out "$w/seg" --device cpu \
+        --pdf "$w/seg/report.pdf" --seg "$w/seg/seg.dcm" --sr "$w/seg/sr.dcm"
+    for file in shot.png seg/labels.nii.gz seg/report.pdf seg/seg.dcm seg/sr.dcm; do
+        [ -s "$ROOT$w/$file" ] || { echo "FAIL  $l: $file was not written"; FAILED=1; }
+    done
+    run "${l}_desktop" desktop install --data-home "$w/share"
+    expect "${l}_desktop" "it starts: $PROGRAM"
+    run "${l}_startup" --startup-probe "$w/probe.json" --db "$w/probe.sqlite" --settings "$w/probe.ini"
+    [ -s "$ROOT$w/probe.json" ] || { echo "FAIL  $l: the main window was never painted"; FAILED=1; }
+}
+
 echo "3. the bundle as a user runs it"
-run version --version;                         expect version "medviewer "
-run about about;                               expect about "bundled models: demo-ct-lung-nodule-seg, demo-ct-nodule-cls, demo-cxr-nodule-cls"
-run demo_data demo-data /work/demo
-CT=$(cd "$ROOT" && ls -d work/demo/dicom/*/CT | head -n 1)
-DX=$(cd "$ROOT" && ls -d work/demo/dicom/*/DX | head -n 1)
-run index index /work/demo/dicom --db /work/db.sqlite --json
-expect index '"patients": 1, "studies": 2, "series": 2, "instances": 301, "skipped": []'
-run info info "/$CT" --json;                   expect info '"shape": [300, 512, 512]'
-run screenshot screenshot "/$CT" --out /work/shot.png --layout 1x3 --size 900x300
-run infer_dx infer --model demo-cxr-nodule-cls "/$DX" --out /work/cxr --device cpu --json
-expect infer_dx '"decision": ["nodule"]'
-run infer_ct infer --model demo-ct-lung-nodule-seg "/$CT" --out /work/seg --device cpu \
-    --pdf /work/seg/report.pdf --seg /work/seg/seg.dcm --sr /work/seg/sr.dcm
-for file in shot.png seg/labels.nii.gz seg/report.pdf seg/seg.dcm seg/sr.dcm; do
-    [ -s "$ROOT/work/$file" ] || { echo "FAIL  $file was not written"; FAILED=1; }
-done
-run desktop desktop install --data-home /work/share
-expect desktop "it starts: /opt/medviewer/medviewer"
-run startup --startup-probe /work/probe.json --db /work/probe.sqlite --settings /work/probe.ini
-[ -s "$ROOT/work/probe.json" ] || { echo "FAIL  the main window was never painted"; FAILED=1; }
+user_steps bundle
 
 echo "4. libraries a desktop session must add (the bundle's own folders searched first):"
 LIBS=/opt/medviewer/_internal:/opt/medviewer/_internal/PySide6/Qt/lib
@@ -107,5 +138,26 @@ for plugin in platforms/libqxcb.so platforms/libqwayland.so xcbglintegrations/li
     missing=$(chroot "$ROOT" env LD_LIBRARY_PATH=$LIBS ldd "$path" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
     echo "  $plugin: ${missing:-none}"
 done
+if [ -n "$WHEEL" ]; then
+    echo "5. the wheel, in a venv of the root's own Python (python3 python3-venv from Debian)"
+    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+        python3 python3-venv ca-certificates >> "$ROOT/work/apt.log" 2>&1
+    cp "$WHEEL" "$ROOT/work/"
+    # This machine's package index settings, and a local wheel folder they may name.
+    [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
+    if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
+        mkdir -p "$ROOT$PIP_FIND_LINKS"
+        mount --bind -o ro "$PIP_FIND_LINKS" "$ROOT$PIP_FIND_LINKS"
+        MOUNTS+=("$ROOT$PIP_FIND_LINKS")
+    fi
+    chroot "$ROOT" python3 -m venv /work/venv
+    chroot "$ROOT" env HOME=/work PIP_FIND_LINKS="${PIP_FIND_LINKS:-}" /work/venv/bin/pip install -q $TORCH \
+        > "$ROOT/work/pip.log" 2>&1
+    chroot "$ROOT" env HOME=/work PIP_FIND_LINKS="${PIP_FIND_LINKS:-}" /work/venv/bin/pip install -q \
+        "/work/$(basename "$WHEEL")" >> "$ROOT/work/pip.log" 2>&1
+    echo "ok    wheel installed: $(chroot "$ROOT" /work/venv/bin/python --version)"
+    PROGRAM=/work/venv/bin/medviewer
+    user_steps wheel
+fi
 if [ "$FAILED" = 0 ]; then echo "clean machine: all steps passed"; else echo "clean machine: FAILED"; fi
 exit "$FAILED"

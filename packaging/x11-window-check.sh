@@ -9,13 +9,15 @@
 set -euo pipefail
 
 PROGRAM=${1:-dist/medviewer/medviewer}
-DISPLAY_NUMBER=${DISPLAY_NUMBER:-97}
+EXPECTED_SIZES="16x16 24x24 32x32 48x48 64x64 128x128 256x256"  # Qt hands X at most 256 px
 WORK=$(mktemp -d)
-Xvfb ":$DISPLAY_NUMBER" -screen 0 1280x800x24 > "$WORK/xvfb.log" 2>&1 &
+APP=""
+# Xvfb picks a free display and writes its number to the pipe (no clash with a running one).
+exec 3< <(Xvfb -displayfd 1 -screen 0 1280x800x24 2> "$WORK/xvfb.log")
 XVFB=$!
-trap 'kill $XVFB 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill $APP $XVFB 2>/dev/null || true; rm -rf "$WORK"' EXIT
+read -r -t 20 DISPLAY_NUMBER <&3 || { echo "FAIL  Xvfb did not start"; exit 1; }
 export DISPLAY=":$DISPLAY_NUMBER"
-sleep 1
 HOME=$WORK XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data XDG_CACHE_HOME=$WORK/cache \
     "$PROGRAM" --db "$WORK/db.sqlite" --settings "$WORK/settings.ini" --exit-after 20000 \
     > "$WORK/medviewer.log" 2>&1 &
@@ -46,6 +48,9 @@ SIZES=$(xprop -id "$WINDOW" -notype 32c _NET_WM_ICON | sed 's/^[^=]*= //' | tr -
       if (k == 0) { w = $1; k = 1; next }
       sizes = sizes (sizes ? " " : "") w "x" $1; skip = w * $1; k = 0 }
     END { print sizes }')
-if [ -n "$SIZES" ]; then echo "ok    _NET_WM_ICON sizes: $SIZES"; else echo "FAIL  no _NET_WM_ICON"; FAILED=1; fi
-kill "$APP" 2>/dev/null || true
+if [ "$SIZES" = "$EXPECTED_SIZES" ]; then
+    echo "ok    _NET_WM_ICON sizes: $SIZES"
+else
+    echo "FAIL  _NET_WM_ICON sizes: '$SIZES' (expected $EXPECTED_SIZES)"; FAILED=1
+fi
 exit "$FAILED"

@@ -95,3 +95,26 @@ def test_info_on_a_folder_without_images_fails_cleanly(tmp_path: Path) -> None:
     result = _run("info", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.startswith("medviewer: no loadable DICOM image")
+
+
+def test_info_hashes_the_voxels_the_same_for_every_transfer_syntax(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``array_sha256``: equal for equal voxels (RLE vs uncompressed), different otherwise."""
+    import hashlib
+
+    from medviewer.io.series import load_series
+
+    hashes = {}
+    for name, spec in {
+        "plain": SeriesSpec(seed=21),
+        "rle": SeriesSpec(seed=21, transfer_syntax="1.2.840.10008.1.2.5"),
+        "other": SeriesSpec(seed=21, rescale_intercept=-1000.0),  # every voxel +24
+    }.items():
+        write_series(tmp_path / name, spec)
+        assert main(["info", str(tmp_path / name), "--json"]) == 0
+        hashes[name] = json.loads(capsys.readouterr().out)["array_sha256"]
+    array = load_series(tmp_path / "plain").array
+    expected = hashlib.sha256(str(array.dtype).encode() + array.tobytes()).hexdigest()
+    assert hashes["plain"] == hashes["rle"] == expected
+    assert hashes["other"] != expected

@@ -16,13 +16,27 @@ from medviewer.resources import ICON_SIZES, icon_path
 from tests.packaging.test_resources import read_desktop_entry
 
 
+def unescape_string(value: str) -> str:
+    """A desktop entry string value read back (``\\s``, ``\\n``, ``\\t``, ``\\r``, ``\\\\``)."""
+    escapes = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    out, k = "", 0
+    while k < len(value):
+        if value[k] == "\\" and k + 1 < len(value) and value[k + 1] in escapes:
+            out += escapes[value[k + 1]]
+            k += 2
+        else:
+            out += value[k]
+            k += 1
+    return out
+
+
 def split_exec(value: str) -> list[str]:
     """An ``Exec`` value as a launcher reads it (Desktop Entry Specification, "Exec key").
 
     First the string escapes (``\\\\`` is one backslash), then the arguments: separated by
     spaces, double-quoted ones with ``\\"``, ``\\```, ``\\$``, ``\\\\`` escapes; ``%%`` is ``%``.
     """
-    text = value.replace("\\\\", "\x00").replace("\x00", "\\")
+    text = unescape_string(value)
     args, current, quoted, k = [], "", False, 0
     while k < len(text):
         ch = text[k]
@@ -49,13 +63,15 @@ def split_exec(value: str) -> list[str]:
         ["/home/a user/My Apps/medviewer"],
         ["/usr/bin/python3", "-m", "medviewer"],
         ['/tmp/odd "name" $HOME `x` \\ 100%/medviewer'],
+        ["/tmp/new\nline/and\ttab\\back/medviewer"],
     ],
 )
 def test_exec_quoting_round_trips(command: list[str]) -> None:
     text = desktop_entry.desktop_entry_text(command)
     entry = read_desktop_entry(text)
     assert split_exec(entry["Exec"]) == [*command, "%F"]
-    assert entry["TryExec"] == command[0]
+    assert unescape_string(entry["TryExec"]) == command[0]
+    assert "\n" not in entry["Exec"] + entry["TryExec"]  # one line per key
     assert entry["Icon"] == "medviewer"
 
 
@@ -117,8 +133,11 @@ def test_the_desktop_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
 
 @pytest.mark.skipif(shutil.which("desktop-file-validate") is None,
                     reason="desktop-file-utils is not installed")
-def test_the_installed_entry_passes_desktop_file_validate(tmp_path: Path) -> None:
-    written = desktop_entry.install(tmp_path, ["/opt/my apps/medviewer"])
+@pytest.mark.parametrize(
+    "program", ["/opt/my apps/medviewer", "/tmp/new\nline \"q\" $x\\y/medviewer"]
+)
+def test_the_installed_entry_passes_desktop_file_validate(tmp_path: Path, program: str) -> None:
+    written = desktop_entry.install(tmp_path, [program])
     done = subprocess.run(["desktop-file-validate", str(written[0])],
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == "", done.stdout

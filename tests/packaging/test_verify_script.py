@@ -42,13 +42,22 @@ def test_the_checks_refuse_models_read_from_the_source_tree(tmp_path: Path) -> N
 
 
 def test_compare_names_every_difference() -> None:
-    wheel = {"demo_sha256": "a", "info_ct": {"shape": [1]}, "dx_classes": {"nodule": 0.9}}
+    wheel = {"demo_sha256": "a", "info_ct": {"shape": [1]}, "info_plain": {"shape": [2]},
+             "labels_sha256": "l", "ct_segments": {}, "torch": ["2.13.0+cpu", "None"],
+             "dx_classes": {"nodule": 0.9}}
     same = {**wheel, "dx_classes": {"nodule": 0.9 + 5e-6}}
     assert verify.compare(wheel, same) == []
-    other = {"demo_sha256": "b", "info_ct": {"shape": [1]}, "dx_classes": {"nodule": 0.8}}
+    other = {**wheel, "demo_sha256": "b", "torch": ["2.13.0+cu128", "12.8"],
+             "dx_classes": {"nodule": 0.8}}
     assert verify.compare(wheel, other) == [
         "bundle and wheel differ in demo_sha256",
+        "bundle and wheel differ in torch",
         "bundle and wheel differ in the probability of nodule",
+    ]
+    # A result missing on both sides (a label map neither wrote) is a difference, not a match.
+    both_missing = {k: v for k, v in wheel.items() if k != "labels_sha256"}
+    assert verify.compare(both_missing, dict(both_missing)) == [
+        "bundle and wheel differ in labels_sha256"
     ]
 
 
