@@ -31,6 +31,8 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # What the bundle needs from the system for offscreen use (Qt's GUI library links libGL and
 # libEGL; PyInstaller leaves the GL and xcb libraries to the system) and a font for its text.
 RUNTIME_PACKAGES="libgl1 libegl1 libxcb1 fonts-dejavu-core"
+# The wheel's PySide6 also takes these from the system (the bundle carries its own copies).
+WHEEL_PACKAGES="python3 python3-venv ca-certificates libglib2.0-0 libdbus-1-3 libfontconfig1 libfreetype6 libxkbcommon0"
 
 if [ "$(id -u)" != 0 ]; then echo "clean-machine: needs root (debootstrap, chroot)" >&2; exit 2; fi
 if [ ! -x "$BUNDLE/medviewer" ]; then echo "clean-machine: no bundle in $BUNDLE" >&2; exit 2; fi
@@ -139,25 +141,38 @@ for plugin in platforms/libqxcb.so platforms/libqwayland.so xcbglintegrations/li
     echo "  $plugin: ${missing:-none}"
 done
 if [ -n "$WHEEL" ]; then
-    echo "5. the wheel, in a venv of the root's own Python (python3 python3-venv from Debian)"
+    echo "5. the wheel, in a venv of the root's own Python (Debian's python3)"
+    echo "   apt-get install $WHEEL_PACKAGES"
+    # shellcheck disable=SC2086
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
-        python3 python3-venv ca-certificates >> "$ROOT/work/apt.log" 2>&1
+        $WHEEL_PACKAGES >> "$ROOT/work/apt.log" 2>&1
     cp "$WHEEL" "$ROOT/work/"
-    # This machine's package index settings, and a local wheel folder they may name.
+    # This machine's package index settings: pip's configuration, the CA bundle it names
+    # (a proxy may re-sign TLS), and a local wheel folder it may name.
     [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
+    if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+        mkdir -p "$ROOT$(dirname "$PIP_CERT")" && cp "$PIP_CERT" "$ROOT$PIP_CERT"
+    fi
     if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
         mkdir -p "$ROOT$PIP_FIND_LINKS"
         mount --bind -o ro "$PIP_FIND_LINKS" "$ROOT$PIP_FIND_LINKS"
         MOUNTS+=("$ROOT$PIP_FIND_LINKS")
     fi
-    chroot "$ROOT" python3 -m venv /work/venv
-    chroot "$ROOT" env HOME=/work PIP_FIND_LINKS="${PIP_FIND_LINKS:-}" /work/venv/bin/pip install -q $TORCH \
-        > "$ROOT/work/pip.log" 2>&1
-    chroot "$ROOT" env HOME=/work PIP_FIND_LINKS="${PIP_FIND_LINKS:-}" /work/venv/bin/pip install -q \
-        "/work/$(basename "$WHEEL")" >> "$ROOT/work/pip.log" 2>&1
-    echo "ok    wheel installed: $(chroot "$ROOT" /work/venv/bin/python --version)"
-    PROGRAM=/work/venv/bin/medviewer
-    user_steps wheel
+    pip_env=(env HOME=/work PIP_FIND_LINKS="${PIP_FIND_LINKS:-}" PIP_CERT="${PIP_CERT:-}")
+    started=$SECONDS
+    # shellcheck disable=SC2086  # TORCH is a list of pip arguments
+    if chroot "$ROOT" python3 -m venv /work/venv \
+        && timeout 1800 chroot "$ROOT" "${pip_env[@]}" /work/venv/bin/pip install -q $TORCH \
+            > "$ROOT/work/pip.log" 2>&1 \
+        && timeout 1800 chroot "$ROOT" "${pip_env[@]}" /work/venv/bin/pip install -q \
+            "/work/$(basename "$WHEEL")" >> "$ROOT/work/pip.log" 2>&1; then
+        echo "ok    wheel installed with $(chroot "$ROOT" /work/venv/bin/python --version) ($((SECONDS - started)) s)"
+        PROGRAM=/work/venv/bin/medviewer
+        user_steps wheel
+    else
+        echo "FAIL  installing the wheel: $(grep -E '^ERROR' "$ROOT/work/pip.log" | tail -n 2 | tr '\n' ' ')"
+        FAILED=1
+    fi
 fi
 if [ "$FAILED" = 0 ]; then echo "clean machine: all steps passed"; else echo "clean machine: FAILED"; fi
 exit "$FAILED"
