@@ -16,11 +16,12 @@ What it measures, in one run (a JSON object on stdout, progress on stderr), offs
    (``view.set_window``), what one mouse move of a right-drag costs.
 4. ``startup_s``: from launching ``python -c <snippet>`` (which runs
    ``medviewer.cli.main(["--db", TMP, "--settings", TMP, "--exit-after", MS])``) to the main
-   window's first paint being flushed (the child notes ``time.perf_counter()``, a clock
-   shared by processes on Linux, from a zero-delay timer queued by the window's first paint
-   event, then quits). Median of R fresh processes; ``--exit-after`` is only a safety net.
-   The child also reports which heavy modules (torch, monai, SimpleITK...) were imported
-   by then.
+   window's first paint being flushed: the viewer's own ``--startup-probe``
+   (:class:`medviewer.ui.app.FirstPaintProbe`) notes ``time.monotonic()``, a clock shared
+   by the processes of a machine, from a zero-delay timer queued by the window's first
+   paint event, then closes the window. Median of R fresh processes; ``--exit-after`` is only
+   a safety net. The probe also reports which of
+   :data:`medviewer.ui.app.HEAVY_MODULES` (torch, MONAI, SimpleITK...) were imported by then.
 5. Peers in the same run: a bare pyqtgraph ``ImageItem.setImage`` of precomputed uint8
    512x512 frames in a same-sized view (the paint floor), with ``levels=(0, 255)`` as
    SliceView passes (Indexed8 QImage) and with ``levels=None`` (Grayscale8);
@@ -71,7 +72,6 @@ OVERLAY_SLICES = 200  # the overlay cases use the first 200 slices (a 200x512x51
 SPACING = (0.7, 0.7, 1.0)  # column, row, slice (mm)
 WINDOW = (40.0, 400.0)  # center, width
 VIEW_SIZE = (800, 800)
-HEAVY_MODULES = ("torch", "monai", "SimpleITK", "scipy", "skimage", "onnxruntime", "matplotlib")
 TARGETS = {
     "next_slice_max_ms": 8.0,
     "reslice_max_ms": 15.0,
@@ -80,36 +80,18 @@ TARGETS = {
 
 STARTUP_CHILD = """
 import json, sys, time
-t_start = time.perf_counter()
+t_start = time.monotonic()
 from medviewer.ui.app import application
-from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QMainWindow
 app = application()
-t_app = time.perf_counter()
-marks = {}
-
-def shown():
-    marks["shown"] = time.perf_counter()
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY and "." not in m)
-    marks["heavy"] = heavy
-    marks["modules"] = len(sys.modules)
-    app.quit()
-
-class FirstPaint(QObject):
-    def eventFilter(self, obj, event):
-        if (not marks and event.type() == QEvent.Type.Paint
-                and isinstance(obj.window(), QMainWindow)):
-            marks["paint"] = time.perf_counter()
-            QTimer.singleShot(0, shown)
-        return False
-
-watcher = FirstPaint()
-app.installEventFilter(watcher)
+t_app = time.monotonic()
 from medviewer.cli import main
-status = main(sys.argv[1:])
-print(json.dumps({"start": t_start, "app": t_app, "first_paint": marks.get("paint"),
-                  "shown": marks.get("shown"), "heavy": marks.get("heavy"),
-                  "modules": marks.get("modules"), "status": status}))
+probe, argv = sys.argv[1], sys.argv[2:]
+# The viewer's own start-up probe: notes the main window's first paint, then closes it.
+status = main([*argv, "--startup-probe", probe])
+marks = json.loads(open(probe).read())
+print(json.dumps({"start": t_start, "app": t_app, "first_paint": marks["painted"],
+                  "shown": marks["shown"], "heavy": marks["heavy_modules"],
+                  "modules": marks["modules"], "status": status}))
 """
 
 BARE_QT_CHILD = """
@@ -122,8 +104,8 @@ marks = {}
 class FirstPaint(QObject):
     def eventFilter(self, obj, event):
         if not marks and event.type() == QEvent.Type.Paint:
-            marks["paint"] = time.perf_counter()
-            QTimer.singleShot(0, lambda: (marks.update(shown=time.perf_counter()), app.quit()))
+            marks["paint"] = time.monotonic()
+            QTimer.singleShot(0, lambda: (marks.update(shown=time.monotonic()), app.quit()))
         return False
 
 watcher = FirstPaint()
@@ -546,10 +528,10 @@ def bench_numpy(volume: Any, frames: int, warmup: int) -> dict[str, Any]:
 
 
 def run_timed(args: list[str], env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:
-    """(launch perf_counter, wall seconds, parsed last stdout line) of a child process."""
-    launched = time.perf_counter()
+    """(launch time.monotonic, wall seconds, parsed last stdout line) of a child process."""
+    launched = time.monotonic()
     done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    wall = time.perf_counter() - launched
+    wall = time.monotonic() - launched
     if done.returncode != 0:
         raise RuntimeError(f"{args[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
     lines = done.stdout.strip().splitlines()
@@ -560,14 +542,14 @@ def bench_startup(runs: int) -> dict[str, Any]:
     """Process launch -> main window painted, R fresh processes; floors beside it."""
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ["QT_QPA_PLATFORM"])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    child = STARTUP_CHILD.replace("HEAVY", repr(HEAVY_MODULES))
     shown, first_paint, interp, app_ready, walls, heavy, modules = [], [], [], [], [], [], []
     bare, python_pass = [], []
     with tempfile.TemporaryDirectory(prefix="bench_render-") as tmp:
         for run in range(runs):
             db, ini = Path(tmp) / f"db{run}.sqlite", Path(tmp) / f"settings{run}.ini"
-            argv = ["--db", str(db), "--settings", str(ini), "--exit-after", "20000"]
-            launched, wall, marks = run_timed([sys.executable, "-c", child, *argv], env)
+            probe = Path(tmp) / f"probe{run}.json"
+            argv = [str(probe), "--db", str(db), "--settings", str(ini), "--exit-after", "20000"]
+            launched, wall, marks = run_timed([sys.executable, "-c", STARTUP_CHILD, *argv], env)
             if marks.get("shown") is None:
                 raise RuntimeError("the main window was never painted")
             shown.append(marks["shown"] - launched)

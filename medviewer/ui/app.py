@@ -119,7 +119,8 @@ def _excepthook(kind, value, tb) -> None:
         QMessageBox.critical(None, "medviewer: unexpected error", f"{kind.__name__}: {value}")
 
 
-HEAVY_MODULES = ("torch", "monai", "SimpleITK", "highdicom", "reportlab")
+HEAVY_MODULES = ("torch", "monai", "SimpleITK", "highdicom", "reportlab", "scipy", "skimage",
+                 "onnxruntime", "matplotlib")
 """Modules start-up must not import (they load when a model runs or a report is made)."""
 
 
