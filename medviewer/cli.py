@@ -31,6 +31,7 @@ from medviewer.core.errors import (
 from medviewer.io.decode_worker import WORKER_FLAG, serve
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_SERIES_ID = 2**63 - 1  # database ids are SQLite integers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -180,9 +181,7 @@ def _viewer(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"medviewer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from medviewer.ui.app import run_viewer
-
-    return run_viewer(
+    return _open_viewer(
         args.paths,
         demo=args.demo,
         db_path=args.db,
@@ -236,12 +235,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """``medviewer info SOURCE [--json]``."""
     from medviewer.io.series import load_series
 
-    source: Any = args.source
-    if source.isdigit() and not os.path.exists(source):
-        source = int(source)
-    else:
-        _require_paths([source])
-    volume = load_series(source, stack=args.stack, db=args.db)
+    volume = load_series(_series_source(args.source), stack=args.stack, db=args.db)
     description = describe_volume(volume)
     if args.json:
         print(json.dumps(description))
@@ -300,22 +294,32 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``medviewer demo``: the viewer on the demo study."""
-    from medviewer.ui.app import run_viewer
+    return _open_viewer(demo=True)
 
-    return run_viewer(demo=True)
+
+def _open_viewer(*args: Any, **kwargs: Any) -> int:
+    """The viewer, once this machine can show it; else one message that says what to install."""
+    from medviewer.ui.display_check import display_problem, import_error_problem
+
+    problem = display_problem()
+    if problem is None:
+        try:
+            from medviewer.ui.app import run_viewer
+        except ImportError as exc:
+            problem = import_error_problem(exc)
+            if problem is None:
+                raise
+    if problem is not None:
+        print(f"medviewer: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_viewer(*args, **kwargs)
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
     """``medviewer screenshot SOURCE --out FILE.png``: the viewer's rendering, offscreen."""
     size = _pair(args.size, "x", "--size", int)
     window = _pair(args.window, "/", "--window", float) if args.window else None
-    source: Any = (
-        int(args.source)
-        if args.source.isdigit() and not os.path.exists(args.source)
-        else args.source
-    )
-    if not isinstance(source, int):
-        _require_paths([source])
+    source = _series_source(args.source)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from medviewer.io.series import load_series
     from medviewer.ui.screenshot import render_grid, save_screenshot
@@ -575,6 +579,8 @@ def _model_row(entry: Any) -> dict[str, Any]:
 def _series_source(text: str) -> Any:
     """A database series id (digits that are not a path) or an existing path."""
     if text.isdigit() and not os.path.exists(text):
+        if int(text) > MAX_SERIES_ID:
+            raise UsageError(f"no such file, folder or series id: {text}")
         return int(text)
     _require_paths([text])
     return text
