@@ -14,6 +14,7 @@ from medviewer.ui.ai_panel import APPLICABLE_ROLE, card_html
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.viewer_grid import ViewerGrid
 from tests.ai.tiny_models import ThresholdSegmenter, make_card, make_volume
+from tests.waits import WAIT_MS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
 
@@ -62,7 +63,7 @@ def _segmented(qtbot, controller, volume=None):
 
 
 def _idle(qtbot, controller) -> None:
-    qtbot.waitUntil(lambda: controller.panel.idle, timeout=60_000)
+    qtbot.waitUntil(lambda: controller.panel.idle, timeout=WAIT_MS)
 
 
 def _items(panel) -> dict[str, tuple[str, bool]]:
@@ -119,7 +120,8 @@ def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) ->
     shown = panel.current_result()
     assert shown is dim and controller.grid.views[0].overlay.result is dim
     assert [r.name for r in panel.table.components()] == ["dim 1", "dim 2"]
-    qtbot.waitUntil(lambda: len(list((controller.results.root).glob("*.npz"))) == 2)
+    qtbot.waitUntil(lambda: len(list((controller.results.root).glob("*.npz"))) == 2,
+                    timeout=WAIT_MS)
 
 
 def test_a_bad_model_is_a_message_in_the_panel_and_the_queue_goes_on(
@@ -184,7 +186,7 @@ def test_slice_by_slice_probabilities_plot_follows_and_moves_the_views(qtbot, tm
     _show(controller, volume)
     panel = controller.panel
     qtbot.mouseClick(panel.classify_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=WAIT_MS)
     result = panel.current_result()
     assert result.prediction.classes["bright"] == pytest.approx(1 / (1 + np.exp(-7.0)), abs=1e-5)
     assert panel.chart.values()["bright"] == pytest.approx(result.prediction.classes["bright"])
@@ -205,7 +207,7 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     panel = controller.panel
     dim = controller.findings.get(("1.2.3", "dim", "1.0.0"))
     assert panel.current_result() is dim
-    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)  # the results' saves
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=WAIT_MS)  # the results' saves
     before = dim.statistics[1]
     assert before.voxels == int((volume.array > 50).sum()) and before.component_count == 2
     view = controller.grid.views[0]
@@ -214,7 +216,7 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     view.brush_radius_mm = 2.0
     erased = view.brush_dab(centre[:3], erase=True)
     assert erased > 0
-    with qtbot.waitSignal(controller.editMeasured, timeout=30_000):
+    with qtbot.waitSignal(controller.editMeasured, timeout=WAIT_MS):
         assert view.end_brush_stroke()
     assert dim.history.changed_labels == frozenset({1})
     after = dim.statistics[1]
@@ -226,10 +228,10 @@ def test_an_edit_re_measures_only_what_it_changed_and_is_saved(qtbot, controller
     assert [r.component.voxels for r in panel.table.components()] == [
         c.voxels for c in after.components
     ]
-    with qtbot.waitSignal(controller.editMeasured, timeout=30_000):
+    with qtbot.waitSignal(controller.editMeasured, timeout=WAIT_MS):
         qtbot.mouseClick(panel.edit_controls.undo_button, Qt.MouseButton.LeftButton)
     assert dim.statistics[1] == before  # undo gives back exactly the first measurement
-    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=WAIT_MS)
     (saved,) = [r for r in controller.results.load_series("1.2.3") if r.key == dim.key]
     assert np.array_equal(saved.label_map, dim.label_map) and saved.edited
 
@@ -259,7 +261,7 @@ def test_slice_plot_and_jumps_follow_the_viewers_image_numbers(
     _show(controller, volume)
     panel = controller.panel
     panel.run_task("classification")
-    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: panel.idle and panel.current_result() is not None, timeout=WAIT_MS)
     p = panel.current_result().prediction
     assert p.slice_axis == axis and int(np.argmax(p.slice_probabilities[:, 1])) == bright
     n = array.shape[axis]
@@ -312,7 +314,7 @@ def test_saves_land_in_order_and_a_deleted_result_stays_deleted(qtbot, controlle
         view.end_brush_stroke()
     panel.show_result(bright)
     controller.delete_result(bright)  # its first save may still be writing
-    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=30_000)
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=WAIT_MS)
     qtbot.wait(50)
     saved = {r.key[1]: r for r in controller.results.load_series("1.2.3")}
     assert set(saved) == {"dim"}
@@ -372,9 +374,8 @@ def test_the_panel_scrolls_to_new_findings_but_not_after_each_edit(qtbot, contro
     panel.show()
     panel.run_task("segmentation")
     _idle(qtbot, controller)
-    qtbot.wait(20)
     bar = panel.scroll.verticalScrollBar()
-    assert bar.value() > 0  # the findings were brought into view
+    qtbot.waitUntil(lambda: bar.value() > 0, timeout=WAIT_MS)  # the findings come into view
     bar.setValue(bar.maximum())  # the user goes down to the correction tools
     controller.findings.notify("1.2.3")  # what an edit's new statistics do
     qtbot.wait(20)

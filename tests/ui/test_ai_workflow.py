@@ -21,6 +21,7 @@ from medviewer.ui.main_window import MainWindow
 from medviewer.ui.screenshot import StallMeter
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import click, voxel_widget_pos
+from tests.waits import WAIT_MS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit in MONAI
 
@@ -44,17 +45,17 @@ def _window(qtbot, root: Path) -> MainWindow:
 def _open(qtbot, window: MainWindow, folder: Path) -> None:
     window.import_paths([str(folder)])
     qtbot.waitUntil(
-        lambda: window._import_job is not None and window._import_job.done, timeout=60_000
+        lambda: window._import_job is not None and window._import_job.done, timeout=WAIT_MS
     )
     (series_id,) = window.db.series_under([str(folder)])
     window.open_series(series_id)
     view = window.grid.active
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=60_000)
-    qtbot.waitUntil(lambda: window.ai.panel.volume is view.volume, timeout=10_000)
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.ai.panel.volume is view.volume, timeout=WAIT_MS)
     # Opening a series lists the devices in a worker, which imports torch once (a one-off
     # stall of about 0.2 s, before any run); the user clicks after that.
     panel = window.ai.panel
-    qtbot.waitUntil(lambda: panel.device_combo.itemText(0).startswith("Auto:"), timeout=60_000)
+    qtbot.waitUntil(lambda: panel.device_combo.itemText(0).startswith("Auto:"), timeout=WAIT_MS)
 
 
 def _truth(demo_study, modality: str) -> dict:
@@ -83,9 +84,9 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     meter.start()
     with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
         qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not panel.idle, timeout=5000)
+        qtbot.waitUntil(lambda: not panel.idle, timeout=WAIT_MS)
         (row,) = panel._job_rows.values()
-        qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=120_000)  # inference running
+        qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=WAIT_MS)  # inference running
         _keep_reading(qtbot, window.grid.active)
         assert row.job.state == "running" and row.bar.value() >= 100
         _wait_idle(qtbot, window)
@@ -136,7 +137,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     volume_before = next(s for s in result.statistics.values() if s.name == "nodule").volume_ml
     window.set_tool("eraser")
     panel.edit_controls.label_combo.setCurrentIndex(panel.edit_controls.label_combo.findData(3))
-    with qtbot.waitSignal(window.ai.editMeasured, timeout=30_000):
+    with qtbot.waitSignal(window.ai.editMeasured, timeout=WAIT_MS):
         click(view, _widget_pos(view, centroid))
     changed = result.label_map != labels_before
     assert (
@@ -154,7 +155,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     window.close()
     again = _window(qtbot, tmp_path)
     _open(qtbot, again, demo_study.dicom / "DEMO0001" / "CT")
-    qtbot.waitUntil(lambda: again.ai.panel.current_result() is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: again.ai.panel.current_result() is not None, timeout=WAIT_MS)
     saved = again.ai.panel.current_result()
     assert saved.key == result.key and saved.edited
     assert np.array_equal(saved.label_map, labels_before)
@@ -179,10 +180,10 @@ def _export(qtbot, window: MainWindow, out: Path, impression: str):
     """File > Export report, an impression, the default selection, Export; wait for it."""
     window.actions_by_name["export_report"].trigger()
     dialog = window.report_dialog
-    qtbot.waitUntil(lambda: not dialog.rendering, timeout=60_000)
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=WAIT_MS)
     dialog.impression.setPlainText(impression)
     dialog.folder_edit.setText(str(out))
-    with qtbot.waitSignal(dialog.exported, timeout=300_000):
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS):
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     return dialog
 
@@ -309,7 +310,7 @@ def test_cancel_a_running_segmentation_leaves_no_result(qtbot, tmp_path, ct_wind
     window, panel = ct_window, ct_window.ai.panel
     qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
     (row,) = panel._job_rows.values()
-    qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=120_000)  # inside inference
+    qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=WAIT_MS)  # inside inference
     qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
     _wait_idle(qtbot, window)
     assert row.job.state == "cancelled"

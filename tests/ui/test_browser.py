@@ -21,6 +21,7 @@ from medviewer.ui.browser import (
     StudyBrowser,
     series_id_from_mime,
 )
+from tests.waits import WAIT_MS
 
 CHEST = SeriesSpec(
     shape=(4, 16, 12),
@@ -81,7 +82,7 @@ def browser(qtbot, db: StudyDatabase, tmp_path: Path):
     widget.show()
     yield widget
     widget.shutdown()
-    qtbot.waitUntil(lambda: not widget.busy and not workers.active_jobs(), timeout=10_000)
+    qtbot.waitUntil(lambda: not widget.busy and not workers.active_jobs(), timeout=WAIT_MS)
 
 
 def test_tree_shows_patients_studies_series(browser: StudyBrowser, db: StudyDatabase) -> None:
@@ -180,17 +181,17 @@ def test_double_click_and_enter_activate_a_series(
     browser.view.scrollTo(index)
     centre = browser.view.visualRect(index).center()
     viewport = browser.view.viewport()
-    with qtbot.waitSignal(browser.seriesActivated, timeout=2000) as blocker:
+    with qtbot.waitSignal(browser.seriesActivated, timeout=WAIT_MS) as blocker:
         # what a real double-click sends: QTest's DClick alone lacks the first press
         qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=centre)
         qtbot.mouseDClick(viewport, Qt.MouseButton.LeftButton, pos=centre)
     assert blocker.args == [brain_id]
     chest_id = _series_id(db, "Chest CT")
-    with qtbot.waitSignal(browser.seriesSelected, timeout=2000) as selected:
+    with qtbot.waitSignal(browser.seriesSelected, timeout=WAIT_MS) as selected:
         browser.view.setCurrentIndex(browser.proxy_index(chest_id))
     assert selected.args == [chest_id]
     browser.view.setFocus()
-    with qtbot.waitSignal(browser.seriesActivated, timeout=2000) as blocker:
+    with qtbot.waitSignal(browser.seriesActivated, timeout=WAIT_MS) as blocker:
         qtbot.keyClick(browser.view, Qt.Key.Key_Return)
     assert blocker.args == [chest_id]
 
@@ -218,7 +219,7 @@ def test_thumbnails_appear_and_are_cached(
     qtbot, browser: StudyBrowser, db: StudyDatabase, tmp_path: Path
 ) -> None:
     ids = browser.series_ids_in_view()
-    qtbot.waitUntil(lambda: all(browser.has_thumbnail(i) for i in ids), timeout=10_000)
+    qtbot.waitUntil(lambda: all(browser.has_thumbnail(i) for i in ids), timeout=WAIT_MS)
     brain = browser.series_item(_series_id(db, "Brain MR"))
     sizes = brain.icon().availableSizes()
     # 20 columns x 0.9 mm wide, 10 rows x 0.7 mm high: 96 x round(96 * 7 / 18)
@@ -226,14 +227,14 @@ def test_thumbnails_appear_and_are_cached(
     cache = ThumbnailCache(tmp_path / "thumbs")
     cached = cache.get(uid(2, 2, 1), 3)
     assert cached is not None and cached.dtype == np.uint8 and cached.shape[1] == 96
-    qtbot.waitUntil(lambda: not browser.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not browser.busy, timeout=WAIT_MS)
 
 
 def test_a_grown_series_gets_a_new_thumbnail(
     qtbot, browser: StudyBrowser, db: StudyDatabase, tmp_path: Path
 ) -> None:
     chest_id = _series_id(db, "Chest CT")
-    qtbot.waitUntil(lambda: browser.has_thumbnail(chest_id), timeout=10_000)
+    qtbot.waitUntil(lambda: browser.has_thumbnail(chest_id), timeout=WAIT_MS)
     bigger = SeriesSpec(
         shape=(6, 16, 12),
         seed=1,
@@ -246,7 +247,7 @@ def test_a_grown_series_gets_a_new_thumbnail(
     browser.refresh()
     item = browser.series_item(chest_id)
     assert item.data(INSTANCES_ROLE) == 10
-    qtbot.waitUntil(lambda: item.data(THUMBNAIL_COUNT_ROLE) == 10, timeout=10_000)
+    qtbot.waitUntil(lambda: item.data(THUMBNAIL_COUNT_ROLE) == 10, timeout=WAIT_MS)
     cache = ThumbnailCache(tmp_path / "thumbs")
     assert cache.get(uid(1, 2, 1), 10) is not None
     assert cache.get(uid(1, 2, 1), 4) is None  # the stale file is gone
@@ -256,7 +257,7 @@ def test_shutdown_cancels_thumbnail_work(qtbot, db: StudyDatabase, tmp_path: Pat
     widget = StudyBrowser(db, ThumbnailCache(tmp_path / "thumbs"))
     qtbot.addWidget(widget)
     widget.close()  # closing shuts the thumbnail queue down
-    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     widget.refresh()  # no new work after shutdown
     assert not widget.busy
 
@@ -269,7 +270,7 @@ def test_an_unreadable_series_fails_once_without_retry(
     widget = StudyBrowser(db, ThumbnailCache(tmp_path / "thumbs"))
     qtbot.addWidget(widget)
     brain_id, chest_id = _series_id(db, "Brain MR"), _series_id(db, "Chest CT")
-    qtbot.waitUntil(lambda: widget.has_thumbnail(chest_id) and not widget.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: widget.has_thumbnail(chest_id) and not widget.busy, timeout=WAIT_MS)
     assert not widget.has_thumbnail(brain_id)
     widget.refresh()
     assert not widget.busy  # a failed series is not tried again until it changes

@@ -23,6 +23,7 @@ from medviewer.ui.findings_widgets import (
     SliceProbabilityPlot,
     significant,
 )
+from tests.waits import WAIT_MS
 
 SEGMENTS = {
     1: Segment(1, "nodule", "#ff0000"),
@@ -138,10 +139,10 @@ def _click_at_x(plot: SliceProbabilityPlot, x: float, button=Qt.MouseButton.Left
 def test_slice_plot_click_emits_nearest_index(qtbot):
     plot = _shown_plot(qtbot)
     # x shows Im numbers: slice index k is drawn at x = k + 1.
-    with qtbot.waitSignal(plot.sliceClicked, timeout=1000) as blocker:
+    with qtbot.waitSignal(plot.sliceClicked, timeout=WAIT_MS) as blocker:
         _click_at_x(plot, 7 + 1)
     assert blocker.args == [7]
-    with qtbot.waitSignal(plot.sliceClicked, timeout=1000) as blocker:
+    with qtbot.waitSignal(plot.sliceClicked, timeout=WAIT_MS) as blocker:
         _click_at_x(plot, 12.3)  # nearest Im 12 = index 11
     assert blocker.args == [11]
 
@@ -236,11 +237,11 @@ def test_table_click_and_enter_emit_the_component(qtbot):
     table.show()
     qtbot.waitExposed(table)
     table.set_rows(ROWS)
-    with qtbot.waitSignal(table.componentActivated, timeout=1000) as blocker:
+    with qtbot.waitSignal(table.componentActivated, timeout=WAIT_MS) as blocker:
         _click_row(qtbot, table, 1)
     assert blocker.args == [ROWS[1]]
     table.setCurrentCell(2, 0)
-    with qtbot.waitSignal(table.componentActivated, timeout=1000) as blocker:
+    with qtbot.waitSignal(table.componentActivated, timeout=WAIT_MS) as blocker:
         qtbot.keyClick(table, Qt.Key.Key_Return)
     assert blocker.args == [ROWS[2]]
 
@@ -256,7 +257,7 @@ def test_table_sorting_keeps_rows_with_their_components(qtbot):
     table.sortItems(1, Qt.SortOrder.DescendingOrder)  # volume, numerically
     assert table.components() == [ROWS[2], ROWS[0], ROWS[1]]
     assert [table.texts(r)[0] for r in range(3)] == ["effusion 1", "nodule 1", "nodule 2"]
-    with qtbot.waitSignal(table.componentActivated, timeout=1000) as blocker:
+    with qtbot.waitSignal(table.componentActivated, timeout=WAIT_MS) as blocker:
         _click_row(qtbot, table, 1)
     assert blocker.args == [ROWS[0]]
     table.sortItems(5, Qt.SortOrder.AscendingOrder)  # slice
@@ -278,7 +279,7 @@ def _controls(qtbot) -> OverlayControls:
 
 def test_overlay_opacity_slider_emits_style(qtbot):
     controls = _controls(qtbot)
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.label_opacity.setValue(80)
     assert blocker.args[0].label_opacity == pytest.approx(0.8)
     assert controls.current_style().label_opacity == pytest.approx(0.8)
@@ -290,10 +291,10 @@ def test_overlay_legend_hides_labels(qtbot):
     assert sorted(controls.legend_boxes) == [1, 2]
     assert controls.legend_boxes[2].text() == "effusion"
     assert not controls.legend_boxes[2].icon().isNull()
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.legend_boxes[2].click()
     assert blocker.args[0].hidden_labels == frozenset({2})
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.legend_boxes[2].click()
     assert blocker.args[0].hidden_labels == frozenset()
 
@@ -326,22 +327,22 @@ def test_overlay_set_style_does_not_emit(qtbot):
 
 def test_overlay_heatmap_controls_emit(qtbot):
     controls = _controls(qtbot)
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.threshold_slider.setValue(45)
     assert blocker.args[0].heatmap_threshold == pytest.approx(0.45)
     assert controls.threshold_text.text() == "0.45"
     assert controls.colorbar.threshold == pytest.approx(0.45)
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.outline_button.click()
     assert blocker.args[0].outline is True
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.show_box.click()
     assert blocker.args[0].visible is False
     assert set(HEATMAP_COLORMAPS) == {"inferno", "turbo", "viridis"}
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.colormap_combo.setCurrentText("turbo")
     assert blocker.args[0].colormap == "turbo"
-    with qtbot.waitSignal(controls.styleChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.styleChanged, timeout=WAIT_MS) as blocker:
         controls.heatmap_opacity.setValue(10)
     assert blocker.args[0] == replace(
         OverlayStyle(),
@@ -357,7 +358,7 @@ def test_overlay_target_class_and_sections(qtbot):
     controls = _controls(qtbot)
     assert controls.target_combo.currentText() == "pneumonia"
     assert not controls.heatmap_section.isHidden() and not controls.label_section.isHidden()
-    with qtbot.waitSignal(controls.targetClassChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(controls.targetClassChanged, timeout=WAIT_MS) as blocker:
         controls.target_combo.setCurrentIndex(0)
     assert blocker.args == ["normal"]
     with qtbot.assertNotEmitted(controls.targetClassChanged):
@@ -385,14 +386,14 @@ def test_edit_tools_are_exclusive_and_uncheckable(qtbot):
     qtbot.addWidget(edit)
     edit.set_segments(SEGMENTS)
     assert edit.tool() == "navigate"
-    with qtbot.waitSignal(edit.toolChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(edit.toolChanged, timeout=WAIT_MS) as blocker:
         edit.brush_button.click()
     assert blocker.args == ["brush"]
-    with qtbot.waitSignal(edit.toolChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(edit.toolChanged, timeout=WAIT_MS) as blocker:
         edit.eraser_button.click()
     assert blocker.args == ["eraser"]
     assert not edit.brush_button.isChecked()
-    with qtbot.waitSignal(edit.toolChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(edit.toolChanged, timeout=WAIT_MS) as blocker:
         edit.eraser_button.click()
     assert blocker.args == ["navigate"]
     with qtbot.assertNotEmitted(edit.toolChanged):
@@ -410,10 +411,10 @@ def test_edit_brush_radius_and_label(qtbot):
     edit.set_segments(SEGMENTS)
     assert [edit.label_combo.itemText(i) for i in range(2)] == ["nodule", "effusion"]
     assert edit.label() == 1
-    with qtbot.waitSignal(edit.brushChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(edit.brushChanged, timeout=WAIT_MS) as blocker:
         edit.radius_box.stepUp()
     assert blocker.args == [pytest.approx(3.5), 1]
-    with qtbot.waitSignal(edit.brushChanged, timeout=1000) as blocker:
+    with qtbot.waitSignal(edit.brushChanged, timeout=WAIT_MS) as blocker:
         edit.label_combo.setCurrentIndex(1)
     assert blocker.args == [pytest.approx(3.5), 2]
     with qtbot.assertNotEmitted(edit.brushChanged):
@@ -427,13 +428,13 @@ def test_edit_undo_redo_and_status(qtbot):
     assert not edit.undo_button.isEnabled() and not edit.redo_button.isEnabled()
     edit.set_undo_state(True, False)
     assert edit.undo_button.isEnabled() and not edit.redo_button.isEnabled()
-    with qtbot.waitSignal(edit.undoRequested, timeout=1000):
+    with qtbot.waitSignal(edit.undoRequested, timeout=WAIT_MS):
         edit.undo_button.click()
     with qtbot.assertNotEmitted(edit.redoRequested):
         edit.redo_button.click()  # disabled
     edit.set_undo_state(False, True)
     assert not edit.undo_button.isEnabled()
-    with qtbot.waitSignal(edit.redoRequested, timeout=1000):
+    with qtbot.waitSignal(edit.redoRequested, timeout=WAIT_MS):
         edit.redo_button.click()
     edit.set_edited("Edited 2026-11-21 10:40 UTC")
     assert edit.edited_label.text() == "Edited 2026-11-21 10:40 UTC"

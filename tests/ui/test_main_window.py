@@ -18,6 +18,7 @@ from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
+from tests.waits import WAIT_MS
 
 SERIES_UID = "1.2.826.0.1.3680043.8.498.77.1"
 
@@ -90,17 +91,17 @@ def window(qtbot, tmp_path: Path):
 def import_and_wait(qtbot, window: MainWindow, paths) -> None:
     window.import_paths([str(p) for p in paths])
     qtbot.waitUntil(
-        lambda: window._import_job is not None and window._import_job.done, timeout=30000
+        lambda: window._import_job is not None and window._import_job.done, timeout=WAIT_MS
     )
-    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=WAIT_MS)
 
 
 def open_and_wait(qtbot, window: MainWindow, series_id: int) -> None:
     window.open_series(series_id)
     view = window.grid.active
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=30000)
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
     qtbot.waitUntil(
-        lambda: not window._loads or all(j.done for j in window._loads.values()), timeout=5000
+        lambda: not window._loads or all(j.done for j in window._loads.values()), timeout=WAIT_MS
     )
 
 
@@ -119,7 +120,7 @@ def test_import_tree_open_by_double_click_and_exact_pixels(qtbot, window, ct_fol
     qtbot.mouseClick(browser.view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     qtbot.mouseDClick(browser.view.viewport(), Qt.MouseButton.LeftButton, pos=centre)
     view = window.grid.active
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=30000)
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
     truth = phantom_spec().values - 1024
     assert np.array_equal(view.volume.array, truth)
     assert view.volume.metadata.series_uid == SERIES_UID
@@ -139,7 +140,7 @@ def test_import_tree_open_by_double_click_and_exact_pixels(qtbot, window, ct_fol
 def wait_for_jobs(qtbot) -> None:
     from medviewer.ui import workers
 
-    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=10000)
+    qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=WAIT_MS)
 
 
 def test_mpr_layout_and_linked_click(qtbot, window, ct_folder) -> None:
@@ -219,7 +220,9 @@ def test_failed_load_shows_a_message_and_keeps_running(qtbot, window, ct_folder)
     victim = sorted(ct_folder.glob("*.dcm"))[3]
     victim.write_bytes(victim.read_bytes()[:400])  # truncated after indexing
     window.open_series(series_id)
-    qtbot.waitUntil(lambda: "Could not open" in window.statusBar().currentMessage(), timeout=20000)
+    qtbot.waitUntil(
+        lambda: "Could not open" in window.statusBar().currentMessage(), timeout=WAIT_MS
+    )
     assert victim.name in window.statusBar().currentMessage()
     wait_for_jobs(qtbot)
     assert window.isVisible()
@@ -265,7 +268,7 @@ def test_event_loop_never_stalls_while_a_300_slice_series_loads(qtbot, window, l
     ticks.clear()
     view = window.grid.active
     window.open_series(only_series_id(window))
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=60000)
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
     wait_for_jobs(qtbot)
     timer.stop()
     load_gap = max(np.diff(ticks))
@@ -344,7 +347,7 @@ def test_opening_paths_opens_their_series_even_when_already_indexed(
     assert window.grid.active.series is None
     window.import_paths([ct_folder], then_open=True)  # unchanged files: nothing new to index
     view = window.grid.active
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=30000)
+    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
     wait_for_jobs(qtbot)
     assert view.volume.metadata.series_uid == SERIES_UID
 

@@ -18,6 +18,7 @@ from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.report_dialog import ReportDialog, ReportDraft
 from medviewer.ui.slice_view import SliceView
 from tests.report.conftest import CT_SPEC, make_cls_result, make_seg_result
+from tests.waits import WAIT_MS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -107,7 +108,7 @@ def _dialog(qtbot, series, results, tmp_path, draft=None) -> ReportDialog:
                           window=(40.0, 400.0))
     qtbot.addWidget(dialog)
     dialog.show()
-    qtbot.waitUntil(lambda: not dialog.rendering, timeout=30_000)
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=WAIT_MS)
     return dialog
 
 
@@ -122,7 +123,7 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
     dialog.impression.setPlainText("Solid nodule, 9 mm.\nFollow-up advised.")
     assert draft.impression.startswith("Solid nodule")
     dialog.kind_checks["key_images_png"].setChecked(True)
-    with qtbot.waitSignal(dialog.exported, timeout=60_000) as done:
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as done:
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     summary = done.args[0]
     out = tmp_path / "out"
@@ -153,7 +154,7 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
     # a second export into the same folder refuses to overwrite, and writes nothing
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     dialog.start_export()
-    qtbot.waitUntil(lambda: "nothing was written" in dialog.status.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "nothing was written" in dialog.status.text(), timeout=WAIT_MS)
     assert "not overwriting" in dialog.status.text()
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
@@ -194,11 +195,11 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     window.show()
     window.import_paths([str(folder)])
     qtbot.waitUntil(lambda: window._import_job is not None and window._import_job.done,
-                    timeout=60_000)
+                    timeout=WAIT_MS)
     (seg_id,) = window.db.series_under([str(folder / "seg")])
     window.open_series(seg_id)
     view = window.grid.active
-    qtbot.waitUntil(lambda: view.overlay.result is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: view.overlay.result is not None, timeout=WAIT_MS)
     shown = view.overlay.result
     assert view.volume.metadata.series_uid == ct_volume.metadata.series_uid
     assert np.array_equal(shown.label_map, seg.label_map)
@@ -218,13 +219,13 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     shown.history.changed_labels = frozenset({3})
     window.ai._labels_edited(shown)
     assert window.export_report() is None and window.ai.measuring(shown.key[0])
-    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=WAIT_MS)
     dialog = window.report_dialog
     exported = dialog.results[0]
     assert exported.statistics[3].voxels == int((shown.label_map == 3).sum())
     assert exported.edited
     assert dialog.isModal() or dialog.windowModality() != Qt.WindowModality.NonModal
-    with qtbot.waitSignal(dialog.destroyed, timeout=5_000):  # closed dialogs are freed
+    with qtbot.waitSignal(dialog.destroyed, timeout=WAIT_MS):  # closed dialogs are freed
         dialog.close()
     assert window.report_dialog is None
     window.close()

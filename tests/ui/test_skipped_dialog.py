@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from medviewer.io.scan import SkippedFile
 from medviewer.ui.skipped_dialog import SkippedFilesDialog
+from tests.waits import WAIT_MS
 
 SKIPPED = [
     SkippedFile("/data/b/report.dcm", "no pixel data (not an image)"),
@@ -51,6 +52,6 @@ def test_single_file_title_and_close(qtbot) -> None:
     assert dialog.windowTitle() == "1 file skipped"
     dialog.show()
     box = dialog.findChild(QDialogButtonBox)
-    with qtbot.waitSignal(dialog.rejected, timeout=2000):
+    with qtbot.waitSignal(dialog.rejected, timeout=WAIT_MS):
         box.button(QDialogButtonBox.StandardButton.Close).click()
     assert not dialog.isVisible()

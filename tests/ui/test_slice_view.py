@@ -24,6 +24,7 @@ from tests.ui.helpers import (
     wheel,
     widget_pos,
 )
+from tests.waits import WAIT_MS
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_number_keys_apply_the_reading_presets(view: SliceView, qtbot) -> None:
 def test_readout_gives_value_and_lps(view: SliceView, qtbot) -> None:
     view.set_index(DISK[0])
     pos = voxel_widget_pos(view, view.volume, (DISK[2], DISK[1], DISK[0]))
-    with qtbot.waitSignal(view.readout) as signal:
+    with qtbot.waitSignal(view.readout, timeout=WAIT_MS) as signal:
         click(view, pos, Qt.MouseButton.NoButton)
     xyz = view.volume.affine @ np.array([DISK[2], DISK[1], DISK[0], 1.0])
     text = signal.args[0]
@@ -358,7 +359,7 @@ def test_cine_loops_through_the_slices(view, qtbot) -> None:
     view.set_index(SHAPE[0] - 2)
     view.play_cine(50)
     assert view.playing
-    qtbot.waitUntil(lambda: view.state.index == 1, timeout=3000)  # wrapped around
+    qtbot.waitUntil(lambda: view.state.index == 1, timeout=WAIT_MS)  # wrapped around
     view.stop_cine()
     assert not view.playing
 
@@ -373,7 +374,7 @@ def test_dropping_a_browser_series_on_a_view(view, qtbot) -> None:
     mime.setData(SERIES_MIME, b"42")
     event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
-    with qtbot.waitSignal(view.seriesDropped) as dropped:
+    with qtbot.waitSignal(view.seriesDropped, timeout=WAIT_MS) as dropped:
         view.dropEvent(event)
     assert dropped.args == [42]
 

@@ -7,6 +7,7 @@ import time
 
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.ui import workers
+from tests.waits import WAIT_MS
 
 
 def test_function_job_returns_in_gui_thread(qtbot) -> None:
@@ -22,7 +23,7 @@ def test_function_job_returns_in_gui_thread(qtbot) -> None:
         seen["callback_thread"] = threading.get_ident()
 
     job = workers.start(task, returned=returned)
-    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    qtbot.waitUntil(lambda: job.done, timeout=WAIT_MS)
     assert seen["value"] == 42
     assert seen["thread"] != gui
     assert seen["callback_thread"] == gui
@@ -37,7 +38,7 @@ def test_generator_job_streams_values(qtbot) -> None:
         return "end"
 
     job = workers.start(task, yielded=got.append, returned=result.append)
-    qtbot.waitUntil(lambda: job.done and bool(result), timeout=5000)
+    qtbot.waitUntil(lambda: job.done and bool(result), timeout=WAIT_MS)
     assert got == [0, 1, 2, 3, 4]
     assert result == ["end"]
 
@@ -50,7 +51,7 @@ def test_errors_reach_errored_not_returned(qtbot) -> None:
         raise LoadError("/x/y.dcm: truncated")
 
     job = workers.start(task, returned=returned.append, errored=errors.append)
-    qtbot.waitUntil(lambda: job.done and bool(errors), timeout=5000)
+    qtbot.waitUntil(lambda: job.done and bool(errors), timeout=WAIT_MS)
     assert isinstance(errors[0], LoadError) and "truncated" in str(errors[0])
     assert returned == []
 
@@ -67,9 +68,9 @@ def test_cancel_stops_a_long_task_without_error(qtbot) -> None:
             steps.append(k)
 
     job = workers.start(task, errored=errors.append)
-    qtbot.waitUntil(lambda: len(steps) > 3, timeout=5000)
+    qtbot.waitUntil(lambda: len(steps) > 3, timeout=WAIT_MS)
     job.cancel()
-    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    qtbot.waitUntil(lambda: job.done, timeout=WAIT_MS)
     assert errors == []
     assert len(steps) < 10_000
     assert workers.active_jobs() == []
@@ -87,7 +88,7 @@ def test_progress_callback_reaches_gui_thread(qtbot) -> None:
     job = workers.start(
         task, progress=lambda done, total: calls.append((done, total, threading.get_ident() == gui))
     )
-    qtbot.waitUntil(lambda: job.done and len(calls) == 3, timeout=5000)
+    qtbot.waitUntil(lambda: job.done and len(calls) == 3, timeout=WAIT_MS)
     assert calls == [(1, 3, True), (2, 3, True), (3, 3, True)]
 
 
@@ -107,11 +108,11 @@ def test_workers_leave_the_warning_filters_alone(qtbot) -> None:
         return 2
 
     jobs = [workers.start(slow), workers.start(quick)]
-    qtbot.waitUntil(lambda: jobs[1].done, timeout=5000)
+    qtbot.waitUntil(lambda: jobs[1].done, timeout=WAIT_MS)
     assert seen == ["True"]  # a running worker did not swap the filters of the others
     assert (list(warnings.filters), warnings.showwarning) == before
     gate.set()
-    qtbot.waitUntil(lambda: jobs[0].done, timeout=5000)
+    qtbot.waitUntil(lambda: jobs[0].done, timeout=WAIT_MS)
     assert (list(warnings.filters), warnings.showwarning) == before
 
 
@@ -129,10 +130,11 @@ def test_a_cancelled_generator_is_closed_in_its_worker_thread(qtbot) -> None:
             log.append(threading.get_ident())
 
     finished: list = []
-    job = workers.start(task, yielded=lambda _v: None, finished=lambda: finished.append(log[:]))
-    qtbot.wait(50)
+    steps: list = []
+    job = workers.start(task, yielded=steps.append, finished=lambda: finished.append(log[:]))
+    qtbot.waitUntil(lambda: bool(steps), timeout=WAIT_MS)  # the generator is running
     job.cancel()
-    qtbot.waitUntil(lambda: job.done and bool(finished), timeout=5000)
+    qtbot.waitUntil(lambda: job.done and bool(finished), timeout=WAIT_MS)
     assert finished == [log] and len(log) == 1 and log[0] != gui
 
 
@@ -147,7 +149,7 @@ def test_a_finished_job_lets_go_of_its_task_and_result(qtbot) -> None:
     ref = weakref.ref(payload)
     job = workers.start(lambda cancel, p=payload: p, returned=lambda _value: None)
     del payload
-    qtbot.waitUntil(lambda: job.done, timeout=5000)
+    qtbot.waitUntil(lambda: job.done, timeout=WAIT_MS)
     qtbot.wait(20)
     gc.collect()
     assert job.worker is None
