@@ -106,7 +106,8 @@ def _add_ai_parsers(sub: Any) -> None:
     infer.add_argument("--sr", help="also write a DICOM SR measurement report to this file")
     infer.add_argument("--impression", default="", help="impression text for the PDF report")
     infer.add_argument("--deidentify", action="store_true",
-                       help="de-identify the PDF/SEG/SR (DICOM PS3.15 basic profile)")
+                       help="de-identify every output: result.json (remapped series UID) and "
+                       "the PDF/SEG/SR (DICOM PS3.15 basic profile, scrubbed impression)")
     infer.add_argument("--overwrite", action="store_true",
                        help="replace existing --pdf/--seg/--sr files")
     models = sub.add_parser("models", help="list, show or add AI models")
@@ -378,8 +379,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
     steps = runner.run(volume, target_class=args.target_class,
                        keep_probabilities=args.probabilities)
     prediction = run_to_end(steps, _ProgressPrinter(sys.stderr))
-    result = write_prediction(prediction, Path(args.out))
-    exported = export_reports(args, volume, prediction)
+    deid = _deidentifier(volume) if args.deidentify else None
+    result = write_prediction(prediction, Path(args.out), deid)
+    exported = export_reports(args, volume, prediction, deid)
     if exported:
         result = {**result, "exported": exported}
     if args.json:
@@ -389,8 +391,23 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> list[str]:
-    """Write ``--pdf``, ``--seg`` and ``--sr`` (all or none); returns the paths written."""
+def _deidentifier(volume: Any) -> Any:
+    """One de-identifier for every output of ``infer --deidentify`` (one pseudonym, one UID
+    mapping), knowing the patient's identifiers before anything is written."""
+    from medviewer.report.content import ReportHeader
+    from medviewer.report.deidentify import Deidentifier
+
+    deid = Deidentifier()
+    deid.learn_header(ReportHeader.of(volume.metadata))
+    return deid
+
+
+def export_reports(
+    args: argparse.Namespace, volume: Any, prediction: Any, deid: Any = None
+) -> list[str]:
+    """Write ``--pdf``, ``--seg`` and ``--sr`` (all or none); returns the paths written.
+
+    `deid`: the :class:`~medviewer.report.deidentify.Deidentifier` of ``--deidentify``."""
     from medviewer.ai.runner import run_to_end
     from medviewer.core.findings import AIResult
     from medviewer.report.content import ReportContent, ReportHeader
@@ -410,7 +427,7 @@ def export_reports(args: argparse.Namespace, volume: Any, prediction: Any) -> li
             for kind, path in targets.items() if path]
     if not plan:
         return []
-    steps = run_export(content, volume.metadata, plan, deidentify=args.deidentify,
+    steps = run_export(content, volume.metadata, plan, deidentifier=deid,
                        overwrite=args.overwrite)
     summary = run_to_end(steps)
     for warning in summary.warnings:
@@ -432,21 +449,24 @@ def _finding_key_images(volume: Any, result: Any) -> list[Any]:
         renderer.close()
 
 
-def write_prediction(prediction: Any, out: Path) -> dict[str, Any]:
+def write_prediction(prediction: Any, out: Path, deid: Any = None) -> dict[str, Any]:
     """Write ``result.json`` and the NIfTI outputs into `out`; all or nothing.
 
     Files are written into a hidden folder beside them and moved in only when every one was
-    written, so a failure leaves `out` as it was.
+    written, so a failure leaves `out` as it was; what killed runs left in `out` is removed
+    first. With `deid` (a Deidentifier), result.json is de-identified with it.
     """
     import shutil
     import tempfile
 
+    from medviewer.report.files import remove_stale_staging, staging_prefix
     from medviewer.report.tabular import write_volume
 
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
+    remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out))
     try:
-        result = prediction.to_json()
+        result = prediction.to_json() if deid is None else deid.document(prediction.to_json())
         arrays = {"labels.nii.gz": prediction.label_map, "heatmap.nii.gz": prediction.heatmap,
                   "probabilities.nii.gz": prediction.probabilities}
         for name, array in arrays.items():

@@ -202,3 +202,100 @@ def test_installed_model_runs_by_id_from_a_fresh_process(tmp_path: Path, oblique
     assert "written:" in infer.stdout
     labels = read_image(out / "labels.nii.gz").array
     np.testing.assert_array_equal(labels, truth.values > 0.5)
+
+
+# -- what a killed run leaves behind ------------------------------------------------------
+
+BLOCKING_RUN = """
+import sys
+from pathlib import Path
+
+from medviewer.report import files, tabular
+
+marker, where = Path(sys.argv[1]), sys.argv[2]
+
+
+def block(*_args):
+    marker.write_text("staged")  # the parent kills this process once it sees the marker
+    sys.stdin.read()  # never returns while the parent holds the pipe open
+
+
+if where == "result":
+    write = tabular.write_volume
+
+    def write_then_block(*args, **kwargs):
+        write(*args, **kwargs)
+        block()
+
+    tabular.write_volume = write_then_block
+else:
+    files.FileBatch.commit = block
+
+from medviewer.cli import main
+
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _staged(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith((".partial-",
+                                                                         ".replaced-")))
+
+
+def _kill_when_staged(tmp_path: Path, where: str, args: list[str]) -> int:
+    """Run infer in a process that stops once its staging is written, kill -9 it there;
+    returns its pid."""
+    import signal
+    import time
+
+    script, marker = tmp_path / "blocking_run.py", tmp_path / "staged.marker"
+    script.write_text(BLOCKING_RUN)
+    errors = tmp_path / "stderr.txt"
+    command = [sys.executable, str(script), str(marker), where, *args]
+    with errors.open("w") as err, subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err
+    ) as process:
+        try:
+            guard = time.monotonic() + 300  # a failure guard only: the marker is the event
+            while not marker.exists():
+                assert process.poll() is None, errors.read_text()
+                assert time.monotonic() < guard, "the run never reached its staging"
+                time.sleep(0.05)
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.kill()
+            process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    return process.pid
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 and pid probing are POSIX")
+@pytest.mark.parametrize("where", ["result", "reports"])
+def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
+    tmp_path: Path, oblique_ct, where: str
+) -> None:
+    from medviewer.report.files import staging_prefix
+
+    folder, truth = oblique_ct
+    model = make_card(tmp_path / "model", ThresholdSegmenter(float(np.median(truth.values))),
+                      dims=3)
+    out, reports = tmp_path / "out", tmp_path / "reports"
+    reports.mkdir()
+    args = ["infer", "--model", str(model.folder), str(folder), "--out", str(out),
+            "--device", "cpu", "--pdf", str(reports / "r.pdf"), "--seg", str(reports / "s.dcm")]
+    pid = _kill_when_staged(tmp_path, where, args)
+    left = out if where == "result" else reports
+    staged = _staged(left)
+    assert staged and all(f"-{pid}-" in name for name in staged)  # what kill -9 left
+    live = left / f"{staging_prefix()}0123456789ab-other.pdf"  # this process: running
+    live.write_bytes(b"in progress")
+    (left / ".unrelated").write_text("mine")
+    assert main(args) == 0
+    assert _staged(left) == [live.name]  # the killed run's staging is gone, nothing else
+    assert (left / ".unrelated").read_text() == "mine"
+    written = {"result": (out, {"labels.nii.gz", "result.json"}),
+               "reports": (reports, {"r.pdf", "s.dcm"})}
+    for kind, (place, names) in written.items():
+        extra = {live.name, ".unrelated"} if kind == where else set()
+        assert {p.name for p in place.iterdir()} == names | extra
+    assert (reports / "r.pdf").read_bytes().startswith(b"%PDF")

@@ -46,6 +46,12 @@ Rules
   Overlay Data, and an overlay without its data is invalid, so the group goes whole) are
   deleted; in the file meta information, the AE titles, presentation addresses and private
   information are deleted, the SOP instance UID remapped; the preamble is zeroed.
+* Free text is scrubbed of the patient's identifiers: every text value the profile keeps (LO,
+  SH, ST, LT, UT, UC, PN), the report's impression, measurement labels and captions, and the
+  strings of the JSON documents. The identifiers are learned from every object de-identified
+  (Patient's Name and its other names, Patient ID and the other IDs, Accession Number, birth
+  date) and from the report's header; see :meth:`Deidentifier.text`. Values of unknown VR
+  (UN: they cannot be read, so not checked) are deleted.
 * Kept on purpose though the table lists them: Encapsulated Document (the caller builds the
   PDF from a de-identified header) and Context Group (Local) Version (versions of a code
   resource, not about the patient). Pixel data, geometry, segment labels and the SR's numeric
@@ -55,9 +61,12 @@ Rules
 from __future__ import annotations
 
 import copy
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import DataElement, empty_value_for_VR
@@ -65,8 +74,10 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary, generate_uid
+from pydicom.valuerep import MAX_VALUE_LEN
 
-from medviewer.report.content import ReportHeader
+from medviewer.core.findings import AIResult
+from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
 
 #: The PS3.15 edition of dicom-anonymizer's table used here.
 PROFILE_DATABASE = "dicomfields_2026c"
@@ -74,6 +85,11 @@ PROFILE_DATABASE = "dicomfields_2026c"
 DUMMY_TEXT = "ANONYMOUS"
 #: De-identification Method (0012,0063), at most 64 characters (LO).
 DEIDENTIFICATION_METHOD = "PS3.15 E.1 Basic Application Confidentiality Profile, medviewer"
+#: What other identifiers (other IDs, accession numbers, birth dates) become in free text.
+REMOVED = "[removed]"
+#: Shorter name parts and IDs are not searched for in free text: an initial or a one- or
+#: two-digit ID would hit ordinary words and numbers.
+MIN_NAME_PART, MIN_ID = 2, 3
 #: DCM code of the profile, for De-identification Method Code Sequence (0012,0064).
 BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
@@ -140,6 +156,12 @@ _SEQUENCE_RULES = {
     "X/D": "delete",
 }
 _BURNED_IN_MODALITIES = frozenset({"US", "XC", "OT", "ES", "SC"})
+#: Value representations of free text, scrubbed of the patient's identifiers when kept.
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+# an identifier is a whole word: no letter or digit right before or after it
+_BEFORE, _AFTER = r"(?<![^\W_])", r"(?![^\W_])"
 
 
 @dataclass(frozen=True)
@@ -246,6 +268,106 @@ def _random_pseudonym() -> str:
     return "ANON-" + secrets.token_hex(4)
 
 
+class _Identifiers:
+    """The patient's identifiers seen so far, and one expression that finds them in text.
+
+    Kinds: ``names`` (words of person names), ``ids`` (Patient ID), ``others`` (other IDs,
+    accession numbers) and ``dates`` (birth dates, ``YYYYMMDD``). Values in `ignore` (the
+    pseudonyms, met again when an object is de-identified twice) are not identifiers.
+    """
+
+    def __init__(self, ignore: Iterable[str] = ()) -> None:
+        self.found: dict[str, set[str]] = {"dates": set(), "ids": set(), "others": set(),
+                                           "names": set()}
+        self.ignore = {v.casefold() for v in ignore}
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, kind: str, values: Iterable[object]) -> None:
+        """Remember the identifiers in `values` (None, empty and multi-values allowed)."""
+        known = self.found[kind]
+        before = len(known)
+        for value in values:
+            for single in _values(value):
+                known.update(p for p in _PARTS[kind](str(single))
+                             if p.casefold() not in self.ignore)
+        if len(known) != before:
+            self._pattern = None
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """One case-insensitive expression with a named group per kind; None when empty."""
+        if self._pattern is None:
+            groups = [f"(?P<{kind}>{_REGEX[kind](sorted(values, key=len, reverse=True))})"
+                      for kind, values in self.found.items() if values]
+            self._pattern = re.compile("|".join(groups), re.IGNORECASE) if groups else None
+        return self._pattern
+
+
+def _name_parts(name: str) -> set[str]:
+    """Family, given and middle names of a DICOM person name (or plain text), word by word,
+    hyphenated names also part by part; prefixes and suffixes (titles) are left out."""
+    parts: set[str] = set()
+    for group in name.split("="):  # alphabetic, ideographic, phonetic
+        for component in group.split("^")[:3]:
+            for word in re.split(r"[\s,]+", component):
+                word = word.strip(".")
+                parts.update({word, *word.split("-")})
+    return {p for p in parts if len(p) >= MIN_NAME_PART and not p.isdigit()}
+
+
+def _id_parts(value: str) -> set[str]:
+    value = value.strip()
+    return {value} if len(value) >= MIN_ID and re.search(r"[^\W_]", value) else set()
+
+
+def _date_parts(value: str) -> set[str]:
+    value = value.strip()
+    valid = re.fullmatch(r"\d{8}", value) and 1 <= int(value[4:6]) <= 12 \
+        and 1 <= int(value[6:8]) <= 31
+    return {value} if valid else set()
+
+
+def _names_regex(names: list[str]) -> str:
+    """A run of name words, in any order, joined by spaces, commas, ``^`` or hyphens."""
+    word = rf"{_BEFORE}(?:{'|'.join(map(re.escape, names))}){_AFTER}"
+    return rf"{word}(?:[\s,^-]+{word})*"
+
+
+def _ids_regex(ids: list[str]) -> str:
+    """Each ID with its punctuation optional (``P-0042/7`` also finds ``p 0042 7``)."""
+    forms = [r"[\W_]?".join(map(re.escape, re.findall(r"[^\W_]+", i))) for i in ids]
+    return rf"{_BEFORE}(?:{'|'.join(forms)}){_AFTER}"
+
+
+def _dates_regex(dates: list[str]) -> str:
+    return rf"{_BEFORE}(?:{'|'.join(_date_forms(d) for d in dates)}){_AFTER}"
+
+
+def _date_forms(date: str) -> str:
+    """`date` (``YYYYMMDD``) written the common ways: 19650313, 1965-03-13, 13.3.1965,
+    13/03/65, 03/13/1965, 13 March 1965, 13th of Mar. 1965, March 13, 1965, 13-Mar-1965."""
+    y, m, d = date[:4], int(date[4:6]), int(date[6:8])
+    month, day = f"0?{m}" if m < 10 else str(m), f"0?{d}" if d < 10 else str(d)
+    year, sep, nth = f"(?:{y}|{y[2:]})", r"\s?[./-]\s?", r"(?:st|nd|rd|th)?"
+    full = _MONTHS[m - 1]
+    name = rf"(?:{full}|{'Sept|Sep' if m == 9 else full[:3]})\.?"
+    return "|".join((
+        date, f"{y}{sep}{month}{sep}{day}", f"{day}{sep}{month}{sep}{year}",
+        f"{month}{sep}{day}{sep}{year}", rf"{day}{nth}\.?[\s-]+(?:of\s+)?{name}[\s,-]+{y}",
+        rf"{name}[\s-]+{day}{nth},?[\s-]+{y}",
+    ))
+
+
+_PARTS = {"names": _name_parts, "ids": _id_parts, "others": _id_parts, "dates": _date_parts}
+_REGEX = {"names": _names_regex, "ids": _ids_regex, "others": _ids_regex,
+          "dates": _dates_regex}
+
+
+def _fit(text: str, vr: str) -> str:
+    """`text` cut to the longest value `vr` allows (a replacement may be longer)."""
+    limit = MAX_VALUE_LEN.get(vr)
+    return text[:limit] if limit else text
+
+
 class Deidentifier:
     """De-identifies the objects of one export consistently (one instance per export).
 
@@ -268,6 +390,99 @@ class Deidentifier:
         self._uids: dict[str, str] = {}
         self._issued: set[str] = set()
         self._table = profile_table()
+        self._known = _Identifiers(
+            {*_name_parts(self.patient_name), self.patient_id, DUMMY_TEXT})
+
+    def learn(self, ds: Dataset) -> None:
+        """Remember the patient's identifiers in `ds`, to scrub them from free text.
+
+        Patient's Name, Other Patient Names, Patient's Birth Name, Patient ID, Other Patient
+        IDs (and their sequence), Accession Number and Patient's Birth Date.
+        :meth:`dataset` learns from every object it is given.
+        """
+        get = ds.get
+        self._known.add("names", [get("PatientName"), get("OtherPatientNames"),
+                                  get("PatientBirthName")])
+        self._known.add("ids", [get("PatientID")])
+        others = [get("OtherPatientIDs"), get("AccessionNumber")]
+        others += [item.get("PatientID") for item in get("OtherPatientIDsSequence") or ()]
+        self._known.add("others", others)
+        self._known.add("dates", [get("PatientBirthDate")])
+
+    def learn_header(self, header: ReportHeader) -> None:
+        """Remember the identifiers of a report's header (name, ID, accession, birth date)."""
+        self._known.add("names", [header.patient_name])
+        self._known.add("ids", [header.patient_id])
+        self._known.add("others", [header.accession_number])
+        self._known.add("dates", [header.patient_birth_date])
+
+    def text(self, value: str) -> str:
+        """`value` with the patient's identifiers learned so far replaced.
+
+        The patient's name, in any order and case, words joined by spaces, commas, ``^`` or
+        hyphens (``Zoë Müller``, ``MÜLLER^ZOË``, ``Müller, Zoë``, a given or family name
+        alone) becomes :attr:`patient_name`; the Patient ID (its punctuation optional)
+        becomes :attr:`patient_id`; other IDs, accession numbers and the birth date in common
+        spellings (``19650313``, ``1965-03-13``, ``13.3.1965``, ``03/13/1965``,
+        ``13 March 1965``, ``Mar 13th, 1965``...) become :data:`REMOVED`. Whole words only;
+        name parts shorter than :data:`MIN_NAME_PART` and IDs shorter than :data:`MIN_ID`
+        characters are not searched for.
+        """
+        pattern = self._known.pattern()
+        if pattern is None or not value:
+            return value
+        return pattern.sub(self._replacement, value)
+
+    def _replacement(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        if kind == "names":
+            return self.patient_name
+        return self.patient_id if kind == "ids" else REMOVED
+
+    def document(self, value: Any, key: str = "") -> Any:
+        """A de-identified copy of a JSON-ready value (``result.json``, ``findings.json``).
+
+        Strings under keys ending in ``uid`` are remapped with :meth:`uid`; every other string
+        (dictionary keys included) is scrubbed with :meth:`text`. `value` is not modified.
+        """
+        if isinstance(value, dict):
+            return {self.text(k) if isinstance(k, str) else k: self.document(v, str(k))
+                    for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.document(v, key) for v in value]
+        if isinstance(value, str):
+            return self.uid(value) if key.lower().endswith("uid") else self.text(value)
+        return value
+
+    def content(self, content: ReportContent) -> ReportContent:
+        """A report's content as a de-identified export shows it.
+
+        The header as :meth:`header` makes it; the impression, measurement texts and labels,
+        key image captions and the models' warnings scrubbed with :meth:`text`; the results'
+        and key images' UIDs remapped. Pixels, numbers and findings are kept.
+        """
+        return replace(
+            content, header=self.header(content.header),
+            results=tuple(self._result(r) for r in content.results),
+            key_images=tuple(self._key_image(k) for k in content.key_images),
+            measurements=tuple(self._measurement(m) for m in content.measurements),
+            impression=self.text(content.impression),
+        )
+
+    def _result(self, result: AIResult) -> AIResult:
+        p = result.prediction
+        return replace(result, prediction=replace(
+            p, series_uid=self.uid(p.series_uid), warnings=tuple(map(self.text, p.warnings))))
+
+    def _key_image(self, key: KeyImage) -> KeyImage:
+        result_key = key.result_key
+        if result_key is not None:
+            result_key = (self.uid(result_key[0]), *result_key[1:])
+        return replace(key, caption=self.text(key.caption), slice_text=self.text(key.slice_text),
+                       source_sop_uid=self.uid(key.source_sop_uid), result_key=result_key)
+
+    def _measurement(self, line: MeasurementLine) -> MeasurementLine:
+        return replace(line, text=self.text(line.text), label=self.text(line.label))
 
     def uid(self, original: str) -> str:
         """The replacement of `original`, the same every time within this instance.
@@ -302,6 +517,7 @@ class Deidentifier:
         pydicom.dataset.Dataset
             Same type as `ds`.
         """
+        self.learn(ds)
         out = copy.deepcopy(ds)
         self._clean(out)
         meta = getattr(out, "file_meta", None)
@@ -317,8 +533,10 @@ class Deidentifier:
 
         Name and ID become the session's, birth date, sex, dates, descriptions, accession
         number and institution are emptied, study and series UIDs remapped with the same map;
-        modality, series number, units, generation time and app version are kept.
+        modality, series number, units, generation time and app version are kept. Its
+        identifiers are learned (:meth:`learn_header`).
         """
+        self.learn_header(header)
         return replace(
             header,
             patient_name=self.patient_name,
@@ -338,7 +556,7 @@ class Deidentifier:
         """De-identify `ds` in place, recursing into the sequences it keeps."""
         _drop_overlays(ds)
         for tag in list(ds.keys()):
-            if tag.is_private or tag.element == 0:
+            if tag.is_private or tag.element == 0 or ds[tag].VR == "UN":
                 del ds[tag]
                 continue
             elem = ds[tag]
@@ -379,6 +597,15 @@ class Deidentifier:
         elif operation == "recurse":
             for item in elem.value:
                 self._clean(item)
+        elif elem.VR in _TEXT_VRS:  # kept: scrubbed
+            self._scrub(elem)
+
+    def _scrub(self, elem: DataElement) -> None:
+        """Replace the patient's identifiers in a text value (cut to what its VR allows)."""
+        values = [str(v) for v in _values(elem.value)]
+        scrubbed = [_fit(self.text(v), elem.VR) for v in values]
+        if scrubbed != values:
+            elem.value = scrubbed if len(scrubbed) > 1 else scrubbed[0]
 
     def _remap(self, elem: DataElement) -> None:
         if isinstance(elem.value, MultiValue | list | tuple):
@@ -392,6 +619,8 @@ class Deidentifier:
                 del meta[tag]
             elif meta[tag].VR == "UI" and not _is_kept_uid(tag):
                 self._remap(meta[tag])
+            elif meta[tag].VR in _TEXT_VRS:
+                self._scrub(meta[tag])
 
     def _mark(self, ds: Dataset) -> None:
         """Add the patient's pseudonym and the de-identification attributes at the top."""

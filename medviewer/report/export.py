@@ -21,6 +21,7 @@ from medviewer.core.findings import AIResult, ResultKey
 from medviewer.core.volume import VolumeMetadata
 from medviewer.report import tabular
 from medviewer.report.content import KeyImage, ReportContent
+from medviewer.report.deidentify import Deidentifier, burned_in_text_warning
 from medviewer.report.files import FileBatch
 from medviewer.report.sources import SourceImages, read_source_images
 
@@ -166,6 +167,7 @@ def run_export(
     overwrite: bool = False,
     patient_name: str = "ANONYMOUS",
     patient_id: str | None = None,
+    deidentifier: Deidentifier | None = None,
 ) -> Iterator[ExportProgress]:
     """Write `plan` (a generator: run it in a worker; returns an :class:`ExportSummary`).
 
@@ -181,7 +183,12 @@ def run_export(
     deidentify : bool
         Apply the DICOM PS3.15 basic profile to everything written, with one UID mapping for
         the whole export (references keep resolving) and `patient_name` / `patient_id`
-        (default: a random pseudonym) in place of the patient's.
+        (default: a random pseudonym) in place of the patient's. The PDF, CSV and JSON carry
+        the same pseudonym and remapped UIDs, and their free text (impression, labels,
+        captions) is scrubbed of the patient's name, IDs and birth date.
+    deidentifier : Deidentifier, optional
+        The de-identifier to use (implies `deidentify`), for a caller that writes other files
+        with the same pseudonym and UID mapping (``medviewer infer``'s result.json).
     overwrite : bool
         Replace existing files (otherwise :class:`~medviewer.report.files.ExportExistsError`
         before anything is written).
@@ -192,10 +199,12 @@ def run_export(
         Nothing is left written when any is raised.
     """
     kinds = {p.kind for p in plan}
-    if "source_copies" in kinds and not deidentify:
+    if deidentify and deidentifier is None:
+        deidentifier = Deidentifier(patient_name=patient_name, patient_id=patient_id)
+    if "source_copies" in kinds and deidentifier is None:
         raise ValueError("copies of the source images are only exported de-identified")
     batch = FileBatch([p.path for p in plan], overwrite=overwrite)
-    writer = _Writer(content, metadata, batch, deidentify, patient_name, patient_id)
+    writer = _Writer(content, metadata, batch, deidentifier)
     try:
         yield from writer.write(plan)
         batch.commit()
@@ -208,14 +217,13 @@ def run_export(
 class _Writer:
     """One export's state: sources, the de-identifier, the objects made so far."""
 
-    def __init__(self, content, metadata, batch, deidentify, patient_name, patient_id):
-        from medviewer.report.deidentify import Deidentifier
-
+    def __init__(self, content, metadata, batch, deid: Deidentifier | None):
         self.content = content
         self.metadata = metadata
         self.batch = batch
-        self.deid = Deidentifier(patient_name=patient_name, patient_id=patient_id) \
-            if deidentify else None
+        self.deid = deid
+        if deid is not None:  # known before any text is scrubbed
+            deid.learn_header(content.header)
         self.sources: SourceImages | None = None
         self.segs: dict[ResultKey, Dataset] = {}
         self.pdf: bytes | None = None
@@ -250,6 +258,9 @@ class _Writer:
             if required:
                 raise
             return
+        if self.deid is not None:
+            for dataset in self.sources.datasets:
+                self.deid.learn(dataset)
         institution = str(self.sources.first.get("InstitutionName", "") or "")
         if institution and not self.content.header.institution:
             header = replace(self.content.header, institution=institution)
@@ -257,8 +268,6 @@ class _Writer:
         self._check_burned_in()
 
     def _check_burned_in(self) -> None:
-        from medviewer.report.deidentify import burned_in_text_warning
-
         if self.deid is None or self.sources is None:
             return
         first = self.sources.first
@@ -272,15 +281,10 @@ class _Writer:
     # -- what is written -----------------------------------------------------------------
 
     def shown_content(self) -> ReportContent:
-        """The content with the header (and result UIDs) de-identified when asked."""
+        """The content, de-identified when asked (:meth:`Deidentifier.content`)."""
         if self.deid is None:
             return self.content
-        uid = self.deid.uid
-        results = tuple(
-            replace(r, prediction=replace(r.prediction, series_uid=uid(r.prediction.series_uid)))
-            for r in self.content.results
-        )
-        return replace(self.content, header=self.deid.header(self.content.header), results=results)
+        return self.deid.content(self.content)
 
     def pdf_bytes(self) -> bytes:
         if self.pdf is None:
@@ -335,9 +339,12 @@ def _write_csv(w: _Writer, p: PlannedFile) -> None:
 
 def _write_json(w: _Writer, p: PlannedFile) -> None:
     root = p.path.parent
-    files = [str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
-             for f in w.batch.targets]
-    w.batch.write_bytes(p.path, tabular.findings_json(w.shown_content(), files))
+    files = [f.relative_to(root).as_posix() if f.is_relative_to(root)
+             else (f.name if w.deid is not None else str(f)) for f in w.batch.targets]
+    document = tabular.findings_document(w.shown_content(), files)
+    if w.deid is not None:
+        document = w.deid.document(document)
+    w.batch.write_bytes(p.path, tabular.json_bytes(document))
 
 
 def _write_seg(w: _Writer, p: PlannedFile) -> None:

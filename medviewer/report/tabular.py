@@ -81,11 +81,21 @@ def _component_row(stats: SegmentStats, c: ComponentStats, units: str) -> dict[s
 
 def findings_json(content: ReportContent, files: list[str] | None = None) -> bytes:
     """Header, impression, measurements, key images and every result with its components."""
+    return json_bytes(findings_document(content, files))
+
+
+def findings_document(content: ReportContent, files: list[str] | None = None) -> dict[str, Any]:
+    """The object :func:`findings_json` writes (`files`: the export's files, when given)."""
     document = content.to_json()
     document["results"] = [result_json(r) for r in content.results]
     document["disclaimers"] = content.disclaimers()
     if files is not None:
         document["files"] = files
+    return document
+
+
+def json_bytes(document: Any) -> bytes:
+    """`document` as indented UTF-8 JSON."""
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
 
 

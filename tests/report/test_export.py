@@ -249,3 +249,17 @@ def test_a_series_read_from_a_zip_archive_exports(tmp_path, report_content):
     copies = list((out / "source").iterdir())
     assert len(copies) == len(written.paths)
     assert dciodvfy_report(out / "dicom" / "SEG_test-seg-1.2.0.dcm").errors == ()
+
+
+def test_a_deidentified_json_names_files_outside_its_folder_by_name_only(
+    tmp_path, ct_volume, report_content
+):
+    private = tmp_path / "TESTPERSON_ALICE"  # a folder the user named after the patient
+    plan = [ex.PlannedFile("json", tmp_path / "json" / "findings.json"),
+            ex.PlannedFile("pdf", private / "report.pdf")]
+    run(report_content, ct_volume.metadata, plan, deidentify=True)
+    document = json.loads((tmp_path / "json" / "findings.json").read_text())
+    assert document["files"] == ["findings.json", "report.pdf"]
+    run(report_content, ct_volume.metadata, plan, overwrite=True)
+    document = json.loads((tmp_path / "json" / "findings.json").read_text())
+    assert document["files"] == ["findings.json", str(private / "report.pdf")]

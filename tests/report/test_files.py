@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
+from medviewer.report import files
 from medviewer.report.files import ExportExistsError, FileBatch
 
 
@@ -84,3 +87,104 @@ def test_a_folder_in_the_way_is_refused(tmp_path):
     (tmp_path / "report.pdf").mkdir()
     with pytest.raises(IsADirectoryError):
         FileBatch([tmp_path / "report.pdf"], overwrite=True)
+
+
+# -- what killed runs leave behind ---------------------------------------------------------
+
+DAY_S = 24 * 3600
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def age(path, seconds: float) -> None:
+    """Make `path` look `seconds` old (its modification time, not the clock, is what counts)."""
+    stamp = path.lstat().st_mtime - seconds
+    os.utime(path, (stamp, stamp), follow_symlinks=False)
+
+
+def stale_layout(folder, dead: int) -> dict[str, set[str]]:
+    """Staging entries as killed, live, foreign and legacy runs leave them, and unrelated
+    hidden files; returns the names that must go and those that must stay."""
+    host = files._host_tag()
+    other = "0" * 8 if host != "0" * 8 else "f" * 8
+    token = "0123456789ab"
+    folder.mkdir(exist_ok=True)
+
+    def make(name: str, kind: str = "file", old: bool = False) -> str:
+        path = folder / name
+        if kind == "folder":
+            path.mkdir()
+            (path / "labels.nii.gz").write_bytes(b"half written")
+        else:
+            path.write_bytes(b"half written")
+        if old:
+            age(path, 2 * DAY_S)
+        return name
+
+    gone = {
+        make(f".partial-{host}-{dead}-{token}-report.pdf"),  # killed run, this machine
+        make(f".partial-{host}-{dead}-k3j_x9z0", "folder"),  # killed medviewer infer
+        make(f".replaced-{host}-{dead}-{token}-a.txt"),  # a.txt is in place: the old copy goes
+        make(f".partial-{other}-{dead}-{token}-e.pdf", old=True),  # another machine, a day old
+        make(f".partial-{host}-{os.getpid()}-{token}-f.pdf", old=True),  # pid reused since
+        make(f".partial-{token}-g.pdf", old=True),  # before pids were in the names
+        make(".partial-abcd_123", "folder", old=True),
+    }
+    (folder / "a.txt").write_text("new a")
+    make(f".replaced-{host}-{dead}-{token}-b.txt")  # b.txt missing: put back as b.txt
+    kept = {
+        "a.txt", "b.txt",
+        make(f".partial-{host}-{os.getpid()}-{token}-c.pdf"),  # a live run (this test)
+        make(f".partial-{other}-{dead}-{token}-d.pdf"),  # another machine, recent
+        make(f".partial-{token}-h.pdf"),  # legacy, recent
+        make(".partial-notes.txt", old=True),  # not a staging name
+        make(".hidden-settings", old=True),
+        make(f".partial-{host}-{dead}-{token}", old=True),  # a file where a folder would be
+        make(f".partial-{host}-{dead}-{token}-x.pdf", "folder", old=True),  # a folder, named
+        make("report.pdf", old=True),
+    }
+    return {"gone": gone, "kept": kept}
+
+
+def test_a_new_batch_removes_only_what_dead_runs_left(tmp_path):
+    dead = dead_pid()
+    expected = stale_layout(tmp_path, dead)
+    inner = tmp_path / "sub"
+    inner.mkdir()
+    (inner / f".partial-{files._host_tag()}-{dead}-0123456789ab-z.pdf").write_bytes(b"x")
+    batch = FileBatch([tmp_path / "new.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(expected["kept"] | {"sub"})
+    assert (tmp_path / "b.txt").read_bytes() == b"half written"  # the set-aside original
+    assert (tmp_path / "a.txt").read_text() == "new a"
+    assert len(list(inner.iterdir())) == 1  # not a folder this batch writes into
+    batch.write_bytes(tmp_path / "new.txt", b"n")
+    batch.commit()
+    assert (tmp_path / "new.txt").read_bytes() == b"n"
+
+
+def test_remove_stale_staging_says_what_it_removed(tmp_path):
+    dead = dead_pid()
+    expected = stale_layout(tmp_path, dead)
+    removed = files.remove_stale_staging(tmp_path)
+    put_back = f".replaced-{files._host_tag()}-{dead}-0123456789ab-b.txt"
+    assert sorted(p.name for p in removed) == sorted(expected["gone"] | {put_back})
+    assert files.remove_stale_staging(tmp_path) == []  # nothing stale is left
+    assert files.remove_stale_staging(tmp_path / "missing") == []
+
+
+def test_staging_names_carry_the_machine_and_the_process(tmp_path):
+    target = tmp_path / "a.txt"
+    first = FileBatch([target])
+    temp = first.temporary(target)
+    assert temp.name.startswith(files.staging_prefix()) and temp.name.endswith("-a.txt")
+    assert f"-{os.getpid()}-" in temp.name and temp.name.startswith(".partial-")
+    temp.write_bytes(b"first")
+    FileBatch([tmp_path / "b.txt"])  # a second export into the folder, same live process
+    assert temp.read_bytes() == b"first"
+    assert first.commit() == [target]
+    assert target.read_bytes() == b"first"
