@@ -339,6 +339,8 @@ class AIController(QObject):
     def shutdown(self) -> None:
         """Cancel every AI job (the window is closing); then call :meth:`flush`."""
         self.jobs.cancel_all()
+        # a warm-up whose timer has not fired yet must not start after the window has closed
+        self._devices_asked = True
         if self._warm_up is not None:
             # its answer would reach a panel that is about to be deleted
             self._warm_up.cancel()
