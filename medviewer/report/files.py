@@ -201,9 +201,9 @@ def remove_stale_staging(folder: str | os.PathLike[str]) -> list[Path]:
         return []
     cleaned = []
     for entry in entries:
-        target = _stale_target(entry)
-        if target is not None:
-            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            target = _stale_target(entry)
+            if target is not None:
                 _clear(entry, target)
                 cleaned.append(entry)
     return cleaned
