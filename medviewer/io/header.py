@@ -328,10 +328,9 @@ def source_of(path: str, member: str = "") -> str | io.BytesIO:
     """What pydicom should read: the path, or the bytes of a zip archive's member."""
     if not member:
         return path
-    import zipfile
+    from medviewer.io.archive import read_member  # bounded, checked; the archive opened once
 
-    with zipfile.ZipFile(path) as archive:
-        return io.BytesIO(archive.read(member))
+    return io.BytesIO(read_member(path, member))
 
 
 def split_location(location: str) -> tuple[str, str]:
@@ -367,7 +366,18 @@ def read_location(location: str, stop_before_pixels: bool = False) -> Any:
 
 
 def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
-    return io.BytesIO(data) if data is not None else open(path, "rb")
+    """The bytes to parse; a path is opened only when it is a regular file (never blocks on
+    a named pipe, never reads a device such as /dev/zero)."""
+    import stat
+
+    if data is not None:
+        return io.BytesIO(data)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SkipFile("not a regular file (a named pipe, device or socket)")
+    os.set_blocking(fd, True)
+    return open(fd, "rb")
 
 
 def _looks_like_dicom(ds: Any) -> bool:
