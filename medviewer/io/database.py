@@ -21,6 +21,7 @@ from pathlib import Path
 
 from medviewer.core.errors import CancelledError, DatabaseError
 from medviewer.core.measurements import Measurement
+from medviewer.io import archive as zips
 from medviewer.io.header import InstanceRecord
 from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_all
 
@@ -104,7 +105,11 @@ class StudyDatabase:
             conn = self.connection()
             conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except (sqlite3.DatabaseError, OSError) as exc:
+        except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc):
+                raise self._disk_full(exc) from None
+            raise DatabaseError(f"{self.path}: not a usable study database: {exc}") from None
+        except OSError as exc:
             raise DatabaseError(f"{self.path}: not a usable study database: {exc}") from None
 
     # -- connections ------------------------------------------------------------------
@@ -126,10 +131,22 @@ class StudyDatabase:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+
+    def _disk_full(self, exc: sqlite3.Error) -> DatabaseError:
+        return DatabaseError(
+            f"{self.path}: the disk is full (SQLite: {exc}): the study database could not "
+            "grow. What was imported before is kept; free some disk space and import again."
+        )
+
+    def _write_error(self, exc: sqlite3.Error) -> DatabaseError:
+        if is_disk_full(exc):
+            return self._disk_full(exc)
+        return DatabaseError(f"{self.path}: cannot write to the study database: {exc}")
 
     def close(self) -> None:
         """Close this thread's connection."""
@@ -161,9 +178,23 @@ class StudyDatabase:
         cancel : callable, optional
             Polled between batches; True raises CancelledError (committed batches stay).
         """
+        try:
+            return self._import(absolute_paths(paths), batch_size, progress, cancel)
+        except sqlite3.Error as exc:  # nothing of the batch in flight is kept
+            raise self._write_error(exc) from None
+        finally:
+            zips.release()
+
+    def _import(
+        self,
+        paths: list[str],
+        batch_size: int,
+        progress: Callable[[int, int], None] | None,
+        cancel: Callable[[], bool] | None,
+    ) -> ImportReport:
         report = ImportReport()
         # Absolute paths: the index must still work from another working directory.
-        candidates = list(iter_candidates(absolute_paths(paths), report.skipped))
+        candidates = list(iter_candidates(paths, report.skipped))
         known = self._known_stats()
         todo = [c for c in candidates if not self._unchanged(c, known)]
         report.unchanged = len(candidates) - len(todo)
@@ -174,7 +205,7 @@ class StudyDatabase:
             if cancel is not None and cancel():
                 raise CancelledError("import cancelled")
             batch = [indexable(item) for item in read_all(todo[start : start + batch_size])]
-            self._store(batch, todo[start : start + batch_size])
+            batch = self._store(batch, todo[start : start + batch_size])
             report.read += len(batch)
             report.skipped.extend(item for item in batch if isinstance(item, SkippedFile))
             if progress is not None:
@@ -187,7 +218,9 @@ class StudyDatabase:
             "SELECT path, member, file_size, mtime_ns, 0 FROM instances "
             "UNION ALL SELECT path, member, file_size, mtime_ns, 1 FROM skipped"
         )
-        return {(p, m): (size, mtime, bool(skip)) for p, m, size, mtime, skip in rows}
+        return {
+            (from_db(p), from_db(m)): (size, mtime, bool(skip)) for p, m, size, mtime, skip in rows
+        }
 
     @staticmethod
     def _stat(candidate: Candidate) -> tuple[int, int] | None:
@@ -215,7 +248,7 @@ class StudyDatabase:
             self.connection()
             .execute(
                 "SELECT reason FROM skipped WHERE path=? AND member=?",
-                (candidate.path, candidate.member),
+                (to_db(candidate.path), to_db(candidate.member)),
             )
             .fetchone()
         )
@@ -223,20 +256,44 @@ class StudyDatabase:
 
     def _store(
         self, batch: Sequence[InstanceRecord | SkippedFile], candidates: Sequence[Candidate]
-    ) -> None:
+    ) -> list[InstanceRecord | SkippedFile]:
+        """Store a batch in one transaction; returns what was stored (a record that could not
+        be stored is replaced by the reason)."""
         with self._transaction() as conn:
-            for item, candidate in zip(batch, candidates, strict=True):
-                key = (candidate.path, candidate.member)
-                conn.execute("DELETE FROM instances WHERE path=? AND member=?", key)
-                conn.execute("DELETE FROM skipped WHERE path=? AND member=?", key)
-                if isinstance(item, SkippedFile):
-                    stat = self._stat(candidate) or (None, None)
-                    conn.execute(
-                        "INSERT INTO skipped VALUES (?,?,?,?,?)", (*key, item.reason, *stat)
-                    )
-                else:
-                    self._insert_instance(conn, item)
+            stored = [
+                self._store_one(conn, item, candidate)
+                for item, candidate in zip(batch, candidates, strict=True)
+            ]
             _prune_empty(conn)
+        return stored
+
+    def _store_one(
+        self, conn: sqlite3.Connection, item: InstanceRecord | SkippedFile, candidate: Candidate
+    ) -> InstanceRecord | SkippedFile:
+        """Store one file; if its record cannot be stored, store why instead (the others of
+        the batch are kept: one odd file never rolls back its neighbours)."""
+        conn.execute("SAVEPOINT one_file")
+        try:
+            self._write_one(conn, item, candidate)
+        except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError) as exc:
+            conn.execute("ROLLBACK TO one_file")
+            reason = f"cannot be indexed: {type(exc).__name__}: {exc}"
+            item = SkippedFile(candidate.location, reason)
+            self._write_one(conn, item, candidate)
+        conn.execute("RELEASE one_file")
+        return item
+
+    def _write_one(
+        self, conn: sqlite3.Connection, item: InstanceRecord | SkippedFile, candidate: Candidate
+    ) -> None:
+        key = (to_db(candidate.path), to_db(candidate.member))
+        conn.execute("DELETE FROM instances WHERE path=? AND member=?", key)
+        conn.execute("DELETE FROM skipped WHERE path=? AND member=?", key)
+        if isinstance(item, SkippedFile):
+            stat = self._stat(candidate) or (None, None)
+            conn.execute("INSERT INTO skipped VALUES (?,?,?,?,?)", (*key, item.reason, *stat))
+        else:
+            self._insert_instance(conn, item)
 
     def _insert_instance(self, conn: sqlite3.Connection, record: InstanceRecord) -> None:
         series_ref = self._series_ref(conn, record)
@@ -245,8 +302,8 @@ class StudyDatabase:
             "instance_number, position, orientation, rows, columns, frames, transfer_syntax, "
             "file_size, mtime_ns, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                record.path,
-                record.member,
+                to_db(record.path),
+                to_db(record.member),
                 series_ref,
                 record.sop_instance_uid,
                 record.sop_class_uid,
@@ -346,11 +403,13 @@ class StudyDatabase:
         """Ids of the series with an instance in one of `paths` (files, or folders at any depth)."""
         found: set[int] = set()
         for path in absolute_paths(paths):
-            prefix = path.rstrip(os.sep) + os.sep
+            # Compared as bytes: paths that are not valid UTF-8 are stored as their bytes.
+            exact = os.fsencode(path)
+            prefix = os.fsencode(path.rstrip(os.sep) + os.sep)
             rows = self.connection().execute(
-                "SELECT DISTINCT series_ref FROM instances WHERE path = ? "
-                "OR substr(path, 1, ?) = ?",
-                (path, len(prefix), prefix),
+                "SELECT DISTINCT series_ref FROM instances WHERE CAST(path AS BLOB) = ? "
+                "OR substr(CAST(path AS BLOB), 1, ?) = ?",
+                (exact, len(prefix), prefix),
             )
             found.update(int(row[0]) for row in rows)
         return sorted(found)
@@ -371,7 +430,8 @@ class StudyDatabase:
         ).fetchone()
         if row is None:
             return ""
-        return f"{row[0]}::{row[1]}" if row[1] else str(row[0])
+        path, member = from_db(row[0]), from_db(row[1])
+        return f"{path}::{member}" if member else path
 
     def series_id_of(self, series_uid: str) -> int | None:
         """Id of the series with this Series Instance UID, None when it is not indexed."""
@@ -393,7 +453,8 @@ class StudyDatabase:
     def skipped(self) -> list[SkippedFile]:
         """Every file the imports could not use, with the reason."""
         rows = self.connection().execute("SELECT path, member, reason FROM skipped ORDER BY path")
-        return [SkippedFile(f"{p}::{m}" if m else p, reason) for p, m, reason in rows]
+        found = [(from_db(p), from_db(m), reason) for p, m, reason in rows]
+        return [SkippedFile(f"{p}::{m}" if m else p, reason) for p, m, reason in found]
 
     # -- measurements -----------------------------------------------------------------
 
@@ -459,6 +520,31 @@ class StudyDatabase:
 def absolute_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     """The paths made absolute (not resolved: symlinked folders keep their names)."""
     return [os.path.abspath(os.fspath(p)) for p in paths]
+
+
+def to_db(path: str) -> str | bytes:
+    """A path as the database stores it: text, or its bytes when the name is not valid UTF-8
+    (e.g. ``b"\\xff.dcm"`` on Linux: Python gives it as ``"\\udcff.dcm"``, SQLite text cannot
+    hold it). :func:`from_db` gives the same ``str`` back, so the file opens again."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return os.fsencode(path)
+        except UnicodeEncodeError:  # not a name the file system gave: keep it, escaped
+            return path.encode("utf-8", "surrogatepass")
+    return path
+
+
+def from_db(value: str | bytes) -> str:
+    """Inverse of :func:`to_db`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether SQLite failed because the disk (or the database's size limit) is full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
 
 
 def indexable(item: InstanceRecord | SkippedFile) -> InstanceRecord | SkippedFile:

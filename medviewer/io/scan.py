@@ -7,15 +7,25 @@ reason and the scan goes on.
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from medviewer.core.errors import CancelledError
-from medviewer.io.header import InstanceRecord, SkipFile, read_header
+from medviewer.io import archive as zips
+from medviewer.io.header import InstanceRecord, SkipFile, check_usable, read_header
 
 DICOMDIR_NAME = "DICOMDIR"
+MAX_DICOMDIR_BYTES = 256 * 1024**2  # pydicom reads a DICOMDIR whole; real ones are < 50 MB
+FILE_KINDS = (
+    (stat.S_ISFIFO, "named pipe"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "folder"),
+)
 PARALLEL_SCAN_MIN = 512  # below this, starting worker processes costs more than it saves
 SCAN_CHUNK = 128
 
@@ -61,10 +71,31 @@ def iter_candidates(
         path = os.fspath(raw)
         if os.path.isdir(path):
             yield from _walk(path, skipped)
-        elif os.path.isfile(path):
+        elif os.path.lexists(path):
             yield from _expand_file(path, skipped)
         else:
             skipped.append(SkippedFile(path, "no such file or folder"))
+
+
+def not_regular_reason(path: str) -> str:
+    """Why `path` (links followed) is not a regular file that can be read ('' when it is).
+
+    Named pipes block a reader forever and devices such as ``/dev/zero`` never end, so
+    nothing but regular files is ever opened.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            return f"broken link: {os.readlink(path)} does not exist"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in FILE_KINDS if test(mode)), "special file")
+    reason = f"not a regular file: {kind}"
+    if os.path.islink(path):
+        reason += f" (the link leads to {os.path.realpath(path)})"
+    return reason
 
 
 def _walk(folder: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
@@ -82,36 +113,67 @@ def _walk(folder: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
 
 
 def _expand_file(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
-    if os.path.basename(path).upper() == DICOMDIR_NAME:
+    reason = not_regular_reason(path)  # before anything opens it: a pipe would block
+    if reason:
+        skipped.append(SkippedFile(path, reason))
+    elif os.path.basename(path).upper() == DICOMDIR_NAME:
         yield from _dicomdir(path, skipped)
     elif path.lower().endswith(".zip") and zipfile.is_zipfile(path):
         yield from _zip_members(path, skipped)
+    elif path.lower().endswith(".zip") and _starts_like_zip(path):
+        skipped.append(
+            SkippedFile(
+                path,
+                "unreadable zip archive: its directory is missing (a truncated or damaged copy?)",
+            )
+        )
     else:
         yield Candidate(path)
 
 
+def _starts_like_zip(path: str) -> bool:
+    with open(path, "rb") as fp:
+        return fp.read(4) == b"PK\x03\x04"
+
+
 def _dicomdir(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
-    """The files a DICOMDIR references (Referenced File ID of its directory records)."""
+    """The files a DICOMDIR references (Referenced File ID of its directory records),
+    refusing any that lie outside the DICOMDIR's folder or are not regular files."""
     import pydicom
 
     root = os.path.dirname(path)
     try:
+        if os.path.getsize(path) > MAX_DICOMDIR_BYTES:
+            raise ValueError(f"larger than {MAX_DICOMDIR_BYTES // 1024**2} MB")
         records = pydicom.dcmread(path).DirectoryRecordSequence
         file_ids = [r.ReferencedFileID for r in records if "ReferencedFileID" in r]
     except Exception as exc:  # noqa: BLE001 - any failure: report the DICOMDIR, go on
         skipped.append(SkippedFile(path, f"unreadable DICOMDIR: {type(exc).__name__}: {exc}"))
         return
+    real_root = os.path.realpath(root)
     for file_id in file_ids:
-        parts = [file_id] if isinstance(file_id, str) else list(file_id)
-        yield Candidate(os.path.join(root, *parts))
+        parts = [file_id] if isinstance(file_id, str) else [str(p) for p in file_id]
+        target = os.path.join(root, *parts)
+        reason = not_regular_reason(target) or _outside_reason(target, real_root)
+        if reason:
+            skipped.append(SkippedFile(target, f"referenced by {path}: {reason}"))
+        else:
+            yield Candidate(target)
+
+
+def _outside_reason(target: str, real_root: str) -> str:
+    """Why a DICOMDIR's reference is refused because it leaves the DICOMDIR's folder."""
+    real = os.path.realpath(target)
+    if os.path.commonpath([real, real_root]) == real_root:
+        return ""
+    return f"refused: the file lies outside the DICOMDIR's folder (it resolves to {real})"
 
 
 def _zip_members(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [i.filename for i in archive.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        skipped.append(SkippedFile(path, f"unreadable zip archive: {exc}"))
+        names = [i.filename for i in zips.open_archive(path).infolist() if not i.is_dir()]
+    except zips.ArchiveError as exc:
+        skipped.append(SkippedFile(path, exc.reason))
         return
     for name in names:
         if Path(name).name.upper() != DICOMDIR_NAME:
@@ -119,17 +181,52 @@ def _zip_members(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
 
 
 def read_candidate(candidate: Candidate) -> InstanceRecord | SkippedFile:
-    """Read one candidate's header; a :class:`SkippedFile` says why it is unusable."""
+    """Read one candidate's header; a :class:`SkippedFile` says why it is unusable.
+
+    Only regular files are opened; zip members are streamed and bounded (see
+    :mod:`medviewer.io.archive`); any failure of one file is reported, never raised.
+    """
     try:
+        reason = not_regular_reason(candidate.path)
+        if reason:
+            return SkippedFile(candidate.location, reason)
         if candidate.member:
-            with zipfile.ZipFile(candidate.path) as archive:
-                data = archive.read(candidate.member)
-            return read_header(candidate.path, candidate.member, data)
+            return read_member_header(candidate.path, candidate.member)
         return read_header(candidate.path)
     except SkipFile as exc:
         return SkippedFile(candidate.location, str(exc))
-    except (OSError, zipfile.BadZipFile) as exc:
+    except zips.ArchiveError as exc:
+        return SkippedFile(candidate.location, exc.reason)
+    except OSError as exc:
         return SkippedFile(candidate.location, f"cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - one odd file must not end the scan of the others
+        return SkippedFile(candidate.location, f"cannot read: {type(exc).__name__}: {exc}")
+
+
+def read_member_header(path: str, member: str) -> InstanceRecord:
+    """Read the header of a zip member, streaming it: the header from its first chunk,
+    the rest only counted and checked (CRC), never held whole, unless the fast parser
+    declines and pydicom needs the whole (bounded) member.
+
+    Raises
+    ------
+    SkipFile, medviewer.io.archive.ArchiveError
+        With the reason the member cannot be used.
+    """
+    from medviewer.io.fastheader import parse_fast
+
+    archive = zips.open_archive(path)
+    info = zips.member_info(archive, member)
+    chunks = zips.iter_member(archive, info)
+    head = next(chunks, b"")
+    fields = parse_fast(path, head, info.file_size)
+    if fields is None:
+        return read_header(path, member, head + b"".join(chunks))
+    size = len(head) + sum(len(chunk) for chunk in chunks)
+    mtime_ns = os.stat(path).st_mtime_ns
+    record = InstanceRecord(path=path, member=member, file_size=size, mtime_ns=mtime_ns, **fields)
+    check_usable(record)
+    return record
 
 
 def read_candidates(candidates: list[Candidate]) -> list[InstanceRecord | SkippedFile]:
@@ -176,14 +273,17 @@ def scan(
         Usable instance records and skipped files (path and reason).
     """
     result = ScanResult()
-    candidates = list(iter_candidates(paths, result.skipped))
-    for done, item in enumerate(read_all(candidates), start=1):
-        if isinstance(item, SkippedFile):
-            result.skipped.append(item)
-        else:
-            result.records.append(item)
-        if cancel is not None and cancel():
-            raise CancelledError("scan cancelled")
-        if progress is not None and (done % 256 == 0 or done == len(candidates)):
-            progress(done, len(candidates))
+    try:
+        candidates = list(iter_candidates(paths, result.skipped))
+        for done, item in enumerate(read_all(candidates), start=1):
+            if isinstance(item, SkippedFile):
+                result.skipped.append(item)
+            else:
+                result.records.append(item)
+            if cancel is not None and cancel():
+                raise CancelledError("scan cancelled")
+            if progress is not None and (done % 256 == 0 or done == len(candidates)):
+                progress(done, len(candidates))
+    finally:
+        zips.release()
     return result
