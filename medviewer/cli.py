@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         return _viewer(argv)
     args = build_parser().parse_args(argv)
+    _tolerant_output()
     # pydicom warns about every odd value it tolerates; the skipped-file report is ours.
     warnings.filterwarnings("ignore", module="pydicom")
     try:
@@ -172,6 +173,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except (KeyboardInterrupt, CancelledError):
         return 130
+
+
+def _tolerant_output() -> None:
+    """Print any path: a file name that is not valid in the locale's encoding (on Linux,
+    names are bytes) is written with backslash escapes instead of ending the command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _viewer(argv: list[str]) -> int:
