@@ -29,7 +29,16 @@ from medviewer.core.findings import DEFAULT_COLORS, Segment, default_color  # no
 SCHEMA = "medviewer.model/1"
 CARD_FILE = "model.json"
 TASKS = ("segmentation", "classification")
-WEIGHT_FORMATS = ("torchscript", "exported", "safetensors", "state_dict", "onnx")
+WEIGHT_FORMATS = ("torchscript", "safetensors", "state_dict", "onnx")
+#: Formats medviewer knows but refuses, and why (the card validator says this).
+REFUSED_FORMATS = {
+    "exported": (
+        "torch.export programs (.pt2) are refused: loading one unpickles parts of the file "
+        "and evaluates expressions written in it, so a crafted file can run any program on "
+        "this computer; save the model as TorchScript (torch.jit.save) or its state dict as "
+        "safetensors instead"
+    ),
+}
 #: Formats that hold tensors only, so the card must name the network that receives them.
 ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 ARCHITECTURE_PREFIXES = ("monai.networks.nets.", "medviewer.ai.nets.")
@@ -292,7 +301,8 @@ def load_card(path: str | os.PathLike[str]) -> ModelCard:
     Raises
     ------
     ModelCardError
-        When the file is missing or unreadable, is not JSON, or holds an invalid card.
+        When the file is missing or unreadable, is not JSON, or holds an invalid card
+        (including a ``weights.file`` that leads outside the card folder through a link).
     """
     card_path = Path(path).absolute()
     if card_path.is_dir():
@@ -300,7 +310,44 @@ def load_card(path: str | os.PathLike[str]) -> ModelCard:
     if not card_path.is_file():
         raise ModelCardError(f"{card_path}: no model card here (expected a {CARD_FILE} file)")
     data = _read_json(card_path)
-    return ModelCard.from_dict(data, str(card_path), path=card_path)
+    card = ModelCard.from_dict(data, str(card_path), path=card_path)
+    weights_inside_folder(card)
+    return card
+
+
+def weights_inside_folder(card: ModelCard) -> Path:
+    """The weights file's real path, refused when it leaves the card folder's real path.
+
+    ``weights.file`` is already a plain relative path (no ``..``, not absolute); this also
+    follows symbolic links, of the file and of the folders on its way.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card read from a file.
+
+    Returns
+    -------
+    Path
+        The resolved weights path (it may not exist).
+
+    Raises
+    ------
+    ModelCardError
+        ``"<card>: weights.file: 'sub/model.ts' leads outside the model folder ..."``.
+    """
+    try:
+        folder = card.folder.resolve()
+        target = card.weights_path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a loop of symbolic links
+        raise ModelCardError(f"{card.path}: weights.file: cannot be followed: {exc}") from None
+    if not target.is_relative_to(folder):
+        raise ModelCardError(
+            f"{card.path}: weights.file: {card.weights.file!r} leads outside the model folder "
+            f"{card.folder} (through a link, to {target}); a model's weights must be inside "
+            "its folder, so the model is refused"
+        )
+    return target
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -339,9 +386,11 @@ def verify_weights(card: ModelCard) -> Path:
     Raises
     ------
     ModelCardError
-        When the file is missing or unreadable, or its sha256 differs (the model is refused).
+        When the file is missing, unreadable or outside the card folder (through a link), or
+        its sha256 differs (the model is refused).
     """
     path = card.weights_path
+    weights_inside_folder(card)
     if not path.is_file():
         raise ModelCardError(f"{path}: weights file missing (named by {card.path})")
     try:
@@ -549,6 +598,8 @@ def _parse_weights(value: Any) -> WeightsSpec:
     sha256 = _string(obj["sha256"], "weights.sha256")
     if not _SHA256_RE.match(sha256):
         _fail("weights.sha256", f"must be 64 hexadecimal characters, got {_got(sha256)}")
+    if isinstance(obj["format"], str) and obj["format"] in REFUSED_FORMATS:
+        _fail("weights.format", f"{obj['format']!r}: {REFUSED_FORMATS[obj['format']]}")
     fmt = _choice(obj["format"], "weights.format", WEIGHT_FORMATS)
     return WeightsSpec(
         file=_parse_weights_file(obj["file"]),

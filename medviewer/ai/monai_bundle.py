@@ -6,8 +6,15 @@ an inference config (``configs/inference.json`` or ``.yaml``) and ``models/model
 (TorchScript). ``models/model.pt`` is a pickle and is never used.
 
 The configs are MONAI "config syntax": values starting with ``$`` are Python expressions,
-``@`` references and ``%`` macros. Nothing here evaluates them: such values are skipped, and
-every skipped or unknown piece becomes a human-readable warning.
+``@`` references and ``%`` macros, and ``_target_`` names a class to instantiate. Nothing here
+evaluates or instantiates anything: configs are parsed as plain data (JSON, or YAML with
+``yaml.safe_load``), expressions are skipped and ``_target_`` is only compared with known
+transform names; every skipped or unknown piece becomes a human-readable warning.
+
+Every file read or copied must lie inside the bundle folder (symbolic links are followed and
+refused when they lead out), and the imported model passes the same checks as any model added
+to the registry (:func:`medviewer.ai.weights.validate_model`), so a crafted ``model.ts`` is
+refused before anything loads it.
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ from medviewer.ai.model_card import (
     default_color,
     file_sha256,
     load_card,
-    verify_weights,
 )
+from medviewer.ai.safe_archive import check_inside
+from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
 
 METADATA = Path("configs") / "metadata.json"
@@ -180,6 +188,7 @@ def import_monai_bundle(
     root = Path(folder).absolute()
     data, warnings = card_from_monai_bundle(root)
     card = ModelCard.from_dict(data, str(root))
+    docs = _doc_files(root, warnings)
     dest = Path(dest).absolute()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ModelCardError(f"{dest}: already exists; the bundle was not imported")
@@ -191,7 +200,7 @@ def import_monai_bundle(
     except OSError as exc:
         raise ModelCardError(f"{dest}: cannot create the model folder: {exc}") from None
     try:
-        _write_card_folder(root, card, staging)
+        _write_card_folder(root, card, staging, docs)
         if dest.exists():
             dest.rmdir()
         os.replace(staging, dest)
@@ -202,15 +211,35 @@ def import_monai_bundle(
     return load_card(dest), warnings
 
 
-def _write_card_folder(root: Path, card: ModelCard, staging: Path) -> None:
-    """Copy the TorchScript file and docs, write the card, check the copy's sha256."""
-    shutil.copyfile(root / TORCHSCRIPT, staging / card.weights.file)
-    for source, name in DOC_FILES:
-        if (root / source).is_file():
-            shutil.copyfile(root / source, staging / name)
+def _write_card_folder(
+    root: Path, card: ModelCard, staging: Path, docs: list[tuple[Path, str]]
+) -> None:
+    """Copy the TorchScript file and docs, write the card, check the copy like any model."""
+    shutil.copyfile(_inside(root, TORCHSCRIPT), staging / card.weights.file)
+    for source, name in docs:
+        shutil.copyfile(source, staging / name)
     text = json.dumps(card.to_dict(), indent=2, ensure_ascii=False) + "\n"
     (staging / CARD_FILE).write_text(text, encoding="utf-8")
-    verify_weights(load_card(staging))
+    validate_model(load_card(staging))
+
+
+def _doc_files(root: Path, warnings: list[str]) -> list[tuple[Path, str]]:
+    """(real source, name) of the documentation files to copy; those leading out are skipped."""
+    docs = []
+    for source, name in DOC_FILES:
+        try:
+            path = _inside(root, Path(source))
+        except ModelCardError as exc:
+            warnings.append(f"{source}: not copied: {exc}")
+            continue
+        if path.is_file():
+            docs.append((path, name))
+    return docs
+
+
+def _inside(root: Path, relative: Path) -> Path:
+    """``root / relative`` resolved; refused when it (or a link on its way) leaves the bundle."""
+    return check_inside(root, relative.as_posix(), f"{root / relative}")
 
 
 # -- files ------------------------------------------------------------------------------
@@ -218,6 +247,7 @@ def _write_card_folder(root: Path, card: ModelCard, staging: Path) -> None:
 
 def _read_metadata(root: Path) -> Mapping[str, Any]:
     path = root / METADATA
+    _inside(root, METADATA)
     if not path.is_file():
         raise ModelCardError(f"{root}: not a MONAI bundle: {METADATA.as_posix()} is missing")
     meta = _parse_file(path)
@@ -230,6 +260,7 @@ def _read_inference(root: Path, found: _Found) -> Mapping[str, Any]:
     for name in INFERENCE_CONFIGS:
         path = root / "configs" / name
         if path.is_file():
+            _inside(root, Path("configs") / name)
             config = _parse_file(path)
             if isinstance(config, Mapping):
                 return config
@@ -347,6 +378,7 @@ def _modalities(image: Mapping[str, Any], root: Path) -> list[str]:
 
 def _weights(root: Path) -> dict[str, Any]:
     path = root / TORCHSCRIPT
+    _inside(root, TORCHSCRIPT)
     if not path.is_file():
         raise ModelCardError(
             f"{root}: {TORCHSCRIPT.as_posix()} is missing: only TorchScript bundles can be "

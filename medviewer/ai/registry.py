@@ -2,8 +2,10 @@
 
 Each model is a folder holding ``model.json`` and its weights. The user's models live in
 ``<user data dir>/medviewer/models/<id>``; a user model shadows a bundled one with the same id.
-Adding a model validates its card and checks the weights' sha256 before anything is copied,
-and the copy is renamed into place at the end, so a failed add leaves nothing behind.
+Adding a model validates its card and runs every check a load runs
+(:func:`medviewer.ai.weights.validate_model`: weights inside the folder, sha256, static checks
+of the file, the network's size) before anything is copied, and the copy is renamed into place
+at the end, so a failed add leaves nothing behind.
 
 Reading the registry reads JSON only; torch and MONAI are never imported here.
 """
@@ -20,6 +22,7 @@ import platformdirs
 
 from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card, verify_weights
 from medviewer.ai.monai_bundle import import_monai_bundle, is_monai_bundle
+from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
 from medviewer.resources import models_dir
 
@@ -181,14 +184,15 @@ class ModelRegistry:
         Raises
         ------
         ModelCardError
-            When the card is invalid, the weights are missing or fail their sha256 check, the
-            id is already installed (without ``replace``) or the copy fails. Nothing is left
-            in the user folder then.
+            When the card is invalid, the weights are missing, outside the model folder, fail
+            their sha256 check or a static check of their format (code in a pickle, data
+            outside the folder, a network over the size limits), the id is already installed
+            (without ``replace``) or the copy fails. Nothing is left in the user folder then.
         """
         source = Path(path).absolute()
         card, bundle = self._source_card(source)
         if card is not None:
-            verify_weights(card)
+            validate_model(card)
             self._check_free(card.id, replace)
         stage = self._stage_root()
         try:

@@ -1,9 +1,16 @@
 """Load a card's weights into a callable network, safely, once.
 
-Nothing is ever unpickled: TorchScript and exported programs go through their own loaders,
+Nothing is ever unpickled by Python's full unpickler: TorchScript goes through its own loader,
 state dicts come from safetensors or ``torch.load(weights_only=True)`` into an architecture the
-card names (from MONAI's networks or :mod:`medviewer.ai.nets`), ONNX through onnxruntime. The
-sha256 in the card is checked before any byte of the file reaches a loader.
+card names (from MONAI's networks or :mod:`medviewer.ai.nets`), ONNX through onnxruntime;
+torch.export programs are refused (:data:`~medviewer.ai.model_card.REFUSED_FORMATS`).
+
+Before any byte of the file reaches a loader, :func:`check_weights` checks that the file is
+inside the model folder, matches the card's sha256, fits in memory, and passes the static
+checks of :mod:`medviewer.ai.safe_archive` (no pickle naming code, no data outside the folder);
+an architecture is sized on the ``meta`` device before it is built
+(:mod:`medviewer.ai.model_size`). ``medviewer models add`` runs the same checks
+(:func:`validate_model`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medviewer.ai.model_card import ModelCard, verify_weights
+from medviewer.ai.model_card import REFUSED_FORMATS, ModelCard, verify_weights
+from medviewer.ai.model_size import SizeEstimate, check_file_size, check_network_size
+from medviewer.ai.safe_archive import check_weights_file
 from medviewer.core.errors import InferenceError, ModelCardError
 
 if TYPE_CHECKING:
@@ -58,19 +67,83 @@ def load_network(card: ModelCard, device: torch.device) -> Network:
     Raises
     ------
     ModelCardError
-        When the weights file is missing or its sha256 differs from the card's.
+        When the model is refused: see :func:`check_weights` (and, for an architecture,
+        :func:`build_architecture`).
     InferenceError
         When the file cannot be loaded in the card's format.
     """
+    loader = _loader(card)
     key = (str(card.weights_path.resolve()), card.weights.sha256, str(device))
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        path = verify_weights(card)
-        network = _LOADERS[card.weights.format](card, path, device)
+        path = check_weights(card)
+        network = loader(card, path, device)
         _CACHE[key] = network
         return network
+
+
+def check_weights(card: ModelCard) -> Path:
+    """Everything checked about a weights file before any loader reads a byte of it.
+
+    The file must be inside the card folder (links followed), match the card's sha256, be no
+    larger than the memory a model may use, and pass the static checks of its format.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card read from a file.
+
+    Returns
+    -------
+    Path
+        The weights file.
+
+    Raises
+    ------
+    ModelCardError
+        ``"<path>: refused: <reason>"`` (or a sha256 mismatch, a missing file).
+    """
+    _loader(card)
+    path = verify_weights(card)
+    check_file_size(path)
+    check_weights_file(path, card.weights.format, card.folder)
+    return path
+
+
+def validate_model(card: ModelCard) -> SizeEstimate | None:
+    """What ``medviewer models add`` checks: :func:`check_weights`, then the network's size.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A card read from a file.
+
+    Returns
+    -------
+    SizeEstimate or None
+        The architecture's estimate (``None`` for formats that hold the network itself).
+
+    Raises
+    ------
+    ModelCardError
+        When the model is refused; nothing has been loaded or built.
+    """
+    check_weights(card)
+    if card.weights.architecture is None:
+        return None
+    return check_network_size(card, architecture_class(card))
+
+
+def _loader(card: ModelCard) -> Any:
+    loader = _LOADERS.get(card.weights.format)
+    if loader is None:
+        reason = REFUSED_FORMATS.get(card.weights.format, "medviewer has no loader for it")
+        raise ModelCardError(
+            f"{card.path or card.id}: weights.format {card.weights.format!r}: {reason}"
+        )
+    return loader
 
 
 def clear_network_cache() -> None:
@@ -88,20 +161,6 @@ def _load_torchscript(card: ModelCard, path: Path, device: torch.device) -> Netw
         raise InferenceError(f"{path}: not a TorchScript file: {_first_line(exc)}") from None
     module.eval()
     return Network(module, None, device, card.weights.format)
-
-
-def _load_exported(card: ModelCard, path: Path, device: torch.device) -> Network:
-    import torch
-
-    try:
-        program = torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - the exporter raises many types on a bad file
-        raise InferenceError(f"{path}: not a torch.export program: {_first_line(exc)}") from None
-    if device.type != "cpu":
-        from torch.export.passes import move_to_device_pass
-
-        program = move_to_device_pass(program, device)
-    return Network(program.module(), None, device, card.weights.format)
 
 
 def _load_state_dict_weights(card: ModelCard, path: Path, device: torch.device) -> Network:
@@ -144,7 +203,37 @@ def _read_state_dict(card: ModelCard, path: Path) -> dict[str, Any]:
 
 
 def build_architecture(card: ModelCard) -> torch.nn.Module:
-    """The untrained network the card names (only medviewer or MONAI architectures)."""
+    """The untrained network the card names (only medviewer or MONAI architectures).
+
+    It is first built on the ``meta`` device and sized (:func:`check_network_size`); only a
+    network within the limits is built for real.
+
+    Raises
+    ------
+    ModelCardError
+        When the name is not an allowed network, the constructor refuses the kwargs, or the
+        network is over the size limits (the message says how much it would need).
+    """
+    cls = architecture_class(card)
+    check_network_size(card, cls)
+    architecture = card.weights.architecture
+    assert architecture is not None  # architecture_class checked it
+    try:
+        return cls(**architecture.kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelCardError(
+            f"{card.path}: weights.architecture.kwargs: {architecture.name} refused them: {exc}"
+        ) from None
+
+
+def architecture_class(card: ModelCard) -> type:
+    """The ``nn.Module`` class the card's ``weights.architecture.name`` names.
+
+    Raises
+    ------
+    ModelCardError
+        When it is missing, outside the allowed modules, or not a network.
+    """
     import torch
 
     architecture = card.weights.architecture
@@ -161,12 +250,7 @@ def build_architecture(card: ModelCard) -> torch.nn.Module:
         raise ModelCardError(
             f"{card.path}: weights.architecture.name: {architecture.name!r} is not a network"
         )
-    try:
-        return cls(**architecture.kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ModelCardError(
-            f"{card.path}: weights.architecture.kwargs: {architecture.name} refused them: {exc}"
-        ) from None
+    return cls
 
 
 def _load_onnx(card: ModelCard, path: Path, device: torch.device) -> Network:
@@ -202,7 +286,6 @@ def _first_line(exc: BaseException) -> str:
 
 _LOADERS = {
     "torchscript": _load_torchscript,
-    "exported": _load_exported,
     "safetensors": _load_state_dict_weights,
     "state_dict": _load_state_dict_weights,
     "onnx": _load_onnx,

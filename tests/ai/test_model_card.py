@@ -13,6 +13,7 @@ import pytest
 
 from medviewer.ai.model_card import (
     CARD_FILE,
+    REFUSED_FORMATS,
     SCHEMA,
     TASKS,
     WEIGHT_FORMATS,
@@ -120,7 +121,8 @@ def write_card(folder: Path, card: dict[str, Any], weights: bytes = WEIGHTS) -> 
 def test_constants() -> None:
     assert SCHEMA == "medviewer.model/1"
     assert CARD_FILE == "model.json"
-    assert set(WEIGHT_FORMATS) == {"torchscript", "exported", "safetensors", "state_dict", "onnx"}
+    assert set(WEIGHT_FORMATS) == {"torchscript", "safetensors", "state_dict", "onnx"}
+    assert set(REFUSED_FORMATS) == {"exported"}
     assert set(TASKS) == {"segmentation", "classification"}
     assert issubclass(ModelCardError, MedviewerError)
 
@@ -531,6 +533,8 @@ BAD_CARDS = [
     ("weights absolute", _set("weights.file", "/etc/passwd"), "weights.file", "absolute"),
     ("weights backslash", _set("weights.file", "sub\\model.ts"), "weights.file", "'/'"),
     ("weights format", _set("weights.format", "pickle"), "weights.format", "'pickle'"),
+    ("weights exported", _set("weights.format", "exported"), "weights.format",
+     "'exported': torch.export programs (.pt2) are refused: loading one unpickles"),
     ("sha256 not hex", _set("weights.sha256", "z" * 64), "weights.sha256", "64 hexadecimal"),
     ("sha256 short", _set("weights.sha256", SHA[:63]), "weights.sha256", "64 hexadecimal"),
     ("unknown weights key", _set("weights.sha", SHA), "weights.sha", "unknown field"),

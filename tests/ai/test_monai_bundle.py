@@ -20,7 +20,21 @@ from medviewer.ai.monai_bundle import (
 )
 from medviewer.core.errors import ModelCardError
 
-TORCHSCRIPT = b"PK\x03\x04 pretend torchscript archive"
+
+def torchscript_bytes(tag: str = "") -> bytes:
+    """A real TorchScript archive of a tiny module; `tag` (an extra file) makes it distinct."""
+    import io
+
+    import torch
+
+    from tests.ai.tiny_models import ThresholdSegmenter
+
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(ThresholdSegmenter()), buffer, _extra_files={"tag": tag})
+    return buffer.getvalue()
+
+
+TORCHSCRIPT = torchscript_bytes("bundle")
 PICKLE = b"\x80\x04 a pickle that must never be read"
 
 # The shape of the MONAI bundle specification's example (spleen_ct_segmentation).

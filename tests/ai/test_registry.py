@@ -21,7 +21,12 @@ from medviewer.ai.registry import (
     user_models_dir,
 )
 from medviewer.core.errors import ModelCardError
-from tests.ai.test_monai_bundle import EXPECTED_WARNINGS, TORCHSCRIPT, make_bundle
+from tests.ai.test_monai_bundle import (
+    EXPECTED_WARNINGS,
+    TORCHSCRIPT,
+    make_bundle,
+    torchscript_bytes,
+)
 
 
 def card_dict(model_id: str, weights: bytes, version: str = "1.0") -> dict[str, Any]:
@@ -47,7 +52,7 @@ def make_model(
     folder: Path, model_id: str, version: str = "1.0", weights: bytes | None = None
 ) -> Path:
     """A card folder: model.json, model.ts and a README."""
-    data = weights if weights is not None else f"weights of {model_id} {version}".encode()
+    data = weights if weights is not None else torchscript_bytes(f"{model_id} {version}")
     folder.mkdir(parents=True)
     card = card_dict(model_id, data, version)
     (folder / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
@@ -224,7 +229,7 @@ def test_add_refuses_an_existing_id_without_replace(
     entry, _ = registry.add(newer, replace=True)
     assert entry.card.version == "2.0"
     assert registry.get("liver").card.version == "2.0"
-    assert (user / "liver" / "model.ts").read_bytes() == b"weights of liver 2.0"
+    assert (user / "liver" / "model.ts").read_bytes() == (newer / "model.ts").read_bytes()
     assert _names(user) == ["liver"]
 
 
