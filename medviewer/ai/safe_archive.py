@@ -23,8 +23,10 @@ from __future__ import annotations
 import pickletools
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from medviewer.core.errors import ModelCardError
 
@@ -70,13 +72,13 @@ def check_weights_file(path: Path, fmt: str, folder: Path) -> None:
 # -- pickles ----------------------------------------------------------------------------
 
 
-def pickle_globals(data: bytes, where: str) -> list[str]:
+def pickle_globals(data: bytes | BinaryIO, where: str) -> list[str]:
     """The ``module.name`` of every ``GLOBAL`` in one pickle, read without running it.
 
     Parameters
     ----------
-    data : bytes
-        The pickle.
+    data : bytes or binary file
+        The pickle (a file is read as a stream, never whole).
     where : str
         What to call it in errors (file and member).
 
@@ -106,7 +108,7 @@ def pickle_globals(data: bytes, where: str) -> list[str]:
     return found
 
 
-def check_pickle(data: bytes, where: str, allowed: Callable[[str], bool]) -> None:
+def check_pickle(data: bytes | BinaryIO, where: str, allowed: Callable[[str], bool]) -> None:
     """Refuse a pickle naming any global that `allowed` rejects, before it is ever unpickled.
 
     Raises
@@ -182,10 +184,14 @@ def _check_member_size(path: Path, info: zipfile.ZipInfo) -> None:
 
 def _check_pickles(path: Path, infos: list[zipfile.ZipInfo],
                    allowed: Callable[[str], bool]) -> None:
-    with zipfile.ZipFile(path) as archive:
-        for info in infos:
-            if info.filename.endswith(_PICKLE_SUFFIXES):
-                check_pickle(archive.read(info), f"{path} ({info.filename})", allowed)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in infos:
+                if info.filename.endswith(_PICKLE_SUFFIXES):
+                    with archive.open(info) as stream:
+                        check_pickle(stream, f"{path} ({info.filename})", allowed)
+    except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+        raise ModelCardError(f"{path}: refused: a damaged zip archive ({exc})") from None
 
 
 def _has_member(infos: list[zipfile.ZipInfo], suffix: str) -> bool:

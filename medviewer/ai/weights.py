@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medviewer.ai.model_card import REFUSED_FORMATS, ModelCard, verify_weights
+from medviewer.ai.model_card import (
+    REFUSED_FORMATS,
+    ModelCard,
+    verify_weights,
+    weights_inside_folder,
+)
 from medviewer.ai.model_size import SizeEstimate, check_file_size, check_network_size
 from medviewer.ai.safe_archive import check_weights_file
 from medviewer.core.errors import InferenceError, ModelCardError
@@ -87,8 +92,8 @@ def load_network(card: ModelCard, device: torch.device) -> Network:
 def check_weights(card: ModelCard) -> Path:
     """Everything checked about a weights file before any loader reads a byte of it.
 
-    The file must be inside the card folder (links followed), match the card's sha256, be no
-    larger than the memory a model may use, and pass the static checks of its format.
+    The file must be inside the card folder (links followed), be no larger than the memory a
+    model may use, match the card's sha256, and pass the static checks of its format.
 
     Parameters
     ----------
@@ -106,8 +111,9 @@ def check_weights(card: ModelCard) -> Path:
         ``"<path>: refused: <reason>"`` (or a sha256 mismatch, a missing file).
     """
     _loader(card)
+    if weights_inside_folder(card).is_file():
+        check_file_size(card.weights_path)  # before hashing: a 100 GB file is refused at once
     path = verify_weights(card)
-    check_file_size(path)
     check_weights_file(path, card.weights.format, card.folder)
     return path
 
