@@ -67,14 +67,6 @@ def save_torchscript(module: nn.Module, path: Path) -> Path:
     return path
 
 
-def save_exported(module: nn.Module, path: Path, example: torch.Tensor) -> Path:
-    """torch.export `module` with every dim but the channel dynamic, and save it."""
-    dims = {i: torch.export.Dim.DYNAMIC for i in range(example.ndim) if i != 1}
-    program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
-    torch.export.save(program, str(path))
-    return path
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -136,9 +128,6 @@ def make_card(
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "torchscript":
         weights = save_torchscript(module, folder / "model.ts")
-    elif fmt == "exported":
-        assert example is not None
-        weights = save_exported(module, folder / "model.pt2", example)
     else:
         from safetensors.torch import save_file
 
