@@ -25,6 +25,9 @@ from medviewer.io.header import (
     IMPLICIT_VR_LE,
     NATIVE_SYNTAXES,
     InstanceRecord,
+    SkipFile,
+    check_pixel_claims,
+    record_from_dataset,
     source_of,
 )
 
@@ -252,11 +255,14 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     import pydicom
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
+    where = f"{path}::{member}" if member else path
     try:
         ds = pydicom.dcmread(source_of(path, member), force=True)
+        _check_claims(ds, path, member)
         arr = ds.pixel_array
+    except LoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - reported with the path, never a crash
-        where = f"{path}::{member}" if member else path
         raise LoadError(f"{where}: cannot decode pixel data: {type(exc).__name__}: {exc}") from None
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     if n_frames == 1:
@@ -266,6 +272,18 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     elif "ModalityLUTSequence" in ds:
         arr = apply_modality_lut(arr, ds)
     return np.ascontiguousarray(arr[frames])
+
+
+def _check_claims(ds: object, path: str, member: str) -> None:
+    """Refuse, before pydicom allocates, pixel claims the data cannot back (LoadError)."""
+    record = record_from_dataset(ds, path, member)
+    if not record.pixel_keyword:
+        return  # pydicom says what is missing
+    value = ds[record.pixel_keyword].value  # type: ignore[index]
+    try:
+        check_pixel_claims(record, len(value) if value is not None else 0)
+    except SkipFile as exc:
+        raise LoadError(f"{record.location}: {exc}") from None
 
 
 def decoded_dtype(record: InstanceRecord) -> np.dtype:

@@ -160,6 +160,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             reply = (True, jobs[job](*args))
         except LoadError as exc:
             reply = (False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a job's failure must not end the worker
+            reply = (False, f"{job}{_where(args)} failed: {type(exc).__name__}: {exc}")
         pickle.dump(reply, stdout, protocol=5)
         stdout.flush()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zlib
 from collections.abc import MutableSequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -191,6 +192,11 @@ def read_header(
 ) -> InstanceRecord:
     """Read one file's header into an :class:`InstanceRecord`.
 
+    Non-DICOM files are told from their first 132 bytes, before any parsing; every
+    failure to read one file becomes a :class:`SkipFile` with the reason, never an
+    exception of another kind (except :class:`OSError`, which says the file itself
+    cannot be read), so one bad file never stops a scan.
+
     Parameters
     ----------
     path : str or PathLike
@@ -208,18 +214,45 @@ def read_header(
     ------
     SkipFile
         With the reason the file cannot be used: not DICOM, truncated, no pixel data,
-        unsupported transfer syntax, missing required tag.
+        unsupported transfer syntax or bits, missing required tag, too large for memory,
+        sequences nested too deeply.
     """
-    from medviewer.io.fastheader import parse_fast
-
     path = os.fspath(path)
+    try:
+        return _read_header(path, member, data)
+    except (SkipFile, OSError):
+        raise
+    except RecursionError:
+        raise SkipFile(NESTED_TOO_DEEP) from None
+    except MemoryError:
+        raise SkipFile("not enough memory to read the file's header") from None
+    except Exception as exc:  # noqa: BLE001 - one odd file must never stop the others
+        raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
+
+
+NESTED_TOO_DEEP = "sequences nested too deeply to read (a damaged or deliberately malformed file)"
+NOT_DICOM = "not a DICOM file"
+SNIFF_BYTES = 132
+
+
+def _read_header(path: str, member: str, data: bytes | None) -> InstanceRecord:
+    from medviewer.io.fastheader import looks_like_dicom, parse_fast
+
     size, mtime_ns = _stat(path, data)
+    if not looks_like_dicom(_head(path, data), size):
+        raise SkipFile(NOT_DICOM)  # no 'DICM' at byte 128, no DICOM element at the start
     fields = parse_fast(path, data, size)
     if fields is None:
         fields = parse_with_pydicom(path, data)
     record = InstanceRecord(path=path, member=member, file_size=size, mtime_ns=mtime_ns, **fields)
     check_usable(record)
     return record
+
+
+def _head(path: str, data: bytes | None) -> bytes:
+    """The first :data:`SNIFF_BYTES` bytes: all that is read to tell DICOM from other files."""
+    with _open(path, data) as fp:
+        return fp.read(SNIFF_BYTES)
 
 
 def _stat(path: str, data: bytes | None) -> tuple[int, int]:
@@ -229,8 +262,20 @@ def _stat(path: str, data: bytes | None) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+SUPPORTED_BITS_ALLOCATED = (1, 8, 16, 32, 64)
+"""The Bits Allocated values pydicom decodes (numpy has no 24- or 40-bit integers)."""
+SUPPORTED_SAMPLES = (1, 3)
+
+
 def check_usable(record: InstanceRecord) -> None:
-    """Raise :class:`SkipFile` when `record` cannot become pixels on screen."""
+    """Raise :class:`SkipFile` when `record` cannot become pixels on screen.
+
+    Besides the required tags and the transfer syntax, the sizes the header claims are
+    checked against the data before anything is allocated: uncompressed pixel data must
+    hold Rows x Columns x Frames x Samples x Bits Allocated, compressed data must have at
+    least a byte per frame, and the decoded image must fit in memory
+    (:func:`memory_problem`).
+    """
     if not record.pixel_keyword:
         raise SkipFile(
             "no pixel data (not an image: e.g. a report, presentation state or DICOMDIR)"
@@ -246,7 +291,40 @@ def check_usable(record: InstanceRecord) -> None:
         raise SkipFile("missing required tag (0028,0004) Photometric Interpretation")
     if record.pixel_keyword == "PixelData" and not is_decodable(record.transfer_syntax):
         raise SkipFile(f"unsupported transfer syntax {record.transfer_syntax or '(none)'}")
-    _check_length(record)
+    check_pixel_claims(record)
+
+
+def check_pixel_claims(record: InstanceRecord, data_bytes: int | None = None) -> None:
+    """Raise :class:`SkipFile` when the pixel layout the header claims is unsupported, does
+    not fit the pixel data, or would not fit in memory once decoded.
+
+    `data_bytes` is the pixel data's length when known (a dataset read whole); otherwise
+    it comes from the record's offset, length and file size.
+    """
+    if record.bits_allocated not in SUPPORTED_BITS_ALLOCATED:
+        raise SkipFile(
+            f"unsupported BitsAllocated {record.bits_allocated} "
+            "(pydicom decodes 1, 8, 16, 32 and 64 bits)"
+        )
+    if record.samples_per_pixel not in SUPPORTED_SAMPLES:
+        raise SkipFile(
+            f"unsupported Samples per Pixel {record.samples_per_pixel} (1 or 3 are shown)"
+        )
+    if record.frames < 0:
+        raise SkipFile(f"invalid Number of Frames {record.frames}")
+    if data_bytes is None:
+        _check_length(record)
+        data_bytes = _stored_bytes(record)
+    elif record.transfer_syntax in NATIVE_SYNTAXES and data_bytes < expected_pixel_bytes(record):
+        raise SkipFile(
+            f"truncated: pixel data has {data_bytes} bytes, "
+            f"Rows x Columns x Frames x Samples x Bits Allocated needs "
+            f"{expected_pixel_bytes(record)}"
+        )
+    _check_frames_fit(record, data_bytes)
+    problem = memory_problem(decoded_bytes(record))
+    if problem:
+        raise SkipFile(f"too large to open: {problem}")
 
 
 def _check_length(record: InstanceRecord) -> None:
@@ -257,18 +335,98 @@ def _check_length(record: InstanceRecord) -> None:
     if record.pixel_length < 0:
         if record.pixel_offset >= record.file_size:
             raise SkipFile("truncated: the file ends where its pixel data should start")
+        if record.transfer_syntax in NATIVE_SYNTAXES:
+            raise SkipFile(
+                "uncompressed pixel data of undefined length (only compressed data has that)"
+            )
         return
-    expected = record.frame_bytes * max(record.frames, 1)
-    if record.pixel_keyword != "PixelData":
-        expected = (
-            record.rows * record.columns * max(record.frames, 1) * (record.bits_allocated // 8)
-        )
+    expected = expected_pixel_bytes(record)
     available = record.file_size - record.pixel_offset
     if min(record.pixel_length, available) < expected:
         raise SkipFile(
             f"truncated: pixel data has {min(record.pixel_length, available)} bytes, "
             f"Rows x Columns x Frames x Samples x Bits Allocated needs {expected}"
         )
+
+
+def expected_pixel_bytes(record: InstanceRecord) -> int:
+    """Bytes uncompressed pixel data needs: Rows x Columns x Frames x Samples x Bits
+    Allocated / 8, with 1-bit data packed across frame boundaries."""
+    frames = max(record.frames, 1)
+    if record.pixel_keyword != "PixelData":
+        return record.rows * record.columns * frames * (record.bits_allocated // 8)
+    if record.bits_allocated == 1:
+        return (record.rows * record.columns * record.samples_per_pixel * frames + 7) // 8
+    return record.frame_bytes * frames
+
+
+def _stored_bytes(record: InstanceRecord) -> int | None:
+    """The pixel data's length in the file (None when unknown: deflated files)."""
+    if record.pixel_offset < 0:
+        return None
+    available = record.file_size - record.pixel_offset
+    return available if record.pixel_length < 0 else min(record.pixel_length, available)
+
+
+def _check_frames_fit(record: InstanceRecord, data_bytes: int | None) -> None:
+    """Compressed frames need at least a byte each (a fragment per frame is the rule, but
+    video syntaxes share one stream, so a byte is the safe lower bound)."""
+    if record.transfer_syntax in NATIVE_SYNTAXES or data_bytes is None:
+        return
+    frames = max(record.frames, 1)
+    if frames > data_bytes:
+        raise SkipFile(
+            f"claims {frames} frames but its compressed pixel data has only {data_bytes} "
+            "bytes (a damaged or deliberately malformed file)"
+        )
+
+
+MEMORY_FRACTION = 0.5
+"""The largest share of the machine's physical memory one image or series may need once
+decoded: the viewer also holds resliced planes, overlays and the AI's copies."""
+FRAME_OVERHEAD = 256
+"""Bytes of bookkeeping per frame (its source record and slot), counted with its pixels."""
+
+
+def decoded_bytes(record: InstanceRecord) -> int:
+    """Memory the decoded pixels of `record` take (as pydicom returns them)."""
+    if record.pixel_keyword == "FloatPixelData":
+        itemsize = 4
+    elif record.pixel_keyword == "DoubleFloatPixelData":
+        itemsize = 8
+    else:
+        itemsize = max(record.bits_allocated // 8, 1)
+    frames = max(record.frames, 1)
+    pixels = record.rows * record.columns * record.samples_per_pixel * frames
+    return pixels * itemsize + frames * FRAME_OVERHEAD
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_problem(nbytes: int) -> str | None:
+    """Why `nbytes` of decoded pixels would not fit in memory (None when they fit): more
+    than :data:`MEMORY_FRACTION` of the physical memory."""
+    total = physical_memory()
+    if total is None or nbytes <= total * MEMORY_FRACTION:
+        return None
+    return f"needs {format_bytes(nbytes)} to decode; this machine has {format_bytes(total)}"
+
+
+def format_bytes(nbytes: float) -> str:
+    """A size in words: ``4.3 TB``, ``24 GB``, ``512 bytes`` (units of 1024)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1024 or unit == "PB":
+            break
+        nbytes /= 1024
+    if unit == "bytes":
+        return f"{int(nbytes)} bytes"
+    return f"{nbytes:.1f} {unit}" if nbytes < 10 else f"{nbytes:.0f} {unit}"
 
 
 @cache
@@ -290,13 +448,29 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
     Raises
     ------
     SkipFile
-        When pydicom cannot read the file as DICOM.
+        When pydicom cannot read the file as DICOM (any failure of pydicom's, with its
+        type and message), its sequences nest too deeply for pydicom's recursion, or its
+        deflated dataset is damaged, truncated or would not fit in memory.
     """
+    try:
+        return _parse_with_pydicom(path, data)
+    except SkipFile:
+        raise
+    except RecursionError:
+        raise SkipFile(NESTED_TOO_DEEP) from None
+    except zlib.error as exc:
+        raise SkipFile(f"damaged deflated (compressed) dataset: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pydicom's reading of junk fails in many ways
+        raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
+
+
+def _parse_with_pydicom(path: str, data: bytes | None) -> dict[str, Any]:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with _open(path, data) as fp:
+            _check_deflated(fp)
             try:
                 ds = pydicom.dcmread(fp, stop_before_pixels=True)
             except InvalidDicomError:
@@ -310,18 +484,40 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
                 pixel = _pixel_element_after_header(fp, ds)
     except SkipFile:
         raise
-    except (
-        OSError,
-        EOFError,
-        ValueError,
-        struct.error,
-        TypeError,
-        KeyError,
-        AttributeError,
-        NotImplementedError,
-    ) as exc:
-        raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
     return _fields_from_dataset(ds, pixel)
+
+
+INFLATE_STEP = 1 << 20
+
+
+def _check_deflated(fp: Any) -> None:
+    """For a deflated file, inflate its dataset once in bounded steps, keeping nothing, so
+    that a truncated, damaged or bomb-sized stream is refused before pydicom inflates it
+    whole in memory."""
+    from medviewer.io.fastheader import meta_end
+
+    head = fp.read(64 * 1024)
+    fp.seek(0)
+    syntax, offset = meta_end(head)
+    if syntax != DEFLATED_LE:
+        return
+    fp.seek(offset)
+    inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+    while not inflater.eof:
+        pending = inflater.unconsumed_tail or fp.read(INFLATE_STEP)
+        piece = inflater.decompress(pending, INFLATE_STEP)
+        if not piece and not pending:
+            break
+        total += len(piece)
+        if memory_problem(total):
+            raise SkipFile(
+                "too large to open: the deflated dataset inflates to more than "
+                f"{format_bytes(total - len(piece))}; this machine has "
+                f"{format_bytes(physical_memory() or 0)}"
+            )
+    fp.seek(0)
+    if not inflater.eof:
+        raise SkipFile("truncated: the deflated (compressed) dataset ends early")
 
 
 def source_of(path: str, member: str = "") -> str | io.BytesIO:
@@ -427,6 +623,13 @@ def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
     return (keyword, offset, -1 if length == UNDEFINED_LENGTH else length)
 
 
+def record_from_dataset(ds: Any, path: str = "", member: str = "") -> InstanceRecord:
+    """The record of a dataset pydicom read whole (pixel offset and length unknown)."""
+    keyword = next((k for k in PIXEL_TAGS.values() if k in ds), "")
+    fields = _fields_from_dataset(ds, (keyword, -1, -1))
+    return InstanceRecord(path=path, member=member, **fields)
+
+
 def _fields_from_dataset(ds: Any, pixel: tuple[str, int, int]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for tag, name, kind in FIELDS:
@@ -478,6 +681,8 @@ def convert_value(value: Any, kind: str) -> Any:
 
 
 def _is_multi(value: Any) -> bool:
+    if type(value) in (str, int, float):
+        return False  # the common case, without the abstract-class check
     return isinstance(value, MutableSequence | tuple)
 
 

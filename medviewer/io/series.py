@@ -22,7 +22,15 @@ from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
 from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_dtype
 from medviewer.io.formats import is_image_file, read_image
-from medviewer.io.header import InstanceRecord, source_of
+from medviewer.io.header import (
+    FRAME_OVERHEAD,
+    NESTED_TOO_DEEP,
+    InstanceRecord,
+    SkipFile,
+    check_pixel_claims,
+    memory_problem,
+    source_of,
+)
 from medviewer.io.scan import ScanResult, scan
 
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -247,7 +255,13 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
     """Read per-frame positions, orientation, spacing and rescale of a multi-frame file."""
     import pydicom
 
-    ds = pydicom.dcmread(source_of(record.path, record.member), stop_before_pixels=True, force=True)
+    try:
+        ds = pydicom.dcmread(
+            source_of(record.path, record.member), stop_before_pixels=True, force=True
+        )
+    except Exception as exc:  # noqa: BLE001 - deep nesting, damage: said with the file
+        reason = NESTED_TOO_DEEP if isinstance(exc, RecursionError) else f"{exc}"
+        raise LoadError(f"{record.location}: cannot read the frame geometry: {reason}") from None
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * record.frames
     positions, rescale = [], []
@@ -302,12 +316,14 @@ class StackLoader:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         first = stack.first
+        _check_records(stack)
         decoded = decoded_dtype(first)
         self.dtype = output_dtype(stack.frames, decoded)
         shape: tuple[int, ...] = stack.shape
         if first.is_color:
             shape = (*shape, 3)
             self.dtype = decoded
+        _check_fits(stack, shape, self.dtype)
         self.array = np.zeros(shape, dtype=self.dtype)  # calloc: lazy, blank until decoded
         self.done = np.zeros(len(stack.frames), dtype=bool)
 
@@ -330,6 +346,24 @@ class StackLoader:
         if not self.done.all():
             raise LoadError(f"{int((~self.done).sum())} slices are not loaded yet")
         return Volume(self.array, self.stack.affine, stack_metadata(self.stack))
+
+
+def _check_records(stack: Stack) -> None:
+    """Refuse (LoadError) files whose pixel claims the data cannot back, before decoding:
+    records may come from a database indexed by an older version, or files changed since."""
+    for record in {id(f.record): f.record for f in stack.frames}.values():
+        try:
+            check_pixel_claims(record)
+        except SkipFile as exc:
+            raise LoadError(f"{record.location}: {exc}") from None
+
+
+def _check_fits(stack: Stack, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse (LoadError) a volume that would not fit in memory, before allocating it."""
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    problem = memory_problem(nbytes + len(stack.frames) * FRAME_OVERHEAD)
+    if problem:
+        raise LoadError(f"{stack.first.location}: the series is too large to open: {problem}")
 
 
 def stack_metadata(stack: Stack) -> VolumeMetadata:
