@@ -13,6 +13,7 @@ the header alone and uncompressed pixels can later be read with one positioned r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -652,7 +653,8 @@ def _fields_from_dataset(ds: Any, pixel: tuple[str, int, int]) -> dict[str, Any]
         "PALETTE COLOR"
     )
     if fields["needs_pydicom"]:
-        _add_enhanced_geometry(ds, fields)
+        with contextlib.suppress(Exception):  # malformed functional groups are left out
+            _add_enhanced_geometry(ds, fields)
     for key, value in DEFAULTS.items():
         fields.setdefault(key, value)
     return fields

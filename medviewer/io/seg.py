@@ -27,6 +27,13 @@ from pydicom.dataset import Dataset
 
 from medviewer.core.errors import LoadError
 from medviewer.core.findings import default_color
+from medviewer.io.header import (
+    NESTED_TOO_DEEP,
+    SkipFile,
+    check_pixel_claims,
+    memory_problem,
+    record_from_dataset,
+)
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -150,15 +157,30 @@ def _open(seg: Dataset | str | os.PathLike[str]) -> tuple[str, Segmentation]:
         name, copy = os.fspath(seg), False
         try:
             ds = pydicom.dcmread(name)
-        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        except RecursionError:
+            raise LoadError(f"{name}: {NESTED_TOO_DEEP}") from None
+        except Exception as exc:  # any damage: said with the file, never a crash
             raise LoadError(f"{name}: cannot read the file ({exc})") from exc
     if not is_segmentation(ds):
         kind = ds.get("Modality", "") or ds.get("SOPClassUID", "unknown")
         raise LoadError(f"{name}: not a DICOM Segmentation (SEG) but {kind}")
+    _check_claims(name, ds)
     try:
         return name, Segmentation.from_dataset(ds, copy=copy)
     except _HIGHDICOM_ERRORS as exc:
         raise LoadError(f"{name}: malformed SEG ({exc})") from exc
+
+
+def _check_claims(name: str, ds: Dataset) -> None:
+    """Refuse (LoadError) frame sizes and counts the pixel data cannot back, or that would
+    not fit in memory, before highdicom decodes anything."""
+    record = record_from_dataset(ds, name)
+    if not record.pixel_keyword:
+        return  # highdicom says what is missing
+    try:
+        check_pixel_claims(record, len(ds[record.pixel_keyword].value or b""))
+    except SkipFile as exc:
+        raise LoadError(f"{name}: {exc}") from None
 
 
 def _segment_labels(image: Segmentation) -> dict[int, int]:
@@ -183,6 +205,9 @@ def _segment_number_map(
         dtype = np.uint16 if max(image.segment_numbers) > 255 else np.uint8
         return _fetch(image, sop_uids, frames, combine_segments=True, dtype=dtype)
     shape = (len(sop_uids), int(image.Rows), int(image.Columns))
+    problem = memory_problem(shape[0] * shape[1] * shape[2] * 2)
+    if problem:
+        raise LoadError(f"the SEG's label map is too large to open: {problem}")
     numbers = np.zeros(shape, np.uint16)
     for number in sorted(image.segment_numbers):
         stack = _fetch(image, sop_uids, frames, segment_numbers=[number])

@@ -383,3 +383,20 @@ def test_every_hostile_file_beside_a_good_series(
         "huge.dcm": "too large to open: needs 7.8 TB to decode; this machine has 24 GB",
     }
     assert hash_tree(folder) == before
+
+
+def test_a_seg_claiming_more_frames_than_it_holds_is_refused(tmp_path: Path, ct: Path) -> None:
+    from medviewer.io.seg import SEGMENTATION_STORAGE, label_map_from_seg
+
+    ds = pydicom.dcmread(ct)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SEGMENTATION_STORAGE
+    ds.Modality, ds.NumberOfFrames = "SEG", 100_000
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    ds.PixelData = bytes(24)
+    seg = _save(ds, tmp_path / "seg.dcm")
+    with pytest.raises(LoadError) as info:
+        label_map_from_seg(seg, [str(ds.SOPInstanceUID)])
+    assert str(info.value) == (
+        f"{seg}: truncated: pixel data has 24 bytes, "
+        "Rows x Columns x Frames x Samples x Bits Allocated needs 2400000"
+    )
