@@ -400,3 +400,23 @@ def test_a_seg_claiming_more_frames_than_it_holds_is_refused(tmp_path: Path, ct:
         f"{seg}: truncated: pixel data has 24 bytes, "
         "Rows x Columns x Frames x Samples x Bits Allocated needs 2400000"
     )
+
+
+def test_a_decoder_worker_answers_after_a_job_fails_unexpectedly(ct: Path) -> None:
+    """Any exception of a job is a reply, never the end of the worker process."""
+    import io
+    import pickle
+
+    from medviewer.io.decode_worker import serve
+
+    requests = io.BytesIO()
+    pickle.dump(("decode_frames", ()), requests)  # a TypeError inside the job
+    pickle.dump(("decode_frames", (str(ct), "", [0])), requests)
+    requests.seek(0)
+    replies = io.BytesIO()
+    serve(requests, replies)
+    replies.seek(0)
+    ok, message = pickle.load(replies)
+    assert not ok and message.startswith("decode_frames failed: TypeError: decode_frames()")
+    ok, pixels = pickle.load(replies)
+    assert ok and pixels.shape == (1, 16, 12)
