@@ -461,7 +461,13 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
         raise SkipFile(NESTED_TOO_DEEP) from None
     except zlib.error as exc:
         raise SkipFile(f"damaged deflated (compressed) dataset: {exc}") from None
+    except (EOFError, struct.error):
+        raise SkipFile("truncated: the file ends inside a data element") from None
     except Exception as exc:  # noqa: BLE001 - pydicom's reading of junk fails in many ways
+        if type(exc).__name__ == "BytesLengthException":
+            raise SkipFile(
+                f"damaged: a value's length does not fit its value representation ({exc})"
+            ) from None
         raise SkipFile(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from None
 
 
@@ -574,7 +580,9 @@ def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
         os.close(fd)
         raise SkipFile("not a regular file (a named pipe, device or socket)")
     os.set_blocking(fd, True)
-    return open(fd, "rb")
+    stream = open(fd, "rb")  # noqa: SIM115 - the caller closes it (returned)
+    stream.raw.name = path  # pydicom names the file in its messages (an fd would be a number)
+    return stream
 
 
 def _looks_like_dicom(ds: Any) -> bool:

@@ -420,3 +420,30 @@ def test_a_decoder_worker_answers_after_a_job_fails_unexpectedly(ct: Path) -> No
     assert not ok and message.startswith("decode_frames failed: TypeError: decode_frames()")
     ok, pixels = pickle.load(replies)
     assert ok and pixels.shape == (1, 16, 12)
+
+
+# -- a file cut anywhere gets a reason in words, never an internal error --------------------
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"])
+def test_a_file_cut_anywhere_is_skipped_with_a_reason_in_words(tmp_path: Path, name: str) -> None:
+    from pydicom.data import get_testdata_file
+
+    whole = Path(get_testdata_file(name)).read_bytes()[:6000]
+    reasons = {}
+    for end in range(132, len(whole) - 1, 3):
+        cut = tmp_path / f"cut{end}.dcm"
+        cut.write_bytes(whole[:end])
+        try:
+            header.read_header(cut)
+        except header.SkipFile as exc:
+            reasons[end] = str(exc)
+        try:  # the reference reader alone, as the fast path's fallback uses it
+            header.parse_with_pydicom(str(cut))
+        except header.SkipFile as exc:
+            reasons[-end] = str(exc)
+    jargon = ("TypeError", "str (not", "unpack requires", "BytesLengthException")
+    internal = {end: r for end, r in reasons.items() if any(j in r for j in jargon)}
+    assert not internal, internal  # Python's words for a cut file, not the user's
+    assert "truncated: the file ends inside a data element" in reasons.values()
