@@ -67,6 +67,14 @@ def save_torchscript(module: nn.Module, path: Path) -> Path:
     return path
 
 
+def save_exported(module: nn.Module, path: Path, example: torch.Tensor) -> Path:
+    """torch.export `module` and save it (medviewer refuses such files: tests show why)."""
+    dims = {i: torch.export.Dim.DYNAMIC for i in range(example.ndim) if i != 1}
+    program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
+    torch.export.save(program, str(path))
+    return path
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
