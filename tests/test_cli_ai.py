@@ -299,3 +299,29 @@ def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
         extra = {live.name, ".unrelated"} if kind == where else set()
         assert {p.name for p in place.iterdir()} == names | extra
     assert (reports / "r.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_infer_deidentify_keeps_the_model_fields_of_result_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The demo patient's name part DEMO is also a word of the demo model's id and name."""
+    folder = tmp_path / "ct"
+    spec = SeriesSpec(shape=(10, 24, 20), pixel_spacing=(0.7, 0.9), slice_spacing=2.5,
+                      patient_name="DEMO^PATIENT1", patient_id="DEMO0001")
+    truth = write_series(folder, spec)
+    threshold = float(np.median(truth.values)) + 0.5
+    card = make_card(tmp_path / "model", ThresholdSegmenter(threshold, 5.0), dims=3,
+                     model_id="demo-ct-lung-nodule-seg",
+                     labels={"1": {"name": "demo nodule", "color": "#ff0000"}})
+    name = "Lungs and nodules on chest CT (demo)"
+    card = write_card(card.folder, {**card.to_dict(), "name": name})
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(card.folder), str(folder), "--out", str(out),
+                 "--device", "cpu", "--deidentify", "--json"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["model"] == {"id": "demo-ct-lung-nodule-seg", "version": card.version,
+                               "sha256": card.weights.sha256, "name": name}
+    assert list(result["segments"]) == ["demo nodule"]
+    assert result["series_uid"] and result["series_uid"] != truth.series_uid
+    assert b"DEMO0001" not in (out / "result.json").read_bytes()
