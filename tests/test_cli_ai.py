@@ -269,6 +269,13 @@ def _kill_when_staged(tmp_path: Path, where: str, args: list[str]) -> int:
     return process.pid
 
 
+def _age(path: Path, seconds: float) -> None:
+    """Set back the modification time of `path` and of everything inside it by `seconds`."""
+    for inner in [*path.rglob("*"), path] if path.is_dir() else [path]:
+        stamp = inner.lstat().st_mtime - seconds
+        os.utime(inner, (stamp, stamp), follow_symlinks=False)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 and pid probing are POSIX")
 @pytest.mark.parametrize("where", ["result", "reports"])
 def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
@@ -287,6 +294,8 @@ def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
     left = out if where == "result" else reports
     staged = _staged(left)
     assert staged and all(f"-{pid}-" in name for name in staged)  # what kill -9 left
+    for name in staged:  # left a while ago: a fresh one may be another machine's live run
+        _age(left / name, 20 * 60)
     live = left / f"{staging_prefix()}0123456789ab-other.pdf"  # this process: running
     live.write_bytes(b"in progress")
     (left / ".unrelated").write_text("mine")
