@@ -269,6 +269,13 @@ def _kill_when_staged(tmp_path: Path, where: str, args: list[str]) -> int:
     return process.pid
 
 
+def _age(path: Path, seconds: float) -> None:
+    """Set back the modification time of `path` and of everything inside it by `seconds`."""
+    for inner in [*path.rglob("*"), path] if path.is_dir() else [path]:
+        stamp = inner.lstat().st_mtime - seconds
+        os.utime(inner, (stamp, stamp), follow_symlinks=False)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 and pid probing are POSIX")
 @pytest.mark.parametrize("where", ["result", "reports"])
 def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
@@ -287,6 +294,8 @@ def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
     left = out if where == "result" else reports
     staged = _staged(left)
     assert staged and all(f"-{pid}-" in name for name in staged)  # what kill -9 left
+    for name in staged:  # left a while ago: a fresh one may be another machine's live run
+        _age(left / name, 20 * 60)
     live = left / f"{staging_prefix()}0123456789ab-other.pdf"  # this process: running
     live.write_bytes(b"in progress")
     (left / ".unrelated").write_text("mine")
@@ -299,3 +308,29 @@ def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
         extra = {live.name, ".unrelated"} if kind == where else set()
         assert {p.name for p in place.iterdir()} == names | extra
     assert (reports / "r.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_infer_deidentify_keeps_the_model_fields_of_result_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The demo patient's name part DEMO is also a word of the demo model's id and name."""
+    folder = tmp_path / "ct"
+    spec = SeriesSpec(shape=(10, 24, 20), pixel_spacing=(0.7, 0.9), slice_spacing=2.5,
+                      patient_name="DEMO^PATIENT1", patient_id="DEMO0001")
+    truth = write_series(folder, spec)
+    threshold = float(np.median(truth.values)) + 0.5
+    card = make_card(tmp_path / "model", ThresholdSegmenter(threshold, 5.0), dims=3,
+                     model_id="demo-ct-lung-nodule-seg",
+                     labels={"1": {"name": "demo nodule", "color": "#ff0000"}})
+    name = "Lungs and nodules on chest CT (demo)"
+    card = write_card(card.folder, {**card.to_dict(), "name": name})
+    out = tmp_path / "out"
+    assert main(["infer", "--model", str(card.folder), str(folder), "--out", str(out),
+                 "--device", "cpu", "--deidentify", "--json"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["model"] == {"id": "demo-ct-lung-nodule-seg", "version": card.version,
+                               "sha256": card.weights.sha256, "name": name}
+    assert list(result["segments"]) == ["demo nodule"]
+    assert result["series_uid"] and result["series_uid"] != truth.series_uid
+    assert b"DEMO0001" not in (out / "result.json").read_bytes()

@@ -48,10 +48,11 @@ Rules
   information are deleted, the SOP instance UID remapped; the preamble is zeroed.
 * Free text is scrubbed of the patient's identifiers: every text value the profile keeps (LO,
   SH, ST, LT, UT, UC, PN), the report's impression, measurement labels and captions, and the
-  strings of the JSON documents. The identifiers are learned from every object de-identified
-  (Patient's Name and its other names, Patient ID and the other IDs, Accession Number, birth
-  date) and from the report's header; see :meth:`Deidentifier.text`. Values of unknown VR
-  (UN: they cannot be read, so not checked) are deleted.
+  free-text strings of the JSON documents (not their keys nor the fields the program and the
+  model card wrote: :data:`MACHINE_FIELDS`). The identifiers are learned from every object
+  de-identified (Patient's Name and its other names, Patient ID and the other IDs, Accession
+  Number, birth date) and from the report's header; see :meth:`Deidentifier.text`. Values of
+  unknown VR (UN: they cannot be read, so not checked) are deleted.
 * Kept on purpose though the table lists them: Encapsulated Document (the caller builds the
   PDF from a de-identified header) and Context Group (Local) Version (versions of a code
   resource, not about the patient). Pixel data, geometry, segment labels and the SR's numeric
@@ -90,6 +91,19 @@ REMOVED = "[removed]"
 #: Shorter name parts and IDs are not searched for in free text: an initial or a one- or
 #: two-digit ID would hit ordinary words and numbers.
 MIN_NAME_PART, MIN_ID = 2, 3
+#: IDs made of digits only (punctuation aside) need this many digits to be searched for: a
+#: short number (``123``) is also a size, a count or a slice in free text (``123 mm``).
+MIN_DIGIT_ID = 6
+#: Fields of ``result.json`` and ``findings.json`` that medviewer or the model card wrote:
+#: model (id, name, version, sha256), task, device, timestamps, units and kinds, class names
+#: (``decision``, ``heatmap_class``), the models' disclaimers and the export's file names.
+#: Not patient data: kept as they are, everything under them included, even where a word
+#: coincides with a part of the patient's name. Every other string is free text and scrubbed.
+MACHINE_FIELDS = frozenset({
+    "model", "task", "device", "created", "generated", "app_version", "modality", "units",
+    "kind", "unit", "plane", "origin", "axis", "decision", "heatmap_class", "disclaimers",
+    "files",
+})
 #: DCM code of the profile, for De-identification Method Code Sequence (0012,0064).
 BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 
@@ -315,8 +329,15 @@ def _name_parts(name: str) -> set[str]:
 
 
 def _id_parts(value: str) -> set[str]:
+    """`value` when it is long enough to be searched for in free text (:data:`MIN_ID`
+    characters, :data:`MIN_DIGIT_ID` digits for an ID without letters), else nothing."""
     value = value.strip()
-    return {value} if len(value) >= MIN_ID and re.search(r"[^\W_]", value) else set()
+    characters = re.findall(r"[^\W_]", value)
+    if not characters:
+        return set()
+    if all(c.isdigit() for c in characters):
+        return {value} if len(characters) >= MIN_DIGIT_ID else set()
+    return {value} if len(value) >= MIN_ID else set()
 
 
 def _date_parts(value: str) -> set[str]:
@@ -425,8 +446,9 @@ class Deidentifier:
         becomes :attr:`patient_id`; other IDs, accession numbers and the birth date in common
         spellings (``19650313``, ``1965-03-13``, ``13.3.1965``, ``03/13/1965``,
         ``13 March 1965``, ``Mar 13th, 1965``...) become :data:`REMOVED`. Whole words only;
-        name parts shorter than :data:`MIN_NAME_PART` and IDs shorter than :data:`MIN_ID`
-        characters are not searched for.
+        name parts shorter than :data:`MIN_NAME_PART` characters, IDs shorter than
+        :data:`MIN_ID` characters and IDs of digits only shorter than :data:`MIN_DIGIT_ID`
+        digits are not searched for.
         """
         pattern = self._known.pattern()
         if pattern is None or not value:
@@ -442,15 +464,31 @@ class Deidentifier:
     def document(self, value: Any, key: str = "") -> Any:
         """A de-identified copy of a JSON-ready value (``result.json``, ``findings.json``).
 
-        Strings under keys ending in ``uid`` are remapped with :meth:`uid`; every other string
-        (dictionary keys included) is scrubbed with :meth:`text`. `value` is not modified.
+        Dictionary keys (field, class and segment names) are kept; so is everything under a
+        key of :data:`MACHINE_FIELDS` (model id, name and version, task, device, timestamps,
+        class names, file names...), which medviewer or the model card wrote. Strings under
+        keys ending in ``uid`` are remapped with :meth:`uid`; every other string is free text
+        (impression, warnings, captions, measurement texts and labels, descriptions) and is
+        scrubbed with :meth:`text`. `value` is not modified.
+
+        Parameters
+        ----------
+        value : Any
+            A dict, list, tuple, str, number, bool or None, nested.
+        key : str
+            The dictionary key `value` is found under (for a list, the list's key).
+
+        Returns
+        -------
+        Any
+            The same structure (tuples become lists).
         """
         if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.document(v, str(k))
+            return {k: self.document(v, str(k) if key not in MACHINE_FIELDS else key)
                     for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.document(v, key) for v in value]
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in MACHINE_FIELDS:
             return self.uid(value) if key.lower().endswith("uid") else self.text(value)
         return value
 

@@ -340,11 +340,18 @@ def _write_csv(w: _Writer, p: PlannedFile) -> None:
 def _write_json(w: _Writer, p: PlannedFile) -> None:
     root = p.path.parent
     files = [f.relative_to(root).as_posix() if f.is_relative_to(root)
-             else (f.name if w.deid is not None else str(f)) for f in w.batch.targets]
+             else _outside_name(w, f) for f in w.batch.targets]
     document = tabular.findings_document(w.shown_content(), files)
     if w.deid is not None:
         document = w.deid.document(document)
     w.batch.write_bytes(p.path, tabular.json_bytes(document))
+
+
+def _outside_name(w: _Writer, path: Path) -> str:
+    """How findings.json lists a file outside its folder: the whole path, or when
+    de-identified its name alone, scrubbed (the user named it; the names inside the export's
+    folder are the export's own and stay as they are)."""
+    return str(path) if w.deid is None else w.deid.text(path.name)
 
 
 def _write_seg(w: _Writer, p: PlannedFile) -> None:

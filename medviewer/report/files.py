@@ -11,7 +11,8 @@ Staging names are hidden and say who made them: ``.partial-<host>-<pid>-<token>-
 (``.replaced-...`` for a file set aside; ``<host>``: 8 hex digits of the machine's name). A run
 killed outright (``kill -9``, a power cut) cannot clean up after itself, so the next batch
 writing into the same folder removes what such runs left there
-(:func:`remove_stale_staging`), and only that.
+(:func:`remove_stale_staging`), and only that: a dead run's staging is removed once it has not
+changed for :data:`QUIET_BEFORE_REMOVAL_S`, anyone's after :data:`STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from pathlib import Path
 #: Staging left this long ago is stale whoever made it: the pid may have been reused by
 #: another process, or the run was on another machine writing into a shared folder.
 STALE_AFTER_S = 24 * 3600
+#: Staging whose pid no longer runs here is removed only when neither it nor anything inside it
+#: (a staging folder) has changed for this long: machines of the same name (``localhost``)
+#: writing into one shared folder have the same host tag, and a pid dead here may be a live
+#: export there.
+QUIET_BEFORE_REMOVAL_S = 10 * 60
 # .partial-<host>-<pid>-<token>[-<target name>]: a batch's file, or a folder (medviewer infer)
 _STAGING = re.compile(r"\.(partial|replaced)-([0-9a-f]{8})-([0-9]+)-([0-9a-z_]{8,12})(?:-(.+))?")
 # the names of medviewer 0.x before the pid was in them: judged by age alone
@@ -185,8 +191,10 @@ def remove_stale_staging(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove from `folder` the staging files and folders that killed runs left behind.
 
     Only medviewer's own hidden staging names (see the module docstring) count, and only when
-    the run that made them is gone: made on this machine by a process that no longer runs,
-    or older than :data:`STALE_AFTER_S`. A set-aside original (``.replaced-...``) whose file
+    the run that made them is gone: made on this machine (by its name) by a process that no
+    longer runs, and unchanged for :data:`QUIET_BEFORE_REMOVAL_S` (the entry and everything
+    inside it); or unchanged for :data:`STALE_AFTER_S` whoever made it. A process that runs
+    protects its staging for that day. A set-aside original (``.replaced-...``) whose file
     is missing is put back instead (the run died before the new file was in place). Nothing
     else in the folder is touched, and a folder that cannot be read is left alone.
 
@@ -218,12 +226,16 @@ def _stale_target(entry: Path) -> str | None:
         target = match[5] or ""
         # a batch's file (partial or replaced) has a name; medviewer infer's folder has none
         ours = not folder if target else folder and match[1] == "partial"
-        gone = match[2] == _host_tag() and not _process_runs(int(match[3]))
-        return target if ours and (gone or _age_s(entry) > STALE_AFTER_S) else None
+        if not ours:
+            return None
+        quiet = _quiet_s(entry)
+        gone = (quiet >= QUIET_BEFORE_REMOVAL_S and match[2] == _host_tag()
+                and not _process_runs(int(match[3])))
+        return target if gone or quiet > STALE_AFTER_S else None
     legacy = _LEGACY_FILE.fullmatch(entry.name)
-    if legacy is not None and not folder and _age_s(entry) > STALE_AFTER_S:
+    if legacy is not None and not folder and _quiet_s(entry) > STALE_AFTER_S:
         return legacy[3]
-    if _LEGACY_FOLDER.fullmatch(entry.name) and folder and _age_s(entry) > STALE_AFTER_S:
+    if _LEGACY_FOLDER.fullmatch(entry.name) and folder and _quiet_s(entry) > STALE_AFTER_S:
         return ""
     return None
 
@@ -241,8 +253,17 @@ def _clear(entry: Path, target: str) -> None:
         entry.unlink()
 
 
-def _age_s(entry: Path) -> float:
-    return time.time() - entry.lstat().st_mtime
+def _quiet_s(entry: Path) -> float:
+    """Seconds since `entry`, or anything inside it when it is a folder (links not followed),
+    last changed; negative when a modification time is in the future (another machine's
+    clock)."""
+    newest = entry.lstat().st_mtime
+    if entry.is_dir() and not entry.is_symlink():
+        for folder, dirs, names in os.walk(entry):
+            for name in (*dirs, *names):
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+    return time.time() - newest
 
 
 def _process_runs(pid: int) -> bool:

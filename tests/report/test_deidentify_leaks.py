@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,10 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from medviewer.ai.registry import ModelRegistry
 from medviewer.ai.weights import clear_network_cache
 from medviewer.cli import main
+from medviewer.core.findings import AIResult, ModelInfo
 from medviewer.io.series import load_series
 from medviewer.io.synthetic import UID_ROOT, SeriesSpec, uid, write_series
 from medviewer.report import export as ex
@@ -317,3 +320,88 @@ def test_pseudonyms_met_again_are_not_identifiers():
     again = deid.dataset(ds)
     assert again.ContentSequence[0].TextValue == "case STUDY-0042, ANONYMOUS"
     assert deid.text("a case of ANONYMOUS") == "a case of ANONYMOUS"
+
+
+# -- what is not the patient's: machine fields and ordinary numbers -----------------------
+
+
+def test_document_keeps_keys_and_machine_fields_and_scrubs_free_text():
+    deid = Deidentifier(patient_id="ANON-0001")
+    deid.learn_header(ReportHeader(patient_name="LUNG^DEMO", patient_id="DEMO0001"))
+    model = {"id": "demo-ct-lung-nodule-seg", "name": "Demo lung nodule", "version": "1.0.0",
+             "sha256": "ab" * 32}
+    document = {
+        "model": model, "task": "segmentation", "device": "CPU (2 threads)",
+        "created": "2026-11-21T10:00:00+00:00", "decision": ["lung"], "heatmap_class": "lung",
+        "classes": {"lung": 0.75, "demo": 0.25},
+        "segments": {"left lung": {"label": 1, "volume_ml": 2.0}},
+        "files": ["dicom/SEG_demo-ct-lung-nodule-seg-1.0.0.dcm"],
+        "disclaimers": ["Demo lung model, not for clinical use."],
+        "warnings": ["Demo Lung was moved"], "impression": "Lung, Demo: a lung nodule",
+        "measurements": [{"text": "Distance 4 mm", "kind": "distance", "unit": "mm",
+                          "plane": "axial", "label": "lung demo"}],
+    }
+    out = deid.document(document)
+    scrubbed = {"warnings": ["ANONYMOUS was moved"],
+                "impression": "ANONYMOUS: a ANONYMOUS nodule",  # free text: the name goes
+                "measurements": [{**document["measurements"][0], "label": "ANONYMOUS"}]}
+    assert out == {**document, **scrubbed}
+
+
+def test_short_numeric_ids_are_not_searched_for_in_free_text():
+    deid = Deidentifier(patient_id="ANON-0001")
+    deid.learn_header(ReportHeader(patient_id="123", accession_number="45-67"))
+    text = "nodule 123 mm, 4567 voxels, 45-67 HU, slice 123/300"
+    assert deid.text(text) == text
+    assert deid.document({"impression": "123 mm"}) == {"impression": "123 mm"}
+    deid.learn_header(ReportHeader(patient_id="1234567", accession_number="0098-7654"))
+    assert deid.text("ID 1234567, acc 00987654 / 0098 7654, 123 mm") == (
+        "ID ANON-0001, acc [removed] / [removed], 123 mm")
+
+
+DEMO_SEG, DEMO_CLS = "demo-ct-lung-nodule-seg", "demo-ct-nodule-cls"
+
+
+def _with_model(result: AIResult, model_id: str):
+    """`result` as if the bundled model `model_id` had made it; and that model's card."""
+    card = ModelRegistry().get(model_id).card
+    return AIResult.of(replace(result.prediction, model=ModelInfo.of(card))), card
+
+
+@pytest.mark.parametrize(("name", "patient_id", "impression"), [
+    ("DEMO^PATIENT1", "DEMO0001", "ANONYMOUS lung nodule, 123 mm"),
+    ("LUNG^ANNA", "123", "Demo ANONYMOUS nodule, 123 mm"),  # a name that is also a word
+])
+def test_a_deidentified_findings_json_keeps_the_model_fields(
+    tmp_path, ct_volume, name, patient_id, impression
+):
+    seg, seg_card = _with_model(make_seg_result(ct_volume), DEMO_SEG)
+    cls, cls_card = _with_model(make_cls_result(ct_volume), DEMO_CLS)
+    header = replace(ReportHeader.of(ct_volume.metadata), patient_name=name,
+                     patient_id=patient_id)
+    content = ReportContent(header=header, results=(seg, cls),
+                            impression="Demo lung nodule, 123 mm")
+    plan = ex.plan_export(content, tmp_path, {"json", "seg"})
+    _drain(ex.run_export(content, ct_volume.metadata, plan, deidentify=True))
+    document = json.loads((tmp_path / "findings.json").read_text())
+    seg_json, cls_json = document["results"]
+    for result, card in ((seg_json, seg_card), (cls_json, cls_card)):
+        assert result["model"] == {"id": card.id, "version": card.version,
+                                   "sha256": card.weights.sha256, "name": card.name}
+    assert list(seg_json["segments"]) == ["left lung", "right lung", "nodule"]
+    assert (cls_json["classes"], cls_json["decision"]) == ({"normal": 0.125, "nodule": 0.875},
+                                                           ["nodule"])
+    assert document["disclaimers"] == content.disclaimers()
+    assert f"dicom/SEG_{DEMO_SEG}-{seg_card.version}.dcm" in document["files"]
+    assert document["impression"] == impression
+    assert document["header"]["patient_name"] == "ANONYMOUS"
+
+
+def test_a_file_the_user_named_after_the_patient_is_listed_scrubbed(tmp_path, ct_volume):
+    content = ReportContent(header=ReportHeader.of(ct_volume.metadata))
+    assert content.header.patient_name == "TESTPERSON^ALICE"
+    plan = [ex.PlannedFile("json", tmp_path / "json" / "findings.json"),
+            ex.PlannedFile("pdf", tmp_path / "TESTPERSON_report.pdf")]
+    _drain(ex.run_export(content, ct_volume.metadata, plan, deidentify=True))
+    document = json.loads((tmp_path / "json" / "findings.json").read_text())
+    assert document["files"] == ["findings.json", "ANONYMOUS_report.pdf"]

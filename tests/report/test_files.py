@@ -92,6 +92,7 @@ def test_a_folder_in_the_way_is_refused(tmp_path):
 # -- what killed runs leave behind ---------------------------------------------------------
 
 DAY_S = 24 * 3600
+QUIET_S = 20 * 60  # past files.QUIET_BEFORE_REMOVAL_S, well within the day
 
 
 def dead_pid() -> int:
@@ -101,8 +102,11 @@ def dead_pid() -> int:
     return process.pid
 
 
-def age(path, seconds: float) -> None:
-    """Make `path` look `seconds` old (its modification time, not the clock, is what counts)."""
+def age(path, seconds: float, inside: bool = True) -> None:
+    """Make `path` and (unless not `inside`) everything inside it look `seconds` old (their
+    modification times, not the clock, are what counts)."""
+    for inner in sorted(path.rglob("*"), reverse=True) if path.is_dir() and inside else ():
+        age(inner, seconds)
     stamp = path.lstat().st_mtime - seconds
     os.utime(path, (stamp, stamp), follow_symlinks=False)
 
@@ -115,30 +119,39 @@ def stale_layout(folder, dead: int) -> dict[str, set[str]]:
     token = "0123456789ab"
     folder.mkdir(exist_ok=True)
 
-    def make(name: str, kind: str = "file", old: bool = False) -> str:
+    def make(name: str, kind: str = "file", old: bool = False, quiet: bool = False) -> str:
         path = folder / name
         if kind == "folder":
             path.mkdir()
             (path / "labels.nii.gz").write_bytes(b"half written")
         else:
             path.write_bytes(b"half written")
-        if old:
-            age(path, 2 * DAY_S)
+        if old or quiet:
+            age(path, 2 * DAY_S if old else QUIET_S)
         return name
 
+    # a dead run's staging goes once it has not changed for a while
     gone = {
-        make(f".partial-{host}-{dead}-{token}-report.pdf"),  # killed run, this machine
-        make(f".partial-{host}-{dead}-k3j_x9z0", "folder"),  # killed medviewer infer
-        make(f".replaced-{host}-{dead}-{token}-a.txt"),  # a.txt is in place: the old copy goes
+        make(f".partial-{host}-{dead}-{token}-report.pdf", quiet=True),  # killed run, here
+        make(f".partial-{host}-{dead}-k3j_x9z0", "folder", quiet=True),  # killed infer
+        # a.txt is in place: the old copy goes
+        make(f".replaced-{host}-{dead}-{token}-a.txt", quiet=True),
         make(f".partial-{other}-{dead}-{token}-e.pdf", old=True),  # another machine, a day old
         make(f".partial-{host}-{os.getpid()}-{token}-f.pdf", old=True),  # pid reused since
         make(f".partial-{token}-g.pdf", old=True),  # before pids were in the names
         make(".partial-abcd_123", "folder", old=True),
     }
     (folder / "a.txt").write_text("new a")
-    make(f".replaced-{host}-{dead}-{token}-b.txt")  # b.txt missing: put back as b.txt
+    make(f".replaced-{host}-{dead}-{token}-b.txt", quiet=True)  # b.txt missing: put back
+    writing = make(f".partial-{host}-{dead}-w_r1t1ng0", "folder", quiet=True)
+    (folder / writing / "heatmap.nii.gz").write_bytes(b"just written")
+    age(folder / writing, QUIET_S, inside=False)  # the folder itself looks quiet
     kept = {
         "a.txt", "b.txt",
+        # a dead pid here, but changed just now: maybe a live run on a machine of this name
+        make(f".partial-{host}-{dead}-{token}-fresh.pdf"),
+        make(f".replaced-{host}-{dead}-{token}-fresh.txt"),  # not put back either
+        writing,  # a quiet folder, with a file written into it just now
         make(f".partial-{host}-{os.getpid()}-{token}-c.pdf"),  # a live run (this test)
         make(f".partial-{other}-{dead}-{token}-d.pdf"),  # another machine, recent
         make(f".partial-{token}-h.pdf"),  # legacy, recent
@@ -188,3 +201,29 @@ def test_staging_names_carry_the_machine_and_the_process(tmp_path):
     assert temp.read_bytes() == b"first"
     assert first.commit() == [target]
     assert target.read_bytes() == b"first"
+
+
+def test_a_dead_pids_staging_is_kept_until_it_has_been_quiet_for_a_while(tmp_path):
+    dead, host = dead_pid(), files._host_tag()
+    file = tmp_path / f".partial-{host}-{dead}-0123456789ab-report.pdf"
+    file.write_bytes(b"being written on another machine named like this one")
+    folder = tmp_path / f".partial-{host}-{dead}-k3j_x9z0"
+    folder.mkdir()
+    (folder / "labels.nii.gz").write_bytes(b"old")
+    age(folder, QUIET_S)
+    (folder / "heatmap.nii.gz").write_bytes(b"new")  # a change inside: the run is alive
+    age(folder, QUIET_S, inside=False)  # the folder's own time says nothing changed
+    original = tmp_path / "b.txt"  # missing: a set-aside original would be put back
+    aside = tmp_path / f".replaced-{host}-{dead}-0123456789ab-b.txt"
+    aside.write_bytes(b"original b")
+    assert files.remove_stale_staging(tmp_path) == []
+    age(file, 5 * 60)
+    age(aside, 5 * 60)
+    assert files.remove_stale_staging(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([file.name, folder.name,
+                                                                 aside.name])
+    for entry in (file, folder, aside):
+        age(entry, QUIET_S)
+    assert sorted(files.remove_stale_staging(tmp_path)) == sorted([file, folder, aside])
+    assert [p.name for p in tmp_path.iterdir()] == ["b.txt"]
+    assert original.read_bytes() == b"original b"
