@@ -9,22 +9,32 @@ whatever its header says.
 Limits (module constants, documented for the user):
 
 * :data:`MAX_MEMBERS` files per archive, read from the archive's end record before its
-  directory is parsed (a larger archive is refused whole: extract it and import the folder);
+  directory is parsed, and counted again once it is (the end record's count can lie: zipfile
+  reads entries until the directory's size is used up); a larger archive is refused whole:
+  extract it and import the folder;
+* :data:`MAX_DIRECTORY_BYTES`, the size of that directory (about 300 bytes per member
+  allowed), checked before it is parsed;
 * :data:`MAX_MEMBER_BYTES` per member, by the size its header declares and by the bytes
-  actually decompressed (a larger member is refused: extract it to read it);
-* :data:`MAX_RATIO`: a member over :data:`RATIO_FLOOR` that expands more than this many
-  times is refused as a likely zip bomb (Deflate itself cannot exceed about 1,032:1);
-* methods: stored, Deflate and LZMA (when Python has lzma). bzip2 is refused because its
-  decoder, as :mod:`zipfile` drives it, can expand a few kilobytes into gigabytes in one
-  call, before any limit can be checked.
+  actually decompressed, counted while streaming: the bound that holds whatever the header
+  says. There is no compression-ratio check: Deflate itself reaches about 1,032:1, so a
+  genuine member of almost only zeros (a segmentation mask, a blank secondary capture) would
+  be refused by any ratio below that, while a header that lies about its sizes passes any
+  ratio; the streamed count is what bounds memory;
+* methods: stored and Deflate only. bzip2 and LZMA are refused because :mod:`zipfile` calls
+  their decompressors without a ``max_length``: a few kilobytes can expand into gigabytes in
+  one call, before any limit can be checked (DICOM media use stored or Deflate members).
 
-Each thread keeps the archive it read last open (:func:`open_archive`), so reading every
-member of an archive opens it once, not once per member (opening parses the whole
-directory: per-member opening made scans quadratic in the number of members).
+Each thread keeps the archive it read last open (:func:`open_archive`) inside a
+:func:`keep_open` block, so reading every member of an archive opens it once, not once per
+member (opening parses the whole directory: per-member opening made scans quadratic in the
+number of members). The outermost block closes it: a scan, a worker process's batch, one
+:func:`read_member` call outside any block. No thread or worker process keeps an archive open
+once its work is done (a deleted archive's disk space is freed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
@@ -37,10 +47,9 @@ from typing import Any
 from medviewer.core.errors import LoadError
 
 MAX_MEMBERS = 100_000
-MAX_DIRECTORY_BYTES = 256 * 1024**2
+DIRECTORY_BYTES_PER_MEMBER = 300  # a directory entry is 46 bytes plus the name and extras
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * DIRECTORY_BYTES_PER_MEMBER
 MAX_MEMBER_BYTES = 1024**3
-MAX_RATIO = 1000
-RATIO_FLOOR = 1024**2
 HEAD_BYTES = 64 * 1024
 CHUNK_BYTES = 1024**2
 
@@ -56,14 +65,8 @@ METHOD_NAMES = {
     99: "WinZip AES encryption",
 }
 
-try:
-    import lzma
-
-    _LZMA_ERRORS: tuple[type[Exception], ...] = (lzma.LZMAError,)
-    SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA})
-except ImportError:  # a Python built without lzma
-    _LZMA_ERRORS = ()
-    SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+# bzip2 and LZMA: zipfile decompresses them without max_length (unbounded; see above).
+SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 # What zipfile and its decompressors raise on a damaged, truncated or unreadable member.
 MEMBER_ERRORS: tuple[type[Exception], ...] = (
@@ -75,7 +78,6 @@ MEMBER_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     ValueError,
     struct.error,
-    *_LZMA_ERRORS,
 )
 # What zipfile raises when the archive itself (its directory) cannot be read.
 ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
@@ -109,6 +111,8 @@ class ArchiveError(LoadError):
 
 def open_archive(path: str) -> zipfile.ZipFile:
     """The archive at `path`, opened once per thread and reused while the file is unchanged.
+
+    Call it inside a :func:`keep_open` block, which closes the archive when it ends.
 
     Parameters
     ----------
@@ -149,19 +153,45 @@ def release() -> None:
         cached[1].close()
 
 
+@contextlib.contextmanager
+def keep_open() -> Iterator[None]:
+    """Keep the archive this thread opens (:func:`open_archive`) open while the block runs;
+    the outermost block closes it when it ends (nested blocks leave it open).
+
+    Wrap every unit of work that reads members (a scan, an import, a worker process's batch,
+    a load's batch of members) in one block: the archive is opened once for it and never
+    outlives it.
+    """
+    depth = getattr(_local, "depth", 0)
+    _local.depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.depth = depth
+        if depth == 0:
+            release()
+
+
 def _open_checked(path: str) -> zipfile.ZipFile:
-    """Open `path` after checking, from its end record, how large its directory is."""
+    """Open `path` after checking, from its end record, how large its directory is, and,
+    once zipfile has parsed it, how many members it really lists."""
     try:
         with open(path, "rb") as fp:
             end = zipfile._EndRecData(fp)  # zipfile's own end-record reader (private)
         if end is None:
             raise ArchiveError(path, "unreadable zip archive: no zip directory (truncated?)")
         _check_directory(path, end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE])
-        return zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(path)
     except ArchiveError:
         raise
     except ARCHIVE_ERRORS as exc:
         raise ArchiveError(path, f"unreadable zip archive: {exc}") from None
+    try:  # the end record's count can lie: zipfile reads entries until the directory ends
+        _check_directory(path, len(archive.infolist()), 0)
+    except ArchiveError:
+        archive.close()
+        raise
+    return archive
 
 
 def _check_directory(path: str, entries: int, size: int) -> None:
@@ -195,7 +225,7 @@ def member_info(archive: zipfile.ZipFile, member: str, limit: int = MAX_MEMBER_B
     ------
     ArchiveError
         When the member is missing, encrypted, compressed with a method medviewer does not
-        read, larger than `limit` or expands suspiciously (see the module's limits).
+        read or declares more than `limit` bytes (see the module's limits).
     """
     location = f"{archive.filename}::{member}"
     try:
@@ -230,12 +260,6 @@ def check_member(info: zipfile.ZipInfo, limit: int = MAX_MEMBER_BYTES) -> str:
         return (
             f"zip member of {_size(info.file_size)}, more than the {_size(limit)} medviewer "
             "reads from an archive: extract the archive to read it"
-        )
-    ratio = info.file_size / max(info.compress_size, 1)
-    if info.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
-        return (
-            f"zip member would expand {ratio:,.0f} times (from {_size(info.compress_size)} "
-            f"to {_size(info.file_size)}): refused as a likely zip bomb"
         )
     return ""
 
@@ -303,9 +327,10 @@ def read_member(path: str, member: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
     ArchiveError
         With the location and the reason (see :func:`check_member`, :func:`iter_member`).
     """
-    archive = open_archive(path)
-    info = member_info(archive, member, limit)
-    return b"".join(iter_member(archive, info, limit))
+    with keep_open():  # closed afterwards unless the caller keeps it open for more
+        archive = open_archive(path)
+        info = member_info(archive, member, limit)
+        return b"".join(iter_member(archive, info, limit))
 
 
 def member_error_reason(exc: BaseException) -> str:
@@ -317,7 +342,7 @@ def member_error_reason(exc: BaseException) -> str:
         return f"zip member uses a feature medviewer does not read ({text})"
     if isinstance(exc, EOFError):
         return "damaged zip member: the archive ends before this file does (truncated copy?)"
-    if isinstance(exc, (zlib.error, zipfile.BadZipFile, *_LZMA_ERRORS)):
+    if isinstance(exc, (zlib.error, zipfile.BadZipFile)):
         return f"damaged zip member ({text}): copy the archive again"
     return f"cannot read the zip member: {type(exc).__name__}: {text}"
 

@@ -179,11 +179,10 @@ class StudyDatabase:
             Polled between batches; True raises CancelledError (committed batches stay).
         """
         try:
-            return self._import(absolute_paths(paths), batch_size, progress, cancel)
+            with zips.keep_open():  # each archive opened once for the import, then closed
+                return self._import(absolute_paths(paths), batch_size, progress, cancel)
         except sqlite3.Error as exc:  # nothing of the batch in flight is kept
             raise self._write_error(exc) from None
-        finally:
-            zips.release()
 
     def _import(
         self,

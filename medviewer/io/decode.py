@@ -19,6 +19,7 @@ from functools import cache
 import numpy as np
 
 from medviewer.core.errors import CancelledError, LoadError
+from medviewer.io import archive as zips
 from medviewer.io.decode_worker import pool
 from medviewer.io.header import (
     EXPLICIT_VR_LE,
@@ -27,11 +28,18 @@ from medviewer.io.header import (
     InstanceRecord,
     SkipFile,
     check_pixel_claims,
+    dcmread_bounded,
+    decoded_bytes,
     record_from_dataset,
     source_of,
 )
 
 GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
+MEMBER_BATCH = 32
+"""Most zip members decoded by one task: their archive is opened once per batch (opening
+parses its whole directory), and closed when the batch ends."""
+MEMBER_BATCH_BYTES = 64 * 1024**2
+"""Most decoded bytes one batch of zip members holds before it hands them over."""
 
 
 @dataclass(frozen=True)
@@ -225,8 +233,58 @@ def _rescale_into(raw: np.ndarray, target: np.ndarray, source: FrameSource) -> N
 
 
 def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: bool) -> list:
+    """One task per file on disk; zip members in batches (:data:`MEMBER_BATCH`), so that
+    each batch opens their archive once and closes it at its end."""
     decode = pool().decode if processes else decode_frames
-    return [(_decode_into, (decode, sources, out, ix), ix) for ix in _indices_by_record(sources)]
+    groups = _indices_by_record(sources)
+    tasks: list = [
+        (_decode_into, (decode, sources, out, ix), ix)
+        for ix in groups
+        if not sources[ix[0]].record.member
+    ]
+    decode_many = _decode_batch_in_worker if processes else decode_batch
+    members = [ix for ix in groups if sources[ix[0]].record.member]
+    for batch in _member_batches(sources, members):
+        indices = [k for ix in batch for k in ix]
+        tasks.append((_decode_batch_into, (decode_many, sources, out, batch), indices))
+    return tasks
+
+
+def _member_batches(
+    sources: Sequence[FrameSource], groups: list[list[int]]
+) -> list[list[list[int]]]:
+    """Groups (one per zip member) in batches of at most :data:`MEMBER_BATCH` members and
+    :data:`MEMBER_BATCH_BYTES` decoded bytes (a member larger than that is alone)."""
+    batches: list[list[list[int]]] = []
+    size = 0
+    for ix in groups:
+        record = sources[ix[0]].record
+        nbytes = decoded_bytes(record) // max(record.frames, 1) * len(ix)
+        if not batches or len(batches[-1]) >= MEMBER_BATCH or size + nbytes > MEMBER_BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(ix)
+        size += nbytes
+    return batches
+
+
+def _decode_batch_in_worker(jobs: list[tuple[str, str, list[int]]]) -> list[np.ndarray]:
+    return pool().call("decode_batch", jobs)
+
+
+def _decode_batch_into(
+    decode_many: Callable[[list[tuple[str, str, list[int]]]], list[np.ndarray]],
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    batch: list[list[int]],
+) -> None:
+    """Decode a batch of zip members and write their frames into their output slices."""
+    jobs = []
+    for indices in batch:
+        record = sources[indices[0]].record
+        jobs.append((record.path, record.member, [sources[k].frame for k in indices]))
+    for indices, decoded in zip(batch, decode_many(jobs), strict=True):
+        _write_decoded(decoded, sources, out, indices)
 
 
 def _decode_into(
@@ -241,6 +299,13 @@ def _decode_into(
     """
     record = sources[indices[0]].record
     decoded = decode(record.path, record.member, [sources[k].frame for k in indices])
+    _write_decoded(decoded, sources, out, indices)
+
+
+def _write_decoded(
+    decoded: np.ndarray, sources: Sequence[FrameSource], out: np.ndarray, indices: list[int]
+) -> None:
+    """Write one file's decoded frames (rescaled) into their output slices."""
     for j, k in enumerate(indices):
         if out.ndim == 3:
             _rescale_into(decoded[j], out[k], sources[k])
@@ -252,16 +317,17 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     """Decode `frames` of one file with pydicom: (n, rows, cols[, 3]) as pydicom returns them,
     palette colour expanded to RGB, the Modality LUT applied where the file has one (rescale
     is left to the caller)."""
-    import pydicom
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     where = f"{path}::{member}" if member else path
     try:
-        ds = pydicom.dcmread(source_of(path, member), force=True)
+        ds = dcmread_bounded(source_of(path, member))  # a deflated file: inflation bounded
         _check_claims(ds, path, member)
         arr = ds.pixel_array
     except LoadError:
         raise
+    except SkipFile as exc:
+        raise LoadError(f"{where}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - reported with the path, never a crash
         raise LoadError(f"{where}: cannot decode pixel data: {type(exc).__name__}: {exc}") from None
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -272,6 +338,13 @@ def decode_frames(path: str, member: str, frames: list[int]) -> np.ndarray:
     elif "ModalityLUTSequence" in ds:
         arr = apply_modality_lut(arr, ds)
     return np.ascontiguousarray(arr[frames])
+
+
+def decode_batch(jobs: list[tuple[str, str, list[int]]]) -> list[np.ndarray]:
+    """:func:`decode_frames` of several ``(path, member, frames)`` jobs (one worker-process
+    job): each zip archive is opened once for the batch and closed at its end."""
+    with zips.keep_open():
+        return [decode_frames(*job) for job in jobs]
 
 
 def _check_claims(ds: object, path: str, member: str) -> None:

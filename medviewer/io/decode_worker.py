@@ -3,9 +3,11 @@ so threads cannot spread JPEG 2000 decoding or a large header scan over the core
 worker is a plain ``python -m medviewer.io.decode_worker`` child (no fork of the GUI
 process, no re-import of the caller's ``__main__``; in the desktop bundle, where
 ``sys.executable`` is medviewer itself, ``medviewer --medviewer-decode-worker``) that reads
-``(job, args)`` requests on stdin (jobs: decode frames of a file, read a batch of headers)
-and writes the result, or an error message, on stdout. A crash of a decoder on a
-corrupt file ends that worker only: the caller gets a LoadError and a fresh worker next time.
+``(job, args)`` requests on stdin (jobs: decode frames of a file or of a batch of zip
+members, read a batch of headers) and writes the result, or an error message, on stdout.
+A crash of a decoder on a corrupt file ends that worker only: the caller gets a LoadError
+and a fresh worker next time. No job leaves a zip archive open after it (see
+:func:`medviewer.io.archive.keep_open`).
 """
 
 from __future__ import annotations
@@ -138,10 +140,14 @@ def _where(args: tuple) -> str:
 
 
 def _jobs() -> dict[str, Any]:
-    from medviewer.io.decode import decode_frames
+    from medviewer.io.decode import decode_batch, decode_frames
     from medviewer.io.scan import read_candidates
 
-    return {"decode_frames": decode_frames, "read_candidates": read_candidates}
+    return {
+        "decode_frames": decode_frames,
+        "decode_batch": decode_batch,
+        "read_candidates": read_candidates,
+    }
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:

@@ -472,59 +472,222 @@ def parse_with_pydicom(path: str, data: bytes | None = None) -> dict[str, Any]:
 
 
 def _parse_with_pydicom(path: str, data: bytes | None) -> dict[str, Any]:
-    import pydicom
     from pydicom.errors import InvalidDicomError
 
-    try:
-        with _open(path, data) as fp:
-            _check_deflated(fp)
-            try:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            except InvalidDicomError:
-                fp.seek(0)
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-                if not _looks_like_dicom(ds):
-                    raise SkipFile("not a DICOM file") from None
-            if ds.file_meta.get("TransferSyntaxUID", "") == DEFLATED_LE:
-                pixel = _deflated_pixel_element(fp)
-            else:
-                pixel = _pixel_element_after_header(fp, ds)
-    except SkipFile:
-        raise
+    with _open(path, data) as fp:
+        try:
+            ds, pixel = _read_bounded(fp, stop_before_pixels=True, force=False)
+        except InvalidDicomError:
+            ds, pixel = _read_bounded(fp, stop_before_pixels=True, force=True)
+            if not _looks_like_dicom(ds):
+                raise SkipFile("not a DICOM file") from None
     return _fields_from_dataset(ds, pixel)
 
 
 INFLATE_STEP = 1 << 20
+HEADER_INFLATE_LIMIT = 64 * 1024**2
+"""Most inflated bytes held when only the header of a deflated file is read (all that comes
+before its pixel data): a header is kilobytes, a few megabytes in large enhanced multi-frame
+files; only the pixel data can be large, and a header read never inflates it into memory."""
 
 
-def _check_deflated(fp: Any) -> None:
-    """For a deflated file, inflate its dataset once in bounded steps, keeping nothing, so
-    that a truncated, damaged or bomb-sized stream is refused before pydicom inflates it
-    whole in memory."""
-    from medviewer.io.fastheader import meta_end
+def dcmread_bounded(
+    source: str | os.PathLike[str] | io.BufferedIOBase | io.BytesIO,
+    *,
+    stop_before_pixels: bool = False,
+    force: bool = True,
+    limit: int | None = None,
+) -> Any:
+    """``pydicom.dcmread``, safe for a deflated file: the one way medviewer reads a file
+    whole (or its header) with pydicom.
 
-    head = fp.read(64 * 1024)
+    pydicom inflates a deflated dataset (transfer syntax 1.2.840.10008.1.2.1.99) whole in
+    memory with one ``zlib.decompress``. Here the file meta group is read first, with
+    pydicom's own functions (nothing inflated), to find the transfer syntax and where the
+    dataset starts, exactly as ``dcmread`` does; a deflated dataset is then inflated once in
+    bounded steps, keeping nothing, and refused when it is truncated, damaged, or inflates
+    to more than `limit` bytes or more than fits in memory (:func:`memory_problem`).
+    A header-only read (`stop_before_pixels`) of a deflated file then inflates only what
+    comes before the pixel data, at most :data:`HEADER_INFLATE_LIMIT` bytes.
+
+    Parameters
+    ----------
+    source : str, PathLike or binary file object
+        A path (opened only when it is a regular file) or an open, seekable file.
+    stop_before_pixels, force
+        As for ``pydicom.dcmread``.
+    limit : int, optional
+        Most bytes a deflated dataset may inflate to (the memory limit when None).
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+
+    Raises
+    ------
+    SkipFile
+        With the reason, in words, when a deflated dataset is refused or a path is not a
+        regular file.
+    """
+    if isinstance(source, str | os.PathLike):
+        with _open(os.fspath(source), None) as fp:
+            return _read_bounded(fp, stop_before_pixels, force, limit)[0]
+    return _read_bounded(source, stop_before_pixels, force, limit)[0]
+
+
+def _read_bounded(
+    fp: Any, stop_before_pixels: bool, force: bool, limit: int | None = None
+) -> tuple[Any, tuple[str, int, int]]:
+    """(dataset, (pixel keyword, value offset, value length)) of :func:`dcmread_bounded`;
+    the pixel element is only located for header-only reads (offsets -1 when deflated)."""
+    import pydicom
+
+    found = _deflated_start(fp, force)
+    if found is None:
+        fp.seek(0)
+        ds = pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force)
+        pixel = _pixel_element_after_header(fp, ds) if stop_before_pixels else ("", -1, -1)
+        return ds, pixel
+    _check_inflation(fp, found[-1], limit)
+    if stop_before_pixels:
+        return _read_deflated_header(fp, *found)
     fp.seek(0)
-    syntax, offset = meta_end(head)
-    if syntax != DEFLATED_LE:
-        return
-    fp.seek(offset)
+    return pydicom.dcmread(fp, force=force), ("", -1, -1)
+
+
+def _deflated_start(fp: Any, force: bool) -> tuple[Any, Any, Any, int] | None:
+    """(preamble, file meta, command set, offset of the dataset) of a file whose dataset
+    pydicom would inflate; None for any other file (nothing inflated, `fp` rewound)."""
+    from pydicom.filereader import (
+        _read_command_set_elements,
+        _read_file_meta_info,
+        read_preamble,
+    )
+
+    fp.seek(0)
+    preamble = read_preamble(fp, force=True)
+    if preamble is None and not force:
+        fp.seek(0)
+        return None  # pydicom refuses it (not DICOM) before reading further
+    meta = _read_file_meta_info(fp)
+    if meta.get("TransferSyntaxUID") != DEFLATED_LE:
+        fp.seek(0)
+        return None
+    command_set = _read_command_set_elements(fp)
+    start = fp.tell()
+    at_end = fp.read(1) == b""  # pydicom reads an empty dataset there: nothing to inflate
+    fp.seek(0)
+    return None if at_end else (preamble, meta, command_set, start)
+
+
+def _check_inflation(fp: Any, start: int, limit: int | None) -> None:
+    """Inflate the dataset at `start` once in bounded steps, keeping nothing, so that a
+    truncated, damaged or bomb-sized stream is refused before pydicom inflates it whole."""
+    fp.seek(start)
     inflater, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
     while not inflater.eof:
         pending = inflater.unconsumed_tail or fp.read(INFLATE_STEP)
-        piece = inflater.decompress(pending, INFLATE_STEP)
-        if not piece and not pending:
+        if not pending:
             break
+        piece = _inflate(inflater, pending)
         total += len(piece)
-        if memory_problem(total):
-            raise SkipFile(
-                "too large to open: the deflated dataset inflates to more than "
-                f"{format_bytes(total - len(piece))}; this machine has "
-                f"{format_bytes(physical_memory() or 0)}"
-            )
+        _check_inflated_size(total, len(piece), limit)
     fp.seek(0)
     if not inflater.eof:
         raise SkipFile("truncated: the deflated (compressed) dataset ends early")
+
+
+def _inflate(inflater: Any, pending: bytes) -> bytes:
+    try:
+        return inflater.decompress(pending, INFLATE_STEP)
+    except zlib.error as exc:
+        raise SkipFile(f"damaged deflated (compressed) dataset: {exc}") from None
+
+
+def _check_inflated_size(total: int, last: int, limit: int | None) -> None:
+    if limit is not None and total > limit:
+        raise SkipFile(
+            "too large to open: the deflated dataset inflates to more than "
+            f"{format_bytes(limit)}, the most medviewer inflates for this file"
+        )
+    if memory_problem(total):
+        raise SkipFile(
+            "too large to open: the deflated dataset inflates to more than "
+            f"{format_bytes(total - last)}; this machine has "
+            f"{format_bytes(physical_memory() or 0)}"
+        )
+
+
+def _read_deflated_header(
+    fp: Any, preamble: Any, meta: Any, command_set: Any, start: int
+) -> tuple[Any, tuple[str, int, int]]:
+    """The header of a deflated file (all before its pixel data), as ``dcmread`` with
+    ``stop_before_pixels`` reads it, inflating at most :data:`HEADER_INFLATE_LIMIT` bytes."""
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import read_dataset
+
+    stream = _InflatingReader(fp, start, HEADER_INFLATE_LIMIT)
+    dataset = read_dataset(
+        stream,  # type: ignore[arg-type]
+        is_implicit_VR=False,
+        is_little_endian=True,
+        stop_when=lambda tag, _vr, _length: tag in PIXEL_TAGS,
+    )
+    if command_set:
+        dataset.update(command_set)
+    tag = stream.read(4)  # where read_dataset stopped: the pixel element, if any
+    group, element = struct.unpack("<HH", tag) if len(tag) == 4 else (0, 0)
+    keyword = PIXEL_TAGS.get(group << 16 | element, "")
+    ds = FileDataset(fp, dataset, preamble, meta, False, True)
+    ds.set_original_encoding(False, True, dataset.original_character_set)
+    return ds, (keyword, -1, -1)
+
+
+class _InflatingReader:
+    """A deflated dataset as a read-only, seekable file, inflated only as far as it is
+    read: at most `limit` inflated bytes are held (:class:`SkipFile` beyond)."""
+
+    def __init__(self, fp: Any, start: int, limit: int) -> None:
+        fp.seek(start)
+        self._fp, self._limit = fp, limit
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._data = bytearray()
+        self._pos = 0
+        self.name = getattr(fp, "name", "<deflated dataset>")
+
+    def _fill(self, end: int | None) -> None:
+        while (end is None or len(self._data) < end) and not self._inflater.eof:
+            pending = self._inflater.unconsumed_tail or self._fp.read(INFLATE_STEP)
+            if not pending:
+                return
+            self._data += _inflate(self._inflater, pending)
+            if len(self._data) > self._limit:
+                raise SkipFile(
+                    "too large to open: the header of the deflated dataset (all before its "
+                    f"pixel data) inflates to more than {format_bytes(self._limit)}"
+                )
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative) from the position."""
+        end = None if size is None or size < 0 else self._pos + size
+        self._fill(end)
+        chunk = bytes(self._data[self._pos : end])
+        self._pos += len(chunk)
+        return chunk
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move the position (bytes are inflated when read, not when sought)."""
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            self._fill(None)
+            offset += len(self._data)
+        self._pos = max(offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        """The position in the inflated dataset."""
+        return self._pos
 
 
 def source_of(path: str, member: str = "") -> str | io.BytesIO:
@@ -547,7 +710,8 @@ def split_location(location: str) -> tuple[str, str]:
 
 def read_location(location: str, stop_before_pixels: bool = False) -> Any:
     """Read the file (or zip member) at `location` with pydicom, as the scanner does (forced:
-    files without a preamble are read too).
+    files without a preamble are read too; a deflated dataset bounded, see
+    :func:`dcmread_bounded`).
 
     Raises
     ------
@@ -560,9 +724,9 @@ def read_location(location: str, stop_before_pixels: bool = False) -> Any:
 
     path, member = split_location(location)
     try:
-        return pydicom.dcmread(
-            source_of(path, member), stop_before_pixels=stop_before_pixels, force=True
-        )
+        return dcmread_bounded(source_of(path, member), stop_before_pixels=stop_before_pixels)
+    except SkipFile as exc:
+        raise LoadError(f"{location}: {exc}") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile,
             pydicom.errors.InvalidDicomError) as exc:
         raise LoadError(f"{location}: cannot read the file again ({exc})") from exc

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from medviewer.core.errors import CancelledError
 from medviewer.io import archive as zips
-from medviewer.io.header import InstanceRecord, SkipFile, check_usable, read_header
+from medviewer.io.header import (
+    NOT_DICOM,
+    InstanceRecord,
+    SkipFile,
+    check_usable,
+    dcmread_bounded,
+    read_header,
+)
 
 DICOMDIR_NAME = "DICOMDIR"
 MAX_DICOMDIR_BYTES = 256 * 1024**2  # pydicom reads a DICOMDIR whole; real ones are < 50 MB
@@ -118,9 +125,24 @@ def _expand_file(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
         skipped.append(SkippedFile(path, reason))
     elif os.path.basename(path).upper() == DICOMDIR_NAME:
         yield from _dicomdir(path, skipped)
-    elif path.lower().endswith(".zip") and zipfile.is_zipfile(path):
+    elif path.lower().endswith(".zip"):
+        yield from _zip_file(path, skipped)
+    else:
+        yield Candidate(path)
+
+
+def _zip_file(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
+    """The members of the archive `path`; an archive that cannot be opened (no permission,
+    a damaged copy) is skipped with its reason, and the scan goes on."""
+    try:
+        is_zip = zipfile.is_zipfile(path)  # False, not an error, when it cannot be opened
+        starts_like_zip = not is_zip and _starts_like_zip(path)
+    except OSError as exc:
+        skipped.append(SkippedFile(path, f"cannot read: {exc.strerror or exc}"))
+        return
+    if is_zip:
         yield from _zip_members(path, skipped)
-    elif path.lower().endswith(".zip") and _starts_like_zip(path):
+    elif starts_like_zip:
         skipped.append(
             SkippedFile(
                 path,
@@ -138,15 +160,20 @@ def _starts_like_zip(path: str) -> bool:
 
 def _dicomdir(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
     """The files a DICOMDIR references (Referenced File ID of its directory records),
-    refusing any that lie outside the DICOMDIR's folder or are not regular files."""
-    import pydicom
+    refusing any that lie outside the DICOMDIR's folder or are not regular files.
 
+    pydicom reads a DICOMDIR whole: one larger than :data:`MAX_DICOMDIR_BYTES`, or deflated
+    and inflating to more, is refused before it is read."""
     root = os.path.dirname(path)
     try:
         if os.path.getsize(path) > MAX_DICOMDIR_BYTES:
             raise ValueError(f"larger than {MAX_DICOMDIR_BYTES // 1024**2} MB")
-        records = pydicom.dcmread(path).DirectoryRecordSequence
+        ds = dcmread_bounded(path, force=False, limit=MAX_DICOMDIR_BYTES)
+        records = ds.DirectoryRecordSequence
         file_ids = [r.ReferencedFileID for r in records if "ReferencedFileID" in r]
+    except SkipFile as exc:
+        skipped.append(SkippedFile(path, f"unreadable DICOMDIR: {exc}"))
+        return
     except Exception as exc:  # noqa: BLE001 - any failure: report the DICOMDIR, go on
         skipped.append(SkippedFile(path, f"unreadable DICOMDIR: {type(exc).__name__}: {exc}"))
         return
@@ -171,7 +198,8 @@ def _outside_reason(target: str, real_root: str) -> str:
 
 def _zip_members(path: str, skipped: list[SkippedFile]) -> Iterator[Candidate]:
     try:
-        names = [i.filename for i in zips.open_archive(path).infolist() if not i.is_dir()]
+        with zips.keep_open():  # left open for the members' reading when a scan keeps it
+            names = [i.filename for i in zips.open_archive(path).infolist() if not i.is_dir()]
     except zips.ArchiveError as exc:
         skipped.append(SkippedFile(path, exc.reason))
         return
@@ -206,23 +234,27 @@ def read_candidate(candidate: Candidate) -> InstanceRecord | SkippedFile:
 def read_member_header(path: str, member: str) -> InstanceRecord:
     """Read the header of a zip member, streaming it: the header from its first chunk,
     the rest only counted and checked (CRC), never held whole, unless the fast parser
-    declines and pydicom needs the whole (bounded) member.
+    declines and pydicom needs the whole (bounded) member. A member that is not DICOM is
+    told from its first bytes and never read further.
 
     Raises
     ------
     SkipFile, medviewer.io.archive.ArchiveError
         With the reason the member cannot be used.
     """
-    from medviewer.io.fastheader import parse_fast
+    from medviewer.io.fastheader import looks_like_dicom, parse_fast
 
-    archive = zips.open_archive(path)
-    info = zips.member_info(archive, member)
-    chunks = zips.iter_member(archive, info)
-    head = next(chunks, b"")
-    fields = parse_fast(path, head, info.file_size)
-    if fields is None:
-        return read_header(path, member, head + b"".join(chunks))
-    size = len(head) + sum(len(chunk) for chunk in chunks)
+    with zips.keep_open():  # closed afterwards unless a scan keeps it open
+        archive = zips.open_archive(path)
+        info = zips.member_info(archive, member)
+        chunks = zips.iter_member(archive, info)
+        head = next(chunks, b"")
+        if not looks_like_dicom(head, max(info.file_size, len(head))):
+            raise SkipFile(NOT_DICOM)  # told from its first bytes: the rest is never held
+        fields = parse_fast(path, head, info.file_size)
+        if fields is None:
+            return read_header(path, member, head + b"".join(chunks))
+        size = len(head) + sum(len(chunk) for chunk in chunks)
     mtime_ns = os.stat(path).st_mtime_ns
     record = InstanceRecord(path=path, member=member, file_size=size, mtime_ns=mtime_ns, **fields)
     check_usable(record)
@@ -230,8 +262,10 @@ def read_member_header(path: str, member: str) -> InstanceRecord:
 
 
 def read_candidates(candidates: list[Candidate]) -> list[InstanceRecord | SkippedFile]:
-    """Read a batch of candidates (one worker-process job)."""
-    return [read_candidate(c) for c in candidates]
+    """Read a batch of candidates (one worker-process job); the archives it opens are
+    closed at its end (a worker process keeps none open between jobs)."""
+    with zips.keep_open():
+        return [read_candidate(c) for c in candidates]
 
 
 def read_all(candidates: list[Candidate]) -> Iterator[InstanceRecord | SkippedFile]:
@@ -273,7 +307,7 @@ def scan(
         Usable instance records and skipped files (path and reason).
     """
     result = ScanResult()
-    try:
+    with zips.keep_open():  # each archive opened once for the scan, closed at its end
         candidates = list(iter_candidates(paths, result.skipped))
         for done, item in enumerate(read_all(candidates), start=1):
             if isinstance(item, SkippedFile):
@@ -284,6 +318,4 @@ def scan(
                 raise CancelledError("scan cancelled")
             if progress is not None and (done % 256 == 0 or done == len(candidates)):
                 progress(done, len(candidates))
-    finally:
-        zips.release()
     return result

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pydicom
 from highdicom.color import CIELabColor
 from highdicom.seg import Segmentation, SegmentationTypeValues
 from pydicom.dataset import Dataset
@@ -31,6 +30,7 @@ from medviewer.io.header import (
     NESTED_TOO_DEEP,
     SkipFile,
     check_pixel_claims,
+    dcmread_bounded,
     memory_problem,
     record_from_dataset,
 )
@@ -156,7 +156,9 @@ def _open(seg: Dataset | str | os.PathLike[str]) -> tuple[str, Segmentation]:
     else:
         name, copy = os.fspath(seg), False
         try:
-            ds = pydicom.dcmread(name)
+            ds = dcmread_bounded(name, force=False)  # a deflated SEG: inflation bounded
+        except SkipFile as exc:
+            raise LoadError(f"{name}: {exc}") from None
         except RecursionError:
             raise LoadError(f"{name}: {NESTED_TOO_DEEP}") from None
         except Exception as exc:  # any damage: said with the file, never a crash

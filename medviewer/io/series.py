@@ -28,6 +28,7 @@ from medviewer.io.header import (
     InstanceRecord,
     SkipFile,
     check_pixel_claims,
+    dcmread_bounded,
     memory_problem,
     source_of,
 )
@@ -253,12 +254,8 @@ class FrameGeometry:
 
 def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
     """Read per-frame positions, orientation, spacing and rescale of a multi-frame file."""
-    import pydicom
-
     try:
-        ds = pydicom.dcmread(
-            source_of(record.path, record.member), stop_before_pixels=True, force=True
-        )
+        ds = dcmread_bounded(source_of(record.path, record.member), stop_before_pixels=True)
     except Exception as exc:  # noqa: BLE001 - deep nesting, damage: said with the file
         reason = NESTED_TOO_DEEP if isinstance(exc, RecursionError) else f"{exc}"
         raise LoadError(f"{record.location}: cannot read the frame geometry: {reason}") from None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -227,6 +229,196 @@ def test_deflate_bomb_is_refused_before_inflating_it(
         "too large to open: the deflated dataset inflates to more than 4.0 MB; "
         "this machine has 8.0 MB"
     )
+
+
+def _explicit(tag: int, vr: bytes, value: bytes) -> bytes:
+    """One explicit VR little-endian element."""
+    if vr in (b"OB", b"OW", b"SQ", b"UN", b"UT"):
+        return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
+
+
+def _crafted_deflated(dataset: bytes, out: Path, trigger: str, zeros: int) -> Path:
+    """A deflated file whose meta group the fast parser does not read (``trigger``:
+    'order', the transfer syntax before the SOP class; 'long', a 65,534-byte SOP class UID),
+    whose dataset (`dataset`, explicit VR little endian) ends with `zeros` bytes of
+    Data Set Trailing Padding: a few kB on disk, `zeros` once inflated."""
+    version = _explicit(0x00020001, b"OB", b"\x00\x01")
+    sop_class = _explicit(0x00020002, b"UI", b"1.2.840.10008.5.1.4.1.1.2\x00")
+    instance = _explicit(0x00020003, b"UI", b"1.2.3.4\x00")
+    syntax = _explicit(0x00020010, b"UI", DEFLATED.encode())
+    if trigger == "order":
+        meta = version + syntax + sop_class + instance
+    else:  # the transfer syntax ends past the first 64 kB
+        meta = version + _explicit(0x00020002, b"UI", b"1." + b"2" * 65_532) + instance + syntax
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    parts = [deflater.compress(dataset + struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, zeros))]
+    block = bytes(1024**2)
+    for _ in range(zeros // len(block)):
+        parts.append(deflater.compress(block))
+    parts.append(deflater.compress(bytes(zeros % len(block))) + deflater.flush())
+    out.write_bytes(bytes(128) + b"DICM" + meta + b"".join(parts))
+    return out
+
+
+def _dataset_bytes(path: Path) -> bytes:
+    """The dataset of an explicit VR little-endian file, without its preamble and meta."""
+    raw = path.read_bytes()
+    return raw[fastheader.meta_end(raw)[1] :]
+
+
+@pytest.mark.parametrize("trigger", ["order", "long"])
+def test_deflate_bomb_behind_a_meta_group_the_fast_parser_declines_is_refused(
+    tmp_path: Path, ct: Path, monkeypatch: pytest.MonkeyPatch, trigger: str
+) -> None:
+    """The transfer syntax comes from pydicom's own meta reading, not from the fast parser
+    (which gives up on these meta groups): the bomb is refused before pydicom inflates it."""
+    import tracemalloc
+
+    bomb = _crafted_deflated(_dataset_bytes(ct), tmp_path / "bomb.dcm", trigger, 64 * 1024**2)
+    assert bomb.stat().st_size < 200 * 1024
+    assert fastheader.meta_end(bomb.read_bytes()[: 64 * 1024]) == ("", 0)
+    assert pydicom.filereader.read_file_meta_info(bomb).TransferSyntaxUID == DEFLATED
+    monkeypatch.setattr(header, "physical_memory", lambda: 8 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        reason = _reason(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reason == (
+        "too large to open: the deflated dataset inflates to more than 4.0 MB; "
+        "this machine has 8.0 MB"
+    )
+    assert peak < 16 * 1024**2  # not the 64 MB
+    result = scan([tmp_path])
+    assert [(s.path, s.reason) for s in result.skipped] == [(str(bomb), reason)]
+
+
+@pytest.mark.parametrize("trigger", ["order", "long"])
+def test_crafted_deflated_files_without_a_bomb_are_read(
+    tmp_path: Path, ct: Path, trigger: str
+) -> None:
+    """The same crafted meta groups, with a small padding: pydicom reads them, and so do we."""
+    path = _crafted_deflated(_dataset_bytes(ct), tmp_path / "ok.dcm", trigger, 1000)
+    record = header.read_header(path)
+    assert (record.transfer_syntax, record.rows, record.columns) == (DEFLATED, 16, 12)
+    assert record.pixel_keyword == "PixelData"
+    expected = pydicom.dcmread(ct).pixel_array
+    np.testing.assert_array_equal(decode_frames(str(path), "", [0])[0], expected)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        pytest.param(lambda p: header.read_location(str(p)), id="read_location"),
+        pytest.param(
+            lambda p: header.read_location(str(p), stop_before_pixels=True), id="header only"
+        ),
+        pytest.param(lambda p: decode_frames(str(p), "", [0]), id="decode_frames"),
+        pytest.param(lambda p: _seg_module().label_map_from_seg(p, ["1.2.3"]), id="SEG"),
+    ],
+)
+def test_every_pydicom_reading_refuses_a_deflate_bomb_changed_since_indexing(
+    tmp_path: Path, ct: Path, monkeypatch: pytest.MonkeyPatch, read: Any
+) -> None:
+    """Files read again after indexing (loading, SEG, sources) may have changed since."""
+    import tracemalloc
+
+    _seg_module()  # highdicom imported before memory is traced
+
+    bomb = _crafted_deflated(_dataset_bytes(ct), tmp_path / "bomb.dcm", "order", 64 * 1024**2)
+    monkeypatch.setattr(header, "physical_memory", lambda: 8 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(LoadError) as info:
+            read(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"{bomb}: too large to open: the deflated dataset inflates to more than 4.0 MB; "
+        "this machine has 8.0 MB"
+    )
+    assert peak < 16 * 1024**2
+
+
+def _seg_module() -> Any:
+    from medviewer.io import seg
+
+    return seg
+
+
+def test_a_deflated_header_read_holds_only_the_header(tmp_path: Path, ct: Path) -> None:
+    """Reading the header of a deflated file inflates what comes before its pixel data
+    (pydicom alone inflates everything: here 64 MB after the pixel data)."""
+    import tracemalloc
+
+    big = _crafted_deflated(_dataset_bytes(ct), tmp_path / "big.dcm", "order", 64 * 1024**2)
+    tracemalloc.start()
+    try:
+        record = header.read_header(big)
+        ds = header.read_location(str(big), stop_before_pixels=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (record.rows, record.columns, record.pixel_keyword) == (16, 12, "PixelData")
+    assert ds.SOPInstanceUID == pydicom.dcmread(ct).SOPInstanceUID and "PixelData" not in ds
+    assert peak < 16 * 1024**2
+
+
+def test_a_deflated_header_larger_than_the_header_limit_is_refused(
+    tmp_path: Path, ct: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = bytearray(_dataset_bytes(ct))
+    pixels_at = dataset.index(struct.pack("<HH", 0x7FE0, 0x0010))
+    private = _explicit(0x00091010, b"OB", bytes(4 * 1024**2))  # before the pixel data
+    creator = _explicit(0x00090010, b"LO", b"MEDVIEWER TEST ")
+    dataset[pixels_at:pixels_at] = creator + private
+    path = _crafted_deflated(bytes(dataset), tmp_path / "fat.dcm", "order", 0)
+    monkeypatch.setattr(header, "HEADER_INFLATE_LIMIT", 1024**2)
+    assert _reason(path) == (
+        "too large to open: the header of the deflated dataset (all before its pixel data) "
+        "inflates to more than 1.0 MB"
+    )
+
+
+@pytest.mark.parametrize("trigger", ["order", "long"])
+def test_a_deflated_dicomdir_bomb_is_refused_and_the_scan_goes_on(
+    tmp_path: Path, ct: Path, monkeypatch: pytest.MonkeyPatch, trigger: str
+) -> None:
+    import tracemalloc
+
+    from medviewer.io import scan as scan_module
+
+    media = tmp_path / "media"
+    good = write_series(media / "IMG", SeriesSpec(shape=(2, 8, 8), seed=9))
+    listing = pydicom.Dataset()
+    item = pydicom.Dataset()
+    item.DirectoryRecordType = "IMAGE"
+    item.ReferencedFileID = ["IMG", good.paths[0].name]
+    listing.DirectoryRecordSequence = [item]
+    plain = tmp_path / "plain"
+    listing.file_meta = pydicom.dataset.FileMetaDataset()
+    listing.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    listing.save_as(plain, implicit_vr=False, little_endian=True)
+    dicomdir = _crafted_deflated(plain.read_bytes(), media / "DICOMDIR", trigger, 64 * 1024**2)
+    monkeypatch.setattr(scan_module, "MAX_DICOMDIR_BYTES", 4 * 1024**2)
+    tracemalloc.start()
+    try:
+        result = scan([dicomdir, media / "IMG"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(s.path, s.reason) for s in result.skipped] == [
+        (
+            str(dicomdir),
+            "unreadable DICOMDIR: too large to open: the deflated dataset inflates to more "
+            "than 4.0 MB, the most medviewer inflates for this file",
+        )
+    ]
+    assert sorted(r.path for r in result.records) == sorted(str(p) for p in good.paths)
+    assert peak < 16 * 1024**2
 
 
 def test_whole_deflated_file_is_read(tmp_path: Path, ct: Path) -> None:

@@ -255,7 +255,9 @@ def test_member_declaring_4_gb_is_skipped_without_reading_it(tmp_path: Path) -> 
     assert peak < 32 * 1024**2
 
 
-def test_a_real_zip_bomb_member_is_refused_by_its_ratio(tmp_path: Path) -> None:
+def test_a_real_zip_bomb_member_is_refused_without_being_held(tmp_path: Path) -> None:
+    """No ratio check (Deflate's own maximum, ~1,032:1, is reached by genuine files): a bomb
+    is told from its first bytes and streamed no further, in bounded memory."""
     archive, _ = _zipped_series(tmp_path)
     with (
         zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_DEFLATED) as out,
@@ -265,13 +267,35 @@ def test_a_real_zip_bomb_member_is_refused_by_its_ratio(tmp_path: Path) -> None:
             member.write(bytes(1024**2))  # 64 MB of zeros: about 64 kB compressed
     with zipfile.ZipFile(archive) as check:
         info = check.getinfo("bomb.dcm")
-    ratio = info.file_size / info.compress_size
-    result = scan([archive])
-    assert _member_reasons(result, archive) == {
-        "bomb.dcm": f"zip member would expand {ratio:,.0f} times (from "
-        f"{info.compress_size / 1024:.1f} kB to 64.0 MB): refused as a likely zip bomb"
-    }
+    assert info.file_size / info.compress_size > 1000
+    tracemalloc.start()
+    try:
+        result = scan([archive])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert _member_reasons(result, archive) == {"bomb.dcm": "not a DICOM file"}
     assert len(result.records) == 6
+    assert peak < 16 * 1024**2  # not the 64 MB
+
+
+def test_a_genuine_member_of_almost_only_zeros_is_imported(tmp_path: Path) -> None:
+    """A real DICOM member of 32 MB of zero pixels (a blank mask or secondary capture)
+    deflates more than 1,000:1: a ratio check refused it; the streamed byte count bounds it."""
+    written = _series(tmp_path / "s", seed=18, slices=1)
+    ds = pydicom.dcmread(written.paths[0])
+    ds.Rows = ds.Columns = 4096
+    ds.PixelData = bytes(4096 * 4096 * 2)
+    ds.save_as(tmp_path / "blank.dcm")
+    archive = _zip(tmp_path / "blank.zip", {"blank.dcm": (tmp_path / "blank.dcm").read_bytes()})
+    with zipfile.ZipFile(archive) as check:
+        info = check.getinfo("blank.dcm")
+    assert info.file_size > 1024**2 and info.file_size / info.compress_size > 1000
+    result = scan([archive])
+    assert result.skipped == []
+    assert [(r.member, r.rows, r.columns, r.file_size) for r in result.records] == [
+        ("blank.dcm", 4096, 4096, info.file_size)
+    ]
 
 
 def test_header_that_understates_the_size_is_caught(tmp_path: Path) -> None:
@@ -340,16 +364,13 @@ def test_encrypted_and_unsupported_members_are_skipped(
     assert sorted(r.member for r in result.records) == names[:3] + names[4:]
 
 
-def test_lzma_without_support_and_bzip2_are_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lzma_and_bzip2_are_skipped(tmp_path: Path) -> None:
     written = _series(tmp_path / "s", seed=6)
     archive = tmp_path / "mixed.zip"
     with zipfile.ZipFile(archive, "w") as out:
         for k, path in enumerate(written.paths):
             method = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA, 12][k]
             out.write(path, path.name, compress_type=method)
-    monkeypatch.setattr(zips, "SUPPORTED_METHODS", frozenset({0, 8}))  # a Python without lzma
     result = scan([archive])
     tail = (
         "which medviewer does not read: re-create the archive with standard (Deflate) compression"
@@ -361,11 +382,46 @@ def test_lzma_without_support_and_bzip2_are_skipped(
     assert sorted(r.member for r in result.records) == [p.name for p in written.paths[:2]]
 
 
-def test_lzma_members_are_read_when_python_has_lzma(tmp_path: Path) -> None:
+def test_lzma_members_are_refused_even_when_python_has_lzma(tmp_path: Path) -> None:
+    """zipfile inflates LZMA without max_length: refused like bzip2, whatever Python has."""
     written = _series(tmp_path / "s", seed=7)
     archive = _zip(tmp_path / "lzma.zip", _slices(written), zipfile.ZIP_LZMA)
     result = scan([archive])
-    assert result.skipped == [] and len(result.records) == 4
+    assert result.records == []
+    assert _member_reasons(result, archive) == {
+        p.name: "zip member compressed with LZMA (method 14), which medviewer does not read: "
+        "re-create the archive with standard (Deflate) compression"
+        for p in written.paths
+    }
+
+
+def test_an_lzma_bomb_declaring_1_mb_is_refused_before_it_inflates(tmp_path: Path) -> None:
+    """64 MB of LZMA zeros (about 10 kB) whose header says 1 MB: zipfile would inflate all of
+    it on the first read, before the byte count could stop it."""
+    archive, names = _zipped_series(tmp_path)
+    with (
+        zipfile.ZipFile(archive, "a", compression=zipfile.ZIP_LZMA) as out,
+        out.open("bomb.dcm", "w") as member,
+    ):
+        for _ in range(64):
+            member.write(bytes(1024**2))
+    _patch(archive, "bomb.dcm", size=1024**2)
+    tracemalloc.start()
+    try:
+        result = scan([archive])
+        with pytest.raises(zips.ArchiveError) as caught:
+            zips.read_member(str(archive), "bomb.dcm")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    reason = (
+        "zip member compressed with LZMA (method 14), which medviewer does not read: "
+        "re-create the archive with standard (Deflate) compression"
+    )
+    assert _member_reasons(result, archive) == {"bomb.dcm": reason}
+    assert caught.value.reason == reason
+    assert sorted(r.member for r in result.records) == names
+    assert peak < 16 * 1024**2  # not the 64 MB
 
 
 def test_bad_crc_and_corrupt_deflate_data_are_reported_per_member(tmp_path: Path) -> None:
@@ -398,6 +454,29 @@ def test_member_running_past_the_end_of_the_archive_is_truncated(tmp_path: Path)
         names[-1]: "damaged zip member: the archive ends before this file does (truncated copy?)"
     }
     assert len(result.records) == 5
+
+
+def test_an_archive_that_cannot_be_opened_is_skipped_and_the_rest_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``chmod 000 locked.zip`` for a user other than root (tests run as root, whom chmod
+    does not stop: opening it is made to fail as it would)."""
+    import builtins
+
+    folder = tmp_path / "study"
+    written = _series(folder / "ct", seed=19)
+    locked = _zip(folder / "locked.zip", _slices(_series(tmp_path / "other", seed=20)))
+    real_open = builtins.open
+
+    def refusing_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str | os.PathLike) and os.fspath(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    result = _within(lambda: scan([folder]))
+    assert _reasons(result) == {str(locked): "cannot read: Permission denied"}
+    assert sorted(r.path for r in result.records) == sorted(str(p) for p in written.paths)
 
 
 def test_truncated_zip_without_its_directory_is_reported(tmp_path: Path) -> None:
@@ -440,6 +519,57 @@ def test_archive_with_too_many_members_is_refused_before_its_directory_is_read(
     assert _reasons(result) == {
         str(archive): "the zip archive lists 60 files, more than the 50 medviewer reads from "
         "one archive: extract it and import the folder"
+    }
+    assert count_openings == []  # refused from the end record: the directory never parsed
+
+
+def _claim_entries(archive: Path, entries: int) -> None:
+    """Rewrite the end record's member counts (this disk and total): a lying end record."""
+    data = bytearray(archive.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, entries, entries)
+    archive.write_bytes(bytes(data))
+
+
+def test_a_lying_end_record_does_not_get_past_the_member_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_openings: list[str]
+) -> None:
+    """zipfile reads entries until the directory's size is used, whatever the end record's
+    count says: the members are counted again once it is parsed."""
+    monkeypatch.setattr(zips, "MAX_MEMBERS", 50)
+    archive = _zip(tmp_path / "many.zip", {f"f{k:02d}.txt": b"x" for k in range(60)})
+    _claim_entries(archive, 1)
+    count_openings.clear()
+    result = scan([archive])
+    assert result.records == []
+    assert _reasons(result) == {
+        str(archive): "the zip archive lists 60 files, more than the 50 medviewer reads from "
+        "one archive: extract it and import the folder"
+    }
+    assert count_openings == [str(archive)]  # parsed once, then refused
+    with pytest.raises(zips.ArchiveError) as caught:
+        zips.read_member(str(archive), "f00.txt")
+    assert caught.value.reason == _reasons(result)[str(archive)]
+
+
+def test_a_directory_larger_than_300_bytes_a_member_is_refused_before_it_is_parsed(
+    tmp_path: Path, count_openings: list[str]
+) -> None:
+    """480 members with 64 kB comments: a 30 MB directory, over the 300 bytes a member
+    allowed for MAX_MEMBERS (100,000 x 300 bytes), is refused before zipfile parses it."""
+    assert zips.MAX_DIRECTORY_BYTES == zips.MAX_MEMBERS * 300 == 30_000_000
+    archive = tmp_path / "comments.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for k in range(480):  # 480 x 64 kB: a 31 MB directory, fewer than 500 members
+            info = zipfile.ZipInfo(f"f{k:03d}.txt")
+            info.comment = b"c" * 65535
+            out.writestr(info, b"x")
+    count_openings.clear()
+    result = scan([archive])
+    assert result.records == []
+    assert _reasons(result) == {
+        str(archive): "the zip archive's directory is 30.0 MB, more than 28.6 MB: extract it "
+        "and import the folder"
     }
     assert count_openings == []  # refused from the end record: the directory never parsed
 
@@ -497,6 +627,79 @@ def test_zip_series_loads_and_bad_members_give_a_load_error(tmp_path: Path) -> N
     )
     with pytest.raises(zips.ArchiveError, match="no longer in the zip archive"):
         zips.read_member(str(archive), "missing.dcm")
+
+
+def _descriptors_of(path: Path, pid: int | str = "self") -> list[str]:
+    """The open file descriptors of process `pid` that refer to `path` (Linux /proc)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                found.append(fd)
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    return found
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux /proc")
+
+
+@needs_proc
+def test_no_thread_keeps_an_archive_open_after_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of headers, one member, a load (decoder threads): each closes the archive when
+    it ends, so a deleted archive's space is freed (it used to stay open in each thread)."""
+    monkeypatch.setenv("MEDVIEWER_NO_PROCESSES", "1")
+    written = _series(tmp_path / "s", seed=21)
+    archive = _zip(tmp_path / "study.zip", _slices(written))
+    candidates = list(scan_module.iter_candidates([archive]))
+    assert _descriptors_of(archive) == []
+    items = scan_module.read_candidates(candidates)  # a worker process's job, run here
+    assert len(items) == 4 and _descriptors_of(archive) == []
+    assert zips.read_member(str(archive), written.paths[0].name).startswith(bytes(128) + b"DICM")
+    assert _descriptors_of(archive) == []
+    assert read_location(f"{archive}::{written.paths[1].name}").SOPInstanceUID
+    assert _descriptors_of(archive) == []
+    np.testing.assert_array_equal(load_series(archive).array, written.values)
+    assert _descriptors_of(archive) == []
+
+
+@needs_proc
+def test_no_worker_process_keeps_an_archive_open_after_its_job(tmp_path: Path) -> None:
+    from medviewer.io.decode_worker import DecoderProcess
+
+    written = _series(tmp_path / "s", seed=22)
+    archive = _zip(tmp_path / "study.zip", _slices(written))
+    candidates = list(scan_module.iter_candidates([archive]))
+    worker = DecoderProcess()
+    try:
+        items = worker.call("read_candidates", candidates)
+        assert [i.member for i in items] == [c.member for c in candidates]
+        assert _descriptors_of(archive, worker.proc.pid) == []
+        jobs = [(str(archive), c.member, [0]) for c in candidates]
+        assert [a.shape for a in worker.call("decode_batch", jobs)] == [(1, 8, 8)] * 4
+        assert _descriptors_of(archive, worker.proc.pid) == []
+        worker.call("decode_frames", str(archive), candidates[0].member, [0])
+        assert _descriptors_of(archive, worker.proc.pid) == []
+    finally:
+        worker.close()
+
+
+def test_loading_a_zip_series_opens_its_archive_once_per_batch_of_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count_openings: list[str]
+) -> None:
+    """Members are decoded in batches that each open the archive once (not once a member)."""
+    from medviewer.io import decode
+
+    monkeypatch.setenv("MEDVIEWER_NO_PROCESSES", "1")
+    written = _series(tmp_path / "s", seed=23, slices=70)
+    archive = _zip(tmp_path / "study.zip", _slices(written))
+    count_openings.clear()
+    volume = load_series(archive)
+    np.testing.assert_array_equal(volume.array, written.values)
+    batches = -(-70 // decode.MEMBER_BATCH)  # 3 batches of at most 32 members
+    assert count_openings == [str(archive)] * (1 + batches)  # the scan, then each batch
 
 
 # -- 4. names that are not UTF-8 ---------------------------------------------------------------
