@@ -273,13 +273,22 @@ def _cards_in(root: Path, problems: list[tuple[Path, str]]) -> list[tuple[Path, 
         return []
     found = []
     for folder in sorted(root.iterdir()):
-        if folder.name.startswith(".") or not (folder / CARD_FILE).is_file():
+        if folder.name.startswith("."):
             continue
         try:
-            found.append((folder, load_card(folder)))
+            if (folder / CARD_FILE).is_file():
+                found.append((folder, load_card(folder)))
         except ModelCardError as exc:
             problems.append((folder, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one bad folder must not hide the others
+            problems.append((folder, f"{folder / CARD_FILE}: cannot be read: "
+                                     f"{type(exc).__name__}: {_first_line(exc)}"))
     return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no details"
 
 
 def _stage(

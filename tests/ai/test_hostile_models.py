@@ -715,3 +715,120 @@ def test_the_demo_models_pass_every_check() -> None:
         counts[card.id] = estimate.parameters
     assert counts == {"demo-ct-lung-nodule-seg": 488_268, "demo-ct-nodule-cls": 97_890,
                       "demo-cxr-nodule-cls": 97_761}
+
+
+# -- 5. nested, oversized and self-multiplying JSON/YAML ------------------------------------------
+
+
+def _nested_card(folder: Path, depth: int) -> Path:
+    """A valid card whose ``metrics`` holds a list nested `depth` levels deep."""
+    folder.mkdir(parents=True)
+    weights = save_torchscript(ThresholdSegmenter(), folder / "model.ts")
+    card = card_dict(weights, "torchscript")
+    text = json.dumps({**card, "metrics": {"deep": "@"}})
+    (folder / CARD_FILE).write_text(text.replace('"@"', "[" * depth + "]" * depth))
+    return folder
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda f: (f.mkdir(), (f / CARD_FILE).write_text("[" * 100_000)),
+     "invalid JSON: nested too deeply to read (at most 64 levels)"),
+    (lambda f: _nested_card(f, 900), "refused: nested more than 64 levels deep"),
+    (lambda f: (f.mkdir(), (f / CARD_FILE).write_text(" " * (1 << 20) + "{}")),
+     "refused: the model card is larger than 1,048,576 bytes, the most medviewer reads"),
+    (lambda f: (f.mkdir(), (f / CARD_FILE).write_text('{"id": ' + "9" * 5000 + "}")),
+     "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion: value has "
+     "5000 digits; use sys.set_int_max_str_digits() to increase the limit"),
+], ids=["100000-brackets", "900-deep-metrics", "over-1-MiB", "5000-digit-number"])
+def test_cards_that_used_to_give_a_traceback(
+    tmp_path: Path, make: Callable[[Path], Any], reason: str
+) -> None:
+    """Each raised RecursionError or ValueError past the JSON error handler (or was read whole)."""
+    folder = tmp_path / "bad"
+    make(folder)
+    expected = f"{folder / CARD_FILE}: {reason}"
+    with pytest.raises(ModelCardError) as info:
+        load_card(folder)
+    assert str(info.value) == expected
+    _assert_add_refused(tmp_path, folder, re.escape(expected))
+    assert main(["models", "add", str(folder)]) == 1
+
+
+def test_one_bad_folder_never_breaks_the_model_list(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    _plain_torchscript_card(registry.user / "good")
+    (registry.user / "deep").mkdir()
+    (registry.user / "deep" / CARD_FILE).write_text("[" * 100_000)
+    _nested_card(registry.user / "deeper", 900)
+    assert [entry.card.id for entry in registry.entries()] == ["tiny-model"]
+    assert registry.problems() == [
+        (registry.user / "deep", f"{registry.user / 'deep' / CARD_FILE}: invalid JSON: nested "
+                                 "too deeply to read (at most 64 levels)"),
+        (registry.user / "deeper", f"{registry.user / 'deeper' / CARD_FILE}: refused: nested "
+                                   "more than 64 levels deep"),
+    ]
+    assert registry.get("tiny-model").folder == registry.user / "good"
+
+
+def test_a_card_folder_failing_in_an_unforeseen_way_is_a_problem_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever reading one card raises, the others are still listed."""
+    from medviewer.ai import registry as registry_module
+
+    registry = _registry(tmp_path)
+    _plain_torchscript_card(registry.user / "good")
+    _plain_torchscript_card(registry.user / "odd")
+    real = registry_module.load_card
+
+    def load(folder: Path) -> ModelCard:
+        if Path(folder).name == "odd":
+            raise KeyError("something nobody foresaw")
+        return real(folder)
+
+    monkeypatch.setattr(registry_module, "load_card", load)
+    assert [entry.folder.name for entry in registry.entries()] == ["good"]
+    assert registry.problems() == [(registry.user / "odd", (
+        f"{registry.user / 'odd' / CARD_FILE}: cannot be read: KeyError: 'something nobody "
+        "foresaw'"))]
+
+
+def _laughs(levels: int) -> str:
+    """YAML whose last anchor expands to 10**levels strings through aliases of aliases."""
+    lines = ['l0: &l0 ["ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha", "ha"]']
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + f"\ninferer: *l{levels}\npreprocessing: *l{levels}\n"
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (_laughs(7), "refused: holds more than 1,000,000 values (YAML aliases counted each time "
+                 "they are used)"),
+    ("device: " + "[" * 100_000, "invalid YAML: nested too deeply to read (at most 64 "
+                                 "levels)"),
+    ("device: " + "[" * 70 + "]" * 70, "refused: nested more than 64 levels deep"),
+], ids=["billion-laughs", "100000-brackets", "70-deep"])
+def test_bundle_yaml_that_multiplies_or_nests(tmp_path: Path, text: str, reason: str) -> None:
+    bundle = make_bundle(tmp_path / "b", config_name=None)
+    config = bundle / "configs" / "inference.yaml"
+    config.write_text(text)
+    _assert_add_refused(tmp_path, bundle, re.escape(f"{config}: {reason}"))
+
+
+def test_bundle_metadata_nested_too_deeply(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "b")
+    (bundle / "configs" / "metadata.json").write_text("[" * 100_000)
+    _assert_add_refused(tmp_path, bundle, re.escape(
+        f"{bundle / 'configs' / 'metadata.json'}: invalid JSON: nested too deeply to read (at "
+        "most 64 levels)"))
+
+
+def test_values_quoted_in_bundle_warnings_are_shortened(tmp_path: Path) -> None:
+    config = json.loads(json.dumps(INFERENCE))
+    config["inferer"] = list(range(1000))
+    config["preprocessing"] = {"transforms": {"deep": [[[[["x" * 1000]]]]]}}
+    bundle = make_bundle(tmp_path / "b", inference=config)
+    _, notes = _registry(tmp_path).add(bundle)
+    assert "inferer: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...] not understood; not imported" in notes
+    assert ("preprocessing: {'deep': [[[...]]]} is not a list of transforms; not imported"
+            in notes)
