@@ -84,11 +84,30 @@ def check_file_size(path: Path) -> None:
     ModelCardError
         ``"<path>: refused: the weights file is 20.0 GB; ..."``.
     """
-    size = path.stat().st_size
+    check_memory_use(path, path.stat().st_size, "the weights file is")
+
+
+def check_memory_use(path: Path, size: int, what: str) -> None:
+    """Refuse `size` bytes of a model beyond :func:`memory_limit`.
+
+    Parameters
+    ----------
+    path : Path
+        The file the bytes belong to (named in the message).
+    size : int
+        Bytes the model would hold in memory.
+    what : str
+        The start of the reason, e.g. ``"the weights file is"``.
+
+    Raises
+    ------
+    ModelCardError
+        ``"<path>: refused: <what> 20.0 GB, more than the 8.0 GB a model may use ..."``.
+    """
     limit = memory_limit()
     if size > limit:
         raise ModelCardError(
-            f"{path}: refused: the weights file is {gigabytes(size)}, more than the "
+            f"{path}: refused: {what} {gigabytes(size)}, more than the "
             f"{gigabytes(limit)} a model may use on this computer ({_limit_reason()})"
         )
 

@@ -4,8 +4,9 @@ Each model is a folder holding ``model.json`` and its weights. The user's models
 ``<user data dir>/medviewer/models/<id>``; a user model shadows a bundled one with the same id.
 Adding a model validates its card and runs every check a load runs
 (:func:`medviewer.ai.weights.validate_model`: weights inside the folder, sha256, static checks
-of the file, the network's size) before anything is copied, and the copy is renamed into place
-at the end, so a failed add leaves nothing behind.
+of the file, the network's size) before anything is copied, then runs them again on the staged
+copy (a source on a network or FUSE folder may serve other bytes the second time it is read),
+and the copy is renamed into place at the end, so a failed add leaves nothing behind.
 
 Reading the registry reads JSON only; torch and MONAI are never imported here.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import platformdirs
 
-from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card, verify_weights
+from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card
 from medviewer.ai.monai_bundle import import_monai_bundle, is_monai_bundle
 from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
@@ -302,7 +303,7 @@ def _stage(
     except OSError as exc:
         raise ModelCardError(f"{card.folder}: cannot copy the model: {exc}") from None
     staged = load_card(dest)
-    verify_weights(staged)
+    validate_model(staged)  # what is installed is what was checked, whatever the source did
     return staged, []
 
 
