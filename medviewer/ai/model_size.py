@@ -10,7 +10,8 @@ a run needs at batch size 1). A model is refused when:
   layers (checked while it is built, so the estimate itself stays small);
 - its parameters plus that activation estimate exceed :func:`memory_limit`,
   :data:`MEMORY_FRACTION` of this computer's physical memory;
-- its weights file alone is larger than :func:`memory_limit`.
+- its weights file alone is larger than :func:`memory_limit` (so are a zip archive's members
+  together and an ONNX model with its external data: :mod:`medviewer.ai.safe_archive`).
 """
 
 from __future__ import annotations
