@@ -6,7 +6,10 @@ or classes, activation, threshold, post-processing). Every field is checked when
 read; every problem is one :class:`~medviewer.core.errors.ModelCardError` naming the file and
 the field, e.g. ``/models/lung/model.json: input.spacing[2]: must be a number > 0, got -1``.
 
-This module reads JSON only: it never imports torch or MONAI, so listing models is instant.
+This module reads JSON only: it never imports torch or MONAI, so listing models is instant. A card
+file is read once and at most :data:`MAX_CARD_BYTES` of it; a card nested deeper than
+:data:`MAX_NESTING` levels is refused (never a traceback), and values quoted in messages are
+shortened (:func:`short_repr`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import math
 import os
 import re
+import reprlib
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +56,12 @@ _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 _LABEL_KEY_RE = re.compile(r"^[1-9][0-9]*$")
 _CHUNK = 1 << 20
+#: A model card file is at most this large (real cards are a few kB).
+MAX_CARD_BYTES = 1 << 20
+#: JSON and YAML read from a model folder may nest this deep at most.
+MAX_NESTING = 64
+#: ... and hold this many values at most (YAML aliases counted each time they are used).
+MAX_VALUES = 1_000_000
 _TOP_REQUIRED = (
     "schema",
     "id",
@@ -397,29 +408,164 @@ def verify_weights(card: ModelCard) -> Path:
         actual = file_sha256(path)
     except OSError as exc:
         raise ModelCardError(f"{path}: weights file unreadable: {exc}") from None
-    expected = card.weights.sha256
-    if actual != expected:
-        raise ModelCardError(
-            f"{path}: sha256 mismatch: card says {expected[:12]}..., file is {actual[:12]}...; "
-            "the model is refused"
-        )
+    check_sha256(card, actual)
     return path
 
 
-def _read_json(path: Path) -> Any:
-    """Parse a JSON file; syntax errors name the file, line and column."""
+def check_sha256(card: ModelCard, actual: str) -> None:
+    """Refuse weights whose sha256 (`actual`, lower-case hex) is not the card's.
+
+    Raises
+    ------
+    ModelCardError
+        ``"<weights>: sha256 mismatch: card says ..., file is ...; the model is refused"``.
+    """
+    expected = card.weights.sha256
+    if actual != expected:
+        raise ModelCardError(
+            f"{card.weights_path}: sha256 mismatch: card says {expected[:12]}..., file is "
+            f"{actual[:12]}...; the model is refused"
+        )
+
+
+def read_limited(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of one regular file, read once, refused beyond `limit` bytes.
+
+    The file is opened without blocking (a named pipe cannot stall the reader) and must be a
+    regular file once open; at most ``limit + 1`` bytes are ever read.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    limit : int
+        The most bytes it may hold.
+    what : str
+        What the file is, for messages (``"the model card"``).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ModelCardError
+        ``"<path>: cannot read: ..."``, ``"<path>: refused: <what> is not a regular file"`` or
+        ``"<path>: refused: <what> is larger than <limit> bytes"``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        fd = os.open(path, flags)
+    except OSError as exc:
         raise ModelCardError(f"{path}: cannot read: {exc}") from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise ModelCardError(f"{path}: refused: {what} is not a regular file")
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise ModelCardError(f"{path}: cannot read: {exc}") from None
+    if len(data) > limit:
+        raise ModelCardError(
+            f"{path}: refused: {what} is larger than {limit:,} bytes, the most medviewer reads"
+        )
+    return data
+
+
+def check_nesting(
+    data: Any, where: str, max_depth: int = MAX_NESTING, max_values: int = MAX_VALUES
+) -> None:
+    """Refuse parsed JSON/YAML nested deeper than `max_depth` or holding over `max_values` values.
+
+    Walked without recursion; a YAML alias counts every time it is used, so a "billion laughs"
+    document (aliases of aliases) is refused here instead of growing in every later walk or
+    message.
+
+    Raises
+    ------
+    ModelCardError
+        ``"<where>: refused: nested more than 64 levels deep"`` or ``"...: holds more than
+        1,000,000 values ..."``.
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > max_values:
+            raise ModelCardError(
+                f"{where}: refused: holds more than {max_values:,} values (YAML aliases "
+                "counted each time they are used)"
+            )
+        if isinstance(value, Mapping | list | tuple):
+            if depth >= max_depth:
+                raise ModelCardError(f"{where}: refused: nested more than {max_depth} levels deep")
+            items = value.values() if isinstance(value, Mapping) else value
+            stack.extend((item, depth + 1) for item in items)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = 240
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 10
+_REPR.maxlong = 80
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` bounded: long strings, lists and deep nests are cut with ``...``."""
+    try:
+        return _REPR.repr(value)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__}>"
+
+
+def parse_json(data: bytes, path: Path, hook: Callable[..., Any] | None = None) -> Any:
+    """Parse JSON bytes read from `path`; every failure is a ModelCardError naming the file.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes (UTF-8).
+    path : Path
+        The file, for messages.
+    hook : callable, optional
+        ``object_pairs_hook`` for :func:`json.loads`.
+
+    Returns
+    -------
+    Any
+        The parsed value, nested at most :data:`MAX_NESTING` deep.
+
+    Raises
+    ------
+    ModelCardError
+        Not UTF-8, invalid JSON (line and column), too deeply nested, or too large to hold.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelCardError(f"{path}: cannot read: {exc}") from None
+    try:
+        value = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise ModelCardError(
             f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
-    except _DuplicateKeyError as exc:
+    except RecursionError:
+        raise ModelCardError(
+            f"{path}: invalid JSON: nested too deeply to read (at most {MAX_NESTING} levels)"
+        ) from None
+    except MemoryError:
+        raise ModelCardError(f"{path}: invalid JSON: too large to hold in memory") from None
+    except ValueError as exc:  # a duplicate key, an integer of more than 4300 digits
         raise ModelCardError(f"{path}: invalid JSON: {exc}") from None
+    check_nesting(value, str(path))
+    return value
+
+
+def _read_json(path: Path) -> Any:
+    """Parse a card file (at most :data:`MAX_CARD_BYTES`); errors name the file and the reason."""
+    return parse_json(read_limited(path, MAX_CARD_BYTES, "the model card"), path, _unique_keys)
 
 
 class _DuplicateKeyError(ValueError):
@@ -450,7 +596,7 @@ def _fail(name: str, message: str) -> NoReturn:
 
 
 def _got(value: Any) -> str:
-    text = repr(value)
+    text = short_repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

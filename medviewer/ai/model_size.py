@@ -10,7 +10,8 @@ a run needs at batch size 1). A model is refused when:
   layers (checked while it is built, so the estimate itself stays small);
 - its parameters plus that activation estimate exceed :func:`memory_limit`,
   :data:`MEMORY_FRACTION` of this computer's physical memory;
-- its weights file alone is larger than :func:`memory_limit`.
+- its weights file alone is larger than :func:`memory_limit` (so are a zip archive's members
+  together and an ONNX model with its external data: :mod:`medviewer.ai.safe_archive`).
 """
 
 from __future__ import annotations
@@ -84,11 +85,30 @@ def check_file_size(path: Path) -> None:
     ModelCardError
         ``"<path>: refused: the weights file is 20.0 GB; ..."``.
     """
-    size = path.stat().st_size
+    check_memory_use(path, path.stat().st_size, "the weights file is")
+
+
+def check_memory_use(path: Path, size: int, what: str) -> None:
+    """Refuse `size` bytes of a model beyond :func:`memory_limit`.
+
+    Parameters
+    ----------
+    path : Path
+        The file the bytes belong to (named in the message).
+    size : int
+        Bytes the model would hold in memory.
+    what : str
+        The start of the reason, e.g. ``"the weights file is"``.
+
+    Raises
+    ------
+    ModelCardError
+        ``"<path>: refused: <what> 20.0 GB, more than the 8.0 GB a model may use ..."``.
+    """
     limit = memory_limit()
     if size > limit:
         raise ModelCardError(
-            f"{path}: refused: the weights file is {gigabytes(size)}, more than the "
+            f"{path}: refused: {what} {gigabytes(size)}, more than the "
             f"{gigabytes(limit)} a model may use on this computer ({_limit_reason()})"
         )
 

@@ -33,11 +33,16 @@ import yaml
 
 from medviewer.ai.model_card import (
     CARD_FILE,
+    MAX_NESTING,
     SCHEMA,
     ModelCard,
+    check_nesting,
     default_color,
     file_sha256,
     load_card,
+    parse_json,
+    read_limited,
+    short_repr,
 )
 from medviewer.ai.safe_archive import check_inside
 from medviewer.ai.weights import validate_model
@@ -46,6 +51,8 @@ from medviewer.core.errors import ModelCardError
 METADATA = Path("configs") / "metadata.json"
 INFERENCE_CONFIGS = ("inference.json", "inference.yaml", "inference.yml")
 TORCHSCRIPT = Path("models") / "model.ts"
+#: A bundle's metadata.json or inference config is at most this large.
+MAX_CONFIG_BYTES = 4 << 20
 WEIGHTS_FILE = "model.ts"
 #: Documentation files copied beside the imported card when the bundle has them.
 DOC_FILES = (("docs/README.md", "README.md"), ("docs/license.txt", "license.txt"))
@@ -140,7 +147,9 @@ def card_from_monai_bundle(folder: str | os.PathLike[str]) -> tuple[dict[str, An
     pred, pred_key = _tensor_format(meta, "outputs", "pred")
     found = _Found(image_key=image_key, pred_key=pred_key)
     if image_key != "image":
-        found.warn(f"network_data_format.inputs: no 'image' entry, used {image_key!r}")
+        found.warn(
+            f"network_data_format.inputs: no 'image' entry, used {short_repr(image_key)}"
+        )
     config = _read_inference(root, found)
     if config:
         _walk_config(config, found)
@@ -271,21 +280,29 @@ def _read_inference(root: Path, found: _Found) -> Mapping[str, Any]:
 
 
 def _parse_file(path: Path) -> Any:
-    """JSON, or YAML read with ``yaml.safe_load`` (plain data, no Python objects)."""
+    """JSON, or YAML read with ``yaml.safe_load`` (plain data, no Python objects).
+
+    At most :data:`MAX_CONFIG_BYTES` are read; a document nested deeper than
+    :data:`~medviewer.ai.model_card.MAX_NESTING` levels or expanding (through YAML aliases) to
+    more than :data:`~medviewer.ai.model_card.MAX_VALUES` values is refused.
+    """
+    data = read_limited(path, MAX_CONFIG_BYTES, "a bundle config")
+    if path.suffix not in (".yaml", ".yml"):
+        return parse_json(data, path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        config = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise ModelCardError(f"{path}: cannot read: {exc}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text)
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelCardError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
     except yaml.YAMLError as exc:
         raise ModelCardError(f"{path}: invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ModelCardError(
+            f"{path}: invalid YAML: nested too deeply to read (at most {MAX_NESTING} levels)"
+        ) from None
+    except MemoryError:
+        raise ModelCardError(f"{path}: invalid YAML: too large to hold in memory") from None
+    check_nesting(config, str(path))
+    return config
 
 
 # -- metadata ---------------------------------------------------------------------------
@@ -425,7 +442,9 @@ def _spatial_shape(image: Mapping[str, Any], found: _Found) -> list[Any] | None:
     if shape is None:
         return None
     if not isinstance(shape, list) or len(shape) not in (2, 3):
-        found.warn(f"{_IMAGE_FORMAT}.spatial_shape: {shape!r} not understood; not imported")
+        found.warn(
+            f"{_IMAGE_FORMAT}.spatial_shape: {short_repr(shape)} not understood; not imported"
+        )
         return None
     return shape
 
@@ -446,7 +465,7 @@ def _input_section(image: Mapping[str, Any], found: _Found) -> dict[str, Any]:
     size, patch_size = _sizes(image, shape, dims, found)
     channels = image.get("num_channels", 1)
     if not (_is_int(channels) and channels >= 1):
-        found.warn(f"{_IMAGE_FORMAT}.num_channels: {channels!r} not usable; assumed 1")
+        found.warn(f"{_IMAGE_FORMAT}.num_channels: {short_repr(channels)} not usable; assumed 1")
         channels = 1
     if found.orientation is None:
         found.warn("no Orientation transform: the orientation was assumed to be RAS")
@@ -472,7 +491,9 @@ def _sizes(
         patch_size = None
     ints = _int_list(shape)
     if shape is not None and ints is None:
-        found.warn(f"{_IMAGE_FORMAT}.spatial_shape: {shape} is not a fixed size; not imported")
+        found.warn(
+            f"{_IMAGE_FORMAT}.spatial_shape: {short_repr(shape)} is not a fixed size; not imported"
+        )
     if ints is None:
         return None, patch_size
     if image.get("is_patch_data") is True and dims == 3:
@@ -486,7 +507,9 @@ def _spacing(found: _Found, dims: int) -> list[float] | None:
         return None
     values = [spacing] * dims if not isinstance(spacing, list) else spacing
     if len(values) != dims or not all(v > 0 for v in values):
-        found.warn(f"Spacing pixdim {spacing!r} does not fit a {dims}-D input; not imported")
+        found.warn(
+            f"Spacing pixdim {short_repr(spacing)} does not fit a {dims}-D input; not imported"
+        )
         return None
     return [float(v) for v in values]
 
@@ -518,7 +541,9 @@ def _channel_names(pred: Mapping[str, Any], found: _Found) -> list[str]:
             if re.fullmatch(r"\d+", str(key).strip()):
                 named[int(str(key).strip())] = str(name).strip() or f"channel {key}"
             else:
-                found.warn(f"{_PRED_FORMAT}.channel_def: key {key!r} is not a channel; skipped")
+                found.warn(
+                    f"{_PRED_FORMAT}.channel_def: key {short_repr(key)} is not a channel; skipped"
+                )
         return [named.get(k, f"channel {k}") for k in range(max(named, default=-1) + 1)]
     count = pred.get("num_channels")
     if _is_int(count) and count >= 1:
@@ -571,7 +596,8 @@ def _param(item: Mapping[str, Any], key: str, where: str, found: _Found) -> Any:
     value = item.get(key, _MISSING)
     if value is not _MISSING and _is_expression(value):
         found.warn(
-            f"{where}.{key}: {value!r} is an expression or reference; not evaluated, skipped"
+            f"{where}.{key}: {short_repr(value)} is an expression or reference; not evaluated, "
+            "skipped"
         )
         return _MISSING
     return value
@@ -603,13 +629,15 @@ def _transforms(
         return []
     items = value.get("transforms", _MISSING) if isinstance(value, Mapping) else value
     if not isinstance(items, list):
-        found.warn(f"{section}: {items!r} is not a list of transforms; not imported")
+        found.warn(f"{section}: {short_repr(items)} is not a list of transforms; not imported")
         return []
     result = []
     for index, item in enumerate(items):
         target = item.get("_target_") if isinstance(item, Mapping) else None
         if not isinstance(target, str) or _is_expression(target):
-            found.warn(f"{section}.transforms[{index}]: {item!r} not understood; not imported")
+            found.warn(
+                f"{section}.transforms[{index}]: {short_repr(item)} not understood; not imported"
+            )
         elif _applies_to(item, data_key, target, found):
             result.append((item, target.rsplit(".", 1)[-1], _bare_name(target)))
     return result
@@ -629,7 +657,10 @@ def _applies_to(item: Mapping[str, Any], data_key: str, target: str, found: _Fou
         return True
     if _is_expression(keys):
         name = target.rsplit(".", 1)[-1]
-        found.warn(f"{name}.keys: {keys!r} is an expression; not evaluated, assumed {data_key!r}")
+        found.warn(
+            f"{name}.keys: {short_repr(keys)} is an expression; not evaluated, assumed "
+            f"{data_key!r}"
+        )
         return True
     return data_key in ([keys] if isinstance(keys, str) else keys if isinstance(keys, list) else [])
 
@@ -640,7 +671,7 @@ def _read_inferer(config: Mapping[str, Any], found: _Found) -> None:
         return
     target = inferer.get("_target_") if isinstance(inferer, Mapping) else None
     if not isinstance(target, str) or _is_expression(target):
-        found.warn(f"inferer: {inferer!r} not understood; not imported")
+        found.warn(f"inferer: {short_repr(inferer)} not understood; not imported")
         return
     name = target.rsplit(".", 1)[-1]
     if name == "SimpleInferer":
@@ -652,12 +683,16 @@ def _read_inferer(config: Mapping[str, Any], found: _Found) -> None:
     if roi is not _MISSING:
         found.patch_size = _int_list(roi)
         if found.patch_size is None:
-            found.warn(f"{name}.roi_size: {roi!r} is not a list of sizes > 0; not imported")
+            found.warn(
+                f"{name}.roi_size: {short_repr(roi)} is not a list of sizes > 0; not imported"
+            )
     overlap = _param(inferer, "overlap", name, found)
     if _is_number(overlap) and 0 <= overlap < 1:
         found.overlap = float(overlap)
     elif overlap is not _MISSING:
-        found.warn(f"{name}.overlap: {overlap!r} is not a number in [0, 1); not imported")
+        found.warn(
+            f"{name}.overlap: {short_repr(overlap)} is not a number in [0, 1); not imported"
+        )
 
 
 # -- transform handlers -----------------------------------------------------------------
@@ -668,7 +703,7 @@ def _orientation(item: Mapping[str, Any], where: str, found: _Found) -> None:
     if isinstance(axcodes, str):
         found.orientation = axcodes.upper()
     elif axcodes is not _MISSING:
-        found.warn(f"{where}.axcodes: {axcodes!r} not usable; not imported")
+        found.warn(f"{where}.axcodes: {short_repr(axcodes)} not usable; not imported")
 
 
 def _spacing_transform(item: Mapping[str, Any], where: str, found: _Found) -> None:
@@ -676,7 +711,7 @@ def _spacing_transform(item: Mapping[str, Any], where: str, found: _Found) -> No
     if _is_number(pixdim) or (isinstance(pixdim, list) and all(map(_is_number, pixdim))):
         found.spacing = pixdim
     elif pixdim is not _MISSING:
-        found.warn(f"{where}.pixdim: {pixdim!r} not usable; not imported")
+        found.warn(f"{where}.pixdim: {short_repr(pixdim)} not usable; not imported")
 
 
 def _numbers(item: Mapping[str, Any], keys: tuple[str, ...], where: str, found: _Found) -> bool:
@@ -687,7 +722,7 @@ def _numbers(item: Mapping[str, Any], keys: tuple[str, ...], where: str, found: 
         if not _is_number(value):
             ok = False
             if value is not _MISSING:
-                found.warn(f"{where}.{key}: {value!r} is not a number")
+                found.warn(f"{where}.{key}: {short_repr(value)} is not a number")
     return ok
 
 
@@ -761,7 +796,9 @@ def _as_discrete(item: Mapping[str, Any], where: str, found: _Found) -> None:
     if _is_number(threshold) and 0 < threshold < 1:
         found.threshold = float(threshold)
     elif threshold not in (_MISSING, None):
-        found.warn(f"{where}.threshold: {threshold!r} is not a number in (0, 1); not imported")
+        found.warn(
+            f"{where}.threshold: {short_repr(threshold)} is not a number in (0, 1); not imported"
+        )
 
 
 def _largest_component(item: Mapping[str, Any], where: str, found: _Found) -> None:
@@ -779,7 +816,9 @@ def _postprocess_step(step: str, item: Mapping[str, Any], where: str, found: _Fo
     elif _is_int(applied) or (isinstance(applied, list) and all(map(_is_int, applied))):
         found.postprocess.append((step, [applied] if _is_int(applied) else applied))
     else:
-        found.warn(f"{where}.applied_labels: {applied!r} not usable; step not imported")
+        found.warn(
+            f"{where}.applied_labels: {short_repr(applied)} not usable; step not imported"
+        )
 
 
 _Handler = Callable[[Mapping[str, Any], str, _Found], None]

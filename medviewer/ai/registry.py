@@ -4,8 +4,9 @@ Each model is a folder holding ``model.json`` and its weights. The user's models
 ``<user data dir>/medviewer/models/<id>``; a user model shadows a bundled one with the same id.
 Adding a model validates its card and runs every check a load runs
 (:func:`medviewer.ai.weights.validate_model`: weights inside the folder, sha256, static checks
-of the file, the network's size) before anything is copied, and the copy is renamed into place
-at the end, so a failed add leaves nothing behind.
+of the file, the network's size) before anything is copied, then runs them again on the staged
+copy (a source on a network or FUSE folder may serve other bytes the second time it is read),
+and the copy is renamed into place at the end, so a failed add leaves nothing behind.
 
 Reading the registry reads JSON only; torch and MONAI are never imported here.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import platformdirs
 
-from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card, verify_weights
+from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card
 from medviewer.ai.monai_bundle import import_monai_bundle, is_monai_bundle
 from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
@@ -273,13 +274,22 @@ def _cards_in(root: Path, problems: list[tuple[Path, str]]) -> list[tuple[Path, 
         return []
     found = []
     for folder in sorted(root.iterdir()):
-        if folder.name.startswith(".") or not (folder / CARD_FILE).is_file():
+        if folder.name.startswith("."):
             continue
         try:
-            found.append((folder, load_card(folder)))
+            if (folder / CARD_FILE).is_file():
+                found.append((folder, load_card(folder)))
         except ModelCardError as exc:
             problems.append((folder, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one bad folder must not hide the others
+            problems.append((folder, f"{folder / CARD_FILE}: cannot be read: "
+                                     f"{type(exc).__name__}: {_first_line(exc)}"))
     return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no details"
 
 
 def _stage(
@@ -293,7 +303,7 @@ def _stage(
     except OSError as exc:
         raise ModelCardError(f"{card.folder}: cannot copy the model: {exc}") from None
     staged = load_card(dest)
-    verify_weights(staged)
+    validate_model(staged)  # what is installed is what was checked, whatever the source did
     return staged, []
 
 

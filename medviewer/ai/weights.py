@@ -6,29 +6,42 @@ card names (from MONAI's networks or :mod:`medviewer.ai.nets`), ONNX through onn
 torch.export programs are refused (:data:`~medviewer.ai.model_card.REFUSED_FORMATS`).
 
 Before any byte of the file reaches a loader, :func:`check_weights` checks that the file is
-inside the model folder, matches the card's sha256, fits in memory, and passes the static
-checks of :mod:`medviewer.ai.safe_archive` (no pickle naming code, no data outside the folder);
-an architecture is sized on the ``meta`` device before it is built
-(:mod:`medviewer.ai.model_size`). ``medviewer models add`` runs the same checks
+inside the model folder and fits in memory, reads it once, and checks those bytes: the card's
+sha256 and the static checks of :mod:`medviewer.ai.safe_archive` (no pickle naming code, no
+TorchScript code touching files, no data outside the folder). The loaders get those same bytes
+from memory (a file on a network or FUSE folder could serve other bytes on a second read); an
+ONNX model with external data gets them in a private temporary folder, since onnxruntime finds
+external data beside the model file. An architecture is sized on the ``meta`` device before it
+is built (:mod:`medviewer.ai.model_size`). ``medviewer models add`` runs the same checks
 (:func:`validate_model`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import io
+import shutil
+import tempfile
 import threading
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from medviewer.ai.model_card import (
     REFUSED_FORMATS,
     ModelCard,
-    verify_weights,
+    check_sha256,
+    read_limited,
     weights_inside_folder,
 )
-from medviewer.ai.model_size import SizeEstimate, check_file_size, check_network_size
-from medviewer.ai.safe_archive import check_weights_file
+from medviewer.ai.model_size import (
+    SizeEstimate,
+    check_file_size,
+    check_network_size,
+    memory_limit,
+)
+from medviewer.ai.safe_archive import check_weights_bytes
 from medviewer.core.errors import InferenceError, ModelCardError
 
 if TYPE_CHECKING:
@@ -62,6 +75,25 @@ class Network:
         return self.forward(batch)
 
 
+@dataclass(frozen=True, eq=False)
+class CheckedWeights:
+    """A weights file's bytes, read once and checked: what the loader gets.
+
+    Attributes
+    ----------
+    path : Path
+        The weights file (``card.folder / weights.file``), for messages.
+    data : bytes
+        Its bytes; their sha256 is the card's and they passed the static checks.
+    external : dict of str to bytes
+        ONNX external data by location, read once and checked (empty otherwise).
+    """
+
+    path: Path
+    data: bytes = field(repr=False)
+    external: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+
 _CACHE: dict[tuple[str, str, str], Network] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -83,17 +115,17 @@ def load_network(card: ModelCard, device: torch.device) -> Network:
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        path = check_weights(card)
-        network = loader(card, path, device)
+        network = loader(card, check_weights(card), device)
         _CACHE[key] = network
         return network
 
 
-def check_weights(card: ModelCard) -> Path:
-    """Everything checked about a weights file before any loader reads a byte of it.
+def check_weights(card: ModelCard) -> CheckedWeights:
+    """Read the weights once and check those bytes; loaders get nothing else.
 
-    The file must be inside the card folder (links followed), be no larger than the memory a
-    model may use, match the card's sha256, and pass the static checks of its format.
+    The file must be inside the card folder (links followed) and no larger than the memory a
+    model may use; its bytes must match the card's sha256 and pass the static checks of their
+    format (:func:`~medviewer.ai.safe_archive.check_weights_bytes`).
 
     Parameters
     ----------
@@ -102,8 +134,8 @@ def check_weights(card: ModelCard) -> Path:
 
     Returns
     -------
-    Path
-        The weights file.
+    CheckedWeights
+        The bytes (and ONNX external data) as checked.
 
     Raises
     ------
@@ -111,11 +143,15 @@ def check_weights(card: ModelCard) -> Path:
         ``"<path>: refused: <reason>"`` (or a sha256 mismatch, a missing file).
     """
     _loader(card)
-    if weights_inside_folder(card).is_file():
-        check_file_size(card.weights_path)  # before hashing: a 100 GB file is refused at once
-    path = verify_weights(card)
-    check_weights_file(path, card.weights.format, card.folder)
-    return path
+    path = card.weights_path
+    weights_inside_folder(card)
+    if not path.is_file():
+        raise ModelCardError(f"{path}: weights file missing (named by {card.path})")
+    check_file_size(path)  # before reading: a 100 GB file is refused at once
+    data = read_limited(path, memory_limit(), "the weights file")
+    check_sha256(card, hashlib.sha256(data).hexdigest())
+    external = check_weights_bytes(data, path, card.weights.format, card.folder)
+    return CheckedWeights(path, data, external)
 
 
 def validate_model(card: ModelCard) -> SizeEstimate | None:
@@ -158,25 +194,30 @@ def clear_network_cache() -> None:
         _CACHE.clear()
 
 
-def _load_torchscript(card: ModelCard, path: Path, device: torch.device) -> Network:
+def _load_torchscript(card: ModelCard, weights: CheckedWeights, device: torch.device) -> Network:
     import torch
 
     try:
-        module = torch.jit.load(str(path), map_location=device)
+        module = torch.jit.load(io.BytesIO(weights.data), map_location=device)
     except (RuntimeError, ValueError) as exc:
-        raise InferenceError(f"{path}: not a TorchScript file: {_first_line(exc)}") from None
+        raise InferenceError(
+            f"{weights.path}: not a TorchScript file: {_first_line(exc)}"
+        ) from None
     module.eval()
     return Network(module, None, device, card.weights.format)
 
 
-def _load_state_dict_weights(card: ModelCard, path: Path, device: torch.device) -> Network:
+def _load_state_dict_weights(
+    card: ModelCard, weights: CheckedWeights, device: torch.device
+) -> Network:
     module = build_architecture(card)
-    state = _read_state_dict(card, path)
+    state = _read_state_dict(card, weights)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise InferenceError(
-            f"{path}: weights do not fit {card.weights.architecture.name}: {_first_line(exc)}"
+            f"{weights.path}: weights do not fit {card.weights.architecture.name}: "
+            f"{_first_line(exc)}"
         ) from None
     module.eval()
     for parameter in module.parameters():
@@ -185,19 +226,20 @@ def _load_state_dict_weights(card: ModelCard, path: Path, device: torch.device) 
     return Network(module, module, device, card.weights.format)
 
 
-def _read_state_dict(card: ModelCard, path: Path) -> dict[str, Any]:
+def _read_state_dict(card: ModelCard, weights: CheckedWeights) -> dict[str, Any]:
     import torch
 
+    path = weights.path
     if card.weights.format == "safetensors":
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
         try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError) as exc:
+            return load(weights.data)
+        except SafetensorError as exc:
             raise InferenceError(f"{path}: not a safetensors file: {_first_line(exc)}") from None
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(weights.data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the restricted unpickler raises many types
         raise InferenceError(
             f"{path}: refused: not a plain state dict of tensors (weights_only load failed: "
@@ -259,7 +301,7 @@ def architecture_class(card: ModelCard) -> type:
     return cls
 
 
-def _load_onnx(card: ModelCard, path: Path, device: torch.device) -> Network:
+def _load_onnx(card: ModelCard, weights: CheckedWeights, device: torch.device) -> Network:
     try:
         import onnxruntime
     except ImportError:
@@ -270,9 +312,13 @@ def _load_onnx(card: ModelCard, path: Path, device: torch.device) -> Network:
     if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=providers)
+        session = _onnx_session(onnxruntime, weights, providers)
+    except OSError as exc:
+        raise InferenceError(f"{weights.path}: cannot stage the ONNX model: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
-        raise InferenceError(f"{path}: not a usable ONNX model: {_first_line(exc)}") from None
+        raise InferenceError(
+            f"{weights.path}: not a usable ONNX model: {_first_line(exc)}"
+        ) from None
     input_name = session.get_inputs()[0].name
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
@@ -283,6 +329,29 @@ def _load_onnx(card: ModelCard, path: Path, device: torch.device) -> Network:
         return torch.from_numpy(output).to(batch.device)
 
     return Network(forward, None, device, card.weights.format)
+
+
+def _onnx_session(onnxruntime: Any, weights: CheckedWeights, providers: list[str]) -> Any:
+    """An onnxruntime session on the checked bytes, never on the files in the model folder.
+
+    Without external data the model is handed over as bytes. onnxruntime finds external data
+    only beside a model file, so then the checked bytes (model and external files, at their
+    checked locations) are written to a new private temporary folder, the session is built from
+    there, and the folder is removed.
+    """
+    if not weights.external:
+        return onnxruntime.InferenceSession(weights.data, providers=providers)
+    staging = Path(tempfile.mkdtemp(prefix="medviewer-onnx-"))
+    try:
+        for location, content in weights.external.items():
+            target = staging.joinpath(*PurePosixPath(location.replace("\\", "/")).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        model = staging / weights.path.name
+        model.write_bytes(weights.data)  # last: a location naming the model file cannot replace it
+        return onnxruntime.InferenceSession(str(model), providers=providers)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:
