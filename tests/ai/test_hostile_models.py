@@ -565,8 +565,9 @@ def test_weights_named_outside_the_folder(
     card = card_dict(outside_weights, "torchscript")
     card["weights"]["file"] = name.format(outside=outside_weights)
     (folder / CARD_FILE).write_text(json.dumps(card))
+    given = card["weights"]["file"]  # quoted whole, or its start when long (temp paths vary)
     _assert_add_refused(tmp_path, folder, re.escape(
-        f"{folder / CARD_FILE}: weights.file: {detail}, got '{card['weights']['file']}'"))
+        f"{folder / CARD_FILE}: weights.file: {detail}, got '{given[:40]}") + ".*")
 
 
 def test_a_loop_of_links_is_refused(tmp_path: Path, outside_weights: Path) -> None:
