@@ -50,8 +50,17 @@ class _ThreadSafeRun:
         except Exception as exc:  # noqa: BLE001 (any failure is reported, never lost)
             self.errored.emit(exc)
         self._running = False
+        self._forget_task()
         self.finished.emit()
         self._finished.emit(self)
+
+    def _forget_task(self) -> None:
+        """Drop the task, its arguments and its generator once it has run: the thread pool
+        may keep this runnable alive after ``run`` returns (until its thread's next task), and
+        the arguments may be a whole volume."""
+        for name in ("_func", "_args", "_kwargs", "_gen"):
+            if name in self.__dict__:
+                setattr(self, name, None)
 
 
 class _FunctionWorker(_ThreadSafeRun, FunctionWorker):

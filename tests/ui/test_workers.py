@@ -151,6 +151,7 @@ def test_a_finished_job_lets_go_of_its_task_and_result(qtbot) -> None:
     del payload
     qtbot.waitUntil(lambda: job.done, timeout=WAIT_MS)
     assert job.worker is None
-    # The pool thread lets go of the runnable once its run() returns, which on a busy machine
-    # can come after the GUI thread saw `finished`: wait for the release, however late.
-    qtbot.waitUntil(lambda: gc.collect() >= 0 and ref() is None, timeout=WAIT_MS)
+    # The worker forgets its task before it reports `finished`, so nothing depends on when
+    # the thread pool lets go of the runnable itself (its thread's next task, on a busy day).
+    gc.collect()
+    assert ref() is None, "the finished job still holds its task's arguments"
