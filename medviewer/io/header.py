@@ -89,6 +89,8 @@ class InstanceRecord:
     rescale_slope: float | None = None
     rescale_intercept: float | None = None
     rescale_type: str = ""
+    dose_units: str = ""
+    dose_grid_scaling: float | None = None
     window_center: tuple[float, ...] = ()
     window_width: tuple[float, ...] = ()
     window_explanation: tuple[str, ...] = ()
@@ -98,6 +100,16 @@ class InstanceRecord:
     needs_pydicom: bool = False
     value_lut: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # RT Dose: dose = stored value x DoseGridScaling (PS3.3 C.8.8.3), in DoseUnits; it is
+        # the file's rescale when it has none of its own (set once: records are re-read).
+        if self.dose_grid_scaling is not None and self.rescale_slope is None:
+            object.__setattr__(self, "rescale_slope", self.dose_grid_scaling)
+            object.__setattr__(self, "rescale_intercept", self.rescale_intercept or 0.0)
+            if not self.rescale_type:
+                units = DOSE_UNITS.get(self.dose_units.upper(), self.dose_units)
+                object.__setattr__(self, "rescale_type", units)
 
     @property
     def location(self) -> str:
@@ -163,8 +175,12 @@ FIELDS: tuple[tuple[int, str, str], ...] = (
     (0x00281053, "rescale_slope", "ds"),
     (0x00281054, "rescale_type", "text"),
     (0x00281055, "window_explanation", "strs"),
+    (0x30040002, "dose_units", "text"),
+    (0x3004000E, "dose_grid_scaling", "ds"),
 )
 FIELD_BY_TAG = {tag: (name, kind) for tag, name, kind in FIELDS}
+DOSE_UNITS = {"GY": "Gy", "RELATIVE": "relative"}
+"""RT Dose DoseUnits as the units medviewer shows."""
 
 # Elements whose presence means the loader must go through pydicom (LUTs, palettes,
 # per-frame geometry, float pixel data): the fast pixel path cannot honour them.

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -282,9 +283,30 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
             )
         )
     have_positions = all(p is not None for p in positions) and len(positions) == record.frames
-    return FrameGeometry(
-        np.array(positions, dtype=float) if have_positions else None, orientation, spacing, rescale
-    )
+    array = np.array(positions, dtype=float) if have_positions else None
+    if array is None:
+        array = _grid_frame_positions(ds, record, orientation)
+    return FrameGeometry(array, orientation, spacing, rescale)
+
+
+def _grid_frame_positions(
+    ds: Any, record: InstanceRecord, orientation: tuple[float, ...] | None
+) -> np.ndarray | None:
+    """Frame positions of an RT Dose grid (PS3.3 C.8.8.3.2): Image Position Patient moved
+    along the normal (row x column direction) by each GridFrameOffsetVector value.
+
+    An offset vector starting with 0 is relative to the first frame; one starting elsewhere
+    holds the frames' coordinates along the normal (the "absolute" form, whose first value is
+    the first frame's), so both are taken relative to their first value.
+    """
+    offsets = ds.get("GridFrameOffsetVector")
+    if offsets is None or record.position is None or orientation is None:
+        return None
+    values = np.atleast_1d(np.asarray(offsets, dtype=float))
+    if values.shape != (record.frames,) or not np.all(np.isfinite(values)):
+        return None
+    normal = slice_normal(orientation)
+    return np.asarray(record.position, float) + np.outer(values - values[0], normal)
 
 
 def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:

@@ -277,6 +277,8 @@ def _reference(path: Path) -> np.ndarray | None:
         return apply_color_lut(pixels, ds)
     if "PerFrameFunctionalGroupsSequence" in ds:
         return _enhanced_rescale(ds, pixels)
+    if "DoseGridScaling" in ds:  # RT Dose: dose = stored value x DoseGridScaling (PS3.3 C.8.8.3)
+        return pixels * float(ds.DoseGridScaling)
     return apply_modality_lut(pixels, ds)
 
 
