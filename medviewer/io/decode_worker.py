@@ -54,7 +54,7 @@ class DecoderProcess:
         try:
             pickle.dump((job, args), self.proc.stdin, protocol=5)
             self.proc.stdin.flush()
-            ok, payload = pickle.load(self.proc.stdout)
+            ok, payload = pickle.load(self.proc.stdout)  # trusted: our own child process
         except (EOFError, BrokenPipeError, pickle.UnpicklingError, OSError):
             self.close()
             raise LoadError(f"the worker process stopped during {job}{_where(args)}") from None
@@ -158,7 +158,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     jobs = _jobs()
     while True:
         try:
-            job, args = pickle.load(stdin)
+            job, args = pickle.load(stdin)  # trusted: the parent medviewer process
         except EOFError:
             return
         reply: tuple[bool, Any]
