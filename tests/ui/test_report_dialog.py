@@ -153,7 +153,10 @@ def test_export_dialog_writes_what_is_ticked(qtbot, series, ct_volume, tmp_path,
     pdf.close()
     # a second export into the same folder refuses to overwrite, and writes nothing
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    dialog.start_export()
+    # `exported` comes with the result; the button is enabled again once the job has finished
+    # (on a busy machine, later): click it then, as a user would.
+    qtbot.waitUntil(lambda: dialog.job.done and dialog.export_button.isEnabled(), timeout=WAIT_MS)
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "nothing was written" in dialog.status.text(), timeout=WAIT_MS)
     assert "not overwriting" in dialog.status.text()
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
