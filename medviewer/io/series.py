@@ -13,7 +13,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -25,14 +24,12 @@ from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_
 from medviewer.io.formats import is_image_file, read_image
 from medviewer.io.header import (
     FRAME_OVERHEAD,
-    NESTED_TOO_DEEP,
     InstanceRecord,
     SkipFile,
     check_pixel_claims,
-    dcmread_bounded,
     memory_problem,
-    source_of,
 )
+from medviewer.io.multiframe import FrameGeometry, FrameGroup, read_frame_geometry
 from medviewer.io.scan import ScanResult, scan
 
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -50,12 +47,16 @@ class Stack:
         4x4 index (col, row, slice) -> LPS mm of the assembled volume.
     warnings : tuple of str
         Geometry warnings (uneven spacing, gaps, tilt, missing positions...).
+    label : str
+        What tells this stack from the others of its multi-frame file (e.g.
+        ``"temporal position 2"``); empty otherwise.
     """
 
     series_uid: str
     frames: tuple[FrameSource, ...]
     affine: np.ndarray
     warnings: tuple[str, ...] = ()
+    label: str = ""
 
     @property
     def first(self) -> InstanceRecord:
@@ -70,7 +71,8 @@ class Stack:
     def describe(self) -> str:
         """One line for the user: size, modality, description."""
         s, r, c = self.shape
-        return f"{self.first.modality or '?'} {c}x{r}x{s} {self.first.series_description}".strip()
+        text = f"{self.first.modality or '?'} {c}x{r}x{s} {self.first.series_description}".strip()
+        return f"{text} ({self.label})" if self.label else text
 
 
 # -- assembly -----------------------------------------------------------------------------
@@ -83,7 +85,7 @@ def assemble_stacks(records: Sequence[InstanceRecord]) -> list[Stack]:
         singles = [r for r in series_records if r.frames <= 1]
         for record in series_records:
             if record.frames > 1:
-                stacks.append(_multiframe_stack(record))
+                stacks.extend(_multiframe_stacks(record))
         for group in _group(singles, _stack_key).values():
             stacks.extend(_single_frame_stacks(group))
     return sorted(stacks, key=lambda s: (-len(s.frames), s.series_uid, s.first.location))
@@ -221,105 +223,39 @@ def _frame(
     )
 
 
-def _multiframe_stack(record: InstanceRecord) -> Stack:
+def _multiframe_stacks(record: InstanceRecord) -> list[Stack]:
+    """The stacks of one multi-frame file: one per frame group (see :mod:`.multiframe`)."""
     geometry = read_frame_geometry(record)
     frames = [_frame(record, k, *geometry.rescale[k]) for k in range(record.frames)]
-    warnings: list[str] = []
-    orientation = geometry.orientation or IDENTITY_ORIENTATION
     spacing, spacing_warnings = _pixel_spacing(replace(record, pixel_spacing=geometry.spacing))
+    return [
+        _frame_group_stack(record, geometry, group, frames, spacing, spacing_warnings)
+        for group in geometry.groups
+    ]
+
+
+def _frame_group_stack(
+    record: InstanceRecord,
+    geometry: FrameGeometry,
+    group: FrameGroup,
+    frames: list[FrameSource],
+    spacing: tuple[float, float],
+    spacing_warnings: list[str],
+) -> Stack:
+    orientation = group.orientation or IDENTITY_ORIENTATION
+    chosen = [frames[k] for k in group.frames]
     if geometry.positions is None:
-        warnings.append("no per-frame positions: frames stacked in file order")
+        warnings = ["no per-frame positions: frames stacked in file order", *spacing_warnings]
         affine = affine_from_dicom(record.position or (0.0, 0.0, 0.0), orientation, spacing, None)
-        return Stack(record.series_uid, tuple(frames), affine, tuple(warnings + spacing_warnings))
-    sorting = sort_slices(geometry.positions, orientation)
+        return Stack(record.series_uid, tuple(chosen), affine, tuple(warnings), group.label)
+    positions = geometry.positions[list(group.frames)]
+    sorting = sort_slices(positions, orientation)
+    warnings: list[str] = []
     step = _step_vector(sorting, orientation, record, warnings)
-    affine = affine_from_dicom(geometry.positions[sorting.order[0]], orientation, spacing, step)
-    ordered = tuple(frames[i] for i in sorting.order)
-    return Stack(
-        record.series_uid,
-        ordered,
-        affine,
-        tuple(list(sorting.warnings) + warnings + spacing_warnings),
-    )
-
-
-@dataclass(frozen=True)
-class FrameGeometry:
-    """Per-frame geometry and rescale of a multi-frame object."""
-
-    positions: np.ndarray | None
-    orientation: tuple[float, ...] | None
-    spacing: tuple[float, ...] | None
-    rescale: list[tuple[float | None, float | None]]
-
-
-def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
-    """Read per-frame positions, orientation, spacing and rescale of a multi-frame file."""
-    try:
-        ds = dcmread_bounded(source_of(record.path, record.member), stop_before_pixels=True)
-    except Exception as exc:  # noqa: BLE001 - deep nesting, damage: said with the file
-        reason = NESTED_TOO_DEEP if isinstance(exc, RecursionError) else f"{exc}"
-        raise LoadError(f"{record.location}: cannot read the frame geometry: {reason}") from None
-    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or [None] * record.frames
-    positions, rescale = [], []
-    orientation, spacing = record.orientation, record.pixel_spacing
-    for item in per_frame:
-        pos = _functional(item, shared, "PlanePositionSequence", "ImagePositionPatient")
-        positions.append(pos)
-        orientation = (
-            _functional(item, shared, "PlaneOrientationSequence", "ImageOrientationPatient")
-            or orientation
-        )
-        spacing = _functional(item, shared, "PixelMeasuresSequence", "PixelSpacing") or spacing
-        slope = _functional(item, shared, "PixelValueTransformationSequence", "RescaleSlope")
-        intercept = _functional(
-            item, shared, "PixelValueTransformationSequence", "RescaleIntercept"
-        )
-        rescale.append(
-            (
-                slope[0] if slope else record.rescale_slope,
-                intercept[0] if intercept else record.rescale_intercept,
-            )
-        )
-    have_positions = all(p is not None for p in positions) and len(positions) == record.frames
-    array = np.array(positions, dtype=float) if have_positions else None
-    if array is None:
-        array = _grid_frame_positions(ds, record, orientation)
-    return FrameGeometry(array, orientation, spacing, rescale)
-
-
-def _grid_frame_positions(
-    ds: Any, record: InstanceRecord, orientation: tuple[float, ...] | None
-) -> np.ndarray | None:
-    """Frame positions of an RT Dose grid (PS3.3 C.8.8.3.2): Image Position Patient moved
-    along the normal (row x column direction) by each GridFrameOffsetVector value.
-
-    An offset vector starting with 0 is relative to the first frame; one starting elsewhere
-    holds the frames' coordinates along the normal (the "absolute" form, whose first value is
-    the first frame's), so both are taken relative to their first value.
-    """
-    offsets = ds.get("GridFrameOffsetVector")
-    if offsets is None or record.position is None or orientation is None:
-        return None
-    values = np.atleast_1d(np.asarray(offsets, dtype=float))
-    if values.shape != (record.frames,) or not np.all(np.isfinite(values)):
-        return None
-    normal = slice_normal(orientation)
-    return np.asarray(record.position, float) + np.outer(values - values[0], normal)
-
-
-def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:
-    for group in (item, shared):
-        if group is None or sequence not in group or not group[sequence].value:
-            continue
-        value = group[sequence][0].get(attribute)
-        if value is not None and value != "":
-            values = (
-                value if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-            )
-            return tuple(float(v) for v in values)
-    return None
+    affine = affine_from_dicom(positions[sorting.order[0]], orientation, spacing, step)
+    ordered = tuple(chosen[i] for i in sorting.order)
+    all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
+    return Stack(record.series_uid, ordered, affine, tuple(all_warnings), group.label)
 
 
 # -- loading ------------------------------------------------------------------------------
