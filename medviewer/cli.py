@@ -260,6 +260,7 @@ def describe_volume(volume: Any) -> dict[str, Any]:
     """A JSON-ready summary of a volume: shape, spacing, affine, modality, range, voxel hash,
     warnings."""
     from medviewer.core.geometry import orientation_letters
+    from medviewer.core.viewstate import voi_lut_names
 
     array = volume.array
     meta = volume.metadata
@@ -281,6 +282,7 @@ def describe_volume(volume: Any) -> dict[str, Any]:
         "series_uid": meta.series_uid,
         "description": meta.series_description,
         "window_presets": [[p.name, p.center, p.width] for p in meta.window_presets],
+        "voi_luts": list(voi_lut_names(meta)),
         "files": len(meta.source_paths),
         "warnings": list(meta.warnings),
     }

@@ -1,4 +1,5 @@
-"""What a slice viewport shows, as plain numbers: slice index, window, invert, linking.
+"""What a slice viewport shows, as plain numbers: slice index, window or VOI LUT, invert,
+linking.
 
 The Qt viewport keeps one :class:`ViewState` and draws it; every rule about how user input
 changes it (scrolling, window/level drags, number-key presets, jumping to a point) lives here
@@ -13,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from medviewer.core.geometry import Plane, plane_count, reslice
-from medviewer.core.volume import Volume
-from medviewer.core.windowing import WindowPreset, auto_window, presets_for_modality
+from medviewer.core.volume import Volume, VolumeMetadata
+from medviewer.core.windowing import VoiLut, WindowPreset, auto_window, presets_for_modality
 
 MIN_WIDTH = 1.0
 
@@ -32,9 +33,13 @@ class ViewState:
     count : int
         Number of slices of the plane.
     center, width : float
-        Window level and width in modality units.
+        Window level and width in modality units. While a VOI LUT is shown they
+        approximate its contrast (where a window/level drag starts).
     invert : bool
         Show inverted grey levels.
+    voi_lut : int or None
+        Index (in :func:`voi_luts_of`) of the VOI LUT the image is shown through;
+        None for the linear window ``center``/``width``.
     """
 
     plane: Plane
@@ -43,6 +48,12 @@ class ViewState:
     center: float
     width: float
     invert: bool = False
+    voi_lut: int | None = None
+
+    @property
+    def linear_window(self) -> tuple[float, float] | None:
+        """``(center, width)`` of the linear window shown, None while a VOI LUT is."""
+        return (self.center, self.width) if self.voi_lut is None else None
 
     def scrolled(self, step: int) -> ViewState:
         """Move `step` slices, stopping at the first and last slice."""
@@ -53,8 +64,14 @@ class ViewState:
         return replace(self, index=int(np.clip(index, 0, max(self.count - 1, 0))))
 
     def windowed(self, center: float, width: float) -> ViewState:
-        """Use a new window (width at least 1)."""
-        return replace(self, center=float(center), width=max(float(width), MIN_WIDTH))
+        """Use a new linear window (width at least 1), leaving any VOI LUT."""
+        width = max(float(width), MIN_WIDTH)
+        return replace(self, center=float(center), width=width, voi_lut=None)
+
+    def through_lut(self, index: int, lut: VoiLut) -> ViewState:
+        """Show the image through VOI LUT `lut` (number `index` of the volume's)."""
+        center, width = lut.equivalent_window()
+        return replace(self, center=center, width=width, voi_lut=index)
 
     def dragged(self, dx: float, dy: float, sensitivity: float) -> ViewState:
         """Window/level drag: right widens, left narrows; down raises the level.
@@ -65,6 +82,8 @@ class ViewState:
             Mouse movement in screen pixels (y grows downwards).
         sensitivity : float
             Modality units per screen pixel (see :func:`drag_sensitivity`).
+
+        A drag from a VOI LUT starts from its equivalent window and leaves the LUT.
         """
         return self.windowed(self.center + dy * sensitivity, self.width + dx * sensitivity)
 
@@ -77,14 +96,33 @@ def drag_sensitivity(value_range: float) -> float:
 def initial_state(
     volume: Volume, plane: Plane = "axial", sample: np.ndarray | None = None
 ) -> ViewState:
-    """The state a freshly opened volume is shown in: middle slice, default window.
+    """The state a freshly opened volume is shown in: middle slice, the files' first VOI
+    LUT when they have one, else the default window.
 
     `sample` (the slices decoded so far) stands in for the array while it is loading.
     """
     count = plane_count(volume.array.shape, volume.affine, plane)
-    center, width = default_window(volume, sample)
     invert = volume.metadata.photometric == "MONOCHROME1"
+    luts = () if volume.is_color else voi_luts_of(volume.metadata)
+    if luts:
+        return ViewState(plane, count // 2, count, 0.0, 1.0, invert).through_lut(0, luts[0])
+    center, width = default_window(volume, sample)
     return ViewState(plane, count // 2, count, center, width, invert)
+
+
+def voi_luts_of(metadata: VolumeMetadata) -> tuple[VoiLut, ...]:
+    """The VOI LUTs of a volume: ``voi_luts``, else the single ``voi_lut``, else none."""
+    if metadata.voi_luts:
+        return metadata.voi_luts
+    return (metadata.voi_lut,) if metadata.voi_lut is not None else ()
+
+
+def voi_lut_names(metadata: VolumeMetadata) -> tuple[str, ...]:
+    """Preset names of the VOI LUTs: ``"VOI LUT: <explanation>"`` or ``"VOI LUT <n>"``."""
+    return tuple(
+        f"VOI LUT: {lut.explanation}" if lut.explanation else f"VOI LUT {n}"
+        for n, lut in enumerate(voi_luts_of(metadata), 1)
+    )
 
 
 def default_window(volume: Volume, sample: np.ndarray | None = None) -> tuple[float, float]:

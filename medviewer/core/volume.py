@@ -33,7 +33,10 @@ class VolumeMetadata:
     window_presets : tuple of WindowPreset
         Window centre/width pairs stored in the files, first one is the default.
     voi_lut : VoiLut or None
-        A VOI LUT from the files, applied instead of window presets when present.
+        The default VOI LUT of the files (the first of `voi_luts`), shown instead of the
+        window presets when present.
+    voi_luts : tuple of VoiLut
+        Every VOI LUT of the files (VOI LUT Sequence), in file order; each is a preset.
     photometric : str
         Photometric interpretation of the decoded array (``"MONOCHROME1"`` is shown inverted).
     warnings : tuple of str
@@ -64,6 +67,7 @@ class VolumeMetadata:
     photometric: str = "MONOCHROME2"
     window_presets: tuple[WindowPreset, ...] = ()
     voi_lut: VoiLut | None = None
+    voi_luts: tuple[VoiLut, ...] = ()
     warnings: tuple[str, ...] = ()
     positioned: bool = True
     source_paths: tuple[str, ...] = ()

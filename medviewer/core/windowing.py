@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -261,11 +261,14 @@ class VoiLut:
         LUT entries (LUT Data), each in ``0..2**bits - 1``.
     bits : int
         Bits per entry (LUT Descriptor, third value), 1..16.
+    explanation : str
+        LUT Explanation (0028,3003): what the LUT shows, empty when not given.
     """
 
     first_mapped: int
-    data: np.ndarray
+    data: np.ndarray = field(repr=False)
     bits: int
+    explanation: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.bits <= 16:
@@ -317,6 +320,27 @@ class VoiLut:
         lo, hi = bounds
         full = table[np.clip(np.arange(lo, hi + 1) - self.first_mapped, 0, table.size - 1)]
         return full[_lut_index(arr, lo, hi - lo + 1)]
+
+    def equivalent_window(self) -> tuple[float, float]:
+        """Return the linear window ``(center, width)`` spanning the LUT's ramp.
+
+        The ramp runs from the last input of the LUT's flat start (the inputs mapped
+        like the first one) to the first input of its flat end. This approximates the
+        LUT's contrast: where a window/level drag can start.
+
+        Returns
+        -------
+        tuple of float
+            ``(center, width)`` with ``width >= 1``.
+        """
+        data = self.data
+        after_start = np.flatnonzero(data != data[0])
+        if after_start.size == 0:  # a constant LUT
+            return float(self.first_mapped), 1.0
+        before_end = np.flatnonzero(data != data[-1])
+        lo = self.first_mapped + int(after_start[0]) - 1
+        hi = self.first_mapped + int(before_end[-1]) + 1
+        return (lo + hi) / 2.0, max(float(hi - lo), 1.0)
 
     def _float_index(self, arr: np.ndarray) -> npt.NDArray[np.intp]:
         """Return the clamped LUT index of each value of a float (or wide) array."""

@@ -31,6 +31,7 @@ from medviewer.io.header import (
 )
 from medviewer.io.multiframe import FrameGeometry, FrameGroup, read_frame_geometry
 from medviewer.io.scan import ScanResult, scan
+from medviewer.io.voi import read_voi_luts
 
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -322,8 +323,9 @@ def _check_fits(stack: Stack, shape: tuple[int, ...], dtype: np.dtype) -> None:
 
 
 def stack_metadata(stack: Stack) -> VolumeMetadata:
-    """Patient/study/series fields, presets and warnings of a stack."""
+    """Patient/study/series fields, presets (windows, VOI LUTs) and warnings of a stack."""
     first = stack.first
+    voi = read_voi_luts(first)
     units = "HU" if first.modality == "CT" else first.rescale_type
     presets = window_from_dicom(
         first.window_center or None, first.window_width or None, first.window_explanation or None
@@ -345,7 +347,9 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         units=units,
         photometric="RGB" if first.is_color else first.photometric,
         window_presets=presets,
-        warnings=stack.warnings,
+        voi_lut=voi.default,
+        voi_luts=voi.luts,
+        warnings=stack.warnings + voi.warnings,
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
         source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
         positioned=first.orientation is not None,

@@ -15,6 +15,7 @@ from medviewer import __version__
 from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, ResultKey, now_iso
 from medviewer.core.volume import VolumeMetadata
+from medviewer.report import formatting as fmt
 
 #: Shown on every report whatever the models say: medviewer itself is not a medical device.
 SOFTWARE_DISCLAIMER = (
@@ -91,7 +92,8 @@ class KeyImage:
     slice_text : str
         Where, as the viewer says it (``"Im 123/300, Pos -41.5 mm"``).
     window : (float, float)
-        ``(center, width)`` it was shown with.
+        ``(center, width)`` it was shown with (while `voi_lut` is set, only that LUT's
+        approximate equivalent).
     mm_per_pixel : float
         Size of one pixel of `rgb` on the patient, in mm.
     legend : tuple of (str, str)
@@ -108,6 +110,9 @@ class KeyImage:
         SOP Instance UID of the source image shown, empty when unknown.
     source_frame : int or None
         0-based frame of that source image when it is multi-frame.
+    voi_lut : str
+        Name of the VOI LUT of the files it was shown through (``"VOI LUT: ..."``), empty
+        for a linear window.
     """
 
     rgb: np.ndarray
@@ -122,6 +127,12 @@ class KeyImage:
     source_slice: int | None = None
     source_sop_uid: str = ""
     source_frame: int | None = None
+    voi_lut: str = ""
+
+    @property
+    def display_text(self) -> str:
+        """How its values were shown: ``"W 400 L 40"`` or the VOI LUT's name."""
+        return self.voi_lut or fmt.window(*self.window)
 
     def __post_init__(self) -> None:
         rgb = self.rgb
@@ -250,7 +261,7 @@ class ReportContent:
             ],
             "key_images": [
                 {"caption": k.caption, "plane": k.plane, "slice": k.slice_text,
-                 "window": list(k.window), "origin": k.origin}
+                 "window": list(k.window), "voi_lut": k.voi_lut, "origin": k.origin}
                 for k in self.key_images
             ],
         }

@@ -111,8 +111,9 @@ def _describe_key_image(image: Dataset, key: KeyImage) -> None:
     image.ConversionType = "WSD"
     image.BurnedInAnnotation = "NO"
     center, width = key.window
+    shown = key.voi_lut or f"window {center:g}/{width:g}"
     image.DerivationDescription = (
-        f"Key image rendered by medviewer ({key.plane}, window {center:g}/{width:g}): "
+        f"Key image rendered by medviewer ({key.plane}, {shown}): "
         f"{key.caption}"
     )[:1024]
     image.ImageComments = f"{key.caption}; {key.slice_text}" if key.slice_text else key.caption

@@ -466,9 +466,8 @@ def _key_images(images: Sequence[KeyImage], st: _Styles) -> list[Flowable]:
 
 def _key_image_cell(image: KeyImage, st: _Styles) -> list[Flowable]:
     """A key image with its caption, slice, window, origin and legend."""
-    center, width = image.window
     origin = "Added by the user" if image.origin == "user" else "Key image of an AI finding"
-    details = " · ".join(p for p in (image.plane, image.slice_text, fmt.window(center, width)) if p)
+    details = " · ".join(p for p in (image.plane, image.slice_text, image.display_text) if p)
     cell: list[Flowable] = [
         _Picture(image.rgb, *_picture_size(image.rgb)),
         Spacer(1, 1 * mm),

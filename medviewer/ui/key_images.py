@@ -23,7 +23,7 @@ from medviewer.core.findings import (
     heatmap_peak,
     positive_classes,
 )
-from medviewer.core.viewstate import slice_position_mm
+from medviewer.core.viewstate import slice_position_mm, voi_lut_names
 from medviewer.report import formatting as fmt
 from medviewer.report.content import KeyImage
 from medviewer.ui.measurement_store import MeasurementStore
@@ -74,6 +74,7 @@ class KeyImageRenderer:
         point: np.ndarray | None = None,
         index: int | None = None,
         window: tuple[float, float] | None = None,
+        voi_lut: int | None = None,
         invert: bool = False,
         overlay: AIResult | None = None,
         style: OverlayStyle | None = None,
@@ -93,7 +94,9 @@ class KeyImageRenderer:
         index : int, optional
             Slice of `plane` to show when no `point` is given (default: the middle).
         window : (center, width), optional
-            Default: the series' own.
+            A linear window. Default: the series' own (its first VOI LUT when it has one).
+        voi_lut : int, optional
+            Show through this VOI LUT of the series instead (when no `window` is given).
         invert : bool
         overlay : AIResult, optional
             Drawn with `style`.
@@ -109,6 +112,8 @@ class KeyImageRenderer:
         self._place(point, index)
         if window is not None:
             view.set_window(*window)
+        elif voi_lut is not None:
+            view.set_voi_lut(voi_lut)
         view.set_invert(invert)
         view.set_overlay_style(style or OverlayStyle())
         view.set_overlay(overlay)
@@ -122,13 +127,21 @@ class KeyImageRenderer:
         QApplication.processEvents()
         key = KeyImage(
             rgb=self._pixels(), caption=caption, plane=plane, slice_text=self._slice_text(),
-            window=(view.state.center, view.state.width), mm_per_pixel=self._mm_per_pixel(),
+            window=(view.state.center, view.state.width), voi_lut=self._voi_lut_name(),
+            mm_per_pixel=self._mm_per_pixel(),
             legend=legend_of(overlay, style or OverlayStyle()), origin=origin,
             result_key=overlay.key if overlay is not None else None,
             source_slice=self._source_slice(),
         )
         view.set_overlay(None)
         return key
+
+    def _voi_lut_name(self) -> str:
+        """The name of the VOI LUT the view shows, empty for a linear window."""
+        state, volume = self.view.state, self.view.volume
+        if state is None or volume is None or state.voi_lut is None:
+            return ""
+        return voi_lut_names(volume.metadata)[state.voi_lut]
 
     def _place(self, point: np.ndarray | None, index: int | None) -> None:
         view = self.view
@@ -222,14 +235,15 @@ def render_finding(
     finding: FindingView,
     *,
     window: tuple[float, float] | None = None,
+    voi_lut: int | None = None,
     style: OverlayStyle | None = None,
 ) -> KeyImage:
-    """The key image of one finding, as the viewer draws it."""
+    """The key image of one finding, as the viewer draws it (`window` or `voi_lut`)."""
     result = finding.result
     overlay = result if result.label_map is not None or result.heatmap is not None else None
     return renderer.render(
-        series, caption=finding.caption, point=finding.point, window=window, overlay=overlay,
-        style=style, field_mm=finding.field_mm,
+        series, caption=finding.caption, point=finding.point, window=window, voi_lut=voi_lut,
+        overlay=overlay, style=style, field_mm=finding.field_mm,
     )
 
 
@@ -239,10 +253,11 @@ def finding_key_images(
     results: Iterable[AIResult],
     *,
     window: tuple[float, float] | None = None,
+    voi_lut: int | None = None,
     style: OverlayStyle | None = None,
 ) -> list[KeyImage]:
     """The key images of every finding of `results` (see :func:`finding_views`)."""
-    return [render_finding(renderer, series, f, window=window, style=style)
+    return [render_finding(renderer, series, f, window=window, voi_lut=voi_lut, style=style)
             for f in finding_views(results)]
 
 
@@ -278,6 +293,6 @@ def key_image_like(renderer: KeyImageRenderer, view: SliceView, caption: str,
     state = view.state
     return renderer.render(
         view.series, caption=caption, plane=state.plane, index=state.index,
-        window=(state.center, state.width), invert=state.invert, overlay=overlay, style=style,
-        view_rect=view.viewbox.viewRect(), origin="user",
+        window=state.linear_window, voi_lut=state.voi_lut, invert=state.invert, overlay=overlay,
+        style=style, view_rect=view.viewbox.viewRect(), origin="user",
     )

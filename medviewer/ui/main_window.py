@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from medviewer import __version__
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.cache import GIGABYTE, VolumeCache
-from medviewer.core.viewstate import preset_for_key
+from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.io.database import ImportReport, StudyDatabase
 from medviewer.io.results_store import ResultStore
 from medviewer.io.scan import SkippedFile
@@ -293,11 +293,24 @@ class MainWindow(QMainWindow):
             menu.addAction("0  Auto (robust percentiles)").triggered.connect(
                 lambda: self._preset(0)
             )
+            self._add_voi_lut_actions(menu, volume)
         menu.addSeparator()
         for name, center, width in self.settings.user_presets():
             action = menu.addAction(f"{name}  W {width:g} L {center:g}")
             action.triggered.connect(lambda _c=False, c=center, w=width: self._set_window(c, w))
         menu.addAction("Save current window as preset", self._save_preset)
+
+    def _add_voi_lut_actions(self, menu, volume) -> None:
+        """One menu entry per VOI LUT of the files (grey images only)."""
+        if volume.is_color:
+            return
+        for index, name in enumerate(voi_lut_names(volume.metadata)):
+            action = menu.addAction(name)
+            action.triggered.connect(lambda _c=False, i=index: self._voi_lut(i))
+
+    def _voi_lut(self, index: int) -> None:
+        if self.grid.active is not None:
+            self.grid.active.set_voi_lut(index)
 
     # -- settings ------------------------------------------------------------------------
 
@@ -666,7 +679,8 @@ class MainWindow(QMainWindow):
             self.report_dialog.close()
         self.report_dialog = ReportDialog(
             view.series, results, lines, draft, folder=default_export_folder(meta),
-            style=self.ai.style, window=(view.state.center, view.state.width), parent=self,
+            style=self.ai.style, window=view.state.linear_window, voi_lut=view.state.voi_lut,
+            parent=self,
         )
         self.report_dialog.destroyed.connect(self._report_dialog_gone)
         self.report_dialog.show()

@@ -96,6 +96,7 @@ class ReportDialog(QDialog):
         folder: str | Path,
         style: OverlayStyle | None = None,
         window: tuple[float, float] | None = None,
+        voi_lut: int | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -110,6 +111,7 @@ class ReportDialog(QDialog):
         self.draft = draft
         self.style = style or OverlayStyle()
         self.window = window
+        self.voi_lut = voi_lut  # shown through this VOI LUT of the series when no window
         self.finding_images: list[KeyImage] = []
         self.summary: ex.ExportSummary | None = None
         self.error = ""
@@ -253,7 +255,7 @@ class ReportDialog(QDialog):
         if self._renderer is None:
             self._renderer = KeyImageRenderer()
         key = render_finding(self._renderer, self.series, self._pending.pop(0),
-                             window=self.window, style=self.style)
+                             window=self.window, voi_lut=self.voi_lut, style=self.style)
         self.finding_images.append(key)
         self._add_item(key, row=len(self.finding_images) - 1)
         QTimer.singleShot(0, self._render_next)

@@ -30,8 +30,10 @@ from medviewer.core.viewstate import (
     plane_index_of,
     preset_for_key,
     slice_position_mm,
+    voi_lut_names,
+    voi_luts_of,
 )
-from medviewer.core.windowing import apply_window
+from medviewer.core.windowing import VoiLut, apply_window
 from medviewer.report.formatting import dicom_date
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.measurement_items import (
@@ -317,9 +319,20 @@ class SliceView(QFrame):
         if self._gathered.dtype != image.dtype or self._gathered.shape != image.shape:
             self._gathered = np.empty(image.shape, image.dtype)
         np.copyto(self._gathered, image)
+        lut = self._shown_lut()
+        if lut is not None:
+            self._display[...] = lut.apply(self._gathered, state.invert)
+            return self._display
         return apply_window(
             self._gathered, state.center, state.width, state.invert, out=self._display
         )
+
+    def _shown_lut(self) -> VoiLut | None:
+        """The VOI LUT the state shows the image through, or None (linear window)."""
+        if self.state is None or self.state.voi_lut is None or self.volume is None:
+            return None
+        luts = voi_luts_of(self.volume.metadata)
+        return luts[self.state.voi_lut] if self.state.voi_lut < len(luts) else None
 
     def set_state(self, state: ViewState) -> None:
         """Show another slice/window of the same plane."""
@@ -352,6 +365,16 @@ class SliceView(QFrame):
         if preset is None:
             return False
         self.set_window(preset.center, preset.width)
+        return True
+
+    def set_voi_lut(self, index: int) -> bool:
+        """Show the image through VOI LUT `index` of the series; False when there is none."""
+        if self.volume is None or self.state is None or self.volume.is_color:
+            return False
+        luts = voi_luts_of(self.volume.metadata)
+        if not 0 <= index < len(luts):
+            return False
+        self.set_state(self.state.through_lut(index, luts[index]))
         return True
 
     def set_invert(self, invert: bool) -> None:
@@ -909,10 +932,18 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
             f"Pos {slice_position_mm(view.plane_slice.affine):.1f} mm",
         ],
         "bottom_right": [
-            f"W {state.width:.0f} L {state.center:.0f}" + (" inv" if state.invert else ""),
+            display_text(meta, state) + (" inv" if state.invert else ""),
             f"Zoom {view.zoom:.2f}x",
         ],
     }
+
+
+def display_text(meta, state: ViewState) -> str:
+    """How the values are shown: ``"W 400 L 40"`` or the VOI LUT's name."""
+    names = voi_lut_names(meta)
+    if state.voi_lut is not None and state.voi_lut < len(names):
+        return names[state.voi_lut]
+    return f"W {state.width:.0f} L {state.center:.0f}"
 
 
 def readout_text(view: SliceView, point: np.ndarray) -> str:

@@ -23,9 +23,11 @@ from medviewer.core.viewstate import (
     plane_index_of,
     preset_for_key,
     slice_position_mm,
+    voi_lut_names,
+    voi_luts_of,
 )
 from medviewer.core.volume import Volume, VolumeMetadata
-from medviewer.core.windowing import WindowPreset
+from medviewer.core.windowing import VoiLut, WindowPreset
 
 AXIAL_IOP = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 PLANE_NAMES = ("axial", "coronal", "sagittal")
@@ -616,3 +618,37 @@ def test_image_numbers_count_from_inferior_whatever_the_array_order() -> None:
     assert image_numbers_of(volume, outside).tolist() == [0]
     for point in centres:  # the viewport agrees: plane index + 1
         assert image_numbers_of(volume, point)[0] == plane_index_of(volume, "axial", point) + 1
+
+
+# --- VOI LUT ------------------------------------------------------------------
+
+SOFT = VoiLut(first_mapped=-100, data=np.arange(201), bits=8, explanation="SOFT")  # -100..100
+SHARP = VoiLut(first_mapped=0, data=[0, 255], bits=8)  # a step: 0 -> 0, 1 -> 255
+
+
+def test_a_volume_with_voi_luts_opens_through_the_first() -> None:
+    volume = _volume(A_AXIAL, modality="MR", window_presets=FILE_PRESETS, voi_luts=(SOFT, SHARP),
+                     photometric="MONOCHROME1")
+    state = initial_state(volume)
+    # SOFT's ramp: 0 at -100 .. 200 at 100 -> inputs -100..100, so centre 0, width 200
+    assert (state.voi_lut, state.center, state.width, state.invert) == (0, 0.0, 200.0, True)
+    assert state.linear_window is None
+    assert voi_lut_names(volume.metadata) == ("VOI LUT: SOFT", "VOI LUT 2")
+
+
+def test_a_single_voi_lut_field_is_offered_too() -> None:
+    meta = VolumeMetadata(voi_lut=SHARP)
+    assert voi_luts_of(meta) == (SHARP,)
+    assert voi_luts_of(VolumeMetadata()) == ()
+    assert initial_state(_volume(A_AXIAL, voi_lut=SHARP)).voi_lut == 0
+
+
+def test_windowing_or_dragging_leaves_the_lut_and_choosing_one_returns() -> None:
+    state = ViewState("axial", 1, 4, 0.0, 1.0).through_lut(0, SOFT)
+    dragged = state.dragged(10, 4, 2.0)
+    # the drag starts from SOFT's equivalent window (0, 200): width +20, level +8
+    assert (dragged.voi_lut, dragged.center, dragged.width) == (None, 8.0, 220.0)
+    assert dragged.linear_window == (8.0, 220.0)
+    assert state.windowed(40, 400).voi_lut is None
+    back = dragged.through_lut(1, SHARP)
+    assert (back.voi_lut, back.center, back.width) == (1, 0.5, 1.0)  # the same step

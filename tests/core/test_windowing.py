@@ -381,6 +381,23 @@ def test_voi_lut_validation(data: list[float], bits: int) -> None:
         VoiLut(first_mapped=0, data=np.array(data), bits=bits)
 
 
+@pytest.mark.parametrize(
+    ("first", "data", "expected"),
+    [
+        # a 256-entry ramp from 0: 0 at input 0 .. 255 at input 255 -> centre 127.5, width 255
+        (0, np.arange(256), (127.5, 255.0)),
+        # flat 0 up to input 12, rising 13..14, flat max from 15: the ramp is 12..15
+        (10, [0, 0, 0, 5, 9, 20, 20], (13.5, 3.0)),
+        (-7, [4, 4, 4], (-7.0, 1.0)),  # constant: width 1 at its first input
+        (0, [9, 5, 0, 0], (1.0, 2.0)),  # falling: the same ramp, inputs 0..2
+    ],
+)
+def test_voi_lut_equivalent_window(first: int, data, expected) -> None:
+    lut = VoiLut(first_mapped=first, data=np.array(data), bits=8, explanation="x")
+    assert lut.equivalent_window() == expected
+    assert repr(lut) == f"VoiLut(first_mapped={first}, bits=8, explanation='x')"
+
+
 # --- auto window ----------------------------------------------------------------
 
 

@@ -145,3 +145,13 @@ def test_unpositioned_dx_source(dx_sources, tmp_path):
     )
     assert doc.EncapsulatedDocument[: doc.EncapsulatedDocumentLength] == pdf
     assert_same_patient_and_study(doc, dx_sources.first)
+
+
+def test_key_image_says_the_voi_lut_it_was_shown_through(ct_sources):
+    linear = key_image_dataset(gradient_key_image("a"), ct_sources, series_uid=generate_uid(),
+                               instance_number=1)
+    assert "(axial, window 40/400)" in linear.DerivationDescription
+    key = gradient_key_image("b", voi_lut="VOI LUT: SOFT")
+    assert key.display_text == "VOI LUT: SOFT"
+    ds = key_image_dataset(key, ct_sources, series_uid=generate_uid(), instance_number=2)
+    assert "(axial, VOI LUT: SOFT)" in ds.DerivationDescription
