@@ -31,9 +31,12 @@ __all__ = [
     "SliceSorting",
     "affine_from_dicom",
     "direction_of",
+    "native_plane",
+    "nearest_plane",
     "orientation_letters",
     "patient_to_voxel",
     "plane_count",
+    "projection_edge_letters",
     "reslice",
     "slice_normal",
     "sort_slices",
@@ -208,6 +211,70 @@ def orientation_letters(vector: Sequence[float], max_letters: int = 3) -> str:
     order = np.argsort(-np.abs(unit), kind="stable")
     letters = [_LETTERS[a][int(unit[a] > 0)] for a in order if abs(unit[a]) > _LETTER_THRESHOLD]
     return "".join(letters[:max_letters])
+
+
+# Patient Orientation (0020,0020) letters and their opposites (PS3.3 C.7.6.1.1.1): H/F are
+# head/foot; the quadruped terms are anatomical directions of their own.
+_OPPOSITE_LETTERS = {
+    "L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H",
+    "CR": "CD", "CD": "CR", "LE": "RT", "RT": "LE", "D": "V", "V": "D",
+    "M": "L", "PR": "DI", "DI": "PR", "PA": "PL", "PL": "PA",
+}  # fmt: skip
+
+
+def _opposite_letters(letters: str) -> str:
+    """The opposite of a Patient Orientation value, e.g. ``"LF"`` -> ``"RH"`` ("" if unknown)."""
+    text, out = letters.strip().upper(), []
+    while text:
+        for size in (2, 1):
+            if text[:size] in _OPPOSITE_LETTERS and (size == 1 or len(text) >= 2):
+                out.append(_OPPOSITE_LETTERS[text[:size]])
+                text = text[size:]
+                break
+        else:
+            return ""
+    return "".join(out)
+
+
+def projection_edge_letters(patient_orientation: Sequence[str]) -> dict[str, str]:
+    """Edge letters of an image shown as stored, from its Patient Orientation (0020,0020).
+
+    Parameters
+    ----------
+    patient_orientation : sequence of str
+        The row direction (towards the right edge) then the column direction (towards the
+        bottom edge), e.g. ``("L", "F")`` for a PA chest radiograph.
+
+    Returns
+    -------
+    dict
+        ``left``/``right``/``top``/``bottom`` letters; empty when the value is not two
+        known direction codes.
+    """
+    if len(patient_orientation) != 2:
+        return {}
+    right, bottom = (str(v).strip().upper() for v in patient_orientation)
+    left, top = _opposite_letters(right), _opposite_letters(bottom)
+    if not (left and top):
+        return {}
+    return {"left": left, "right": right, "top": top, "bottom": bottom}
+
+
+def nearest_plane(normal: Sequence[float]) -> Plane:
+    """The standard plane (axial, coronal or sagittal) nearest to a slice normal."""
+    vec = _as_vector(normal, 3, "slice normal")
+    planes: tuple[Plane, Plane, Plane] = ("sagittal", "coronal", "axial")
+    return planes[int(np.argmax(np.abs(vec)))]
+
+
+def native_plane(affine: ArrayLike) -> Plane:
+    """The standard plane nearest to a volume's acquired slices (its row x column plane).
+
+    A single sagittal image shown in this plane is the image itself; in the axial plane it
+    would be one row of pixels seen edge-on.
+    """
+    arr = _invertible_affine(affine)
+    return nearest_plane(np.cross(arr[:3, 0], arr[:3, 1]))
 
 
 # --------------------------------------------------------------------------- slice sorting

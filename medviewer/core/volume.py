@@ -48,6 +48,10 @@ class VolumeMetadata:
     positioned : bool
         False when the files give no patient position/orientation (the affine is then the
         detector grid, so orientation letters and cross-series linking are meaningless).
+    patient_orientation : tuple of str
+        For an image without patient position (a radiograph), DICOM's Patient Orientation:
+        the anatomical directions of its rows and columns (e.g. ``("L", "F")``); empty when
+        unknown or when the volume is positioned.
     """
 
     modality: str = ""
@@ -70,6 +74,7 @@ class VolumeMetadata:
     voi_luts: tuple[VoiLut, ...] = ()
     warnings: tuple[str, ...] = ()
     positioned: bool = True
+    patient_orientation: tuple[str, ...] = ()
     source_paths: tuple[str, ...] = ()
     source_frames: tuple[tuple[str, int], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)

@@ -25,7 +25,7 @@ from medviewer.io import archive as zips
 from medviewer.io.header import InstanceRecord
 from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_all
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
     id INTEGER PRIMARY KEY, patient_key TEXT NOT NULL UNIQUE, patient_id TEXT, name TEXT,
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     id TEXT PRIMARY KEY, series_uid TEXT NOT NULL, json TEXT NOT NULL, created REAL);
 CREATE INDEX IF NOT EXISTS measurements_series ON measurements(series_uid, created);
 """
+# Version 3 records read more of each file (Patient Orientation, projection spacings, mosaics):
+# files indexed by an older version are read again at their next import (marked changed).
 # Version 2 added the measurements table. Measurements refer to their series by UID, not by
 # a foreign key, so re-importing (or pruning) a series' instances never deletes them.
 
@@ -103,7 +105,11 @@ class StudyDatabase:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self.connection()
+            older = conn.execute("PRAGMA user_version").fetchone()[0]
             conn.executescript(SCHEMA)
+            if 0 < older < 3:
+                conn.execute("UPDATE instances SET mtime_ns = -1")
+                conn.execute("UPDATE skipped SET mtime_ns = -1")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             if is_disk_full(exc):

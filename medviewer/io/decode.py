@@ -44,12 +44,17 @@ MEMBER_BATCH_BYTES = 64 * 1024**2
 
 @dataclass(frozen=True)
 class FrameSource:
-    """Where one output slice comes from, and how its stored values become modality values."""
+    """Where one output slice comes from, and how its stored values become modality values.
+
+    ``tile`` is the slice's tile in a Siemens mosaic frame (see :mod:`medviewer.io.mosaic`),
+    -1 when the slice is the whole frame.
+    """
 
     record: InstanceRecord
     frame: int
     slope: float
     intercept: float
+    tile: int = -1
 
 
 def fast_path_ok(record: InstanceRecord) -> bool:

@@ -76,6 +76,11 @@ class InstanceRecord:
     orientation: tuple[float, ...] | None = None
     pixel_spacing: tuple[float, ...] | None = None
     imager_pixel_spacing: tuple[float, ...] | None = None
+    magnification: float | None = None
+    image_plane_pixel_spacing: tuple[float, ...] | None = None
+    rt_image_sid: float | None = None
+    radiation_machine_sad: float | None = None
+    patient_orientation: tuple[str, ...] = ()
     slice_thickness: float | None = None
     rows: int = 0
     columns: int = 0
@@ -149,7 +154,9 @@ FIELDS: tuple[tuple[int, str, str], ...] = (
     (0x00100030, "patient_birth_date", "text"),
     (0x00100040, "patient_sex", "text"),
     (0x00180050, "slice_thickness", "ds"),
+    (0x00181114, "magnification", "ds"),  # Estimated Radiographic Magnification Factor
     (0x00181164, "imager_pixel_spacing", "dsn"),
+    (0x00200020, "patient_orientation", "strs"),
     (0x0020000D, "study_uid", "uid"),
     (0x0020000E, "series_uid", "uid"),
     (0x00200010, "study_id", "text"),
@@ -175,6 +182,9 @@ FIELDS: tuple[tuple[int, str, str], ...] = (
     (0x00281053, "rescale_slope", "ds"),
     (0x00281054, "rescale_type", "text"),
     (0x00281055, "window_explanation", "strs"),
+    (0x30020011, "image_plane_pixel_spacing", "dsn"),  # RT Image
+    (0x30020022, "radiation_machine_sad", "ds"),
+    (0x30020026, "rt_image_sid", "ds"),
     (0x30040002, "dose_units", "text"),
     (0x3004000E, "dose_grid_scaling", "ds"),
 )

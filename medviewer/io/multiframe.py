@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medviewer.core.errors import LoadError
-from medviewer.core.geometry import slice_normal
+from medviewer.core.geometry import nearest_plane, slice_normal
 from medviewer.io.header import NESTED_TOO_DEEP, InstanceRecord, dcmread_bounded, source_of
 
 # Dimension index pointers that say where a frame is in space, not which stack it is in.
@@ -377,16 +377,11 @@ def _labels(groups: list[tuple[int, ...]], dimensions: list[_Dimension]) -> list
     return labels
 
 
-def plane_name(normal: Sequence[float]) -> str:
-    """The standard plane nearest to a slice normal: axial, coronal or sagittal."""
-    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(np.asarray(normal))))]
-
-
 def _label_part(dimension: _Dimension, value: Any) -> str:
     if dimension.name == "b":
-        return f"b={value:g}" if value is not None else "b=?"
-    if dimension.name == "orientation" and value is not None:
-        return plane_name(slice_normal(value))
+        return f"b={value:g}"
+    if dimension.name == "orientation":
+        return nearest_plane(slice_normal(value))
     if isinstance(value, tuple):
         value = "(" + ", ".join(f"{v:g}" for v in value) + ")"
     return f"{dimension.name} {value}"

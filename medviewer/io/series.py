@@ -29,6 +29,7 @@ from medviewer.io.header import (
     check_pixel_claims,
     memory_problem,
 )
+from medviewer.io.mosaic import Mosaic, is_mosaic, read_mosaic
 from medviewer.io.multiframe import FrameGeometry, FrameGroup, read_frame_geometry
 from medviewer.io.scan import ScanResult, scan
 from medviewer.io.voi import read_voi_luts
@@ -51,6 +52,8 @@ class Stack:
     label : str
         What tells this stack from the others of its multi-frame file (e.g.
         ``"temporal position 2"``); empty otherwise.
+    mosaic : Mosaic or None
+        For a Siemens mosaic, its tiling: each frame source's ``tile`` is its slice.
     """
 
     series_uid: str
@@ -58,6 +61,7 @@ class Stack:
     affine: np.ndarray
     warnings: tuple[str, ...] = ()
     label: str = ""
+    mosaic: Mosaic | None = None
 
     @property
     def first(self) -> InstanceRecord:
@@ -67,6 +71,8 @@ class Stack:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(slices, rows, cols) of the volume this stack becomes."""
+        if self.mosaic is not None:
+            return (len(self.frames), *self.mosaic.tile_shape(self.first))
         return (len(self.frames), self.first.rows, self.first.columns)
 
     def describe(self) -> str:
@@ -83,10 +89,12 @@ def assemble_stacks(records: Sequence[InstanceRecord]) -> list[Stack]:
     """Split records into regular stacks, largest first, each sorted along its normal."""
     stacks: list[Stack] = []
     for series_records in _group(_unique(records), lambda r: r.series_uid).values():
-        singles = [r for r in series_records if r.frames <= 1]
+        singles = [r for r in series_records if r.frames <= 1 and not is_mosaic(r)]
         for record in series_records:
             if record.frames > 1:
                 stacks.extend(_multiframe_stacks(record))
+            elif is_mosaic(record):
+                stacks.append(_mosaic_stack(record))
         for group in _group(singles, _stack_key).values():
             stacks.extend(_single_frame_stacks(group))
     return sorted(stacks, key=lambda s: (-len(s.frames), s.series_uid, s.first.location))
@@ -185,14 +193,50 @@ def _step_vector(
 
 
 def _pixel_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list[str]]:
+    """Pixel spacing (row, column) in mm and what it means when it is not at the patient.
+
+    Pixel Spacing is at the patient (or calibrated). Projection images may give only:
+    Imager Pixel Spacing (DX/CR/MG/XA, at the detector), divided by the Estimated
+    Radiographic Magnification Factor when the file has one (PS3.3 C.8.11.4.1.1); or an RT
+    Image's Image Plane Pixel Spacing (at the image receptor, RT Image SID from the source),
+    scaled to the isocentre plane by SAD / SID when both distances are given.
+    """
     if _usable_spacing(record.pixel_spacing):
         return (record.pixel_spacing[0], record.pixel_spacing[1]), []
     if _usable_spacing(record.imager_pixel_spacing):
-        spacing = record.imager_pixel_spacing
-        return (spacing[0], spacing[1]), [
-            "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"
-        ]
+        return _imager_spacing(record.imager_pixel_spacing, record.magnification)
+    if _usable_spacing(record.image_plane_pixel_spacing):
+        return _rt_image_spacing(record)
     return (1.0, 1.0), ["no pixel spacing in the files: 1 mm assumed, measurements are in pixels"]
+
+
+def _imager_spacing(
+    spacing: tuple[float, ...], magnification: float | None
+) -> tuple[tuple[float, float], list[str]]:
+    if magnification is not None and np.isfinite(magnification) and magnification >= 1.0:
+        return (spacing[0] / magnification, spacing[1] / magnification), [
+            "pixel spacing is Imager Pixel Spacing divided by the estimated radiographic "
+            f"magnification factor {magnification:g} (approximate at the patient)"
+        ]
+    return (spacing[0], spacing[1]), [
+        "pixel spacing is Imager Pixel Spacing (at the detector, not at the patient)"
+    ]
+
+
+def _rt_image_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list[str]]:
+    spacing = record.image_plane_pixel_spacing
+    assert spacing is not None
+    sad, sid = record.radiation_machine_sad, record.rt_image_sid
+    if sad and sid and sad > 0 and sid > 0 and np.isfinite(sad / sid):
+        scale = sad / sid
+        return (spacing[0] * scale, spacing[1] * scale), [
+            f"pixel spacing is the RT Image's Image Plane Pixel Spacing scaled to the isocentre "
+            f"(SAD {sad:g} mm / SID {sid:g} mm)"
+        ]
+    return (spacing[0], spacing[1]), [
+        "pixel spacing is the RT Image's Image Plane Pixel Spacing (at the image receptor, "
+        "not at the isocentre)"
+    ]
 
 
 def _usable_spacing(spacing: tuple[float, ...] | None) -> bool:
@@ -259,6 +303,22 @@ def _frame_group_stack(
     return Stack(record.series_uid, ordered, affine, tuple(all_warnings), group.label)
 
 
+def _mosaic_stack(record: InstanceRecord) -> Stack:
+    """The slices of a Siemens mosaic, each a tile of its one frame (see :mod:`.mosaic`)."""
+    mosaic = read_mosaic(record)
+    orientation = record.orientation or IDENTITY_ORIENTATION
+    positions = np.asarray(mosaic.first_position) + np.outer(np.arange(mosaic.count), mosaic.step)
+    sorting = sort_slices(positions, orientation)
+    warnings = list(mosaic.warnings)
+    step = _step_vector(sorting, orientation, record, warnings)
+    spacing, spacing_warnings = _pixel_spacing(record)
+    affine = affine_from_dicom(positions[sorting.order[0]], orientation, spacing, step)
+    base = _frame(record, 0)
+    frames = tuple(replace(base, tile=int(k)) for k in sorting.order)
+    all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
+    return Stack(record.series_uid, frames, affine, all_warnings, mosaic=mosaic)
+
+
 # -- loading ------------------------------------------------------------------------------
 
 
@@ -293,7 +353,21 @@ class StackLoader:
         medviewer.core.errors.LoadError
             When a file cannot be decoded.
         """
+        if self.stack.mosaic is not None:
+            yield from self._mosaic_slices(self.stack.mosaic, cancel)
+            return
         for index in iter_decode(self.stack.frames, self.array, cancel):
+            self.done[index] = True
+            yield index
+
+    def _mosaic_slices(self, mosaic: Mosaic, cancel: Callable[[], bool] | None) -> Iterator[int]:
+        """Decode the mosaic's one frame, then hand out its tiles as slices."""
+        whole = replace(self.stack.frames[0], tile=-1)
+        image = np.zeros((1, whole.record.rows, whole.record.columns), self.dtype)
+        for _ in iter_decode([whole], image, cancel):
+            pass
+        for index, source in enumerate(self.stack.frames):
+            self.array[index] = mosaic.tile(image[0], source.tile)
             self.done[index] = True
             yield index
 
@@ -353,6 +427,7 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
         source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
         positioned=first.orientation is not None,
+        patient_orientation=first.patient_orientation if first.orientation is None else (),
     )
 
 
@@ -461,7 +536,7 @@ def iter_load(
     _check_stack(source, stacks, stack, result)
     loader = StackLoader(stacks[stack])
     first: tuple[int, ...] = ()
-    if middle_first:
+    if middle_first and loader.stack.mosaic is None:  # a mosaic is one decode anyway
         middle = len(loader.stack.frames) // 2
         frames, out = loader.stack.frames[middle : middle + 1], loader.array[middle : middle + 1]
         first = tuple(middle for _ in iter_decode(frames, out))
@@ -495,6 +570,7 @@ def _with_other_stacks(volume: Volume, stacks: list[Stack], stack: int) -> Volum
     if len(stacks) < 2:
         return volume
     others = [f"{i}: {s.describe()}" for i, s in enumerate(stacks) if i != stack]
-    extra = f"source holds {len(stacks)} stacks; loaded {stack}, others: " + "; ".join(others)
+    loaded = f"{stack}: {stacks[stack].describe()}"
+    extra = f"source holds {len(stacks)} stacks; loaded {loaded}; others: " + "; ".join(others)
     warnings = (*volume.metadata.warnings, extra)
     return replace(volume, metadata=replace(volume.metadata, warnings=warnings))

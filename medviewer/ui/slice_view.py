@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 
 from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, OverlayStyle
-from medviewer.core.geometry import PlaneSlice, reslice
+from medviewer.core.geometry import PlaneSlice, projection_edge_letters, reslice
 from medviewer.core.measurements import Measurement
 from medviewer.core.viewstate import (
     ViewState,
@@ -606,7 +606,7 @@ class SliceView(QFrame):
         meta = self.series.volume.metadata
         notes.message = self.series.error
         notes.corners = corner_text(self)
-        notes.letters = self.plane_slice.edge_letters if meta.positioned else {}
+        notes.letters = edge_letters_of(meta, self.plane_slice)
         notes.scale = self._scale_bar()
         notes.update()
 
@@ -907,6 +907,17 @@ def value_span(volume) -> float:
     return 4096.0 if volume.array.dtype.itemsize > 1 else 256.0
 
 
+def edge_letters_of(meta, plane_slice: PlaneSlice) -> dict[str, str]:
+    """The four edges' orientation letters: from the geometry of a positioned volume, from
+    Patient Orientation for a projection image shown as stored, else none."""
+    if meta.positioned:
+        return plane_slice.edge_letters
+    right, down = (v / np.linalg.norm(v) for v in plane_slice.affine[:3, :2].T)
+    if not (np.allclose(right, (1, 0, 0)) and np.allclose(down, (0, 1, 0))):
+        return {}  # another plane of an unpositioned stack: rows/columns are not the image's
+    return projection_edge_letters(meta.patient_orientation)
+
+
 def corner_text(view: SliceView) -> dict[str, list[str]]:
     """The four corners' text lines of a view."""
     assert view.volume is not None and view.state is not None and view.plane_slice is not None
@@ -925,7 +936,7 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
         who, what = [], []
     return {
         "top_left": who,
-        "top_right": [*what, f"{meta.modality} {state.plane}"],
+        "top_right": [*what, f"{meta.modality} {state.plane if meta.positioned else ''}".strip()],
         "bottom_left": [
             *progress,
             f"Im {state.index + 1}/{state.count}",

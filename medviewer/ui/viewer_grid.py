@@ -7,6 +7,7 @@ from PySide6.QtCore import QRectF, Signal
 from PySide6.QtWidgets import QGridLayout, QWidget
 
 from medviewer.core.findings import AIResult, OverlayStyle
+from medviewer.core.geometry import native_plane
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.slice_view import SliceView
@@ -132,7 +133,9 @@ class ViewerGrid(QWidget):
                 view.set_series(None)
             else:
                 view.empty_message = "Drop a series here or double-click one in the browser"
-                view.set_series(series, plane if series is None or not series.is_2d else "axial")
+                if series is not None and series.is_2d:
+                    plane = native_plane(series.volume.affine)  # the image, not an edge of it
+                view.set_series(series, plane)
                 self._apply_overlay(view)
 
     # -- linking -------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_database_without_measurements_table_gets_it_on_open(tmp_path: Path) -> 
     first, _ = _two("1.2.3")
     db.save_measurement(first)
     assert db.measurements("1.2.3") == [first]
-    assert db.connection().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.connection().execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_unreadable_stored_measurement_is_a_clear_error(tmp_path: Path) -> None:
@@ -112,3 +112,21 @@ def test_unreadable_stored_measurement_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(DatabaseError, match=r"measurement 'bad' is unreadable.*missing key"):
         db.measurements("1.2.3")
+
+
+def test_files_indexed_by_version_2_are_read_again_at_the_next_import(tmp_path: Path) -> None:
+    # Version 3 records hold Patient Orientation and projection spacings: old ones lack them.
+    written = write_series(tmp_path / "in", SeriesSpec(shape=(3, 8, 8)))
+    path = tmp_path / "old.sqlite"
+    db = StudyDatabase(path)
+    assert db.import_paths([tmp_path / "in"]).unchanged == 0
+    assert db.import_paths([tmp_path / "in"]).unchanged == 3
+    db.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    db = StudyDatabase(path)
+    report = db.import_paths([tmp_path / "in"])
+    assert report.unchanged == 0 and db.counts().series == 1
+    assert db.import_paths([tmp_path / "in"]).unchanged == len(written.paths)

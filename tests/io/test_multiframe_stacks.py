@@ -160,6 +160,8 @@ def test_temporal_positions_become_one_stack_each_in_time_order(tmp_path: Path) 
     stacks, _ = find_stacks(path)
     assert [s.label for s in stacks] == [f"temporal position {t}" for t in (1, 2, 3)]
     assert "temporal position 2" in stacks[1].describe()
+    (said,) = [w for w in volumes[1].metadata.warnings if "stacks" in w]
+    assert "holds 3 stacks; loaded 1: MR 8x6x5 (temporal position 2); others: 0: " in said
 
 
 def test_diffusion_b_values_and_directions_split_without_dimension_index(tmp_path: Path) -> None:
