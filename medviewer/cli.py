@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("source", help="folder, file, NIfTI/NRRD/MHA image, or database series id")
     info.add_argument("--db", help="database for a series id")
     info.add_argument("--stack", type=int, default=0, help="stack number when there are several")
+    info.add_argument("--regular-grid", action="store_true",
+                      help="resample a gantry-tilted or unevenly spaced stack onto a regular "
+                           "grid from its slices' true positions")  # fmt: skip
     info.add_argument("--json", action="store_true", help="print one JSON object")
     demo_data = sub.add_parser(
         "demo-data", help="write synthetic demo studies (CT and radiograph) with their truth"
@@ -247,6 +250,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     from medviewer.io.series import load_series
 
     volume = load_series(_series_source(args.source), stack=args.stack, db=args.db)
+    if args.regular_grid:
+        from medviewer.core.regular_grid import needs_regular_grid, resample_regular
+
+        volume = resample_regular(volume) if needs_regular_grid(volume) else volume
     description = describe_volume(volume)
     if args.json:
         print(json.dumps(description))

@@ -58,6 +58,17 @@ def test_info_json_on_a_generated_series(tmp_path: Path, capsys: pytest.CaptureF
     assert info["value_range"] == [float(written.values.min()), float(written.values.max())]
 
 
+def test_info_regular_grid_resamples_a_tilted_stack(tmp_path: Path, capsys) -> None:
+    write_series(tmp_path, SeriesSpec(slice_step=(0.0, 1.4, 2.5), seed=3))  # 2 rows per slice
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    assert "gantry tilt" in json.loads(capsys.readouterr().out)["warnings"][0]
+    assert main(["info", str(tmp_path), "--json", "--regular-grid"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == [8, 16 + 14, 12]
+    np.testing.assert_allclose(np.array(info["affine"])[:3, :3], np.diag([0.9, 0.7, 2.5]))
+    assert info["warnings"][0].startswith("resampled onto a regular grid from 8 acquired slices")
+
+
 def test_info_on_a_database_series_id(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     write_series(tmp_path / "in", SeriesSpec())
     db = str(tmp_path / "db.sqlite")

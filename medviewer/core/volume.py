@@ -45,6 +45,10 @@ class VolumeMetadata:
         The files the volume was read from, in slice order.
     source_frames : tuple of (str, int)
         For each slice, the file and the frame (0-based) it was decoded from.
+    slice_positions : tuple of (float, float, float)
+        The true Image Position (Patient) of each slice, in slice order, when the volume was
+        assembled from positioned slices (else empty). Where the affine puts a slice elsewhere
+        (gantry tilt, uneven spacing), :mod:`medviewer.core.regular_grid` resamples from these.
     positioned : bool
         False when the files give no patient position/orientation (the affine is then the
         detector grid, so orientation letters and cross-series linking are meaningless).
@@ -77,6 +81,7 @@ class VolumeMetadata:
     patient_orientation: tuple[str, ...] = ()
     source_paths: tuple[str, ...] = ()
     source_frames: tuple[tuple[str, int], ...] = ()
+    slice_positions: tuple[tuple[float, float, float], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 

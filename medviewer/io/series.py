@@ -54,6 +54,9 @@ class Stack:
         ``"temporal position 2"``); empty otherwise.
     mosaic : Mosaic or None
         For a Siemens mosaic, its tiling: each frame source's ``tile`` is its slice.
+    positions : numpy.ndarray or None
+        ``(slices, 3)`` true Image Position (Patient) of each frame, in slice order; None when
+        the files give none. The affine misplaces some of them when tilted or uneven.
     """
 
     series_uid: str
@@ -62,6 +65,7 @@ class Stack:
     warnings: tuple[str, ...] = ()
     label: str = ""
     mosaic: Mosaic | None = None
+    positions: np.ndarray | None = None
 
     @property
     def first(self) -> InstanceRecord:
@@ -173,7 +177,10 @@ def _positioned_stack(records: list[InstanceRecord]) -> Stack:
     spacing, spacing_warnings = _pixel_spacing(first)
     affine = affine_from_dicom(ordered[0].position, orientation, spacing, step)
     frames = tuple(_frame(r, 0) for r in ordered)
-    return Stack(first.series_uid, frames, affine, tuple(warnings + spacing_warnings))
+    positions = np.array([r.position for r in ordered], dtype=float)
+    return Stack(
+        first.series_uid, frames, affine, tuple(warnings + spacing_warnings), positions=positions
+    )
 
 
 def _step_vector(
@@ -186,7 +193,8 @@ def _step_vector(
     if any("tilt" in w for w in sorting.warnings):
         warnings.append(
             "volume is shown on the slice normal without tilt correction: "
-            "positions off the centre are shifted along the table"
+            "positions off the centre are shifted along the table; resample it onto a "
+            "regular grid for exact positions"
         )
         return normal * sorting.spacing
     return np.asarray(sorting.step, dtype=float)
@@ -300,7 +308,14 @@ def _frame_group_stack(
     affine = affine_from_dicom(positions[sorting.order[0]], orientation, spacing, step)
     ordered = tuple(chosen[i] for i in sorting.order)
     all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
-    return Stack(record.series_uid, ordered, affine, tuple(all_warnings), group.label)
+    return Stack(
+        record.series_uid,
+        ordered,
+        affine,
+        all_warnings,
+        group.label,
+        positions=positions[sorting.order],
+    )
 
 
 def _mosaic_stack(record: InstanceRecord) -> Stack:
@@ -316,7 +331,14 @@ def _mosaic_stack(record: InstanceRecord) -> Stack:
     base = _frame(record, 0)
     frames = tuple(replace(base, tile=int(k)) for k in sorting.order)
     all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
-    return Stack(record.series_uid, frames, affine, all_warnings, mosaic=mosaic)
+    return Stack(
+        record.series_uid,
+        frames,
+        affine,
+        all_warnings,
+        mosaic=mosaic,
+        positions=positions[sorting.order],
+    )
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -426,9 +448,16 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         warnings=stack.warnings + voi.warnings,
         source_paths=tuple(dict.fromkeys(f.record.location for f in stack.frames)),
         source_frames=tuple((f.record.location, f.frame) for f in stack.frames),
+        slice_positions=_positions(stack),
         positioned=first.orientation is not None,
         patient_orientation=first.patient_orientation if first.orientation is None else (),
     )
+
+
+def _positions(stack: Stack) -> tuple[tuple[float, float, float], ...]:
+    if stack.positions is None:
+        return ()
+    return tuple((float(x), float(y), float(z)) for x, y, z in stack.positions)
 
 
 SeriesSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | int

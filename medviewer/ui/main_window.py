@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from medviewer import __version__
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.cache import GIGABYTE, VolumeCache
+from medviewer.core.regular_grid import needs_regular_grid, resample_regular
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.io.database import ImportReport, StudyDatabase
 from medviewer.io.results_store import ResultStore
@@ -221,6 +222,9 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.fps)
         toolbar.addSeparator()
         menu.addSeparator()
+        regular = self._action("regular_grid", "Resample onto a regular grid", self.resample_active)
+        regular.setEnabled(False)
+        menu.addAction(regular)
         menu.addAction(self._action("cache_size", "Volume cache size…", self.ask_cache_size))
         menu.addAction(self.browser_dock.toggleViewAction())
         menu.addAction(self.measurements_dock.toggleViewAction())
@@ -413,6 +417,45 @@ class MainWindow(QMainWindow):
     def _sync_view_actions(self) -> None:
         view = self.grid.active
         self.actions_by_name["cine"].setChecked(bool(view is not None and view.playing))
+        self.actions_by_name["regular_grid"].setEnabled(self._irregular_series() is not None)
+
+    # -- regular grid --------------------------------------------------------------------
+
+    def _irregular_series(self) -> OpenSeries | None:
+        """The active view's series when it is loaded and some slice is shown off its true
+        position (gantry tilt, uneven spacing)."""
+        view = self.grid.active
+        series = view.series if view is not None else None
+        if series is None or series.error or not series.complete:
+            return None
+        return series if needs_regular_grid(series.volume) else None
+
+    def resample_active(self) -> workers.Job | None:
+        """Resample the active series onto a regular grid from its slices' true positions.
+
+        Runs in a worker, then shows the resampled volume in the same slot (MPR, measurements
+        and models then work on it); opening the series again shows it as acquired.
+        """
+        source = self._irregular_series()
+        if source is None:
+            self.statusBar().showMessage("The active series is on a regular grid already", 4000)
+            return None
+        slot, volume = self.grid.slot_of(self.grid.active), source.volume
+        self.statusBar().showMessage("Resampling onto a regular grid…")
+        return workers.start(
+            lambda cancel: resample_regular(volume, cancel=cancel),
+            name="regular grid",
+            returned=lambda regular: self._show_regular(slot, source, regular),
+            errored=lambda exc: self.statusBar().showMessage(f"Could not resample: {exc}", 15000),
+        )
+
+    def _show_regular(self, slot: str, source: OpenSeries, volume) -> None:
+        views = self.grid.views_of(slot)
+        if not views or self.grid.slots.get(slot) is not source:
+            self.statusBar().showMessage("Resampled, but the view shows another series now", 8000)
+            return
+        self._show(OpenSeries(("regular grid", source.key), volume), views[0])
+        self.statusBar().showMessage(volume.metadata.warnings[0], 15000)
 
     # -- opening series ------------------------------------------------------------------
 
@@ -487,6 +530,9 @@ class MainWindow(QMainWindow):
         if view is not None and view not in self.grid.views:
             view = None
         self.grid.show_series(series, view)
+        unique = Qt.ConnectionType.UniqueConnection
+        series.loadFinished.connect(self._sync_view_actions, type=unique)
+        self._sync_view_actions()
 
     def _on_load_event(self, key, view, state: dict, event) -> None:
         if state["job"].is_cancelled():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from medviewer.core.geometry import patient_to_voxel
 from medviewer.io.database import StudyDatabase
 from medviewer.io.synthetic import SeriesSpec, write_series
 from medviewer.ui.app import freeze_startup_heap
@@ -374,3 +375,46 @@ def test_scrolling_does_not_recompute_the_measurement_list(
     view.set_window(0, 500)
     assert calls == []
     assert window.measurements.texts()[0].startswith("Ellipse mean 100.0 HU")
+
+
+TILTED_UID = "1.2.826.0.1.3680043.8.498.77.2"
+
+
+def test_regular_grid_action_resamples_only_tilted_series(qtbot, window, tmp_path) -> None:
+    """View > Resample onto a regular grid: offered for the tilted series only; the result is
+    shown in every view of the slot on an orthogonal grid, the disk where the files put it."""
+    tilt = (0.0, SPACING[0], SPACING[2])  # each slice one row further back: a tilted gantry
+    write_series(tmp_path / "tilted", phantom_spec(slice_step=tilt, series_uid=TILTED_UID))
+    write_series(tmp_path / "regular", phantom_spec())
+    import_and_wait(qtbot, window, [tmp_path / "tilted", tmp_path / "regular"])
+    action = window.actions_by_name["regular_grid"]
+    window.set_layout("1x3")
+    open_and_wait(qtbot, window, window.db.series_id_of(SERIES_UID))
+    assert not action.isEnabled()
+    tilted_id = window.db.series_id_of(TILTED_UID)
+    open_and_wait(qtbot, window, tilted_id)
+    assert action.isEnabled()
+    acquired = window.grid.active.series
+    action.trigger()
+    views = window.grid.views
+    qtbot.waitUntil(lambda: views[0].series is not acquired, timeout=WAIT_MS)
+    volume = views[0].volume
+    assert all(view.series is views[0].series for view in views)  # the MPR views show it too
+    assert window.ai.panel.volume is volume  # and models run on it
+    np.testing.assert_allclose(volume.direction, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(volume.spacing, (SPACING[1], SPACING[0], SPACING[2]))
+    assert volume.metadata.warnings[0].startswith("resampled onto a regular grid from 20")
+    assert volume.metadata.series_uid != TILTED_UID
+    assert not action.isEnabled()
+    origin = np.array(phantom_spec().origin)
+    for k in range(8, 16):  # the disk centre pixel of acquired slice k, at its true position
+        point = np.add(origin, (DISK[2] * SPACING[1], DISK[1] * SPACING[0] + k * tilt[1], k * 2.0))
+        col, row, index = np.rint(patient_to_voxel(volume.affine, point)).astype(int)
+        assert (row, index) == (DISK[1] + k, k)
+        assert volume.array[index, row, col] == 1000
+        assert acquired.volume.array[k, DISK[1], DISK[2]] == 1000  # the same pixel as loaded
+    assert volume.array[15, DISK[1], DISK[2]] == 0  # ...which the loaded grid puts 9 mm off
+    window.open_series(tilted_id)  # the acquired series is a reopen away
+    assert window.grid.active.series.volume is acquired.volume
+    assert action.isEnabled()
+    wait_for_jobs(qtbot)
