@@ -21,7 +21,7 @@ from medviewer.ui.main_window import MainWindow
 from medviewer.ui.screenshot import StallMeter
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import click, voxel_widget_pos
-from tests.waits import WAIT_MS
+from tests.waits import WAIT_MS, SchedulingDelay
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit in MONAI
 
@@ -82,7 +82,10 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     assert panel.segment_button.isEnabled() and panel.classify_button.isEnabled()
     meter = StallMeter()
     meter.start()
-    with qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS):
+    with (
+        SchedulingDelay() as machine,
+        qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS),
+    ):
         qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not panel.idle, timeout=WAIT_MS)
         (row,) = panel._job_rows.values()
@@ -92,9 +95,12 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
         _wait_idle(qtbot, window)
     stall = meter.stop()
     # A freeze check, not a timing target (measured figures, ~25 ms, are in docs/benchmarks.md
-    # via `screenshot --model --json`): on this shared 2-core machine a busy neighbour adds
-    # ~100 ms now and then, while the freezes this guards against were 0.35-1.7 s.
-    assert stall < 300, f"the event loop stalled {stall:.0f} ms during the segmentation"
+    # via `screenshot --model --json`): the freezes this guards against were 0.35-1.7 s. The
+    # machine's own scheduling delay over the same time (busy cores) is not a freeze of ours.
+    assert stall < 300 + machine.max_ms, (
+        f"the event loop stalled {stall:.0f} ms during the segmentation "
+        f"(another process woke at most {machine.max_ms:.0f} ms late meanwhile)"
+    )
 
     result = panel.current_result()
     assert result is not None and result.task == "segmentation"

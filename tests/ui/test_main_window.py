@@ -19,7 +19,7 @@ from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
-from tests.waits import WAIT_MS
+from tests.waits import WAIT_MS, SchedulingDelay
 
 SERIES_UID = "1.2.826.0.1.3680043.8.498.77.1"
 
@@ -264,19 +264,23 @@ def test_event_loop_never_stalls_while_a_300_slice_series_loads(qtbot, window, l
     timer.setInterval(2)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start()
-    import_and_wait(qtbot, window, [long_series])
-    import_gap = max(np.diff(ticks))
+    with SchedulingDelay() as importing:
+        import_and_wait(qtbot, window, [long_series])
+    import_gap = max(np.diff(ticks)) * 1000
     ticks.clear()
     view = window.grid.active
-    window.open_series(only_series_id(window))
-    qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
-    wait_for_jobs(qtbot)
+    with SchedulingDelay() as loading:
+        window.open_series(only_series_id(window))
+        qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
+        wait_for_jobs(qtbot)
     timer.stop()
-    load_gap = max(np.diff(ticks))
+    load_gap = max(np.diff(ticks)) * 1000
     assert view.volume.array.shape == (300, 256, 256)
-    print(f"event-loop gap: import {import_gap * 1000:.1f} ms, load {load_gap * 1000:.1f} ms")
-    assert load_gap < 0.100, f"longest event-loop gap while loading: {load_gap * 1000:.0f} ms"
-    assert import_gap < 0.100, f"longest event-loop gap while importing: {import_gap * 1000:.0f} ms"
+    print(f"event-loop gap: import {import_gap:.1f} ms, load {load_gap:.1f} ms; another "
+          f"process's timer late by {importing.max_ms:.1f} / {loading.max_ms:.1f} ms")  # fmt: skip
+    # Not a freeze of ours: how late another process woke meanwhile (busy cores), allowed.
+    assert load_gap < 100 + loading.max_ms, f"longest event-loop gap loading: {load_gap:.0f} ms"
+    assert import_gap < 100 + importing.max_ms, f"longest gap importing: {import_gap:.0f} ms"
 
 
 def test_screenshot_command_renders_the_viewer(tmp_path, ct_folder, qapp) -> None:
