@@ -5,13 +5,19 @@ read with ``os.preadv`` straight into their slice of the output array (threads: 
 release the GIL), then masked and rescaled in place. Everything else goes through
 pydicom's pixel handlers (pylibjpeg, openjpeg, RLE, gdcm), in worker processes for
 compressed data so every core decodes.
+
+The output type may be narrower than the stored range needs (:func:`start_dtype`: int16 for
+a signed 16-bit CT with intercept -1024, whose data nearly always fits): such slices are
+checked before they are written, and one that does not fit raises :class:`SliceOverflow`
+instead of wrapping, so the caller can widen and decode it again.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +46,11 @@ MEMBER_BATCH = 32
 parses its whole directory), and closed when the batch ends."""
 MEMBER_BATCH_BYTES = 64 * 1024**2
 """Most decoded bytes one batch of zip members holds before it hands them over."""
+
+
+class SliceOverflow(LoadError):
+    """A slice's rescaled values do not fit the output array's type; nothing was clipped
+    (:class:`~medviewer.io.series.StackLoader` widens its array and decodes again)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,19 @@ def output_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None
     return np.dtype(np.float32)
 
 
+def start_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None) -> np.dtype:
+    """The dtype to decode into first: int16 where :func:`output_dtype` needs int32 only for
+    stored values the data rarely holds (8- or 16-bit storage, slope and intercept within
+    int16), else :func:`output_dtype`. A slice that does not fit int16 makes
+    :func:`iter_decode` raise :class:`SliceOverflow`."""
+    wide = output_dtype(sources, decoded)
+    base = decoded if decoded is not None else stored_dtype(sources[0].record)
+    small = all(abs(v) <= np.iinfo(np.int16).max for s in sources for v in (s.slope, s.intercept))
+    if wide == np.int32 and base.itemsize <= 2 and small:
+        return np.dtype(np.int16)
+    return wide
+
+
 def _stored_range(record: InstanceRecord, base: np.dtype) -> tuple[int, int]:
     bits = record.bits_stored or base.itemsize * 8
     if record.pixel_representation == 1:
@@ -110,30 +134,42 @@ def _stored_range(record: InstanceRecord, base: np.dtype) -> tuple[int, int]:
 
 
 def iter_decode(
-    sources: Sequence[FrameSource], out: np.ndarray, cancel: Callable[[], bool] | None = None
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    cancel: Callable[[], bool] | None = None,
+    only: Sequence[int] | None = None,
 ) -> Iterator[int]:
-    """Decode every source into ``out[k]``; yield each k as it is ready (completion order).
+    """Decode every source (or those indexed by `only`) into ``out[k]``; yield each k as it
+    is ready (completion order).
 
     Raises
     ------
     CancelledError
         When `cancel` returns True; the remaining work is dropped.
+    SliceOverflow
+        When a slice's rescaled values do not fit ``out.dtype`` (only possible when `out` is
+        narrower than :func:`output_dtype`); the remaining work is dropped.
     LoadError
         When a file cannot be decoded (path and reason in the message).
     """
-    if all(fast_path_ok(s.record) for s in sources):
-        executor, tasks = _threads(), _fast_tasks(sources, out)
+    indices = range(len(sources)) if only is None else only
+    chosen = [sources[k] for k in indices]
+    groups, stop = _indices_by_record(sources, indices), threading.Event()
+    if all(fast_path_ok(s.record) for s in chosen):
+        tasks = _fast_tasks(sources, out, groups, stop)
     else:
-        executor, tasks = _threads(), _pydicom_tasks(sources, out, _use_processes(sources))
-    yield from _run(executor, tasks, cancel)
+        tasks = _pydicom_tasks(sources, out, groups, _use_processes(chosen))
+    yield from _run(_threads(), tasks, cancel, stop)
 
 
 def _run(
     executor: Executor,
     tasks: list[tuple[Callable[..., None], tuple, list[int]]],
     cancel: Callable[[], bool] | None,
+    stop: threading.Event,
 ) -> Iterator[int]:
-    """Run tasks (each writes its slices into the output itself and returns None)."""
+    """Run tasks (each writes its slices into the output itself and returns None); `stop` is
+    set when this ends, so that running tasks that check it drop their remaining slices."""
     from concurrent.futures import as_completed
 
     futures: dict[Future, list[int]] = {executor.submit(fn, *args): ix for fn, args, ix in tasks}
@@ -144,25 +180,32 @@ def _run(
             future.result()  # re-raises a task's LoadError here, in the caller's thread
             yield from futures.pop(future)
     finally:
+        stop.set()
         for future in futures:
             future.cancel()
 
 
-def _indices_by_record(sources: Sequence[FrameSource]) -> list[list[int]]:
-    """Output slice indices grouped by the file they come from (one open/decode per file)."""
+def _indices_by_record(sources: Sequence[FrameSource], indices: Iterable[int]) -> list[list[int]]:
+    """Output slice `indices` grouped by the file they come from (one open/decode per file)."""
     groups: dict[int, list[int]] = {}
-    for k, source in enumerate(sources):
-        groups.setdefault(id(source.record), []).append(k)
+    for k in indices:
+        groups.setdefault(id(sources[k].record), []).append(k)
     return list(groups.values())
 
 
 # -- fast path --------------------------------------------------------------------------
 
 
-def _fast_tasks(sources: Sequence[FrameSource], out: np.ndarray) -> list:
-    batches = _batches(_indices_by_record(sources), n=max(4 * _cpu_count(), 1))
+def _fast_tasks(
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    groups: list[list[int]],
+    stop: threading.Event,
+) -> list:
+    batches = _batches(groups, n=max(4 * _cpu_count(), 1))
     return [
-        (_read_batch, (sources, out, batch), [k for ks in batch for k in ks]) for batch in batches
+        (_read_batch, (sources, out, batch, stop), [k for ks in batch for k in ks])
+        for batch in batches
     ]
 
 
@@ -171,8 +214,15 @@ def _batches(groups: list[list[int]], n: int) -> list[list[list[int]]]:
     return [groups[i : i + size] for i in range(0, len(groups), size)]
 
 
-def _read_batch(sources: Sequence[FrameSource], out: np.ndarray, batch: list[list[int]]) -> None:
+def _read_batch(
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    batch: list[list[int]],
+    stop: threading.Event,
+) -> None:
     for indices in batch:
+        if stop.is_set():
+            return  # the run ended (cancelled, failed, a slice overflowed): nobody waits
         _read_record(sources, out, indices)
 
 
@@ -218,6 +268,7 @@ def _finish_inplace(
     raw: np.ndarray, target: np.ndarray, record: InstanceRecord, source: FrameSource
 ) -> None:
     _mask_unused_bits(raw, record)
+    _check_range(raw, target.dtype, source)
     if source.slope != 1.0:
         np.multiply(target, target.dtype.type(source.slope), out=target, casting="unsafe")
     if source.intercept != 0.0:
@@ -229,19 +280,41 @@ def _rescale_into(raw: np.ndarray, target: np.ndarray, source: FrameSource) -> N
         np.multiply(raw, np.float32(source.slope), out=target, dtype=np.float32)
         np.add(target, np.float32(source.intercept), out=target)
         return
+    _check_range(raw, target.dtype, source)
     np.multiply(raw, int(source.slope), out=target, dtype=target.dtype, casting="unsafe")
     if source.intercept:
         np.add(target, int(source.intercept), out=target, casting="unsafe")
 
 
+def _check_range(raw: np.ndarray, dtype: np.dtype, source: FrameSource) -> None:
+    """Raise :class:`SliceOverflow` when `raw` rescaled leaves integer `dtype`'s range.
+
+    Reads the data (min and max) only when the rescaled stored range could leave it.
+    """
+    info = np.iinfo(dtype)
+    if _rescaled_within(_stored_range(source.record, raw.dtype), source, info):
+        return
+    if raw.size and not _rescaled_within((int(raw.min()), int(raw.max())), source, info):
+        raise SliceOverflow(
+            f"{source.record.location}: frame {source.frame} does not fit {dtype.name}"
+        )
+
+
+def _rescaled_within(bounds: tuple[int, int], source: FrameSource, info: np.iinfo) -> bool:
+    """Whether stored values in `bounds` stay in `info`'s range after the integral rescale."""
+    ends = [b * int(source.slope) + int(source.intercept) for b in bounds]
+    return info.min <= min(ends) and max(ends) <= info.max
+
+
 # -- pydicom path -------------------------------------------------------------------------
 
 
-def _pydicom_tasks(sources: Sequence[FrameSource], out: np.ndarray, processes: bool) -> list:
+def _pydicom_tasks(
+    sources: Sequence[FrameSource], out: np.ndarray, groups: list[list[int]], processes: bool
+) -> list:
     """One task per file on disk; zip members in batches (:data:`MEMBER_BATCH`), so that
     each batch opens their archive once and closes it at its end."""
     decode = pool().decode if processes else decode_frames
-    groups = _indices_by_record(sources)
     tasks: list = [
         (_decode_into, (decode, sources, out, ix), ix)
         for ix in groups

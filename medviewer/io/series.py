@@ -20,7 +20,14 @@ from medviewer.core.errors import LoadError
 from medviewer.core.geometry import affine_from_dicom, slice_normal, sort_slices
 from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
-from medviewer.io.decode import FrameSource, decoded_dtype, iter_decode, output_dtype
+from medviewer.io.decode import (
+    FrameSource,
+    SliceOverflow,
+    decoded_dtype,
+    iter_decode,
+    output_dtype,
+    start_dtype,
+)
 from medviewer.io.formats import is_image_file, read_image
 from medviewer.io.header import (
     FRAME_OVERHEAD,
@@ -347,8 +354,13 @@ def _mosaic_stack(record: InstanceRecord) -> Stack:
 class StackLoader:
     """Decode one stack into a preallocated array, slice by slice.
 
-    ``loader.array`` exists from the start (uninitialised); :meth:`slices` yields each slice
-    index as soon as its pixels are in place, so a viewer can show them progressively.
+    ``loader.array`` exists from the start (blank); :meth:`slices` yields each slice index
+    as soon as its pixels are in place, so a viewer can show them progressively.
+
+    The array starts in the type the data nearly always fits (:func:`start_dtype`: int16
+    for a signed 16-bit CT with intercept -1024). A slice that does not fit it widens the
+    array to the type of the whole stored range (:func:`output_dtype`): ``loader.array``
+    is then a new array holding the slices decoded so far, and the rest decode into it.
     """
 
     def __init__(self, stack: Stack) -> None:
@@ -356,39 +368,70 @@ class StackLoader:
         first = stack.first
         _check_records(stack)
         decoded = decoded_dtype(first)
-        self.dtype = output_dtype(stack.frames, decoded)
+        self.wide = output_dtype(stack.frames, decoded)
+        self.dtype = start_dtype(stack.frames, decoded)
         shape: tuple[int, ...] = stack.shape
         if first.is_color:
             shape = (*shape, 3)
-            self.dtype = decoded
+            self.dtype = self.wide = decoded
+        if stack.mosaic is not None:
+            self.dtype = self.wide  # its tiles are copied from one decoded frame
         _check_fits(stack, shape, self.dtype)
         self.array = np.zeros(shape, dtype=self.dtype)  # calloc: lazy, blank until decoded
         self.done = np.zeros(len(stack.frames), dtype=bool)
 
-    def slices(self, cancel: Callable[[], bool] | None = None) -> Iterator[int]:
-        """Decode every slice, yielding each slice index as it is ready.
+    def slices(
+        self, cancel: Callable[[], bool] | None = None, only: Sequence[int] | None = None
+    ) -> Iterator[int]:
+        """Decode the slices not decoded yet (of `only`, default all), yielding each slice
+        index as it is ready; a slice that overflows the array's type widens it once.
 
         Raises
         ------
         medviewer.core.errors.CancelledError
             When `cancel` returns True (checked after every slice).
         medviewer.core.errors.LoadError
-            When a file cannot be decoded.
+            When a file cannot be decoded, or the widened volume would not fit in memory.
         """
-        if self.stack.mosaic is not None:
+        if self.stack.mosaic is not None:  # one decode gives every slice: `only` is moot
             yield from self._mosaic_slices(self.stack.mosaic, cancel)
             return
-        for index in iter_decode(self.stack.frames, self.array, cancel):
+        try:
+            yield from self._decode(cancel, only)
+        except SliceOverflow:
+            if self.dtype == self.wide:
+                raise
+            self._widen()
+            yield from self._decode(cancel, only)
+
+    def _decode(
+        self, cancel: Callable[[], bool] | None, only: Sequence[int] | None
+    ) -> Iterator[int]:
+        wanted = range(len(self.done)) if only is None else only
+        todo = [k for k in wanted if not self.done[k]]
+        for index in iter_decode(self.stack.frames, self.array, cancel, only=todo):
             self.done[index] = True
             yield index
 
+    def _widen(self) -> None:
+        """Move to a new array of the wide type, with the slices decoded so far (exact:
+        they fit the narrower type)."""
+        _check_fits(self.stack, self.array.shape, self.wide)
+        wide = np.zeros(self.array.shape, dtype=self.wide)
+        mask = self.done.reshape(-1, *([1] * (self.array.ndim - 1)))
+        np.copyto(wide, self.array, where=mask)
+        self.array, self.dtype = wide, self.wide
+
     def _mosaic_slices(self, mosaic: Mosaic, cancel: Callable[[], bool] | None) -> Iterator[int]:
-        """Decode the mosaic's one frame, then hand out its tiles as slices."""
+        """Decode the mosaic's one frame, then hand out its tiles as slices (in the wide
+        type from the start: see ``__init__``)."""
         whole = replace(self.stack.frames[0], tile=-1)
         image = np.zeros((1, whole.record.rows, whole.record.columns), self.dtype)
         for _ in iter_decode([whole], image, cancel):
             pass
         for index, source in enumerate(self.stack.frames):
+            if self.done[index]:
+                continue
             self.array[index] = mosaic.tile(image[0], source.tile)
             self.done[index] = True
             yield index
@@ -514,8 +557,10 @@ def load_series(
             event = next(events)
         except StopIteration as stop:
             return stop.value
-        if isinstance(event, LoadStarted):
-            total = event.volume.array.shape[0]
+        if isinstance(event, LoadStarted):  # a second one: the volume was widened mid-load
+            total, done = event.volume.array.shape[0], len(event.loaded)
+            if progress is not None and event.loaded:
+                progress(done, total)
             continue
         done += len(event.indices)
         if progress is not None and event.indices:
@@ -527,7 +572,9 @@ class LoadStarted:
     """First event of :func:`iter_load`: the volume whose array fills in, and what is loaded.
 
     ``volume.array`` is written in place by the loader; slices not listed in ``loaded`` (or a
-    later :class:`SlicesLoaded`) are zeros until then.
+    later :class:`SlicesLoaded`) are zeros until then. A second LoadStarted replaces the
+    volume: a slice did not fit the first array's type, so the loader moved the slices
+    decoded so far (listed in ``loaded``) into a wider array, which fills in from then on.
     """
 
     volume: Volume
@@ -554,7 +601,8 @@ def iter_load(
 
     Yields one :class:`LoadStarted` (with `middle_first`, the middle slice is already
     decoded, so a viewer can show it at once), then :class:`SlicesLoaded` events at most
-    every `interval_s` seconds. Returns the complete :class:`Volume`. Same sources and
+    every `interval_s` seconds, and a second LoadStarted if the volume is widened on the
+    way (see :class:`StackLoader`). Returns the complete :class:`Volume`. Same sources and
     errors as :func:`load_series`; `cancel` is polled after every slice.
     """
     if isinstance(source, str | os.PathLike) and is_image_file(source):
@@ -565,10 +613,8 @@ def iter_load(
     _check_stack(source, stacks, stack, result)
     loader = StackLoader(stacks[stack])
     first: tuple[int, ...] = ()
-    if middle_first and loader.stack.mosaic is None:  # a mosaic is one decode anyway
-        middle = len(loader.stack.frames) // 2
-        frames, out = loader.stack.frames[middle : middle + 1], loader.array[middle : middle + 1]
-        first = tuple(middle for _ in iter_decode(frames, out))
+    if middle_first:
+        first = tuple(loader.slices(cancel, only=[len(loader.done) // 2]))
     volume = _with_other_stacks(
         Volume(loader.array, loader.stack.affine, stack_metadata(loader.stack)), stacks, stack
     )
@@ -576,6 +622,11 @@ def iter_load(
     pending: list[int] = []
     last = time.monotonic()
     for index in loader.slices(cancel):
+        if loader.array is not volume.array:  # widened: the slices so far are in a new array
+            volume = replace(volume, array=loader.array)
+            yield LoadStarted(volume, tuple(int(k) for k in np.flatnonzero(loader.done)))
+            pending, last = [], time.monotonic()
+            continue
         pending.append(index)
         if time.monotonic() - last >= interval_s:
             yield SlicesLoaded(tuple(pending))

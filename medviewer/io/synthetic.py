@@ -38,6 +38,7 @@ class SeriesSpec:
     rescale_slope: float = 1.0
     rescale_intercept: float = -1024.0
     bits_stored: int = 12
+    pattern_bits: int | None = None  # bits the stored pattern spans (default: bits_stored)
     signed: bool = False
     transfer_syntax: str = "1.2.840.10008.1.2.1"
     multiframe: bool = False
@@ -96,9 +97,10 @@ def stored_values(spec: SeriesSpec) -> np.ndarray:
     """The stored (pre-rescale) integer values, (slices, rows, cols)."""
     if spec.values is not None:
         return np.asarray(spec.values, dtype=np.int64)
-    stored = pattern(spec.shape, spec.rescale_intercept, spec.bits_stored)
+    bits = spec.pattern_bits or spec.bits_stored
+    stored = pattern(spec.shape, spec.rescale_intercept, bits)
     if spec.signed:
-        stored -= 2 ** (spec.bits_stored - 1)
+        stored -= 2 ** (bits - 1)
     return stored
 
 

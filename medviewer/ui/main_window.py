@@ -542,12 +542,24 @@ class MainWindow(QMainWindow):
             for index in event.loaded:
                 loaded[index] = True
             series = OpenSeries(key, event.volume, loaded)  # type: ignore[arg-type]
-            state["series"] = series
+            previous, state["series"] = state.get("series"), series
+            if previous is not None:  # the loader widened the volume: show it where it was
+                self._replace_series(previous, series)
+                return
             self._show(series, view)
             for warning in event.volume.metadata.warnings:
                 self.statusBar().showMessage(f"Warning: {warning}", 8000)
         elif isinstance(event, SlicesLoaded) and "series" in state:
             state["series"].mark_loaded(event.indices)
+
+    def _replace_series(self, previous: OpenSeries, series: OpenSeries) -> None:
+        """Put `series` in every slot that shows `previous` (a load's widened volume)."""
+        for slot, shown in list(self.grid.slots.items()):
+            views = self.grid.views_of(slot)
+            if shown is previous and views:
+                self.grid.show_series(series, views[0])
+            elif shown is previous:
+                self.grid.slots[slot] = series  # a slot the layout hides: shown when it returns
 
     def _on_loaded(self, key, volume) -> None:
         self.cache.put(key, volume)

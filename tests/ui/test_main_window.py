@@ -14,7 +14,9 @@ from PySide6.QtCore import Qt, QTimer
 
 from medviewer.core.geometry import patient_to_voxel
 from medviewer.io.database import StudyDatabase
+from medviewer.io.series import iter_load
 from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.ui import workers
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
@@ -256,6 +258,47 @@ def test_switching_series_cancels_the_unfinished_load(
     wait_for_jobs(qtbot)
     qtbot.wait(300)  # whatever the cancelled load had queued is delivered by now
     assert view.volume.metadata.series_uid == SERIES_UID
+
+
+def widening_spec() -> SeriesSpec:
+    """The phantom as a signed 16-bit CT whose slice 2 holds a padding value (-32768
+    stored, -33792 HU): loading starts in int16 and widens to int32 on the way."""
+    stored = phantom_spec().values.copy()
+    stored[2, 0, 0] = -32768
+    return phantom_spec(values=stored, signed=True, bits_stored=16)
+
+
+def test_a_volume_widened_mid_load_is_shown_exact_and_complete(qtbot, window, tmp_path) -> None:
+    folder = tmp_path / "signed"
+    write_series(folder, widening_spec())
+    import_and_wait(qtbot, window, [folder])
+    series_id = only_series_id(window)
+    open_and_wait(qtbot, window, series_id)
+    volume = window.grid.active.volume
+    truth = widening_spec().values - 1024
+    assert volume.array.dtype == np.int32 and volume.array[2, 0, 0] == -33792
+    assert np.array_equal(volume.array, truth)
+    assert window.cache.get(("db", series_id)) is volume
+
+
+def test_a_widened_volume_replaces_the_first_where_it_is_shown(qtbot, window, tmp_path) -> None:
+    """The second LoadStarted goes to the slot showing the first, even after the user made
+    another viewport active."""
+    folder = tmp_path / "signed"
+    write_series(folder, widening_spec())
+    window.set_layout("1x2")
+    (a,), (b,) = window.grid.views_of("A"), window.grid.views_of("B")
+    events = iter_load(folder, interval_s=0.0)
+    state: dict = {"job": workers.Job("load")}  # never started, never cancelled
+    window._on_load_event("key", None, state, next(events))  # int16, in the active view A
+    click(b, b.rect().center())
+    assert window.grid.active is b and a.series is not None
+    for event in events:
+        window._on_load_event("key", None, state, event)
+    assert b.series is None
+    assert a.series is state["series"] and a.series.complete
+    assert a.volume.array.dtype == np.int32
+    assert np.array_equal(a.volume.array, widening_spec().values - 1024)
 
 
 def test_event_loop_never_stalls_while_a_300_slice_series_loads(qtbot, window, long_series) -> None:
