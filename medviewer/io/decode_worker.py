@@ -140,12 +140,15 @@ def _where(args: tuple) -> str:
 
 
 def _jobs() -> dict[str, Any]:
+    from functools import partial
+
     from medviewer.io.decode import decode_batch, decode_frames
     from medviewer.io.scan import read_candidates
 
+    # one worker per core: each decodes on its one thread (see decode_frames)
     return {
-        "decode_frames": decode_frames,
-        "decode_batch": decode_batch,
+        "decode_frames": partial(decode_frames, one_thread=True),
+        "decode_batch": partial(decode_batch, one_thread=True),
         "read_candidates": read_candidates,
     }
 
