@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from medviewer import __version__
+from medviewer.core import formatting as fmt
 from medviewer.core.errors import (
     CancelledError,
     DatabaseError,
@@ -524,11 +525,12 @@ class _ProgressPrinter:
 def _print_summary(result: dict[str, Any], out: Path) -> None:
     model = result["model"]
     print(f"model: {model['id']} {model['version']} on {result['device']} "
-          f"in {result['seconds']:.2f} s")
+          f"in {fmt.seconds(result['seconds'])}")
     for name, probability in result["classes"].items():
-        print(f"  {name}: {probability:.3f}")
+        print(f"  {name}: {fmt.probability(probability)}")
     for name, segment in result["segments"].items():
-        print(f"  {name}: {segment['volume_ml']:.2f} mL in {segment['components']} component(s)")
+        print(f"  {name}: {fmt.volume_ml(segment['volume_ml'])} mL "
+              f"in {segment['components']} component(s)")
     for warning in result["warnings"]:
         print(f"  warning: {warning}")
     print(f"written: {out}")

@@ -252,15 +252,17 @@ class Prediction:
 
 
 def _segment_json(stats: SegmentStats) -> dict[str, Any]:
+    """A segment's numbers unrounded, so that :mod:`medviewer.core.formatting` applied to
+    them gives the text the viewer and the PDF show (no rounding of a rounded number)."""
     return {
         "label": stats.label,
-        "volume_ml": round(stats.volume_ml, 4),
+        "volume_ml": float(stats.volume_ml),
         "components": stats.component_count,
-        "longest_diameter_mm": round(stats.longest_diameter_mm, 2),
+        "longest_diameter_mm": float(stats.longest_diameter_mm),
         "centroid_lps": None if stats.centroid_lps is None
-        else [round(float(v), 3) for v in stats.centroid_lps],
+        else [float(v) for v in stats.centroid_lps],
         "centroid_slice": stats.centroid_slice,
-        "mean_value": None if stats.mean_value is None else round(stats.mean_value, 2),
+        "mean_value": None if stats.mean_value is None else float(stats.mean_value),
     }
 
 

@@ -20,6 +20,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from medviewer.core import formatting as fmt
+
 __all__ = [
     "KINDS",
     "PLANES",
@@ -623,17 +625,6 @@ def probe_value(
 # --------------------------------------------------------------------------- text
 
 
-def _number(value: float) -> str:
-    """Whole numbers without decimals, others with up to 6 significant digits."""
-    if math.isfinite(value) and float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
-
-
-def _with_units(text: str, units: str) -> str:
-    return f"{text} {units}" if units else text
-
-
 def _area_without_image(measurement: Measurement, plane_affine: ArrayLike | None) -> float:
     """ROI area from the plane affine when given, else from the drawing plane's LPS axes."""
     if plane_affine is not None:
@@ -652,13 +643,14 @@ def _roi_summary(
     name = measurement.kind.capitalize()
     if image is None or plane_affine is None:
         area = _area_without_image(measurement, plane_affine)
-        return f"{name} area {area:.1f} mm²"
+        return f"{name} area {fmt.area_mm2(area)} mm²"
     stats = roi_stats(image, plane_affine, measurement)
+    area = f"area {fmt.area_mm2(stats.area_mm2)} mm²"
     if stats.pixels == 0:
-        return f"{name} no pixels inside, area {stats.area_mm2:.1f} mm²"
+        return f"{name} no pixels inside, {area}"
     return (
-        f"{name} mean {_with_units(f'{stats.mean:.1f}', units)}, SD {stats.sd:.1f}, "
-        f"min {_number(stats.min)}, max {_number(stats.max)}, area {stats.area_mm2:.1f} mm²"
+        f"{name} mean {fmt.mean_value(stats.mean, units)}, SD {fmt.mean_value(stats.sd)}, "
+        f"min {fmt.image_value(stats.min)}, max {fmt.image_value(stats.max)}, {area}"
     )
 
 
@@ -668,17 +660,16 @@ def _probe_summary(
     plane_affine: ArrayLike | None,
     units: str,
 ) -> str:
-    x, y, z = measurement.points[0]
-    where = f"at ({x:.1f}, {y:.1f}, {z:.1f}) mm LPS"
+    where = f"at {fmt.point_lps(measurement.points[0])} mm LPS"
     if image is None or plane_affine is None:
         return f"Probe {where}"
     value = probe_value(image, plane_affine, measurement.points[0])
     if value is None:
         return f"Probe outside image {where}"
     if isinstance(value, tuple):
-        text = "RGB (" + ", ".join(_number(v) for v in value) + ")"
+        text = "RGB (" + ", ".join(fmt.image_value(v) for v in value) + ")"
     else:
-        text = _with_units(_number(value), units)
+        text = fmt.image_value(value, units)
     return f"Probe {text} {where}"
 
 
@@ -711,9 +702,9 @@ def summary(
     """
     points = measurement.points
     if measurement.kind == "distance":
-        text = f"Distance {distance_mm(points[0], points[1]):.1f} mm"
+        text = f"Distance {fmt.length_mm(distance_mm(points[0], points[1]))} mm"
     elif measurement.kind == "angle":
-        text = f"Angle {angle_deg(points[0], points[1], points[2]):.1f}°"
+        text = f"Angle {fmt.angle_deg(angle_deg(points[0], points[1], points[2]))}°"
     elif measurement.kind == "probe":
         text = _probe_summary(measurement, image, plane_affine, units)
     else:

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from medviewer import __version__
+from medviewer.core import formatting as fmt
 from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, ResultKey, now_iso
 from medviewer.core.volume import VolumeMetadata
-from medviewer.report import formatting as fmt
 
 #: Shown on every report whatever the models say: medviewer itself is not a medical device.
 SOFTWARE_DISCLAIMER = (

@@ -110,10 +110,8 @@ def _describe_key_image(image: Dataset, key: KeyImage) -> None:
     image.ImageType = ["DERIVED", "SECONDARY"]
     image.ConversionType = "WSD"
     image.BurnedInAnnotation = "NO"
-    center, width = key.window
-    shown = key.voi_lut or f"window {center:g}/{width:g}"
     image.DerivationDescription = (
-        f"Key image rendered by medviewer ({key.plane}, {shown}): "
+        f"Key image rendered by medviewer ({key.plane}, {key.display_text}): "
         f"{key.caption}"
     )[:1024]
     image.ImageComments = f"{key.caption}; {key.slice_text}" if key.slice_text else key.caption

@@ -279,6 +279,14 @@ def _measurement(
     algorithm: hd.sr.AlgorithmIdentification | None = None,
     derivation: Code | None = None,
 ) -> hd.sr.Measurement:
+    """A NUM item of `value` unrounded.
+
+    Not the display rule of :mod:`medviewer.core.formatting`: an SR is read by programs
+    (PACS, registries, trial databases) that format, average or compare the number
+    themselves, so it holds the measured value: highdicom writes Numeric Value (DS, as many
+    digits as 16 characters hold) and Floating Point Value (FD, the exact double). Displayed
+    through the rule, the value reads as in the viewer and the PDF.
+    """
     return hd.sr.Measurement(
         name=name, value=float(value), unit=_ucum(unit), algorithm_id=algorithm,
         derivation=derivation,

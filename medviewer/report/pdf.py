@@ -15,8 +15,8 @@ carries meaning (segment swatches and the key images themselves).
   generated and "Page X of Y" (a canvas that holds the pages until the count is known);
   pages after the first repeat the title and the patient at the top.
 
-Numbers, names and dates are written by :mod:`medviewer.report.formatting`, as in every
-other export. No Qt here.
+Numbers, names and dates are written by :mod:`medviewer.core.formatting`, as the viewer
+writes them. No Qt here.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from medviewer.core import formatting as fmt
 from medviewer.core.findings import AIResult, SegmentStats
-from medviewer.report import formatting as fmt
 from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
 
 #: The report's title, first line of page 1 and of the PDF's metadata.

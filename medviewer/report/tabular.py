@@ -2,6 +2,10 @@
 
 Every function returns bytes or writes one given path; the exporter decides where (and writes
 through :class:`~medviewer.report.files.FileBatch`).
+
+Numbers are written unrounded (Python's shortest exact ``repr``): these files are for
+programs, and :mod:`medviewer.core.formatting` applied to a value gives the text the viewer
+and the PDF show for it.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from medviewer.ai.applicability import why_not_applicable
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.registry import ModelRegistry
+from medviewer.core import formatting as fmt
 from medviewer.core.findings import AIResult, ComponentRow, FindingsModel, OverlayStyle
 from medviewer.core.viewstate import array_slice_centre, image_numbers_of
 from medviewer.core.volume import Volume
@@ -567,13 +568,13 @@ def provenance_text(result: AIResult) -> str:
     """Which model made a result, where, when, how fast; edits and warnings."""
     p = result.prediction
     lines = [
-        f"{p.model.name} {p.model.version} (sha256 {p.model.sha256[:12]})",
-        f"{p.device}, {p.seconds:.1f} s, {p.created.replace('T', ' ')}",
+        f"{p.model.name} {p.model.version} (sha256 {fmt.sha_prefix(p.model.sha256)})",
+        f"{p.device}, {fmt.seconds(p.seconds)}, {fmt.iso_time(p.created)}",
     ]
     if p.classes:
         decision = ", ".join(p.decision) or "none"
-        lines.append(f"Positive at ≥ {p.threshold:g}: {decision}")
+        lines.append(f"Positive at ≥ {fmt.threshold(p.threshold)}: {decision}")
     if result.edited:
-        lines.append(f"Edited by the user {result.edited.replace('T', ' ')}")
+        lines.append(f"Edited by the user {fmt.iso_time(result.edited)}")
     lines.extend(f"Warning: {w}" for w in p.warnings)
     return "\n".join(lines)

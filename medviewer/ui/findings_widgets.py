@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.core import formatting as fmt
 from medviewer.core.findings import ComponentRow, OverlayStyle, Segment
 
 POSITIVE_COLOR = "#e0533d"
@@ -191,7 +192,7 @@ class ClassProbabilityChart(QWidget):
     def _add_value_text(self, i: int, value: float) -> None:
         # Written above the bar, or just inside its top when there is no room above it.
         anchor = (0.5, 0.0) if value > 0.85 else (0.5, 1.0)
-        text = pg.TextItem(f"{value:.2f}", color=TEXT_COLOR, anchor=anchor)
+        text = pg.TextItem(fmt.probability(value), color=TEXT_COLOR, anchor=anchor)
         text.setPos(i, value)
         self.plot.addItem(text)
         self._texts.append(text)
@@ -360,29 +361,17 @@ class _Item(QTableWidgetItem):
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 
 
-def significant(value: float, digits: int = 3) -> str:
-    """`value` with `digits` significant figures, never in exponent notation.
-
-    Integer digits are kept: ``1234.5 -> "1235"``, ``12.345 -> "12.3"``, ``0.01234 -> "0.0123"``.
-    """
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
 def _cells(row: ComponentRow, image_number: Callable[[ComponentRow], int | None]) -> list:
     """The (text, sort key) of each column of a row."""
     c = row.component
     im = image_number(row)
     mean = c.mean_value
-    centroid = ", ".join(f"{v:.1f}" for v in c.centroid_lps)
     return [
         (row.name, (row.segment.lower(), row.label, c.index)),
-        (significant(c.volume_ml), c.volume_ml),
-        (f"{c.longest_diameter_mm:.1f}", c.longest_diameter_mm),
-        ("" if mean is None else f"{mean:.1f}", -math.inf if mean is None else mean),
-        (centroid, tuple(c.centroid_lps)),
+        (fmt.volume_ml(c.volume_ml), c.volume_ml),
+        (fmt.length_mm(c.longest_diameter_mm), c.longest_diameter_mm),
+        (fmt.mean_value(mean), -math.inf if mean is None else mean),
+        (fmt.point_lps(c.centroid_lps), tuple(c.centroid_lps)),
         ("" if im is None else str(im), -math.inf if im is None else im),
     ]
 
@@ -394,9 +383,10 @@ def _array_image_number(row: ComponentRow) -> int:
 class ComponentTable(QTableWidget):
     """The connected components of a segmentation, one per row; click one to go to it.
 
-    Columns: Finding, Volume (mL, 3 significant figures), Longest diameter (mm), Mean
-    (in the volume's units, blank when unknown), Centroid LPS (mm), Slice (the ``Im`` number
-    of the axial image through the centroid, as the viewport shows it). Read-only, whole rows
+    Columns: Finding, Volume (mL), Longest diameter (mm), Mean (in the volume's units, ``—``
+    when unknown), Centroid LPS (mm), Slice (the ``Im`` number of the axial image through the
+    centroid, as the viewport shows it); numbers are written by
+    :mod:`medviewer.core.formatting`, as in the PDF report. Read-only, whole rows
     selected, sortable by any column (each cell holds its
     :class:`~medviewer.core.findings.ComponentRow` in ``Qt.UserRole``, so sorting keeps rows
     and findings together).
@@ -753,7 +743,7 @@ class OverlayControls(QWidget):
         style = self._style
         self.label_opacity_text.setText(f"{round(style.label_opacity * 100)} %")
         self.heatmap_opacity_text.setText(f"{round(style.heatmap_opacity * 100)} %")
-        self.threshold_text.setText(f"{style.heatmap_threshold:.2f}")
+        self.threshold_text.setText(fmt.threshold(style.heatmap_threshold))
         self.colorbar.set_colormap(self.colormap_combo.currentText(), style.heatmap_threshold)
 
 

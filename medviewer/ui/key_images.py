@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
+from medviewer.core import formatting as fmt
 from medviewer.core.findings import (
     AIResult,
     OverlayStyle,
@@ -24,7 +25,6 @@ from medviewer.core.findings import (
     positive_classes,
 )
 from medviewer.core.viewstate import slice_position_mm, voi_lut_names
-from medviewer.report import formatting as fmt
 from medviewer.report.content import KeyImage
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
@@ -162,7 +162,7 @@ class KeyImageRenderer:
         view = self.view
         assert view.state is not None and view.plane_slice is not None
         position = slice_position_mm(view.plane_slice.affine)
-        return f"Im {view.state.index + 1}/{view.state.count}, Pos {position:.1f} mm"
+        return f"Im {view.state.index + 1}/{view.state.count}, Pos {fmt.length_mm(position)} mm"
 
     def _mm_per_pixel(self) -> float:
         box = self.view.viewbox

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from medviewer import __version__
 from medviewer.ai.registry import ModelRegistry
+from medviewer.core import formatting as fmt
 from medviewer.core.cache import GIGABYTE, VolumeCache
 from medviewer.core.regular_grid import needs_regular_grid, resample_regular
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
@@ -291,7 +292,7 @@ class MainWindow(QMainWindow):
                 preset = preset_for_key(volume, key)
                 if preset is not None:
                     action = menu.addAction(
-                        f"{key}  {preset.name}  W {preset.width:g} L {preset.center:g}"
+                        f"{key}  {preset.name}  {fmt.window(preset.center, preset.width)}"
                     )
                     action.triggered.connect(lambda _c=False, k=key: self._preset(k))
             menu.addAction("0  Auto (robust percentiles)").triggered.connect(
@@ -300,7 +301,7 @@ class MainWindow(QMainWindow):
             self._add_voi_lut_actions(menu, volume)
         menu.addSeparator()
         for name, center, width in self.settings.user_presets():
-            action = menu.addAction(f"{name}  W {width:g} L {center:g}")
+            action = menu.addAction(f"{name}  {fmt.window(center, width)}")
             action.triggered.connect(lambda _c=False, c=center, w=width: self._set_window(c, w))
         menu.addAction("Save current window as preset", self._save_preset)
 

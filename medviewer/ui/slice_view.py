@@ -18,6 +18,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 
+from medviewer.core import formatting as fmt
 from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import PlaneSlice, projection_edge_letters, reslice
@@ -34,7 +35,6 @@ from medviewer.core.viewstate import (
     voi_luts_of,
 )
 from medviewer.core.windowing import VoiLut, apply_window
-from medviewer.report.formatting import dicom_date
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.measurement_items import (
     MEASURE_PEN,
@@ -930,7 +930,7 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
     )
     series = f"#{meta.series_number} " if meta.series_number is not None else ""
     who = [meta.patient_name.replace("^", " "), meta.patient_id]
-    what = [dicom_date(meta.study_date), meta.study_description,
+    what = [fmt.dicom_date(meta.study_date), meta.study_description,
             f"{series}{meta.series_description}".strip()]
     if not view.identifying_text:
         who, what = [], []
@@ -940,7 +940,7 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
         "bottom_left": [
             *progress,
             f"Im {state.index + 1}/{state.count}",
-            f"Pos {slice_position_mm(view.plane_slice.affine):.1f} mm",
+            f"Pos {fmt.length_mm(slice_position_mm(view.plane_slice.affine))} mm",
         ],
         "bottom_right": [
             display_text(meta, state) + (" inv" if state.invert else ""),
@@ -954,7 +954,7 @@ def display_text(meta, state: ViewState) -> str:
     names = voi_lut_names(meta)
     if state.voi_lut is not None and state.voi_lut < len(names):
         return names[state.voi_lut]
-    return f"W {state.width:.0f} L {state.center:.0f}"
+    return fmt.window(state.center, state.width)
 
 
 def readout_text(view: SliceView, point: np.ndarray) -> str:
@@ -965,10 +965,9 @@ def readout_text(view: SliceView, point: np.ndarray) -> str:
         return ""
     voxel = mm.patient_to_screen(view.volume.affine, point)
     shown = (
-        "(" + ", ".join(f"{v:g}" for v in value) + ")"
+        "(" + ", ".join(fmt.image_value(v) for v in value) + ")"
         if isinstance(value, tuple)
-        else f"{value:g} {view.volume.metadata.units}".strip()
+        else fmt.image_value(value, view.volume.metadata.units)
     )
     ijk = ", ".join(str(round(v)) for v in voxel)
-    lps = ", ".join(f"{v:.1f}" for v in point)
-    return f"{shown}   voxel ({ijk})   LPS ({lps}) mm"
+    return f"{shown}   voxel ({ijk})   LPS {fmt.point_lps(point)} mm"

@@ -150,7 +150,7 @@ def test_unpositioned_dx_source(dx_sources, tmp_path):
 def test_key_image_says_the_voi_lut_it_was_shown_through(ct_sources):
     linear = key_image_dataset(gradient_key_image("a"), ct_sources, series_uid=generate_uid(),
                                instance_number=1)
-    assert "(axial, window 40/400)" in linear.DerivationDescription
+    assert "(axial, W 400 L 40)" in linear.DerivationDescription  # as the PDF and viewer
     key = gradient_key_image("b", voi_lut="VOI LUT: SOFT")
     assert key.display_text == "VOI LUT: SOFT"
     ds = key_image_dataset(key, ct_sources, series_uid=generate_uid(), instance_number=2)

@@ -249,3 +249,16 @@ def test_seg_that_does_not_match_the_result_is_refused(report_content, sources):
 def test_nothing_to_report_is_an_error(report_content, sources):
     with pytest.raises(ValueError, match="nothing to report"):
         measurement_report(replace(report_content, results=(), measurements=()), sources)
+
+
+def test_sr_numbers_are_the_measured_values_not_the_display_text(report_content, sources):
+    seg, cls = report_content.results
+    nodule = replace(seg.statistics[3], volume_ml=123.456, components=())
+    edited = AIResult.of(replace(seg.prediction, statistics={**seg.statistics, 3: nodule}))
+    sr = measurement_report(replace(report_content, results=(edited, cls)), sources)
+    volumes = [item.MeasuredValueSequence[0]
+               for item in content_items(sr.ContentSequence, "NUM", codes.SCT.Volume.value)]
+    nodule_volume = next(v for v in volumes if v.FloatingPointValue == 123.456)
+    assert str(nodule_volume.NumericValue) == "123.456"  # not the "123.5" the PDF shows
+    for value in volumes:  # the exact doubles of the statistics
+        assert value.FloatingPointValue in {s.volume_ml for s in edited.statistics.values()}

@@ -9,8 +9,8 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
+from medviewer.core import formatting as fmt
 from medviewer.core.findings import AIResult, ComponentStats, Prediction, Segment, SegmentStats
-from medviewer.report import formatting as fmt
 from medviewer.report.content import ReportContent, ReportHeader
 from medviewer.report.pdf import MAX_COMPONENTS, TITLE, report_pdf
 from tests.report.conftest import INTENDED_USE, SEG_MODEL
@@ -198,35 +198,3 @@ def test_many_components_are_cut(report_content, listed):
     assert shown == list(range(1, MAX_COMPONENTS + 1))
     assert "lesion: 16 more components not listed" in components
     assert "Mean" in text and "—" in components  # no image values: mean is missing
-
-
-@pytest.mark.parametrize(("pn", "expected"), [
-    ("TESTPERSON^ALICE", "TESTPERSON, Alice"),
-    ("MÜLLER^Zoë", "MÜLLER, Zoë"),
-    ("DOE^JOHN^A^DR^III", "DOE, DR John A, III"),
-    ("SOLO", "SOLO"),
-    ("^ALICE", "Alice"),
-    ("=山田^太郎", "山田, 太郎"),
-    ("", ""),
-])
-def test_person_name(pn, expected):
-    assert fmt.person_name(pn) == expected
-
-
-def test_formatting():
-    assert fmt.dicom_date("20260102") == "2026-01-02"
-    assert fmt.dicom_date("2026") == "2026" and fmt.dicom_date("") == ""
-    assert fmt.dicom_date("20261399") == "20261399"
-    assert fmt.iso_time("2026-11-21T11:05:30+01:00") == "2026-11-21 10:05 UTC"
-    assert fmt.iso_time("2026-11-21T10:05:00") == "2026-11-21 10:05 UTC"
-    assert fmt.iso_time("soon") == "soon" and fmt.iso_time("") == ""
-    assert [fmt.volume_ml(v) for v in (123.456, 9.999, 1.0368, 0.39456, 0.00144, 1e-5, 0.0)] == [
-        "123.5", "10.0", "1.04", "0.395", "0.001", "<0.001", "0"]
-    assert fmt.volume_ml(None) == fmt.volume_ml(float("nan")) == fmt.MISSING
-    assert fmt.length_mm(17.31) == "17.3" and fmt.probability(0.875) == "0.875"
-    assert fmt.mean_value(1174.9197, "HU") == "1174.9 HU" and fmt.mean_value(None, "HU") == "—"
-    assert fmt.sha_prefix("AB" * 32) == "ab" * 6
-    assert [fmt.sex(s) for s in ("F", "M", "O", "", "X")] == ["Female", "Male", "Other", "", "X"]
-    assert fmt.window(40.0, 400.0) == "W 400 L 40" and fmt.window(-600, 1500.5) == "W 1500.5 L -600"
-    assert fmt.series(3, "chest ct", "CT") == "3 chest ct (CT)" and fmt.series(None, "", "") == ""
-    assert fmt.point_lps((-83.84, -104.0, 62.0)) == "(-83.8, -104.0, 62.0)"

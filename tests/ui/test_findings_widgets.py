@@ -21,7 +21,6 @@ from medviewer.ui.findings_widgets import (
     EditControls,
     OverlayControls,
     SliceProbabilityPlot,
-    significant,
 )
 from tests.waits import WAIT_MS
 
@@ -68,7 +67,7 @@ def test_chart_shows_probabilities_decision_colors_and_threshold(qtbot):
     assert colors["normal"] == QColor(NEGATIVE_COLOR).name()
     assert chart.threshold_line.value() == pytest.approx(0.5)
     assert chart.threshold_line.isVisible()
-    assert chart.value_texts() == ["0.12", "0.87", "0.55"]
+    assert chart.value_texts() == ["0.120", "0.870", "0.550"]  # as the PDF writes them
     ticks = chart.plot.getAxis("bottom")._tickLevels
     assert ticks == [[(0, "normal"), (1, "pneumonia"), (2, "effusion")]]
     y0, y1 = chart.plot.getPlotItem().vb.viewRange()[1]
@@ -199,14 +198,6 @@ def test_slice_plot_marker_threshold_and_clear(qtbot):
 # -- component table --------------------------------------------------------------------------
 
 
-def test_significant_figures():
-    assert significant(12.345) == "12.3"
-    assert significant(0.01234) == "0.0123"
-    assert significant(1234.5) == "1234"
-    assert significant(0.5) == "0.500"
-    assert significant(0.0) == "0"
-
-
 def test_table_formats_rows(qtbot):
     table = ComponentTable()
     qtbot.addWidget(table)
@@ -214,9 +205,9 @@ def test_table_formats_rows(qtbot):
     assert table.rowCount() == 3
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     assert headers[0] == "Finding" and headers[3] == "Mean (HU)"
-    assert table.texts(0) == ["nodule 1", "12.3", "31.3", "41.3", "-10.0, 22.5, -130.3", "8"]
-    assert table.texts(1) == ["nodule 2", "0.0123", "3.0", "", "5.0, -6.2, 40.0", "20"]
-    assert table.texts(2)[:2] == ["effusion 1", "1234"]
+    assert table.texts(0) == ["nodule 1", "12.3", "31.3", "41.3", "(-10.0, 22.5, -130.3)", "8"]
+    assert table.texts(1) == ["nodule 2", "0.012", "3.0", "—", "(5.0, -6.2, 40.0)", "20"]
+    assert table.texts(2)[:2] == ["effusion 1", "1234"]  # whole mL from 1000 mL
     swatch = table.item(0, 0).data(Qt.ItemDataRole.DecorationRole)
     assert QColor(swatch).name() == "#ff0000"
     assert table.editTriggers() == table.EditTrigger.NoEditTriggers

@@ -1,16 +1,36 @@
-"""How reports and exports write names, dates, times and numbers (one way, everywhere).
+"""How medviewer writes numbers, names, dates and times for people to read (one rule, one place).
 
-The PDF report, the CSV/JSON exports and the tests all format through these functions, so a
-volume reads the same in every file and a test can compare a writer's output with
-``volume_ml(stats.volume_ml)`` directly. Plain Python, no third-party imports.
+The viewer (findings table, measurement labels and list, corner readouts), the PDF report,
+key image captions and the CLI's summary all format through these functions, so a quantity
+reads the same wherever it is shown: a finding of 123.456 mL is ``"123.5"`` in the table and
+in the PDF. Plain Python, no third-party imports.
 
-Conventions
------------
+Files meant for programs (findings CSV and JSON, ``result.json``, DICOM SR) carry the measured
+value unrounded instead, so that a reader never rounds an already rounded number: formatting
+their value with the function here gives the text the viewer and the PDF show.
+
+The rule
+--------
+- Volumes (mL): about three significant digits, :func:`volume_ml`: whole mL from 1000 mL,
+  1 decimal from 10 mL, 2 from 1 mL, 3 below; ``"<0.001"`` for a trace.
+- Lengths, diameters, slice positions and LPS coordinates (mm), areas (mm²) and angles
+  (degrees): 1 decimal, :func:`length_mm`, :func:`point_lps`, :func:`area_mm2`,
+  :func:`angle_deg`.
+- Mean and SD of image values (HU ...): 1 decimal, :func:`mean_value`.
+- One pixel's value (probe, ROI min/max, the mouse readout): as stored, whole numbers without
+  decimals, others 6 significant digits, :func:`image_value`.
+- Probabilities: 3 decimals, :func:`probability` (so that 0.497 is not shown as the 0.50 of
+  a threshold it is below); decision thresholds: 2 decimals, :func:`threshold`.
+- Window width and level: up to 2 decimals without trailing zeros, :func:`window`.
+- Run times: 2 decimals and ``s``, :func:`seconds`. Counts (voxels, components, images):
+  whole numbers, ``str(n)``.
 - A missing value (None, NaN, infinite) is written :data:`MISSING` (an em dash).
+- A value that rounds to zero is written without a minus sign (``"0.0"``, not ``"-0.0"``).
+- Units are not part of the number (except :func:`mean_value`, :func:`image_value` and
+  :func:`seconds`); callers
+  write them (``"123.5 mL"``).
 - Names are radiology style, ``FAMILY, Given``: see :func:`person_name`.
 - Dates are ISO ``YYYY-MM-DD``; times are UTC to the minute, ``YYYY-MM-DD HH:MM UTC``.
-- Volumes keep about three significant digits: see :func:`volume_ml`.
-- Lengths and mean values have 1 decimal, probabilities 3, thresholds 2.
 """
 
 from __future__ import annotations
@@ -111,17 +131,23 @@ def iso_time(s: str) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _fixed(x: float, decimals: int) -> str:
+    """`x` with `decimals` decimals, never ``"-0.0"`` for a value that rounds to zero."""
+    text = f"{x:.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
+
+
 def volume_ml(v: float | None) -> str:
     """A volume in mL, with about three significant digits (no unit).
 
-    1 decimal from 10 mL, 2 decimals from 1 mL, 3 decimals below 1 mL (a single CT voxel is
-    about 0.001 mL); a positive volume that would round to zero is ``"<0.001"``, zero is
-    ``"0"``.
+    Whole mL from 1000 mL (an organ), 1 decimal from 10 mL, 2 decimals from 1 mL, 3 decimals
+    below 1 mL (a single CT voxel is about 0.001 mL); a positive volume that would round to
+    zero is ``"<0.001"``, zero is ``"0"``.
 
     Examples
     --------
-    >>> [volume_ml(v) for v in (123.456, 1.0368, 0.39456, 0.00144, 0.0001, 0.0)]
-    ['123.5', '1.04', '0.395', '0.001', '<0.001', '0']
+    >>> [volume_ml(v) for v in (2451.37, 123.456, 1.0368, 0.39456, 0.00144, 0.0001, 0.0)]
+    ['2451', '123.5', '1.04', '0.395', '0.001', '<0.001', '0']
     """
     x = _finite(v)
     if x is None:
@@ -131,38 +157,71 @@ def volume_ml(v: float | None) -> str:
         return "0"
     if 0.0 < x < 0.0005:
         return "<0.001"
-    decimals = 1 if size >= 9.995 else 2 if size >= 0.9995 else 3
-    return f"{x:.{decimals}f}"
+    decimals = 0 if size >= 999.95 else 1 if size >= 9.995 else 2 if size >= 0.9995 else 3
+    return _fixed(x, decimals)
 
 
 def length_mm(v: float | None) -> str:
-    """A length in mm with 1 decimal (no unit): ``"17.3"``."""
+    """A length, diameter or position in mm with 1 decimal (no unit): ``"17.3"``."""
     x = _finite(v)
-    return MISSING if x is None else f"{x:.1f}"
+    return MISSING if x is None else _fixed(x, 1)
+
+
+def area_mm2(v: float | None) -> str:
+    """An area in mm² with 1 decimal (no unit): ``"314.2"``."""
+    x = _finite(v)
+    return MISSING if x is None else _fixed(x, 1)
+
+
+def angle_deg(v: float | None) -> str:
+    """An angle in degrees with 1 decimal (no unit): ``"90.0"``."""
+    x = _finite(v)
+    return MISSING if x is None else _fixed(x, 1)
 
 
 def probability(p: float | None) -> str:
     """A probability with 3 decimals: ``"0.875"``."""
     x = _finite(p)
-    return MISSING if x is None else f"{x:.3f}"
+    return MISSING if x is None else _fixed(x, 3)
 
 
 def threshold(t: float | None) -> str:
     """A decision threshold with 2 decimals: ``"0.50"``."""
     x = _finite(t)
-    return MISSING if x is None else f"{x:.2f}"
+    return MISSING if x is None else _fixed(x, 2)
 
 
 def seconds(s: float | None) -> str:
     """A run time: ``"1.25 s"`` (2 decimals)."""
     x = _finite(s)
-    return MISSING if x is None else f"{x:.2f} s"
+    return MISSING if x is None else f"{_fixed(x, 2)} s"
 
 
 def mean_value(v: float | None, units: str = "") -> str:
-    """A mean image value with 1 decimal and its units: ``"1174.9 HU"``, ``"—"`` when None."""
+    """A mean (or SD) of image values with 1 decimal and its units: ``"1174.9 HU"``.
+
+    ``"—"`` when None; without `units` just the number.
+    """
     x = _finite(v)
-    return MISSING if x is None else f"{x:.1f} {units}".strip()
+    return MISSING if x is None else f"{_fixed(x, 1)} {units}".strip()
+
+
+def image_value(v: float | None, units: str = "") -> str:
+    """One pixel's value as stored, with its units: ``"40 HU"``, ``"3.14159"``.
+
+    Whole numbers are written without decimals (CT, MR and most stored values), others with
+    up to 6 significant digits, never in exponent notation for whole numbers.
+
+    Examples
+    --------
+    >>> [image_value(v) for v in (40.0, -1024.0, 3.14159265, 1e6)]
+    ['40', '-1024', '3.14159', '1000000']
+    """
+    x = _finite(v)
+    if x is None:
+        return MISSING
+    text = str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+    return f"{text} {units}".strip()
 
 
 def number(v: float | None) -> str:
