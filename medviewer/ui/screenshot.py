@@ -48,7 +48,7 @@ def render_grid(
     size : (width, height)
         Pixel size of the image.
     """
-    from medviewer.ui.app import application
+    from medviewer.ui.application import application
 
     application()
     grid = ViewerGrid()
