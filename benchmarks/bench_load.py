@@ -96,7 +96,7 @@ PEAK_MEMORY_CHILD = """
 import json, sys
 import numpy as np
 import medviewer.io.series as series
-from medviewer.io import decode_worker
+from medviewer.io import decoder_pool
 
 def hwm(pid="self"):
     with open(f"/proc/{pid}/status") as status:
@@ -110,7 +110,7 @@ import pydicom  # once a session (the first scan imports it; it imports its pixe
 before = hwm()
 volume = series.load_series(sys.argv[1])
 after = hwm()
-pool = decode_worker._POOL
+pool = decoder_pool._POOL
 workers = [hwm(w.proc.pid) for w in (pool._all if pool else []) if w.alive]
 print(json.dumps({"before": before, "after": after, "nbytes": volume.array.nbytes,
                   "before_pydicom": before_pydicom,

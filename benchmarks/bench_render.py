@@ -81,7 +81,7 @@ TARGETS = {
 STARTUP_CHILD = """
 import json, sys, time
 t_start = time.monotonic()
-from medviewer.ui.app import application
+from medviewer.ui.application import application
 app = application()
 t_app = time.monotonic()
 from medviewer.cli import main
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every section and print the JSON report."""
     args = parse_args(argv)
     started = time.perf_counter()
-    from medviewer.ui.app import application
+    from medviewer.ui.application import application
 
     app = application()
     log("building the synthetic CT volume")

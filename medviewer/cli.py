@@ -29,7 +29,8 @@ from medviewer.core.errors import (
     LoadError,
     ModelCardError,
 )
-from medviewer.io.decode_worker import WORKER_FLAG, serve
+from medviewer.io.decode_worker import serve
+from medviewer.io.decoder_pool import WORKER_FLAG
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SERIES_ID = 2**63 - 1  # database ids are SQLite integers

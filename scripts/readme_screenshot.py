@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication
 from medviewer.demo import demo_folder
 from medviewer.io.database import StudyDatabase
 from medviewer.ui import workers
-from medviewer.ui.app import application
+from medviewer.ui.application import application
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
 

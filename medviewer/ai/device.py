@@ -105,21 +105,3 @@ def available_devices() -> list[tuple[str, str]]:
         choices.append(("mps", "Apple MPS"))
     return choices
 
-
-def warm_up() -> list[tuple[str, str]]:
-    """Import what a model run needs (torch, MONAI's parts, SimpleITK, the engine's modules).
-
-    Importing torch holds Python's GIL for a few hundred ms at a time (its C extension's
-    initialisation), which freezes a GUI thread for as long. The viewer calls this in a worker
-    just after its window appears, so that no later model run pays it. Returns
-    :func:`available_devices`.
-    """
-    import monai.inferers
-    import monai.networks.nets
-    import monai.transforms
-    import monai.visualize  # noqa: F401
-    import SimpleITK  # noqa: F401
-
-    import medviewer.ai.runner  # noqa: F401  (and the engine's own modules)
-
-    return available_devices()

@@ -24,6 +24,7 @@ import numpy as np
 
 from medviewer.ai.device import (
     autocast_dtype,
+    available_devices,
     cap_cpu_threads,
     describe_device,
     is_out_of_memory,
@@ -738,3 +739,25 @@ def _expected_channels(card: ModelCard) -> tuple[int, ...]:
     if out.activation == "sigmoid" and len(out.classes) == 2:
         return (2, 1)
     return (len(out.classes),)
+
+
+def warm_up() -> list[tuple[str, str]]:
+    """Import what a model run needs (torch, MONAI's parts, SimpleITK, the engine's modules).
+
+    Importing torch holds Python's GIL for a few hundred ms at a time (its C extension's
+    initialisation), which freezes a GUI thread for as long. The viewer calls this in a worker
+    just after its window appears, so that no later model run pays it. The engine's own
+    modules are this one's imports.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        :func:`medviewer.ai.device.available_devices`.
+    """
+    import monai.inferers
+    import monai.networks.nets
+    import monai.transforms
+    import monai.visualize  # noqa: F401
+    import SimpleITK  # noqa: F401
+
+    return available_devices()

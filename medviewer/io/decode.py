@@ -27,7 +27,7 @@ import numpy as np
 
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.io import archive as zips
-from medviewer.io.decode_worker import pool
+from medviewer.io.decoder_pool import pool
 from medviewer.io.header import (
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from medviewer.io.header import (
+from medviewer.io.header_fields import (
     DEFAULTS,
     DEFLATED_LE,
     EXPLICIT_VR_BE,

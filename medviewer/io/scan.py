@@ -15,6 +15,7 @@ from pathlib import Path
 
 from medviewer.core.errors import CancelledError
 from medviewer.io import archive as zips
+from medviewer.io.decoder_pool import pool
 from medviewer.io.header import (
     NOT_DICOM,
     InstanceRecord,
@@ -275,8 +276,6 @@ def read_all(candidates: list[Candidate]) -> Iterator[InstanceRecord | SkippedFi
         yield from map(read_candidate, candidates)
         return
     from concurrent.futures import ThreadPoolExecutor
-
-    from medviewer.io.decode_worker import pool
 
     chunks = [candidates[i : i + SCAN_CHUNK] for i in range(0, len(candidates), SCAN_CHUNK)]
     with ThreadPoolExecutor(max_workers=cores) as threads:

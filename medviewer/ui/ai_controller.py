@@ -71,7 +71,7 @@ class AIController(QObject):
         self._resave: set[tuple[str, str, str]] = set()  # changed again while it was
         self._deleted: set[tuple[str, str, str]] = set()
         self._connect()
-        # Import torch and MONAI in a worker once the window is up (see ai.device.warm_up).
+        # Import torch and MONAI in a worker once the window is up (see ai.runner.warm_up).
         QTimer.singleShot(WARM_UP_DELAY_MS, self, self._ask_devices)
 
     def _connect(self) -> None:
@@ -138,7 +138,7 @@ class AIController(QObject):
         if self._devices_asked:
             return
         self._devices_asked = True
-        from medviewer.ai.device import warm_up
+        from medviewer.ai.runner import warm_up
 
         self._warm_up = workers.start(
             lambda cancel: warm_up(),

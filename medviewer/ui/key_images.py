@@ -26,6 +26,7 @@ from medviewer.core.findings import (
 )
 from medviewer.core.viewstate import slice_position_mm, voi_lut_names
 from medviewer.report.content import KeyImage
+from medviewer.ui.application import application
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.slice_view import SliceView
@@ -46,8 +47,6 @@ class KeyImageRenderer:
     """A hidden, print-size viewport that renders key images (reuse it for several)."""
 
     def __init__(self, store: MeasurementStore | None = None, pixels: int = KEY_IMAGE_PIXELS):
-        from medviewer.ui.app import application
-
         application()
         view = SliceView(store)
         view.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen)

@@ -48,7 +48,7 @@ def render_grid(
     size : (width, height)
         Pixel size of the image.
     """
-    from medviewer.ui.app import application
+    from medviewer.ui.application import application
 
     application()
     grid = ViewerGrid()
@@ -151,7 +151,7 @@ def run_model(volume: Volume, card: ModelCard, device: str = "auto") -> ModelRun
     InferenceError
         When the run fails (its message).
     """
-    from medviewer.ai.device import warm_up
+    from medviewer.ai.runner import warm_up
     from medviewer.ui.ai_jobs import AIJobQueue
 
     warm_up()  # imports torch and MONAI first, as the viewer does once its window is up

@@ -31,6 +31,7 @@ from pydicom.sequence import Sequence
 
 from medviewer.io import header
 from medviewer.io.fastheader import LONG_VRS, VALID_VRS, parse_fast
+from medviewer.io.header_fields import FIELD_BY_TAG
 from medviewer.io.synthetic import SeriesSpec, write_series
 
 EXAMPLES = int(os.environ.get("MEDVIEWER_FUZZ_EXAMPLES", "300"))
@@ -239,7 +240,7 @@ def test_mutated_files_never_disagree_silently(data: bytes) -> None:
 # -- values of the used elements ------------------------------------------------------------
 
 TEXT = st.text(alphabet=VALUE_CHARS, max_size=24)
-FIELD_TAGS = sorted(header.FIELD_BY_TAG)
+FIELD_TAGS = sorted(FIELD_BY_TAG)
 
 
 def _one_element_file(tag: int, value: bytes, implicit: bool) -> bytes:
@@ -265,7 +266,7 @@ def _one_element_file(tag: int, value: bytes, implicit: bool) -> bytes:
 def test_values_convert_as_pydicom_converts_them(
     tag: int, data: st.DataObject, implicit: bool
 ) -> None:
-    binary = header.FIELD_BY_TAG[tag][1] == "us"
+    binary = FIELD_BY_TAG[tag][1] == "us"
     value = data.draw(st.binary(max_size=6) if binary else TEXT.map(str.encode))
     outcome = check_agreement(_one_element_file(tag, value, implicit))
     assert outcome in ("declined", "agree")

@@ -667,7 +667,7 @@ def test_no_thread_keeps_an_archive_open_after_reading_it(
 
 @needs_proc
 def test_no_worker_process_keeps_an_archive_open_after_its_job(tmp_path: Path) -> None:
-    from medviewer.io.decode_worker import DecoderProcess
+    from medviewer.io.decoder_pool import DecoderProcess
 
     written = _series(tmp_path / "s", seed=22)
     archive = _zip(tmp_path / "study.zip", _slices(written))

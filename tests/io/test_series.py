@@ -15,8 +15,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.core.geometry import voxel_to_patient
 from medviewer.core.volume import Volume
-from medviewer.io import decode_worker
-from medviewer.io.decode_worker import DecoderPool
+from medviewer.io import decoder_pool
+from medviewer.io.decoder_pool import DecoderPool
 from medviewer.io.series import StackLoader, find_stacks, load_series
 from medviewer.io.synthetic import SeriesSpec, write_radiograph, write_series
 from tests.conftest import hash_tree
@@ -256,7 +256,7 @@ def test_many_compressed_files_decode_in_worker_processes(tmp_path: Path) -> Non
         tmp_path, SeriesSpec(shape=(9, 64, 64), seed=51, transfer_syntax="1.2.840.10008.1.2.4.90")
     )
     _check_against_truth(load_series(tmp_path), written)
-    workers = decode_worker.pool()._all
+    workers = decoder_pool.pool()._all
     assert len(workers) >= 2 and all(w.alive for w in workers)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from medviewer.io import decode_worker
+from medviewer.io import decoder_pool
 from medviewer.io.synthetic import SeriesSpec, write_series
 
 SCRIPT = Path(sys.executable).parent / "medviewer"
@@ -27,10 +27,10 @@ SCRIPT = Path(sys.executable).parent / "medviewer"
 def test_the_worker_command_is_python_m_here_and_the_flag_when_frozen(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert decode_worker.worker_command() == [sys.executable, "-m", "medviewer.io.decode_worker"]
+    assert decoder_pool.worker_command() == [sys.executable, "-m", "medviewer.io.decode_worker"]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/mv/medviewer")
-    assert decode_worker.worker_command() == ["/opt/mv/medviewer", "--medviewer-decode-worker"]
+    assert decoder_pool.worker_command() == ["/opt/mv/medviewer", "--medviewer-decode-worker"]
 
 
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="needs the installed medviewer script")
@@ -42,7 +42,7 @@ def test_a_frozen_style_worker_decodes_jpeg_2000(
     )
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(SCRIPT))
-    pool = decode_worker.DecoderPool(1)
+    pool = decoder_pool.DecoderPool(1)
     try:
         path = str(written.paths[0])
         frames = pool.decode(path, "", [0])

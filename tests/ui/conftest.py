@@ -37,6 +37,6 @@ def _ai_engine_imported():
     That first import holds the GIL for a few hundred ms (torch's C extension); done here, it
     never lands inside a test's event-loop stall measurement by the order tests happen to run.
     """
-    from medviewer.ai.device import warm_up
+    from medviewer.ai.runner import warm_up
 
     warm_up()

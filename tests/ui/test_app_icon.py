@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.io.database import StudyDatabase
 from medviewer.resources import APP_ID, ICON_SIZES, icon_path
-from medviewer.ui.app import application_icon, configure_application
+from medviewer.ui.application import application_icon, configure_application
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.settings import Settings
 
