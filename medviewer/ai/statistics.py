@@ -583,6 +583,12 @@ def keep_largest_component(
     numpy.ndarray
         A new array; other labels are unchanged. Ties between equal largest components go to
         the first one in array order.
+
+    Notes
+    -----
+    Not MONAI's ``KeepLargestConnectedComponent``, whose default connectivity is full and
+    whose ties go elsewhere: docs/models.md, "Post-processing compared with MONAI's
+    transforms".
     """
     import SimpleITK as sitk
 
@@ -636,6 +642,12 @@ def fill_holes(labels: np.ndarray, label: int) -> np.ndarray:
     -------
     numpy.ndarray
         A new array.
+
+    Notes
+    -----
+    Not MONAI's ``FillHoles``, which overwrites other labels inside a hole, lets the outside
+    through edges and corners by default, and fills nothing in a one-slice volume:
+    docs/models.md, "Post-processing compared with MONAI's transforms".
     """
     labels = _check_label_array(labels)
     out = labels.copy()

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from medviewer.ai.applicability import why_not_applicable
 from medviewer.ai.model_card import ModelCard
@@ -459,13 +460,12 @@ class AIPanel(QWidget):
         uid = self.volume.metadata.series_uid if self.volume is not None else ""
         results = self.findings.for_series(uid) if uid else []
         wanted = self._shown.get(uid)
-        self.result_combo.blockSignals(True)
-        self.result_combo.clear()
-        for result in results:
-            self.result_combo.addItem(result.title(), list(result.key))
-        keys = [r.key for r in results]
-        self.result_combo.setCurrentIndex(keys.index(wanted) if wanted in keys else 0)
-        self.result_combo.blockSignals(False)
+        with signals_blocked(self.result_combo):
+            self.result_combo.clear()
+            for result in results:
+                self.result_combo.addItem(result.title(), list(result.key))
+            keys = [r.key for r in results]
+            self.result_combo.setCurrentIndex(keys.index(wanted) if wanted in keys else 0)
         self._result_chosen()
 
     def _result_chosen(self, _index: int = 0) -> None:

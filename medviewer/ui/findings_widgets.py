@@ -14,8 +14,8 @@ Every widget here only shows plain values and emits signals: none runs a model, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from medviewer.core import formatting as fmt
 from medviewer.core.findings import ComponentRow, OverlayStyle, Segment
@@ -492,19 +493,6 @@ class ComponentTable(QTableWidget):
 # -- overlay style ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _blocked(widgets: Iterable[QWidget]) -> Iterator[None]:
-    """Block the signals of `widgets` for the duration of the block."""
-    widgets = list(widgets)
-    for widget in widgets:
-        widget.blockSignals(True)
-    try:
-        yield
-    finally:
-        for widget in widgets:
-            widget.blockSignals(False)
-
-
 def _percent_slider() -> QSlider:
     slider = QSlider(Qt.Orientation.Horizontal)
     slider.setRange(0, 100)
@@ -660,7 +648,9 @@ class OverlayControls(QWidget):
     def set_style(self, style: OverlayStyle) -> None:
         """Show `style` (emits nothing)."""
         self._style = style
-        with _blocked(self._style_widgets()):
+        with ExitStack() as blocked:
+            for widget in self._style_widgets():
+                blocked.enter_context(signals_blocked(widget))
             self._show_style(style)
         self._update_texts()
 
@@ -708,7 +698,7 @@ class OverlayControls(QWidget):
 
     def set_heatmap(self, classes: Sequence[str] | None, current: str | None) -> None:
         """Offer heatmap target `classes` with `current` selected; None hides the section."""
-        with _blocked([self.target_combo]):
+        with signals_blocked(self.target_combo):
             self.target_combo.clear()
             self.target_combo.addItems(list(classes or []))
             if current is not None and self.target_combo.findText(current) >= 0:
@@ -843,7 +833,7 @@ class EditControls(QWidget):
     def set_segments(self, segments: dict[int, Segment]) -> None:
         """Offer the labels of `segments`, keeping the current one when still offered."""
         current = self.label()
-        with _blocked([self.label_combo]):
+        with signals_blocked(self.label_combo):
             self.label_combo.clear()
             for label in sorted(segments):
                 segment = segments[label]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QToolBar,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from medviewer import __version__
 from medviewer.ai.registry import ModelRegistry
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # the report modules (pydicom, highdicom, reportlab) load on 
     from medviewer.ui.key_images import KeyImageRenderer
     from medviewer.ui.report_dialog import ReportDialog, ReportDraft
 
-TREE_REFRESH_S = 0.5
+TREE_REFRESH_MS = 500  # the study tree follows an import at most this often
 
 
 class MainWindow(QMainWindow):
@@ -84,7 +84,6 @@ class MainWindow(QMainWindow):
         self._loads: dict[str, workers.Job] = {}  # slot -> running load
         self._import_job: workers.Job | None = None
         self._import_queue: list[list[str]] = []
-        self._last_refresh = 0.0
         self.report_drafts: dict[str, ReportDraft] = {}  # series UID -> impression, key images
         self.report_dialog: ReportDialog | None = None
         self._key_renderer: KeyImageRenderer | None = None
@@ -108,6 +107,7 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.browser = StudyBrowser(self.db)
         self.browser.seriesActivated.connect(lambda sid: self.open_series(sid))
+        self._refresh_tree = qthrottled(self.browser.refresh, timeout=TREE_REFRESH_MS, parent=self)
         self.browser_dock = self._dock(
             "Studies", "browser", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea
         )
@@ -336,6 +336,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        self._refresh_tree.cancel()
         self.browser.shutdown()
         self.ai.shutdown()
         for job in [*self._loads.values(), self._import_job]:
@@ -630,9 +631,7 @@ class MainWindow(QMainWindow):
     def _import_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        if time.monotonic() - self._last_refresh > TREE_REFRESH_S:
-            self._last_refresh = time.monotonic()
-            self.browser.refresh()
+        self._refresh_tree()
 
     def _import_done(self, report: ImportReport, paths: list[str], then_open: bool) -> None:
         self.browser.refresh()
@@ -646,6 +645,7 @@ class MainWindow(QMainWindow):
             self.open_series(imported[0])
 
     def _import_finished(self) -> None:
+        self._refresh_tree.cancel()  # the import's last refresh was _import_done's
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         if self._import_queue:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from medviewer.core import measurements as mm
 from medviewer.core.geometry import reslice
@@ -75,13 +76,12 @@ class MeasurementPanel(QWidget):
         texts = [measurement_text(m, volume) for m in wanted]  # type: ignore[arg-type]
         if shown == [m.id for m in wanted] and texts == self.texts():
             return
-        self.list.blockSignals(True)
-        self.list.clear()
-        for m, text in zip(wanted, texts, strict=True):
-            item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, m.id)
-            self.list.addItem(item)
-        self.list.blockSignals(False)
+        with signals_blocked(self.list):
+            self.list.clear()
+            for m, text in zip(wanted, texts, strict=True):
+                item = QListWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, m.id)
+                self.list.addItem(item)
         self._select_row(self.store.selected)
 
     def texts(self) -> list[str]:
@@ -96,11 +96,10 @@ class MeasurementPanel(QWidget):
             self.jump_to(measurement_id)
 
     def _select_row(self, measurement_id: str) -> None:
-        self.list.blockSignals(True)
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            item.setSelected(item.data(Qt.ItemDataRole.UserRole) == measurement_id)
-        self.list.blockSignals(False)
+        with signals_blocked(self.list):
+            for i in range(self.list.count()):
+                item = self.list.item(i)
+                item.setSelected(item.data(Qt.ItemDataRole.UserRole) == measurement_id)
 
     def jump_to(self, measurement_id: str) -> None:
         """Show the measurement's slice in the views of its plane."""

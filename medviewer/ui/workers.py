@@ -35,7 +35,11 @@ class _ThreadSafeRun:
     ``catch_warnings`` swaps the process-wide warning filters and ``showwarning``; from
     several worker threads at once the saves and restores interleave, leaving filters (or a
     dead worker's ``showwarning``) in place for every other thread. Warnings here go through
-    the normal machinery of the thread that raises them.
+    the normal machinery of the thread that raises them. A ``RuntimeError`` from a generator
+    task is an error like any other (superqt warns and returns without ``finished``).
+
+    It sets superqt's private attributes; tests/ui/test_workers.py checks the copy against
+    the installed superqt, and pyproject.toml keeps superqt below its next major version.
     """
 
     def run(self) -> None:

@@ -100,6 +100,17 @@ def test_models_that_do_not_suit_the_series_are_greyed_with_the_reason(
     )
 
 
+def test_listing_results_keeps_an_outer_signal_block(controller) -> None:
+    """Refilling the result list restores the combo's own blocking (issue 19)."""
+    combo = controller.panel.result_combo
+    combo.blockSignals(True)
+    _show(controller, _volume())
+    assert combo.signalsBlocked()
+    combo.blockSignals(False)
+    _show(controller, _volume(slices=2))
+    assert not combo.signalsBlocked()
+
+
 def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) -> None:
     volume = _volume()
     _show(controller, volume)

@@ -362,6 +362,27 @@ def test_overlay_target_class_and_sections(qtbot):
     assert controls.label_section.isHidden() and controls.legend_boxes == {}
 
 
+def test_updates_leave_signals_blocked_that_were_blocked_before(qtbot):
+    """Updating the controls restores each widget's own blocking, not "unblocked" (issue 19)."""
+    controls = _controls(qtbot)
+    edit = EditControls()
+    qtbot.addWidget(edit)
+    outer = [controls.show_box, controls.colormap_combo, controls.target_combo, edit.label_combo]
+    for widget in outer:
+        widget.blockSignals(True)
+    controls.set_style(replace(OverlayStyle(), visible=False, colormap="turbo"))
+    controls.set_heatmap(["a", "b"], "b")
+    edit.set_segments(SEGMENTS)
+    assert [widget.signalsBlocked() for widget in outer] == [True] * len(outer)
+    # Widgets that were not blocked before are unblocked again.
+    assert not controls.label_opacity.signalsBlocked()
+    for widget in outer:
+        widget.blockSignals(False)
+    with qtbot.waitSignal(controls.targetClassChanged, timeout=WAIT_MS) as blocker:
+        controls.target_combo.setCurrentIndex(0)
+    assert blocker.args == ["a"]
+
+
 def test_overlay_controls_render_offscreen(qtbot):
     controls = _controls(qtbot)
     controls.show()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from medviewer.core.geometry import patient_to_voxel
-from medviewer.io.database import StudyDatabase
+from medviewer.io.database import ImportReport, StudyDatabase
 from medviewer.io.series import iter_load
 from medviewer.io.synthetic import SeriesSpec, write_series
 from medviewer.ui import workers
 from medviewer.ui.app import freeze_startup_heap
-from medviewer.ui.main_window import MainWindow
+from medviewer.ui.browser import StudyBrowser
+from medviewer.ui.main_window import TREE_REFRESH_MS, MainWindow
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
 from tests.waits import WAIT_MS, SchedulingDelay
@@ -144,6 +146,40 @@ def wait_for_jobs(qtbot) -> None:
     from medviewer.ui import workers
 
     qtbot.waitUntil(lambda: not workers.active_jobs(), timeout=WAIT_MS)
+
+
+def test_import_progress_refreshes_the_tree_at_most_once_per_interval(
+    qtbot, tmp_path, monkeypatch
+) -> None:
+    """A burst of progress refreshes the tree at once and once more, an interval later."""
+    refreshes: list[float] = []
+    original = StudyBrowser.refresh
+
+    def counted(browser) -> None:
+        refreshes.append(time.monotonic())
+        original(browser)
+
+    monkeypatch.setattr(StudyBrowser, "refresh", counted)
+    window = make_window(qtbot, tmp_path)
+    release = threading.Event()
+
+    def import_paths(paths, progress, cancel) -> ImportReport:
+        for done in range(200):
+            progress(done, 200)
+        release.wait(WAIT_MS / 1000)
+        return ImportReport()
+
+    monkeypatch.setattr(window.db, "import_paths", import_paths)
+    before = len(refreshes)
+    window.import_paths([str(tmp_path)])
+    qtbot.waitUntil(lambda: len(refreshes) >= before + 2, timeout=WAIT_MS)
+    during = refreshes[before:]
+    release.set()
+    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=WAIT_MS)
+    window.close()
+    gaps = np.diff(during)
+    assert (gaps >= 0.9 * TREE_REFRESH_MS / 1000).all(), gaps
+    assert len(refreshes) > before + len(during)  # and once when the import is done
 
 
 def test_mpr_layout_and_linked_click(qtbot, window, ct_folder) -> None:

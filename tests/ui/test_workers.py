@@ -155,3 +155,85 @@ def test_a_finished_job_lets_go_of_its_task_and_result(qtbot) -> None:
     # the thread pool lets go of the runnable itself (its thread's next task, on a busy day).
     gc.collect()
     assert ref() is None, "the finished job still holds its task's arguments"
+
+
+# superqt's ``WorkerBase.run`` (0.6.0 to 0.9.0, docstring left out), which
+# ``workers._ThreadSafeRun.run`` copies without the ``warnings.catch_warnings()`` block.
+SUPERQT_WORKERBASE_RUN = """\
+self.started.emit()
+self._running = True
+try:
+    with warnings.catch_warnings():
+        warnings.filterwarnings('always')
+        warnings.showwarning = lambda *w: self.warned.emit(w)
+        result = self.work()
+    if isinstance(result, Exception):
+        if isinstance(result, RuntimeError):
+            warnings.warn(f'RuntimeError in aborted thread: {result}', RuntimeWarning, stacklevel=2)
+            return
+        else:
+            raise result
+    if not self.abort_requested:
+        self.returned.emit(result)
+except Exception as exc:
+    self.errored.emit(exc)
+self._running = False
+self.finished.emit()
+self._finished.emit(self)"""
+
+
+def _body(function) -> str:
+    """The statements of `function`, docstring left out, as ``ast.unparse`` writes them."""
+    import ast
+    import inspect
+    import textwrap
+
+    (tree,) = ast.parse(textwrap.dedent(inspect.getsource(function))).body
+    body = tree.body
+    if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return "\n".join(ast.unparse(statement) for statement in body)
+
+
+def _upgrade_message(what: str) -> str:
+    from importlib.metadata import version
+
+    return (
+        f"superqt {version('superqt')} changed {what}, which medviewer/ui/workers.py relies on "
+        "(_ThreadSafeRun copies WorkerBase.run and sets its private attributes): port the "
+        "change to _ThreadSafeRun, then update this test's reference."
+    )
+
+
+def test_the_copied_run_matches_the_installed_superqt() -> None:
+    import difflib
+
+    from superqt.utils._qthreading import WorkerBase
+
+    installed = _body(WorkerBase.run)
+    diff = "\n".join(
+        difflib.unified_diff(
+            SUPERQT_WORKERBASE_RUN.splitlines(), installed.splitlines(), "copied", "installed"
+        )
+    )
+    assert installed == SUPERQT_WORKERBASE_RUN, f"{_upgrade_message('WorkerBase.run')}\n{diff}"
+    assert workers._FunctionWorker.run is workers._ThreadSafeRun.run
+    assert workers._GeneratorWorker.run is workers._ThreadSafeRun.run
+
+
+def test_the_private_attributes_the_copy_uses_exist_in_the_installed_superqt(qtbot) -> None:
+    def generator():
+        yield 1
+
+    function_worker = workers._FunctionWorker(print, "x")
+    generator_worker = workers._GeneratorWorker(generator)
+    needed = {
+        function_worker: {"_running", "_func", "_args", "_kwargs"},
+        generator_worker: {"_running", "_gen"},
+    }
+    for worker, names in needed.items():
+        missing = names - vars(worker).keys()
+        assert not missing, _upgrade_message(f"the worker attributes {sorted(missing)}")
+        for signal in ("started", "returned", "errored", "finished", "_finished"):
+            assert hasattr(worker, signal), _upgrade_message(f"the signal {signal!r}")
+        assert worker.abort_requested is False, _upgrade_message("abort_requested")
