@@ -22,3 +22,23 @@ def corpus_files() -> list[Path]:
 def corpus_id(path: Path) -> str:
     """A short test id for a corpus file."""
     return os.path.relpath(path, path.parents[1])
+
+
+def nibabel_file(name: str, folder: Path) -> Path:
+    """A scanner file from nibabel's wheel (its nicom test data: Siemens mosaics, a Philips
+    Enhanced MR), gunzipped into `folder` when packed; skips when the install lacks it."""
+    import gzip
+    import shutil
+
+    import nibabel
+    import pytest
+
+    source = Path(nibabel.__file__).parent / "nicom" / "tests" / "data" / name
+    if not source.exists():
+        pytest.skip(f"{name} is not in this nibabel install")
+    if source.suffix != ".gz":
+        return source
+    target = folder / source.stem
+    with gzip.open(source) as packed, open(target, "wb") as out:
+        shutil.copyfileobj(packed, out)
+    return target

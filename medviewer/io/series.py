@@ -177,16 +177,15 @@ def _position_keys(records: list[InstanceRecord]) -> set[tuple]:
 def _positioned_stack(records: list[InstanceRecord]) -> Stack:
     first = records[0]
     orientation = first.orientation or IDENTITY_ORIENTATION
-    sorting = sort_slices(np.array([r.position for r in records]), orientation)
-    ordered = [records[i] for i in sorting.order]
-    warnings = list(sorting.warnings)
-    step = _step_vector(sorting, orientation, first, warnings)
+    positions = np.array([r.position for r in records], dtype=float)
     spacing, spacing_warnings = _pixel_spacing(first)
-    affine = affine_from_dicom(ordered[0].position, orientation, spacing, step)
-    frames = tuple(_frame(r, 0) for r in ordered)
-    positions = np.array([r.position for r in ordered], dtype=float)
+    order, affine, warnings = _placed(positions, orientation, spacing, first)
     return Stack(
-        first.series_uid, frames, affine, tuple(warnings + spacing_warnings), positions=positions
+        first.series_uid,
+        tuple(_frame(records[i], 0) for i in order),
+        affine,
+        (*warnings, *spacing_warnings),
+        positions=positions[order],
     )
 
 
@@ -309,20 +308,30 @@ def _frame_group_stack(
         affine = affine_from_dicom(record.position or (0.0, 0.0, 0.0), orientation, spacing, None)
         return Stack(record.series_uid, tuple(chosen), affine, tuple(warnings), group.label)
     positions = geometry.positions[list(group.frames)]
+    order, affine, warnings = _placed(positions, orientation, spacing, record)
+    return Stack(
+        record.series_uid,
+        tuple(chosen[i] for i in order),
+        affine,
+        (*warnings, *spacing_warnings),
+        group.label,
+        positions=positions[order],
+    )
+
+
+def _placed(
+    positions: np.ndarray,
+    orientation: Sequence[float],
+    spacing: tuple[float, float],
+    record: InstanceRecord,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Slice order along the normal, the affine and the geometry warnings of positioned
+    frames (one stack)."""
     sorting = sort_slices(positions, orientation)
     warnings: list[str] = []
     step = _step_vector(sorting, orientation, record, warnings)
     affine = affine_from_dicom(positions[sorting.order[0]], orientation, spacing, step)
-    ordered = tuple(chosen[i] for i in sorting.order)
-    all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
-    return Stack(
-        record.series_uid,
-        ordered,
-        affine,
-        all_warnings,
-        group.label,
-        positions=positions[sorting.order],
-    )
+    return sorting.order, affine, (*sorting.warnings, *warnings)
 
 
 def _mosaic_stack(record: InstanceRecord) -> Stack:
@@ -330,21 +339,16 @@ def _mosaic_stack(record: InstanceRecord) -> Stack:
     mosaic = read_mosaic(record)
     orientation = record.orientation or IDENTITY_ORIENTATION
     positions = np.asarray(mosaic.first_position) + np.outer(np.arange(mosaic.count), mosaic.step)
-    sorting = sort_slices(positions, orientation)
-    warnings = list(mosaic.warnings)
-    step = _step_vector(sorting, orientation, record, warnings)
     spacing, spacing_warnings = _pixel_spacing(record)
-    affine = affine_from_dicom(positions[sorting.order[0]], orientation, spacing, step)
+    order, affine, warnings = _placed(positions, orientation, spacing, record)
     base = _frame(record, 0)
-    frames = tuple(replace(base, tile=int(k)) for k in sorting.order)
-    all_warnings = (*sorting.warnings, *warnings, *spacing_warnings)
     return Stack(
         record.series_uid,
-        frames,
+        tuple(replace(base, tile=int(k)) for k in order),
         affine,
-        all_warnings,
+        (*mosaic.warnings, *warnings, *spacing_warnings),
         mosaic=mosaic,
-        positions=positions[sorting.order],
+        positions=positions[order],
     )
 
 

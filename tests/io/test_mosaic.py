@@ -9,7 +9,6 @@ slices); both are compared exactly. Positions are also checked against the defin
 
 from __future__ import annotations
 
-import gzip
 import shutil
 import warnings
 from pathlib import Path
@@ -20,23 +19,14 @@ import pytest
 
 from medviewer.core.errors import LoadError
 from medviewer.io.series import find_stacks, load_series
+from tests.corpus import nibabel_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-nibabel = pytest.importorskip("nibabel")
-DATA = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
 
 
 def _file(name: str, tmp_path: Path) -> Path:
-    source = DATA / name
-    if not source.exists():
-        pytest.skip(f"{name} is not in this nibabel install")
-    if source.suffix != ".gz":
-        return source
-    target = tmp_path / source.stem
-    with gzip.open(source) as packed, open(target, "wb") as out:
-        shutil.copyfileobj(packed, out)
-    return target
+    return nibabel_file(name, tmp_path)
 
 
 def _nibabel(path: Path):

@@ -9,8 +9,6 @@ in exactly one stack.
 
 from __future__ import annotations
 
-import gzip
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from medviewer.core.geometry import slice_normal
 from medviewer.io.series import find_stacks, load_series
+from tests.corpus import nibabel_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -242,23 +241,9 @@ def test_orientations_differing_by_rounding_stay_one_stack(tmp_path: Path) -> No
     assert len(find_stacks(path)[0]) == 1
 
 
-def _nibabel_file(name: str, tmp_path: Path) -> Path:
-    nibabel = pytest.importorskip("nibabel")
-    folder = Path(nibabel.__file__).parent / "nicom" / "tests" / "data"
-    source = folder / name
-    if not source.exists():
-        pytest.skip(f"{name} is not in this nibabel install")
-    if source.suffix != ".gz":
-        return source
-    target = tmp_path / source.stem
-    with gzip.open(source) as packed, open(target, "wb") as out:
-        shutil.copyfileobj(packed, out)
-    return target
-
-
 def test_philips_enhanced_mr_from_nibabel_frame_by_frame(tmp_path: Path) -> None:
     # A scanner's Enhanced MR (Philips, 176 frames, Stack ID and In-Stack Position dimensions).
-    path = _nibabel_file("philips_mprage.dcm.gz", tmp_path)
+    path = nibabel_file("philips_mprage.dcm.gz", tmp_path)
     ds = pydicom.dcmread(path)
     stacks, _ = find_stacks(path)
     assert len(stacks) == 1 and stacks[0].label == ""
