@@ -940,7 +940,9 @@ def corner_text(view: SliceView) -> dict[str, list[str]]:
         "bottom_left": [
             *progress,
             f"Im {state.index + 1}/{state.count}",
-            f"Pos {fmt.length_mm(slice_position_mm(view.plane_slice.affine))} mm",
+            # a slice position means nothing on an image without patient position
+            *([f"Pos {fmt.length_mm(slice_position_mm(view.plane_slice.affine))} mm"]
+              if meta.positioned else []),
         ],
         "bottom_right": [
             display_text(meta, state) + (" inv" if state.invert else ""),

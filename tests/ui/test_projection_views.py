@@ -67,6 +67,7 @@ def test_a_radiograph_shows_patient_orientation_letters_and_no_plane(qtbot, tmp_
     np.testing.assert_array_equal(view.plane_slice.image, pydicom.dcmread(path).pixel_array)
     assert view.annotations.letters == {"left": "R", "right": "L", "top": "H", "bottom": "F"}
     assert corner_text(view)["top_right"][-1] == "DX"
+    assert corner_text(view)["bottom_left"] == ["Im 1/1"]  # no slice position to give
 
 
 def test_a_radiograph_without_patient_orientation_has_no_letters(qtbot, tmp_path) -> None:
