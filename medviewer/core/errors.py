@@ -27,7 +27,3 @@ class ModelCardError(MedviewerError):
 
 class InferenceError(MedviewerError):
     """A model run failed."""
-
-
-class ExportError(MedviewerError):
-    """A report or DICOM export failed; nothing partial was left behind."""

@@ -473,10 +473,6 @@ class FindingsModel:
         found = [r for k, r in self._results.items() if k[0] == series_uid]
         return sorted(found, key=lambda r: r.prediction.created, reverse=True)
 
-    def has_series(self, series_uid: str) -> bool:
-        """True when some result of the series is held."""
-        return any(k[0] == series_uid for k in self._results)
-
     def __len__(self) -> int:
         return len(self._results)
 

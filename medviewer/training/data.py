@@ -9,7 +9,7 @@ will see in the viewer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -70,15 +70,6 @@ def choose_slices(case: phantom.ChestCase, count: int, seed: int) -> list[int]:
     rest = np.setdiff1d(np.arange(zs.size), np.fromiter(picked, int, len(picked)))
     picked.update(rng.choice(rest, min(count - len(picked), rest.size), replace=False).tolist())
     return sorted(int(k) for k in picked)
-
-
-@dataclass
-class SliceSet:
-    """2D CT samples: images, label maps and per-slice nodule presence."""
-
-    images: np.ndarray  # float16 [n, H, W] (padded/cropped to a common size)
-    labels: np.ndarray  # uint8 [n, H, W]
-    seeds: np.ndarray  # int [n]: the phantom seed of each slice
 
 
 def ct_case_slices(seed: int, spec: InputSpec, count: int) -> tuple[np.ndarray, np.ndarray]:
