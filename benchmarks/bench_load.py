@@ -111,7 +111,7 @@ before = hwm()
 volume = series.load_series(sys.argv[1])
 after = hwm()
 pool = decoder_pool._POOL
-workers = [hwm(w.proc.pid) for w in (pool._all if pool else []) if w.alive]
+workers = [hwm(w.proc.pid) for w in (pool.workers if pool else ())]
 print(json.dumps({"before": before, "after": after, "nbytes": volume.array.nbytes,
                   "before_pydicom": before_pydicom,
                   "dtype": str(volume.array.dtype), "workers": workers}))

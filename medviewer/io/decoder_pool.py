@@ -90,6 +90,11 @@ class DecoderPool:
         self._lock = threading.Lock()
         self._all: list[DecoderProcess] = []
 
+    @property
+    def workers(self) -> tuple[DecoderProcess, ...]:
+        """The processes started so far that still run (for status and memory figures)."""
+        return tuple(w for w in self._all if w.alive)
+
     def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
         """Decode `frames` of one file on an idle worker (blocking while all are busy)."""
         return self.call("decode_frames", path, member, frames)

@@ -46,7 +46,7 @@ def test_a_frozen_style_worker_decodes_jpeg_2000(
     try:
         path = str(written.paths[0])
         frames = pool.decode(path, "", [0])
-        assert pool._all[0].proc.args == [str(SCRIPT), "--medviewer-decode-worker"]
+        assert pool.workers[0].proc.args == [str(SCRIPT), "--medviewer-decode-worker"]
     finally:
         pool.close()
     expected = pydicom.dcmread(path).pixel_array
