@@ -79,6 +79,15 @@ def read_mosaic(record: InstanceRecord) -> Mosaic:
     except Exception as exc:  # noqa: BLE001 - deep nesting, damage: said with the file
         reason = NESTED_TOO_DEEP if isinstance(exc, RecursionError) else f"{exc}"
         raise LoadError(f"{record.location}: cannot read the mosaic header: {reason}") from None
+    try:
+        return _mosaic(ds, record)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise LoadError(
+            f"{record.location}: cannot read the mosaic header: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _mosaic(ds: Any, record: InstanceRecord) -> Mosaic:
     csa = _csa_image_header(ds)
     count = _count(ds, csa, record)
     side = math.ceil(math.sqrt(count))

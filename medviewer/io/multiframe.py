@@ -88,6 +88,16 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
     except Exception as exc:  # noqa: BLE001 - deep nesting, damage: said with the file
         reason = NESTED_TOO_DEEP if isinstance(exc, RecursionError) else f"{exc}"
         raise LoadError(f"{record.location}: cannot read the frame geometry: {reason}") from None
+    try:
+        return _frame_geometry(ds, record)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # a damaged functional group (a list where one number belongs, text in a number)
+        raise LoadError(
+            f"{record.location}: cannot read the frame geometry: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _frame_geometry(ds: Any, record: InstanceRecord) -> FrameGeometry:
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
     if len(per_frame) != record.frames:

@@ -17,6 +17,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from medviewer.core.errors import LoadError
 from medviewer.core.geometry import slice_normal
 from medviewer.io.series import find_stacks, load_series
 from tests.corpus import nibabel_file
@@ -258,3 +259,17 @@ def test_philips_enhanced_mr_from_nibabel_frame_by_frame(tmp_path: Path) -> None
         np.testing.assert_allclose(volume.affine @ [0, 0, k, 1], [*position, 1], atol=1e-3)
         if k % 25 == 0:
             np.testing.assert_allclose(volume.array[k], pixels[frame] * slope, rtol=1e-6)
+
+
+def test_a_malformed_per_frame_value_is_a_load_error_with_the_file(tmp_path: Path) -> None:
+    # Referenced Segment Number is one US; a damaged file holds two (or text where a number
+    # belongs): the file is refused with its path, never a TypeError out of the scan.
+    frames = [{"position": (0.0, 0.0, 2.0 * z), "segment": 1} for z in range(3)]
+    path = tmp_path / "damaged.dcm"
+    _enhanced(path, frames)
+    ds = pydicom.dcmread(path)
+    item = ds.PerFrameFunctionalGroupsSequence[1].SegmentIdentificationSequence[0]
+    item.ReferencedSegmentNumber = [1, 2]
+    ds.save_as(path)
+    with pytest.raises(LoadError, match=r"damaged\.dcm: cannot read the frame geometry"):
+        find_stacks(path)
