@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,6 @@ for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
 
 from medviewer.demo import DEMO_SEED, DemoData, write_demo_data  # noqa: E402 (after the env)
 from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series  # noqa: E402 (after the env)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pydicom_corpus_warnings() -> None:
-    """pydicom warns on the deliberately odd files of its corpus; that is not our failure."""
-    warnings.filterwarnings("ignore", module="pydicom")
 
 
 @pytest.fixture
