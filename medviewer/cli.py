@@ -477,28 +477,20 @@ def write_prediction(prediction: Any, out: Path, deid: Any = None) -> dict[str, 
     written, so a failure leaves `out` as it was; what killed runs left in `out` is removed
     first. With `deid` (a Deidentifier), result.json is de-identified with it.
     """
-    import shutil
-    import tempfile
-
-    from medviewer.report.files import remove_stale_staging, staging_prefix
+    from medviewer.core.staging import StagingFolder
     from medviewer.report.tabular import write_volume
 
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(out)
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out))
-    try:
+    with StagingFolder(out) as staging:
         result = prediction.to_json() if deid is None else deid.document(prediction.to_json())
         arrays = {"labels.nii.gz": prediction.label_map, "heatmap.nii.gz": prediction.heatmap,
                   "probabilities.nii.gz": prediction.probabilities}
         for name, array in arrays.items():
             if array is not None:
-                write_volume(array, prediction.affine, staging / name)
+                write_volume(array, prediction.affine, staging.path / name)
                 result.setdefault("files", []).append(name)
-        (staging / "result.json").write_text(json.dumps(result, indent=2))
-        for item in sorted(staging.iterdir(), key=lambda p: p.name == "result.json"):
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging.path / "result.json").write_text(json.dumps(result, indent=2))
+        written = sorted(staging.path.iterdir(), key=lambda p: p.name == "result.json")
+        staging.move_into_place([(item, out / item.name) for item in written])
     return result
 
 

@@ -9,8 +9,9 @@ study as DICOM, and the truth beside them::
     OUT/truth/truth.json                   nodules and classes, keyed by SeriesInstanceUID
 
 Everything is deterministic from the seed and entirely synthetic: no patient data. Writing is
-all or nothing (a hidden staging folder renamed into place). :func:`demo_folder` is what
-``medviewer --demo`` opens: the DICOM part of the demo, written once to the user cache.
+all or nothing (a hidden staging folder renamed into place: :mod:`medviewer.core.staging`).
+:func:`demo_folder` is what ``medviewer --demo`` opens: the DICOM part of the demo, written once
+to the user cache.
 
 No Qt and no torch here.
 """
@@ -19,14 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from medviewer.core.staging import staged_folder
 from medviewer.io.synthetic import AXIAL, CT_IMAGE_STORAGE, DX_STORAGE, uid
 from medviewer.phantom import (
     NODULE,
@@ -153,18 +153,10 @@ def write_demo_data(out: str | os.PathLike[str], seed: int = DEMO_SEED, cases: i
         raise ValueError(f"need seed >= 0 and cases >= 1, got seed={seed}, cases={cases}")
     out = Path(out).absolute()
     _refuse_existing(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden folder beside `out`, on the same file system, so the final rename is atomic;
-    # `out` itself is made inside it (not by mkdtemp) to get the usual permissions.
-    hidden = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    staging = hidden / out.name
-    try:
-        staging.mkdir()
+    with staged_folder(out) as staging:  # renamed onto `out` (if empty) once all is written
         series, truth = _write_patients(staging, seed, cases)
         _write_json(staging / "truth" / "truth.json", truth)
-        _move_into_place(staging, out)
-    finally:
-        shutil.rmtree(hidden, ignore_errors=True)
+        _refuse_existing(out)
     return DemoData(out, tuple(_relocated(s, staging, out) for s in series))
 
 
@@ -185,13 +177,6 @@ def _write_patients(
 def _refuse_existing(out: Path) -> None:
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not empty; choose a new or empty folder")
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    _refuse_existing(out)
-    if out.exists():
-        out.rmdir()
-    os.replace(staging, out)
 
 
 def _relocated(series: DemoSeries, staging: Path, out: Path) -> DemoSeries:

@@ -281,7 +281,7 @@ def _age(path: Path, seconds: float) -> None:
 def test_a_run_killed_while_staging_is_cleaned_up_by_the_next(
     tmp_path: Path, oblique_ct, where: str
 ) -> None:
-    from medviewer.report.files import staging_prefix
+    from medviewer.core.staging import staging_prefix
 
     folder, truth = oblique_ct
     model = make_card(tmp_path / "model", ThresholdSegmenter(float(np.median(truth.values))),

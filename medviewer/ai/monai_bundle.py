@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from medviewer.ai.model_card import (
 from medviewer.ai.safe_archive import check_inside
 from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
+from medviewer.core.staging import staged_folder
 
 METADATA = Path("configs") / "metadata.json"
 INFERENCE_CONFIGS = ("inference.json", "inference.yaml", "inference.yml")
@@ -172,8 +172,9 @@ def import_monai_bundle(
     """Import a MONAI bundle into a new card folder ``dest``.
 
     The card is validated first; ``model.ts`` (and ``docs/README.md``, ``docs/license.txt``
-    when present) is copied and ``model.json`` written in a temporary sibling folder that is
-    renamed to ``dest`` at the end, so a failure leaves no partial ``dest``.
+    when present) is copied and ``model.json`` written in a hidden staging folder beside it that
+    is renamed to ``dest`` at the end (:func:`medviewer.core.staging.staged_folder`), so a
+    failure leaves no partial ``dest``.
 
     Parameters
     ----------
@@ -203,20 +204,13 @@ def import_monai_bundle(
         raise ModelCardError(f"{dest}: already exists; the bundle was not imported")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-        )
     except OSError as exc:
         raise ModelCardError(f"{dest}: cannot create the model folder: {exc}") from None
     try:
-        _write_card_folder(root, card, staging, docs)
-        if dest.exists():
-            dest.rmdir()
-        os.replace(staging, dest)
+        with staged_folder(dest) as staging:
+            _write_card_folder(root, card, staging, docs)
     except OSError as exc:
         raise ModelCardError(f"{dest}: cannot write the imported model: {exc}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return load_card(dest), warnings
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from medviewer.ai.model_card import CARD_FILE, ModelCard, load_card
 from medviewer.ai.monai_bundle import import_monai_bundle, is_monai_bundle
 from medviewer.ai.weights import validate_model
 from medviewer.core.errors import ModelCardError
+from medviewer.core.staging import StagingFolder
 from medviewer.resources import models_dir
 
 SOURCES = ("bundled", "user", "path")
@@ -195,12 +195,9 @@ class ModelRegistry:
         if card is not None:
             validate_model(card)
             self._check_free(card.id, replace)
-        stage = self._stage_root()
-        try:
-            staged, warnings = _stage(source, card, bundle, stage / "model")
-            target = self._install(staged, stage, replace)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
+        with self._staging() as staging:
+            staged, warnings = _stage(source, card, bundle, staging.path / "model")
+            target = self._install(staged, staging, replace)
         return ModelEntry(card=load_card(target), folder=target, source="user"), warnings
 
     def _source_card(self, source: Path) -> tuple[ModelCard | None, bool]:
@@ -232,40 +229,25 @@ class ModelRegistry:
             )
         return conflicts
 
-    def _stage_root(self) -> Path:
-        """A hidden temporary folder inside the user folder (same file system: renames work)."""
+    def _staging(self) -> StagingFolder:
+        """A hidden staging folder inside the user folder (same file system: renames work)."""
         try:
-            self.user.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=".adding-", dir=self.user))
+            return StagingFolder(self.user)
         except OSError as exc:
             raise ModelCardError(
                 f"{self.user}: cannot write the user models folder: {exc}"
             ) from None
 
-    def _install(self, staged: ModelCard, stage: Path, replace: bool) -> Path:
-        """Move the staged folder to ``<user>/<id>``, moving replaced folders aside first."""
+    def _install(self, staged: ModelCard, staging: StagingFolder, replace: bool) -> Path:
+        """Move the staged folder to ``<user>/<id>``; the folders it replaces go (and come back
+        if it cannot be moved in)."""
         conflicts = self._check_free(staged.id, replace)
         target = self.user / staged.id
-        moved: list[tuple[Path, Path]] = []
         try:
-            for index, folder in enumerate(conflicts):
-                backup = stage / f"replaced-{index}"
-                os.replace(folder, backup)
-                moved.append((folder, backup))
-            os.replace(staged.folder, target)
+            staging.move_into_place([(staged.folder, target)], replacing=conflicts)
         except OSError as exc:
-            _restore(moved)
             raise ModelCardError(f"{target}: cannot install the model: {exc}") from None
-        except BaseException:
-            _restore(moved)
-            raise
         return target
-
-
-def _restore(moved: list[tuple[Path, Path]]) -> None:
-    """Put replaced model folders back where they were (after a failed install)."""
-    for folder, backup in reversed(moved):
-        os.replace(backup, folder)
 
 
 def _cards_in(root: Path, problems: list[tuple[Path, str]]) -> list[tuple[Path, ModelCard]]:

@@ -1405,6 +1405,6 @@ def test_models_add_installs_the_copy_it_checked(
 
     monkeypatch.setattr(registry_module, "_copy_card_folder", copy_other_bytes)
     _assert_add_refused(tmp_path, folder, re.escape(str(tmp_path / "user")) + (
-        r"/\.adding-[^/]+/model/model\.ts \(evil-clean/code/__torch__/tests/ai/tiny_models\.py"
+        r"/\.partial-[^/]+/model/model\.ts \(evil-clean/code/__torch__/tests/ai/tiny_models\.py"
         r"\): refused: line \d+ names 'aten::from_file', which maps any file.*"))
     assert not marker.exists()
