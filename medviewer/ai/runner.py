@@ -17,7 +17,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from medviewer.ai.statistics import postprocess_labels, segment_statistics
 from medviewer.ai.transforms import ModelGrid, apply_intensity, check_channels, model_grid_for
 from medviewer.ai.weights import Network, load_network
 from medviewer.core.errors import CancelledError, InferenceError
+from medviewer.core.findings import now_iso
 from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class _Run:
             task=self.card.task,
             device=describe_device(self.network.device),
             seconds=seconds,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            created=now_iso(),
             series_uid=self.volume.metadata.series_uid,
             affine=self.volume.affine.copy(),
             shape=self.volume.shape,
