@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medviewer.ai.applicability import check_applicable
 from medviewer.ai.device import (
     autocast_dtype,
     available_devices,
@@ -32,7 +33,7 @@ from medviewer.ai.device import (
 from medviewer.ai.model_card import IntensityOp, ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
 from medviewer.ai.statistics import postprocess_labels, segment_statistics
-from medviewer.ai.transforms import ModelGrid, apply_intensity, check_channels, model_grid_for
+from medviewer.ai.transforms import ModelGrid, apply_intensity, model_grid_for
 from medviewer.ai.weights import Network, load_network
 from medviewer.core.errors import CancelledError, InferenceError
 from medviewer.core.findings import now_iso
@@ -92,24 +93,11 @@ class Runner:
         return load_network(self.card, self.device)
 
     def check(self, volume: Volume) -> list[str]:
-        """Check that `volume` suits the card; returns warnings, raises InferenceError if not."""
-        card = self.card
-        modality = volume.metadata.modality.upper()
-        warnings: list[str] = []
-        if not modality:
-            warnings.append(f"the series has no modality; {card.id} is for "
-                            f"{'/'.join(card.modalities)}")
-        elif modality not in card.modalities:
-            raise InferenceError(
-                f"{card.name} is for {'/'.join(card.modalities)} images; this series is {modality}"
-            )
-        check_channels(volume.array, card.input.channels)
-        if card.input.dims == 3 and min(volume.shape) < 2:
-            raise InferenceError(f"{card.name} is a 3D model; this series is a single image")
-        if not volume.metadata.positioned:
-            warnings.append("the series has no patient orientation: the model sees the pixel "
-                            "array as stored (rows toward P, columns toward L)")
-        return warnings
+        """Check that `volume` suits the card; returns warnings, raises InferenceError if not.
+
+        See :func:`medviewer.ai.applicability.check_applicable`.
+        """
+        return check_applicable(self.card, volume)
 
     def run(
         self,
