@@ -22,6 +22,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medviewer.ai.applicability import check_applicable
+from medviewer.ai.decisions import (
+    activate,
+    aggregate,
+    check_output,
+    decide_classes,
+    decide_labels,
+    expected_channels,
+    label_dtype,
+    labels_on_cpu,
+    target_index,
+)
 from medviewer.ai.device import (
     autocast_dtype,
     available_devices,
@@ -242,23 +253,15 @@ class _Run:
         """
         assert self.grid is not None
         if not self.grid.resampled:
-            import torch
+            return self.grid.to_volume(decide_labels(probabilities, self.card), linear=False)
+        return decide_labels(self._channels_on_volume(probabilities), self.card)
 
-            labels = _labels_torch(torch.from_numpy(probabilities), self.card).numpy()
-            return self.grid.to_volume(labels.astype(_label_dtype(self.card)), linear=False)
-        card = self.card
-        order = sorted(card.output.labels)
-        sigmoid = card.output.activation == "sigmoid"
-        best = np.full(self.volume.shape, card.output.threshold if sigmoid else -np.inf,
-                       np.float32)
-        labels = np.zeros(self.volume.shape, _label_dtype(card))
-        for channel in range(probabilities.shape[0]):
+    def _channels_on_volume(self, probabilities: np.ndarray) -> Iterator[np.ndarray]:
+        """Each model-grid probability channel resampled linearly onto the volume grid."""
+        assert self.grid is not None
+        for channel in probabilities:
             self._check_cancel()
-            value = self.grid.to_volume(probabilities[channel], linear=True)
-            wins = value >= best if sigmoid else value > best
-            labels[wins] = order[channel] if sigmoid else channel
-            best = np.maximum(best, value)
-        return labels
+            yield self.grid.to_volume(channel, linear=True)
 
     def _postprocess(self, labels: np.ndarray) -> np.ndarray:
         ops = self.card.output.postprocess
@@ -271,13 +274,14 @@ class _Run:
 
         Labels are decided per batch on the device when `probabilities` is False.
         """
-        channels = _expected_channels(self.card)[0]
-        shape = (channels, *image.shape[1:]) if probabilities else tuple(image.shape[1:])
-        out = np.empty(shape, dtype=np.float32 if probabilities else _label_dtype(self.card))
+        card = self.card
+        spatial = tuple(image.shape[1:])
+        shape = (expected_channels(card)[0], *spatial) if probabilities else spatial
+        out = np.empty(shape, dtype=np.float32 if probabilities else label_dtype(card))
 
         def store(k0: int, k1: int, output: torch.Tensor) -> None:
-            dense = _activate(output, self.card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
-            out[..., k0:k1] = (dense if probabilities else _labels_torch(dense, self.card)).numpy()
+            dense = activate(output, card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
+            out[..., k0:k1] = dense.numpy() if probabilities else labels_on_cpu(dense, card)
 
         yield from self._slice_batches(image, "segmenting", store, keep_on_device=True)
         return out
@@ -287,8 +291,8 @@ class _Run:
     ) -> Generator[Progress, None, np.ndarray]:
         output = yield from self._volume_output(image, "segmenting")
         self._check_output(output, dense=True, spatial=tuple(image.shape[1:]))
-        dense = _activate(output, self.card, dense=True)[0]
-        return (dense if probabilities else _labels_torch(dense, self.card)).cpu().numpy()
+        dense = activate(output, self.card, dense=True)[0]
+        return dense.cpu().numpy() if probabilities else labels_on_cpu(dense, self.card)
 
     # ------------------------------------------------------------------ classification
 
@@ -298,18 +302,19 @@ class _Run:
             parts: list[np.ndarray] = []
             yield from self._slice_batches(
                 image, "classifying",
-                lambda _k0, _k1, output: parts.append(_activate(output, card, dense=False).numpy()),
+                lambda _k0, _k1, output: parts.append(activate(output, card, dense=False).numpy()),
             )
             per_sample = np.concatenate(parts)  # [d2, K]
         else:
             output = yield from self._volume_output(image, "classifying")
             self._check_output(output, dense=False, spatial=())
-            per_sample = _activate(output, card, dense=False).cpu().numpy()
-        overall = _aggregate(per_sample)
+            per_sample = activate(output, card, dense=False).cpu().numpy()
+        overall = aggregate(per_sample)
         fields: dict[str, Any] = {
-            "classes": {name: float(p) for name, p in zip(_class_names(card), overall, strict=True)}
+            "classes": {name: float(p) for name, p in zip(card.output.classes, overall,
+                                                           strict=True)},
+            "decision": decide_classes(overall, card),
         }
-        fields["decision"] = _decision(overall, card)
         if card.input.dims == 2 and per_sample.shape[0] > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
@@ -332,7 +337,7 @@ class _Run:
         if self.network.module is None:
             self.warnings.append("no heatmap: Grad-CAM needs an eager network (safetensors)")
             return {}
-        target = _target_index(card, overall, self.target_class)
+        target = target_index(card, overall, self.target_class)
         if card.input.dims == 2:
             cams = []
             for _k0, k1, batch in self._batches(image):
@@ -347,7 +352,7 @@ class _Run:
         peak = float(heatmap.max())
         if peak > 0:
             heatmap /= peak
-        return {"heatmap": heatmap, "heatmap_class": _class_names(card)[target]}
+        return {"heatmap": heatmap, "heatmap_class": card.output.classes[target]}
 
     # ------------------------------------------------------------------ running the network
 
@@ -574,20 +579,7 @@ class _Run:
         return batch.to(device)
 
     def _check_output(self, output: torch.Tensor, *, dense: bool, spatial: tuple[int, ...]) -> None:
-        expected = _expected_channels(self.card)
-        got = tuple(output.shape)
-        if dense and (len(got) != 2 + len(spatial) or got[2:] != spatial):
-            raise InferenceError(
-                f"{self.card.name}: output shape {got} does not match its input grid {spatial}"
-            )
-        if not dense and (len(got) < 2 or any(n != 1 for n in got[2:])):
-            raise InferenceError(f"{self.card.name}: a classifier must output [batch, classes], "
-                                 f"got {got}")
-        if got[1] not in expected:
-            raise InferenceError(
-                f"{self.card.name}: output has {got[1]} channels, the card expects "
-                f"{' or '.join(str(n) for n in expected)}"
-            )
+        check_output(self.card, tuple(output.shape), dense=dense, spatial=spatial)
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():
@@ -626,107 +618,6 @@ def _window_batches(shape: tuple[int, ...], card: ModelCard, batch: int) -> int:
         interval = max(1, int(patch * (1 - card.input.overlap)))
         windows *= math.ceil((size - patch) / interval) + 1
     return max(1, math.ceil(windows / max(1, batch)))
-
-
-def _activate(output: torch.Tensor, card: ModelCard, *, dense: bool) -> torch.Tensor:
-    """Probabilities from raw outputs: ``[B, K, ...]`` (dense) or ``[B, classes]``."""
-    import torch
-
-    if not dense:
-        output = output.reshape(output.shape[0], output.shape[1])
-    activation = card.output.activation
-    if activation == "softmax":
-        return torch.softmax(output, dim=1)
-    if activation == "sigmoid":
-        probabilities = torch.sigmoid(output)
-        if not dense and output.shape[1] == 1 and len(card.output.classes) == 2:
-            return torch.cat([1 - probabilities, probabilities], dim=1)
-        return probabilities
-    return output
-
-
-def _label_dtype(card: ModelCard) -> type[np.unsignedinteger]:
-    return np.uint8 if max(card.output.labels) < 256 else np.uint16
-
-
-def _labels_torch(probabilities: torch.Tensor, card: ModelCard) -> torch.Tensor:
-    """Labels ``[...]`` on the CPU from ``[K, ...]`` probabilities (decided on their device)."""
-    import torch
-
-    if probabilities.device.type == "cpu":
-        # torch's CPU argmax over a leading dim is ~10x slower than K contiguous passes.
-        return torch.from_numpy(_labels_numpy(probabilities.numpy(), card))
-    if card.output.activation == "sigmoid":
-        above = probabilities >= card.output.threshold
-        best = torch.where(above, probabilities, -1.0).argmax(dim=0)
-        lookup = torch.tensor(sorted(card.output.labels), device=probabilities.device)
-        labels = torch.where(above.any(dim=0), lookup[best], 0)
-    else:
-        labels = probabilities.argmax(dim=0)
-    dtype = torch.uint8 if _label_dtype(card) is np.uint8 else torch.int32
-    return labels.to(dtype).cpu()
-
-
-def _labels_numpy(probabilities: np.ndarray, card: ModelCard) -> np.ndarray:
-    """Labels from ``[K, ...]`` probabilities in K passes (ties go to the lower channel)."""
-    sigmoid = card.output.activation == "sigmoid"
-    order = sorted(card.output.labels)
-    labels = np.zeros(probabilities.shape[1:], _label_dtype(card))
-    best = probabilities[0].copy()
-    if sigmoid:
-        labels[best >= card.output.threshold] = order[0]
-        best = np.maximum(best, np.float32(card.output.threshold))
-    for channel in range(1, probabilities.shape[0]):
-        value = probabilities[channel]
-        wins = value >= best if sigmoid else value > best
-        labels[wins] = order[channel] if sigmoid else channel
-        np.maximum(best, value, out=best)
-    return labels
-
-
-def _aggregate(per_sample: np.ndarray) -> np.ndarray:
-    """Series-level probabilities: first class the min over samples, the others the max."""
-    if per_sample.shape[0] == 1:
-        return per_sample[0]
-    overall = per_sample.max(axis=0)
-    overall[0] = per_sample[:, 0].min()
-    return overall
-
-
-def _decision(overall: np.ndarray, card: ModelCard) -> tuple[str, ...]:
-    names = _class_names(card)
-    if len(names) == 2:
-        return (names[1],) if overall[1] >= card.output.threshold else (names[0],)
-    if card.output.activation == "sigmoid":
-        return tuple(n for n, p in zip(names, overall, strict=True) if p >= card.output.threshold)
-    return (names[int(np.argmax(overall))],)
-
-
-def _target_index(card: ModelCard, overall: np.ndarray, target: str | int | None) -> int:
-    names = _class_names(card)
-    if target is None:
-        return 0 if len(names) == 1 else 1 + int(np.argmax(overall[1:]))
-    if isinstance(target, str):
-        if target not in names:
-            raise InferenceError(f"unknown class {target!r}: the model has {', '.join(names)}")
-        return names.index(target)
-    if not 0 <= target < len(names):
-        raise InferenceError(f"class index {target} out of range 0..{len(names) - 1}")
-    return int(target)
-
-
-def _class_names(card: ModelCard) -> tuple[str, ...]:
-    return tuple(card.output.classes)
-
-
-def _expected_channels(card: ModelCard) -> tuple[int, ...]:
-    """Output channel counts the card allows (the first is the canonical one)."""
-    out = card.output
-    if card.task == "segmentation":
-        return (len(out.labels) + (0 if out.activation == "sigmoid" else 1),)
-    if out.activation == "sigmoid" and len(out.classes) == 2:
-        return (2, 1)
-    return (len(out.classes),)
 
 
 def warm_up() -> list[tuple[str, str]]:
