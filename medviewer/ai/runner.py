@@ -280,7 +280,7 @@ class _Run:
 
         def store(k0: int, k1: int, output: torch.Tensor) -> None:
             dense = activate(output, card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
-            out[..., k0:k1] = dense.numpy() if probabilities else labels_on_cpu(dense, card)
+            out[..., k0:k1] = dense.cpu().numpy() if probabilities else labels_on_cpu(dense, card)
 
         yield from self.inference.slice_batches(model_input, "segmenting", store,
                                                 keep_on_device=True)
