@@ -49,6 +49,7 @@ ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 ARCHITECTURE_PREFIXES = ("monai.networks.nets.", "medviewer.ai.nets.")
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 INTENSITY_OPS = ("clip", "scale_range", "percentile_scale", "zscore", "linear")
+#: Label post-processing ops a card may name (:func:`medviewer.ai.statistics.postprocess_labels`).
 POSTPROCESS_OPS = ("largest_component", "fill_holes")
 EXPLAIN_METHODS = ("gradcam", "gradcampp")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

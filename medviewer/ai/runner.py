@@ -6,48 +6,56 @@ on the volume (MONAI sliding-window inference with Gaussian blending when the ca
 size), and maps every output back onto the volume's own grid. It checks the cancel callable
 between batches and windows; a cancelled run raises CancelledError and returns nothing.
 
+This module orchestrates; the parts live beside it: :mod:`~medviewer.ai.applicability` (does the
+model suit the series), :mod:`~medviewer.ai.prepare` (the input tensor and its intensity ops),
+:mod:`~medviewer.ai.inference` (the network over batches, windows and out-of-memory fallbacks),
+:mod:`~medviewer.ai.decisions` (probabilities, labels and classes from the raw output) and
+:mod:`~medviewer.ai.statistics` (post-processing and measurements).
+
 The GUI wraps ``run()`` in a worker unchanged; the CLI drains it with :func:`run_to_end`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medviewer.ai.device import (
-    autocast_dtype,
-    available_devices,
-    cap_cpu_threads,
-    describe_device,
-    is_out_of_memory,
-    resolve_device,
+from medviewer.ai.applicability import check_applicable
+from medviewer.ai.decisions import (
+    activate,
+    aggregate,
+    check_output,
+    decide_classes,
+    decide_labels,
+    expected_channels,
+    label_dtype,
+    labels_on_cpu,
+    target_index,
 )
-from medviewer.ai.model_card import IntensityOp, ModelCard
+from medviewer.ai.device import available_devices, cap_cpu_threads, describe_device, resolve_device
+from medviewer.ai.inference import (
+    EXPLAIN_SHARE,
+    INFER_END,
+    CancelCheck,
+    Inference,
+    default_batch,
+)
+from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
+from medviewer.ai.prepare import ModelInput, prepare_input
 from medviewer.ai.statistics import postprocess_labels, segment_statistics
-from medviewer.ai.transforms import ModelGrid, apply_intensity, check_channels, model_grid_for
+from medviewer.ai.transforms import ModelGrid, model_grid_for
 from medviewer.ai.weights import Network, load_network
-from medviewer.core.errors import CancelledError, InferenceError
+from medviewer.core.findings import now_iso
 from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
     import torch
 
-CancelCheck = Callable[[], bool]
 RunGenerator = Generator[Progress, None, Prediction]
-
-_POINTWISE_OPS = frozenset({"clip", "scale_range", "linear"})
-# Fractions of a run: [0, _INFER_START) loading and preparing, then inference, then finishing.
-_INFER_START = 0.05
-_INFER_END = 0.9
 
 
 class Runner:
@@ -92,24 +100,11 @@ class Runner:
         return load_network(self.card, self.device)
 
     def check(self, volume: Volume) -> list[str]:
-        """Check that `volume` suits the card; returns warnings, raises InferenceError if not."""
-        card = self.card
-        modality = volume.metadata.modality.upper()
-        warnings: list[str] = []
-        if not modality:
-            warnings.append(f"the series has no modality; {card.id} is for "
-                            f"{'/'.join(card.modalities)}")
-        elif modality not in card.modalities:
-            raise InferenceError(
-                f"{card.name} is for {'/'.join(card.modalities)} images; this series is {modality}"
-            )
-        check_channels(volume.array, card.input.channels)
-        if card.input.dims == 3 and min(volume.shape) < 2:
-            raise InferenceError(f"{card.name} is a 3D model; this series is a single image")
-        if not volume.metadata.positioned:
-            warnings.append("the series has no patient orientation: the model sees the pixel "
-                            "array as stored (rows toward P, columns toward L)")
-        return warnings
+        """Check that `volume` suits the card; returns warnings, raises InferenceError if not.
+
+        See :func:`medviewer.ai.applicability.check_applicable`.
+        """
+        return check_applicable(self.card, volume)
 
     def run(
         self,
@@ -154,7 +149,7 @@ def run_to_end(
 
 
 class _Run:
-    """One run's state: the card, the volume, the grid, the network and what it found."""
+    """One run's orchestration: check, load, prepare, infer, decide, measure, report."""
 
     def __init__(
         self,
@@ -171,10 +166,8 @@ class _Run:
         self.target_class = target_class
         self.keep_probabilities = keep_probabilities
         self.warnings: list[str] = []
-        self.network: Network | None = None
-        self.batch = 0
+        self.inference: Inference | None = None
         self.grid: ModelGrid | None = None
-        self.sample_ops: tuple[IntensityOp, ...] = ()
 
     # ------------------------------------------------------------------ the steps
 
@@ -182,28 +175,32 @@ class _Run:
         started = time.perf_counter()
         self.warnings.extend(self.runner.check(self.volume))
         yield Progress(0.0, f"loading {self.card.name}")
-        self.network = self.runner.load()
-        self.batch = self.runner.batch_size or _default_batch(self.card, self.network.device)
-        self._check_cancel()
+        network = self.runner.load()
+        batch = self.runner.batch_size or default_batch(self.card, network.device)
+        inference = self.inference = Inference(
+            self.card, network, batch, cancel=self.cancel, cpu_threads=self.runner.cpu_threads,
+            warnings=self.warnings,
+        )
+        inference.check_cancel()
         yield Progress(0.02, "preparing the image")
         self.grid = model_grid_for(self.volume.affine, self.volume.shape, self.card.input)
-        image = self._input_tensor(self.grid.to_model(self.volume.array))
-        self._check_cancel()
+        model_input = prepare_input(self.grid.to_model(self.volume.array), self.card)
+        inference.check_cancel()
         if self.card.task == "segmentation":
-            fields = yield from self._segment(image)
+            fields = yield from self._segment(model_input)
         else:
-            fields = yield from self._classify(image)
+            fields = yield from self._classify(model_input)
         yield Progress(1.0, "done")
         return self._prediction(fields, time.perf_counter() - started)
 
     def _prediction(self, fields: dict[str, Any], seconds: float) -> Prediction:
-        assert self.network is not None
+        assert self.inference is not None
         return Prediction(
             model=ModelInfo.of(self.card),
             task=self.card.task,
-            device=describe_device(self.network.device),
+            device=describe_device(self.inference.network.device),
             seconds=seconds,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            created=now_iso(),
             series_uid=self.volume.metadata.series_uid,
             affine=self.volume.affine.copy(),
             shape=self.volume.shape,
@@ -214,21 +211,21 @@ class _Run:
 
     # ------------------------------------------------------------------ segmentation
 
-    def _segment(self, image: torch.Tensor) -> Generator[Progress, None, dict[str, Any]]:
-        assert self.grid is not None
+    def _segment(self, model_input: ModelInput) -> Generator[Progress, None, dict[str, Any]]:
+        assert self.grid is not None and self.inference is not None
         # Probabilities leave the device only when needed; else labels are decided there.
         need = self.grid.resampled or self.keep_probabilities
         if self.card.input.dims == 2:
-            dense = yield from self._slices_dense(image, need)
+            dense = yield from self._slices_dense(model_input, need)
         else:
-            dense = yield from self._volume_dense(image, need)
-        yield Progress(_INFER_END, "post-processing")
+            dense = yield from self._volume_dense(model_input, need)
+        yield Progress(INFER_END, "post-processing")
         if dense.ndim == 4:
             label_map = self._labels_on_volume(dense)
         else:
             label_map = self.grid.to_volume(dense, linear=False)
         label_map = self._postprocess(label_map)
-        self._check_cancel()
+        self.inference.check_cancel()
         fields: dict[str, Any] = {"label_map": label_map, "segments": dict(self.card.output.labels)}
         if self.keep_probabilities:
             fields["probabilities"] = self.grid.to_volume(
@@ -254,78 +251,76 @@ class _Run:
         """
         assert self.grid is not None
         if not self.grid.resampled:
-            import torch
+            return self.grid.to_volume(decide_labels(probabilities, self.card), linear=False)
+        return decide_labels(self._channels_on_volume(probabilities), self.card)
 
-            labels = _labels_torch(torch.from_numpy(probabilities), self.card).numpy()
-            return self.grid.to_volume(labels.astype(_label_dtype(self.card)), linear=False)
-        card = self.card
-        order = sorted(card.output.labels)
-        sigmoid = card.output.activation == "sigmoid"
-        best = np.full(self.volume.shape, card.output.threshold if sigmoid else -np.inf,
-                       np.float32)
-        labels = np.zeros(self.volume.shape, _label_dtype(card))
-        for channel in range(probabilities.shape[0]):
-            self._check_cancel()
-            value = self.grid.to_volume(probabilities[channel], linear=True)
-            wins = value >= best if sigmoid else value > best
-            labels[wins] = order[channel] if sigmoid else channel
-            best = np.maximum(best, value)
-        return labels
+    def _channels_on_volume(self, probabilities: np.ndarray) -> Iterator[np.ndarray]:
+        """Each model-grid probability channel resampled linearly onto the volume grid."""
+        assert self.grid is not None and self.inference is not None
+        for channel in probabilities:
+            self.inference.check_cancel()
+            yield self.grid.to_volume(channel, linear=True)
 
     def _postprocess(self, labels: np.ndarray) -> np.ndarray:
         ops = self.card.output.postprocess
         return postprocess_labels(labels, ops) if ops else labels
 
     def _slices_dense(
-        self, image: torch.Tensor, probabilities: bool
+        self, model_input: ModelInput, probabilities: bool
     ) -> Generator[Progress, None, np.ndarray]:
         """A 2D segmenter's probabilities ``[K, d0, d1, d2]`` (float32), or labels ``[d0, d1, d2]``.
 
         Labels are decided per batch on the device when `probabilities` is False.
         """
-        channels = _expected_channels(self.card)[0]
-        shape = (channels, *image.shape[1:]) if probabilities else tuple(image.shape[1:])
-        out = np.empty(shape, dtype=np.float32 if probabilities else _label_dtype(self.card))
+        assert self.inference is not None
+        card = self.card
+        spatial = model_input.spatial
+        shape = (expected_channels(card)[0], *spatial) if probabilities else spatial
+        out = np.empty(shape, dtype=np.float32 if probabilities else label_dtype(card))
 
         def store(k0: int, k1: int, output: torch.Tensor) -> None:
-            dense = _activate(output, self.card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
-            out[..., k0:k1] = (dense if probabilities else _labels_torch(dense, self.card)).numpy()
+            dense = activate(output, card, dense=True).movedim(0, -1)  # [K, d0, d1, B]
+            out[..., k0:k1] = dense.cpu().numpy() if probabilities else labels_on_cpu(dense, card)
 
-        yield from self._slice_batches(image, "segmenting", store, keep_on_device=True)
+        yield from self.inference.slice_batches(model_input, "segmenting", store,
+                                                keep_on_device=True)
         return out
 
     def _volume_dense(
-        self, image: torch.Tensor, probabilities: bool
+        self, model_input: ModelInput, probabilities: bool
     ) -> Generator[Progress, None, np.ndarray]:
-        output = yield from self._volume_output(image, "segmenting")
-        self._check_output(output, dense=True, spatial=tuple(image.shape[1:]))
-        dense = _activate(output, self.card, dense=True)[0]
-        return (dense if probabilities else _labels_torch(dense, self.card)).cpu().numpy()
+        assert self.inference is not None
+        output = yield from self.inference.volume_output(model_input, "segmenting")
+        check_output(self.card, tuple(output.shape), dense=True, spatial=model_input.spatial)
+        dense = activate(output, self.card, dense=True)[0]
+        return dense.cpu().numpy() if probabilities else labels_on_cpu(dense, self.card)
 
     # ------------------------------------------------------------------ classification
 
-    def _classify(self, image: torch.Tensor) -> Generator[Progress, None, dict[str, Any]]:
+    def _classify(self, model_input: ModelInput) -> Generator[Progress, None, dict[str, Any]]:
+        assert self.inference is not None
         card = self.card
         if card.input.dims == 2:
             parts: list[np.ndarray] = []
-            yield from self._slice_batches(
-                image, "classifying",
-                lambda _k0, _k1, output: parts.append(_activate(output, card, dense=False).numpy()),
+            yield from self.inference.slice_batches(
+                model_input, "classifying",
+                lambda _k0, _k1, output: parts.append(activate(output, card, dense=False).numpy()),
             )
             per_sample = np.concatenate(parts)  # [d2, K]
         else:
-            output = yield from self._volume_output(image, "classifying")
-            self._check_output(output, dense=False, spatial=())
-            per_sample = _activate(output, card, dense=False).cpu().numpy()
-        overall = _aggregate(per_sample)
+            output = yield from self.inference.volume_output(model_input, "classifying")
+            check_output(card, tuple(output.shape), dense=False, spatial=())
+            per_sample = activate(output, card, dense=False).cpu().numpy()
+        overall = aggregate(per_sample)
         fields: dict[str, Any] = {
-            "classes": {name: float(p) for name, p in zip(_class_names(card), overall, strict=True)}
+            "classes": {name: float(p) for name, p in zip(card.output.classes, overall,
+                                                           strict=True)},
+            "decision": decide_classes(overall, card),
         }
-        fields["decision"] = _decision(overall, card)
         if card.input.dims == 2 and per_sample.shape[0] > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
-            fields.update((yield from self._heatmap(image, overall)))
+            fields.update((yield from self._heatmap(model_input, overall)))
         return fields
 
     def _slice_fields(self, per_sample: np.ndarray) -> dict[str, Any]:
@@ -335,410 +330,47 @@ class _Run:
         return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": 2 - axis}
 
     def _heatmap(
-        self, image: torch.Tensor, overall: np.ndarray
+        self, model_input: ModelInput, overall: np.ndarray
     ) -> Generator[Progress, None, dict[str, Any]]:
-        from medviewer.ai.explain import class_activation_maps
-
         card = self.card
-        assert self.network is not None and self.grid is not None and card.explain is not None
-        if self.network.module is None:
+        assert self.inference is not None and self.grid is not None
+        if self.inference.network.module is None:
             self.warnings.append("no heatmap: Grad-CAM needs an eager network (safetensors)")
             return {}
-        target = _target_index(card, overall, self.target_class)
+        target = target_index(card, overall, self.target_class)
         if card.input.dims == 2:
-            cams = []
-            for _k0, k1, batch in self._batches(image):
-                self._check_cancel()
-                cams.append(class_activation_maps(self.network.module, batch, card.explain, target))
-                yield Progress(_INFER_END - 0.3 * (1 - k1 / image.shape[-1]), "explaining")
-            cam = _cat_slices(cams)  # [d0, d1, d2]
+            cam = yield from self._slice_cams(model_input, target)  # [d0, d1, d2]
         else:
-            self._check_cancel()
-            cam = class_activation_maps(self.network.module, image[None], card.explain, target)[0]
+            self.inference.check_cancel()
+            cam = self._cams(model_input.image[None], target)[0]
         heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
         peak = float(heatmap.max())
         if peak > 0:
             heatmap /= peak
-        return {"heatmap": heatmap, "heatmap_class": _class_names(card)[target]}
+        return {"heatmap": heatmap, "heatmap_class": card.output.classes[target]}
 
-    # ------------------------------------------------------------------ running the network
-
-    def _slice_batches(
-        self,
-        image: torch.Tensor,
-        verb: str,
-        consume: Callable[[int, int, Any], Any],
-        keep_on_device: bool = False,
-    ) -> Generator[Progress, None, None]:
-        """Run the network over batches of slices along d2, handing ``consume(k0, k1, output)``."""
-        explain_share = 0.3 if self.card.explain is not None else 0.0
-        span = _INFER_END - _INFER_START - explain_share
-        count = image.shape[-1]
-        k0 = 0
-        while k0 < count:
-            self._check_cancel()
-            k1 = min(count, k0 + self.batch)
-            output = self._forward_with_fallback(self._slice_batch(image, k0, k1))
-            if output is None:
-                continue  # batch size was halved: retry the same slices
-            self._check_output(output, dense=self.card.task == "segmentation",
-                               spatial=tuple(image.shape[1:3]))
-            consume(k0, k1, output if keep_on_device else output.cpu())
-            yield Progress(_INFER_START + span * k1 / count, f"{verb} slice {k1}/{count}")
-            k0 = k1
-
-    def _batches(self, image: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
-        count = image.shape[-1]
-        for k0 in range(0, count, self.batch):
-            k1 = min(count, k0 + self.batch)
-            yield k0, k1, self._slice_batch(image, k0, k1)
-
-    def _slice_batch(self, image: torch.Tensor, k0: int, k1: int) -> torch.Tensor:
-        """Slices ``k0:k1`` along d2 as a ``[B, C, d0, d1]`` batch with per-slice intensity ops."""
-        import torch
-
-        context = self.card.input.context_slices
-        count = image.shape[-1]
-        indices = torch.arange(k0 - context, k1 + context).clamp(0, count - 1)
-        batch = image[..., indices].permute(3, 0, 1, 2)  # [n, C, d0, d1]
-        if self.sample_ops:
-            batch = torch.stack([_plain(apply_intensity(s, self.sample_ops)) for s in batch])
-        if context:
-            # 2.5D: slice k sees slices k-c..k+c (edge slices repeated) stacked as channels,
-            # in increasing d2 order, each with its image channels together.
-            width = 2 * context + 1
-            batch = torch.stack([batch[b : b + width].flatten(0, 1) for b in range(k1 - k0)])
-        return self._to_device(batch.contiguous())
-
-    def _volume_output(
-        self, image: torch.Tensor, verb: str
+    def _slice_cams(
+        self, model_input: ModelInput, target: int
     ) -> Generator[Progress, None, torch.Tensor]:
-        if self.sample_ops:
-            image = _plain(apply_intensity(image, self.sample_ops))
-        batch = self._to_device(image[None].contiguous())
-        if self.card.input.patch_size is None:
-            self._check_cancel()
-            output = self._forward_with_fallback(batch, whole=True)
-            yield Progress(_INFER_END, f"{verb} done")
-            return output
-        return (yield from self._sliding_window(batch, verb))
-
-    def _sliding_window(
-        self, batch: torch.Tensor, verb: str
-    ) -> Generator[Progress, None, torch.Tensor]:
-        """MONAI sliding-window inference in a helper thread, relaying its progress."""
-        events: queue.Queue[int | None] = queue.Queue()
-        stop = threading.Event()
-        outcome: dict[str, Any] = {}
-        total = _window_batches(tuple(batch.shape[2:]), self.card, self.batch)
-        thread = threading.Thread(
-            target=self._sliding_window_work, args=(batch, events, stop, outcome),
-            name="medviewer-sliding-window", daemon=True,
-        )
-        thread.start()
-        try:
-            while (done := events.get()) is not None:
-                fraction = _INFER_START + (_INFER_END - _INFER_START) * min(1.0, done / total)
-                yield Progress(fraction, f"{verb}: window batch {done}/{total}")
-        finally:
-            stop.set()
-            thread.join()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["output"]
-
-    def _sliding_window_work(
-        self,
-        batch: torch.Tensor,
-        events: queue.Queue[int | None],
-        stop: threading.Event,
-        outcome: dict[str, Any],
-    ) -> None:
-        from monai.inferers import sliding_window_inference
-
-        count = [0]
-
-        def predictor(windows: torch.Tensor) -> torch.Tensor:
-            if stop.is_set() or (self.cancel is not None and self.cancel()):
-                raise CancelledError("inference cancelled")
-            output = self._forward(windows)
-            count[0] += 1
-            events.put(count[0])
-            return output
-
+        """Grad-CAM of `target` slice batch by slice batch, as ``[d0, d1, d2]``."""
         import torch
 
-        try:
-            with torch.inference_mode():
-                outcome["output"] = self._sliding_window_attempts(batch, predictor,
-                                                                  sliding_window_inference)
-        except BaseException as exc:  # noqa: BLE001 - handed to the generator's thread
-            outcome["error"] = exc
-        finally:
-            events.put(None)
+        assert self.inference is not None
+        cams = []
+        count = model_input.slice_count
+        for _k0, k1, batch in self.inference.batches(model_input):
+            self.inference.check_cancel()
+            cams.append(self._cams(batch, target))
+            yield Progress(INFER_END - EXPLAIN_SHARE * (1 - k1 / count), "explaining")
+        return torch.cat(cams).permute(1, 2, 0)  # [B, d0, d1] batches -> [d0, d1, sum(B)]
 
-    def _sliding_window_attempts(self, batch: Any, predictor: Any, infer: Any) -> torch.Tensor:
-        card = self.card
-        while True:
-            try:
-                return infer(
-                    batch, list(card.input.patch_size or ()), self.batch, predictor,
-                    overlap=card.input.overlap, mode="gaussian",
-                )
-            except Exception as exc:  # noqa: BLE001 - sorted below
-                if isinstance(exc, CancelledError) or not is_out_of_memory(exc):
-                    raise self._wrapped(exc, batch) from None
-                batch = self._after_out_of_memory(batch)
+    def _cams(self, batch: torch.Tensor, target: int) -> torch.Tensor:
+        from medviewer.ai.explain import class_activation_maps
 
-    def _forward_with_fallback(self, batch: torch.Tensor, whole: bool = False) -> Any:
-        """Forward `batch`; on out-of-memory shrink the batch (None: retry) or move to the CPU."""
-        while True:
-            try:
-                return self._forward(batch)
-            except Exception as exc:  # noqa: BLE001 - sorted below
-                if not is_out_of_memory(exc):
-                    raise self._wrapped(exc, batch) from None
-                if self.batch > 1 and not whole:
-                    self._halve_batch()
-                    return None
-                batch = self._after_out_of_memory(batch)
-
-    def _after_out_of_memory(self, batch: torch.Tensor) -> torch.Tensor:
-        """Halve the batch if possible, else move to the CPU; returns `batch` on the new device."""
-        import torch
-
-        assert self.network is not None
-        if self.batch > 1:
-            self._halve_batch()
-            return batch
-        if self.network.device.type == "cpu":
-            raise InferenceError("out of memory even at batch size 1 on the CPU")
-        previous = self.network.device
-        self.network = load_network(self.card, torch.device("cpu"))
-        cap_cpu_threads(self.runner.cpu_threads)
-        self.warnings.append(f"{describe_device(previous)} ran out of memory at batch size 1; "
-                             "the run finished on the CPU")
-        if previous.type == "cuda":
-            torch.cuda.empty_cache()
-        return batch.cpu()
-
-    def _halve_batch(self) -> None:
-        import torch
-
-        self.batch = max(1, self.batch // 2)
-        self.warnings.append(f"out of memory: batch size lowered to {self.batch}")
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        assert self.network is not None
-        if batch.device != self.network.device:
-            batch = batch.to(self.network.device)
-        dtype = autocast_dtype(self.network.device) if self.network.format != "onnx" else None
-        autocast = (
-            torch.autocast(device_type=self.network.device.type, dtype=dtype)
-            if dtype is not None else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            output = self.network(batch)
-        return _plain(output).float()
-
-    def _wrapped(self, exc: Exception, batch: torch.Tensor) -> Exception:
-        if isinstance(exc, InferenceError | CancelledError):
-            return exc
-        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-        text = lines[0] if lines else type(exc).__name__
-        if "TorchScript interpreter" in text and len(lines) > 1:
-            text = lines[-1]  # the script's own error is its last line
-        return InferenceError(
-            f"{self.card.name} failed on a {tuple(batch.shape)} input: {text}"
-        )
-
-    # ------------------------------------------------------------------ helpers
-
-    def _input_tensor(self, model_array: np.ndarray) -> torch.Tensor:
-        """Model-grid array ``[d0, d1, d2(, 3)]`` -> ``[C, d0, d1, d2]``, leading ops applied.
-
-        Pointwise ops (clip, scale_range, linear) before the first statistical op (zscore,
-        percentile_scale) commute with slicing and run once on the whole array; the rest run
-        per sample (per slice for a 2D model).
-        """
-        import torch
-
-        tensor = torch.from_numpy(model_array)
-        tensor = tensor.movedim(-1, 0) if model_array.ndim == 4 else tensor[None]
-        ops = self.card.input.intensity
-        leading = 0
-        while leading < len(ops) and ops[leading].op in _POINTWISE_OPS:
-            leading += 1
-        self.sample_ops = tuple(ops[leading:])
-        if leading:
-            tensor = _plain(apply_intensity(tensor, ops[:leading]))
-        return tensor.contiguous()
-
-    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
-        assert self.network is not None
-        device = self.network.device
-        if device.type == "cuda":
-            return batch.pin_memory().to(device, non_blocking=True)
-        return batch.to(device)
-
-    def _check_output(self, output: torch.Tensor, *, dense: bool, spatial: tuple[int, ...]) -> None:
-        expected = _expected_channels(self.card)
-        got = tuple(output.shape)
-        if dense and (len(got) != 2 + len(spatial) or got[2:] != spatial):
-            raise InferenceError(
-                f"{self.card.name}: output shape {got} does not match its input grid {spatial}"
-            )
-        if not dense and (len(got) < 2 or any(n != 1 for n in got[2:])):
-            raise InferenceError(f"{self.card.name}: a classifier must output [batch, classes], "
-                                 f"got {got}")
-        if got[1] not in expected:
-            raise InferenceError(
-                f"{self.card.name}: output has {got[1]} channels, the card expects "
-                f"{' or '.join(str(n) for n in expected)}"
-            )
-
-    def _check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise CancelledError("inference cancelled")
-
-
-# ---------------------------------------------------------------------- pure helpers
-
-
-def _plain(tensor: Any) -> Any:
-    """A plain torch.Tensor (MONAI transforms may return MetaTensors)."""
-    as_tensor = getattr(tensor, "as_tensor", None)
-    return as_tensor() if as_tensor is not None else tensor
-
-
-def _cat_slices(parts: list[torch.Tensor]) -> torch.Tensor:
-    """``[B, d0, d1]`` batches -> ``[d0, d1, sum(B)]``."""
-    import torch
-
-    return torch.cat(parts).permute(1, 2, 0)
-
-
-def _default_batch(card: ModelCard, device: torch.device) -> int:
-    if card.input.dims == 3:
-        return 4 if device.type == "cuda" else 1
-    return 32 if device.type == "cuda" else 4
-
-
-def _window_batches(shape: tuple[int, ...], card: ModelCard, batch: int) -> int:
-    """How many predictor calls MONAI's sliding window makes (for the progress bar)."""
-    roi = card.input.patch_size or shape
-    windows = 1
-    for size, patch in zip(shape, roi, strict=True):
-        if size <= patch:
-            continue
-        interval = max(1, int(patch * (1 - card.input.overlap)))
-        windows *= math.ceil((size - patch) / interval) + 1
-    return max(1, math.ceil(windows / max(1, batch)))
-
-
-def _activate(output: torch.Tensor, card: ModelCard, *, dense: bool) -> torch.Tensor:
-    """Probabilities from raw outputs: ``[B, K, ...]`` (dense) or ``[B, classes]``."""
-    import torch
-
-    if not dense:
-        output = output.reshape(output.shape[0], output.shape[1])
-    activation = card.output.activation
-    if activation == "softmax":
-        return torch.softmax(output, dim=1)
-    if activation == "sigmoid":
-        probabilities = torch.sigmoid(output)
-        if not dense and output.shape[1] == 1 and len(card.output.classes) == 2:
-            return torch.cat([1 - probabilities, probabilities], dim=1)
-        return probabilities
-    return output
-
-
-def _label_dtype(card: ModelCard) -> type[np.unsignedinteger]:
-    return np.uint8 if max(card.output.labels) < 256 else np.uint16
-
-
-def _labels_torch(probabilities: torch.Tensor, card: ModelCard) -> torch.Tensor:
-    """Labels ``[...]`` on the CPU from ``[K, ...]`` probabilities (decided on their device)."""
-    import torch
-
-    if probabilities.device.type == "cpu":
-        # torch's CPU argmax over a leading dim is ~10x slower than K contiguous passes.
-        return torch.from_numpy(_labels_numpy(probabilities.numpy(), card))
-    if card.output.activation == "sigmoid":
-        above = probabilities >= card.output.threshold
-        best = torch.where(above, probabilities, -1.0).argmax(dim=0)
-        lookup = torch.tensor(sorted(card.output.labels), device=probabilities.device)
-        labels = torch.where(above.any(dim=0), lookup[best], 0)
-    else:
-        labels = probabilities.argmax(dim=0)
-    dtype = torch.uint8 if _label_dtype(card) is np.uint8 else torch.int32
-    return labels.to(dtype).cpu()
-
-
-def _labels_numpy(probabilities: np.ndarray, card: ModelCard) -> np.ndarray:
-    """Labels from ``[K, ...]`` probabilities in K passes (ties go to the lower channel)."""
-    sigmoid = card.output.activation == "sigmoid"
-    order = sorted(card.output.labels)
-    labels = np.zeros(probabilities.shape[1:], _label_dtype(card))
-    best = probabilities[0].copy()
-    if sigmoid:
-        labels[best >= card.output.threshold] = order[0]
-        best = np.maximum(best, np.float32(card.output.threshold))
-    for channel in range(1, probabilities.shape[0]):
-        value = probabilities[channel]
-        wins = value >= best if sigmoid else value > best
-        labels[wins] = order[channel] if sigmoid else channel
-        np.maximum(best, value, out=best)
-    return labels
-
-
-def _aggregate(per_sample: np.ndarray) -> np.ndarray:
-    """Series-level probabilities: first class the min over samples, the others the max."""
-    if per_sample.shape[0] == 1:
-        return per_sample[0]
-    overall = per_sample.max(axis=0)
-    overall[0] = per_sample[:, 0].min()
-    return overall
-
-
-def _decision(overall: np.ndarray, card: ModelCard) -> tuple[str, ...]:
-    names = _class_names(card)
-    if len(names) == 2:
-        return (names[1],) if overall[1] >= card.output.threshold else (names[0],)
-    if card.output.activation == "sigmoid":
-        return tuple(n for n, p in zip(names, overall, strict=True) if p >= card.output.threshold)
-    return (names[int(np.argmax(overall))],)
-
-
-def _target_index(card: ModelCard, overall: np.ndarray, target: str | int | None) -> int:
-    names = _class_names(card)
-    if target is None:
-        return 0 if len(names) == 1 else 1 + int(np.argmax(overall[1:]))
-    if isinstance(target, str):
-        if target not in names:
-            raise InferenceError(f"unknown class {target!r}: the model has {', '.join(names)}")
-        return names.index(target)
-    if not 0 <= target < len(names):
-        raise InferenceError(f"class index {target} out of range 0..{len(names) - 1}")
-    return int(target)
-
-
-def _class_names(card: ModelCard) -> tuple[str, ...]:
-    return tuple(card.output.classes)
-
-
-def _expected_channels(card: ModelCard) -> tuple[int, ...]:
-    """Output channel counts the card allows (the first is the canonical one)."""
-    out = card.output
-    if card.task == "segmentation":
-        return (len(out.labels) + (0 if out.activation == "sigmoid" else 1),)
-    if out.activation == "sigmoid" and len(out.classes) == 2:
-        return (2, 1)
-    return (len(out.classes),)
+        assert self.inference is not None and self.inference.network.module is not None
+        assert self.card.explain is not None
+        return class_activation_maps(self.inference.network.module, batch, self.card.explain,
+                                     target)
 
 
 def warm_up() -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medviewer.ai.model_card import POSTPROCESS_OPS
 from medviewer.core.findings import ComponentStats, SegmentStats
 from medviewer.core.geometry import direction_of, spacing_of, validate_affine
 
@@ -61,9 +62,6 @@ FERET_COVERING_ANGLE_DEG = 10.9
 
 #: Largest relative error of :func:`approximate_feret_diameter` observed on voxelised shapes.
 FERET_OBSERVED_RELATIVE_ERROR = 1e-3
-
-#: Names accepted by :func:`postprocess_labels`.
-POSTPROCESS_OPS = ("largest_component", "fill_holes")
 
 _POINT_CHUNK = 32_768
 _MAX_REFINEMENTS = 20

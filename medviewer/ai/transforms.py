@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medviewer.ai.model_card import InputSpec, IntensityOp
-from medviewer.core.errors import InferenceError
 from medviewer.core.geometry import direction_of, spacing_of
 
 if TYPE_CHECKING:
@@ -372,11 +371,3 @@ _INTENSITY = {
 def channels_of(volume_array: np.ndarray) -> int:
     """Number of image channels in a volume array (3 for RGB, else 1)."""
     return 3 if volume_array.ndim == 4 else 1
-
-
-def check_channels(volume_array: np.ndarray, expected: int) -> None:
-    """Raise InferenceError when the series' channel count differs from the card's."""
-    found = channels_of(volume_array)
-    if found != expected:
-        kind = "colour (3 channels)" if found == 3 else "greyscale (1 channel)"
-        raise InferenceError(f"the model expects {expected} channel(s); this series is {kind}")

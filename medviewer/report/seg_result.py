@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydicom.dataset import Dataset
 
 from medviewer.core.errors import LoadError
-from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment
+from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment, now_iso
 from medviewer.core.volume import Volume
 from medviewer.io.seg import label_map_from_seg
 from medviewer.report.sources import read_source_images
@@ -68,5 +68,5 @@ def _content_time(seg: Dataset) -> str:
     try:
         stamp = datetime.strptime(date + time[:6].ljust(6, "0"), "%Y%m%d%H%M%S")
     except ValueError:
-        return datetime.now(UTC).isoformat(timespec="seconds")
+        return now_iso()
     return stamp.isoformat(timespec="seconds")
