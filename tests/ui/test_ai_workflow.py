@@ -45,7 +45,7 @@ def _window(qtbot, root: Path) -> MainWindow:
 def _open(qtbot, window: MainWindow, folder: Path) -> None:
     window.import_paths([str(folder)])
     qtbot.waitUntil(
-        lambda: window._import_job is not None and window._import_job.done, timeout=WAIT_MS
+        lambda: window.imports.job is not None and window.imports.job.done, timeout=WAIT_MS
     )
     (series_id,) = window.db.series_under([str(folder)])
     window.open_series(series_id)
@@ -185,7 +185,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
 def _export(qtbot, window: MainWindow, out: Path, impression: str):
     """File > Export report, an impression, the default selection, Export; wait for it."""
     window.actions_by_name["export_report"].trigger()
-    dialog = window.report_dialog
+    dialog = window.reports.dialog
     qtbot.waitUntil(lambda: not dialog.rendering, timeout=WAIT_MS)
     dialog.impression.setPlainText(impression)
     dialog.folder_edit.setText(str(out))

@@ -20,7 +20,9 @@ from medviewer.io.synthetic import SeriesSpec, write_series
 from medviewer.ui import workers
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.browser import StudyBrowser
-from medviewer.ui.main_window import TREE_REFRESH_MS, MainWindow
+from medviewer.ui.import_controller import TREE_REFRESH_MS
+from medviewer.ui.main_window import MainWindow
+from medviewer.ui.series_loader import LoadRequest, _RunningLoad
 from medviewer.ui.settings import Settings
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
 from tests.waits import WAIT_MS, SchedulingDelay
@@ -96,18 +98,16 @@ def window(qtbot, tmp_path: Path):
 def import_and_wait(qtbot, window: MainWindow, paths) -> None:
     window.import_paths([str(p) for p in paths])
     qtbot.waitUntil(
-        lambda: window._import_job is not None and window._import_job.done, timeout=WAIT_MS
+        lambda: window.imports.job is not None and window.imports.job.done, timeout=WAIT_MS
     )
-    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.imports.progress.isVisible(), timeout=WAIT_MS)
 
 
 def open_and_wait(qtbot, window: MainWindow, series_id: int) -> None:
     window.open_series(series_id)
     view = window.grid.active
     qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
-    qtbot.waitUntil(
-        lambda: not window._loads or all(j.done for j in window._loads.values()), timeout=WAIT_MS
-    )
+    qtbot.waitUntil(lambda: not window.loader.jobs, timeout=WAIT_MS)  # finished loads go
 
 
 def only_series_id(window: MainWindow) -> int:
@@ -175,7 +175,7 @@ def test_import_progress_refreshes_the_tree_at_most_once_per_interval(
     qtbot.waitUntil(lambda: len(refreshes) >= before + 2, timeout=WAIT_MS)
     during = refreshes[before:]
     release.set()
-    qtbot.waitUntil(lambda: not window.progress.isVisible(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.imports.progress.isVisible(), timeout=WAIT_MS)
     window.close()
     gaps = np.diff(during)
     assert (gaps >= 0.9 * TREE_REFRESH_MS / 1000).all(), gaps
@@ -247,7 +247,7 @@ def test_skipped_files_are_reported_with_reason(qtbot, window, ct_folder) -> Non
     junk = ct_folder / "notes.txt"
     junk.write_text("not an image")
     import_and_wait(qtbot, window, [ct_folder])
-    assert [(Path(s.path).name, s.reason) for s in window.skipped] == [
+    assert [(Path(s.path).name, s.reason) for s in window.imports.skipped] == [
         ("notes.txt", "not a DICOM file")
     ]
     assert "1 skipped" in window.statusBar().currentMessage()
@@ -273,7 +273,7 @@ def test_reopening_comes_from_the_cache(qtbot, window, ct_folder) -> None:
     open_and_wait(qtbot, window, series_id)
     first_array = window.grid.active.volume.array
     window.open_series(series_id)
-    assert window._loads == {}  # no background load started
+    assert window.loader.jobs == {}  # no background load started
     assert window.grid.active.volume.array is first_array
 
 
@@ -286,7 +286,7 @@ def test_switching_series_cancels_the_unfinished_load(
     }
     open_and_wait(qtbot, window, ids[SERIES_UID])  # now in the cache
     window.open_series(ids["1.2.826.0.1.3680043.8.498.77.300"])
-    long_job = window._loads["A"]
+    long_job = window.loader.jobs["A"]
     window.open_series(ids[SERIES_UID])  # from the cache, before the long load reports back
     assert long_job.is_cancelled()
     view = window.grid.active
@@ -325,14 +325,14 @@ def test_a_widened_volume_replaces_the_first_where_it_is_shown(qtbot, window, tm
     window.set_layout("1x2")
     (a,), (b,) = window.grid.views_of("A"), window.grid.views_of("B")
     events = iter_load(folder, interval_s=0.0)
-    state: dict = {"job": workers.Job("load")}  # never started, never cancelled
-    window._on_load_event("key", None, state, next(events))  # int16, in the active view A
+    load = _RunningLoad(LoadRequest("key", folder, "A"), workers.Job("load"))  # never started
+    window.loader._on_event(load, next(events))  # int16, in the active view A
     click(b, b.rect().center())
     assert window.grid.active is b and a.series is not None
     for event in events:
-        window._on_load_event("key", None, state, event)
+        window.loader._on_event(load, event)
     assert b.series is None
-    assert a.series is state["series"] and a.series.complete
+    assert a.series is load.series and a.series.complete
     assert a.volume.array.dtype == np.int32
     assert np.array_equal(a.volume.array, widening_spec().values - 1024)
 

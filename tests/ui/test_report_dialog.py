@@ -197,7 +197,7 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     qtbot.addWidget(window)
     window.show()
     window.import_paths([str(folder)])
-    qtbot.waitUntil(lambda: window._import_job is not None and window._import_job.done,
+    qtbot.waitUntil(lambda: window.imports.job is not None and window.imports.job.done,
                     timeout=WAIT_MS)
     (seg_id,) = window.db.series_under([str(folder / "seg")])
     window.open_series(seg_id)
@@ -222,15 +222,15 @@ def test_opening_an_exported_seg_overlays_it_on_its_source(qtbot, tmp_path, ct_v
     shown.history.changed_labels = frozenset({3})
     window.ai._labels_edited(shown)
     assert window.export_report() is None and window.ai.measuring(shown.key[0])
-    qtbot.waitUntil(lambda: window.report_dialog is not None, timeout=WAIT_MS)
-    dialog = window.report_dialog
+    qtbot.waitUntil(lambda: window.reports.dialog is not None, timeout=WAIT_MS)
+    dialog = window.reports.dialog
     exported = dialog.results[0]
     assert exported.statistics[3].voxels == int((shown.label_map == 3).sum())
     assert exported.edited
     assert dialog.isModal() or dialog.windowModality() != Qt.WindowModality.NonModal
     with qtbot.waitSignal(dialog.destroyed, timeout=WAIT_MS):  # closed dialogs are freed
         dialog.close()
-    assert window.report_dialog is None
+    assert window.reports.dialog is None
     window.close()
 
 

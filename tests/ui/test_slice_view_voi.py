@@ -146,8 +146,8 @@ def test_the_window_menu_lists_the_luts_of_an_imported_series(qtbot, tmp_path, v
         open_and_wait(qtbot, window, only_series_id(window))
         view = window.grid.active
         assert view.state.voi_lut == 0
-        window._fill_window_menu()
-        actions = {a.text(): a for a in window.window_menu.actions()}
+        window.window_actions.fill_window_menu()
+        actions = {a.text(): a for a in window.window_actions.window_menu.actions()}
         assert "VOI LUT: SOFT" in actions and "VOI LUT: WIDE" in actions
         assert "1  Brain  W 80 L 40" in actions  # the window presets stay
         actions["VOI LUT: WIDE"].trigger()
