@@ -334,6 +334,19 @@ def test_angle_tool_takes_three_clicks(view: SliceView) -> None:
     assert value == pytest.approx(90.0, abs=1.5)  # mouse precision of one screen pixel
 
 
+def test_escape_forgets_the_angle_points_clicked_so_far(view: SliceView, qtbot) -> None:
+    view.set_tool("angle")
+    view.set_index(10)
+    for ijk in ((70, 50, 10), (40, 40, 10)):
+        click(view, voxel_widget_pos(view, view.volume, ijk))
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    for ijk in ((60, 10, 10), (20, 10, 10), (20, 50, 10)):
+        click(view, voxel_widget_pos(view, view.volume, ijk))
+    (m,) = view.store.for_series(view.volume.metadata.series_uid)
+    value = float(view.measurement_text(m).split()[1].rstrip("°"))
+    assert value == pytest.approx(90.0, abs=1.5)  # the three clicks after Escape
+
+
 def test_moving_an_roi_updates_the_measurement_and_delete_removes_it(view, qtbot) -> None:
     view.set_tool("rectangle")
     view.set_index(4)
@@ -341,7 +354,7 @@ def test_moving_an_roi_updates_the_measurement_and_delete_removes_it(view, qtbot
          voxel_widget_pos(view, view.volume, (72, 22, 4)))  # fmt: skip
     (m,) = view.store.for_series(view.volume.metadata.series_uid)
     assert "mean 100.0 HU" in view.measurement_text(m)
-    roi, _label = view._rois[m.id]
+    roi, _label = view.measurement_layer.rois[m.id]
     roi.setPos(roi.pos() + type(roi.pos())(-40 * SPACING[1], 0))  # onto the 0 HU background
     roi.sigRegionChangeFinished.emit(roi)
     (moved,) = view.store.for_series(view.volume.metadata.series_uid)
@@ -352,7 +365,7 @@ def test_moving_an_roi_updates_the_measurement_and_delete_removes_it(view, qtbot
     assert view.store.selected == m.id
     qtbot.keyClick(view, Qt.Key.Key_Delete)
     assert view.store.for_series(view.volume.metadata.series_uid) == []
-    assert view._rois == {}
+    assert view.measurement_layer.rois == {}
 
 
 def test_cine_loops_through_the_slices(view, qtbot) -> None:

@@ -1,0 +1,218 @@
+"""What a viewport writes over its image: corner text, edge letters, scale bar, readout.
+
+The texts are computed from the view's series, state and plane (see :class:`AnnotatedView`);
+:class:`Annotations` paints them over the image.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+from medviewer.core import formatting as fmt
+from medviewer.core import measurements as mm
+from medviewer.core.geometry import PlaneSlice, projection_edge_letters
+from medviewer.core.viewstate import (
+    ViewState,
+    nice_scale_length,
+    slice_position_mm,
+    voi_lut_names,
+)
+from medviewer.core.volume import Volume
+from medviewer.ui.open_series import OpenSeries
+
+TEXT_COLOR = QColor(235, 235, 235)
+_ALIGN = Qt.AlignmentFlag
+PLACES = {  # where each corner text and edge letter is drawn
+    "top_left": _ALIGN.AlignLeft | _ALIGN.AlignTop,
+    "top_right": _ALIGN.AlignRight | _ALIGN.AlignTop,
+    "bottom_left": _ALIGN.AlignLeft | _ALIGN.AlignBottom,
+    "bottom_right": _ALIGN.AlignRight | _ALIGN.AlignBottom,
+    "left": _ALIGN.AlignLeft | _ALIGN.AlignVCenter,
+    "right": _ALIGN.AlignRight | _ALIGN.AlignVCenter,
+    "top": _ALIGN.AlignHCenter | _ALIGN.AlignTop,
+    "bottom": _ALIGN.AlignHCenter | _ALIGN.AlignBottom,
+}
+
+
+class AnnotatedView(Protocol):
+    """What the annotations read from a viewport (a :class:`~medviewer.ui.slice_view.SliceView`)."""
+
+    series: OpenSeries | None
+    state: ViewState | None
+    plane_slice: PlaneSlice | None
+    identifying_text: bool
+    empty_message: str
+    viewbox: pg.ViewBox
+
+    @property
+    def volume(self) -> Volume | None: ...
+
+    @property
+    def zoom(self) -> float: ...
+
+
+class Annotations(QWidget):
+    """Corner text, edge letters and the scale bar, painted over the image."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.corners: dict[str, list[str]] = {}
+        self.letters: dict[str, str] = {}
+        self.scale: tuple[float, str] | None = None  # (length in screen px, label)
+        self.message = ""
+        self.size_factor = 1.0  # text and scale bar size (> 1 for print-size key images)
+
+    def describe(self, view: AnnotatedView) -> None:
+        """Take the texts of `view`'s current slice (or its empty message) and repaint."""
+        if view.series is None or view.state is None or view.plane_slice is None:
+            self.corners, self.letters, self.scale = {}, {}, None
+            self.message = view.empty_message
+        else:
+            self.message = view.series.error
+            self.corners = corner_text(view)
+            self.letters = edge_letters_of(view.series.volume.metadata, view.plane_slice)
+            self.scale = scale_bar(view.viewbox, self.size_factor)
+        self.update()
+
+    def _font(self, points: float, weight=QFont.Weight.Normal) -> QFont:
+        return QFont(self.font().family(), round(points * self.size_factor), weight)
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setFont(self._font(9))
+        self._paint_corners(painter)
+        self._paint_letters(painter)
+        self._paint_scale(painter)
+        if self.message:
+            self._text(painter, self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
+        painter.end()
+
+    def _text(self, painter: QPainter, rect, flags, text: str) -> None:
+        painter.setPen(QColor(0, 0, 0, 200))
+        painter.drawText(rect.translated(1, 1), flags, text)
+        painter.setPen(TEXT_COLOR)
+        painter.drawText(rect, flags, text)
+
+    def _paint_corners(self, painter: QPainter) -> None:
+        texts = {corner: "\n".join(lines) for corner, lines in self.corners.items()}
+        self._paint_places(painter, self.rect().adjusted(6, 4, -6, -4), texts)
+
+    def _paint_letters(self, painter: QPainter) -> None:
+        painter.setFont(self._font(11, QFont.Weight.Bold))
+        self._paint_places(painter, self.rect().adjusted(4, 2, -4, -2), self.letters)
+        painter.setFont(self._font(9))
+
+    def _paint_places(self, painter: QPainter, inner, texts: dict[str, str]) -> None:
+        for place, text in texts.items():
+            if text:
+                self._text(painter, inner, PLACES[place], text)
+
+    def _paint_scale(self, painter: QPainter) -> None:
+        if self.scale is None:
+            return
+        length, label = self.scale
+        f = self.size_factor
+        x0 = (self.width() - length) / 2.0
+        y = self.height() - 26.0 * f
+        for color, offset in ((QColor(0, 0, 0, 200), f), (TEXT_COLOR, 0.0)):
+            painter.setPen(QPen(color, 2 * f))
+            painter.drawLine(
+                QPointF(x0 + offset, y + offset), QPointF(x0 + length + offset, y + offset)
+            )
+            for x in (x0, x0 + length):
+                painter.drawLine(
+                    QPointF(x + offset, y - 4 * f + offset), QPointF(x + offset, y + 4 * f + offset)
+                )
+        rect = QRectF(x0 - 40 * f, y - 20 * f, length + 80 * f, 16 * f).toRect()
+        self._text(
+            painter, rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, label
+        )
+
+
+def scale_bar(viewbox: pg.ViewBox, size_factor: float = 1.0) -> tuple[float, str] | None:
+    """``(length in screen px, label)`` of a round-length scale bar for the view's zoom."""
+    width_px = viewbox.width()
+    if width_px <= 0:
+        return None
+    mm_per_px = viewbox.viewRect().width() / width_px
+    if not np.isfinite(mm_per_px) or mm_per_px <= 0:
+        return None
+    target = min(100.0 * size_factor, width_px / 4)
+    length = nice_scale_length(mm_per_px, target_pixels=target)
+    label = f"{length:g} mm" if length < 10 or length % 10 else f"{length / 10:g} cm"
+    return length / mm_per_px, label
+
+
+def edge_letters_of(meta, plane_slice: PlaneSlice) -> dict[str, str]:
+    """The four edges' orientation letters: from the geometry of a positioned volume, from
+    Patient Orientation for a projection image shown as stored, else none."""
+    if meta.positioned:
+        return plane_slice.edge_letters
+    right, down = (v / np.linalg.norm(v) for v in plane_slice.affine[:3, :2].T)
+    if not (np.allclose(right, (1, 0, 0)) and np.allclose(down, (0, 1, 0))):
+        return {}  # another plane of an unpositioned stack: rows/columns are not the image's
+    return projection_edge_letters(meta.patient_orientation)
+
+
+def corner_text(view: AnnotatedView) -> dict[str, list[str]]:
+    """The four corners' text lines of a view."""
+    assert view.volume is not None and view.state is not None and view.plane_slice is not None
+    meta, state = view.volume.metadata, view.state
+    loaded = view.series.loaded if view.series is not None else None
+    progress = (
+        [f"Loading {int(loaded.sum())}/{loaded.size}"]
+        if loaded is not None and not loaded.all()
+        else []
+    )
+    series = f"#{meta.series_number} " if meta.series_number is not None else ""
+    who = [meta.patient_name.replace("^", " "), meta.patient_id]
+    what = [fmt.dicom_date(meta.study_date), meta.study_description,
+            f"{series}{meta.series_description}".strip()]
+    if not view.identifying_text:
+        who, what = [], []
+    return {
+        "top_left": who,
+        "top_right": [*what, f"{meta.modality} {state.plane if meta.positioned else ''}".strip()],
+        "bottom_left": [
+            *progress,
+            f"Im {state.index + 1}/{state.count}",
+            # a slice position means nothing on an image without patient position
+            *([f"Pos {fmt.length_mm(slice_position_mm(view.plane_slice.affine))} mm"]
+              if meta.positioned else []),
+        ],
+        "bottom_right": [
+            display_text(meta, state) + (" inv" if state.invert else ""),
+            f"Zoom {view.zoom:.2f}x",
+        ],
+    }
+
+
+def display_text(meta, state: ViewState) -> str:
+    """How the values are shown: ``"W 400 L 40"`` or the VOI LUT's name."""
+    names = voi_lut_names(meta)
+    if state.voi_lut is not None and state.voi_lut < len(names):
+        return names[state.voi_lut]
+    return fmt.window(state.center, state.width)
+
+
+def readout_text(view: AnnotatedView, point: np.ndarray) -> str:
+    """'value units  (col, row, slice)  LPS (x, y, z) mm' under the mouse."""
+    assert view.plane_slice is not None and view.volume is not None
+    value = mm.probe_value(view.plane_slice.image, view.plane_slice.affine, point)
+    if value is None:
+        return ""
+    voxel = mm.patient_to_screen(view.volume.affine, point)
+    shown = (
+        "(" + ", ".join(fmt.image_value(v) for v in value) + ")"
+        if isinstance(value, tuple)
+        else fmt.image_value(value, view.volume.metadata.units)
+    )
+    ijk = ", ".join(str(round(v)) for v in voxel)
+    return f"{shown}   voxel ({ijk})   LPS {fmt.point_lps(point)} mm"

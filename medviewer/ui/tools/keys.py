@@ -1,0 +1,68 @@
+"""The keyboard of a viewport: a table from keys to view actions, and number-key presets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
+
+from medviewer.core.viewstate import ViewState
+
+
+class KeyedView(Protocol):
+    """The view actions keys call (a :class:`~medviewer.ui.slice_view.SliceView`)."""
+
+    state: ViewState | None
+
+    def scroll(self, step: int) -> None: ...
+    def set_index(self, index: int) -> None: ...
+    def set_invert(self, invert: bool) -> None: ...
+    def apply_preset(self, key: int) -> bool: ...
+    def reset(self) -> None: ...
+    def fit(self) -> None: ...
+    def delete_selected(self) -> None: ...
+    def cancel_pending(self) -> None: ...
+
+
+def _page(view: KeyedView) -> int:
+    return max(1, (view.state.count // 10) if view.state else 1)  # 10 % of the slices
+
+
+def _last(view: KeyedView) -> int:
+    return (view.state.count - 1) if view.state else 0
+
+
+def _toggle_invert(view: KeyedView) -> None:
+    if view.state:
+        view.set_invert(not view.state.invert)
+
+
+_K = Qt.Key
+KEY_ACTIONS: dict[Qt.Key, Callable[[KeyedView], None]] = {
+    _K.Key_Down: lambda v: v.scroll(1),
+    _K.Key_Right: lambda v: v.scroll(1),
+    _K.Key_Up: lambda v: v.scroll(-1),
+    _K.Key_Left: lambda v: v.scroll(-1),
+    _K.Key_PageDown: lambda v: v.scroll(_page(v)),
+    _K.Key_PageUp: lambda v: v.scroll(-_page(v)),
+    _K.Key_Home: lambda v: v.set_index(0),
+    _K.Key_End: lambda v: v.set_index(_last(v)),
+    _K.Key_I: _toggle_invert,
+    _K.Key_R: lambda v: v.reset(),
+    _K.Key_F: lambda v: v.fit(),
+    _K.Key_Delete: lambda v: v.delete_selected(),
+    _K.Key_Backspace: lambda v: v.delete_selected(),
+    _K.Key_Escape: lambda v: v.cancel_pending(),
+}
+
+
+def handle_key(view: KeyedView, event: QKeyEvent) -> bool:
+    """Run the action of `event`'s key on `view` (0-9: window presets); False when none."""
+    action = KEY_ACTIONS.get(event.key())  # type: ignore[call-overload]
+    if action is not None:
+        action(view)
+        return True
+    text = event.text()
+    return text.isdigit() and view.apply_preset(int(text))
