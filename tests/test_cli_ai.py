@@ -68,7 +68,7 @@ def test_infer_writes_a_pdf_seg_and_sr_de_identified(
     from medviewer.io.seg import label_map_from_seg
     from medviewer.io.series import load_series
     from medviewer.report.sources import read_source_images
-    from medviewer.report.validate import dciodvfy_report
+    from tests.dciodvfy import dciodvfy_report
 
     folder, truth = oblique_ct
     threshold = float(np.median(truth.values)) + 0.5

@@ -20,7 +20,7 @@ class VolumeCache:
         bound is never kept.
     """
 
-    def __init__(self, max_bytes: int = 4 * GIGABYTE) -> None:
+    def __init__(self, max_bytes: int) -> None:
         self._items: OrderedDict[Hashable, Volume] = OrderedDict()
         self.max_bytes = int(max_bytes)
 

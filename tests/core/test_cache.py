@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medviewer.core.cache import GIGABYTE, VolumeCache
+from medviewer.core.cache import VolumeCache
 from medviewer.core.volume import Volume
 
 
@@ -15,11 +15,6 @@ def _volume(nbytes: int, fill: int = 0) -> Volume:
 
 def _keys(cache: VolumeCache, candidates: str = "abcdefgh") -> list[str]:
     return [key for key in candidates if key in cache]
-
-
-def test_default_bound_is_four_gigabytes() -> None:
-    assert GIGABYTE == 1024**3
-    assert VolumeCache().max_bytes == 4 * 1024**3
 
 
 def test_empty_cache() -> None:

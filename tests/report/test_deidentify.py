@@ -25,7 +25,7 @@ from medviewer.report.deidentify import (
     profile_table,
     resolve_action,
 )
-from medviewer.report.validate import dciodvfy_report
+from tests.dciodvfy import dciodvfy_report
 
 SEED = 7
 NAME, PID, BIRTH = "TESTPERSON^ALICE", "PID-4711", "19650313"

@@ -29,8 +29,8 @@ from medviewer.io.synthetic import UID_ROOT, SeriesSpec, uid, write_series
 from medviewer.report import export as ex
 from medviewer.report.content import MeasurementLine, ReportContent, ReportHeader
 from medviewer.report.deidentify import Deidentifier
-from medviewer.report.validate import dciodvfy_report
 from tests.ai.tiny_models import ThresholdSegmenter, make_card
+from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import gradient_key_image, make_cls_result, make_seg_result
 from tests.report.test_export import files_under, readable_bytes
 

@@ -17,7 +17,7 @@ from medviewer.report.dicom_sc import (
     key_image_dataset,
 )
 from medviewer.report.sources import SourceImages, read_source_images
-from medviewer.report.validate import dciodvfy_report
+from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import gradient_key_image
 
 

@@ -25,7 +25,7 @@ from medviewer.io.synthetic import write_series
 from medviewer.report.dicom_common import segment_codes
 from medviewer.report.dicom_seg import cielab_of, segmentation_dataset
 from medviewer.report.sources import SourceImages, read_source_images
-from medviewer.report.validate import dciodvfy_report
+from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import CT_SPEC, SEG_MODEL, SEGMENTS, make_seg_result, truth_label_map
 
 LEFT_LUNG, NODULE, LUNG = "44029006", "27925004", "39607008"

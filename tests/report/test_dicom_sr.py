@@ -15,10 +15,11 @@ from pydicom.sr.codedict import Code, codes
 from medviewer.core.findings import AIResult
 from medviewer.core.measurements import Measurement
 from medviewer.report.content import MeasurementLine, ReportContent, ReportHeader
-from medviewer.report.dicom_sr import LOCAL_SCHEME, measurement_report, sr_numbers
+from medviewer.report.dicom_sr import LOCAL_SCHEME, measurement_report
 from medviewer.report.sources import SourceImages, read_source_images
-from medviewer.report.validate import dciodvfy_report
+from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import make_cls_result
+from tests.sr_reading import sr_numbers
 
 SEG_TYPES = {
     "left lung": (codes.SCT.AnatomicalStructure, Code("44029006", "SCT", "Left lung")),

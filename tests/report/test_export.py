@@ -11,10 +11,10 @@ import pytest
 
 from medviewer.io.seg import label_map_from_seg
 from medviewer.report import export as ex
-from medviewer.report.dicom_sr import sr_numbers
 from medviewer.report.files import ExportExistsError
 from medviewer.report.sources import read_source_images
-from medviewer.report.validate import dciodvfy_report
+from tests.dciodvfy import dciodvfy_report
+from tests.sr_reading import sr_numbers
 
 ALL_KINDS = set(ex.KINDS) - {"source_copies"}
 

@@ -201,8 +201,8 @@ def _check_export(out: Path, result, volume, images: int, impression: str) -> No
     import pypdfium2
 
     from medviewer.io.seg import label_map_from_seg
-    from medviewer.report.dicom_sr import sr_numbers
-    from medviewer.report.validate import dciodvfy_report
+    from tests.dciodvfy import dciodvfy_report
+    from tests.sr_reading import sr_numbers
 
     for path in sorted((out / "dicom").iterdir()):
         report = dciodvfy_report(path)
