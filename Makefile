@@ -21,9 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m medviewer demo
 
+# mypy reads [tool.mypy] in pyproject.toml and caches in .mypy_cache (seconds once warm).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check medviewer tests benchmarks scripts packaging
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
@@ -75,4 +77,4 @@ package-test: package
 	$(PYTHON) packaging/verify.py --wheel $(WHEEL) --bundle dist/medviewer --torch "$(TORCH)"
 
 clean:
-	rm -rf --one-file-system $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf --one-file-system $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

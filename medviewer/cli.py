@@ -14,9 +14,9 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,18 @@ from medviewer.core.errors import (
 )
 from medviewer.io.decode_worker import serve
 from medviewer.io.decoder_pool import WORKER_FLAG
+
+if TYPE_CHECKING:
+    from medviewer.ai.model_card import ModelCard
+    from medviewer.ai.prediction import Prediction, Progress
+    from medviewer.ai.registry import ModelEntry
+    from medviewer.core.findings import AIResult
+    from medviewer.core.volume import Volume
+    from medviewer.report.content import KeyImage
+    from medviewer.report.deidentify import Deidentifier
+    from medviewer.report.export import ExportSummary
+
+_T = TypeVar("_T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SERIES_ID = 2**63 - 1  # database ids are SQLite integers
@@ -93,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_ai_parsers(sub: Any) -> None:
+def _add_ai_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     infer = sub.add_parser("infer", help="run a model on a series and write its results")
     infer.add_argument("source", help="folder, file, NIfTI/NRRD/MHA image, or database series id")
     infer.add_argument("--model", required=True, help="model id, or a model folder / model.json")
@@ -265,7 +277,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def describe_volume(volume: Any) -> dict[str, Any]:
+def describe_volume(volume: Volume) -> dict[str, Any]:
     """A JSON-ready summary of a volume: shape, spacing, affine, modality, range, voxel hash,
     warnings."""
     from medviewer.core.geometry import orientation_letters
@@ -319,7 +331,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _open_viewer(demo=True)
 
 
-def _open_viewer(*args: Any, **kwargs: Any) -> int:
+def _open_viewer(
+    paths: Sequence[str] = (),
+    *,
+    demo: bool = False,
+    db_path: str | None = None,
+    settings_path: str | None = None,
+    exit_after_ms: int | None = None,
+    startup_probe: str | None = None,
+) -> int:
     """The viewer, once this machine can show it; else one message that says what to install."""
     from medviewer.ui.display_check import display_problem, import_error_problem
 
@@ -334,7 +354,14 @@ def _open_viewer(*args: Any, **kwargs: Any) -> int:
     if problem is not None:
         print(f"medviewer: {problem}", file=sys.stderr)
         return EXIT_FAILED
-    return run_viewer(*args, **kwargs)
+    return run_viewer(
+        paths,
+        demo=demo,
+        db_path=db_path,
+        settings_path=settings_path,
+        exit_after_ms=exit_after_ms,
+        startup_probe=startup_probe,
+    )
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
@@ -363,7 +390,9 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         show_result(grid, run.result, args.slice)
     png = save_screenshot(grid, args.out)
     if args.json:
-        report = {"png": str(png), "seconds": None, "max_event_loop_stall_ms": None}
+        report: dict[str, float | str | None] = {
+            "png": str(png), "seconds": None, "max_event_loop_stall_ms": None
+        }
         if run is not None:
             report.update(seconds=round(run.seconds, 3),
                           max_event_loop_stall_ms=round(run.max_stall_ms, 1))  # fmt: skip
@@ -373,7 +402,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _card(model: str) -> Any:
+def _card(model: str) -> ModelCard:
     from medviewer.ai.registry import ModelRegistry
 
     return ModelRegistry().get(model).card
@@ -412,7 +441,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _deidentifier(volume: Any) -> Any:
+def _deidentifier(volume: Volume) -> Deidentifier:
     """One de-identifier for every output of ``infer --deidentify`` (one pseudonym, one UID
     mapping), knowing the patient's identifiers before anything is written."""
     from medviewer.report.content import ReportHeader
@@ -424,7 +453,10 @@ def _deidentifier(volume: Any) -> Any:
 
 
 def export_reports(
-    args: argparse.Namespace, volume: Any, prediction: Any, deid: Any = None
+    args: argparse.Namespace,
+    volume: Volume,
+    prediction: Prediction,
+    deid: Deidentifier | None = None,
 ) -> list[str]:
     """Write ``--pdf``, ``--seg`` and ``--sr`` (all or none); returns the paths written.
 
@@ -450,13 +482,14 @@ def export_reports(
         return []
     steps = run_export(content, volume.metadata, plan, deidentifier=deid,
                        overwrite=args.overwrite)
-    summary = run_to_end(steps)
+    # run_to_end is typed for model runs and run_export as returning nothing (both there)
+    summary: ExportSummary = run_to_end(steps)  # type: ignore[arg-type, assignment]
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return [str(p.path) for p in summary.files]
 
 
-def _finding_key_images(volume: Any, result: Any) -> list[Any]:
+def _finding_key_images(volume: Volume, result: AIResult) -> list[KeyImage]:
     """The finding key images, rendered offscreen by the viewer's code."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from medviewer.ui.key_images import KeyImageRenderer, finding_key_images
@@ -470,7 +503,9 @@ def _finding_key_images(volume: Any, result: Any) -> list[Any]:
         renderer.close()
 
 
-def write_prediction(prediction: Any, out: Path, deid: Any = None) -> dict[str, Any]:
+def write_prediction(
+    prediction: Prediction, out: Path, deid: Deidentifier | None = None
+) -> dict[str, Any]:
     """Write ``result.json`` and the NIfTI outputs into `out`; all or nothing.
 
     Files are written into a hidden folder beside them and moved in only when every one was
@@ -497,12 +532,12 @@ def write_prediction(prediction: Any, out: Path, deid: Any = None) -> dict[str, 
 class _ProgressPrinter:
     """Progress on stderr: a bar on a terminal, else a line every 10 %."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.next_line = 0.0
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: Progress) -> None:
         percent = int(progress.fraction * 100)
         if self.tty:
             bar = "#" * (percent // 5)
@@ -603,14 +638,14 @@ def cmd_desktop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _model_row(entry: Any) -> dict[str, Any]:
+def _model_row(entry: ModelEntry) -> dict[str, Any]:
     card = entry.card
     return {"id": card.id, "name": card.name, "task": card.task, "dims": card.input.dims,
             "modalities": list(card.modalities), "version": card.version,
             "source": entry.source, "folder": str(entry.folder)}
 
 
-def _series_source(text: str) -> Any:
+def _series_source(text: str) -> int | str:
     """A database series id (digits that are not a path) or an existing path."""
     if text.isdigit() and not os.path.exists(text):
         if int(text) > MAX_SERIES_ID:
@@ -620,7 +655,7 @@ def _series_source(text: str) -> Any:
     return text
 
 
-def _pair(text: str, sep: str, option: str, kind: type) -> tuple:
+def _pair(text: str, sep: str, option: str, kind: Callable[[str], _T]) -> tuple[_T, _T]:
     parts = text.lower().split(sep)
     try:
         if len(parts) != 2:

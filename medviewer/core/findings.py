@@ -399,7 +399,8 @@ def heatmap_peak(result: AIResult) -> np.ndarray | None:
     if heatmap is None:
         return None
     s, r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+    lps: np.ndarray = (result.prediction.affine @ np.array([c, r, s, 1.0]))[:3]
+    return lps
 
 
 def positive_classes(result: AIResult) -> list[str]:

@@ -122,7 +122,7 @@ def _affine_array(affine: ArrayLike) -> FloatArray:
 
 def _nonzero_spacing(arr: FloatArray) -> FloatArray:
     """Return the column norms of the 3x3 part, raising on a zero-length axis."""
-    spacing = np.linalg.norm(arr[:3, :3], axis=0)
+    spacing: FloatArray = np.linalg.norm(arr[:3, :3], axis=0)
     for axis, name in enumerate(("column", "row", "slice")):
         if spacing[axis] <= _MIN_SPACING_MM:
             raise GeometryError(
@@ -179,12 +179,12 @@ def slice_normal(orientation: Sequence[float]) -> FloatArray:
     return normal / np.linalg.norm(normal)
 
 
-def orientation_letters(vector: Sequence[float], max_letters: int = 3) -> str:
+def orientation_letters(vector: ArrayLike, max_letters: int = 3) -> str:
     """Return the DICOM patient-orientation letters of a direction in LPS.
 
     Parameters
     ----------
-    vector : sequence of float
+    vector : array_like, shape (3,)
         Direction (any non-zero length) in LPS.
     max_letters : int, optional
         Maximum number of letters returned (default 3).
@@ -260,7 +260,7 @@ def projection_edge_letters(patient_orientation: Sequence[str]) -> dict[str, str
     return {"left": left, "right": right, "top": top, "bottom": bottom}
 
 
-def nearest_plane(normal: Sequence[float]) -> Plane:
+def nearest_plane(normal: ArrayLike) -> Plane:
     """The standard plane (axial, coronal or sagittal) nearest to a slice normal."""
     vec = _as_vector(normal, 3, "slice normal")
     planes: tuple[Plane, Plane, Plane] = ("sagittal", "coronal", "axial")
@@ -381,7 +381,8 @@ def _mean_step(sorted_positions: FloatArray, normal: FloatArray) -> FloatArray:
     count = sorted_positions.shape[0]
     if count < 2:
         return normal.copy()
-    return (sorted_positions[-1] - sorted_positions[0]) / (count - 1)
+    step: FloatArray = (sorted_positions[-1] - sorted_positions[0]) / (count - 1)
+    return step
 
 
 def sort_slices(
@@ -520,7 +521,8 @@ def spacing_of(affine: ArrayLike) -> FloatArray:
     numpy.ndarray
         Shape (3,) spacings.
     """
-    return np.linalg.norm(_affine_array(affine)[:3, :3], axis=0)
+    spacings: FloatArray = np.linalg.norm(_affine_array(affine)[:3, :3], axis=0)
+    return spacings
 
 
 def direction_of(affine: ArrayLike) -> FloatArray:
@@ -683,7 +685,7 @@ def _voxel_index(index: int, count: int, sign: int) -> int:
 def _plane_view(volume: np.ndarray, axes: _PlaneAxes, voxel_index: int) -> np.ndarray:
     """Return the (rows, cols[, 3]) screen view of one slice without copying."""
     perm = (2 - axes.through, 2 - axes.row, 2 - axes.col, *range(3, volume.ndim))
-    view = volume.transpose(perm)[voxel_index]
+    view: np.ndarray = volume.transpose(perm)[voxel_index]
     return view[:: axes.row_sign, :: axes.col_sign]
 
 

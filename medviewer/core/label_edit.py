@@ -67,7 +67,8 @@ def disk_voxels(
         (s >= 0) & (s < volume_shape[0]) & (r >= 0) & (r < volume_shape[1])
         & (c >= 0) & (c < volume_shape[2])
     )  # fmt: skip
-    return np.ravel_multi_index((s[keep], r[keep], c[keep]), volume_shape)
+    flat_index: np.ndarray = np.ravel_multi_index((s[keep], r[keep], c[keep]), volume_shape)
+    return flat_index
 
 
 def _span(centre: float, radius: float, size: int) -> tuple[int, int]:
@@ -151,7 +152,9 @@ class LabelEditHistory:
         """Redo the last undone stroke; False when there is none."""
         return self._move(labels, self._undone, self._done, redo=True)
 
-    def _move(self, labels: np.ndarray, source: list, target: list, redo: bool) -> bool:
+    def _move(
+        self, labels: np.ndarray, source: list[_Stroke], target: list[_Stroke], redo: bool
+    ) -> bool:
         if not source:
             return False
         stroke = source.pop()

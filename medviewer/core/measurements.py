@@ -156,7 +156,7 @@ class Measurement:
         Measurement
             The moved measurement.
         """
-        return replace(self, points=tuple(points))  # validated in __post_init__
+        return replace(self, points=self._checked_points(tuple(points)))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe dict (strings, lists and finite floats only).
@@ -209,16 +209,17 @@ class Measurement:
         return cls(data["kind"], points, data["plane"], data["series_uid"], **extra)
 
 
-def _points_from_json(raw: object) -> list[list[float]]:
+def _points_from_json(raw: object) -> tuple[Point, ...]:
     """Check that `raw` is a list of lists of 3 real numbers (no strings or booleans)."""
     if not isinstance(raw, list | tuple):
         raise ValueError(f"measurement 'points' must be a list of [x, y, z], got {raw!r}")
-    points = []
+    points: list[Point] = []
     for i, point in enumerate(raw):
         if not (isinstance(point, list | tuple) and len(point) == 3 and all(map(_is_real, point))):
             raise ValueError(f"measurement point {i} must be [x, y, z] numbers, got {point!r}")
-        points.append([float(v) for v in point])
-    return points
+        x, y, z = point
+        points.append((float(x), float(y), float(z)))
+    return tuple(points)
 
 
 def _is_real(value: object) -> bool:
@@ -296,7 +297,8 @@ def patient_to_screen(plane_affine: ArrayLike, xyz: ArrayLike) -> FloatArray:
     """
     inverse = np.linalg.inv(_plane_matrix(plane_affine))
     points = _as_xyz(xyz, "xyz")
-    return points @ inverse[:3, :3].T + inverse[:3, 3]
+    screen: FloatArray = points @ inverse[:3, :3].T + inverse[:3, 3]
+    return screen
 
 
 def on_plane(measurement: Measurement, plane_affine: ArrayLike, tolerance: float = 0.5) -> bool:
@@ -645,12 +647,12 @@ def _roi_summary(
         area = _area_without_image(measurement, plane_affine)
         return f"{name} area {fmt.area_mm2(area)} mm²"
     stats = roi_stats(image, plane_affine, measurement)
-    area = f"area {fmt.area_mm2(stats.area_mm2)} mm²"
+    area_text = f"area {fmt.area_mm2(stats.area_mm2)} mm²"
     if stats.pixels == 0:
-        return f"{name} no pixels inside, {area}"
+        return f"{name} no pixels inside, {area_text}"
     return (
         f"{name} mean {fmt.mean_value(stats.mean, units)}, SD {fmt.mean_value(stats.sd)}, "
-        f"min {fmt.image_value(stats.min)}, max {fmt.image_value(stats.max)}, {area}"
+        f"min {fmt.image_value(stats.min)}, max {fmt.image_value(stats.max)}, {area_text}"
     )
 
 

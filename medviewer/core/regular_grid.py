@@ -221,7 +221,7 @@ def _normal(axes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def _depths(positions: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    depths = (positions - positions[0]) @ normal
+    depths: np.ndarray = (positions - positions[0]) @ normal
     steps = np.diff(depths)
     if np.any(steps <= POSITION_TOLERANCE_MM):
         raise GeometryError(
@@ -358,7 +358,7 @@ def regular_metadata(metadata: VolumeMetadata, grid: RegularGrid, fill: float) -
         series_description=f"{metadata.series_description} (regular grid)".strip(),
         warnings=(note, *(f"before resampling: {w}" for w in metadata.warnings)),
         source_frames=(),
-        slice_positions=tuple(tuple(float(v) for v in p) for p in positions),
+        slice_positions=tuple((float(x), float(y), float(z)) for x, y, z in positions),
         extra={**metadata.extra, "regular_grid_of": metadata.series_uid},
     )
 

@@ -178,7 +178,8 @@ def array_slice_centre(volume: Volume, index: int, axis: int = 0) -> np.ndarray:
     """
     centre = [(n - 1) / 2.0 for n in volume.array.shape[:3]]  # [slice, row, col]
     centre[axis] = float(index)
-    return (volume.affine @ np.array([centre[2], centre[1], centre[0], 1.0]))[:3]
+    lps: np.ndarray = (volume.affine @ np.array([centre[2], centre[1], centre[0], 1.0]))[:3]
+    return lps
 
 
 def array_index_of(volume: Volume, point: npt.ArrayLike, axis: int = 0) -> int:

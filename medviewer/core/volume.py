@@ -176,8 +176,8 @@ class Volume:
             raise GeometryError(
                 f"{image.GetNumberOfComponentsPerPixel()}-component images are not supported"
             )
-        direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+        direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
         affine = np.eye(4)
-        affine[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=float)
+        affine[:3, :3] = direction * np.asarray(image.GetSpacing(), dtype=np.float64)
         affine[:3, 3] = image.GetOrigin()
         return cls(array, affine, metadata or VolumeMetadata())

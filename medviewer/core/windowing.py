@@ -319,7 +319,8 @@ class VoiLut:
             return table[self._float_index(arr)]
         lo, hi = bounds
         full = table[np.clip(np.arange(lo, hi + 1) - self.first_mapped, 0, table.size - 1)]
-        return full[_lut_index(arr, lo, hi - lo + 1)]
+        display: U8Array = full[_lut_index(arr, lo, hi - lo + 1)]
+        return display
 
     def equivalent_window(self) -> tuple[float, float]:
         """Return the linear window ``(center, width)`` spanning the LUT's ramp.

@@ -136,7 +136,8 @@ def open_archive(path: str) -> zipfile.ZipFile:
     key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     cached = getattr(_local, "archive", None)
     if cached is not None and cached[0] == key:
-        return cached[1]
+        reused: zipfile.ZipFile = cached[1]
+        return reused
     release()
     if not stat.S_ISREG(st.st_mode):
         raise ArchiveError(path, "not a regular file")
@@ -177,10 +178,12 @@ def _open_checked(path: str) -> zipfile.ZipFile:
     once zipfile has parsed it, how many members it really lists."""
     try:
         with open(path, "rb") as fp:
-            end = zipfile._EndRecData(fp)  # zipfile's own end-record reader (private)
+            # zipfile's own end-record reader (private, so not in its stubs)
+            end = zipfile._EndRecData(fp)  # type: ignore[attr-defined]
         if end is None:
             raise ArchiveError(path, "unreadable zip archive: no zip directory (truncated?)")
-        _check_directory(path, end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE])
+        total, size = zipfile._ECD_ENTRIES_TOTAL, zipfile._ECD_SIZE  # type: ignore[attr-defined]
+        _check_directory(path, end[total], end[size])
         archive = zipfile.ZipFile(path)
     except ArchiveError:
         raise

@@ -18,12 +18,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medviewer.core.errors import CancelledError, DatabaseError
 from medviewer.core.measurements import Measurement
 from medviewer.io import archive as zips
 from medviewer.io.header import InstanceRecord
 from medviewer.io.scan import Candidate, SkippedFile, iter_candidates, read_all
+
+Row = dict[str, Any]
+"""One result row of a query: its column names to their SQLite values."""
+
+# (path, member) of every file already seen -> (file size, mtime in ns, skipped?)
+_KnownStats = dict[tuple[str, str], tuple[int, int, bool]]
 
 SCHEMA_VERSION = 3
 SCHEMA = """
@@ -217,7 +224,7 @@ class StudyDatabase:
                 progress(min(start + batch_size, len(todo)), len(todo))
         return report
 
-    def _known_stats(self) -> dict[tuple[str, str], tuple[int, int, bool]]:
+    def _known_stats(self) -> _KnownStats:
         conn = self.connection()
         rows = conn.execute(
             "SELECT path, member, file_size, mtime_ns, 0 FROM instances "
@@ -235,7 +242,7 @@ class StudyDatabase:
             return None
         return st.st_size, st.st_mtime_ns
 
-    def _unchanged(self, candidate: Candidate, known: dict) -> bool:
+    def _unchanged(self, candidate: Candidate, known: _KnownStats) -> bool:
         previous = known.get((candidate.path, candidate.member))
         stat = self._stat(candidate)
         if previous is None or stat is None:
@@ -244,7 +251,7 @@ class StudyDatabase:
             return previous[1] == stat[1]
         return previous[:2] == stat
 
-    def _skipped_before(self, candidate: Candidate, known: dict) -> bool:
+    def _skipped_before(self, candidate: Candidate, known: _KnownStats) -> bool:
         previous = known.get((candidate.path, candidate.member))
         return previous is not None and previous[2] and self._unchanged(candidate, known)
 
@@ -361,9 +368,10 @@ class StudyDatabase:
                 r.frame_of_reference_uid,
             ),
         )
-        return conn.execute("SELECT id FROM series WHERE series_uid=?", (r.series_uid,)).fetchone()[
-            0
-        ]
+        series_ref: int = conn.execute(
+            "SELECT id FROM series WHERE series_uid=?", (r.series_uid,)
+        ).fetchone()[0]
+        return series_ref
 
     # -- queries ----------------------------------------------------------------------
 
@@ -376,7 +384,7 @@ class StudyDatabase:
         ]
         return Counts(*values)
 
-    def patients(self) -> list[dict]:
+    def patients(self) -> list[Row]:
         """Patients with their study counts, by name."""
         return self._rows(
             "SELECT p.id, p.patient_id, p.name, p.birth_date, p.sex, "
@@ -384,7 +392,7 @@ class StudyDatabase:
             "ON s.patient_ref = p.id GROUP BY p.id ORDER BY p.name, p.patient_id"
         )
 
-    def studies(self, patient: int) -> list[dict]:
+    def studies(self, patient: int) -> list[Row]:
         """Studies of one patient with their series counts, newest first."""
         return self._rows(
             "SELECT st.id, st.study_uid, st.date, st.time, st.description, "
@@ -394,7 +402,7 @@ class StudyDatabase:
             (patient,),
         )
 
-    def series(self, study: int) -> list[dict]:
+    def series(self, study: int) -> list[Row]:
         """Series of one study with image counts (frames summed), by series number."""
         return self._rows(
             "SELECT se.id, se.series_uid, se.modality, se.number, se.description, "
@@ -516,7 +524,7 @@ class StudyDatabase:
         )
         return [_measurement_from_row(key, text, self.path) for key, text in rows]
 
-    def _rows(self, sql: str, params: tuple = ()) -> list[dict]:
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[Row]:
         cursor = self.connection().execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]

@@ -60,7 +60,8 @@ class ResultStore:
         tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.npz")  # saves may overlap
         try:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **_arrays(result))
+                # numpy's stub lets a ** dict reach allow_pickle; these keys are array names
+                np.savez_compressed(handle, **_arrays(result))  # type: ignore[arg-type]
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -90,7 +91,7 @@ class ResultStore:
 
 def _arrays(result: AIResult) -> dict[str, np.ndarray]:
     p = result.prediction
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps(_meta(result)).encode(), np.uint8),
         "affine": np.asarray(p.affine, np.float64),
     }
@@ -155,7 +156,7 @@ def _result(meta: dict[str, Any], affine: np.ndarray, arrays: dict[str, np.ndarr
         created=meta["created"],
         series_uid=meta["series_uid"],
         affine=affine,
-        shape=tuple(meta["shape"]),  # type: ignore[arg-type]
+        shape=tuple(meta["shape"]),
         classes={k: float(v) for k, v in meta["classes"].items()},
         decision=tuple(meta["decision"]),
         threshold=float(meta["threshold"]),
@@ -178,4 +179,5 @@ def _segment_stats(data: dict[str, Any]) -> SegmentStats:
 
 def _component(data: dict[str, Any]) -> ComponentStats:
     tuples = ("centroid_lps", "centroid_index", "bbox")
-    return ComponentStats(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+    fields: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+    return ComponentStats(**fields)

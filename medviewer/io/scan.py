@@ -19,11 +19,11 @@ from medviewer.io.decoder_pool import pool
 from medviewer.io.header import (
     NOT_DICOM,
     InstanceRecord,
-    SkipFile,
     check_usable,
     dcmread_bounded,
     read_header,
 )
+from medviewer.io.header_fields import SkipFile
 
 DICOMDIR_NAME = "DICOMDIR"
 MAX_DICOMDIR_BYTES = 256 * 1024**2  # pydicom reads a DICOMDIR whole; real ones are < 50 MB

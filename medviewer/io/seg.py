@@ -28,12 +28,12 @@ from medviewer.core.errors import LoadError
 from medviewer.core.findings import default_color
 from medviewer.io.header import (
     NESTED_TOO_DEEP,
-    SkipFile,
     check_pixel_claims,
     dcmread_bounded,
     memory_problem,
     record_from_dataset,
 )
+from medviewer.io.header_fields import SkipFile
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"

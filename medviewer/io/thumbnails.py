@@ -73,7 +73,8 @@ def decode_middle_frame(stack: Stack, cancel: Callable[[], bool] | None = None) 
     loader = StackLoader(replace(stack, frames=(middle,)))
     for _ in loader.slices(cancel):
         pass
-    return loader.array[0]
+    frame: np.ndarray = loader.array[0]
+    return frame
 
 
 def to_display(frame: np.ndarray, record: InstanceRecord) -> np.ndarray:
@@ -140,7 +141,8 @@ def _resample_axis(array: np.ndarray, n_out: int, axis: int) -> np.ndarray:
         return array
     if n_out > n_in:
         index = ((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.intp)
-        return np.take(array, index, axis=axis)
+        nearest: np.ndarray = np.take(array, index, axis=axis)
+        return nearest
     edges = (np.arange(n_out) * n_in) // n_out
     sums = np.add.reduceat(array, edges, axis=axis)
     counts = np.diff(np.append(edges, n_in)).astype(np.float32)
