@@ -27,8 +27,6 @@ from medviewer.core.errors import ModelCardError
 from medviewer.core.staging import StagingFolder
 from medviewer.resources import models_dir
 
-SOURCES = ("bundled", "user", "path")
-
 
 def bundled_models_dir() -> Path:
     """The models shipped with medviewer: the package data folder ``resources/models``.

@@ -278,10 +278,6 @@ class MainWindow(QMainWindow):
         """
         self.imports.import_paths(paths, then_open)
 
-    def cancel_import(self) -> None:
-        """Stop the running import (what was committed stays indexed)."""
-        self.imports.cancel()
-
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()

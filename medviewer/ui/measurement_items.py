@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+
+from medviewer.ui.plane_coords import xy
 
 MEASURE_PEN = pg.mkPen("#ffd24a", width=1.5)
 SELECTED_PEN = pg.mkPen("#4ae0ff", width=2.5)
-
-
-def _xy(point: QPointF) -> tuple[float, float]:
-    return float(point.x()), float(point.y())
 
 
 def preview_outline(kind: str, a: tuple[float, float], b: tuple[float, float]):
@@ -53,7 +50,7 @@ def roi_for(kind: str, points: list[tuple[float, float]]) -> pg.ROI:
 def roi_points(kind: str, roi: pg.ROI) -> list[tuple[float, float]]:
     """A measurement's points (view coordinates) from its edited ROI."""
     if kind in ("distance", "angle"):
-        return [_xy(roi.mapToParent(handle.pos())) for handle in roi.getHandles()]
+        return [xy(roi.mapToParent(handle.pos())) for handle in roi.getHandles()]
     pos, size = roi.pos(), roi.size()
     if kind == "probe":
         return [(pos.x() + size.x() / 2, pos.y() + size.y() / 2)]

@@ -51,7 +51,3 @@ class PlaneCoordinates:
         """View coordinates and slice offset of an LPS point."""
         assert self.plane_slice is not None
         return patient_to_view(self.plane_slice, xyz)
-
-    def scene_to_view(self, scene_pos: QPointF) -> QPointF:
-        """View coordinates of a scene position."""
-        return self.viewbox.mapSceneToView(scene_pos)
