@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 
 from medviewer.core.errors import ModelCardError
 from medviewer.core.findings import DEFAULT_COLORS, Segment, default_color  # noqa: F401
+from medviewer.core.geometry import AXIS_LETTERS
 
 SCHEMA = "medviewer.model/1"
 CARD_FILE = "model.json"
@@ -818,8 +819,8 @@ def _parse_input(value: Any) -> InputSpec:
 def _parse_orientation(value: Any) -> str:
     name = "input.orientation"
     text = _string(value, name).upper()
-    axes = [next((pair for pair in ("LR", "AP", "SI") if c in pair), c) for c in text]
-    if len(text) != 3 or sorted(axes) != ["AP", "LR", "SI"]:
+    axes = {axis for c in text for axis, pair in enumerate(AXIS_LETTERS) if c in pair}
+    if len(text) != 3 or axes != {0, 1, 2}:
         rule = "3 letters, one from each pair L/R, A/P, S/I (e.g. 'RAS')"
         _fail(name, f"must be {rule}; got {_got(value)}")
     return text

@@ -26,20 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medviewer.ai.model_card import InputSpec, IntensityOp
-from medviewer.core.geometry import direction_of, spacing_of
+from medviewer.core.geometry import direction_of, letter_vector, spacing_of
 
 if TYPE_CHECKING:
     import torch
-
-# Axis code -> unit vector in LPS (DICOM patient coordinates: +x Left, +y Posterior, +z Superior).
-_CODE_VECTORS = {
-    "L": (1.0, 0.0, 0.0),
-    "R": (-1.0, 0.0, 0.0),
-    "P": (0.0, 1.0, 0.0),
-    "A": (0.0, -1.0, 0.0),
-    "S": (0.0, 0.0, 1.0),
-    "I": (0.0, 0.0, -1.0),
-}
 
 _SAME_TOLERANCE = 1e-6
 
@@ -93,7 +83,7 @@ def reorientation_for(affine: np.ndarray, codes: str) -> Reorientation:
     nibabel's ``io_orientation`` does, so each code gets a distinct axis even on oblique series.
     """
     directions = direction_of(affine)  # columns: unit LPS vectors of col, row, slice
-    targets = np.array([_CODE_VECTORS[c] for c in codes.upper()])
+    targets = np.array([letter_vector(c) for c in codes])
     cosines = targets @ directions  # [code, source axis]
     perm = [-1, -1, -1]
     flip = [False, False, False]

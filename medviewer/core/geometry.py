@@ -57,7 +57,10 @@ _TILT_LIMIT_DEGREES = 0.1
 _MIN_SPACING_MM = 1e-9
 _MAX_CONDITION = 1e12
 
-_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))
+# The anatomical letters of the LPS axes (x, y, z): (towards negative, towards positive).
+# Every place that names or reads an axis letter (orientation labels, a model card's
+# orientation code) uses this table.
+AXIS_LETTERS: tuple[tuple[str, str], ...] = (("R", "L"), ("A", "P"), ("I", "S"))
 
 # plane -> (normal, screen-right, screen-down) in LPS.
 _PLANE_VECTORS: dict[str, tuple[FloatArray, FloatArray, FloatArray]] = {
@@ -209,8 +212,34 @@ def orientation_letters(vector: ArrayLike, max_letters: int = 3) -> str:
         raise GeometryError(f"max_letters must be at least 1, got {max_letters}")
     unit = vec / length
     order = np.argsort(-np.abs(unit), kind="stable")
-    letters = [_LETTERS[a][int(unit[a] > 0)] for a in order if abs(unit[a]) > _LETTER_THRESHOLD]
+    letters = [AXIS_LETTERS[a][int(unit[a] > 0)] for a in order if abs(unit[a]) > _LETTER_THRESHOLD]
     return "".join(letters[:max_letters])
+
+
+def letter_vector(letter: str) -> tuple[float, float, float]:
+    """The LPS unit vector an axis letter points along (``"L"`` -> ``(1, 0, 0)``).
+
+    Parameters
+    ----------
+    letter : str
+        One of R, L, A, P, I, S (either case).
+
+    Returns
+    -------
+    tuple of float
+        The unit vector, in DICOM patient coordinates (+x Left, +y Posterior, +z Superior).
+
+    Raises
+    ------
+    GeometryError
+        If `letter` is not one of the six axis letters.
+    """
+    for axis, pair in enumerate(AXIS_LETTERS):
+        if letter.upper() in pair:
+            vector = [0.0, 0.0, 0.0]
+            vector[axis] = 1.0 if pair.index(letter.upper()) == 1 else -1.0
+            return (vector[0], vector[1], vector[2])
+    raise GeometryError(f"not an axis letter: {letter!r} (one of R, L, A, P, I, S)")
 
 
 # Patient Orientation (0020,0020) letters and their opposites (PS3.3 C.7.6.1.1.1): H/F are

@@ -13,11 +13,13 @@ import SimpleITK as sitk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medviewer.core.errors import GeometryError
 from medviewer.core.geometry import (
     PlaneSlice,
     SliceSorting,
     affine_from_dicom,
     direction_of,
+    letter_vector,
     orientation_letters,
     patient_to_voxel,
     plane_count,
@@ -747,3 +749,18 @@ def test_reslice_rejects_bad_arguments():
         reslice(volume, A_AXIAL, "axial", 1.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="zero spacing"):
         reslice(volume, _with(A_AXIAL, (2, 2), 0.0), "axial", 0)
+
+
+@pytest.mark.parametrize(
+    ("letter", "vector"),
+    [("L", (1, 0, 0)), ("r", (-1, 0, 0)), ("P", (0, 1, 0)), ("A", (0, -1, 0)),
+     ("S", (0, 0, 1)), ("I", (0, 0, -1))],
+)  # fmt: skip
+def test_letter_vector_and_orientation_letters_agree(letter: str, vector: tuple) -> None:
+    assert letter_vector(letter) == vector
+    assert orientation_letters(vector) == letter.upper()
+
+
+def test_letter_vector_rejects_other_letters() -> None:
+    with pytest.raises(GeometryError, match="not an axis letter: 'H'"):
+        letter_vector("H")
