@@ -24,6 +24,7 @@ from medviewer.ui.measurement_layer import MeasurementLayer
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.overlay_items import BrushCursor, PlaneOverlay, plane_rect
+from medviewer.ui.pending_slice import PendingSlice
 from medviewer.ui.plane_coords import PlaneCoordinates, xy
 from medviewer.ui.slice_annotations import Annotations, corner_text, readout_text
 from medviewer.ui.slice_display import FrameWindow, initial_state_of, shown_lut
@@ -112,7 +113,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
 
     def _build_input(self) -> None:
         """The handlers of the wheel, the mouse buttons and the tools (see :meth:`on_drag`)."""
-        self.pan_zoom = PanZoom(self.viewbox, self.scroll)
+        self.pending_slice = PendingSlice(lambda: self.state, self.set_index)
+        self.pan_zoom = PanZoom(self.viewbox, self.pending_slice.scroll)
         self.window_level = WindowLevelDrag(lambda: self.state, lambda: self.volume, self.set_state)
         self.brush_painter = BrushPainter(self.overlay, lambda: self.plane_slice,
                                           self._overlay_fits, self._labels_painted,
@@ -138,6 +140,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         """Show `plane` of `series` (None empties the view)."""
         if self.series is not None:
             self.series.slicesLoaded.disconnect(self._on_slices_loaded)
+        self.pending_slice.discard()
         self.stop_cine()
         self.end_brush_stroke()
         self.overlay.set_result(None)

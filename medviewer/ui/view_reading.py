@@ -21,6 +21,7 @@ from medviewer.core.viewstate import ViewState, plane_index_of, preset_for_key, 
 from medviewer.core.volume import Volume
 from medviewer.ui.cine import Cine
 from medviewer.ui.open_series import OpenSeries
+from medviewer.ui.pending_slice import PendingSlice
 from medviewer.ui.slice_display import initial_state_of
 from medviewer.ui.tools.crosshair import Crosshair
 from medviewer.ui.tools.pan_zoom import PanZoom
@@ -35,6 +36,7 @@ class ReadingHost(Protocol):
     viewbox: pg.ViewBox
     image_item: pg.ImageItem
     pan_zoom: PanZoom
+    pending_slice: PendingSlice
     crosshair: Crosshair
     cine: Cine
 
@@ -50,12 +52,14 @@ class ReadingCommands:
     """Slice, window, zoom, crosshair and cine commands of a viewport (a mixin of SliceView)."""
 
     def set_index(self: ReadingHost, index: int) -> None:
-        """Show slice `index` of the plane (clamped)."""
+        """Show slice `index` of the plane (clamped), over any wheel or key steps not shown."""
+        self.pending_slice.discard()
         if self.state is not None:
             self.set_state(self.state.at(index))
 
     def scroll(self: ReadingHost, step: int) -> None:
-        """Move `step` slices."""
+        """Move `step` slices now (wheel and keys go through ``pending_slice`` instead)."""
+        self.pending_slice.discard()
         if self.state is not None:
             self.set_state(self.state.scrolled(step))
 

@@ -237,6 +237,7 @@ def _keep_reading(qtbot, view) -> None:
     start = view.state.index
     for step in range(1, 6):
         qtbot.keyClick(view, Qt.Key.Key_Down)
+        qtbot.waitUntil(lambda: not view.pending_slice.pending, timeout=WAIT_MS)
         assert view.state.index == start + step
     view.set_window(40.0, 400.0)
     assert (view.state.center, view.state.width) == (40.0, 400.0)

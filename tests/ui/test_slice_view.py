@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QApplication
 
 from medviewer.core.geometry import orientation_letters
 from medviewer.core.volume import Volume
@@ -25,6 +27,8 @@ from tests.ui.helpers import (
     widget_pos,
 )
 from tests.waits import WAIT_MS
+
+NO_MOD = Qt.KeyboardModifier.NoModifier
 
 
 @pytest.fixture
@@ -66,19 +70,43 @@ def test_screen_pixels_show_the_disk_where_it_is(view: SliceView) -> None:
 def test_wheel_and_keys_scroll(view: SliceView, qtbot) -> None:
     start = view.state.index
     centre = QPoint(view.graphics.width() // 2, view.graphics.height() // 2)
+
+    def shows(index: int) -> None:
+        qtbot.waitUntil(lambda: not view.pending_slice.pending, timeout=WAIT_MS)
+        assert view.state.index == index
+
     wheel(view, centre, -1)
-    assert view.state.index == start + 1
+    shows(start + 1)
     wheel(view, centre, 2)
-    assert view.state.index == start - 1
+    shows(start - 1)
     qtbot.keyClick(view, Qt.Key.Key_Home)
-    assert view.state.index == 0
+    shows(0)
     qtbot.keyClick(view, Qt.Key.Key_Up)
-    assert view.state.index == 0  # clamped
+    shows(0)  # clamped
     qtbot.keyClick(view, Qt.Key.Key_PageDown)
-    assert view.state.index == 2  # 10 % of 20 slices
+    shows(2)  # 10 % of 20 slices
     qtbot.keyClick(view, Qt.Key.Key_End)
-    assert view.state.index == SHAPE[0] - 1
+    shows(SHAPE[0] - 1)
     assert view.annotations.corners["bottom_left"][-2] == f"Im {SHAPE[0]}/{SHAPE[0]}"
+
+
+def test_a_burst_of_scroll_events_draws_one_frame_at_its_sum(view: SliceView, qtbot) -> None:
+    """Events that arrive faster than frames are drawn move the target; frames are dropped."""
+    start = view.state.index
+    renders: list[int] = []
+    draw = view.render
+    view.render = lambda: (renders.append(view.state.index), draw())  # type: ignore[method-assign]
+    for _ in range(4):  # delivered before the event loop runs again, as a fast wheel does
+        QApplication.sendEvent(view, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Down, NO_MOD))
+    QApplication.sendEvent(view, QKeyEvent(QEvent.Type.KeyPress, Qt.Key.Key_Up, NO_MOD))
+    assert renders == [] and view.state.index == start
+    qtbot.waitUntil(lambda: not view.pending_slice.pending, timeout=WAIT_MS)
+    assert renders == [start + 3] and view.state.index == start + 3
+    # An explicit slice wins over steps not yet shown.
+    view.pending_slice.scroll(5)
+    view.set_index(1)
+    qtbot.waitUntil(lambda: not view.pending_slice.pending, timeout=WAIT_MS)
+    assert view.state.index == 1 and renders[-1] == 1
 
 
 def test_slice_position_text_is_the_s_coordinate(view: SliceView) -> None:

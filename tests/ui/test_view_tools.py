@@ -114,25 +114,35 @@ def test_a_drag_back_to_its_start_measures_nothing(qapp) -> None:
     assert selected == [""]  # a click on the image clears the selection
 
 
-class KeyedView:
-    def __init__(self, count: int) -> None:
-        self.state = ViewState("axial", 3, count, 40.0, 400.0)
-        self.calls: list[tuple] = []
+class _Recorder:
+    def __init__(self, calls: list[tuple], prefix: str = "") -> None:
+        self._calls, self._prefix = calls, prefix
 
     def __getattr__(self, name):
         def record(*args):
-            self.calls.append((name, *args))
+            self._calls.append((self._prefix + name, *args))
             return True  # apply_preset: the key has a preset
 
         return record
 
 
+class KeyedView:
+    def __init__(self, count: int) -> None:
+        self.state = ViewState("axial", 3, count, 40.0, 400.0)
+        self.calls: list[tuple] = []
+        self.pending_slice = _Recorder(self.calls, "pending ")
+
+    def __getattr__(self, name):
+        return getattr(_Recorder(self.calls), name)
+
+
 @pytest.mark.parametrize(
     ("key", "text", "call"),
     [
-        (Qt.Key.Key_PageUp, "", ("scroll", -2)),  # 10 % of 20 slices
-        (Qt.Key.Key_Down, "", ("scroll", 1)),
-        (Qt.Key.Key_End, "", ("set_index", 19)),
+        # Slice keys aim the pending slice (shown once the event loop is free).
+        (Qt.Key.Key_PageUp, "", ("pending scroll", -2)),  # 10 % of 20 slices
+        (Qt.Key.Key_Down, "", ("pending scroll", 1)),
+        (Qt.Key.Key_End, "", ("pending go_to", 19)),
         (Qt.Key.Key_I, "i", ("set_invert", True)),
         (Qt.Key.Key_Escape, "", ("cancel_pending",)),
         (Qt.Key.Key_Backspace, "", ("delete_selected",)),

@@ -9,12 +9,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 
 from medviewer.core.viewstate import ViewState
+from medviewer.ui.pending_slice import PendingSlice
 
 
 class KeyedView(Protocol):
     """The view actions keys call (a :class:`~medviewer.ui.slice_view.SliceView`)."""
 
     state: ViewState | None
+    pending_slice: PendingSlice
 
     def scroll(self, step: int) -> None: ...
     def set_index(self, index: int) -> None: ...
@@ -41,14 +43,15 @@ def _toggle_invert(view: KeyedView) -> None:
 
 _K = Qt.Key
 KEY_ACTIONS: dict[Qt.Key, Callable[[KeyedView], None]] = {
-    _K.Key_Down: lambda v: v.scroll(1),
-    _K.Key_Right: lambda v: v.scroll(1),
-    _K.Key_Up: lambda v: v.scroll(-1),
-    _K.Key_Left: lambda v: v.scroll(-1),
-    _K.Key_PageDown: lambda v: v.scroll(_page(v)),
-    _K.Key_PageUp: lambda v: v.scroll(-_page(v)),
-    _K.Key_Home: lambda v: v.set_index(0),
-    _K.Key_End: lambda v: v.set_index(_last(v)),
+    # Slice keys move a pending target: a held key never queues frames (see pending_slice).
+    _K.Key_Down: lambda v: v.pending_slice.scroll(1),
+    _K.Key_Right: lambda v: v.pending_slice.scroll(1),
+    _K.Key_Up: lambda v: v.pending_slice.scroll(-1),
+    _K.Key_Left: lambda v: v.pending_slice.scroll(-1),
+    _K.Key_PageDown: lambda v: v.pending_slice.scroll(_page(v)),
+    _K.Key_PageUp: lambda v: v.pending_slice.scroll(-_page(v)),
+    _K.Key_Home: lambda v: v.pending_slice.go_to(0),
+    _K.Key_End: lambda v: v.pending_slice.go_to(_last(v)),
     _K.Key_I: _toggle_invert,
     _K.Key_R: lambda v: v.reset(),
     _K.Key_F: lambda v: v.fit(),
