@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, QTimer
 
 from medviewer.core.viewstate import ViewState
 
@@ -24,15 +24,20 @@ class PendingSlice:
         The viewport's current :class:`ViewState` (None before a series is shown).
     show : callable
         Shows a slice index (the viewport's ``set_index``).
+    parent : QObject, optional
+        Owns the timer (the viewport), so that it dies with it.
     """
 
     def __init__(
-        self, state: Callable[[], ViewState | None], show: Callable[[int], None]
+        self,
+        state: Callable[[], ViewState | None],
+        show: Callable[[int], None],
+        parent: QObject | None = None,
     ) -> None:
         self._state = state
         self._show = show
         self._target: ViewState | None = None
-        self._timer = QTimer()
+        self._timer = QTimer(parent)
         self._timer.setSingleShot(True)
         self._timer.setInterval(0)
         self._timer.timeout.connect(self.flush)

@@ -113,7 +113,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
 
     def _build_input(self) -> None:
         """The handlers of the wheel, the mouse buttons and the tools (see :meth:`on_drag`)."""
-        self.pending_slice = PendingSlice(lambda: self.state, self.set_index)
+        self.pending_slice = PendingSlice(lambda: self.state, self.set_index, self)
         self.pan_zoom = PanZoom(self.viewbox, self.pending_slice.scroll)
         self.window_level = WindowLevelDrag(lambda: self.state, lambda: self.volume, self.set_state)
         self.brush_painter = BrushPainter(self.overlay, lambda: self.plane_slice,
