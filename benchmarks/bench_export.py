@@ -29,7 +29,7 @@ from machine import machine_info
 
 def _volume(folder: Path, slices: int):
     from medviewer.io.series import load_series
-    from medviewer.io.synthetic import SeriesSpec, write_series
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
     spec = SeriesSpec(shape=(slices, 512, 512), pixel_spacing=(0.7, 0.7), slice_spacing=1.0,
                       shuffle=False, seed=11)

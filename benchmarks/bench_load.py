@@ -164,7 +164,7 @@ def ensure_series(name: str, slices: int) -> Path:
         return folder
     if root.exists():
         shutil.rmtree(root)
-    from medviewer.io.synthetic import SeriesSpec, write_series
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
     log(f"writing {slices} {name} slices to {folder} (once; cached)")
     start = time.perf_counter()

@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info
 
-from medviewer import phantom
-from medviewer.demo import write_demo_data
+from medviewer.synthetic import phantom
+from medviewer.synthetic.demo import write_demo_data
 
 
 def _median_seconds(function, repeats: int) -> float:

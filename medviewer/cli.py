@@ -311,7 +311,7 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     """``medviewer demo-data OUT [--seed N] [--cases K]``: synthetic studies and their truth."""
-    from medviewer.demo import DEMO_SEED, write_demo_data
+    from medviewer.synthetic.demo import DEMO_SEED, write_demo_data
 
     seed = DEMO_SEED if args.seed is None else args.seed
     if seed < 0 or args.cases < 1:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QApplication
 
-from medviewer.demo import demo_folder
 from medviewer.io.database import StudyDatabase
+from medviewer.synthetic.demo import demo_folder
 from medviewer.ui import workers
 from medviewer.ui.application import application
 from medviewer.ui.main_window import MainWindow

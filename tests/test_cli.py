@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from medviewer.cli import main
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.corpus import DATA_STORE, PYDICOM_FILES
 
 

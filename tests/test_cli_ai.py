@@ -14,7 +14,7 @@ import pytest
 from medviewer.ai.weights import clear_network_cache
 from medviewer.cli import main
 from medviewer.io.formats import read_image
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.ai.test_explain import KWARGS, blob_detector
 from tests.ai.tiny_models import ThresholdSegmenter, card_dict, make_card, write_card
 

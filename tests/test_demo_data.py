@@ -13,11 +13,11 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import UID, DigitalXRayImageStorageForPresentation
 
-from medviewer import demo
 from medviewer.cli import main
-from medviewer.demo import DEMO_SEED, DemoData, DemoSeries, write_demo_data
 from medviewer.io.series import load_series
-from medviewer.phantom import (
+from medviewer.synthetic import demo
+from medviewer.synthetic.demo import DEMO_SEED, DemoData, DemoSeries, write_demo_data
+from medviewer.synthetic.phantom import (
     NODULE,
     RADIOGRAPH_NODULE_MM,
     chest_case,

@@ -1,4 +1,5 @@
-"""Tests of medviewer.phantom: determinism, drawn ranges, anatomy in LPS, radiograph geometry.
+"""Tests of medviewer.synthetic.phantom: determinism, drawn ranges, anatomy in LPS, radiograph
+geometry.
 
 Renders use small grids (3.5 mm pixels, 4 mm slices) or small local grids around one nodule.
 """
@@ -12,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from medviewer.phantom import (
+from medviewer.synthetic.phantom import (
     LEFT_LUNG,
     NODULE,
     RADIOGRAPH_NODULE_MM,

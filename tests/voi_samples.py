@@ -1,8 +1,9 @@
 """Synthetic DICOM files carrying VOI LUTs, and pydicom's display of them (the truth).
 
-Nothing here is patient data: the series come from :func:`medviewer.io.synthetic.write_series`
-and the LUTs are made up. The truth is pydicom's own ``apply_voi(apply_modality_lut(...))``
-scaled to 0..255 the way :meth:`medviewer.core.windowing.VoiLut.display_table` does.
+Nothing here is patient data: the series come from
+:func:`medviewer.synthetic.dicom_writer.write_series` and the LUTs are made up. The truth is
+pydicom's own ``apply_voi(apply_modality_lut(...))`` scaled to 0..255 the way
+:meth:`medviewer.core.windowing.VoiLut.display_table` does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi
 from pydicom.sequence import Sequence as DicomSequence
 
 from medviewer.core.volume import Volume
-from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, WrittenSeries, write_series
 
 #: A signed CT-like series: stored -2048..2046, rescaled by 2x - 50 (the LUTs map the result);
 #: its slices hold -4146..-3050, -2192..-1090, -238..862 and 1716..2800.

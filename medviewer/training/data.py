@@ -1,8 +1,8 @@
 """Training samples made from phantoms, through the same model-grid code the app runs.
 
-Each sample is rendered by :mod:`medviewer.phantom` at the acquisition's own resolution (512 x
-512 CT pixels, 1 mm radiograph pixels) and only then mapped to the model's grid with
-:func:`medviewer.ai.transforms.model_grid_for` and the card's intensity ops, exactly as
+Each sample is rendered by :mod:`medviewer.synthetic.phantom` at the acquisition's own
+resolution (512 x 512 CT pixels, 1 mm radiograph pixels) and only then mapped to the model's
+grid with :func:`medviewer.ai.transforms.model_grid_for` and the card's intensity ops, exactly as
 :class:`medviewer.ai.runner.Runner` maps a loaded series. So what a model learns from is what it
 will see in the viewer.
 """
@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from medviewer import phantom
 from medviewer.ai.model_card import InputSpec
 from medviewer.core.volume import Volume
+from medviewer.synthetic import phantom
 
 
 def axial_volume(hu: np.ndarray, grid: phantom.AxialGrid) -> Volume:

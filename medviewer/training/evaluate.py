@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from medviewer import phantom
 from medviewer.ai.model_card import ModelCard, load_card
 from medviewer.core.volume import VolumeMetadata
+from medviewer.synthetic import phantom
 from medviewer.training import metrics
 from medviewer.training.data import axial_volume, radiograph_volume
 from medviewer.training.specs import RECIPES

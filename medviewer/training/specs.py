@@ -2,7 +2,7 @@
 
 Seeds: every model trains on phantom seeds 0-299 or 0-599, validates on the next range, and is
 tested on seeds from 5000 up, which no training run ever renders. The demo study uses seeds
-from 90000 (see :data:`medviewer.demo.DEMO_SEED`).
+from 90000 (see :data:`medviewer.synthetic.demo.DEMO_SEED`).
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def run_viewer(
     freeze_startup_heap()
     targets = list(paths)
     if demo:
-        from medviewer.demo import demo_folder
+        from medviewer.synthetic.demo import demo_folder
 
         targets = [str(demo_folder())]
         window.set_layout("1x3")

@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from medviewer import phantom
 from medviewer.ai.model_card import verify_weights
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core.volume import Volume, VolumeMetadata
+from medviewer.synthetic import phantom
 
 pytest.importorskip("torch")
 

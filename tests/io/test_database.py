@@ -17,7 +17,7 @@ import pytest
 from medviewer.core.errors import DatabaseError
 from medviewer.io.database import StudyDatabase
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, write_radiograph, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_radiograph, write_series
 from tests.conftest import hash_tree
 
 
@@ -188,7 +188,7 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_relative_paths_are_stored_absolute_and_found_by_folder(tmp_path, monkeypatch) -> None:
     from medviewer.io.database import StudyDatabase
-    from medviewer.io.synthetic import SeriesSpec, write_series
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
     write_series(tmp_path / "a" / "ct", SeriesSpec(shape=(3, 8, 8), seed=1))
     write_series(tmp_path / "ab", SeriesSpec(shape=(2, 8, 8), seed=2))

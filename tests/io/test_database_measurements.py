@@ -11,7 +11,7 @@ import pytest
 from medviewer.core.errors import DatabaseError
 from medviewer.core.measurements import Measurement
 from medviewer.io.database import StudyDatabase
-from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, WrittenSeries, write_series
 
 
 def _series(root: Path) -> WrittenSeries:

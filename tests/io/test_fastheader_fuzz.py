@@ -32,7 +32,7 @@ from pydicom.sequence import Sequence
 from medviewer.io import header
 from medviewer.io.fastheader import LONG_VRS, VALID_VRS, parse_fast
 from medviewer.io.header_fields import FIELD_BY_TAG
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
 EXAMPLES = int(os.environ.get("MEDVIEWER_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(

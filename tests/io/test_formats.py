@@ -10,7 +10,7 @@ import pytest
 from medviewer.core.errors import LoadError
 from medviewer.io.formats import read_image, write_image
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])

@@ -9,7 +9,7 @@ import pytest
 
 from medviewer.io import header
 from medviewer.io.fastheader import parse_fast
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.corpus import corpus_files, corpus_id
 
 CORPUS = corpus_files()

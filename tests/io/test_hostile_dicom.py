@@ -23,7 +23,7 @@ from medviewer.io import fastheader, header
 from medviewer.io.decode import decode_frames
 from medviewer.io.scan import Candidate, read_candidate, scan
 from medviewer.io.series import Stack, StackLoader, find_stacks, load_series
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.conftest import hash_tree
 
 GiB = 1024**3

@@ -30,7 +30,7 @@ from medviewer.io.database import StudyDatabase
 from medviewer.io.header import read_header, read_location
 from medviewer.io.scan import scan
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, WrittenSeries, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, WrittenSeries, write_series
 from tests.conftest import hash_tree
 
 HANG_GUARD_S = 120  # only a failure guard: the code never waits on these files

@@ -24,8 +24,8 @@ from medviewer.io.series import (
     iter_load,
     load_series,
 )
-from medviewer.io.synthetic import SeriesSpec, pattern, write_series
 from medviewer.io.thumbnails import decode_middle_frame
+from medviewer.synthetic.dicom_writer import SeriesSpec, pattern, write_series
 from tests.io.test_series import _enhanced_rescale
 
 SHAPE = (9, 16, 12)  # 9 compressed files: the decoder processes take them on two cores

@@ -17,7 +17,7 @@ import pytest
 
 from medviewer.core.geometry import native_plane, projection_edge_letters, reslice
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import write_radiograph
+from medviewer.synthetic.dicom_writer import write_radiograph
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -18,7 +18,7 @@ from medviewer.core.geometry import voxel_to_patient
 from medviewer.core.regular_grid import needs_regular_grid, resample_regular
 from medviewer.core.volume import Volume
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, positions_of, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, positions_of, write_series
 
 SHAPE = (12, 20, 16)
 PIXEL = (0.7, 0.9)  # (row, column) spacing
@@ -160,7 +160,7 @@ def test_simpleitk_resampling_the_sheared_stack_agrees(tmp_path) -> None:
 
 
 def test_unpositioned_images_carry_no_positions(tmp_path) -> None:
-    from medviewer.io.synthetic import write_radiograph
+    from medviewer.synthetic.dicom_writer import write_radiograph
 
     path, _values = write_radiograph(tmp_path)
     volume = load_series(path)

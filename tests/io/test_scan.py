@@ -10,7 +10,7 @@ import pytest
 
 from medviewer.io import scan as scan_module
 from medviewer.io.scan import scan
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.conftest import hash_tree
 from tests.corpus import DATA_STORE, PYDICOM_FILES
 
@@ -54,7 +54,7 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
 
 def test_hidden_files_and_folders_are_not_reported(tmp_path) -> None:
     from medviewer.io.scan import scan
-    from medviewer.io.synthetic import SeriesSpec, write_series
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
     write_series(tmp_path / "ct", SeriesSpec(shape=(3, 8, 8)))
     (tmp_path / "ct" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")

@@ -18,7 +18,7 @@ from medviewer.core.volume import Volume
 from medviewer.io import decoder_pool
 from medviewer.io.decoder_pool import DecoderPool
 from medviewer.io.series import StackLoader, find_stacks, load_series
-from medviewer.io.synthetic import SeriesSpec, write_radiograph, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_radiograph, write_series
 from tests.conftest import hash_tree
 from tests.corpus import corpus_files, corpus_id
 

@@ -11,8 +11,8 @@ from medviewer.core.windowing import apply_window, auto_window
 from medviewer.io import decode
 from medviewer.io.header import InstanceRecord, read_header
 from medviewer.io.scan import scan
-from medviewer.io.synthetic import SeriesSpec, uid, write_radiograph, write_series
 from medviewer.io.thumbnails import ThumbnailCache, make_thumbnail, shrink
+from medviewer.synthetic.dicom_writer import SeriesSpec, uid, write_radiograph, write_series
 
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 

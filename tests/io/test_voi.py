@@ -12,8 +12,8 @@ from pydicom.pixels import apply_modality_lut, apply_voi, apply_voi_lut
 from pydicom.sequence import Sequence as DicomSequence
 
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, write_series
 from medviewer.io.voi import MAX_VOI_LUTS, lut_descriptor, lut_from_item, voi_luts_of
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from tests.corpus import DATA_STORE
 from tests.voi_samples import (
     add_voi_luts,

@@ -19,7 +19,7 @@ import pydicom
 import pytest
 
 from medviewer.io import decoder_pool
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
 SCRIPT = Path(sys.executable).parent / "medviewer"
 

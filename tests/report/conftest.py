@@ -11,8 +11,8 @@ import pytest
 from medviewer.ai.statistics import segment_statistics
 from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, write_radiograph, write_series
 from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_radiograph, write_series
 
 INTENDED_USE = "Demonstration only, on synthetic data. Not for clinical use."
 SEG_MODEL = ModelInfo(

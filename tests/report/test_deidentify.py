@@ -16,7 +16,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian
 
-from medviewer.io.synthetic import SeriesSpec, uid, write_series
 from medviewer.report.content import ReportHeader
 from medviewer.report.deidentify import (
     DEIDENTIFICATION_METHOD,
@@ -25,6 +24,7 @@ from medviewer.report.deidentify import (
     profile_table,
     resolve_action,
 )
+from medviewer.synthetic.dicom_writer import SeriesSpec, uid, write_series
 from tests.dciodvfy import dciodvfy_report
 
 SEED = 7

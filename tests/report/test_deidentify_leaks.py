@@ -25,10 +25,10 @@ from medviewer.ai.weights import clear_network_cache
 from medviewer.cli import main
 from medviewer.core.findings import AIResult, ModelInfo
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import UID_ROOT, SeriesSpec, uid, write_series
 from medviewer.report import export as ex
 from medviewer.report.content import MeasurementLine, ReportContent, ReportHeader
 from medviewer.report.deidentify import Deidentifier
+from medviewer.synthetic.dicom_writer import UID_ROOT, SeriesSpec, uid, write_series
 from tests.ai.tiny_models import ThresholdSegmenter, make_card
 from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import gradient_key_image, make_cls_result, make_seg_result

@@ -21,10 +21,10 @@ from medviewer.io.seg import (
     referenced_series_uid,
 )
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import write_series
 from medviewer.report.dicom_common import segment_codes
 from medviewer.report.dicom_seg import cielab_of, segmentation_dataset
 from medviewer.report.sources import SourceImages, read_source_images
+from medviewer.synthetic.dicom_writer import write_series
 from tests.dciodvfy import dciodvfy_report
 from tests.report.conftest import CT_SPEC, SEG_MODEL, SEGMENTS, make_seg_result, truth_label_map
 

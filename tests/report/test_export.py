@@ -231,7 +231,7 @@ def test_a_series_read_from_a_zip_archive_exports(tmp_path, report_content):
     import zipfile
 
     from medviewer.io.series import load_series
-    from medviewer.io.synthetic import write_series
+    from medviewer.synthetic.dicom_writer import write_series
     from tests.report.conftest import CT_SPEC
 
     folder = tmp_path / "ct"

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from medviewer import phantom
 from medviewer.ai.model_card import ModelCard, file_sha256, load_card
+from medviewer.synthetic import phantom
 from medviewer.training import data, specs
 from medviewer.training.__main__ import _seed_range
 

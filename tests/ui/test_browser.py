@@ -9,8 +9,8 @@ import pytest
 from PySide6.QtCore import QModelIndex, Qt
 
 from medviewer.io.database import StudyDatabase
-from medviewer.io.synthetic import SeriesSpec, uid, write_series
 from medviewer.io.thumbnails import ThumbnailCache
+from medviewer.synthetic.dicom_writer import SeriesSpec, uid, write_series
 from medviewer.ui import workers
 from medviewer.ui.browser import (
     FILTER_PLACEHOLDER,

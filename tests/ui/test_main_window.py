@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt, QTimer
 from medviewer.core.geometry import patient_to_voxel
 from medviewer.io.database import ImportReport, StudyDatabase
 from medviewer.io.series import iter_load
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from medviewer.ui import workers
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.browser import StudyBrowser

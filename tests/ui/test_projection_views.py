@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import write_radiograph
+from medviewer.synthetic.dicom_writer import write_radiograph
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.slice_view import corner_text
 from medviewer.ui.viewer_grid import ViewerGrid

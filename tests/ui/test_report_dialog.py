@@ -11,8 +11,8 @@ from PySide6.QtCore import Qt
 
 from medviewer.core.findings import OverlayStyle
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import write_series
 from medviewer.report.content import MeasurementLine
+from medviewer.synthetic.dicom_writer import write_series
 from medviewer.ui.key_images import KeyImageRenderer, finding_key_images, key_image_like
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.report_dialog import ReportDialog, ReportDraft

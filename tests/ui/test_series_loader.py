@@ -10,7 +10,7 @@ import pytest
 from medviewer.core.cache import VolumeCache
 from medviewer.io.database import StudyDatabase
 from medviewer.io.series import load_series
-from medviewer.io.synthetic import SeriesSpec, write_series
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 from medviewer.ui.series_loader import LoadFailed, LoadRequest, SeriesLoader, SeriesReady
 from tests.waits import WAIT_MS
 

@@ -1,4 +1,5 @@
-"""The demo data: synthetic chest CTs and radiographs from :mod:`medviewer.phantom`, with truth.
+"""The demo data: synthetic chest CTs and radiographs from :mod:`~medviewer.synthetic.phantom`,
+with truth.
 
 :func:`write_demo_data` writes, for each synthetic patient, a CT study and a radiograph (DX)
 study as DICOM, and the truth beside them::
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.staging import staged_folder
-from medviewer.io.synthetic import AXIAL, CT_IMAGE_STORAGE, DX_STORAGE, uid
-from medviewer.phantom import (
+from medviewer.synthetic.dicom_writer import AXIAL, CT_IMAGE_STORAGE, DX_STORAGE, uid
+from medviewer.synthetic.phantom import (
     NODULE,
     AxialGrid,
     ChestCase,
