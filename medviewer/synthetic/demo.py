@@ -53,7 +53,6 @@ DEMO_SEED = 90013
 CT_SIZE = 512
 _UID_ARC = 31415  # demo UIDs: UID_ROOT + "31415.<seed>.<patient>.<kind>[.<instance>]"
 _CT_WINDOWS = (("LUNG", -600.0, 1500.0), ("MEDIASTINUM", 40.0, 400.0))
-_EXPLICIT_LITTLE = "1.2.840.10008.1.2.1"
 # UID kinds (the part after the patient number).
 _CT_STUDY, _DX_STUDY, _CT_SERIES, _DX_SERIES, _FRAME_OF_REFERENCE, _CT_SOP, _DX_SOP = range(1, 8)
 
@@ -233,14 +232,14 @@ def _time(rng: np.random.Generator) -> str:
 def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, series_uid: str):
     """A dataset with the patient, study, series and SOP attributes every demo image shares."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     study = patient.studies[modality]
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = _EXPLICIT_LITTLE
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid

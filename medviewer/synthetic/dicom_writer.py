@@ -1,7 +1,7 @@
 """Synthetic DICOM series with known geometry and voxel values.
 
 Used by the tests (known truth for every geometry path), the load benchmark and the
-placeholder demo. Every value is made up: no patient data. The voxel pattern is unique per
+demo study. Every value is made up: no patient data. The voxel pattern is unique per
 (slice, row, col) modulo a large period, so a flip, transpose or shift changes it.
 """
 
@@ -13,13 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import (
+    CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from medviewer.core.geometry import affine_from_dicom, slice_normal
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-ENHANCED_CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
-DX_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
+CT_IMAGE_STORAGE = CTImageStorage
+ENHANCED_CT_STORAGE = EnhancedCTImageStorage
+DX_STORAGE = DigitalXRayImageStorageForPresentation
 UID_ROOT = "1.2.826.0.1.3680043.10.1432."  # a test root; the demo's UIDs are derived from it
 
 
@@ -40,7 +47,7 @@ class SeriesSpec:
     bits_stored: int = 12
     pattern_bits: int | None = None  # bits the stored pattern spans (default: bits_stored)
     signed: bool = False
-    transfer_syntax: str = "1.2.840.10008.1.2.1"
+    transfer_syntax: str = ExplicitVRLittleEndian
     multiframe: bool = False
     shuffle: bool = True
     seed: int = 0
@@ -148,7 +155,7 @@ def _base_dataset(spec: SeriesSpec, study_uid: str, series_uid: str, sop_class: 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = UID_ROOT + "99"
     ds.SOPClassUID = sop_class
     ds.PatientName = spec.patient_name
@@ -214,9 +221,9 @@ def _write_single_frames(
 
 def _set_pixels(ds, pixels: np.ndarray, transfer_syntax: str) -> None:
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    if transfer_syntax == "1.2.840.10008.1.2":
+    if transfer_syntax == ImplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = transfer_syntax
-    elif transfer_syntax != "1.2.840.10008.1.2.1":
+    elif transfer_syntax != ExplicitVRLittleEndian:
         ds.compress(
             transfer_syntax, encoding_plugin="pylibjpeg" if "4.9" in transfer_syntax else ""
         )
@@ -312,7 +319,7 @@ def write_radiograph(
     ds.ImagerPixelSpacing = [_ds(v) for v in spacing]
     ds.PhotometricInterpretation = "MONOCHROME1"
     values = pattern((1, *shape), 0.0)[0]
-    _set_pixels(ds, values.astype(np.uint16), "1.2.840.10008.1.2.1")
+    _set_pixels(ds, values.astype(np.uint16), ExplicitVRLittleEndian)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "DX.dcm"
