@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 LEFT_LUNG, RIGHT_LUNG, NODULE = 1, 2, 3
-LABEL_NAMES = {LEFT_LUNG: "left lung", RIGHT_LUNG: "right lung", NODULE: "nodule"}
 RADIOGRAPH_NODULE_MM = 8.0  # a radiograph is labelled "nodule" when a nodule this large projects
 _MU_WATER = 0.0195  # 1/mm, about 70 keV
 
