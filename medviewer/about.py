@@ -14,22 +14,24 @@ import platform
 import sys
 from typing import Any
 
+from pydicom import uid
+
 from medviewer import __version__
 from medviewer.resources import ICON_SIZES, icon_path, models_dir
 
 # The compressed transfer syntaxes medviewer reads, and the pydicom decoder plugins expected
 # for each in a complete installation (wheel or bundle).
 EXPECTED_DECODERS: dict[str, tuple[str, ...]] = {
-    "1.2.840.10008.1.2.4.50": ("gdcm", "pylibjpeg"),  # JPEG Baseline
-    "1.2.840.10008.1.2.4.51": ("gdcm", "pylibjpeg"),  # JPEG Extended
-    "1.2.840.10008.1.2.4.57": ("gdcm", "pylibjpeg"),  # JPEG Lossless
-    "1.2.840.10008.1.2.4.70": ("gdcm", "pylibjpeg"),  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80": ("gdcm", "pylibjpeg"),  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.81": ("gdcm", "pylibjpeg"),  # JPEG-LS Near-lossless
-    "1.2.840.10008.1.2.4.90": ("gdcm", "pylibjpeg"),  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.91": ("gdcm", "pylibjpeg"),  # JPEG 2000
-    "1.2.840.10008.1.2.4.201": ("pylibjpeg",),  # HTJ2K Lossless
-    "1.2.840.10008.1.2.5": ("pydicom", "pylibjpeg"),  # RLE Lossless
+    str(uid.JPEGBaseline8Bit): ("gdcm", "pylibjpeg"),
+    str(uid.JPEGExtended12Bit): ("gdcm", "pylibjpeg"),
+    str(uid.JPEGLossless): ("gdcm", "pylibjpeg"),
+    str(uid.JPEGLosslessSV1): ("gdcm", "pylibjpeg"),
+    str(uid.JPEGLSLossless): ("gdcm", "pylibjpeg"),
+    str(uid.JPEGLSNearLossless): ("gdcm", "pylibjpeg"),
+    str(uid.JPEG2000Lossless): ("gdcm", "pylibjpeg"),
+    str(uid.JPEG2000): ("gdcm", "pylibjpeg"),
+    str(uid.HTJ2KLossless): ("pylibjpeg",),
+    str(uid.RLELossless): ("pydicom", "pylibjpeg"),
 }
 
 
@@ -58,12 +60,11 @@ def library_versions() -> dict[str, str]:
 def pixel_decoders() -> dict[str, dict[str, Any]]:
     """For each transfer syntax in :data:`EXPECTED_DECODERS`: its name and available plugins."""
     from pydicom.pixels import get_decoder
-    from pydicom.uid import UID
 
     out: dict[str, dict[str, Any]] = {}
-    for uid in EXPECTED_DECODERS:
-        decoder = get_decoder(UID(uid))
-        out[uid] = {"name": UID(uid).name, "plugins": sorted(decoder.available_plugins)}
+    for syntax in EXPECTED_DECODERS:
+        decoder = get_decoder(uid.UID(syntax))
+        out[syntax] = {"name": uid.UID(syntax).name, "plugins": sorted(decoder.available_plugins)}
     return out
 
 

@@ -27,11 +27,9 @@ import numpy as np
 
 from medviewer.core.errors import CancelledError, LoadError
 from medviewer.io import archive as zips
+from medviewer.io import header_fields
 from medviewer.io.decoder_pool import pool
 from medviewer.io.header import (
-    EXPLICIT_VR_LE,
-    IMPLICIT_VR_LE,
-    NATIVE_SYNTAXES,
     InstanceRecord,
     SkipFile,
     check_pixel_claims,
@@ -74,7 +72,7 @@ def fast_path_ok(record: InstanceRecord) -> bool:
     return (
         not record.member
         and not record.needs_pydicom
-        and record.transfer_syntax in (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+        and record.transfer_syntax in _little_endian_native()
         and record.pixel_keyword == "PixelData"
         and record.pixel_offset >= 0
         and record.pixel_length >= record.frame_bytes * record.frames
@@ -83,6 +81,13 @@ def fast_path_ok(record: InstanceRecord) -> bool:
         and record.bits_allocated in (8, 16, 32)
         and 0 < record.bits_stored <= record.bits_allocated
     )
+
+
+@cache
+def _little_endian_native() -> frozenset[str]:
+    """The syntaxes whose pixels are stored as they are in memory (explicit and implicit VR
+    little endian)."""
+    return frozenset({header_fields.EXPLICIT_VR_LE, header_fields.IMPLICIT_VR_LE})
 
 
 def stored_dtype(record: InstanceRecord) -> np.dtype:
@@ -399,15 +404,13 @@ def _write_decoded(
             out[k] = decoded[j]
 
 
-JPEG_2000_SYNTAXES = frozenset(
-    {
-        "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-        "1.2.840.10008.1.2.4.91",  # JPEG 2000
-        "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
-        "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
-        "1.2.840.10008.1.2.4.203",  # HTJ2K
-    }
-)
+@cache
+def jpeg_2000_syntaxes() -> frozenset[str]:
+    """The JPEG 2000 syntaxes a decoder process sends to pylibjpeg's openjpeg plugin."""
+    from pydicom import uid
+
+    syntaxes = (uid.JPEG2000Lossless, uid.JPEG2000, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL)
+    return frozenset(str(syntax) for syntax in (*syntaxes, uid.HTJ2K))
 
 
 def decode_frames(
@@ -451,7 +454,7 @@ def _pixel_array(ds: Any, one_thread: bool) -> np.ndarray:
     when that plugin cannot decode the file, pydicom's own choice of plugin)."""
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if one_thread and syntax in JPEG_2000_SYNTAXES and _have_openjpeg():
+    if one_thread and syntax in jpeg_2000_syntaxes() and _have_openjpeg():
         try:
             ds.pixel_array_options(decoding_plugin="pylibjpeg")
             return ds.pixel_array
@@ -517,7 +520,7 @@ def _threads() -> ThreadPoolExecutor:
 def _use_processes(sources: Sequence[FrameSource]) -> bool:
     """Decoder processes for compressed data worth spreading; in-thread decoding otherwise."""
     records = {id(s.record): s.record for s in sources}.values()
-    compressed = [r for r in records if r.transfer_syntax not in NATIVE_SYNTAXES]
+    compressed = [r for r in records if r.transfer_syntax not in header_fields.NATIVE_SYNTAXES]
     return (
         _cpu_count() > 1 and len(compressed) >= 8 and not os.environ.get("MEDVIEWER_NO_PROCESSES")
     )

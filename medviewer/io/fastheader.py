@@ -30,6 +30,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from pydicom.valuerep import BYTES_VR, EXPLICIT_VR_LENGTH_16, EXPLICIT_VR_LENGTH_32
+
 from medviewer.io.header_fields import (
     DEFAULTS,
     DEFLATED_LE,
@@ -48,13 +50,11 @@ MAX_HEAD = 64 * 1024 * 1024
 """The most bytes the fast path reads to find the pixel data; beyond, pydicom reads."""
 MAX_NESTING = 32
 """Deepest sequence nesting accepted (real images use a handful of levels)."""
-LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-SHORT_VRS = ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN")
-SHORT_VRS += ("SH", "SL", "SS", "ST", "TM", "UI", "UL", "US")
-VALID_VRS = LONG_VRS | frozenset(v.encode() for v in SHORT_VRS)
-PIXEL_VRS = frozenset({b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"})
+# pydicom's VR tables as the bytes an explicit-VR element header holds (compared per element)
+LONG_VRS = frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_32)
+"""VRs whose explicit header has two reserved bytes and a 32-bit length (OB, SQ, UN...)."""
+VALID_VRS = LONG_VRS | frozenset(vr.encode() for vr in EXPLICIT_VR_LENGTH_16)
+PIXEL_VRS = frozenset(vr.encode() for vr in BYTES_VR)
 """VRs of a pixel element whose header ``header._pixel_element_after_header`` reads alike."""
 ASCII_CHARSETS = frozenset(
     {"", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 100", "ISO 2022 IR 100", "ISO_IR 192"}

@@ -23,13 +23,10 @@ from functools import cache
 from typing import Any
 
 from medviewer.core.errors import LoadError
+from medviewer.io import header_fields
 from medviewer.io.header_fields import (
     DEFAULTS,
-    DEFLATED_LE,
-    EXPLICIT_VR_LE,
     FIELDS,
-    IMPLICIT_VR_LE,
-    NATIVE_SYNTAXES,
     PIXEL_TAGS,
     PYDICOM_ONLY_TAGS,
     UNDEFINED_LENGTH,
@@ -133,7 +130,9 @@ class InstanceRecord:
         pixels = self.rows * self.columns * self.samples_per_pixel
         if self.bits_allocated == 1:
             return (pixels + 7) // 8
-        if self.photometric == "YBR_FULL_422" and self.transfer_syntax in NATIVE_SYNTAXES:
+        if self.photometric == "YBR_FULL_422" and (
+            self.transfer_syntax in header_fields.NATIVE_SYNTAXES
+        ):
             pixels = pixels * 2 // 3  # two chroma samples shared by each pair of pixels
         return pixels * (self.bits_allocated // 8)
 
@@ -272,7 +271,10 @@ def check_pixel_claims(record: InstanceRecord, data_bytes: int | None = None) ->
     if data_bytes is None:
         _check_length(record)
         data_bytes = _stored_bytes(record)
-    elif record.transfer_syntax in NATIVE_SYNTAXES and data_bytes < expected_pixel_bytes(record):
+    elif (
+        record.transfer_syntax in header_fields.NATIVE_SYNTAXES
+        and data_bytes < expected_pixel_bytes(record)
+    ):
         raise SkipFile(
             f"truncated: pixel data has {data_bytes} bytes, "
             f"Rows x Columns x Frames x Samples x Bits Allocated needs "
@@ -287,12 +289,14 @@ def check_pixel_claims(record: InstanceRecord, data_bytes: int | None = None) ->
 def _check_length(record: InstanceRecord) -> None:
     if record.pixel_offset < 0:
         return
-    if record.pixel_length >= 0 and record.transfer_syntax not in NATIVE_SYNTAXES - {DEFLATED_LE}:
+    native = record.transfer_syntax in header_fields.NATIVE_SYNTAXES
+    deflated = record.transfer_syntax == header_fields.DEFLATED_LE
+    if record.pixel_length >= 0 and (deflated or not native):
         return  # encapsulated data with a defined length: nothing to compare with
     if record.pixel_length < 0:
         if record.pixel_offset >= record.file_size:
             raise SkipFile("truncated: the file ends where its pixel data should start")
-        if record.transfer_syntax in NATIVE_SYNTAXES:
+        if native:
             raise SkipFile(
                 "uncompressed pixel data of undefined length (only compressed data has that)"
             )
@@ -328,7 +332,7 @@ def _stored_bytes(record: InstanceRecord) -> int | None:
 def _check_frames_fit(record: InstanceRecord, data_bytes: int | None) -> None:
     """Compressed frames need at least a byte each (a fragment per frame is the rule, but
     video syntaxes share one stream, so a byte is the safe lower bound)."""
-    if record.transfer_syntax in NATIVE_SYNTAXES or data_bytes is None:
+    if record.transfer_syntax in header_fields.NATIVE_SYNTAXES or data_bytes is None:
         return
     frames = max(record.frames, 1)
     if frames > data_bytes:
@@ -389,7 +393,7 @@ def format_bytes(nbytes: float) -> str:
 @cache
 def is_decodable(transfer_syntax: str) -> bool:
     """True when pydicom, with the installed plugins, can decode `transfer_syntax`."""
-    if transfer_syntax in NATIVE_SYNTAXES:
+    if transfer_syntax in header_fields.NATIVE_SYNTAXES:
         return True
     from pydicom.pixels import get_decoder
 
@@ -526,7 +530,7 @@ def _deflated_start(fp: Any, force: bool) -> tuple[Any, Any, Any, int] | None:
         fp.seek(0)
         return None  # pydicom refuses it (not DICOM) before reading further
     meta = _read_file_meta_info(fp)
-    if meta.get("TransferSyntaxUID") != DEFLATED_LE:
+    if meta.get("TransferSyntaxUID") != header_fields.DEFLATED_LE:
         fp.seek(0)
         return None
     command_set = _read_command_set_elements(fp)
@@ -726,6 +730,8 @@ def _deflated_pixel_element(fp: Any) -> tuple[str, int, int]:
 
 def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
     """Return (keyword, value offset, value length) of the pixel element at fp's position."""
+    from pydicom.valuerep import BYTES_VR
+
     start = fp.tell()
     head = fp.read(12)
     if len(head) < 8:
@@ -741,7 +747,7 @@ def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:
     if implicit:
         (length,) = struct.unpack(order + "I", head[4:8])
         offset = start + 8
-    elif head[4:6] in (b"OB", b"OW", b"OD", b"OF", b"OL", b"OV", b"UN"):
+    elif head[4:6].decode("latin-1") in BYTES_VR:  # OB, OW, UN...: a 32-bit length
         if len(head) < 12:
             return (keyword, start + 12, 0)
         (length,) = struct.unpack(order + "I", head[8:12])
@@ -773,7 +779,8 @@ def _fields_from_dataset(ds: Any, pixel: tuple[str, int, int]) -> dict[str, Any]
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not syntax:
-        syntax = IMPLICIT_VR_LE if ds.original_encoding[0] else EXPLICIT_VR_LE
+        implicit = ds.original_encoding[0]
+        syntax = header_fields.IMPLICIT_VR_LE if implicit else header_fields.EXPLICIT_VR_LE
     fields["transfer_syntax"] = syntax
     fields["pixel_keyword"], fields["pixel_offset"], fields["pixel_length"] = pixel
     fields["needs_pydicom"] = any(tag in ds for tag in PYDICOM_ONLY_TAGS)

@@ -4,19 +4,46 @@
 :mod:`medviewer.io.fastheader` (the fast path) must give the same record, so the tags they
 read, the value conversion, the transfer syntaxes they tell apart and the error that skips a
 file live here, below both.
+
+The transfer syntax UIDs are pydicom's (:mod:`pydicom.uid`), as plain strings, set on first
+use (:func:`__getattr__`): importing pydicom takes a quarter of a second, which opening the
+window does not pay (the first scan or load imports it anyway). The modules imported at
+start-up (``header``, ``decode``) read them where they are used, as
+``header_fields.NATIVE_SYNTAXES``, not with a ``from`` import at their top.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableSequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-EXPLICIT_VR_BE = "1.2.840.10008.1.2.2"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-NATIVE_SYNTAXES = frozenset({IMPLICIT_VR_LE, EXPLICIT_VR_LE, EXPLICIT_VR_BE, DEFLATED_LE})
+if TYPE_CHECKING:  # set by __getattr__ on first use
+    IMPLICIT_VR_LE: str
+    EXPLICIT_VR_LE: str
+    EXPLICIT_VR_BE: str
+    DEFLATED_LE: str
+    NATIVE_SYNTAXES: frozenset[str]  # uncompressed pixels (deflate packs the dataset)
+
 UNDEFINED_LENGTH = 0xFFFFFFFF
+_SYNTAX_NAMES = frozenset(
+    {"IMPLICIT_VR_LE", "EXPLICIT_VR_LE", "EXPLICIT_VR_BE", "DEFLATED_LE", "NATIVE_SYNTAXES"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The transfer syntax constants, all set from pydicom's on the first access to one."""
+    if name not in _SYNTAX_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pydicom import uid
+
+    globals().update(
+        IMPLICIT_VR_LE=str(uid.ImplicitVRLittleEndian),
+        EXPLICIT_VR_LE=str(uid.ExplicitVRLittleEndian),
+        EXPLICIT_VR_BE=str(uid.ExplicitVRBigEndian),
+        DEFLATED_LE=str(uid.DeflatedExplicitVRLittleEndian),
+        NATIVE_SYNTAXES=frozenset(str(u) for u in uid.UncompressedTransferSyntaxes),
+    )
+    return globals()[name]
 
 
 class SkipFile(Exception):

@@ -75,7 +75,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary, generate_uid
-from pydicom.valuerep import MAX_VALUE_LEN
+from pydicom.valuerep import BYTES_VR, FLOAT_VR, INT_VR, MAX_VALUE_LEN, STR_VR
 
 from medviewer.core.findings import AIResult
 from medviewer.report.content import KeyImage, MeasurementLine, ReportContent, ReportHeader
@@ -119,8 +119,10 @@ _CATEGORIES = {
     "X_Z_U_STAR_TAGS": "X/Z/U*",
 }
 _DATE_VRS = frozenset({"DA", "DT", "TM"})
-_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "SV", "UV", "AT"})
-_BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_NUMBER_VRS = frozenset(str(vr) for vr in (INT_VR | FLOAT_VR) - STR_VR)  # not IS, DS
+"""VRs of numbers stored in binary (US, SL, FD, AT...): pydicom's, less the decimal strings."""
+_BINARY_VRS = frozenset(str(vr) for vr in BYTES_VR)
+"""VRs of bytes (OB, OW, UN...)."""
 _DUMMIES = {
     "DA": "20000101",
     "TM": "000000",

@@ -84,3 +84,32 @@ def test_junk_is_reported(tmp_path: Path, content: bytes, reason: str) -> None:
     junk.write_bytes(content)
     with pytest.raises(header.SkipFile, match=reason):
         header.read_header(junk)
+
+
+def test_transfer_syntaxes_are_pydicoms_and_plain_strings() -> None:
+    from pydicom import uid
+
+    from medviewer.io import header_fields
+
+    native, deflated = header_fields.NATIVE_SYNTAXES, header_fields.DEFLATED_LE
+    assert native == set(uid.UncompressedTransferSyntaxes)
+    assert deflated == uid.DeflatedExplicitVRLittleEndian
+    assert type(deflated) is str and all(type(s) is str for s in native)  # as records hold
+    with pytest.raises(AttributeError):
+        header_fields.NOT_A_CONSTANT  # noqa: B018
+
+
+def test_importing_the_loader_and_the_index_leaves_pydicom_unimported() -> None:
+    """pydicom takes a quarter of a second to import: opening the window does not pay it
+    (the transfer syntax constants are pydicom's, looked up on first use)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, medviewer.io.series, medviewer.io.database, medviewer.io.thumbnails; "
+        "print([m for m in sys.modules if m.split('.')[0] == 'pydicom'])"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert output.strip() == "[]"
