@@ -1,15 +1,18 @@
-"""Pixel decoding into one preallocated array: a positioned-read fast path and pydicom.
+"""Executing a stack's plan: its slices decoded into one preallocated array.
 
-Uncompressed little-endian greyscale files whose header the fast parser understood are
-read with ``os.preadv`` straight into their slice of the output array (threads: the reads
-release the GIL), then masked and rescaled in place. Everything else goes through
-pydicom's pixel handlers (pylibjpeg, openjpeg, RLE, gdcm), in worker processes for
-compressed data so every core decodes.
+:func:`iter_decode` carries out a :class:`~medviewer.io.stack_plan.StackPlan` (made once by
+:func:`~medviewer.io.stack_plan.plan_stack`; nothing here decides a type). Uncompressed
+little-endian greyscale files whose header the fast parser understood are read with
+``os.preadv`` straight into their slice of the output array (threads: the reads release the
+GIL), then masked and rescaled in place. Everything else goes through pydicom's pixel
+handlers (pylibjpeg, openjpeg, RLE, gdcm: :mod:`medviewer.io.pydicom_pixels`), in worker
+processes for compressed data so every core decodes. A mosaic's one frame is decoded, then
+its tiles are copied out.
 
-The output type may be narrower than the stored range needs (:func:`start_dtype`: int16 for
-a signed 16-bit CT with intercept -1024, whose data nearly always fits): such slices are
-checked before they are written, and one that does not fit raises :class:`SliceOverflow`
-instead of wrapping, so the caller can widen and decode it again.
+The plan's type may be narrower than the stored range needs (int16 for a signed 16-bit CT
+with intercept -1024, whose data nearly always fits): such slices are checked before they
+are written, and one that does not fit raises :class:`SliceOverflow` instead of wrapping, so
+the caller can widen and decode it again.
 """
 
 from __future__ import annotations
@@ -19,25 +22,17 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cache
-from typing import Any
 
 import numpy as np
 
 from medviewer.core.errors import CancelledError, LoadError
-from medviewer.io import archive as zips
 from medviewer.io import header_fields
 from medviewer.io.decoder_pool import pool
-from medviewer.io.header import (
-    InstanceRecord,
-    SkipFile,
-    check_pixel_claims,
-    dcmread_bounded,
-    decoded_bytes,
-    record_from_dataset,
-    source_of,
-)
+from medviewer.io.header import InstanceRecord, decoded_bytes
+from medviewer.io.mosaic import Mosaic
+from medviewer.io.stack_plan import FrameSource, StackPlan, stored_dtype, stored_range
 
 GREY = frozenset({"MONOCHROME1", "MONOCHROME2"})
 MEMBER_BATCH = 32
@@ -50,21 +45,6 @@ MEMBER_BATCH_BYTES = 64 * 1024**2
 class SliceOverflow(LoadError):
     """A slice's rescaled values do not fit the output array's type; nothing was clipped
     (:class:`~medviewer.io.series.StackLoader` widens its array and decodes again)."""
-
-
-@dataclass(frozen=True)
-class FrameSource:
-    """Where one output slice comes from, and how its stored values become modality values.
-
-    ``tile`` is the slice's tile in a Siemens mosaic frame (see :mod:`medviewer.io.mosaic`),
-    -1 when the slice is the whole frame.
-    """
-
-    record: InstanceRecord
-    frame: int
-    slope: float
-    intercept: float
-    tile: int = -1
 
 
 def fast_path_ok(record: InstanceRecord) -> bool:
@@ -90,74 +70,40 @@ def _little_endian_native() -> frozenset[str]:
     return frozenset({header_fields.EXPLICIT_VR_LE, header_fields.IMPLICIT_VR_LE})
 
 
-def stored_dtype(record: InstanceRecord) -> np.dtype:
-    """The dtype pydicom decodes `record`'s pixels to."""
-    signed = record.pixel_representation == 1
-    kind = "i" if signed else "u"
-    size = max(record.bits_allocated, 8) // 8 if record.bits_allocated != 1 else 1
-    return np.dtype(f"<{kind}{size}")
-
-
-def output_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None) -> np.dtype:
-    """The dtype of the volume: the decoded dtype when nothing rescales, the smallest integer
-    type that holds the rescaled range when slope and intercept are integral, else float32."""
-    first = sources[0].record
-    base = (decoded if decoded is not None else stored_dtype(first)).newbyteorder("=")
-    if base.kind == "f":
-        return np.dtype(np.float32)
-    rescales = {(s.slope, s.intercept) for s in sources}
-    if rescales == {(1.0, 0.0)}:
-        return base
-    if any(not float(v).is_integer() for pair in rescales for v in pair):
-        return np.dtype(np.float32)
-    lo, hi = _stored_range(first, base)
-    ends = [lo * s + i for s, i in rescales] + [hi * s + i for s, i in rescales]
-    for candidate in (np.int16, np.uint16, np.int32):
-        info = np.iinfo(candidate)
-        if info.min <= min(ends) and max(ends) <= info.max:
-            return np.dtype(candidate)
-    return np.dtype(np.float32)
-
-
-def start_dtype(sources: Sequence[FrameSource], decoded: np.dtype | None = None) -> np.dtype:
-    """The dtype to decode into first: int16 where :func:`output_dtype` needs int32 only for
-    stored values the data rarely holds (8- or 16-bit storage, slope and intercept within
-    int16), else :func:`output_dtype`. A slice that does not fit int16 makes
-    :func:`iter_decode` raise :class:`SliceOverflow`."""
-    wide = output_dtype(sources, decoded)
-    base = decoded if decoded is not None else stored_dtype(sources[0].record)
-    small = all(abs(v) <= np.iinfo(np.int16).max for s in sources for v in (s.slope, s.intercept))
-    if wide == np.int32 and base.itemsize <= 2 and small:
-        return np.dtype(np.int16)
-    return wide
-
-
-def _stored_range(record: InstanceRecord, base: np.dtype) -> tuple[int, int]:
-    bits = record.bits_stored or base.itemsize * 8
-    if record.pixel_representation == 1:
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return 0, 2**bits - 1
-
-
 def iter_decode(
-    sources: Sequence[FrameSource],
+    plan: StackPlan,
     out: np.ndarray,
     cancel: Callable[[], bool] | None = None,
     only: Sequence[int] | None = None,
 ) -> Iterator[int]:
-    """Decode every source (or those indexed by `only`) into ``out[k]``; yield each k as it
-    is ready (completion order).
+    """Decode every slice of `plan` (or those indexed by `only`) into ``out[k]``; yield each k
+    as it is ready (completion order).
+
+    `out` has the plan's shape, in its type (or the wide one).
 
     Raises
     ------
     CancelledError
         When `cancel` returns True; the remaining work is dropped.
     SliceOverflow
-        When a slice's rescaled values do not fit ``out.dtype`` (only possible when `out` is
-        narrower than :func:`output_dtype`); the remaining work is dropped.
+        When a slice's rescaled values do not fit ``out.dtype`` (only possible when it is
+        narrower than the plan's wide type); the remaining work is dropped.
     LoadError
         When a file cannot be decoded (path and reason in the message).
     """
+    if plan.mosaic is not None:
+        yield from _mosaic_tiles(plan.mosaic, plan.frames, out, cancel, only)
+        return
+    yield from _decode_sources(plan.frames, out, cancel, only)
+
+
+def _decode_sources(
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    cancel: Callable[[], bool] | None = None,
+    only: Sequence[int] | None = None,
+) -> Iterator[int]:
+    """Decode each source (or those indexed by `only`) into ``out[k]``, yielding each k."""
     indices = range(len(sources)) if only is None else only
     chosen = [sources[k] for k in indices]
     groups, stop = _indices_by_record(sources, indices), threading.Event()
@@ -166,6 +112,24 @@ def iter_decode(
     else:
         tasks = _pydicom_tasks(sources, out, groups, _use_processes(chosen))
     yield from _run(_threads(), tasks, cancel, stop)
+
+
+def _mosaic_tiles(
+    mosaic: Mosaic,
+    sources: Sequence[FrameSource],
+    out: np.ndarray,
+    cancel: Callable[[], bool] | None,
+    only: Sequence[int] | None,
+) -> Iterator[int]:
+    """Decode the mosaic's one frame, then copy each slice (of `only`, default all) out of
+    its tile."""
+    whole = replace(sources[0], tile=-1)
+    image = np.zeros((1, whole.record.rows, whole.record.columns), out.dtype)
+    for _ in _decode_sources([whole], image, cancel):
+        pass
+    for k in range(len(sources)) if only is None else only:
+        out[k] = mosaic.tile(image[0], sources[k].tile)
+        yield k
 
 
 def _run(
@@ -298,7 +262,7 @@ def _check_range(raw: np.ndarray, dtype: np.dtype, source: FrameSource) -> None:
     Reads the data (min and max) only when the rescaled stored range could leave it.
     """
     info = np.iinfo(dtype)
-    lo, hi = _stored_range(source.record, raw.dtype)
+    lo, hi = stored_range(source.record, raw.dtype)
     lo_fits = _rescaled_within((lo, lo), source, info)
     hi_fits = _rescaled_within((hi, hi), source, info)
     if (lo_fits and hi_fits) or not raw.size:
@@ -327,13 +291,15 @@ def _pydicom_tasks(
 ) -> list:
     """One task per file on disk; zip members in batches (:data:`MEMBER_BATCH`), so that
     each batch opens their archive once and closes it at its end."""
-    decode = pool().decode if processes else decode_frames
+    from medviewer.io import pydicom_pixels  # pydicom's pixel machinery: not at start-up
+
+    decode = pool().decode if processes else pydicom_pixels.decode_frames
     tasks: list = [
         (_decode_into, (decode, sources, out, ix), ix)
         for ix in groups
         if not sources[ix[0]].record.member
     ]
-    decode_many = _decode_batch_in_worker if processes else decode_batch
+    decode_many = _decode_batch_in_worker if processes else pydicom_pixels.decode_batch
     members = [ix for ix in groups if sources[ix[0]].record.member]
     for batch in _member_batches(sources, members):
         indices = [k for ix in batch for k in ix]
@@ -402,105 +368,6 @@ def _write_decoded(
             _rescale_into(decoded[j], out[k], sources[k])
         else:
             out[k] = decoded[j]
-
-
-@cache
-def jpeg_2000_syntaxes() -> frozenset[str]:
-    """The JPEG 2000 syntaxes a decoder process sends to pylibjpeg's openjpeg plugin."""
-    from pydicom import uid
-
-    syntaxes = (uid.JPEG2000Lossless, uid.JPEG2000, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL)
-    return frozenset(str(syntax) for syntax in (*syntaxes, uid.HTJ2K))
-
-
-def decode_frames(
-    path: str, member: str, frames: list[int], one_thread: bool = False
-) -> np.ndarray:
-    """Decode `frames` of one file with pydicom: (n, rows, cols[, 3]) as pydicom returns them,
-    palette colour expanded to RGB, the Modality LUT applied where the file has one (rescale
-    is left to the caller).
-
-    With `one_thread` (the decoder processes, one per core), JPEG 2000 goes through pydicom's
-    pylibjpeg plugin (openjpeg on the calling thread) rather than its first choice, GDCM,
-    which spreads each frame over every core: measured on 512x512 CT slices, 14 ms of CPU a
-    frame against 22 ms for the same wall time, CPU the other processes need. The values are
-    pydicom's either way (tests compare both plugins on every JPEG 2000 file of the corpus).
-    """
-    from pydicom.pixels import apply_color_lut, apply_modality_lut
-
-    where = f"{path}::{member}" if member else path
-    try:
-        ds = dcmread_bounded(source_of(path, member))  # a deflated file: inflation bounded
-        _check_claims(ds, path, member)
-        arr = _pixel_array(ds, one_thread)
-    except LoadError:
-        raise
-    except SkipFile as exc:
-        raise LoadError(f"{where}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - reported with the path, never a crash
-        raise LoadError(f"{where}: cannot decode pixel data: {type(exc).__name__}: {exc}") from None
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if n_frames == 1:
-        arr = arr[np.newaxis]
-    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
-        arr = apply_color_lut(arr, ds)
-    elif "ModalityLUTSequence" in ds:
-        arr = apply_modality_lut(arr, ds)
-    return np.ascontiguousarray(arr[frames])
-
-
-def _pixel_array(ds: Any, one_thread: bool) -> np.ndarray:
-    """pydicom's pixel array; single-threaded JPEG 2000 when asked and available (else, or
-    when that plugin cannot decode the file, pydicom's own choice of plugin)."""
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if one_thread and syntax in jpeg_2000_syntaxes() and _have_openjpeg():
-        try:
-            ds.pixel_array_options(decoding_plugin="pylibjpeg")
-            return ds.pixel_array
-        except Exception:  # noqa: BLE001 - GDCM may read what openjpeg refuses
-            ds.pixel_array_options(decoding_plugin="")
-    return ds.pixel_array
-
-
-@cache
-def _have_openjpeg() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openjpeg") is not None
-
-
-def decode_batch(
-    jobs: list[tuple[str, str, list[int]]], one_thread: bool = False
-) -> list[np.ndarray]:
-    """:func:`decode_frames` of several ``(path, member, frames)`` jobs (one worker-process
-    job): each zip archive is opened once for the batch and closed at its end."""
-    with zips.keep_open():
-        return [decode_frames(*job, one_thread=one_thread) for job in jobs]
-
-
-def _check_claims(ds: object, path: str, member: str) -> None:
-    """Refuse, before pydicom allocates, pixel claims the data cannot back (LoadError)."""
-    record = record_from_dataset(ds, path, member)
-    if not record.pixel_keyword:
-        return  # pydicom says what is missing
-    value = ds[record.pixel_keyword].value  # type: ignore[index]
-    try:
-        check_pixel_claims(record, len(value) if value is not None else 0)
-    except SkipFile as exc:
-        raise LoadError(f"{record.location}: {exc}") from None
-
-
-def decoded_dtype(record: InstanceRecord) -> np.dtype:
-    """dtype pydicom produces for `record`; decodes the file only when a lookup table
-    (Modality LUT, palette) decides it, since that means decoding it twice."""
-    if record.pixel_keyword == "FloatPixelData":
-        return np.dtype(np.float32)
-    if record.pixel_keyword == "DoubleFloatPixelData":
-        return np.dtype(np.float64)
-    if not record.value_lut:
-        return stored_dtype(record)
-    return decode_frames(record.path, record.member, [0]).dtype
 
 
 # -- executors ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def _jobs() -> dict[str, Any]:
     # imported here, not above: cli imports this module for serve() on every start
     from functools import partial
 
-    from medviewer.io.decode import decode_batch, decode_frames
+    from medviewer.io.pydicom_pixels import decode_batch, decode_frames
     from medviewer.io.scan import read_candidates
 
     # one worker per core: each decodes on its one thread (see decode_frames)

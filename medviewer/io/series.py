@@ -3,7 +3,8 @@
 A SeriesInstanceUID may hold several stacks (orientations, image sizes, acquisitions,
 repeated positions, multi-frame objects); :func:`assemble_stacks` splits them and sorts
 each along its slice normal. :class:`StackLoader` decodes a stack into one preallocated
-array, handing out slices as they are ready; :func:`load_series` is the one-call form.
+array, as its plan says (:mod:`medviewer.io.stack_plan`), handing out slices as they are
+ready; :func:`load_series` is the one-call form.
 """
 
 from __future__ import annotations
@@ -20,25 +21,13 @@ from medviewer.core.errors import LoadError
 from medviewer.core.geometry import affine_from_dicom, slice_normal, sort_slices
 from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
-from medviewer.io.decode import (
-    FrameSource,
-    SliceOverflow,
-    decoded_dtype,
-    iter_decode,
-    output_dtype,
-    start_dtype,
-)
+from medviewer.io.decode import SliceOverflow, iter_decode
 from medviewer.io.formats import is_image_file, read_image
-from medviewer.io.header import (
-    FRAME_OVERHEAD,
-    InstanceRecord,
-    SkipFile,
-    check_pixel_claims,
-    memory_problem,
-)
+from medviewer.io.header import InstanceRecord, memory_problem
 from medviewer.io.mosaic import Mosaic, is_mosaic, read_mosaic
 from medviewer.io.multiframe import FrameGeometry, FrameGroup, read_frame_geometry
 from medviewer.io.scan import ScanResult, scan
+from medviewer.io.stack_plan import FrameSource, StackPlan, plan_stack, slice_shape
 from medviewer.io.voi import read_voi_luts
 
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -82,9 +71,7 @@ class Stack:
     @property
     def shape(self) -> tuple[int, int, int]:
         """(slices, rows, cols) of the volume this stack becomes."""
-        if self.mosaic is not None:
-            return (len(self.frames), *self.mosaic.tile_shape(self.first))
-        return (len(self.frames), self.first.rows, self.first.columns)
+        return (len(self.frames), *slice_shape(self.first, self.mosaic))
 
     def describe(self) -> str:
         """One line for the user: size, modality, description."""
@@ -361,34 +348,25 @@ class StackLoader:
     ``loader.array`` exists from the start (blank); :meth:`slices` yields each slice index
     as soon as its pixels are in place, so a viewer can show them progressively.
 
-    The array starts in the type the data nearly always fits (:func:`start_dtype`: int16
-    for a signed 16-bit CT with intercept -1024). A slice that does not fit it widens the
-    array to the type of the whole stored range (:func:`output_dtype`): ``loader.array``
-    is then a new array holding the slices decoded so far, and the rest decode into it.
+    The stack's :class:`~medviewer.io.stack_plan.StackPlan` (``loader.plan``) decides the
+    array's shape and type once. It may start in a type narrower than the stored range
+    needs (int16 for a signed 16-bit CT with intercept -1024); a slice that does not fit it
+    widens the array to the plan's wide type: ``loader.array`` is then a new array holding
+    the slices decoded so far, and the rest decode into it.
     """
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        first = stack.first
-        _check_records(stack)
-        decoded = decoded_dtype(first)
-        self.wide = output_dtype(stack.frames, decoded)
-        self.dtype = start_dtype(stack.frames, decoded)
-        shape: tuple[int, ...] = stack.shape
-        if first.is_color:
-            shape = (*shape, 3)
-            self.dtype = self.wide = decoded
-        if stack.mosaic is not None:
-            self.dtype = self.wide  # its tiles are copied from one decoded frame
-        _check_fits(stack, shape, self.dtype)
-        self.array = np.zeros(shape, dtype=self.dtype)  # calloc: lazy, blank until decoded
+        self.plan = plan_stack(stack.frames, stack.mosaic)
+        self.array = _allocate(self.plan)
         self.done = np.zeros(len(stack.frames), dtype=bool)
 
     def slices(
         self, cancel: Callable[[], bool] | None = None, only: Sequence[int] | None = None
     ) -> Iterator[int]:
-        """Decode the slices not decoded yet (of `only`, default all), yielding each slice
-        index as it is ready; a slice that overflows the array's type widens it once.
+        """Decode the slices not decoded yet (of `only`, default all; a mosaic's one decode
+        gives them all), yielding each slice index as it is ready; a slice that overflows
+        the array's type widens it once.
 
         Raises
         ------
@@ -397,48 +375,30 @@ class StackLoader:
         medviewer.core.errors.LoadError
             When a file cannot be decoded, or the widened volume would not fit in memory.
         """
-        if self.stack.mosaic is not None:  # one decode gives every slice: `only` is moot
-            yield from self._mosaic_slices(self.stack.mosaic, cancel)
-            return
+        if only is None or self.plan.mosaic is not None:
+            only = range(len(self.done))
         try:
             yield from self._decode(cancel, only)
         except SliceOverflow:
-            if self.dtype == self.wide:
+            if not self.plan.can_widen:
                 raise
             self._widen()
             yield from self._decode(cancel, only)
 
-    def _decode(
-        self, cancel: Callable[[], bool] | None, only: Sequence[int] | None
-    ) -> Iterator[int]:
-        wanted = range(len(self.done)) if only is None else only
+    def _decode(self, cancel: Callable[[], bool] | None, wanted: Sequence[int]) -> Iterator[int]:
         todo = [k for k in wanted if not self.done[k]]
-        for index in iter_decode(self.stack.frames, self.array, cancel, only=todo):
+        for index in iter_decode(self.plan, self.array, cancel, only=todo):
             self.done[index] = True
             yield index
 
     def _widen(self) -> None:
         """Move to a new array of the wide type, with the slices decoded so far (exact:
         they fit the narrower type)."""
-        _check_fits(self.stack, self.array.shape, self.wide)
-        wide = np.zeros(self.array.shape, dtype=self.wide)
+        plan = self.plan.widened()
+        wide = _allocate(plan)
         mask = self.done.reshape(-1, *([1] * (self.array.ndim - 1)))
         np.copyto(wide, self.array, where=mask)
-        self.array, self.dtype = wide, self.wide
-
-    def _mosaic_slices(self, mosaic: Mosaic, cancel: Callable[[], bool] | None) -> Iterator[int]:
-        """Decode the mosaic's one frame, then hand out its tiles as slices (in the wide
-        type from the start: see ``__init__``)."""
-        whole = replace(self.stack.frames[0], tile=-1)
-        image = np.zeros((1, whole.record.rows, whole.record.columns), self.dtype)
-        for _ in iter_decode([whole], image, cancel):
-            pass
-        for index, source in enumerate(self.stack.frames):
-            if self.done[index]:
-                continue
-            self.array[index] = mosaic.tile(image[0], source.tile)
-            self.done[index] = True
-            yield index
+        self.array, self.plan = wide, plan
 
     def volume(self) -> Volume:
         """The loaded volume (call after :meth:`slices` is exhausted)."""
@@ -447,22 +407,14 @@ class StackLoader:
         return Volume(self.array, self.stack.affine, stack_metadata(self.stack))
 
 
-def _check_records(stack: Stack) -> None:
-    """Refuse (LoadError) files whose pixel claims the data cannot back, before decoding:
-    records may come from a database indexed by an older version, or files changed since."""
-    for record in {id(f.record): f.record for f in stack.frames}.values():
-        try:
-            check_pixel_claims(record)
-        except SkipFile as exc:
-            raise LoadError(f"{record.location}: {exc}") from None
-
-
-def _check_fits(stack: Stack, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Refuse (LoadError) a volume that would not fit in memory, before allocating it."""
-    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    problem = memory_problem(nbytes + len(stack.frames) * FRAME_OVERHEAD)
+def _allocate(plan: StackPlan) -> np.ndarray:
+    """The blank array of `plan` (calloc: lazy, blank until decoded); LoadError, before
+    allocating, when it would not fit in memory."""
+    problem = memory_problem(plan.nbytes)
     if problem:
-        raise LoadError(f"{stack.first.location}: the series is too large to open: {problem}")
+        location = plan.frames[0].record.location
+        raise LoadError(f"{location}: the series is too large to open: {problem}")
+    return np.zeros(plan.shape, dtype=plan.dtype)
 
 
 def stack_metadata(stack: Stack) -> VolumeMetadata:

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from medviewer.core.errors import LoadError
-from medviewer.io.decode import decode_frames, jpeg_2000_syntaxes
+from medviewer.io.pydicom_pixels import JPEG_2000_SYNTAXES, decode_frames
 from tests.corpus import corpus_files, corpus_id
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -28,7 +28,7 @@ def _jpeg_2000_files() -> list[Path]:
             syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
         except Exception:  # noqa: BLE001 - not DICOM: not ours to test here
             continue
-        if syntax in jpeg_2000_syntaxes():
+        if syntax in JPEG_2000_SYNTAXES:
             found.append(path)
     return found
 

@@ -20,7 +20,7 @@ from pydicom.encaps import encapsulate
 from medviewer.cli import main
 from medviewer.core.errors import LoadError
 from medviewer.io import fastheader, header
-from medviewer.io.decode import decode_frames
+from medviewer.io.pydicom_pixels import decode_frames
 from medviewer.io.scan import Candidate, read_candidate, scan
 from medviewer.io.series import Stack, StackLoader, find_stacks, load_series
 from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
@@ -457,7 +457,7 @@ def test_unsupported_bits_in_a_stored_record_are_refused_at_load_time(ct: Path) 
 
 
 def _source(record: header.InstanceRecord):
-    from medviewer.io.decode import FrameSource
+    from medviewer.io.stack_plan import FrameSource
 
     return FrameSource(record, 0, 1.0, 0.0)
 

@@ -15,7 +15,6 @@ from pydicom.pixels import apply_modality_lut
 
 from medviewer.core.volume import Volume
 from medviewer.io import decode, series
-from medviewer.io.decode import output_dtype, start_dtype
 from medviewer.io.series import (
     LoadStarted,
     SlicesLoaded,
@@ -24,6 +23,7 @@ from medviewer.io.series import (
     iter_load,
     load_series,
 )
+from medviewer.io.stack_plan import plan_stack
 from medviewer.io.thumbnails import decode_middle_frame
 from medviewer.synthetic.dicom_writer import SeriesSpec, pattern, write_series
 from tests.io.test_series import _enhanced_rescale
@@ -105,9 +105,9 @@ def test_the_common_case_allocates_and_decodes_once(tmp_path: Path, monkeypatch)
     calls: list[list[int]] = []
     real = series.iter_decode
 
-    def spy(sources, out, cancel=None, only=None):
+    def spy(plan, out, cancel=None, only=None):
         calls.append(list(only))
-        return real(sources, out, cancel, only)
+        return real(plan, out, cancel, only)
 
     monkeypatch.setattr(series, "iter_decode", spy)
     stacks, _ = find_stacks(tmp_path)
@@ -195,14 +195,15 @@ def test_thumbnail_of_an_overflowing_middle_slice_is_exact(tmp_path: Path) -> No
 def test_start_and_wide_types(tmp_path: Path, changes: dict, start, wide) -> None:
     write_series(tmp_path, ct_spec(shape=(2, 4, 4), **changes))
     stacks, _ = find_stacks(tmp_path)
-    frames = stacks[0].frames
-    assert (start_dtype(frames), output_dtype(frames)) == (np.dtype(start), np.dtype(wide))
+    plan = plan_stack(stacks[0].frames)
+    assert (plan.dtype, plan.wide_dtype) == (np.dtype(start), np.dtype(wide))
+    assert plan.can_widen == (start != wide)
 
 
 def test_overflow_error_names_the_file_and_frame(tmp_path: Path) -> None:
     write_series(tmp_path, ct_spec(with_padding(0)))
     stacks, _ = find_stacks(tmp_path)
-    frames = stacks[0].frames
-    out = np.zeros(stacks[0].shape, np.int16)
+    plan = plan_stack(stacks[0].frames)
+    out = np.zeros(plan.shape, plan.dtype)
     with pytest.raises(decode.SliceOverflow, match=r"frame 0 does not fit int16"):
-        list(decode.iter_decode(frames, out))
+        list(decode.iter_decode(plan, out))

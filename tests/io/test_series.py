@@ -312,7 +312,7 @@ def test_corpus_file_loads_exactly_as_pydicom_decodes(path: Path) -> None:
 
 def test_each_compressed_file_is_decoded_once(tmp_path: Path, monkeypatch) -> None:
     """Choosing the output dtype must not decode a file that is decoded again afterwards."""
-    from medviewer.io import decode
+    from medviewer.io import pydicom_pixels
 
     written = write_series(
         tmp_path,
@@ -321,12 +321,12 @@ def test_each_compressed_file_is_decoded_once(tmp_path: Path, monkeypatch) -> No
         ),
     )
     calls: list[str] = []
-    original = decode.decode_frames
+    original = pydicom_pixels.decode_frames
 
     def counting(path: str, member: str, frames: list[int]) -> np.ndarray:
         calls.append(path)
         return original(path, member, frames)
 
-    monkeypatch.setattr(decode, "decode_frames", counting)
+    monkeypatch.setattr(pydicom_pixels, "decode_frames", counting)
     _check_against_truth(load_series(written.paths[0]), written)
     assert calls == [str(written.paths[0])]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medviewer.core.windowing import apply_window, auto_window
-from medviewer.io import decode
+from medviewer.io import decode, pydicom_pixels
 from medviewer.io.header import InstanceRecord, read_header
 from medviewer.io.scan import scan
 from medviewer.io.thumbnails import ThumbnailCache, make_thumbnail, shrink
@@ -37,7 +37,7 @@ def _half_bright_series(folder: Path, transfer_syntax: str = "1.2.840.10008.1.2.
 def decoded_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the frames either decode path (positioned reads, pydicom) produces."""
     frames: list[int] = []
-    read_record, decode_frames = decode._read_record, decode.decode_frames
+    read_record, decode_frames = decode._read_record, pydicom_pixels.decode_frames
 
     def counting_read(sources, out, indices):
         frames.extend(indices)
@@ -48,7 +48,7 @@ def decoded_frames(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return decode_frames(path, member, wanted)
 
     monkeypatch.setattr(decode, "_read_record", counting_read)
-    monkeypatch.setattr(decode, "decode_frames", counting_decode)
+    monkeypatch.setattr(pydicom_pixels, "decode_frames", counting_decode)
     return frames
 
 
