@@ -25,7 +25,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def loader(qtbot, tmp_path: Path) -> SeriesLoader:
-    return SeriesLoader(StudyDatabase(tmp_path / "db.sqlite"), VolumeCache())
+    return SeriesLoader(StudyDatabase(tmp_path / "db.sqlite"), VolumeCache(1 << 30))
 
 
 @pytest.fixture
