@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from pydicom import uid
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
 from medviewer.core.errors import LoadError
 from medviewer.io import archive as zips
@@ -83,10 +83,12 @@ def _pixel_array(ds: Any, one_thread: bool) -> np.ndarray:
     if one_thread and syntax in JPEG_2000_SYNTAXES and _have_openjpeg():
         try:
             ds.pixel_array_options(decoding_plugin="pylibjpeg")
-            return ds.pixel_array
+            pixels: np.ndarray = ds.pixel_array
+            return pixels
         except Exception:  # noqa: BLE001 - GDCM may read what openjpeg refuses
             ds.pixel_array_options(decoding_plugin="")
-    return ds.pixel_array
+    fallback: np.ndarray = ds.pixel_array
+    return fallback
 
 
 @cache
