@@ -20,10 +20,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from medviewer.core.staging import staged_file
 from medviewer.resources import APP_ID, ICON_SIZES, desktop_entry_path, icon_path
 
 _EXEC_RESERVED = set(' \t\n\r"\'\\><~|&;$*?#()`')
@@ -138,15 +138,9 @@ def uninstall(data_home: Path | None = None) -> list[Path]:
 
 def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with staged_file(target) as staging:
+        staging.write_bytes(data)
+        os.chmod(staging, 0o644)
 
 
 def _refresh_caches(home: Path) -> None:

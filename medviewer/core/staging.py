@@ -251,6 +251,35 @@ def staged_folder(target: str | os.PathLike[str], replace: bool = False) -> Iter
         staging.move_into_place([(built, target)])
 
 
+@contextlib.contextmanager
+def staged_file(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write the file `target` under a hidden name; it appears complete or not at all.
+
+    Yields a path beside `target` (``.partial-<host>-<pid>-<token>-<name>``, nothing there
+    yet) for the caller to write. When the ``with`` block ends normally the file is renamed
+    onto `target` (replacing it atomically); when the block raises, or wrote nothing, the
+    staging file is removed and `target` is left as it was. Concurrent writers of the same
+    target each stage under their own token; the last rename wins.
+
+    Parameters
+    ----------
+    target : path-like
+        The file to write.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the block ends normally without having written the yielded path.
+    """
+    target = Path(target)
+    staging = target.with_name(staging_name(target.name, new_token()))
+    try:
+        yield staging
+        os.replace(staging, target)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
 def _remove_empty_folder(target: Path) -> None:
     """Make way for a new folder where an empty one may stand; anything else is refused."""
     if not os.path.lexists(target):

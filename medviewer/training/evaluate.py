@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from medviewer.ai.model_card import ModelCard, load_card
+from medviewer.core.staging import staged_file
 from medviewer.core.volume import VolumeMetadata
 from medviewer.synthetic import phantom
 from medviewer.training import metrics
@@ -250,6 +251,5 @@ def _record(card: ModelCard, result: dict[str, Any]) -> None:
     data = json.loads(path.read_text())
     data.setdefault("metrics", {})["test"] = result
     ModelCard.from_dict(data, str(path), path=path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n")
-    temporary.replace(path)
+    with staged_file(path) as staging:
+        staging.write_text(json.dumps(data, indent=2) + "\n")

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from medviewer.ai.model_card import ModelCard
 from medviewer.core.errors import InferenceError
 from medviewer.core.findings import AIResult, finding_label, heatmap_peak
+from medviewer.core.staging import staged_file
 from medviewer.core.volume import Volume
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.viewer_grid import ViewerGrid
@@ -84,12 +85,10 @@ def _centre(view) -> tuple[float, float]:
 def save_screenshot(grid: ViewerGrid, out: str | os.PathLike[str]) -> Path:
     """Write the grid's pixels to a PNG atomically (no partial file on failure)."""
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp.png")
     image = grid.grab().toImage()
-    if image.isNull() or not image.save(str(tmp), "PNG"):
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"could not write {out}")
-    os.replace(tmp, out)
+    with staged_file(out) as staging:
+        if image.isNull() or not image.save(str(staging), "PNG"):
+            raise OSError(f"could not write {out}")
     return out
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from medviewer.core import staging
-from medviewer.core.staging import StagingFolder, move_into_place, staged_folder
+from medviewer.core.staging import StagingFolder, move_into_place, staged_file, staged_folder
 
 
 def listing(root: Path) -> list[str]:
@@ -266,3 +266,34 @@ def test_a_folder_set_aside_by_a_killed_run_is_put_back_or_removed(tmp_path: Pat
         age(aside, QUIET_S)
     assert sorted(staging.remove_stale_staging(tmp_path)) == sorted([missing, present])
     assert listing(tmp_path) == ["liver", "liver/model.json", "lung"]
+
+
+# -- staged_file ------------------------------------------------------------------------------
+
+
+def test_staged_file_appears_complete_and_replaces_the_old(tmp_path: Path) -> None:
+    target = tmp_path / "shot.png"
+    target.write_bytes(b"old")
+    with staged_file(target) as staging:
+        assert staging.parent == tmp_path and staging.name.startswith(".partial-")
+        assert staging.name.endswith("-shot.png")  # writers that go by the suffix still can
+        staging.write_bytes(b"new")
+        assert target.read_bytes() == b"old"  # not in place before the block ends
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot.png"]
+
+
+def test_a_failed_staged_file_leaves_the_target_and_no_staging(tmp_path: Path) -> None:
+    target = tmp_path / "card.json"
+    target.write_text("{}")
+    with pytest.raises(RuntimeError, match="disk full"), staged_file(target) as staging:
+        staging.write_text('{"half": ')
+        raise RuntimeError("disk full")
+    assert target.read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
+
+
+def test_a_staged_file_never_written_is_an_error_and_moves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError), staged_file(tmp_path / "out.bin"):
+        pass
+    assert list(tmp_path.iterdir()) == []
