@@ -320,7 +320,7 @@ def bench_segmentation(root: Path) -> dict[str, Any]:
         with watched("segmentation", runs):
             QTest.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
             wait_until(lambda: bool(saved) and panel.idle, "the segmentation")
-        result = saved[0]
+        result, shape = saved[0], list(view.volume.shape)
         if result.key[1] != SEGMENTER:
             raise RuntimeError(f"the panel ran {result.key[1]}, not {SEGMENTER}")
     finally:
@@ -328,7 +328,7 @@ def bench_segmentation(root: Path) -> dict[str, Any]:
     return {
         **summary(runs, TARGETS["segmentation_max_gap_ms"]),
         "model": SEGMENTER,
-        "volume_shape": list(view.volume.shape),
+        "volume_shape": shape,
     }
 
 
