@@ -259,7 +259,7 @@ def open_series(window: Any, folder: Path) -> Any:
 
 def write_long_series(folder: Path) -> None:
     """300 slices of 256 x 256 (random values, in order)."""
-    from medviewer.io.synthetic import SeriesSpec, write_series
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
 
     values = np.random.default_rng(3).integers(900, 1200, size=SERIES_SHAPE)
     spec = SeriesSpec(
@@ -303,7 +303,7 @@ def bench_segmentation(root: Path) -> dict[str, Any]:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    from medviewer.demo import DEMO_SEED, write_demo_data
+    from medviewer.synthetic.demo import DEMO_SEED, write_demo_data
 
     log("writing the demo study")
     demo = write_demo_data(root / "demo" / "study", DEMO_SEED, cases=1)
