@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_infer.py --quick  # the full run (512x512x300) takes ~12 min on 2 cores
+	$(PY) benchmarks/bench_responsiveness.py  # ~2 min on 2 cores (a demo CT segmentation)
 
 # -- packaging (packaging/README.md) -------------------------------------------------------
 # A separate venv holds only what the bundle ships (no test tools), with medviewer installed

@@ -15,13 +15,14 @@ import pytest
 from PySide6.QtCore import Qt
 
 from medviewer.ai.registry import ModelRegistry
+from medviewer.ai.runner import Runner
 from medviewer.io.database import StudyDatabase
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.main_window import MainWindow
-from medviewer.ui.screenshot import StallMeter
 from medviewer.ui.settings import Settings
+from tests.ui.heartbeat import Heartbeat, WorkRecorder
 from tests.ui.helpers import click, voxel_widget_pos
-from tests.waits import WAIT_MS, SchedulingDelay
+from tests.waits import WAIT_MS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit in MONAI
 
@@ -76,14 +77,14 @@ def ct_window(qtbot, tmp_path, demo_study):
 
 
 def test_segment_the_demo_ct_navigate_by_findings_and_correct(
-    qtbot, tmp_path, demo_study, ct_window
+    qtbot, tmp_path, demo_study, ct_window, monkeypatch
 ):
     window, panel = ct_window, ct_window.ai.panel
     assert panel.segment_button.isEnabled() and panel.classify_button.isEnabled()
-    meter = StallMeter()
-    meter.start()
+    inference = WorkRecorder("the segmentation")
+    monkeypatch.setattr(Runner, "run", inference.wrap_generator(Runner.run))
     with (
-        SchedulingDelay() as machine,
+        Heartbeat() as segmenting,
         qtbot.waitSignal(window.ai.resultSaved, timeout=RUN_TIMEOUT_MS),
     ):
         qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
@@ -93,14 +94,11 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
         _keep_reading(qtbot, window.grid.active)
         assert row.job.state == "running" and row.bar.value() >= 100
         _wait_idle(qtbot, window)
-    stall = meter.stop()
-    # A freeze check, not a timing target (measured figures, ~25 ms, are in docs/benchmarks.md
-    # via `screenshot --model --json`): the freezes this guards against were 0.35-1.7 s. The
-    # machine's own scheduling delay over the same time (busy cores) is not a freeze of ours.
-    assert stall < 300 + machine.max_ms, (
-        f"the event loop stalled {stall:.0f} ms during the segmentation "
-        f"(another process woke at most {machine.max_ms:.0f} ms late meanwhile)"
-    )
+    # A freeze check, not a timing target: the model ran in a worker and the event loop kept
+    # ticking all along (the freezes this guards against were 0.35-1.7 s of the GUI thread).
+    # The longest gap in milliseconds is benchmarks/bench_responsiveness.py's figure.
+    inference.assert_off_the_gui_thread()
+    segmenting.assert_kept_ticking(inference)
 
     result = panel.current_result()
     assert result is not None and result.task == "segmentation"
@@ -342,7 +340,9 @@ def test_screenshot_with_a_model_draws_its_heatmap_and_reports_json(
     assert main([*args, "--out", str(out), "--size", "600x500", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["png"] == str(out) and out.is_file()
-    assert report["seconds"] > 0 and 0 <= report["max_event_loop_stall_ms"] < 1000
+    assert report["seconds"] > 0
+    stall = report["max_event_loop_stall_ms"]  # its size is a benchmark's (bench_responsiveness)
+    assert isinstance(stall, int | float) and not isinstance(stall, bool) and stall >= 0
     # Where the truth's large nodule is drawn, the PNG shows heatmap colour (not grey).
     volume = load_series(folder)
     grid = render_grid(volume, size=(600, 500))

@@ -11,21 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 
 from medviewer.core.geometry import patient_to_voxel
 from medviewer.io.database import ImportReport, StudyDatabase
 from medviewer.io.series import iter_load
 from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
-from medviewer.ui import workers
+from medviewer.ui import series_loader, workers
 from medviewer.ui.app import freeze_startup_heap
 from medviewer.ui.browser import StudyBrowser
 from medviewer.ui.import_controller import TREE_REFRESH_MS
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.series_loader import LoadRequest, _RunningLoad
 from medviewer.ui.settings import Settings
+from tests.ui.heartbeat import Heartbeat, WorkRecorder
 from tests.ui.helpers import DISK, SHAPE, SPACING, click, drag, grab_rgb, voxel_widget_pos
-from tests.waits import WAIT_MS, SchedulingDelay
+from tests.waits import WAIT_MS
 
 SERIES_UID = "1.2.826.0.1.3680043.8.498.77.1"
 
@@ -337,29 +338,28 @@ def test_a_widened_volume_replaces_the_first_where_it_is_shown(qtbot, window, tm
     assert np.array_equal(a.volume.array, widening_spec().values - 1024)
 
 
-def test_event_loop_never_stalls_while_a_300_slice_series_loads(qtbot, window, long_series) -> None:
-    ticks: list[float] = []
-    timer = QTimer()
-    timer.setInterval(2)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start()
-    with SchedulingDelay() as importing:
+def test_event_loop_never_stalls_while_a_300_slice_series_loads(
+    qtbot, window, long_series, monkeypatch
+) -> None:
+    """Importing and loading run in workers, and the event loop ticks while they run (the
+    gaps in milliseconds are benchmarks/bench_responsiveness.py's figures)."""
+    importer, loader = WorkRecorder("the import"), WorkRecorder("the load")
+    monkeypatch.setattr(window.db, "import_paths", importer.wrap(window.db.import_paths))
+    monkeypatch.setattr(series_loader, "iter_load", loader.wrap_generator(series_loader.iter_load))
+    with Heartbeat() as importing:
         import_and_wait(qtbot, window, [long_series])
-    import_gap = max(np.diff(ticks)) * 1000
-    ticks.clear()
     view = window.grid.active
-    with SchedulingDelay() as loading:
+    with Heartbeat() as loading:
         window.open_series(only_series_id(window))
         qtbot.waitUntil(lambda: view.series is not None and view.series.complete, timeout=WAIT_MS)
         wait_for_jobs(qtbot)
-    timer.stop()
-    load_gap = max(np.diff(ticks)) * 1000
     assert view.volume.array.shape == (300, 256, 256)
-    print(f"event-loop gap: import {import_gap:.1f} ms, load {load_gap:.1f} ms; another "
-          f"process's timer late by {importing.max_ms:.1f} / {loading.max_ms:.1f} ms")  # fmt: skip
-    # Not a freeze of ours: how late another process woke meanwhile (busy cores), allowed.
-    assert load_gap < 100 + loading.max_ms, f"longest event-loop gap loading: {load_gap:.0f} ms"
-    assert import_gap < 100 + importing.max_ms, f"longest gap importing: {import_gap:.0f} ms"
+    importer.assert_off_the_gui_thread()
+    loader.assert_off_the_gui_thread()
+    # Both last 0.1-0.4 s, as short as one scheduling delay of a busy machine: a gap's share
+    # of them would flake, so only the ticks during the work are checked here.
+    importing.assert_ticked_during(importer)
+    loading.assert_ticked_during(loader)
 
 
 def test_screenshot_command_renders_the_viewer(tmp_path, ct_folder, qapp) -> None:
