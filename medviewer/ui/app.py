@@ -104,7 +104,8 @@ def run_viewer(
 ) -> int:
     """Open the main window (importing and opening `paths`, or the demo study) and run.
 
-    `exit_after_ms` closes the window after that many milliseconds (smoke tests).
+    `exit_after_ms` closes the window after that many milliseconds, once no import runs or
+    waits (smoke tests: what they asked to import is indexed whatever the machine's speed).
     `startup_probe` names a JSON file written when the window is first painted, after which
     the window closes (start-up measurements of the installed and frozen application).
     """
@@ -131,5 +132,13 @@ def run_viewer(
             0, lambda: window.import_paths([str(Path(p)) for p in targets], then_open=True)
         )
     if exit_after_ms is not None:
-        QTimer.singleShot(exit_after_ms, window.close)
+        QTimer.singleShot(exit_after_ms, lambda: _close_when_idle(window))
     return app.exec()
+
+
+def _close_when_idle(window) -> None:
+    """Close `window` once its imports are done (checked again every 50 ms until then)."""
+    if window.imports.busy:
+        QTimer.singleShot(50, lambda: _close_when_idle(window))
+    else:
+        window.close()

@@ -74,6 +74,11 @@ class ImportController(QObject):
         """The running (or last) import's job; None before the first import."""
         return self._job
 
+    @property
+    def busy(self) -> bool:
+        """Whether an import runs or waits in the queue."""
+        return bool(self._queue) or (self._job is not None and not self._job.done)
+
     def ask_folder(self) -> None:
         """Choose a folder and import it."""
         folder = QFileDialog.getExistingDirectory(self._window, "Import folder")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from medviewer.core.geometry import patient_to_voxel
 from medviewer.io.database import ImportReport, StudyDatabase
@@ -293,7 +294,9 @@ def test_switching_series_cancels_the_unfinished_load(
     view = window.grid.active
     assert view.volume.metadata.series_uid == SERIES_UID
     wait_for_jobs(qtbot)
-    qtbot.wait(300)  # whatever the cancelled load had queued is delivered by now
+    # A worker's queued events reach the GUI thread in order, before its finished signal,
+    # which wait_for_jobs has seen: what the cancelled load had queued was delivered.
+    QApplication.processEvents()
     assert view.volume.metadata.series_uid == SERIES_UID
 
 
