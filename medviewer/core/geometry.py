@@ -463,22 +463,22 @@ def sort_slices(
 
 
 def affine_from_dicom(
-    position: Sequence[float],
+    position: ArrayLike,
     orientation: Sequence[float],
     pixel_spacing: Sequence[float],
-    slice_step: Sequence[float] | None = None,
+    slice_step: ArrayLike | None = None,
 ) -> FloatArray:
     """Build the 4x4 index-to-LPS affine of a DICOM volume.
 
     Parameters
     ----------
-    position : sequence of float
+    position : array_like
         Image Position (Patient) of the first slice (index 0).
     orientation : sequence of float
         Image Orientation (Patient): row cosine then column cosine.
     pixel_spacing : sequence of float
         DICOM PixelSpacing ``[row spacing, column spacing]`` in mm.
-    slice_step : sequence of float or None, optional
+    slice_step : array_like or None, optional
         Position difference between consecutive slices; None uses the unit
         slice normal (1 mm).
 

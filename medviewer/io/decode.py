@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,12 @@ MEMBER_BATCH = 32
 parses its whole directory), and closed when the batch ends."""
 MEMBER_BATCH_BYTES = 64 * 1024**2
 """Most decoded bytes one batch of zip members holds before it hands them over."""
+
+_Task = tuple[Callable[..., None], tuple[Any, ...], list[int]]
+"""A task of :func:`_run`: a function that writes its slices into the output, its
+arguments, and the output indices it fills."""
+_DecodeJob = tuple[str, str, list[int]]
+"""(path, zip member, frames) of one file to decode."""
 
 
 class SliceOverflow(LoadError):
@@ -134,7 +141,7 @@ def _mosaic_tiles(
 
 def _run(
     executor: Executor,
-    tasks: list[tuple[Callable[..., None], tuple, list[int]]],
+    tasks: list[_Task],
     cancel: Callable[[], bool] | None,
     stop: threading.Event,
 ) -> Iterator[int]:
@@ -142,7 +149,9 @@ def _run(
     set when this ends, so that running tasks that check it drop their remaining slices."""
     from concurrent.futures import as_completed
 
-    futures: dict[Future, list[int]] = {executor.submit(fn, *args): ix for fn, args, ix in tasks}
+    futures: dict[Future[None], list[int]] = {
+        executor.submit(fn, *args): ix for fn, args, ix in tasks
+    }
     try:
         for future in as_completed(set(futures)):
             if cancel is not None and cancel():
@@ -171,7 +180,7 @@ def _fast_tasks(
     out: np.ndarray,
     groups: list[list[int]],
     stop: threading.Event,
-) -> list:
+) -> list[_Task]:
     batches = _batches(groups, n=max(4 * _cpu_count(), 1))
     return [
         (_read_batch, (sources, out, batch, stop), [k for ks in batch for k in ks])
@@ -220,7 +229,7 @@ def _read_record(sources: Sequence[FrameSource], out: np.ndarray, indices: list[
 
 
 def _pread_into(fd: int, raw: np.ndarray, offset: int, record: InstanceRecord) -> None:
-    view = memoryview(raw).cast("B")
+    view = raw.data.cast("B")  # memoryview(raw): numpy declares __buffer__ for Python 3.12+
     got = os.preadv(fd, [view], offset)
     if got != len(view):
         raise LoadError(f"{record.path}: truncated pixel data ({got} of {len(view)} bytes)")
@@ -288,13 +297,13 @@ def _rescaled_within(bounds: tuple[int, int], source: FrameSource, info: np.iinf
 
 def _pydicom_tasks(
     sources: Sequence[FrameSource], out: np.ndarray, groups: list[list[int]], processes: bool
-) -> list:
+) -> list[_Task]:
     """One task per file on disk; zip members in batches (:data:`MEMBER_BATCH`), so that
     each batch opens their archive once and closes it at its end."""
     from medviewer.io import pydicom_pixels  # pydicom's pixel machinery: not at start-up
 
     decode = pool().decode if processes else pydicom_pixels.decode_frames
-    tasks: list = [
+    tasks: list[_Task] = [
         (_decode_into, (decode, sources, out, ix), ix)
         for ix in groups
         if not sources[ix[0]].record.member
@@ -325,18 +334,19 @@ def _member_batches(
     return batches
 
 
-def _decode_batch_in_worker(jobs: list[tuple[str, str, list[int]]]) -> list[np.ndarray]:
-    return pool().call("decode_batch", jobs)
+def _decode_batch_in_worker(jobs: list[_DecodeJob]) -> list[np.ndarray]:
+    decoded: list[np.ndarray] = pool().call("decode_batch", jobs)
+    return decoded
 
 
 def _decode_batch_into(
-    decode_many: Callable[[list[tuple[str, str, list[int]]]], list[np.ndarray]],
+    decode_many: Callable[[list[_DecodeJob]], list[np.ndarray]],
     sources: Sequence[FrameSource],
     out: np.ndarray,
     batch: list[list[int]],
 ) -> None:
     """Decode a batch of zip members and write their frames into their output slices."""
-    jobs = []
+    jobs: list[_DecodeJob] = []
     for indices in batch:
         record = sources[indices[0]].record
         jobs.append((record.path, record.member, [sources[k].frame for k in indices]))

@@ -97,7 +97,8 @@ class DecoderPool:
 
     def decode(self, path: str, member: str, frames: list[int]) -> np.ndarray:
         """Decode `frames` of one file on an idle worker (blocking while all are busy)."""
-        return self.call("decode_frames", path, member, frames)
+        decoded: np.ndarray = self.call("decode_frames", path, member, frames)
+        return decoded
 
     def call(self, job: str, *args: Any) -> Any:
         """Run `job` on an idle worker (blocking while all are busy)."""
@@ -141,7 +142,7 @@ def pool() -> DecoderPool:
     return _POOL
 
 
-def job_location(args: tuple) -> str:
+def job_location(args: tuple[Any, ...]) -> str:
     """`` of PATH`` when a job's first argument is a path (for messages), else empty.
 
     Parameters

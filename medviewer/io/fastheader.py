@@ -148,7 +148,7 @@ def looks_like_dicom(head: bytes, size: int) -> bool:
     if group in (0x0002, 0x0008):
         if head[4:6] in VALID_VRS:
             return True
-        length = _U32.unpack_from(head, 4)[0]
+        length: int = _U32.unpack_from(head, 4)[0]
         return length == UNDEFINED_LENGTH or length <= size - 8
     return group in (0x0200, 0x0800) and head[4:6] in VALID_VRS  # big endian: explicit VR
 
@@ -417,7 +417,8 @@ def _us(raw: bytes) -> int | None:
         return None
     if len(raw) != 2:
         raise _Decline
-    return _U16.unpack(raw)[0]
+    value: int = _U16.unpack(raw)[0]
+    return value
 
 
 def _string(raw: bytes) -> Any:

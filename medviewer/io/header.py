@@ -20,7 +20,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from medviewer.core.errors import LoadError
 from medviewer.io import header_fields
@@ -33,6 +33,9 @@ from medviewer.io.header_fields import (
     SkipFile,
     convert_value,
 )
+
+if TYPE_CHECKING:
+    from pydicom.dataset import FileDataset
 
 
 @dataclass(frozen=True)
@@ -395,7 +398,7 @@ def is_decodable(transfer_syntax: str) -> bool:
     """True when pydicom, with the installed plugins, can decode `transfer_syntax`."""
     if transfer_syntax in header_fields.NATIVE_SYNTAXES:
         return True
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder
 
     try:
         return bool(get_decoder(transfer_syntax).is_available)
@@ -457,7 +460,7 @@ def dcmread_bounded(
     stop_before_pixels: bool = False,
     force: bool = True,
     limit: int | None = None,
-) -> Any:
+) -> FileDataset:
     """``pydicom.dcmread``, safe for a deflated file: the one way medviewer reads a file
     whole (or its header) with pydicom.
 
@@ -497,7 +500,7 @@ def dcmread_bounded(
 
 def _read_bounded(
     fp: Any, stop_before_pixels: bool, force: bool, limit: int | None = None
-) -> tuple[Any, tuple[str, int, int]]:
+) -> tuple[FileDataset, tuple[str, int, int]]:
     """(dataset, (pixel keyword, value offset, value length)) of :func:`dcmread_bounded`;
     the pixel element is only located for header-only reads (offsets -1 when deflated)."""
     import pydicom
@@ -559,7 +562,8 @@ def _check_inflation(fp: Any, start: int, limit: int | None) -> None:
 
 def _inflate(inflater: Any, pending: bytes) -> bytes:
     try:
-        return inflater.decompress(pending, INFLATE_STEP)
+        inflated: bytes = inflater.decompress(pending, INFLATE_STEP)
+        return inflated
     except zlib.error as exc:
         raise SkipFile(f"damaged deflated (compressed) dataset: {exc}") from None
 
@@ -580,7 +584,7 @@ def _check_inflated_size(total: int, last: int, limit: int | None) -> None:
 
 def _read_deflated_header(
     fp: Any, preamble: Any, meta: Any, command_set: Any, start: int
-) -> tuple[Any, tuple[str, int, int]]:
+) -> tuple[FileDataset, tuple[str, int, int]]:
     """The header of a deflated file (all before its pixel data), as ``dcmread`` with
     ``stop_before_pixels`` reads it, inflating at most :data:`HEADER_INFLATE_LIMIT` bytes."""
     from pydicom.dataset import FileDataset
@@ -588,6 +592,7 @@ def _read_deflated_header(
 
     stream = _InflatingReader(fp, start, HEADER_INFLATE_LIMIT)
     dataset = read_dataset(
+        # pydicom annotates a BinaryIO; it only reads, seeks and tells (what the reader has)
         stream,  # type: ignore[arg-type]
         is_implicit_VR=False,
         is_little_endian=True,
@@ -668,7 +673,7 @@ def split_location(location: str) -> tuple[str, str]:
     return location, ""
 
 
-def read_location(location: str, stop_before_pixels: bool = False) -> Any:
+def read_location(location: str, stop_before_pixels: bool = False) -> FileDataset:
     """Read the file (or zip member) at `location` with pydicom, as the scanner does (forced:
     files without a preamble are read too; a deflated dataset bounded, see
     :func:`dcmread_bounded`).
@@ -705,7 +710,8 @@ def _open(path: str, data: bytes | None) -> io.BufferedIOBase:
         raise SkipFile("not a regular file (a named pipe, device or socket)")
     os.set_blocking(fd, True)
     stream = open(fd, "rb")  # noqa: SIM115 - the caller closes it (returned)
-    stream.raw.name = path  # pydicom names the file in its messages (an fd would be a number)
+    # pydicom names the file in its messages (an fd would be a number)
+    cast(io.FileIO, stream.raw).name = path
     return stream
 
 

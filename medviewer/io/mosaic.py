@@ -14,14 +14,20 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medviewer.core.errors import LoadError
 from medviewer.io.header import NESTED_TOO_DEEP, InstanceRecord, dcmread_bounded, source_of
 
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
 MAX_TILES = 4096
+
+CsaHeader = dict[str, Any]
+"""A CSA header as nibabel's reader gives it: ``{"tags": {name: {"items": [...], ...}}, ...}``."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def read_mosaic(record: InstanceRecord) -> Mosaic:
         ) from None
 
 
-def _mosaic(ds: Any, record: InstanceRecord) -> Mosaic:
+def _mosaic(ds: Dataset, record: InstanceRecord) -> Mosaic:
     csa = _csa_image_header(ds)
     count = _count(ds, csa, record)
     side = math.ceil(math.sqrt(count))
@@ -117,25 +123,26 @@ def _mosaic(ds: Any, record: InstanceRecord) -> Mosaic:
     return Mosaic(
         count,
         side,
-        tuple(float(v) for v in first),  # type: ignore[arg-type]
+        (float(first[0]), float(first[1]), float(first[2])),
         normal * between,
         tuple(normal_warnings + between_warnings),
     )
 
 
-def _csa_image_header(ds: Any) -> dict | None:
+def _csa_image_header(ds: Dataset) -> CsaHeader | None:
     """The CSA image header (nibabel's reader), None when absent or unreadable."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nibabel.nicom says its readers are experimental
         from nibabel.nicom import csareader
 
         try:
-            return csareader.get_csa_header(ds, "image")
+            csa: CsaHeader | None = csareader.get_csa_header(ds, "image")
+            return csa
         except Exception:  # noqa: BLE001 - a damaged private header: fall back to the public
             return None
 
 
-def _count(ds: Any, csa: dict | None, record: InstanceRecord) -> int:
+def _count(ds: Dataset, csa: CsaHeader | None, record: InstanceRecord) -> int:
     count = _csa_scalar(csa, "NumberOfImagesInMosaic")
     if count is None:
         count = _siemens_mr_header_count(ds)
@@ -147,7 +154,7 @@ def _count(ds: Any, csa: dict | None, record: InstanceRecord) -> int:
     return int(count)
 
 
-def _csa_scalar(csa: dict | None, name: str) -> Any:
+def _csa_scalar(csa: CsaHeader | None, name: str) -> Any:
     if not csa:
         return None
     try:
@@ -157,7 +164,7 @@ def _csa_scalar(csa: dict | None, name: str) -> Any:
     return items[0] if items else None
 
 
-def _siemens_mr_header_count(ds: Any) -> int | None:
+def _siemens_mr_header_count(ds: Dataset) -> int | None:
     """(0019,xx0A) Number Of Images In Mosaic of the 'SIEMENS MR HEADER' private block."""
     for element in range(0x10, 0x100):
         creator = ds.get((0x0019, element))
@@ -170,7 +177,9 @@ def _siemens_mr_header_count(ds: Any) -> int | None:
     return None
 
 
-def _normal(csa: dict | None, row_cos: np.ndarray, col_cos: np.ndarray) -> tuple[np.ndarray, list]:
+def _normal(
+    csa: CsaHeader | None, row_cos: np.ndarray, col_cos: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
     """The CSA Slice Normal Vector (the tiles' order) when it is a unit normal of the image
     plane, else the row x column cross product (with a warning: the order may be reversed)."""
     cross = np.cross(row_cos, col_cos)
@@ -184,7 +193,7 @@ def _normal(csa: dict | None, row_cos: np.ndarray, col_cos: np.ndarray) -> tuple
     ]
 
 
-def _slice_spacing(ds: Any) -> tuple[float, list[str]]:
+def _slice_spacing(ds: Dataset) -> tuple[float, list[str]]:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         try:
             value = float(ds.get(keyword) or 0.0)

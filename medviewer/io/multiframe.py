@@ -12,15 +12,19 @@ direction, the file's other dimension indices), and, when they still repeat, by 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from medviewer.core.errors import LoadError
 from medviewer.core.geometry import nearest_plane, slice_normal
 from medviewer.io.header import NESTED_TOO_DEEP, InstanceRecord, dcmread_bounded, source_of
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
 
 # Dimension index pointers that say where a frame is in space, not which stack it is in.
 SPATIAL_DIMENSIONS = frozenset({0x00200032, 0x00209057})  # Image Position, In-Stack Position
@@ -29,6 +33,10 @@ SPATIAL_DIMENSIONS = frozenset({0x00200032, 0x00209057})  # Image Position, In-S
 NAMED_DIMENSIONS = frozenset({0x00209056, 0x00209128, 0x0062000B, 0x00189087, 0x00189089})
 ORIENTATION_DECIMALS = 4  # as the single-frame loader groups orientations
 POSITION_DECIMALS = 3
+
+_T = TypeVar("_T")
+_Orientation = tuple[float, ...] | None
+"""An Image Orientation (Patient), None when the file gives none."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ def read_frame_geometry(record: InstanceRecord) -> FrameGeometry:
         ) from None
 
 
-def _frame_geometry(ds: Any, record: InstanceRecord) -> FrameGeometry:
+def _frame_geometry(ds: Dataset, record: InstanceRecord) -> FrameGeometry:
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
     if len(per_frame) != record.frames:
@@ -118,14 +126,16 @@ def _frame_geometry(ds: Any, record: InstanceRecord) -> FrameGeometry:
     )
 
 
-def _first(values) -> Any:
+def _first(values: Iterable[_T | None]) -> _T | None:
     for value in values:
         if value is not None:
             return value
     return None
 
 
-def _rescale(item, shared, record: InstanceRecord) -> tuple[float | None, float | None]:
+def _rescale(
+    item: Dataset | None, shared: Dataset | None, record: InstanceRecord
+) -> tuple[float | None, float | None]:
     slope = _functional(item, shared, "PixelValueTransformationSequence", "RescaleSlope")
     intercept = _functional(item, shared, "PixelValueTransformationSequence", "RescaleIntercept")
     return (
@@ -135,7 +145,11 @@ def _rescale(item, shared, record: InstanceRecord) -> tuple[float | None, float 
 
 
 def _positions(
-    ds: Any, per_frame: list, shared, record: InstanceRecord, orientation
+    ds: Dataset,
+    per_frame: list[Dataset | None],
+    shared: Dataset | None,
+    record: InstanceRecord,
+    orientation: _Orientation,
 ) -> np.ndarray | None:
     positions = [
         _functional(item, shared, "PlanePositionSequence", "ImagePositionPatient")
@@ -147,7 +161,7 @@ def _positions(
 
 
 def _grid_frame_positions(
-    ds: Any, record: InstanceRecord, orientation: tuple[float, ...] | None
+    ds: Dataset, record: InstanceRecord, orientation: _Orientation
 ) -> np.ndarray | None:
     """Frame positions of an RT Dose grid (PS3.3 C.8.8.3.2): Image Position Patient moved
     along the normal (row x column direction) by each GridFrameOffsetVector value.
@@ -166,7 +180,9 @@ def _grid_frame_positions(
     return np.asarray(record.position, float) + np.outer(values - values[0], normal)
 
 
-def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...] | None:
+def _functional(
+    item: Dataset | None, shared: Dataset | None, sequence: str, attribute: str
+) -> tuple[float, ...] | None:
     """A numeric attribute of a functional group: the frame's own, else the shared one."""
     value = _functional_value(item, shared, sequence, attribute)
     if value is None:
@@ -178,7 +194,9 @@ def _functional(item, shared, sequence: str, attribute: str) -> tuple[float, ...
         return None
 
 
-def _functional_value(item, shared, sequence: str, attribute: str) -> Any:
+def _functional_value(
+    item: Dataset | None, shared: Dataset | None, sequence: str, attribute: str
+) -> Any:
     for group in (item, shared):
         if group is None or sequence not in group or not group[sequence].value:
             continue
@@ -203,10 +221,10 @@ class _Dimension:
 
 
 def frame_groups(
-    ds: Any,
-    per_frame: list,
+    ds: Dataset,
+    per_frame: list[Dataset | None],
     positions: np.ndarray | None,
-    orientations: list[tuple[float, ...] | None],
+    orientations: list[_Orientation],
 ) -> tuple[FrameGroup, ...]:
     """Group a multi-frame file's frames into stacks (see the module docstring).
 
@@ -254,7 +272,7 @@ def _split(groups: list[tuple[int, ...]], dimensions: list[_Dimension]) -> list[
     return groups
 
 
-def _value_order(item: tuple[Any, list[int]]) -> tuple:
+def _value_order(item: tuple[Any, list[int]]) -> tuple[bool, str, Any, int]:
     value, frames = item
     return (value is None, str(type(value)), value if value is not None else 0, frames[0])
 
@@ -282,7 +300,7 @@ def _unique_positions(frames: Sequence[int], positions: np.ndarray) -> bool:
 
 def _by_occurrence(frames: Sequence[int], positions: np.ndarray) -> list[tuple[int, ...]]:
     phases: dict[int, list[int]] = defaultdict(list)
-    seen: dict[tuple, int] = defaultdict(int)
+    seen: dict[tuple[float, ...] | None, int] = defaultdict(int)
     for k in frames:
         key = _rounded(positions[k], POSITION_DECIMALS)
         phases[seen[key]].append(k)
@@ -290,7 +308,9 @@ def _by_occurrence(frames: Sequence[int], positions: np.ndarray) -> list[tuple[i
     return [tuple(phases[n]) for n in sorted(phases)]
 
 
-def _stack_dimensions(ds: Any, per_frame: list, shared) -> list[_Dimension]:
+def _stack_dimensions(
+    ds: Dataset, per_frame: list[Dataset | None], shared: Dataset | None
+) -> list[_Dimension]:
     """The per-frame values that may tell stacks at one position apart."""
     dimensions = [
         _Dimension(
@@ -303,7 +323,9 @@ def _stack_dimensions(ds: Any, per_frame: list, shared) -> list[_Dimension]:
     return dimensions + _other_dimension_indices(ds, per_frame, shared)
 
 
-def _other_dimension_indices(ds: Any, per_frame: list, shared) -> list[_Dimension]:
+def _other_dimension_indices(
+    ds: Dataset, per_frame: list[Dataset | None], shared: Dataset | None
+) -> list[_Dimension]:
     """Components of Dimension Index Values that are not spatial (PS3.3 C.7.6.17)."""
     pointers = [
         item.get("DimensionIndexPointer") for item in ds.get("DimensionIndexSequence") or []
@@ -329,26 +351,26 @@ def _component(row: Any, n: int, size: int) -> Any:
     return int(values[n]) if n < len(values) else None
 
 
-def _content(item, shared, attribute: str) -> Any:
+def _content(item: Dataset | None, shared: Dataset | None, attribute: str) -> Any:
     value = _functional_value(item, shared, "FrameContentSequence", attribute)
     if isinstance(value, Sequence) and not isinstance(value, str):
         return tuple(int(v) for v in value)
     return value
 
 
-def _segment(item, shared) -> int | None:
+def _segment(item: Dataset | None, shared: Dataset | None) -> int | None:
     value = _functional_value(
         item, shared, "SegmentIdentificationSequence", "ReferencedSegmentNumber"
     )
     return None if value is None else int(value)
 
 
-def _b_value(item, shared) -> float | None:
+def _b_value(item: Dataset | None, shared: Dataset | None) -> float | None:
     value = _functional(item, shared, "MRDiffusionSequence", "DiffusionBValue")
     return None if value is None else round(value[0], 3)
 
 
-def _gradient(item, shared) -> tuple[float, ...] | None:
+def _gradient(item: Dataset | None, shared: Dataset | None) -> tuple[float, ...] | None:
     for group in (item, shared):
         diffusion = _first_item(group, "MRDiffusionSequence")
         direction = _first_item(diffusion, "DiffusionGradientDirectionSequence")
@@ -358,13 +380,14 @@ def _gradient(item, shared) -> tuple[float, ...] | None:
     return None
 
 
-def _first_item(dataset, sequence: str) -> Any:
+def _first_item(dataset: Dataset | None, sequence: str) -> Dataset | None:
     if dataset is None or sequence not in dataset or not dataset[sequence].value:
         return None
-    return dataset[sequence][0]
+    first: Dataset = dataset[sequence][0]
+    return first
 
 
-def _rounded(values, decimals: int) -> tuple[float, ...] | None:
+def _rounded(values: ArrayLike | None, decimals: int) -> tuple[float, ...] | None:
     if values is None:
         return None
     return tuple(float(v) + 0.0 for v in np.round(np.asarray(values, dtype=float), decimals))

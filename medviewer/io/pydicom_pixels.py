@@ -12,7 +12,7 @@ not at start-up.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom import uid
@@ -21,12 +21,15 @@ from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 from medviewer.core.errors import LoadError
 from medviewer.io import archive as zips
 from medviewer.io.header import (
-    SkipFile,
     check_pixel_claims,
     dcmread_bounded,
     record_from_dataset,
     source_of,
 )
+from medviewer.io.header_fields import SkipFile
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 JPEG_2000_SYNTAXES = frozenset(
     str(syntax)
@@ -107,12 +110,12 @@ def decode_batch(
         return [decode_frames(*job, one_thread=one_thread) for job in jobs]
 
 
-def _check_claims(ds: object, path: str, member: str) -> None:
+def _check_claims(ds: Dataset, path: str, member: str) -> None:
     """Refuse, before pydicom allocates, pixel claims the data cannot back (LoadError)."""
     record = record_from_dataset(ds, path, member)
     if not record.pixel_keyword:
         return  # pydicom says what is missing
-    value = ds[record.pixel_keyword].value  # type: ignore[index]
+    value = ds[record.pixel_keyword].value
     try:
         check_pixel_claims(record, len(value) if value is not None else 0)
     except SkipFile as exc:

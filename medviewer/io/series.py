@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeAlias, TypeGuard, TypeVar
 
 import numpy as np
 
 from medviewer.core.errors import LoadError
-from medviewer.core.geometry import affine_from_dicom, slice_normal, sort_slices
+from medviewer.core.geometry import SliceSorting, affine_from_dicom, slice_normal, sort_slices
 from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import window_from_dicom
 from medviewer.io.decode import SliceOverflow, iter_decode
@@ -30,7 +31,17 @@ from medviewer.io.scan import ScanResult, scan
 from medviewer.io.stack_plan import FrameSource, StackPlan, plan_stack, slice_shape
 from medviewer.io.voi import read_voi_luts
 
+if TYPE_CHECKING:
+    from medviewer.io.database import StudyDatabase
+
 IDENTITY_ORIENTATION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+_Key = TypeVar("_Key", bound=Hashable)
+_StackKey = tuple[tuple[float, ...] | None, int, int, int, tuple[float, ...] | None, bool]
+"""What the single-frame images of one stack share: orientation, rows, columns, samples per
+pixel, pixel spacing (rounded), and whether the position is missing."""
+_PositionKey = tuple[float, ...]
+"""An Image Position (Patient) rounded to a thousandth of a mm (empty when missing)."""
 
 
 @dataclass(frozen=True)
@@ -109,14 +120,16 @@ def _unique(records: Sequence[InstanceRecord]) -> list[InstanceRecord]:
     return unique
 
 
-def _group(items: Sequence[InstanceRecord], key: Callable[[InstanceRecord], object]) -> dict:
-    groups: dict[object, list[InstanceRecord]] = defaultdict(list)
+def _group(
+    items: Sequence[InstanceRecord], key: Callable[[InstanceRecord], _Key]
+) -> dict[_Key, list[InstanceRecord]]:
+    groups: dict[_Key, list[InstanceRecord]] = defaultdict(list)
     for item in items:
         groups[key(item)].append(item)
     return groups
 
 
-def _stack_key(record: InstanceRecord) -> tuple:
+def _stack_key(record: InstanceRecord) -> _StackKey:
     orientation = tuple(np.round(record.orientation, 4)) if record.orientation else None
     spacing = tuple(np.round(record.pixel_spacing, 4)) if record.pixel_spacing else None
     return (
@@ -145,7 +158,7 @@ def _split_repeats(records: list[InstanceRecord]) -> list[list[InstanceRecord]]:
     ):
         return [by_acquisition[k] for k in sorted(by_acquisition, key=lambda a: (a is None, a))]
     phases: dict[int, list[InstanceRecord]] = defaultdict(list)
-    seen: dict[tuple, int] = defaultdict(int)
+    seen: dict[_PositionKey, int] = defaultdict(int)
     for record in sorted(records, key=lambda r: (r.instance_number or 0, r.location)):
         key = _position_key(record)
         phases[seen[key]].append(record)
@@ -153,11 +166,11 @@ def _split_repeats(records: list[InstanceRecord]) -> list[list[InstanceRecord]]:
     return [phases[k] for k in sorted(phases)]
 
 
-def _position_key(record: InstanceRecord) -> tuple:
+def _position_key(record: InstanceRecord) -> _PositionKey:
     return tuple(np.round(record.position or (), 3))
 
 
-def _position_keys(records: list[InstanceRecord]) -> set[tuple]:
+def _position_keys(records: list[InstanceRecord]) -> set[_PositionKey]:
     return {_position_key(r) for r in records}
 
 
@@ -177,7 +190,7 @@ def _positioned_stack(records: list[InstanceRecord]) -> Stack:
 
 
 def _step_vector(
-    sorting, orientation: Sequence[float], first: InstanceRecord, warnings: list[str]
+    sorting: SliceSorting, orientation: Sequence[float], first: InstanceRecord, warnings: list[str]
 ) -> np.ndarray:
     normal = slice_normal(orientation)
     if sorting.spacing <= 0:
@@ -240,8 +253,8 @@ def _rt_image_spacing(record: InstanceRecord) -> tuple[tuple[float, float], list
     ]
 
 
-def _usable_spacing(spacing: tuple[float, ...] | None) -> bool:
-    return bool(spacing) and len(spacing) >= 2 and min(spacing[:2]) > 0  # type: ignore[arg-type]
+def _usable_spacing(spacing: tuple[float, ...] | None) -> TypeGuard[tuple[float, ...]]:
+    return spacing is not None and len(spacing) >= 2 and min(spacing[:2]) > 0
 
 
 def _unpositioned_stack(records: list[InstanceRecord]) -> Stack:
@@ -291,9 +304,9 @@ def _frame_group_stack(
     orientation = group.orientation or IDENTITY_ORIENTATION
     chosen = [frames[k] for k in group.frames]
     if geometry.positions is None:
-        warnings = ["no per-frame positions: frames stacked in file order", *spacing_warnings]
+        unplaced = ("no per-frame positions: frames stacked in file order", *spacing_warnings)
         affine = affine_from_dicom(record.position or (0.0, 0.0, 0.0), orientation, spacing, None)
-        return Stack(record.series_uid, tuple(chosen), affine, tuple(warnings), group.label)
+        return Stack(record.series_uid, tuple(chosen), affine, unplaced, group.label)
     positions = geometry.positions[list(group.frames)]
     order, affine, warnings = _placed(positions, orientation, spacing, record)
     return Stack(
@@ -460,14 +473,18 @@ def _positions(stack: Stack) -> tuple[tuple[float, float, float], ...]:
 
 
 SeriesSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | int
+DatabaseSource: TypeAlias = "StudyDatabase | str | os.PathLike[str]"
+"""The study database for a series id: open, or the path of its file."""
 
 
-def find_stacks(source: SeriesSource, db: object | None = None) -> tuple[list[Stack], ScanResult]:
+def find_stacks(
+    source: SeriesSource, db: DatabaseSource | None = None
+) -> tuple[list[Stack], ScanResult]:
     """Scan `source` (folder, file, list of files or database series id) into stacks."""
     if isinstance(source, int):
         from medviewer.io.database import StudyDatabase
 
-        database = db if isinstance(db, StudyDatabase) else StudyDatabase(db)  # type: ignore[arg-type]
+        database = db if isinstance(db, StudyDatabase) else StudyDatabase(db)
         result = ScanResult(records=database.series_records(source))
     else:
         paths = [source] if isinstance(source, str | os.PathLike) else list(source)
@@ -479,7 +496,7 @@ def load_series(
     source: SeriesSource,
     *,
     stack: int = 0,
-    db: object | None = None,
+    db: DatabaseSource | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> Volume:
@@ -512,7 +529,8 @@ def load_series(
         try:
             event = next(events)
         except StopIteration as stop:
-            return stop.value
+            volume: Volume = stop.value
+            return volume
         if isinstance(event, LoadStarted):  # a second one: the volume was widened mid-load
             total, done = event.volume.array.shape[0], len(event.loaded)
             if progress is not None and event.loaded:
@@ -547,12 +565,12 @@ class SlicesLoaded:
 def iter_load(
     source: SeriesSource,
     *,
-    db: object | None = None,
+    db: DatabaseSource | None = None,
     stack: int = 0,
     cancel: Callable[[], bool] | None = None,
     interval_s: float = 0.03,
     middle_first: bool = True,
-) -> Iterator[LoadStarted | SlicesLoaded]:
+) -> Generator[LoadStarted | SlicesLoaded, None, Volume]:
     """Load a series progressively: the middle slice first, then the rest in batches.
 
     Yields one :class:`LoadStarted` (with `middle_first`, the middle slice is already
@@ -592,7 +610,7 @@ def iter_load(
     return volume
 
 
-def _check_stack(source: SeriesSource, stacks: list[Stack], stack: int, result: ScanResult):
+def _check_stack(source: SeriesSource, stacks: list[Stack], stack: int, result: ScanResult) -> None:
     if not stacks:
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
         raise LoadError(

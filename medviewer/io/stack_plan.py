@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from medviewer.core.errors import LoadError
-from medviewer.io.header import FRAME_OVERHEAD, InstanceRecord, SkipFile, check_pixel_claims
+from medviewer.io.header import FRAME_OVERHEAD, InstanceRecord, check_pixel_claims
+from medviewer.io.header_fields import SkipFile
 from medviewer.io.mosaic import Mosaic
 
 

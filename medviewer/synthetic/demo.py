@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+from pydicom.uid import UID
 
 from medviewer.core.staging import staged_folder
 from medviewer.synthetic.dicom_writer import AXIAL, CT_IMAGE_STORAGE, DX_STORAGE, uid
@@ -41,6 +44,11 @@ from medviewer.synthetic.phantom import (
     render_radiograph,
 )
 
+if TYPE_CHECKING:
+    import SimpleITK as sitk
+    from pydicom.dataset import Dataset
+    from pydicom.valuerep import DSfloat
+
 # The demo case is chosen so the shipped demo models show their workflows working on it:
 # 90013 has nodules of 4.0, 3.1, 12.3 and 27.4 mm on 300 slices 0.88 mm apart; the
 # segmentation model finds the two of 6 mm or more, and the radiograph model calls the
@@ -55,6 +63,38 @@ _UID_ARC = 31415  # demo UIDs: UID_ROOT + "31415.<seed>.<patient>.<kind>[.<insta
 _CT_WINDOWS = (("LUNG", -600.0, 1500.0), ("MEDIASTINUM", 40.0, 400.0))
 # UID kinds (the part after the patient number).
 _CT_STUDY, _DX_STUDY, _CT_SERIES, _DX_SERIES, _FRAME_OF_REFERENCE, _CT_SOP, _DX_SOP = range(1, 8)
+
+
+class NoduleTruth(TypedDict):
+    """A nodule in ``truth.json``: its centre (LPS mm), diameter and kind."""
+
+    centroid_lps: list[float]
+    diameter_mm: float
+    kind: str
+
+
+class DxNoduleTruth(NoduleTruth):
+    """A nodule of a radiograph's truth, with where its centre projects: (row, col) pixels."""
+
+    pixel_rc: list[float]
+
+
+class CtTruth(TypedDict):
+    """The truth of a CT series in ``truth.json``: its label map (relative path) and the
+    nodules that have voxels in it."""
+
+    modality: str
+    seed: int
+    labels: str
+    nodules: list[NoduleTruth]
+
+
+DxTruth = TypedDict(
+    "DxTruth", {"modality": str, "seed": int, "class": str, "nodules": list[DxNoduleTruth]}
+)
+"""The truth of a radiograph in ``truth.json``: its class and its case's nodules."""
+
+SeriesTruth = CtTruth | DxTruth
 
 
 @dataclass(frozen=True)
@@ -160,14 +200,19 @@ def write_demo_data(out: str | os.PathLike[str], seed: int = DEMO_SEED, cases: i
     return DemoData(out, tuple(_relocated(s, staging, out) for s in series))
 
 
+_SeriesWriter = Callable[[Path, _Patient], tuple[DemoSeries, SeriesTruth]]
+"""Renders and writes one series of a patient; returns it and its truth."""
+
+
 def _write_patients(
     staging: Path, seed: int, cases: int
-) -> tuple[list[DemoSeries], dict[str, dict]]:
+) -> tuple[list[DemoSeries], dict[str, SeriesTruth]]:
     series: list[DemoSeries] = []
-    truth: dict[str, dict] = {}
+    truth: dict[str, SeriesTruth] = {}
+    writers: tuple[_SeriesWriter, ...] = (_write_ct, _write_dx)
     for index in range(cases):
         patient = _patient(seed, index)
-        for writer in (_write_ct, _write_dx):
+        for writer in writers:
             written, entry = writer(staging, patient)
             series.append(written)
             truth[written.series_uid] = entry
@@ -229,7 +274,9 @@ def _time(rng: np.random.Generator) -> str:
     return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
 
 
-def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, series_uid: str):
+def _dataset(
+    patient: _Patient, modality: str, sop_class: UID, sop_uid: str, series_uid: str
+) -> Dataset:
     """A dataset with the patient, study, series and SOP attributes every demo image shares."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
@@ -238,7 +285,7 @@ def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, ser
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -261,14 +308,14 @@ def _dataset(patient: _Patient, modality: str, sop_class: str, sop_uid: str, ser
     return ds
 
 
-def _ds(value: float):
+def _ds(value: float) -> DSfloat:
     """A DS value of at most 16 characters."""
     from pydicom.valuerep import DSfloat
 
     return DSfloat(float(value), auto_format=True)
 
 
-def _save(ds, pixels: np.ndarray, path: Path) -> Path:
+def _save(ds: Dataset, pixels: np.ndarray, path: Path) -> Path:
     ds.Rows, ds.Columns = pixels.shape
     ds.PixelData = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
     ds.save_as(path, enforce_file_format=True)
@@ -279,7 +326,7 @@ def _save(ds, pixels: np.ndarray, path: Path) -> Path:
 # CT
 
 
-def _write_ct(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
+def _write_ct(staging: Path, patient: _Patient) -> tuple[DemoSeries, CtTruth]:
     """Render and write the patient's CT series and its label map; return it and its truth."""
     case = patient.case
     grid = ct_grid(case, size=CT_SIZE)
@@ -295,7 +342,7 @@ def _write_ct(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
     relative = f"truth/{series_uid}/labels.nii.gz"
     image = _label_image(labels, grid)
     _write_labels(image, staging / relative)
-    entry = {
+    entry: CtTruth = {
         "modality": "CT",
         "seed": case.seed,
         "labels": relative,
@@ -307,7 +354,7 @@ def _write_ct(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
     return series, entry
 
 
-def _ct_slice(patient: _Patient, grid: AxialGrid, k: int, series_uid: str):
+def _ct_slice(patient: _Patient, grid: AxialGrid, k: int, series_uid: str) -> Dataset:
     """The header of CT slice `k` (0 = most inferior)."""
     ds = _dataset(patient, "CT", CT_IMAGE_STORAGE, patient.uid(_CT_SOP, k + 1), series_uid)
     z = grid.z_positions[k]
@@ -330,7 +377,7 @@ def _ct_slice(patient: _Patient, grid: AxialGrid, k: int, series_uid: str):
     return ds
 
 
-def _label_image(labels: np.ndarray, grid: AxialGrid):
+def _label_image(labels: np.ndarray, grid: AxialGrid) -> sitk.Image:
     """`labels` (slices, rows, cols) as a SimpleITK image on the CT's grid (LPS)."""
     import SimpleITK as sitk
 
@@ -342,14 +389,14 @@ def _label_image(labels: np.ndarray, grid: AxialGrid):
     return image
 
 
-def _write_labels(image, path: Path) -> None:
+def _write_labels(image: sitk.Image, path: Path) -> None:
     import SimpleITK as sitk
 
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def nodules_in_labels(image, nodules: tuple[Nodule, ...]) -> list[Nodule]:
+def nodules_in_labels(image: sitk.Image, nodules: tuple[Nodule, ...]) -> list[Nodule]:
     """The `nodules` that have voxels in the label image `image` (a SimpleITK image).
 
     Each connected nodule component (label 3) goes to the nodule whose centre is nearest to
@@ -382,7 +429,7 @@ def nodules_in_labels(image, nodules: tuple[Nodule, ...]) -> list[Nodule]:
     return [n for i, n in enumerate(nodules) if i in found]
 
 
-def _nodule_json(nodule: Nodule) -> dict:
+def _nodule_json(nodule: Nodule) -> NoduleTruth:
     return {
         "centroid_lps": [round(float(v), 2) for v in nodule.centre_lps],
         "diameter_mm": round(float(nodule.diameter_mm), 2),
@@ -394,7 +441,7 @@ def _nodule_json(nodule: Nodule) -> dict:
 # Radiograph
 
 
-def _write_dx(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
+def _write_dx(staging: Path, patient: _Patient) -> tuple[DemoSeries, DxTruth]:
     """Render and write the patient's PA radiograph; return it and its truth."""
     case = patient.case
     radiograph = render_radiograph(case)
@@ -403,7 +450,7 @@ def _write_dx(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
     series_uid = patient.uid(_DX_SERIES)
     ds = _dx_header(patient, radiograph, series_uid)
     path = _save(ds, radiograph.pixels, folder / "DX0001.dcm")
-    entry = {
+    entry: DxTruth = {
         "modality": "DX",
         "seed": case.seed,
         "class": case.radiograph_class,
@@ -415,7 +462,7 @@ def _write_dx(staging: Path, patient: _Patient) -> tuple[DemoSeries, dict]:
     return series, entry
 
 
-def _dx_header(patient: _Patient, radiograph: Radiograph, series_uid: str):
+def _dx_header(patient: _Patient, radiograph: Radiograph, series_uid: str) -> Dataset:
     """Digital X-Ray, for presentation: PA, columns toward L and rows toward F, no position."""
     ds = _dataset(patient, "DX", DX_STORAGE, patient.uid(_DX_SOP, 1), series_uid)
     ds.SeriesDescription = "Chest PA (synthetic demo)"
@@ -436,7 +483,7 @@ def _dx_header(patient: _Patient, radiograph: Radiograph, series_uid: str):
     return ds
 
 
-def _dx_nodule_json(nodule: Nodule, radiograph: Radiograph) -> dict:
+def _dx_nodule_json(nodule: Nodule, radiograph: Radiograph) -> DxNoduleTruth:
     row, col = radiograph.project(nodule.centre_lps)
     return {**_nodule_json(nodule), "pixel_rc": [round(row, 2), round(col, 2)]}
 

@@ -11,9 +11,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     DigitalXRayImageStorageForPresentation,
     EnhancedCTImageStorage,
@@ -22,6 +25,9 @@ from pydicom.uid import (
 )
 
 from medviewer.core.geometry import affine_from_dicom, slice_normal
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 CT_IMAGE_STORAGE = CTImageStorage
@@ -77,11 +83,16 @@ def uid(seed: int, *parts: int) -> str:
     return UID_ROOT + ".".join(str(int(p)) for p in (seed, *parts))
 
 
-def pattern(shape: tuple[int, int, int], intercept: float, bits_stored: int = 12) -> np.ndarray:
+def pattern(
+    shape: tuple[int, int, int], intercept: float, bits_stored: int = 12
+) -> npt.NDArray[np.int64]:
     """Stored values unique per voxel (mod 2**bits_stored - 1), for flip/shift detection."""
     s, r, c = np.indices(shape, dtype=np.int64)
     period = 2**bits_stored - 1
-    return ((s * 977 + r * 31 + c * 7 + (r * c) % 5) % period).astype(np.int64)
+    values: npt.NDArray[np.int64] = ((s * 977 + r * 31 + c * 7 + (r * c) % 5) % period).astype(
+        np.int64
+    )
+    return values
 
 
 def offsets_of(spec: SeriesSpec) -> np.ndarray:
@@ -95,7 +106,8 @@ def positions_of(spec: SeriesSpec) -> np.ndarray:
     """Image Position (Patient) of each slice in truth order."""
     if spec.slice_step is not None:
         steps = np.arange(spec.shape[0])[:, None] * np.asarray(spec.slice_step)[None, :]
-        return np.asarray(spec.origin) + steps
+        stepped: np.ndarray = np.asarray(spec.origin) + steps
+        return stepped
     normal = slice_normal(spec.orientation)
     return np.asarray(spec.origin) + offsets_of(spec)[:, None] * normal[None, :]
 
@@ -124,6 +136,7 @@ def write_series(out_dir: str | os.PathLike[str], spec: SeriesSpec | None = None
     series_uid = spec.series_uid or uid(spec.seed, 2, spec.acquisition_number)
     stored = stored_values(spec)
     positions = positions_of(spec)
+    paths: tuple[Path, ...]
     if spec.multiframe:
         paths = (_write_enhanced(out, spec, stored, positions, study_uid, series_uid),)
     else:
@@ -149,14 +162,14 @@ def _truth(
     return WrittenSeries(paths, values, affine, series_uid, study_uid)
 
 
-def _base_dataset(spec: SeriesSpec, study_uid: str, series_uid: str, sop_class: str):
+def _base_dataset(spec: SeriesSpec, study_uid: str, series_uid: str, sop_class: UID) -> Dataset:
     from pydicom.dataset import Dataset, FileMetaDataset
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = UID_ROOT + "99"
+    ds.file_meta.ImplementationClassUID = UID(UID_ROOT + "99")
     ds.SOPClassUID = sop_class
     ds.PatientName = spec.patient_name
     ds.PatientID = spec.patient_id
@@ -219,10 +232,10 @@ def _write_single_frames(
     return tuple(paths)
 
 
-def _set_pixels(ds, pixels: np.ndarray, transfer_syntax: str) -> None:
+def _set_pixels(ds: Dataset, pixels: np.ndarray, transfer_syntax: str) -> None:
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
     if transfer_syntax == ImplicitVRLittleEndian:
-        ds.file_meta.TransferSyntaxUID = transfer_syntax
+        ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
     elif transfer_syntax != ExplicitVRLittleEndian:
         ds.compress(
             transfer_syntax, encoding_plugin="pylibjpeg" if "4.9" in transfer_syntax else ""
@@ -295,7 +308,7 @@ def _write_enhanced(
     return path
 
 
-def _item(**values: object):
+def _item(**values: object) -> Dataset:
     from pydicom.dataset import Dataset
 
     item = Dataset()
