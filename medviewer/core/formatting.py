@@ -264,3 +264,18 @@ def series(number_: int | None, description: str, modality: str = "") -> str:
     if modality:
         return f"{text} ({modality})" if text else modality
     return text
+
+
+def byte_size(nbytes: float) -> str:
+    """A size of data or memory in words: ``4.3 TB``, ``24 GB``, ``512 bytes`` (units of 1024).
+
+    One decimal below 10 of a unit, none above; whole bytes below 1 KB.
+    """
+    unit = "bytes"
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1024 or unit == "PB":
+            break
+        nbytes /= 1024
+    if unit == "bytes":
+        return f"{int(nbytes)} bytes"
+    return f"{nbytes:.1f} {unit}" if nbytes < 10 else f"{nbytes:.0f} {unit}"

@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from medviewer.core.errors import LoadError
+from medviewer.core.formatting import byte_size
 
 MAX_MEMBERS = 100_000
 DIRECTORY_BYTES_PER_MEMBER = 300  # a directory entry is 46 bytes plus the name and extras
@@ -207,8 +208,8 @@ def _check_directory(path: str, entries: int, size: int) -> None:
     if size > MAX_DIRECTORY_BYTES:
         raise ArchiveError(
             path,
-            f"the zip archive's directory is {_size(size)}, more than "
-            f"{_size(MAX_DIRECTORY_BYTES)}: extract it and import the folder",
+            f"the zip archive's directory is {byte_size(size)}, more than "
+            f"{byte_size(MAX_DIRECTORY_BYTES)}: extract it and import the folder",
         )
 
 
@@ -261,8 +262,8 @@ def check_member(info: zipfile.ZipInfo, limit: int = MAX_MEMBER_BYTES) -> str:
         )
     if info.file_size > limit:
         return (
-            f"zip member of {_size(info.file_size)}, more than the {_size(limit)} medviewer "
-            "reads from an archive: extract the archive to read it"
+            f"zip member of {byte_size(info.file_size)}, more than the {byte_size(limit)} "
+            "medviewer reads from an archive: extract the archive to read it"
         )
     return ""
 
@@ -298,7 +299,7 @@ def iter_member(
                 if total > limit:
                     raise ArchiveError(
                         location,
-                        f"zip member larger than the {_size(limit)} medviewer reads from an "
+                        f"zip member larger than the {byte_size(limit)} medviewer reads from an "
                         "archive (its header says less): extract the archive to read it",
                     )
                 yield chunk
@@ -348,10 +349,3 @@ def member_error_reason(exc: BaseException) -> str:
     if isinstance(exc, (zlib.error, zipfile.BadZipFile)):
         return f"damaged zip member ({text}): copy the archive again"
     return f"cannot read the zip member: {type(exc).__name__}: {text}"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"

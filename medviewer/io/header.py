@@ -23,6 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from medviewer.core.errors import LoadError
+from medviewer.core.formatting import byte_size
 from medviewer.io import header_fields
 from medviewer.io.header_fields import (
     DEFAULTS,
@@ -379,18 +380,7 @@ def memory_problem(nbytes: int) -> str | None:
     total = physical_memory()
     if total is None or nbytes <= total * MEMORY_FRACTION:
         return None
-    return f"needs {format_bytes(nbytes)} to decode; this machine has {format_bytes(total)}"
-
-
-def format_bytes(nbytes: float) -> str:
-    """A size in words: ``4.3 TB``, ``24 GB``, ``512 bytes`` (units of 1024)."""
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if nbytes < 1024 or unit == "PB":
-            break
-        nbytes /= 1024
-    if unit == "bytes":
-        return f"{int(nbytes)} bytes"
-    return f"{nbytes:.1f} {unit}" if nbytes < 10 else f"{nbytes:.0f} {unit}"
+    return f"needs {byte_size(nbytes)} to decode; this machine has {byte_size(total)}"
 
 
 @cache
@@ -572,13 +562,13 @@ def _check_inflated_size(total: int, last: int, limit: int | None) -> None:
     if limit is not None and total > limit:
         raise SkipFile(
             "too large to open: the deflated dataset inflates to more than "
-            f"{format_bytes(limit)}, the most medviewer inflates for this file"
+            f"{byte_size(limit)}, the most medviewer inflates for this file"
         )
     if memory_problem(total):
         raise SkipFile(
             "too large to open: the deflated dataset inflates to more than "
-            f"{format_bytes(total - last)}; this machine has "
-            f"{format_bytes(physical_memory() or 0)}"
+            f"{byte_size(total - last)}; this machine has "
+            f"{byte_size(physical_memory() or 0)}"
         )
 
 
@@ -629,7 +619,7 @@ class _InflatingReader:
             if len(self._data) > self._limit:
                 raise SkipFile(
                     "too large to open: the header of the deflated dataset (all before its "
-                    f"pixel data) inflates to more than {format_bytes(self._limit)}"
+                    f"pixel data) inflates to more than {byte_size(self._limit)}"
                 )
 
     def read(self, size: int | None = -1) -> bytes:
@@ -722,16 +712,6 @@ def _looks_like_dicom(ds: Any) -> bool:
         return bool(uid_ok or ("Rows" in ds and "Columns" in ds))
     except Exception:  # noqa: BLE001 - any parse failure of junk means "not DICOM"
         return False
-
-
-def _deflated_pixel_element(fp: Any) -> tuple[str, int, int]:
-    """Deflated files hide element offsets: read the whole dataset to find pixel data."""
-    import pydicom
-
-    fp.seek(0)
-    ds = pydicom.dcmread(fp, force=True)
-    keyword = next((k for k in PIXEL_TAGS.values() if k in ds), "")
-    return (keyword, -1, -1)
 
 
 def _pixel_element_after_header(fp: Any, ds: Any) -> tuple[str, int, int]:

@@ -88,3 +88,13 @@ def test_probabilities_thresholds_windows_and_times():
 def test_the_module_examples_hold():
     failed, attempted = doctest.testmod(fmt)
     assert attempted >= 7 and failed == 0
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "text"),
+    [(0, "0 bytes"), (1023, "1023 bytes"), (1024, "1.0 KB"), (1536, "1.5 KB"),
+     (10 * 1024, "10 KB"), (30 * 1024**2, "30 MB"), (int(3.7 * 1024**3), "3.7 GB"),
+     (5 * 1024**5, "5.0 PB"), (2048 * 1024**5, "2048 PB")],
+)  # fmt: skip
+def test_byte_size_one_decimal_below_ten_of_a_unit(nbytes: int, text: str) -> None:
+    assert fmt.byte_size(nbytes) == text
