@@ -23,6 +23,7 @@ import numpy as np
 from highdicom.color import CIELabColor
 from highdicom.seg import Segmentation, SegmentationTypeValues
 from pydicom.dataset import Dataset
+from pydicom.uid import SegmentationStorage
 
 from medviewer.core.errors import LoadError
 from medviewer.core.findings import default_color
@@ -35,7 +36,8 @@ from medviewer.io.header import (
 )
 from medviewer.io.header_fields import SkipFile
 
-SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+SEGMENTATION_STORAGE = SegmentationStorage
+# Label Map Segmentation Storage (DICOM 2024b) is newer than pydicom 3.0's table.
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 #: A FRACTIONAL segment covers a pixel whose probability/occupancy is at least this.
 FRACTIONAL_THRESHOLD = 0.5

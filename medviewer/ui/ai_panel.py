@@ -414,6 +414,10 @@ class AIPanel(QWidget):
         """True when no job is queued or running."""
         return not self._job_rows
 
+    def job_rows(self) -> list[JobRow]:
+        """The rows of the queued and running jobs, in the order they were added."""
+        return list(self._job_rows.values())
+
     # -- series and results --------------------------------------------------------------
 
     def set_series(self, volume: Volume | None) -> None:

@@ -117,7 +117,7 @@ def test_jobs_queue_run_in_order_and_each_result_is_listed(qtbot, controller) ->
     panel = controller.panel
     jobs = panel.run_task("segmentation")
     assert [j.card.id for j in jobs] == ["bright", "dim"]
-    assert jobs[1].state == "queued" and len(panel._job_rows) == 2
+    assert jobs[1].state == "queued" and len(panel.job_rows()) == 2
     _idle(qtbot, controller)
     assert [j.state for j in jobs] == ["done", "done"]
     results = controller.findings.for_series("1.2.3")

@@ -89,7 +89,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     ):
         qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: not panel.idle, timeout=WAIT_MS)
-        (row,) = panel._job_rows.values()
+        (row,) = panel.job_rows()
         qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=WAIT_MS)  # inference running
         _keep_reading(qtbot, window.grid.active)
         assert row.job.state == "running" and row.bar.value() >= 100
@@ -314,7 +314,7 @@ def test_classify_the_demo_radiograph_heatmap_points_at_the_nodule(
 def test_cancel_a_running_segmentation_leaves_no_result(qtbot, tmp_path, ct_window):
     window, panel = ct_window, ct_window.ai.panel
     qtbot.mouseClick(panel.segment_button, Qt.MouseButton.LeftButton)
-    (row,) = panel._job_rows.values()
+    (row,) = panel.job_rows()
     qtbot.waitUntil(lambda: row.job.fraction >= 0.1, timeout=WAIT_MS)  # inside inference
     qtbot.mouseClick(row.cancel_button, Qt.MouseButton.LeftButton)
     _wait_idle(qtbot, window)
