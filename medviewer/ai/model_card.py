@@ -50,8 +50,12 @@ ARCHITECTURE_FORMATS = ("safetensors", "state_dict")
 ARCHITECTURE_PREFIXES = ("monai.networks.nets.", "medviewer.ai.nets.")
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 INTENSITY_OPS = ("clip", "scale_range", "percentile_scale", "zscore", "linear")
-#: Label post-processing ops a card may name (:func:`medviewer.ai.statistics.postprocess_labels`).
-POSTPROCESS_OPS = ("largest_component", "fill_holes")
+#: Label post-processing ops a card may name (:func:`medviewer.ai.statistics.postprocess_labels`):
+#: the first two as plain names, the others as objects with their parameters
+#: (``{"op": "remove_small", "min_volume_mm3": 30}``).
+POSTPROCESS_OPS = (
+    "largest_component", "fill_holes", "keep_largest", "remove_small", "mean_between"
+)  # fmt: skip
 EXPLAIN_METHODS = ("gradcam", "gradcampp")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -124,6 +128,25 @@ class IntensityOp:
 
 
 @dataclass(frozen=True)
+class PostprocessStep:
+    """One post-processing step of a label; ``params`` holds its parameters (none for the
+    plain ``largest_component`` and ``fill_holes``).
+
+    - ``keep_largest``: ``count`` (>= 1) largest connected components are kept.
+    - ``remove_small``: components under ``min_volume_mm3`` (on the series grid) are removed.
+    - ``mean_between``: components whose mean image value (modality units, e.g. HU) lies
+      outside ``[min, max]`` are removed; either bound may be left out.
+    """
+
+    op: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str | dict[str, Any]:
+        """The JSON form: the op's name alone when it has no parameters."""
+        return {"op": self.op, **self.params} if self.params else self.op
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity."""
 
@@ -166,7 +189,7 @@ class OutputSpec:
     labels: dict[int, Segment]
     classes: tuple[str, ...]
     threshold: float
-    postprocess: dict[int, tuple[str, ...]]
+    postprocess: dict[int, tuple[PostprocessStep, ...]]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -180,7 +203,9 @@ class OutputSpec:
             data["classes"] = list(self.classes)
         data["threshold"] = self.threshold
         if self.postprocess:
-            data["postprocess"] = {str(k): list(ops) for k, ops in self.postprocess.items()}
+            data["postprocess"] = {
+                str(k): [step.to_json() for step in steps] for k, steps in self.postprocess.items()
+            }
         return data
 
 
@@ -983,7 +1008,9 @@ def _parse_classification(obj: Mapping[str, Any], activation: str) -> tuple[str,
     return classes
 
 
-def _parse_postprocess(value: Any, labels: dict[int, Segment]) -> dict[int, tuple[str, ...]]:
+def _parse_postprocess(
+    value: Any, labels: dict[int, Segment]
+) -> dict[int, tuple[PostprocessStep, ...]]:
     name = "output.postprocess"
     if value is None:
         return {}
@@ -992,7 +1019,7 @@ def _parse_postprocess(value: Any, labels: dict[int, Segment]) -> dict[int, tupl
         return {label: ops for label in labels} if ops else {}
     if not isinstance(value, Mapping):
         _fail(name, f"must be a list of steps or an object of label -> steps, got {_got(value)}")
-    result: dict[int, tuple[str, ...]] = {}
+    result: dict[int, tuple[PostprocessStep, ...]] = {}
     for key, item in value.items():
         label = _label_key(key, f"{name}.{key}")
         if label not in labels:
@@ -1003,13 +1030,59 @@ def _parse_postprocess(value: Any, labels: dict[int, Segment]) -> dict[int, tupl
     return dict(sorted(result.items()))
 
 
-def _postprocess_ops(value: Any, name: str) -> tuple[str, ...]:
-    ops = tuple(
-        _choice(item, f"{name}[{i}]", POSTPROCESS_OPS) for i, item in enumerate(_array(value, name))
-    )
+def _postprocess_ops(value: Any, name: str) -> tuple[PostprocessStep, ...]:
+    items = enumerate(_array(value, name))
+    steps = tuple(_postprocess_step(item, f"{name}[{i}]") for i, item in items)
+    ops = [step.op for step in steps]
     if len(set(ops)) != len(ops):
-        _fail(name, f"names a step twice: {list(ops)}")
-    return ops
+        _fail(name, f"names a step twice: {ops}")
+    return steps
+
+
+def _postprocess_step(value: Any, name: str) -> PostprocessStep:
+    """A plain step's name, or an object ``{"op": ..., parameters}``."""
+    if isinstance(value, str):
+        op = _choice(value, name, POSTPROCESS_OPS)
+        if op in _STEP_PARAMS:
+            needed = ", ".join(_STEP_PARAMS[op][0]) or "min, max or both"
+            _fail(name, f"{op!r} needs parameters: write {{\"op\": {op!r}, ...}} with {needed}")
+        return PostprocessStep(op)
+    obj = _object(value, name)
+    if "op" not in obj:
+        _fail(f"{name}.op", "missing")
+    op = _choice(obj["op"], f"{name}.op", POSTPROCESS_OPS)
+    params = {k: v for k, v in obj.items() if k != "op"}
+    if op not in _STEP_PARAMS:
+        _fields(params, name, ())
+        return PostprocessStep(op)
+    required, optional, parse = _STEP_PARAMS[op]
+    return PostprocessStep(op, parse(_fields(params, name, required, optional), name))
+
+
+def _keep_largest_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {"count": _positive_int(params["count"], f"{name}.count")}
+
+
+def _remove_small_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {"min_volume_mm3": _positive_float(params["min_volume_mm3"], f"{name}.min_volume_mm3")}
+
+
+def _mean_between_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    bounds = {key: _number(params[key], f"{name}.{key}") for key in ("min", "max") if key in params}
+    if not bounds:
+        _fail(name, "needs min, max or both (the mean image value a component keeps)")
+    if "min" in bounds and "max" in bounds and not bounds["min"] < bounds["max"]:
+        rule = f"must be greater than min ({bounds['min']:g})"
+        _fail(f"{name}.max", f"{rule}, got {_got(params['max'])}")
+    return bounds
+
+
+# op -> (required parameters, optional parameters, parser)
+_STEP_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
+    "keep_largest": (("count",), (), _keep_largest_params),
+    "remove_small": (("min_volume_mm3",), (), _remove_small_params),
+    "mean_between": ((), ("min", "max"), _mean_between_params),
+}
 
 
 def _parse_explain(value: Any, task: str, weights: WeightsSpec) -> ExplainSpec | None:

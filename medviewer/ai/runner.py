@@ -263,7 +263,10 @@ class _Run:
 
     def _postprocess(self, labels: np.ndarray) -> np.ndarray:
         ops = self.card.output.postprocess
-        return postprocess_labels(labels, ops) if ops else labels
+        if not ops:
+            return labels
+        values = None if self.volume.is_color else self.volume.array
+        return postprocess_labels(labels, ops, affine=self.volume.affine, values=values)
 
     def _slices_dense(
         self, model_input: ModelInput, probabilities: bool

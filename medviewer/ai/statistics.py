@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medviewer.ai.model_card import POSTPROCESS_OPS
+from medviewer.ai.model_card import POSTPROCESS_OPS, PostprocessStep
 from medviewer.core.findings import ComponentStats, SegmentStats
 from medviewer.core.geometry import direction_of, spacing_of, validate_affine
 
@@ -46,7 +46,10 @@ __all__ = [
     "feret_directions",
     "fill_holes",
     "keep_largest_component",
+    "keep_largest_components",
     "postprocess_labels",
+    "remove_components_by_mean",
+    "remove_small_components",
     "segment_statistics",
 ]
 
@@ -653,27 +656,153 @@ def fill_holes(labels: np.ndarray, label: int) -> np.ndarray:
     return out
 
 
-def _largest(labels: np.ndarray, label: int) -> np.ndarray:
-    return keep_largest_component(labels, label)
+def _filter_components(
+    labels: np.ndarray,
+    label: int,
+    drop: Callable[[np.ndarray, np.ndarray, tuple[slice, ...]], np.ndarray],
+) -> np.ndarray:
+    """A copy of `labels` without the components of `label` that `drop` names.
+
+    `drop` gets the component ids inside the label's box (1 the largest, by decreasing size;
+    0 elsewhere), the components' voxel counts (``sizes[k - 1]`` for id k) and the box, and
+    returns a boolean per id (index 0 for the background, never dropped).
+    """
+    import SimpleITK as sitk
+
+    out = _check_label_array(labels).copy()
+    found = _label_crop(out, label)
+    if found is None:
+        return out
+    box, mask = found
+    components = _connected_components(mask, False)
+    ids = sitk.GetArrayViewFromImage(components.image)  # a view: `components` outlives it
+    sizes = np.asarray(components.sizes, dtype=np.int64)
+    dropped = np.asarray(drop(ids, sizes, box), dtype=bool)
+    dropped[0] = False
+    region = out[box]
+    region[dropped[ids] & mask] = 0
+    return out
 
 
-_OPS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-    "largest_component": _largest,
-    "fill_holes": fill_holes,
-}
+def keep_largest_components(labels: np.ndarray, label: int, count: int) -> np.ndarray:
+    """Return a copy of `labels` where `label` keeps only its `count` largest components.
+
+    Face-connected components; ties in size go to the first in array order, as in
+    :func:`keep_largest_component`.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    return _filter_components(
+        labels, label, lambda ids, sizes, box: np.arange(len(sizes) + 1) > count
+    )
 
 
-def postprocess_labels(labels: np.ndarray, ops: Mapping[int, Sequence[str]]) -> np.ndarray:
-    """Apply post-processing operations per label, in order.
+def remove_small_components(
+    labels: np.ndarray, label: int, min_volume_mm3: float, voxel_volume_mm3: float
+) -> np.ndarray:
+    """Return a copy of `labels` without the components of `label` under `min_volume_mm3`.
+
+    A component's volume is its voxel count times `voxel_volume_mm3` (the grid's voxel).
+    """
+    if not voxel_volume_mm3 > 0:
+        raise ValueError(f"voxel_volume_mm3 must be > 0, got {voxel_volume_mm3}")
+
+    def small(ids: np.ndarray, sizes: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+        return np.concatenate([[False], sizes * voxel_volume_mm3 < min_volume_mm3])
+
+    return _filter_components(labels, label, small)
+
+
+def remove_components_by_mean(
+    labels: np.ndarray,
+    label: int,
+    values: np.ndarray,
+    low: float | None = None,
+    high: float | None = None,
+) -> np.ndarray:
+    """Return a copy of `labels` without the components of `label` whose mean value is
+    below `low` or above `high` (`values`: the image, same shape as `labels`).
+
+    Lung air caught by a nodule model (mean near -850 HU) goes with ``low=-500``.
+    """
+    checked = _scalar_values(values, np.shape(labels))
+
+    def outside(ids: np.ndarray, sizes: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+        sums = np.bincount(
+            ids.ravel(), weights=checked[box].ravel().astype(np.float64), minlength=len(sizes) + 1
+        )
+        means = sums[1:] / np.maximum(sizes, 1)
+        out = np.zeros(len(sizes), dtype=bool)
+        if low is not None:
+            out |= means < low
+        if high is not None:
+            out |= means > high
+        return np.concatenate([[False], out])
+
+    return _filter_components(labels, label, outside)
+
+
+class _StepContext:
+    """What parameterised steps read besides the labels: the grid and the image."""
+
+    def __init__(self, affine: np.ndarray | None, values: np.ndarray | None) -> None:
+        self.affine = affine
+        self.values = values
+
+    def voxel_volume_mm3(self, op: str) -> float:
+        if self.affine is None:
+            raise ValueError(f"post-processing op {op!r} needs the grid's affine")
+        return float(abs(np.linalg.det(validate_affine(self.affine)[:3, :3])))
+
+    def image(self, op: str) -> np.ndarray:
+        if self.values is None:
+            raise ValueError(f"post-processing op {op!r} needs the image values (not colour)")
+        return self.values
+
+
+def _run_step(
+    out: np.ndarray, label: int, step: PostprocessStep, context: _StepContext
+) -> np.ndarray:
+    params = step.params
+    if step.op == "largest_component":
+        return keep_largest_component(out, label)
+    if step.op == "fill_holes":
+        return fill_holes(out, label)
+    if step.op == "keep_largest":
+        return keep_largest_components(out, label, int(params["count"]))
+    if step.op == "remove_small":
+        volume = context.voxel_volume_mm3(step.op)
+        return remove_small_components(out, label, float(params["min_volume_mm3"]), volume)
+    if step.op == "mean_between":
+        image = context.image(step.op)
+        return remove_components_by_mean(out, label, image, params.get("min"), params.get("max"))
+    raise ValueError(f"unknown post-processing op {step.op!r}; known: {', '.join(POSTPROCESS_OPS)}")
+
+
+def postprocess_labels(
+    labels: np.ndarray,
+    ops: Mapping[int, str | PostprocessStep | Sequence[str | PostprocessStep]],
+    *,
+    affine: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+) -> np.ndarray:
+    """Apply post-processing steps per label, in order.
 
     Parameters
     ----------
     labels : numpy.ndarray
         2D or 3D label map. Not modified.
-    ops : Mapping[int, Sequence[str]]
-        Label to the names of the operations to apply to it, in order; names are
-        ``"largest_component"`` (:func:`keep_largest_component`) and ``"fill_holes"``
-        (:func:`fill_holes`). Labels are processed in the mapping's order.
+    ops : Mapping
+        Label to its steps, in order: :class:`~medviewer.ai.model_card.PostprocessStep`, or
+        the plain names ``"largest_component"`` (:func:`keep_largest_component`) and
+        ``"fill_holes"`` (:func:`fill_holes`). ``keep_largest``
+        (:func:`keep_largest_components`), ``remove_small`` (:func:`remove_small_components`)
+        and ``mean_between`` (:func:`remove_components_by_mean`) take parameters. Labels are
+        processed in the mapping's order.
+    affine : numpy.ndarray, optional
+        The label map's grid (4x4, voxel -> LPS mm): ``remove_small`` measures volumes on it.
+    values : numpy.ndarray, optional
+        The image on the same grid: ``mean_between`` averages it over each component.
 
     Returns
     -------
@@ -683,20 +812,30 @@ def postprocess_labels(labels: np.ndarray, ops: Mapping[int, Sequence[str]]) -> 
     Raises
     ------
     ValueError
-        If an operation name is unknown (checked before anything runs).
+        If a step is unknown or lacks what it reads (checked before anything runs).
     """
-    plan = [
-        (label, (names,) if isinstance(names, str) else tuple(names))
-        for label, names in ops.items()
-    ]
-    for _, names in plan:
-        for name in names:
-            if name not in _OPS:
+    plan = [(label, _steps(items)) for label, items in ops.items()]
+    context = _StepContext(affine, values)
+    for _, steps in plan:
+        for step in steps:
+            if step.op not in POSTPROCESS_OPS:
                 raise ValueError(
-                    f"unknown post-processing op {name!r}; known: {', '.join(POSTPROCESS_OPS)}"
+                    f"unknown post-processing op {step.op!r}; known: {', '.join(POSTPROCESS_OPS)}"
                 )
+            if step.op == "remove_small":
+                context.voxel_volume_mm3(step.op)
+            if step.op == "mean_between":
+                context.image(step.op)
     out = _check_label_array(labels).copy()
-    for label, names in plan:
-        for name in names:
-            out = _OPS[name](out, label)
+    for label, steps in plan:
+        for step in steps:
+            out = _run_step(out, label, step, context)
     return out
+
+
+def _steps(
+    items: str | PostprocessStep | Sequence[str | PostprocessStep],
+) -> tuple[PostprocessStep, ...]:
+    if isinstance(items, str | PostprocessStep):
+        items = (items,)
+    return tuple(PostprocessStep(item) if isinstance(item, str) else item for item in items)

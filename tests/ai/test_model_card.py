@@ -21,6 +21,7 @@ from medviewer.ai.model_card import (
     ExplainSpec,
     IntensityOp,
     ModelCard,
+    PostprocessStep,
     Segment,
     default_color,
     file_sha256,
@@ -154,10 +155,8 @@ def test_full_card_values_are_normalised() -> None:
     assert card.output.labels[2] == Segment(2, "right lung", "#4aa3df")
     assert card.output.classes == ()
     assert card.output.threshold == 0.4
-    assert card.output.postprocess == {
-        1: ("largest_component", "fill_holes"),
-        2: ("largest_component", "fill_holes"),
-    }
+    steps = (PostprocessStep("largest_component"), PostprocessStep("fill_holes"))
+    assert card.output.postprocess == {1: steps, 2: steps}
     assert card.explain is None
     assert card.metrics == {"dice": {"left": 0.97, "right": 0.96}}
     assert card.path is None
@@ -230,7 +229,31 @@ def test_postprocess_per_label() -> None:
     data = segmentation_card()
     data["output"]["postprocess"] = {"2": ["fill_holes"], "1": []}
     card = ModelCard.from_dict(data, "mem")
-    assert card.output.postprocess == {2: ("fill_holes",)}
+    assert card.output.postprocess == {2: (PostprocessStep("fill_holes"),)}
+
+
+def test_postprocess_steps_with_parameters_round_trip() -> None:
+    data = segmentation_card()
+    data["output"]["postprocess"] = {
+        "1": ["fill_holes", {"op": "keep_largest", "count": 2}],
+        "2": [{"op": "remove_small", "min_volume_mm3": 30}, {"op": "mean_between", "min": -500}],
+    }
+    card = ModelCard.from_dict(data, "mem")
+    assert card.output.postprocess == {
+        1: (PostprocessStep("fill_holes"), PostprocessStep("keep_largest", {"count": 2})),
+        2: (
+            PostprocessStep("remove_small", {"min_volume_mm3": 30.0}),
+            PostprocessStep("mean_between", {"min": -500.0}),
+        ),
+    }
+    assert card.to_dict()["output"]["postprocess"] == {
+        "1": ["fill_holes", {"op": "keep_largest", "count": 2}],
+        "2": [
+            {"op": "remove_small", "min_volume_mm3": 30.0},
+            {"op": "mean_between", "min": -500.0},
+        ],
+    }
+    assert ModelCard.from_dict(card.to_dict(), "again") == card
 
 
 def test_dims_2_card_with_two_entry_spacing() -> None:
@@ -428,6 +451,48 @@ BAD_CARDS = [
         _set("output.postprocess", ["fill_holes", "fill_holes"]),
         "output.postprocess",
         "twice",
+    ),
+    (
+        "postprocess step that needs parameters, by name",
+        _set("output.postprocess", ["remove_small"]),
+        "output.postprocess[0]",
+        "needs parameters",
+    ),
+    (
+        "keep_largest count zero",
+        _set("output.postprocess", [{"op": "keep_largest", "count": 0}]),
+        "output.postprocess[0].count",
+        "integer > 0",
+    ),
+    (
+        "remove_small without its volume",
+        _set("output.postprocess", [{"op": "remove_small"}]),
+        "output.postprocess[0].min_volume_mm3",
+        "missing",
+    ),
+    (
+        "remove_small misspelt",
+        _set("output.postprocess", [{"op": "remove_small", "min_volume": 30}]),
+        "output.postprocess[0].min_volume",
+        "did you mean 'min_volume_mm3'",
+    ),
+    (
+        "mean_between without bounds",
+        _set("output.postprocess", [{"op": "mean_between"}]),
+        "output.postprocess[0]",
+        "needs min, max or both",
+    ),
+    (
+        "mean_between bounds reversed",
+        _set("output.postprocess", [{"op": "mean_between", "min": 100, "max": -100}]),
+        "output.postprocess[0].max",
+        "greater than min (100)",
+    ),
+    (
+        "fill_holes with a parameter",
+        _set("output.postprocess", [{"op": "fill_holes", "size": 3}]),
+        "output.postprocess[0].size",
+        "unknown field",
     ),
     (
         "unknown output key",

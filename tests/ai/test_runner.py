@@ -170,6 +170,28 @@ def test_postprocess_keeps_the_largest_component(tmp_path: Path) -> None:
     np.testing.assert_array_equal(prediction.label_map == 1, expected)
 
 
+def test_card_steps_read_the_series_grid_and_values(tmp_path: Path) -> None:
+    """``remove_small`` measures mm^3 on the series' own grid; ``mean_between`` averages the
+    series' values: a bright speck and a component of the wrong density go, the rest stays."""
+    array = np.zeros((8, 20, 20), np.float32)
+    array[2:6, 2:10, 2:10] = 200  # 256 voxels, mean 200: kept
+    array[2:4, 14:18, 14:18] = 900  # 32 voxels, mean 900: too dense
+    array[7, 18, 1] = 200  # 1 voxel: too small
+    card = make_card(tmp_path / "m", ThresholdSegmenter(100.0, 1.0), postprocess=[
+        {"op": "remove_small", "min_volume_mm3": 5.0},
+        {"op": "mean_between", "max": 500},
+    ])  # fmt: skip
+    volume = make_volume(array)
+    voxel_mm3 = abs(np.linalg.det(volume.affine[:3, :3]))
+    assert 1 * voxel_mm3 < 5.0 < 32 * voxel_mm3  # the speck is under the bound, the rest above
+    prediction = run(card, volume)
+    expected = np.zeros(array.shape, bool)
+    expected[2:6, 2:10, 2:10] = True
+    np.testing.assert_array_equal(prediction.label_map == 1, expected)
+    (stats,) = prediction.statistics.values()
+    assert len(stats.components) == 1  # the findings table shows only what survived
+
+
 def test_probabilities_on_request(tmp_path: Path) -> None:
     volume = noisy_volume()
     card = make_card(tmp_path / "m", ThresholdSegmenter(100.0, 0.05))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from medviewer.ai import statistics
+from medviewer.ai.model_card import PostprocessStep
 from medviewer.ai.statistics import (
     EXACT_FERET_MAX_VOXELS,
     FERET_COVERING_ANGLE_DEG,
@@ -22,7 +23,10 @@ from medviewer.ai.statistics import (
     feret_directions,
     fill_holes,
     keep_largest_component,
+    keep_largest_components,
     postprocess_labels,
+    remove_components_by_mean,
+    remove_small_components,
     segment_statistics,
 )
 
@@ -455,3 +459,68 @@ def test_postprocess_rejects_unknown_ops_before_running() -> None:
     with pytest.raises(ValueError, match="dilate"):
         postprocess_labels(labels, {1: ("fill_holes",), 2: ("largest_component", "dilate")})
     np.testing.assert_array_equal(postprocess_labels(labels, {}), labels)
+
+
+# --------------------------------------------------------------------------- parameterised steps
+
+
+def _three_components() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label 1 as components of 27, 8 and 1 voxels (means 40, -850, 100); label 2 beside.
+
+    The grid's voxels are 2 x 1 x 1 mm, so the components hold 54, 16 and 2 mm^3.
+    """
+    labels = np.zeros((8, 10, 12), dtype=np.uint8)
+    values = np.zeros(labels.shape, dtype=np.int16)
+    labels[0:3, 0:3, 0:3], values[0:3, 0:3, 0:3] = 1, 40  # A: 27 voxels, soft tissue
+    labels[5:7, 5:7, 5:7], values[5:7, 5:7, 5:7] = 1, -850  # B: 8 voxels, lung air
+    labels[7, 9, 11], values[7, 9, 11] = 1, 100  # C: 1 voxel
+    labels[0:2, 8:10, 8:10] = 2
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])  # col, row spacing 1 mm; slice step 2 mm
+    return labels, values, affine
+
+
+def _kept(out: np.ndarray, labels: np.ndarray) -> set[str]:
+    names = {"A": (0, 0, 0), "B": (5, 5, 5), "C": (7, 9, 11)}
+    assert np.array_equal(out == 2, labels == 2), "label 2 must not change"
+    assert set(np.unique(out[labels != 1])) <= {0, 2}, "nothing added"
+    return {name for name, at in names.items() if out[at] == 1}
+
+
+def test_keep_largest_components_keeps_the_count_largest() -> None:
+    labels, _, _ = _three_components()
+    assert _kept(keep_largest_components(labels, 1, 2), labels) == {"A", "B"}
+    assert _kept(keep_largest_components(labels, 1, 1), labels) == {"A"}
+    assert _kept(keep_largest_components(labels, 1, 5), labels) == {"A", "B", "C"}
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        keep_largest_components(labels, 1, 0)
+
+
+def test_remove_small_components_measures_volume_on_the_grid() -> None:
+    labels, _, affine = _three_components()
+    voxel = abs(np.linalg.det(affine[:3, :3]))
+    assert voxel == 2.0
+    assert _kept(remove_small_components(labels, 1, 20.0, voxel), labels) == {"A"}
+    assert _kept(remove_small_components(labels, 1, 16.0, voxel), labels) == {"A", "B"}
+    assert _kept(remove_small_components(labels, 1, 2.0, voxel), labels) == {"A", "B", "C"}
+
+
+def test_remove_components_by_mean_drops_air() -> None:
+    labels, values, _ = _three_components()
+    assert _kept(remove_components_by_mean(labels, 1, values, low=-500), labels) == {"A", "C"}
+    assert _kept(remove_components_by_mean(labels, 1, values, high=50), labels) == {"A", "B"}
+    assert _kept(remove_components_by_mean(labels, 1, values, -500, 50), labels) == {"A"}
+
+
+def test_postprocess_runs_card_steps_with_the_grid_and_the_image() -> None:
+    labels, values, affine = _three_components()
+    steps = (
+        PostprocessStep("mean_between", {"min": -500.0}),
+        PostprocessStep("remove_small", {"min_volume_mm3": 20.0}),
+    )
+    out = postprocess_labels(labels, {1: steps}, affine=affine, values=values)
+    assert _kept(out, labels) == {"A"}
+    assert np.count_nonzero(out == 1) == 27
+    with pytest.raises(ValueError, match="'remove_small' needs the grid's affine"):
+        postprocess_labels(labels, {1: steps}, values=values)
+    with pytest.raises(ValueError, match="'mean_between' needs the image values"):
+        postprocess_labels(labels, {1: steps}, affine=affine)
