@@ -89,8 +89,13 @@ SEGMENTATION = ModelRecipe(
                 "2": {"name": "right lung", "color": "#e0a030"},
                 "3": {"name": "nodule", "color": "#ff3030"},
             },
+            # Nodule candidates: specks under 30 mm^3 (a 3.9 mm sphere) and components of
+            # lung-air density (mean under -700 HU; part-solid nodules' ground glass is -620)
+            # are not findings.
             "postprocess": {"1": ["largest_component", "fill_holes"],
-                            "2": ["largest_component", "fill_holes"]},
+                            "2": ["largest_component", "fill_holes"],
+                            "3": [{"op": "remove_small", "min_volume_mm3": 30},
+                                  {"op": "mean_between", "min": -700}]},
         },
     },
     train_seeds=range(0, 300),
