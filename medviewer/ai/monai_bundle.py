@@ -113,7 +113,8 @@ class _Found:
     activation: str | None = None
     threshold: float | None = None
     #: (step, applied labels or None for all), in config order.
-    postprocess: list[tuple[str, list[int] | None]] = field(default_factory=list)
+    # (a card's post-processing step: a plain name or an object, the labels it applies to)
+    postprocess: list[tuple[str | dict[str, Any], list[int] | None]] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -556,9 +557,11 @@ def _labels(names: list[str], activation: str) -> dict[str, dict[str, str]]:
     }
 
 
-def _postprocess(found: _Found, activation: str, labels: list[int]) -> dict[str, list[str]]:
+def _postprocess(
+    found: _Found, activation: str, labels: list[int]
+) -> dict[str, list[str | dict[str, Any]]]:
     """Per-label steps; applied labels are channel indices for sigmoid outputs (label k+1)."""
-    steps: dict[int, list[str]] = {}
+    steps: dict[int, list[str | dict[str, Any]]] = {}
     for step, applied in found.postprocess:
         chosen = (
             labels
@@ -796,14 +799,23 @@ def _as_discrete(item: Mapping[str, Any], where: str, found: _Found) -> None:
 
 
 def _largest_component(item: Mapping[str, Any], where: str, found: _Found) -> None:
-    _postprocess_step("largest_component", item, where, found)
+    """``KeepLargestConnectedComponent``: ``num_components`` N > 1 keeps the N largest."""
+    count = _param(item, "num_components", where, found)
+    if count in (_MISSING, None, 1):
+        _postprocess_step("largest_component", item, where, found)
+    elif _is_int(count) and count > 1:
+        _postprocess_step({"op": "keep_largest", "count": count}, item, where, found)
+    else:
+        found.warn(f"{where}.num_components: {short_repr(count)} not usable; step not imported")
 
 
 def _fill_holes(item: Mapping[str, Any], where: str, found: _Found) -> None:
     _postprocess_step("fill_holes", item, where, found)
 
 
-def _postprocess_step(step: str, item: Mapping[str, Any], where: str, found: _Found) -> None:
+def _postprocess_step(
+    step: str | dict[str, Any], item: Mapping[str, Any], where: str, found: _Found
+) -> None:
     applied = _param(item, "applied_labels", where, found)
     if applied in (_MISSING, None):
         found.postprocess.append((step, None))

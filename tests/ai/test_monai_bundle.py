@@ -374,6 +374,34 @@ def test_sigmoid_bundle_labels_every_channel(tmp_path: Path) -> None:
     ModelCard.from_dict(card, "b")
 
 
+@pytest.mark.parametrize(
+    ("num_components", "steps", "warning"),
+    [
+        (None, ["largest_component"], None),
+        (1, ["largest_component"], None),
+        (3, [{"op": "keep_largest", "count": 3}], None),
+        ("two", None, "num_components: 'two' not usable; step not imported"),
+        (0, None, "num_components: 0 not usable; step not imported"),
+    ],
+)
+def test_keep_largest_imports_its_number_of_components(
+    tmp_path: Path, num_components, steps, warning
+) -> None:
+    """MONAI's ``num_components`` is kept: importing N > 1 as "largest" would drop findings."""
+    inference = copy.deepcopy(INFERENCE)
+    step = {"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": [1]}
+    if num_components is not None:
+        step["num_components"] = num_components
+    inference["postprocessing"]["transforms"] = [step]
+    card, warnings = card_from_monai_bundle(make_bundle(tmp_path / "b", inference=inference))
+    assert card["output"].get("postprocess") == (None if steps is None else {"1": steps})
+    if warning:
+        assert any(warning in w for w in warnings), warnings
+    parsed = ModelCard.from_dict(card, "b")
+    if steps and isinstance(steps[0], dict):
+        assert parsed.output.postprocess[1][0].params == {"count": 3}
+
+
 def test_classification_bundle(tmp_path: Path) -> None:
     metadata = copy.deepcopy(METADATA)
     del metadata["name"]
