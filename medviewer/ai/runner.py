@@ -345,7 +345,8 @@ class _Run:
             cam = yield from self._slice_cams(model_input, target)  # [d0, d1, d2]
         else:
             self.inference.check_cancel()
-            cam = self._cams(model_input.image[None], target)[0]
+            # What the network classified: per-sample ops applied, on its device.
+            cam = self._cams(self.inference.to_device(model_input.whole()), target)[0]
         heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
         peak = float(heatmap.max())
         if peak > 0:

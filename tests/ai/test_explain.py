@@ -137,3 +137,35 @@ def test_conv_classifier_max_pooling_keeps_a_small_finding_whole():
         torch.testing.assert_close(net(image), net.head[2](a))
     with pytest.raises(ValueError, match="pooling"):
         ConvClassifier(2, 1, 2, pooling="median")
+
+
+def test_a_3d_heatmap_explains_the_input_the_network_saw(tmp_path: Path) -> None:
+    """A 3D classifier whose card z-scores the volume: Grad-CAM runs on the z-scored input
+    (on raw CT values the detector fires everywhere and the heatmap would be flat)."""
+    from safetensors.torch import save_file
+
+    kwargs = {**KWARGS, "spatial_dims": 3}
+    model = ConvClassifier(**kwargs).eval()
+    with torch.no_grad():
+        model.features.block0[0].weight.fill_(1 / 27)
+        model.features.block0[0].bias.fill_(-0.5)
+        model.head[2].weight.copy_(torch.tensor([[0.0], [400.0]]))
+        model.head[2].bias.copy_(torch.tensor([0.0, -2.0]))
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    card = write_card(tmp_path, card_dict(
+        tmp_path / "model.safetensors", "safetensors", task="classification", dims=3,
+        orientation="LPS", classes=["normal", "blob"], intensity=[{"op": "zscore"}],
+        architecture={"name": "medviewer.ai.nets.ConvClassifier", "kwargs": kwargs},
+        explain={"method": "gradcam", "layer": "features.block0"},
+    ))  # fmt: skip
+    array = np.full((16, 20, 24), 100.0, np.float32)  # (slices, rows, cols): soft tissue
+    array[10:14, 4:8, 15:19] = 300.0  # a dense blob
+    prediction = run_to_end(Runner(card).run(make_volume(array)))
+    assert prediction.heatmap_class == "blob"
+    heatmap = prediction.heatmap
+    assert heatmap.shape == array.shape and heatmap.max() == pytest.approx(1.0)
+    peak = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    assert 9 <= peak[0] <= 14 and 3 <= peak[1] <= 8 and 14 <= peak[2] <= 19
+    far = np.ones(array.shape, bool)
+    far[7:16, 1:11, 12:22] = False
+    assert heatmap[far].max() < 0.05
