@@ -69,6 +69,8 @@ def activate(output: torch.Tensor, card: ModelCard, *, dense: bool) -> torch.Ten
 
     if not dense:
         output = output.reshape(output.shape[0], output.shape[1])
+    if card.output.temperature != 1.0:
+        output = output / card.output.temperature  # calibrated (temperature scaling)
     activation = card.output.activation
     if activation == "softmax":
         return torch.softmax(output, dim=1)

@@ -182,7 +182,9 @@ class OutputSpec:
 
     For segmentation with ``sigmoid`` every label is its own channel (in label order); with
     ``softmax`` or ``none`` channel 0 is background and channel k is label k. ``postprocess``
-    maps a label to its post-processing steps (empty when there are none).
+    maps a label to its post-processing steps (empty when there are none). ``temperature``
+    divides the raw outputs before the activation (temperature scaling, fitted on validation
+    data so that probabilities are calibrated; 1 leaves them as the network gives them).
     """
 
     activation: str
@@ -190,6 +192,7 @@ class OutputSpec:
     classes: tuple[str, ...]
     threshold: float
     postprocess: dict[int, tuple[PostprocessStep, ...]]
+    temperature: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -202,6 +205,8 @@ class OutputSpec:
         if self.classes:
             data["classes"] = list(self.classes)
         data["threshold"] = self.threshold
+        if self.temperature != 1.0:
+            data["temperature"] = self.temperature
         if self.postprocess:
             data["postprocess"] = {
                 str(k): [step.to_json() for step in steps] for k, steps in self.postprocess.items()
@@ -940,16 +945,25 @@ _OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
 
 
 def _parse_output(value: Any, task: str) -> OutputSpec:
-    optional = ("labels", "classes", "threshold", "postprocess")
+    optional = ("labels", "classes", "threshold", "postprocess", "temperature")
     obj = _fields(value, "output", ("activation",), optional)
     activation = _choice(obj["activation"], "output.activation", ACTIVATIONS)
     rule, ok = " strictly between 0 and 1", lambda t: 0 < t < 1
     threshold = _number(obj.get("threshold", 0.5), "output.threshold", rule, ok)
+    temperature = _parse_temperature(obj.get("temperature", 1.0), activation)
     if task == "segmentation":
         labels = _parse_segmentation(obj, activation)
         postprocess = _parse_postprocess(obj.get("postprocess"), labels)
-        return OutputSpec(activation, labels, (), threshold, postprocess)
-    return OutputSpec(activation, {}, _parse_classification(obj, activation), threshold, {})
+        return OutputSpec(activation, labels, (), threshold, postprocess, temperature)
+    classes = _parse_classification(obj, activation)
+    return OutputSpec(activation, {}, classes, threshold, {}, temperature)
+
+
+def _parse_temperature(value: Any, activation: str) -> float:
+    temperature = _positive_float(value, "output.temperature")
+    if temperature != 1.0 and activation == "none":
+        _fail("output.temperature", "scales logits before an activation; this card has none")
+    return temperature
 
 
 def _parse_segmentation(obj: Mapping[str, Any], activation: str) -> dict[int, Segment]:

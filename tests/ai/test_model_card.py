@@ -232,6 +232,17 @@ def test_postprocess_per_label() -> None:
     assert card.output.postprocess == {2: (PostprocessStep("fill_holes"),)}
 
 
+def test_temperature_round_trips_and_defaults_to_one() -> None:
+    data = segmentation_card()
+    assert ModelCard.from_dict(data, "mem").output.temperature == 1.0
+    assert "temperature" not in ModelCard.from_dict(data, "mem").to_dict()["output"]
+    data["output"]["temperature"] = 1.7
+    card = ModelCard.from_dict(data, "mem")
+    assert card.output.temperature == 1.7
+    assert card.to_dict()["output"]["temperature"] == 1.7
+    assert ModelCard.from_dict(card.to_dict(), "again") == card
+
+
 def test_postprocess_steps_with_parameters_round_trip() -> None:
     data = segmentation_card()
     data["output"]["postprocess"] = {
@@ -451,6 +462,18 @@ BAD_CARDS = [
         _set("output.postprocess", ["fill_holes", "fill_holes"]),
         "output.postprocess",
         "twice",
+    ),
+    (
+        "temperature zero",
+        _set("output.temperature", 0),
+        "output.temperature",
+        "number > 0",
+    ),
+    (
+        "temperature without an activation",
+        _set("output", {"activation": "none", "labels": {"1": {"name": "a"}}, "temperature": 2}),
+        "output.temperature",
+        "this card has none",
     ),
     (
         "postprocess step that needs parameters, by name",

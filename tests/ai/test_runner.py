@@ -222,6 +222,21 @@ def test_slice_probabilities_follow_the_volume_slices(tmp_path: Path, name: str)
     assert prediction.decision == ("bright",)
 
 
+def test_temperature_scales_logits_before_the_activation(tmp_path: Path) -> None:
+    """A calibrated card: P = sigmoid(logit / T) per slice and overall; the order of slices
+    (and so the decision at 0.5) does not change."""
+    means = np.array([0, 10, 20, 90, 30, 5], np.float32)
+    array = np.broadcast_to(means[:, None, None], (6, 12, 10)).copy()
+    card = make_card(tmp_path / "m", MeanClassifier(25.0, 0.2), task="classification",
+                     dims=2, orientation="PLS", size=[16, 16], temperature=2.5)  # fmt: skip
+    assert card.output.temperature == 2.5
+    prediction = run(card, make_volume(array))
+    expected = 1 / (1 + np.exp(-0.2 * (means - 25.0) / 2.5))
+    np.testing.assert_allclose(prediction.slice_probabilities[:, 1], expected, atol=1e-5)
+    assert prediction.classes["bright"] == pytest.approx(expected.max(), abs=1e-5)
+    assert prediction.decision == ("bright",)
+
+
 def test_intensity_ops_apply_in_order(tmp_path: Path) -> None:
     array = np.full((1, 8, 8), 300.0, np.float32)
     array[0, :4] = -1000.0

@@ -93,14 +93,15 @@ def card_dict(
 ) -> dict[str, Any]:
     """A complete card for `weights` (its sha256 computed)."""
     extra = {k: input_fields.pop(k) for k in ("architecture", "explain", "model_id",
-                                                 "threshold", "postprocess", "activation")
+                                                 "threshold", "postprocess", "activation",
+                                                 "temperature")
              if k in input_fields}
     output: dict[str, Any] = {"activation": extra.get("activation", "softmax")}
     if task == "segmentation":
         output["labels"] = labels or {"1": {"name": "bright", "color": "#ff0000"}}
     else:
         output["classes"] = classes or ["normal", "bright"]
-    for key in ("threshold", "postprocess"):
+    for key in ("threshold", "postprocess", "temperature"):
         if key in extra:
             output[key] = extra[key]
     card: dict[str, Any] = {
