@@ -732,6 +732,8 @@ def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
         _fail("schema", f"must be {SCHEMA!r}, got {_got(schema)}")
     task = _choice(obj["task"], "task", TASKS)
     weights = _parse_weights(obj["weights"])
+    inputs, output = _parse_input(obj["input"]), _parse_output(obj["output"], task)
+    _check_steps_fit_the_input(output, inputs)
     return ModelCard(
         schema=schema,
         id=_parse_id(obj["id"]),
@@ -745,12 +747,22 @@ def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
         references=_strings(obj.get("references", []), "references"),
         modalities=_parse_modalities(obj["modalities"]),
         weights=weights,
-        input=_parse_input(obj["input"]),
-        output=_parse_output(obj["output"], task),
+        input=inputs,
+        output=output,
         explain=_parse_explain(obj.get("explain"), task, weights),
         metrics=copy.deepcopy(dict(_object(obj.get("metrics", {}), "metrics"))),
         path=path,
     )
+
+
+def _check_steps_fit_the_input(output: OutputSpec, inputs: InputSpec) -> None:
+    """``mean_between`` averages one image value per voxel: a greyscale (1-channel) model."""
+    for label, steps in output.postprocess.items():
+        for i, step in enumerate(steps):
+            if step.op == "mean_between" and inputs.channels != 1:
+                _fail(f"output.postprocess.{label}[{i}]",
+                      f"'mean_between' needs a 1-channel (greyscale) model; "
+                      f"input.channels is {inputs.channels}")
 
 
 def _parse_id(value: Any) -> str:

@@ -301,6 +301,17 @@ def _set(dotted: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return mutate
 
 
+def _all(
+    *mutators: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def mutate(card: dict[str, Any]) -> dict[str, Any]:
+        for mutator in mutators:
+            card = mutator(card)
+        return card
+
+    return mutate
+
+
 def _del(dotted: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def mutate(card: dict[str, Any]) -> dict[str, Any]:
         *parents, last = dotted.split(".")
@@ -510,6 +521,13 @@ BAD_CARDS = [
         _set("output.postprocess", [{"op": "mean_between", "min": 100, "max": -100}]),
         "output.postprocess[0].max",
         "greater than min (100)",
+    ),
+    (
+        "mean_between on a colour model",
+        _all(_set("output.postprocess", [{"op": "mean_between", "min": 0}]),
+             _set("input.channels", 3)),
+        "output.postprocess.1[0]",
+        "needs a 1-channel (greyscale) model; input.channels is 3",
     ),
     (
         "fill_holes with a parameter",
