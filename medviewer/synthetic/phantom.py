@@ -297,27 +297,47 @@ def _draw_nodules(rng: np.random.Generator, case: ChestCase) -> tuple[Nodule, ..
     count = int(rng.choice(5, p=[0.3, 0.3, 0.2, 0.12, 0.08]))
     nodules: list[Nodule] = []
     for _ in range(count):
-        diameter = float(np.exp(rng.uniform(np.log(3.0), np.log(30.0))))
-        side = LEFT_LUNG if rng.random() < 0.5 else RIGHT_LUNG
-        pleural = rng.random() < 0.3
-        centre = _place_nodule(rng, case, side, diameter / 2, pleural, nodules)
-        if centre is None:
-            continue
-        part_solid = diameter >= 8 and rng.random() < 0.25
-        lobes = tuple(float(v) for v in rng.uniform(-0.12, 0.12, 6))
-        lobes = lobes if diameter >= 8 else (0.0,) * 6
-        nodules.append(
-            Nodule(
-                centre_lps=tuple(float(v) for v in centre),  # type: ignore[arg-type]
-                diameter_mm=round(diameter, 2),
-                kind="part-solid" if part_solid else "solid",
-                side=side,
-                hu=rng.uniform(-20, 60),
-                core_fraction=rng.uniform(0.35, 0.6) if part_solid else 1.0,
-                lobulation=lobes,
-            )
-        )
+        nodule = _one_nodule(rng, case, nodules)
+        if nodule is not None:
+            nodules.append(nodule)
     return tuple(nodules)
+
+
+def with_extra_nodules(case: ChestCase, count: int) -> ChestCase:
+    """`case` with up to `count` more nodules, drawn as :func:`chest_case` draws them.
+
+    For training only: more nodules per rendered case, in the same places and shapes a case can
+    have. The extra nodules come from their own stream of the case's seed, so `case` itself
+    (and every held-out case) is unchanged.
+    """
+    rng = np.random.default_rng([case.seed, 7402])
+    nodules = list(case.nodules)
+    for _ in range(count):
+        nodule = _one_nodule(rng, case, nodules)
+        if nodule is not None:
+            nodules.append(nodule)
+    return _replace(case, nodules=tuple(nodules))
+
+
+def _one_nodule(rng: np.random.Generator, case: ChestCase, others: list[Nodule]) -> Nodule | None:
+    diameter = float(np.exp(rng.uniform(np.log(3.0), np.log(30.0))))
+    side = LEFT_LUNG if rng.random() < 0.5 else RIGHT_LUNG
+    pleural = rng.random() < 0.3
+    centre = _place_nodule(rng, case, side, diameter / 2, pleural, others)
+    if centre is None:
+        return None
+    part_solid = diameter >= 8 and rng.random() < 0.25
+    lobes = tuple(float(v) for v in rng.uniform(-0.12, 0.12, 6))
+    lobes = lobes if diameter >= 8 else (0.0,) * 6
+    return Nodule(
+        centre_lps=tuple(float(v) for v in centre),  # type: ignore[arg-type]
+        diameter_mm=round(diameter, 2),
+        kind="part-solid" if part_solid else "solid",
+        side=side,
+        hu=rng.uniform(-20, 60),
+        core_fraction=rng.uniform(0.35, 0.6) if part_solid else 1.0,
+        lobulation=lobes,
+    )
 
 
 _SPHERE_DIRECTIONS = np.array([d for d in np.ndindex(3, 3, 3) if d != (1, 1, 1)], dtype=float) - 1.0

@@ -144,3 +144,133 @@ def radiograph_samples(seed: int, spec: InputSpec) -> list[tuple[np.ndarray, int
                                 (col - grid.offset[1]) / grid.scale[1], n.diameter_mm))
         samples.append((images[0], target, tuple(nodules)))
     return samples
+
+
+# ------------------------------------------------------------------ 3D patches
+
+
+def patch_centres(case: phantom.ChestCase, count: int, seed: int) -> list[tuple[float, ...]]:
+    """`count` patch centres (LPS mm) for a 3D nodule model: nodules first, then the lungs.
+
+    Half the patches hold a nodule (its centre moved by up to 20 mm, so nodules are seen off
+    the patch centre too); the rest are random points inside the lungs, which is where the
+    vessels are that a nodule model must tell apart, and one in four of those random points
+    anywhere in the lungs' box (chest wall, mediastinum, spine), because the model runs over
+    the whole box of the grown lung mask.
+    """
+    rng = np.random.default_rng([seed, 56])
+    centres: list[tuple[float, ...]] = []
+    nodules = list(case.nodules)
+    rng.shuffle(nodules)  # type: ignore[arg-type]
+    for nodule in nodules[: count // 2]:
+        shift = rng.uniform(-20.0, 20.0, 3)
+        centres.append(tuple(float(v) for v in np.asarray(nodule.centre_lps) + shift))
+    points, box = _lung_points(case)
+    while len(centres) < count:
+        if rng.random() < 0.25:
+            centres.append(tuple(float(v) for v in rng.uniform(box[0], box[1])))
+        else:
+            centres.append(tuple(float(v) for v in points[rng.integers(len(points))]))
+    return centres
+
+
+def _lung_points(case: phantom.ChestCase) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """LPS points inside the lungs (a coarse, noise-free render) and the lungs' box."""
+    full = phantom.ct_grid(case)
+    step = 8
+    coarse = replace(full, rows=full.rows // step, cols=full.cols // step,
+                     pixel_spacing=full.pixel_spacing * step,
+                     z_positions=full.z_positions[:: max(1, round(6.0 / case.slice_spacing_mm))])
+    _, labels = phantom.render_ct(case, coarse, noise=False)
+    k, r, c = np.nonzero((labels == phantom.LEFT_LUNG) | (labels == phantom.RIGHT_LUNG))
+    points = np.stack([coarse.xs()[c], coarse.ys()[r], coarse.zs()[k]], axis=1)
+    return points, (points.min(axis=0), points.max(axis=0))
+
+
+def ct_patch(case: phantom.ChestCase, centre: tuple[float, ...], spec: InputSpec,
+             size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size``-cube (model voxels) of case's CT centred on `centre`: (image, labels).
+
+    Only the part of the 512 x 512 series around the patch is rendered, at the series' own
+    pixels and slices, then mapped to the model grid as the runner maps a series (so the
+    patch is what the model sees at inference). Beyond the series' edge the image is the
+    intensity of air after the card's ops, and the labels background.
+    """
+    full = phantom.ct_grid(case)
+    sub = _sub_grid(full, centre, size * max(spec.spacing or (1.0,)) / 2 + 4.0)
+    hu, labels = phantom.render_ct(case, sub)
+    volume = axial_volume(hu, sub)
+    images, model_labels = model_volume(volume, spec, labels)
+    grid = _grid_of(volume, spec)
+    origin = (sub.origin_xy[1], sub.origin_xy[0], sub.z_positions[0])  # PLS: row, col, slice
+    steps = grid.spacing
+    index = [(centre[a] - origin[i]) / steps[i] for i, a in enumerate((1, 0, 2))]
+    air = float(images.min()) if images.size else 0.0
+    return centred_cube(images, index, size, air), centred_cube(model_labels, index, size, 0)
+
+
+def model_volume(volume: Volume, spec: InputSpec, labels: np.ndarray | None = None):
+    """A 3D card's model-grid image (intensity applied) and labels (nearest) for `volume`."""
+    import torch
+
+    from medviewer.ai.transforms import apply_intensity
+
+    grid = _grid_of(volume, spec)
+    image = grid.to_model(volume.array.astype(np.float32))
+    if spec.intensity:
+        tensor = apply_intensity(torch.from_numpy(image)[None], spec.intensity)
+        tensor = tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor
+        image = np.asarray(tensor[0], dtype=np.float32)
+    if labels is None:
+        return image, None
+    return image, grid.to_model(labels.astype(np.float32), linear=False).round().astype(np.uint8)
+
+
+def _grid_of(volume: Volume, spec: InputSpec):
+    from medviewer.ai.transforms import model_grid_for
+
+    return model_grid_for(volume.affine, volume.shape, spec)
+
+
+def _sub_grid(full: phantom.AxialGrid, centre: tuple[float, ...], half_mm: float):
+    """The rows, columns and slices of `full` within `half_mm` of `centre` (at least one each)."""
+    s = full.pixel_spacing
+    c0 = int(np.clip(np.floor((centre[0] - half_mm - full.origin_xy[0]) / s), 0, full.cols - 1))
+    c1 = int(np.clip(np.ceil((centre[0] + half_mm - full.origin_xy[0]) / s) + 1, c0 + 1, full.cols))
+    r0 = int(np.clip(np.floor((centre[1] - half_mm - full.origin_xy[1]) / s), 0, full.rows - 1))
+    r1 = int(np.clip(np.ceil((centre[1] + half_mm - full.origin_xy[1]) / s) + 1, r0 + 1, full.rows))
+    zs = np.asarray(full.z_positions)
+    near = np.flatnonzero(np.abs(zs - centre[2]) <= half_mm)
+    if near.size < 2:  # beyond the series: its two nearest slices
+        near = np.sort(np.argsort(np.abs(zs - centre[2]))[:2])
+    return phantom.AxialGrid(
+        rows=r1 - r0, cols=c1 - c0, pixel_spacing=s,
+        origin_xy=(full.origin_xy[0] + c0 * s, full.origin_xy[1] + r0 * s),
+        z_positions=tuple(float(zs[k]) for k in near),
+    )
+
+
+def centred_cube(array: np.ndarray, centre_index: list[float], size: int, fill: float) -> np.ndarray:
+    """The ``size``-cube of `array` whose centre is nearest `centre_index`, padded with `fill`."""
+    out = np.full((size, size, size), fill, dtype=array.dtype)
+    src, dst = [], []
+    for axis, c in enumerate(centre_index):
+        start = int(round(c - (size - 1) / 2))
+        lo, hi = max(start, 0), min(start + size, array.shape[axis])
+        if hi <= lo:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - start, hi - start))
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+def ct_case_patches(seed: int, spec: InputSpec, count: int, size: int,
+                    extra_nodules: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` patches of case `seed` (with `extra_nodules` more nodules drawn into it):
+    images ``[n, 1, size, size, size]`` and labels ``[n, size, size, size]``."""
+    case = phantom.chest_case(seed)
+    if extra_nodules:
+        case = phantom.with_extra_nodules(case, extra_nodules)
+    pairs = [ct_patch(case, c, spec, size) for c in patch_centres(case, count, seed)]
+    return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])

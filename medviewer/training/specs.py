@@ -52,8 +52,11 @@ class ModelRecipe:
     iterations: int
     batch_size: int
     learning_rate: float
-    crop: int  # training images are centre-cropped or padded to crop x crop
-    slices_per_case: int = 0  # CT models: slices rendered per training case
+    crop: int  # 2D: training images are centre-cropped or padded to crop x crop
+    slices_per_case: int = 0  # 2D CT models: slices rendered per training case
+    patch: int = 0  # 3D models: training patches are patch^3 model voxels
+    patches_per_case: int = 0  # 3D patch models: patches per training case (0: whole CT)
+    extra_nodules: int = 0  # nodules drawn into each training case beyond its own
 
     def seed_ranges(self) -> dict[str, str]:
         """The seed ranges as ``"A-B"`` strings (inclusive), for the card."""
@@ -164,4 +167,82 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
     crop=288,
 )
 
-RECIPES = {r.id: r for r in (SEGMENTATION, SLICE_CLASSIFIER, RADIOGRAPH_CLASSIFIER)}
+def _ct_3d(spacing: float, patch: int) -> dict[str, object]:
+    """A 3D PLS input at `spacing` mm isotropic, run in `patch`-cube sliding windows."""
+    return {"dims": 3, "orientation": "PLS", "spacing": [spacing] * 3, "size": None,
+            "patch_size": [patch] * 3, "overlap": 0.25, "channels": 1,
+            "intensity": _CT_INTENSITY}
+
+
+LUNGS = ModelRecipe(
+    id="demo-ct-lungs",
+    card={
+        **_COMMON,
+        "id": "demo-ct-lungs",
+        "name": "Lungs on chest CT (demo)",
+        "description": (
+            "Segments the left and the right lung on chest CT in 3D at 2.5 mm (MONAI UNet); "
+            "the first stage of the nodule model, which runs inside the lungs it finds."
+        ),
+        "task": "segmentation",
+        "modalities": ["CT"],
+        "weights": _weights("monai.networks.nets.UNet", spatial_dims=3, in_channels=1,
+                            out_channels=3, channels=[16, 32, 64, 128], strides=[2, 2, 2],
+                            num_res_units=1),
+        "input": _ct_3d(2.5, 160),
+        "output": {
+            "activation": "softmax",
+            "labels": {"1": {"name": "left lung", "color": "#4aa3df"},
+                       "2": {"name": "right lung", "color": "#e0a030"}},
+            "postprocess": {"1": ["largest_component", "fill_holes"],
+                            "2": ["largest_component", "fill_holes"]},
+        },
+    },
+    train_seeds=range(0, 100),
+    validation_seeds=range(300, 310),
+    test_seeds=range(5000, 5030),
+    iterations=500,
+    batch_size=2,
+    learning_rate=3e-3,
+    crop=0,
+    patch=112,
+)
+
+NODULES_3D = ModelRecipe(
+    id="demo-ct-nodule-seg-3d",
+    card={
+        **_COMMON,
+        "id": "demo-ct-nodule-seg-3d",
+        "name": "Lung nodules on chest CT, 3D (demo)",
+        "description": (
+            "Segments lung nodules on chest CT in 3D at 1.25 mm (MONAI UNet, 96 mm sliding "
+            "windows), so that a vessel, a tube through many slices, is not taken for a "
+            "nodule, a ball."
+        ),
+        "task": "segmentation",
+        "modalities": ["CT"],
+        "weights": _weights("monai.networks.nets.UNet", spatial_dims=3, in_channels=1,
+                            out_channels=1, channels=[16, 32, 64, 128], strides=[2, 2, 2],
+                            num_res_units=1),
+        "input": _ct_3d(1.25, 96),
+        "output": {
+            "activation": "sigmoid",
+            "threshold": 0.5,
+            "labels": {"3": {"name": "nodule", "color": "#ff3030"}},
+            "postprocess": {"3": [{"op": "remove_small", "min_volume_mm3": 30},
+                                  {"op": "mean_between", "min": -700}]},
+        },
+    },
+    train_seeds=range(0, 300),
+    validation_seeds=range(300, 320),
+    test_seeds=range(5000, 5030),
+    iterations=3000,
+    batch_size=4,
+    learning_rate=3e-3,
+    crop=0,
+    patch=64,
+    patches_per_case=8,
+    extra_nodules=2,
+)
+
+RECIPES = {r.id: r for r in (SEGMENTATION, SLICE_CLASSIFIER, RADIOGRAPH_CLASSIFIER, LUNGS, NODULES_3D)}

@@ -21,6 +21,7 @@ import numpy as np
 
 from medviewer.ai.model_card import InputSpec, ModelCard, file_sha256
 from medviewer.training import data
+from medviewer.training.checkpoint import TrainingState
 from medviewer.training.specs import RECIPES, ModelRecipe
 
 Log = Callable[[str], None]
@@ -34,20 +35,30 @@ def train(model_id: str, out: Path, device: str = "auto", log: Log = print) -> P
     started = time.perf_counter()
     spec = _input_spec(recipe)
     torch.manual_seed(0)
-    if recipe.id == "demo-cxr-nodule-cls":
-        sets = _radiograph_sets(recipe, spec, log)
-    else:
-        sets = _ct_sets(recipe, spec, log)
+    state = TrainingState(out, recipe, log)
+    sets = state.data(lambda: _render_sets(recipe, spec, log))
     generated = time.perf_counter() - started
     log(f"data ready in {generated:.0f} s")
     target = _device(device)
     model = _network(recipe).to(target)
-    if recipe.card["task"] == "segmentation":
-        validation = _fit_segmentation(model, recipe, sets, target, log)
+    if spec.dims == 3:
+        validation = _fit_volumes(model, recipe, sets, target, log, state)
+    elif recipe.card["task"] == "segmentation":
+        validation = _fit_segmentation(model, recipe, sets, target, log, state)
     else:
-        validation = _fit_classifier(model, recipe, sets, target, log)
+        validation = _fit_classifier(model, recipe, sets, target, log, state)
     seconds = time.perf_counter() - started
-    return _write(model, recipe, out, validation, seconds, generated, target)
+    card = _write(model, recipe, out, validation, seconds, generated, target)
+    state.finish()
+    return card
+
+
+def _render_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
+    if recipe.id == "demo-cxr-nodule-cls":
+        return _radiograph_sets(recipe, spec, log)
+    if spec.dims == 3:
+        return _volume_sets(recipe, spec, log)
+    return _ct_sets(recipe, spec, log)
 
 
 # ------------------------------------------------------------------ data
@@ -81,6 +92,38 @@ def _ct_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple[
     for name, seeds in (("train", recipe.train_seeds), ("validation", recipe.validation_seeds)):
         log(f"rendering {len(seeds)} {name} cases x {recipe.slices_per_case} slices")
         parts = _pool_map(_ct_case, [(s, spec, recipe.slices_per_case, recipe.crop) for s in seeds])
+        sets[name] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return sets
+
+
+def _ct_patches(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, np.ndarray]:
+    seed, spec, recipe = args
+    images, labels = data.ct_case_patches(seed, spec, recipe.patches_per_case, recipe.patch,
+                                          recipe.extra_nodules)
+    return images.astype(np.float16), labels
+
+
+def _ct_whole(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, np.ndarray]:
+    """A whole CT on the model grid, cropped or padded to ``patch``-cube around its centre."""
+    seed, spec, _recipe = args
+    size = (spec.patch_size or (160,))[0]  # stored whole; training crops recipe.patch from it
+    case = data.phantom.chest_case(seed)
+    grid = data.phantom.ct_grid(case)
+    hu, labels = data.phantom.render_ct(case, grid)
+    image, model_labels = data.model_volume(data.axial_volume(hu, grid), spec, labels)
+    assert model_labels is not None
+    centre = [(n - 1) / 2 for n in image.shape]
+    cube = data.centred_cube(image, centre, size, float(image.min()))
+    return cube[None, None].astype(np.float16), data.centred_cube(model_labels, centre, size, 0)[None]
+
+
+def _volume_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
+    make = _ct_patches if recipe.patches_per_case else _ct_whole
+    sets = {}
+    for name, seeds in (("train", recipe.train_seeds), ("validation", recipe.validation_seeds)):
+        what = f"{recipe.patches_per_case} patches" if recipe.patches_per_case else "whole CT"
+        log(f"rendering {len(seeds)} {name} cases x {what}")
+        parts = _pool_map(make, [(s, spec, recipe) for s in seeds])
         sets[name] = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     return sets
 
@@ -156,7 +199,7 @@ def _augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
     noise = rng.standard_normal(batch.shape, dtype=np.float32)
     noise *= rng.uniform(0.0, 0.02, per_sample).astype(np.float32)
     batch = batch * gain + noise
-    return batch if batch.ndim == 4 else batch[:, None]  # [B, C, H, W]
+    return batch if batch.ndim >= 4 else batch[:, None]  # [B, C, H, W(, D)]
 
 
 def _shift(rng: np.random.Generator, *arrays: np.ndarray, limit: int = 12) -> list[np.ndarray]:
@@ -174,7 +217,7 @@ def _shift_with_map(rng: np.random.Generator, images: np.ndarray, maps: np.ndarr
     return shifted, np.roll(maps, (dr, dc), axis=(-2, -1))
 
 
-def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
+def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log, state) -> dict[str, Any]:
     import torch
     from monai.losses import DiceCELoss
 
@@ -182,15 +225,93 @@ def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log) -> dic
     rng = np.random.default_rng(1)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
     optimiser, scheduler = _schedule(model, recipe)
+    start = state.resume(model, optimiser, scheduler, rng)
     model.train()
-    for step in range(recipe.iterations):
+    for step in range(start, recipe.iterations):
         pick = rng.integers(0, len(images), recipe.batch_size)
         x, y = _shift(rng, images[pick], labels[pick])
         x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(y.astype(np.int64))[:, None].to(device)
         loss = loss_fn(model(x), y)
         _optimise(optimiser, scheduler, loss, step, recipe, log)
+        state.save(step + 1, model, optimiser, scheduler, rng)
     return _validate_segmentation(model, sets["validation"], device)
+
+
+def _fit_volumes(model, recipe: ModelRecipe, sets, device, log: Log, state) -> dict[str, Any]:
+    """3D training on patches (or random crops of whole CTs); Dice on the validation set."""
+    import torch
+
+    images, labels = sets["train"]
+    rng = np.random.default_rng(1)
+    loss_fn = _volume_loss(recipe)
+    optimiser, scheduler = _schedule(model, recipe)
+    start = state.resume(model, optimiser, scheduler, rng)
+    model.train()
+    for step in range(start, recipe.iterations):
+        pick = rng.integers(0, len(images), recipe.batch_size)
+        x, y = _random_crops(rng, images[pick], labels[pick], recipe.patch)
+        x = torch.from_numpy(_augment(rng, x)).to(device)
+        loss = loss_fn(model(x), _volume_target(recipe, y).to(device))
+        _optimise(optimiser, scheduler, loss, step, recipe, log)
+        state.save(step + 1, model, optimiser, scheduler, rng)
+    return _validate_volumes(model, recipe, sets["validation"], device)
+
+
+def _volume_loss(recipe: ModelRecipe):
+    from monai.losses import DiceCELoss
+
+    if recipe.card["output"]["activation"] == "sigmoid":  # one channel per label
+        return DiceCELoss(sigmoid=True, batch=True)
+    return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+
+
+def _volume_target(recipe: ModelRecipe, labels: np.ndarray):
+    """Labels ``[B, ...]`` as the loss wants them: label indices, or one mask per label."""
+    import torch
+
+    if recipe.card["output"]["activation"] != "sigmoid":
+        return torch.from_numpy(labels.astype(np.int64))[:, None]
+    ids = [int(k) for k in recipe.card["output"]["labels"]]
+    return torch.from_numpy(np.stack([labels == k for k in ids], axis=1).astype(np.float32))
+
+
+def _random_crops(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
+                  size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random `size`-cube of each sample (the samples themselves when they are that size)."""
+    if images.shape[-1] == size:
+        return images, labels
+    out_images, out_labels = [], []
+    for image, label in zip(images, labels, strict=True):
+        corner = [int(rng.integers(0, n - size + 1)) for n in label.shape]
+        box = tuple(slice(c, c + size) for c in corner)
+        out_images.append(image[(slice(None), *box)])
+        out_labels.append(label[box])
+    return np.stack(out_images), np.stack(out_labels)
+
+
+def _validate_volumes(model, recipe: ModelRecipe, validation, device) -> dict[str, Any]:
+    import torch
+
+    from medviewer.training.metrics import dice
+
+    images, labels = validation
+    sigmoid = recipe.card["output"]["activation"] == "sigmoid"
+    ids = [int(k) for k in recipe.card["output"]["labels"]]
+    predicted = np.zeros(labels.shape, dtype=np.uint8)
+    model.eval()
+    with torch.inference_mode():
+        for k in range(len(images)):
+            out = model(torch.from_numpy(images[k : k + 1].astype(np.float32)).to(device))
+            out = out.float().cpu().numpy()[0]
+            if sigmoid:
+                for channel, label in enumerate(ids):
+                    predicted[k][out[channel] > 0] = label
+            else:
+                predicted[k] = out.argmax(axis=0)
+    names = {int(k): v["name"] for k, v in recipe.card["output"]["labels"].items()}
+    return {"samples": len(images),
+            "dice_3d": {names[k]: round(dice(predicted, labels, k), 4) for k in ids}}
 
 
 def _predict(model, images: np.ndarray, device, batch: int = 16) -> np.ndarray:
@@ -216,7 +337,7 @@ def _validate_segmentation(model, validation, device) -> dict[str, Any]:
             "dice_2d": {names[k]: round(dice(predicted, labels, k), 4) for k in names}}
 
 
-def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[str, Any]:
+def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -> dict[str, Any]:
     import torch
 
     images, targets = _classifier_targets(sets["train"][:2])
@@ -225,9 +346,10 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
     log(f"{len(positives)} positive and {len(negatives)} negative training samples")
     rng = np.random.default_rng(1)
     optimiser, scheduler = _schedule(model, recipe)
+    start = state.resume(model, optimiser, scheduler, rng)
     model.train()
     half = recipe.batch_size // 2
-    for step in range(recipe.iterations):
+    for step in range(start, recipe.iterations):
         pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
         x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
         x = torch.from_numpy(_augment(rng, x)).to(device)
@@ -243,6 +365,7 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log) -> dict[
             loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
                 evidence[:, 0], expected, pos_weight=torch.tensor(20.0, device=device))
         _optimise(optimiser, scheduler, loss, step, recipe, log)
+        state.save(step + 1, model, optimiser, scheduler, rng)
     val_images, val_targets = _classifier_targets(sets["validation"][:2])
     scores = _predict(model, val_images, device)[:, 1]
     from medviewer.training.metrics import roc_auc

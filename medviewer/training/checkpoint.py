@@ -1,0 +1,112 @@
+"""Resumable training: the rendered data and the optimiser's progress, kept beside the output.
+
+A run writes into ``OUT/.training/``: ``data/*.npy`` (the rendered training and validation
+sets, read back with ``allow_pickle=False``), ``checkpoint.pt`` (model, optimiser and scheduler
+state, read back with ``torch.load(weights_only=True)``, which refuses anything but tensors
+and plain containers), with the step and the sampling generator's state as JSON text, all in one file written
+atomically.
+``recipe.json`` fingerprints the recipe: a folder left by a different recipe is cleared, not
+resumed. A finished run removes the folder; an interrupted one resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medviewer.core.staging import staged_file
+from medviewer.training.specs import ModelRecipe
+
+EVERY = 100  # steps between checkpoints
+
+
+def recipe_fingerprint(recipe: ModelRecipe) -> str:
+    """sha256 of everything in the recipe that changes the data or the optimisation."""
+    text = json.dumps({**recipe.__dict__, "train_seeds": str(recipe.train_seeds),
+                       "validation_seeds": str(recipe.validation_seeds),
+                       "test_seeds": str(recipe.test_seeds)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class TrainingState:
+    """The cache and checkpoint folder of one training run into `out`."""
+
+    def __init__(self, out: Path, recipe: ModelRecipe, log: Callable[[str], None]) -> None:
+        self.root = out / ".training"
+        self.log = log
+        fingerprint = recipe_fingerprint(recipe)
+        stamp = self.root / "recipe.json"
+        if self.root.exists():
+            try:
+                same = json.loads(stamp.read_text()).get("fingerprint") == fingerprint
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                log(f"{self.root} holds another recipe's run: starting afresh")
+                shutil.rmtree(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps({"id": recipe.id, "fingerprint": fingerprint}) + "\n")
+
+    # ---------------------------------------------------------------- data
+
+    def data(self, make: Callable[[], dict[str, tuple[np.ndarray, ...]]]
+             ) -> dict[str, tuple[np.ndarray, ...]]:
+        """The training sets: read from the cache, else made by `make` and cached."""
+        folder = self.root / "data"
+        index = folder / "index.json"
+        if index.is_file():
+            counts = json.loads(index.read_text())
+            self.log(f"reading cached data from {folder}")
+            return {name: tuple(np.load(folder / f"{name}-{i}.npy", allow_pickle=False)
+                                for i in range(count)) for name, count in counts.items()}
+        sets = make()
+        folder.mkdir(exist_ok=True)
+        for name, arrays in sets.items():
+            for i, array in enumerate(arrays):
+                with staged_file(folder / f"{name}-{i}.npy") as part:
+                    with open(part, "wb") as handle:
+                        np.save(handle, array, allow_pickle=False)
+        index.write_text(json.dumps({name: len(arrays) for name, arrays in sets.items()}))
+        return sets
+
+    # ---------------------------------------------------------------- progress
+
+    def resume(self, model: Any, optimiser: Any, scheduler: Any,
+               rng: np.random.Generator) -> int:
+        """Load the last checkpoint into the objects given; return the step to start from."""
+        import torch
+
+        path = self.root / "checkpoint.pt"
+        if not path.is_file():
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        info = json.loads(state["progress"])
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = info["rng"]
+        self.log(f"resuming at step {info['step']}")
+        return int(info["step"])
+
+    def save(self, step: int, model: Any, optimiser: Any, scheduler: Any,
+             rng: np.random.Generator, *, force: bool = False) -> None:
+        """Checkpoint after `step` steps, every :data:`EVERY` steps (or when `force`)."""
+        import torch
+
+        if not force and step % EVERY:
+            return
+        state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                 "scheduler": scheduler.state_dict(),
+                 "progress": json.dumps({"step": step, "rng": rng.bit_generator.state})}
+        with staged_file(self.root / "checkpoint.pt") as part:
+            torch.save(state, part)
+
+    def finish(self) -> None:
+        """The run is written: remove the cache and the checkpoint."""
+        shutil.rmtree(self.root, ignore_errors=True)
