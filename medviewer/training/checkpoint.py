@@ -3,8 +3,8 @@
 A run writes into ``OUT/.training/``: ``data/*.npy`` (the rendered training and validation
 sets, read back with ``allow_pickle=False``), ``checkpoint.pt`` (model, optimiser and scheduler
 state, read back with ``torch.load(weights_only=True)``, which refuses anything but tensors
-and plain containers), with the step and the sampling generator's state as JSON text, all in one file written
-atomically.
+and plain containers), with the step and the sampling generator's state as JSON text, all in
+one file written atomically.
 ``recipe.json`` fingerprints the recipe: a folder left by a different recipe is cleared, not
 resumed. A finished run removes the folder; an interrupted one resumes where it stopped.
 """
@@ -69,9 +69,8 @@ class TrainingState:
         folder.mkdir(exist_ok=True)
         for name, arrays in sets.items():
             for i, array in enumerate(arrays):
-                with staged_file(folder / f"{name}-{i}.npy") as part:
-                    with open(part, "wb") as handle:
-                        np.save(handle, array, allow_pickle=False)
+                with staged_file(folder / f"{name}-{i}.npy") as part, open(part, "wb") as out:
+                    np.save(out, array, allow_pickle=False)
         index.write_text(json.dumps({name: len(arrays) for name, arrays in sets.items()}))
         return sets
 

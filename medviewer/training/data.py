@@ -250,12 +250,14 @@ def _sub_grid(full: phantom.AxialGrid, centre: tuple[float, ...], half_mm: float
     )
 
 
-def centred_cube(array: np.ndarray, centre_index: list[float], size: int, fill: float) -> np.ndarray:
+def centred_cube(
+    array: np.ndarray, centre_index: list[float], size: int, fill: float
+) -> np.ndarray:
     """The ``size``-cube of `array` whose centre is nearest `centre_index`, padded with `fill`."""
     out = np.full((size, size, size), fill, dtype=array.dtype)
     src, dst = [], []
     for axis, c in enumerate(centre_index):
-        start = int(round(c - (size - 1) / 2))
+        start = round(c - (size - 1) / 2)
         lo, hi = max(start, 0), min(start + size, array.shape[axis])
         if hi <= lo:
             return out

@@ -114,7 +114,8 @@ def _ct_whole(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, np.
     assert model_labels is not None
     centre = [(n - 1) / 2 for n in image.shape]
     cube = data.centred_cube(image, centre, size, float(image.min()))
-    return cube[None, None].astype(np.float16), data.centred_cube(model_labels, centre, size, 0)[None]
+    labels_cube = data.centred_cube(model_labels, centre, size, 0)
+    return cube[None, None].astype(np.float16), labels_cube[None]
 
 
 def _volume_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
