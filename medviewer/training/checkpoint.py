@@ -5,8 +5,8 @@ sets, read back with ``allow_pickle=False``), ``checkpoint.pt`` (model, optimise
 state, read back with ``torch.load(weights_only=True)``, which refuses anything but tensors
 and plain containers), with the step and the sampling generator's state as JSON text, all in
 one file written atomically.
-``recipe.json`` fingerprints the recipe: a folder left by a different recipe is cleared, not
-resumed. A finished run removes the folder; an interrupted one resumes where it stopped.
+``recipe.json`` fingerprints the recipe: data rendered for other seeds or another input is
+cleared, and a checkpoint of other training settings (iterations, batch, rate) is not resumed. A finished run removes the folder; an interrupted one resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -26,12 +26,18 @@ from medviewer.training.specs import ModelRecipe
 EVERY = 100  # steps between checkpoints
 
 
-def recipe_fingerprint(recipe: ModelRecipe) -> str:
-    """sha256 of everything in the recipe that changes the data or the optimisation."""
-    text = json.dumps({**recipe.__dict__, "train_seeds": str(recipe.train_seeds),
-                       "validation_seeds": str(recipe.validation_seeds),
-                       "test_seeds": str(recipe.test_seeds)}, sort_keys=True, default=str)
+def recipe_fingerprint(recipe: ModelRecipe, *, data_only: bool = False) -> str:
+    """sha256 of what in the recipe changes the data (`data_only`) or the whole run."""
+    fields = dict(recipe.__dict__)
+    if data_only:
+        fields = {key: fields[key] for key in _DATA_FIELDS}
+        fields["input"] = recipe.card["input"]
+    text = json.dumps(fields, sort_keys=True, default=str)  # ranges as "range(a, b)"
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+_DATA_FIELDS = ("id", "train_seeds", "validation_seeds", "crop", "slices_per_case", "patch",
+                "patches_per_case", "extra_nodules")
 
 
 class TrainingState:
@@ -40,18 +46,21 @@ class TrainingState:
     def __init__(self, out: Path, recipe: ModelRecipe, log: Callable[[str], None]) -> None:
         self.root = out / ".training"
         self.log = log
-        fingerprint = recipe_fingerprint(recipe)
         stamp = self.root / "recipe.json"
-        if self.root.exists():
-            try:
-                same = json.loads(stamp.read_text()).get("fingerprint") == fingerprint
-            except (OSError, ValueError):
-                same = False
-            if not same:
-                log(f"{self.root} holds another recipe's run: starting afresh")
-                shutil.rmtree(self.root)
+        now = {"id": recipe.id, "data": recipe_fingerprint(recipe, data_only=True),
+               "run": recipe_fingerprint(recipe)}
+        try:
+            before = json.loads(stamp.read_text()) if self.root.exists() else now
+        except (OSError, ValueError):
+            before = {}
+        if before.get("data") != now["data"]:
+            log(f"{self.root} holds another recipe's data: starting afresh")
+            shutil.rmtree(self.root)
+        elif before.get("run") != now["run"] and (self.root / "checkpoint.pt").exists():
+            log(f"{self.root} holds another recipe's checkpoint: training afresh on its data")
+            (self.root / "checkpoint.pt").unlink()
         self.root.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"id": recipe.id, "fingerprint": fingerprint}) + "\n")
+        stamp.write_text(json.dumps(now) + "\n")
 
     # ---------------------------------------------------------------- data
 

@@ -120,13 +120,21 @@ def test_training_resumes_where_it_was_interrupted_and_ends_as_an_uninterrupted_
         np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
-def test_a_checkpoint_of_another_recipe_is_not_resumed(tmp_path):
+def test_a_checkpoint_of_other_settings_is_not_resumed_but_their_data_is_reused(tmp_path):
     from medviewer.training.checkpoint import TrainingState
 
     first = TrainingState(tmp_path, specs.NODULES_3D, log=lambda m: None)
+    sets = {"train": (np.arange(4.0),)}
+    first.data(lambda: sets)
     (first.root / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    changed = dataclasses.replace(specs.NODULES_3D, iterations=specs.NODULES_3D.iterations + 1)
+    longer = dataclasses.replace(specs.NODULES_3D, iterations=specs.NODULES_3D.iterations + 1)
     logged: list[str] = []
-    TrainingState(tmp_path, changed, log=logged.append)
+    state = TrainingState(tmp_path, longer, log=logged.append)
     assert not (first.root / "checkpoint.pt").exists()
-    assert any("another recipe" in m for m in logged)
+    assert any("another recipe's checkpoint" in m for m in logged)
+    np.testing.assert_array_equal(state.data(lambda: {})["train"][0], np.arange(4.0))
+    other_seeds = dataclasses.replace(longer, train_seeds=range(0, 10))
+    logged.clear()
+    state = TrainingState(tmp_path, other_seeds, log=logged.append)
+    assert any("another recipe's data" in m for m in logged)
+    assert state.data(lambda: {"train": (np.zeros(2),)})["train"][0].tolist() == [0.0, 0.0]
