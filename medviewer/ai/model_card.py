@@ -147,8 +147,33 @@ class PostprocessStep:
 
 
 @dataclass(frozen=True)
+class CropForegroundSpec:
+    """``input.crop_foreground``: run the model on the series' foreground box only.
+
+    On the series (before any resampling or intensity op), the voxels above `threshold`
+    (image units, e.g. HU), or above the `percentile`-th percentile of the image, define a
+    bounding box; it grows by `margin_mm` on each side (per array axis, whole voxels whose
+    centres lie within the margin) and is clipped to the image. Exactly one of `threshold`
+    and `percentile` is set.
+    """
+
+    threshold: float | None = None
+    percentile: float | None = None
+    margin_mm: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        key, value = (
+            ("threshold", self.threshold) if self.threshold is not None
+            else ("percentile", self.percentile)
+        )
+        return {key: value, "margin_mm": self.margin_mm}
+
+
+@dataclass(frozen=True)
 class InputSpec:
-    """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity."""
+    """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity, and
+    the part of the series the model runs on (``crop_foreground``)."""
 
     dims: int
     orientation: str
@@ -159,10 +184,15 @@ class InputSpec:
     channels: int
     intensity: tuple[IntensityOp, ...]
     context_slices: int = 0
+    crop_foreground: CropForegroundSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        extra = {"context_slices": self.context_slices} if self.context_slices else {}
+        extra: dict[str, Any] = {}
+        if self.context_slices:
+            extra["context_slices"] = self.context_slices
+        if self.crop_foreground is not None:
+            extra["crop_foreground"] = self.crop_foreground.to_dict()
         return {
             "dims": self.dims,
             "orientation": self.orientation,
@@ -833,7 +863,7 @@ def _parse_architecture(value: Any, fmt: str) -> Architecture | None:
 
 def _parse_input(value: Any) -> InputSpec:
     optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity",
-                "context_slices")
+                "context_slices", "crop_foreground")
     obj = _fields(value, "input", ("dims", "orientation"), optional)
     dims = _integer(obj["dims"], "input.dims", " (2 or 3)", lambda d: d in (2, 3))
     if obj.get("patch_size") is not None and dims != 3:
@@ -855,7 +885,29 @@ def _parse_input(value: Any) -> InputSpec:
         channels=_integer(obj.get("channels", 1), "input.channels", " >= 1", lambda c: c >= 1),
         intensity=tuple(_parse_op(op, f"input.intensity[{i}]") for i, op in enumerate(ops)),
         context_slices=context,
+        crop_foreground=_parse_crop_foreground(obj.get("crop_foreground")),
     )
+
+
+def _parse_crop_foreground(value: Any) -> CropForegroundSpec | None:
+    """``{"threshold": t | "percentile": p, "margin_mm": m}``, or None."""
+    name = "input.crop_foreground"
+    if value is None:
+        return None
+    obj = _fields(value, name, (), ("threshold", "percentile", "margin_mm"))
+    given = [key for key in ("threshold", "percentile") if key in obj]
+    if len(given) != 1:
+        what = "both" if given else "neither"
+        _fail(name, "needs exactly one of threshold (image units, e.g. HU) or percentile "
+                    f"(0-100), got {what}")
+    rule, ok = " >= 0 (mm)", lambda m: m >= 0
+    margin = _number(obj.get("margin_mm", 0.0), f"{name}.margin_mm", rule, ok)
+    if "threshold" in obj:
+        return CropForegroundSpec(threshold=_number(obj["threshold"], f"{name}.threshold"),
+                                  margin_mm=margin)
+    rule, ok = " in [0, 100]", lambda p: 0 <= p <= 100
+    percentile = _number(obj["percentile"], f"{name}.percentile", rule, ok)
+    return CropForegroundSpec(percentile=percentile, margin_mm=margin)
 
 
 def _parse_orientation(value: Any) -> str:

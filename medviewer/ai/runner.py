@@ -46,6 +46,7 @@ from medviewer.ai.inference import (
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
 from medviewer.ai.prepare import ModelInput, prepare_input
+from medviewer.ai.regions import Region, foreground_region
 from medviewer.ai.statistics import postprocess_labels, segment_statistics
 from medviewer.ai.transforms import ModelGrid, model_grid_for
 from medviewer.ai.weights import Network, load_network
@@ -168,12 +169,16 @@ class _Run:
         self.warnings: list[str] = []
         self.inference: Inference | None = None
         self.grid: ModelGrid | None = None
+        #: Where the model runs (None: the whole series) and that part as a volume.
+        self.region: Region | None = None
+        self.work = volume
 
     # ------------------------------------------------------------------ the steps
 
     def steps(self) -> RunGenerator:
         started = time.perf_counter()
         self.warnings.extend(self.runner.check(self.volume))
+        self._crop_foreground()
         yield Progress(0.0, f"loading {self.card.name}")
         network = self.runner.load()
         batch = self.runner.batch_size or default_batch(self.card, network.device)
@@ -183,8 +188,8 @@ class _Run:
         )
         inference.check_cancel()
         yield Progress(0.02, "preparing the image")
-        self.grid = model_grid_for(self.volume.affine, self.volume.shape, self.card.input)
-        model_input = prepare_input(self.grid.to_model(self.volume.array), self.card)
+        self.grid = model_grid_for(self.work.affine, self.work.shape, self.card.input)
+        model_input = prepare_input(self.grid.to_model(self.work.array), self.card)
         inference.check_cancel()
         if self.card.task == "segmentation":
             fields = yield from self._segment(model_input)
@@ -192,6 +197,37 @@ class _Run:
             fields = yield from self._classify(model_input)
         yield Progress(1.0, "done")
         return self._prediction(fields, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ the part of the series
+
+    def _crop_foreground(self) -> None:
+        """``input.crop_foreground``: the model runs on the foreground box only."""
+        spec = self.card.input.crop_foreground
+        if spec is None:
+            return
+        region = foreground_region(self.volume, spec)
+        if region is None:
+            what = (f"{spec.threshold:g}" if spec.threshold is not None
+                    else f"its {spec.percentile:g}th percentile")
+            self.warnings.append(f"input.crop_foreground: no voxel of the series is above {what};"
+                                 " the model ran on the whole series")
+            return
+        self._use_region(region)
+
+    def _use_region(self, region: Region) -> None:
+        """Run the model on `region` of the series (a 3D model gets at least 2 voxels per axis)."""
+        if self.card.input.dims == 3:
+            region = region.at_least(2, self.volume.shape)
+        if region.mask is None and region.box.is_whole(self.volume.shape):
+            return
+        self.region = region
+        self.work = region.crop(self.volume)
+
+    def _on_series(self, array: np.ndarray, fill: float | np.ndarray) -> np.ndarray:
+        """An output on the model's part of the series -> the whole series, `fill` elsewhere."""
+        if self.region is None:
+            return array
+        return self.region.paste(array, self.volume.shape, fill)
 
     def _prediction(self, fields: dict[str, Any], seconds: float) -> Prediction:
         assert self.inference is not None
@@ -224,12 +260,13 @@ class _Run:
             label_map = self._labels_on_volume(dense)
         else:
             label_map = self.grid.to_volume(dense, linear=False)
-        label_map = self._postprocess(label_map)
+        label_map = self._postprocess(self._on_series(label_map, 0))
         self.inference.check_cancel()
         fields: dict[str, Any] = {"label_map": label_map, "segments": dict(self.card.output.labels)}
         if self.keep_probabilities:
-            fields["probabilities"] = self.grid.to_volume(
-                np.ascontiguousarray(np.moveaxis(dense, 0, -1)), linear=True
+            fields["probabilities"] = self._on_series(
+                self.grid.to_volume(np.ascontiguousarray(np.moveaxis(dense, 0, -1)), linear=True),
+                self._background_probabilities(),
             )
         del dense
         yield Progress(0.95, "measuring segments")
@@ -240,6 +277,14 @@ class _Run:
             values=None if self.volume.is_color else self.volume.array,
         )
         return fields
+
+    def _background_probabilities(self) -> np.ndarray:
+        """The probabilities of a background voxel: channel 0 at 1 (softmax, none), or every
+        (sigmoid) channel at 0."""
+        background = np.zeros(expected_channels(self.card)[0], dtype=np.float32)
+        if self.card.output.activation != "sigmoid":
+            background[0] = 1.0
+        return background
 
     def _labels_on_volume(self, probabilities: np.ndarray) -> np.ndarray:
         """The label map on the volume grid from model-grid probabilities ``[K, d0, d1, d2]``.
@@ -320,17 +365,28 @@ class _Run:
                                                            strict=True)},
             "decision": decide_classes(overall, card),
         }
-        if card.input.dims == 2 and per_sample.shape[0] > 1:
+        if card.input.dims == 2 and self._series_slice_count() > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
             fields.update((yield from self._heatmap(model_input, overall)))
         return fields
 
-    def _slice_fields(self, per_sample: np.ndarray) -> dict[str, Any]:
+    def _series_slice_count(self) -> int:
+        """Slices of the whole series along the axis a 2D model runs over."""
         assert self.grid is not None
-        axis = self.grid.reorientation.perm[2]
+        return int(self.volume.shape[2 - self.grid.reorientation.perm[2]])
+
+    def _slice_fields(self, per_sample: np.ndarray) -> dict[str, Any]:
+        """Per-slice probabilities along the series' array axis; slices outside the model's
+        box hold the first (reference) class at 1, every other class at 0."""
+        assert self.grid is not None
+        axis = 2 - self.grid.reorientation.perm[2]
         rows = per_sample[::-1] if self.grid.reorientation.flip[2] else per_sample
-        return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": 2 - axis}
+        if self.region is not None:
+            reference = np.zeros(rows.shape[1], dtype=rows.dtype)
+            reference[0] = 1.0
+            rows = self.region.paste_rows(rows, axis, self.volume.shape[axis], reference)
+        return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": axis}
 
     def _heatmap(
         self, model_input: ModelInput, overall: np.ndarray
@@ -348,6 +404,7 @@ class _Run:
             # What the network classified: per-sample ops applied, on its device.
             cam = self._cams(self.inference.to_device(model_input.whole()), target)[0]
         heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
+        heatmap = self._on_series(heatmap, 0.0)
         peak = float(heatmap.max())
         if peak > 0:
             heatmap /= peak
