@@ -38,6 +38,7 @@ __all__ = [
     "nodule_components",
     "per_nodule_dice",
     "reliability_bins",
+    "reliability_json",
     "roc_auc",
     "roc_points",
     "sensitivity_specificity",
@@ -933,11 +934,16 @@ class ReliabilityBin:
     confidence: float
     accuracy: float
 
-    def to_json(self, digits: int = 4) -> dict[str, Any]:
-        """The bin as JSON: range, count, mean confidence and accuracy (None when empty)."""
-        return {"range": [round(self.low, 6), round(self.high, 6)], "count": self.count,
-                "confidence": _rounded(self.confidence, digits),
-                "accuracy": _rounded(self.accuracy, digits)}
+
+def reliability_json(bins: Sequence[ReliabilityBin], digits: int = 4) -> dict[str, Any]:
+    """Reliability bins as JSON columns: ``edges`` (n + 1), ``count``, ``confidence`` and
+    ``accuracy`` (n each; None for an empty bin's confidence and accuracy)."""
+    return {
+        "edges": [round(b.low, 6) for b in bins[:1]] + [round(b.high, 6) for b in bins],
+        "count": [b.count for b in bins],
+        "confidence": [_rounded(b.confidence, digits) for b in bins],
+        "accuracy": [_rounded(b.accuracy, digits) for b in bins],
+    }
 
 
 def reliability_bins(

@@ -18,6 +18,7 @@ from medviewer.training.metrics import (
     gather,
     match_nodules,
     reliability_bins,
+    reliability_json,
     roc_auc,
 )
 from tests.training.test_metrics import SPACING, ball, detection_scene
@@ -200,8 +201,11 @@ def test_reliability_bins_and_ece_by_hand() -> None:
     assert (bins[1].low, bins[1].high, bins[1].accuracy) == (0.1, 0.2, 0.0)  # 0.1 opens bin 1
     assert bins[9].confidence == pytest.approx((0.95 + 0.95 + 1.0) / 3) and bins[9].accuracy == 1
     assert math.isnan(bins[2].confidence)
-    assert bins[2].to_json() == {"range": [0.2, 0.3], "count": 0, "confidence": None,
-                                 "accuracy": None}
+    table = reliability_json(bins)
+    assert table["edges"] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert table["count"] == [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]
+    assert table["confidence"][:3] == [0.05, 0.1, None]
+    assert table["accuracy"][9] == 1.0
     # |0.5 - 0.05| * 2 + |0 - 0.1| + |0 - 0.55| + |1 - 2.9/3| * 3, over 7 samples
     expected = (0.9 + 0.1 + 0.55 + 0.1) / 7
     assert expected_calibration_error(p, y) == pytest.approx(expected)
