@@ -384,6 +384,8 @@ def radiograph_cases(
         if positive and "nodule" in prediction.decision and prediction.heatmap is not None:
             gradcam = _heatmap_hit(prediction.heatmap[0], radiograph, case)
         p = prediction.classes
+        log(f"seed {seed}: {radiograph.label}, p(nodule) {p['nodule']:.3f}"
+            + ("" if gradcam is None else f", Grad-CAM {'hit' if gradcam[0] else 'miss'}"))
         yield ClassifierCase(seed, np.array([p["normal"]]), np.array([p["nodule"]]),
                              np.array([positive]), float(p["nodule"]), positive, gradcam)
 
