@@ -159,11 +159,11 @@ def evaluate(
     _refuse_training_seeds(model_id, seeds)
     card = load_card(model_dir) if model_dir else ModelRegistry().get(model_id).card
     started = time.perf_counter()
+    froc = None
     if model_id == "demo-ct-lung-nodule-seg":
         seg_cases = list(segmentation_cases(card, seeds, device, log))
-        result, froc = segmentation_figures(seg_cases), metrics.froc(
-            [c.candidates for c in seg_cases])
-        drawings = figure_files.evaluation_figures(model_id, result, froc=froc)
+        result = segmentation_figures(seg_cases)
+        froc = metrics.froc([c.candidates for c in seg_cases])
     else:
         source = slice_classifier_cases if model_id == "demo-ct-nodule-cls" else radiograph_cases
         cls_cases = list(source(card, seeds, device, log))
@@ -171,11 +171,11 @@ def evaluate(
                      else radiograph_figures)
         result = summarise(cls_cases, card.output.threshold)
         result["calibration"]["temperature"] = card.output.temperature
-        drawings = figure_files.evaluation_figures(model_id, result)
     result = {"seeds": f"{seeds[0]}-{seeds[-1]}" if seeds else "", "cases": len(seeds),
               **result, "bootstrap": BOOTSTRAP,
               "seconds": round(time.perf_counter() - started, 1)}
     if figures is not None:
+        drawings = figure_files.evaluation_figures(model_id, result, froc=froc)
         figure_files.write_svgs(drawings, Path(figures))
     if record:
         _record(card, result)
@@ -247,8 +247,8 @@ def _segmentation_case(seed, prediction, truth, spacing, channel: int) -> Segmen
         seed=seed,
         lung_dice=(metrics.dice(labels, truth, phantom.LEFT_LUNG),
                    metrics.dice(labels, truth, phantom.RIGHT_LUNG)),
-        nodule_dice=tuple(d for _, d in metrics.per_nodule_dice(labels, truth, spacing,
-                                                                MIN_NODULE_MM)),
+        nodule_dice=tuple(float(d) for _, d in metrics.per_nodule_dice(labels, truth, spacing,
+                                                                       MIN_NODULE_MM)),
         pooled=_pooled_overlap(labels, truth, spacing),
         detection=metrics.match_nodules(labels, truth, spacing, MIN_NODULE_MM,
                                         min_candidate_mm3=MIN_CANDIDATE_MM3),
@@ -331,8 +331,7 @@ def froc_figures(candidates: Sequence[metrics.CaseCandidates]) -> dict[str, Any]
 
     return {
         "candidate_score": "maximum nodule probability in the component",
-        "candidates": sum(len(c.false_positive_scores) for c in candidates)
-        + int(sum(np.isfinite(c.nodule_scores).sum() for c in candidates)),
+        "nodules": curve.nodules,
         "sensitivity_at_fp_per_case": {
             f"{rate:g}": _rounded(curve.sensitivity_at(rate)) for rate in metrics.FROC_RATES
         },

@@ -127,13 +127,14 @@ def evaluation_figures(model_id: str, result: Mapping[str, Any],
     cases = result.get("cases")
     if froc is not None:
         cpm = result["froc_ge_6mm"]["cpm"]
-        subtitle = (f"{froc.nodules} nodules >= 6 mm in {froc.cases} CT cases; "
-                    f"CPM {_with_ci(cpm)}")
+        subtitle = (f"{froc.nodules} nodules >= 6 mm in {froc.cases} CT cases, seeds "
+                    f"{result.get('seeds', '?')}; CPM {_with_ci(cpm)}")
         return {f"{model_id}-froc.svg": froc_drawing(froc, f"{model_id}: FROC", subtitle)}
     calibration = result["calibration"]
     count = sum(calibration["bins"]["count"])
-    subtitle = (f"{count} {calibration['unit']}s{f' of {cases} cases' if cases else ''}; "
-                f"ECE {_with_ci(calibration['ece'])} (10 bins)")
+    of_cases = f" of {cases} series" if cases and calibration["unit"] == "slice" else ""
+    subtitle = (f"{count} {calibration['unit']}s{of_cases}, seeds {result.get('seeds', '?')}; "
+                f"ECE {_with_ci(calibration['ece'])}; T = {calibration.get('temperature', 1.0):g}")
     return {f"{model_id}-reliability.svg": reliability_drawing(
         calibration["bins"], f"{model_id}: reliability", subtitle)}
 
@@ -213,5 +214,5 @@ def _with_ci(figure: Mapping[str, Any]) -> str:
     if figure.get("value") is None:
         return "n/a"
     ci = figure.get("ci95")
-    interval = f" (95 % CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+    interval = f" (CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
     return f"{figure['value']:.3f}{interval}"

@@ -68,7 +68,7 @@ def test_segmentation_figures_from_case_summaries() -> None:
         "8": 0.6667}
     assert froc_result["cpm"]["value"] == pytest.approx(10 / 21, abs=1e-4)
     assert froc_result["sensitivity_at_1_fp_per_case"]["value"] == pytest.approx(0.6667)
-    assert froc_result["candidates"] == 5
+    assert froc_result["nodules"] == 3
     assert_within(froc_result["cpm"])
     # resamples of case C alone have no nodule: skipped, 1 in 27 on average
     assert 0 < froc_result["cpm"]["ci95_skipped"] < 200
