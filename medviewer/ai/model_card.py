@@ -147,8 +147,55 @@ class PostprocessStep:
 
 
 @dataclass(frozen=True)
+class CropForegroundSpec:
+    """``input.crop_foreground``: run the model on the series' foreground box only.
+
+    On the series (before any resampling or intensity op), the voxels above `threshold`
+    (image units, e.g. HU), or above the `percentile`-th percentile of the image, define a
+    bounding box; it grows by `margin_mm` on each side (per array axis, whole voxels whose
+    centres lie within the margin) and is clipped to the image. Exactly one of `threshold`
+    and `percentile` is set.
+    """
+
+    threshold: float | None = None
+    percentile: float | None = None
+    margin_mm: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        key, value = (
+            ("threshold", self.threshold) if self.threshold is not None
+            else ("percentile", self.percentile)
+        )
+        return {key: value, "margin_mm": self.margin_mm}
+
+
+@dataclass(frozen=True)
+class RoiSpec:
+    """``input.roi``: run the model inside another (upstream) model's labels only (a cascade).
+
+    The runner runs the segmentation model `model` (or reuses its result on the same series),
+    takes the union of its `labels`, grows it by `margin_mm` (voxel centres within that
+    distance, in mm) and runs this card's model on that mask's bounding box; outputs at the
+    box's voxels outside the grown mask are background. With `keep_labels` the upstream
+    `labels` join this model's result (a voxel both models label keeps this model's label).
+    """
+
+    model: str
+    labels: tuple[int, ...]
+    margin_mm: float = 0.0
+    keep_labels: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"model": self.model, "labels": list(self.labels), "margin_mm": self.margin_mm,
+                "keep_labels": self.keep_labels}
+
+
+@dataclass(frozen=True)
 class InputSpec:
-    """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity."""
+    """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity, and
+    the part of the series the model runs on (``crop_foreground`` or ``roi``)."""
 
     dims: int
     orientation: str
@@ -159,10 +206,18 @@ class InputSpec:
     channels: int
     intensity: tuple[IntensityOp, ...]
     context_slices: int = 0
+    crop_foreground: CropForegroundSpec | None = None
+    roi: RoiSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
-        extra = {"context_slices": self.context_slices} if self.context_slices else {}
+        extra: dict[str, Any] = {}
+        if self.context_slices:
+            extra["context_slices"] = self.context_slices
+        if self.crop_foreground is not None:
+            extra["crop_foreground"] = self.crop_foreground.to_dict()
+        if self.roi is not None:
+            extra["roi"] = self.roi.to_dict()
         return {
             "dims": self.dims,
             "orientation": self.orientation,
@@ -734,9 +789,11 @@ def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
     weights = _parse_weights(obj["weights"])
     inputs, output = _parse_input(obj["input"]), _parse_output(obj["output"], task)
     _check_steps_fit_the_input(output, inputs)
+    card_id = _parse_id(obj["id"])
+    _check_region(inputs, output, task, card_id)
     return ModelCard(
         schema=schema,
-        id=_parse_id(obj["id"]),
+        id=card_id,
         name=_string(obj["name"], "name"),
         version=_string(obj["version"], "version"),
         description=_string(obj.get("description", ""), "description", empty=True),
@@ -765,11 +822,34 @@ def _check_steps_fit_the_input(output: OutputSpec, inputs: InputSpec) -> None:
                       f"input.channels is {inputs.channels}")
 
 
-def _parse_id(value: Any) -> str:
-    text = _string(value, "id")
+def _check_region(inputs: InputSpec, output: OutputSpec, task: str, card_id: str) -> None:
+    """``input.roi`` against the rest of the card: one region rule, another model, labels."""
+    roi = inputs.roi
+    if roi is None:
+        return
+    if inputs.crop_foreground is not None:
+        _fail("input.roi", "not allowed with input.crop_foreground: the region is the other "
+                           "model's labels; give one of the two")
+    if roi.model == card_id:
+        _fail("input.roi.model", f"names this model itself ({card_id!r}); a region of interest "
+                                 "comes from another segmentation model")
+    if roi.keep_labels and task != "segmentation":
+        _fail("input.roi.keep_labels", "only a segmentation model can add the other model's "
+                                       "labels to its result")
+    if roi.keep_labels:
+        for label in roi.labels:
+            if label in output.labels:
+                _fail("input.roi.labels",
+                      f"label {label} is also this card's label {label} "
+                      f"({output.labels[label].name!r}); with keep_labels the other model's "
+                      "labels join this card's, so their ids must differ")
+
+
+def _parse_id(value: Any, name: str = "id") -> str:
+    text = _string(value, name)
     if not _ID_RE.match(text):
         _fail(
-            "id",
+            name,
             "must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or "
             f"digit, got {_got(text)}",
         )
@@ -833,7 +913,7 @@ def _parse_architecture(value: Any, fmt: str) -> Architecture | None:
 
 def _parse_input(value: Any) -> InputSpec:
     optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity",
-                "context_slices")
+                "context_slices", "crop_foreground", "roi")
     obj = _fields(value, "input", ("dims", "orientation"), optional)
     dims = _integer(obj["dims"], "input.dims", " (2 or 3)", lambda d: d in (2, 3))
     if obj.get("patch_size") is not None and dims != 3:
@@ -855,6 +935,52 @@ def _parse_input(value: Any) -> InputSpec:
         channels=_integer(obj.get("channels", 1), "input.channels", " >= 1", lambda c: c >= 1),
         intensity=tuple(_parse_op(op, f"input.intensity[{i}]") for i, op in enumerate(ops)),
         context_slices=context,
+        crop_foreground=_parse_crop_foreground(obj.get("crop_foreground")),
+        roi=_parse_roi(obj.get("roi")),
+    )
+
+
+def _parse_crop_foreground(value: Any) -> CropForegroundSpec | None:
+    """``{"threshold": t | "percentile": p, "margin_mm": m}``, or None."""
+    name = "input.crop_foreground"
+    if value is None:
+        return None
+    obj = _fields(value, name, (), ("threshold", "percentile", "margin_mm"))
+    given = [key for key in ("threshold", "percentile") if key in obj]
+    if len(given) != 1:
+        what = "both" if given else "neither"
+        _fail(name, "needs exactly one of threshold (image units, e.g. HU) or percentile "
+                    f"(0-100), got {what}")
+    rule, ok = " >= 0 (mm)", lambda m: m >= 0
+    margin = _number(obj.get("margin_mm", 0.0), f"{name}.margin_mm", rule, ok)
+    if "threshold" in obj:
+        return CropForegroundSpec(threshold=_number(obj["threshold"], f"{name}.threshold"),
+                                  margin_mm=margin)
+    rule, ok = " in [0, 100]", lambda p: 0 <= p <= 100
+    percentile = _number(obj["percentile"], f"{name}.percentile", rule, ok)
+    return CropForegroundSpec(percentile=percentile, margin_mm=margin)
+
+
+def _parse_roi(value: Any) -> RoiSpec | None:
+    """``{"model": id, "labels": [...], "margin_mm": m, "keep_labels": b}``, or None."""
+    name = "input.roi"
+    if value is None:
+        return None
+    obj = _fields(value, name, ("model", "labels"), ("margin_mm", "keep_labels"))
+    model = _parse_id(obj["model"], f"{name}.model")
+    items = _array(obj["labels"], f"{name}.labels")
+    rule, ok = " >= 1 (a label of that model)", lambda k: k >= 1
+    labels = [_integer(k, f"{name}.labels[{i}]", rule, ok) for i, k in enumerate(items)]
+    if not labels:
+        _fail(f"{name}.labels", "must name at least one label of that model")
+    if len(set(labels)) != len(labels):
+        _fail(f"{name}.labels", f"names a label twice: {labels}")
+    rule, ok = " >= 0 (mm)", lambda m: m >= 0
+    return RoiSpec(
+        model=model,
+        labels=tuple(sorted(labels)),
+        margin_mm=_number(obj.get("margin_mm", 0.0), f"{name}.margin_mm", rule, ok),
+        keep_labels=_boolean(obj.get("keep_labels", False), f"{name}.keep_labels"),
     )
 
 

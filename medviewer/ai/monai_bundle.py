@@ -20,6 +20,7 @@ refused before anything loads it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -112,6 +113,7 @@ class _Found:
     overlap: float | None = None
     activation: str | None = None
     threshold: float | None = None
+    crop_foreground: dict[str, Any] | None = None
     #: (step, applied labels or None for all), in config order.
     # (a card's post-processing step: a plain name or an object, the labels it applies to)
     postprocess: list[tuple[str | dict[str, Any], list[int] | None]] = field(default_factory=list)
@@ -464,7 +466,9 @@ def _input_section(image: Mapping[str, Any], found: _Found) -> dict[str, Any]:
         channels = 1
     if found.orientation is None:
         found.warn("no Orientation transform: the orientation was assumed to be RAS")
+    crop = {"crop_foreground": found.crop_foreground} if found.crop_foreground else {}
     return {
+        **crop,
         "dims": dims,
         "orientation": found.orientation or "RAS",
         "spacing": _spacing(found, dims),
@@ -827,6 +831,99 @@ def _postprocess_step(
         )
 
 
+def _crop_foreground(item: Mapping[str, Any], where: str, found: _Found) -> None:
+    """``CropForeground(d)`` with its default ``select_fn`` (``x > 0`` after the intensity ops
+    before it) -> ``crop_foreground`` with that threshold in image units and the margin in mm.
+    """
+    reason = _crop_unsupported(item, where, found)
+    threshold = None if reason else _raw_threshold(found.intensity)
+    if isinstance(threshold, str):
+        reason, threshold = threshold, None
+    margin = None if reason else _margin_mm(item, found)
+    if isinstance(margin, str):
+        reason, margin = margin, None
+    if reason or threshold is None or margin is None:
+        found.warn(f"preprocessing: not imported: {where} ({reason})")
+        return
+    if found.crop_foreground is not None:
+        found.warn(f"preprocessing: not imported: {where} (a second crop; the first is kept)")
+        return
+    k_divisible = item.get("k_divisible", 1)
+    if k_divisible != 1 and not (isinstance(k_divisible, list) and set(k_divisible) == {1}):
+        found.warn(f"{where}.k_divisible: {short_repr(k_divisible)} is not supported; the box "
+                   "is not padded to a multiple")
+    if item.get("channel_indices") is not None:
+        found.warn(f"{where}.channel_indices: not supported; every channel counts")
+    found.crop_foreground = {"threshold": threshold, "margin_mm": margin}
+
+
+def _crop_unsupported(item: Mapping[str, Any], where: str, found: _Found) -> str:
+    """Why a CropForeground cannot be mapped at all (empty when it can)."""
+    if "select_fn" in item:
+        return (f"select_fn {short_repr(item['select_fn'])} is code, never evaluated; only the "
+                "default (x > 0) maps to a threshold")
+    source = _param(item, "source_key", where, found)
+    if source is not _MISSING and source != found.image_key:
+        return f"it crops to the foreground of {short_repr(source)}, not of the image"
+    return ""
+
+
+def _raw_threshold(intensity: list[dict[str, Any]]) -> float | str:
+    """The image value above which the intensity ops so far give a value above 0, or why
+    there is none (a statistical op, a decreasing scale, or a clip that decides alone)."""
+    threshold = 0.0
+    for op in reversed(intensity):
+        name = op["op"]
+        if name in ("percentile_scale", "zscore"):
+            return (f"its threshold follows a {name} step, which depends on the image, so it "
+                    "has no fixed value in image units")
+        if name == "linear":
+            scale, offset = op["scale"], op["offset"]
+            low, high, inner = -math.inf, math.inf, (threshold - offset) / scale if scale else 0
+        else:  # scale_range, clip
+            a, b = op["min"], op["max"]
+            if a == b:
+                return f"a {name} step before it maps every value to one"
+            lo, hi = op.get("to", (a, b))
+            clip = op.get("clip", True)
+            scale = (hi - lo) / (b - a)
+            low, high = (min(lo, hi), max(lo, hi)) if clip else (-math.inf, math.inf)
+            inner = a + (threshold - lo) / scale if scale else 0
+        if scale <= 0:
+            return f"a {name} step before it does not increase with the image value"
+        if not low <= threshold < high:
+            return (f"after the {name} step every voxel is "
+                    f"{'above' if threshold < low else 'at or below'} its threshold")
+        threshold = inner
+    return float(threshold)
+
+
+def _margin_mm(item: Mapping[str, Any], found: _Found) -> float | str:
+    """The margin (voxels of the image at that step) in mm, or why it cannot be converted."""
+    margin = item.get("margin", 0)
+    if _is_expression(margin):
+        return f"its margin {short_repr(margin)} is an expression or reference, never evaluated"
+    margins = margin if isinstance(margin, list) else [margin]
+    if not margins or not all(_is_int(m) and m >= 0 for m in margins):
+        return f"margin {short_repr(margin)} is not a number of voxels"
+    if not any(margins):
+        return 0.0
+    spacing = found.spacing
+    if spacing is None:
+        return (f"its margin of {short_repr(margin)} voxels cannot be converted to mm: no "
+                "Spacing transform before it gives the voxel size")
+    pixdims = spacing if isinstance(spacing, list) else [spacing] * len(margins)
+    if len(margins) == 1:
+        margins = margins * len(pixdims)
+    if len(margins) != len(pixdims):
+        return f"margin {short_repr(margin)} does not fit the pixdim {short_repr(spacing)}"
+    millimetres = {round(float(m) * float(p), 6) for m, p in zip(margins, pixdims, strict=True)}
+    if len(millimetres) != 1:
+        return (f"its margin of {short_repr(margin)} voxels at {short_repr(spacing)} mm is not "
+                "the same number of mm along every axis")
+    return millimetres.pop()
+
+
 _Handler = Callable[[Mapping[str, Any], str, _Found], None]
 _PREPROCESSING: dict[str, _Handler] = {
     "Orientation": _orientation,
@@ -834,6 +931,7 @@ _PREPROCESSING: dict[str, _Handler] = {
     "ScaleIntensityRange": _scale_range,
     "ScaleIntensityRangePercentiles": _percentiles,
     "NormalizeIntensity": _normalize,
+    "CropForeground": _crop_foreground,
 }
 _POSTPROCESSING: dict[str, _Handler] = {
     "Activations": _activations,

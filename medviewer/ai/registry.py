@@ -131,6 +131,35 @@ class ModelRegistry:
                 return entry
         raise ModelCardError(self._unknown_message(id_or_path, entries, problems))
 
+    def find(self, model_id: str) -> ModelEntry:
+        """A model by its id only (a path is never read: for cards naming other models).
+
+        Parameters
+        ----------
+        model_id : str
+            A card id.
+
+        Returns
+        -------
+        ModelEntry
+
+        Raises
+        ------
+        ModelCardError
+            ``"unknown model 'x'; known models: ..."`` (and why a folder of that name, if any,
+            holds no valid card).
+        """
+        entries, problems = self._scan()
+        for entry in entries:
+            if entry.card.id == model_id:
+                return entry
+        known = ", ".join(entry.card.id for entry in entries) or "none installed"
+        message = f"unknown model {model_id!r}; known models: {known}"
+        for folder, problem in problems:
+            if folder.name == model_id:
+                message += f"; {folder} holds an invalid card: {problem}"
+        raise ModelCardError(message)
+
     def _unknown_message(
         self, name: str, entries: list[ModelEntry], problems: list[tuple[Path, str]]
     ) -> str:

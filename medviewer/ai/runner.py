@@ -19,11 +19,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from medviewer.ai.applicability import check_applicable
+from medviewer.ai.cascade import (
+    UPSTREAM_RESULTS,
+    UPSTREAM_SHARE,
+    card_key,
+    series_key,
+    upstream_card,
+)
 from medviewer.ai.decisions import (
     activate,
     aggregate,
@@ -46,16 +53,21 @@ from medviewer.ai.inference import (
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
 from medviewer.ai.prepare import ModelInput, prepare_input
+from medviewer.ai.regions import Region, array_spacing, foreground_region, grown_mask_region
 from medviewer.ai.statistics import postprocess_labels, segment_statistics
 from medviewer.ai.transforms import ModelGrid, model_grid_for
 from medviewer.ai.weights import Network, load_network
-from medviewer.core.findings import now_iso
+from medviewer.core.errors import CancelledError, InferenceError
+from medviewer.core.findings import Segment, now_iso
 from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
     import torch
 
+    from medviewer.ai.registry import ModelRegistry
+
 RunGenerator = Generator[Progress, None, Prediction]
+_T = TypeVar("_T")
 
 
 class Runner:
@@ -71,6 +83,9 @@ class Runner:
         default for the device (halved automatically on out-of-memory).
     cpu_threads : int or None
         torch threads on the CPU; None leaves one core free for the GUI.
+    registry : ModelRegistry or None
+        Where a cascade card (``input.roi``) finds the model its region comes from, by id;
+        None: the default registry (bundled and user models), read when such a card runs.
     """
 
     def __init__(
@@ -79,12 +94,16 @@ class Runner:
         device: str = "auto",
         batch_size: int | None = None,
         cpu_threads: int | None = None,
+        *,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.card = card
         self.device_name = device
         self.batch_size = batch_size
         self.cpu_threads = cpu_threads
+        self.registry = registry
         self._device: torch.device | None = None
+        self._upstream: dict[str, Runner] = {}
 
     @property
     def device(self) -> torch.device:
@@ -98,6 +117,35 @@ class Runner:
         if self.device.type == "cpu":
             cap_cpu_threads(self.cpu_threads)
         return load_network(self.card, self.device)
+
+    def find(self, model_id: str) -> ModelCard:
+        """The card of the model `model_id` in this runner's registry (id only, never a path)."""
+        if self.registry is None:
+            from medviewer.ai.registry import ModelRegistry
+
+            self.registry = ModelRegistry()
+        return self.registry.find(model_id).card
+
+    def upstream(self) -> Runner | None:
+        """The runner of the model this card's ``input.roi`` names (None without one).
+
+        The chain behind it is checked first (:func:`medviewer.ai.cascade.upstream_card`);
+        the runner is kept, so its network stays loaded, while the upstream card is the same.
+
+        Raises
+        ------
+        ModelCardError
+            The upstream model is unknown, does not segment or lacks a label, or the models
+            name each other in a cycle.
+        """
+        card = upstream_card(self.card, self.find)
+        if card is None:
+            return None
+        key = card_key(card)
+        if key not in self._upstream:
+            self._upstream = {key: Runner(card, self.device_name, self.batch_size,
+                                          self.cpu_threads, registry=self.registry)}
+        return self._upstream[key]
 
     def check(self, volume: Volume) -> list[str]:
         """Check that `volume` suits the card; returns warnings, raises InferenceError if not.
@@ -131,6 +179,13 @@ class Runner:
         Raises
         ------
         InferenceError, ModelCardError, CancelledError
+
+        Notes
+        -----
+        A cascade card (``input.roi``) first runs the model it names on `volume` (with the same
+        device, batch size and `cancel`; its progress is the first 40 % of the bar, its
+        messages prefixed with its name), or reuses that model's last result on the same
+        series, then runs its own model inside the grown labels' box.
         """
         return _Run(self, volume, cancel, target_class, keep_probabilities).steps()
 
@@ -168,12 +223,33 @@ class _Run:
         self.warnings: list[str] = []
         self.inference: Inference | None = None
         self.grid: ModelGrid | None = None
+        #: Where the model runs (None: the whole series) and that part as a volume.
+        self.region: Region | None = None
+        self.work = volume
+        #: A cascade's upstream prediction on the series.
+        self.upstream: Prediction | None = None
 
     # ------------------------------------------------------------------ the steps
 
     def steps(self) -> RunGenerator:
         started = time.perf_counter()
         self.warnings.extend(self.runner.check(self.volume))
+        upstream = self.runner.upstream()
+        start = 0.0
+        if upstream is not None:
+            found = yield from self._region_of_interest(upstream)
+            if not found:
+                yield Progress(1.0, "done")
+                return self._prediction(self._empty_fields(), time.perf_counter() - started)
+            start = UPSTREAM_SHARE
+        else:
+            self._crop_foreground()
+        fields = yield from _rescaled(self._model_steps(), start, 1.0)
+        yield Progress(1.0, "done")
+        return self._prediction(fields, time.perf_counter() - started)
+
+    def _model_steps(self) -> Generator[Progress, None, dict[str, Any]]:
+        """Load, prepare, infer, decide and measure: this card's model on :attr:`work`."""
         yield Progress(0.0, f"loading {self.card.name}")
         network = self.runner.load()
         batch = self.runner.batch_size or default_batch(self.card, network.device)
@@ -183,22 +259,121 @@ class _Run:
         )
         inference.check_cancel()
         yield Progress(0.02, "preparing the image")
-        self.grid = model_grid_for(self.volume.affine, self.volume.shape, self.card.input)
-        model_input = prepare_input(self.grid.to_model(self.volume.array), self.card)
+        self.grid = model_grid_for(self.work.affine, self.work.shape, self.card.input)
+        model_input = prepare_input(self.grid.to_model(self.work.array), self.card)
         inference.check_cancel()
         if self.card.task == "segmentation":
-            fields = yield from self._segment(model_input)
+            return (yield from self._segment(model_input))
+        return (yield from self._classify(model_input))
+
+    # ------------------------------------------------------------------ the part of the series
+
+    def _crop_foreground(self) -> None:
+        """``input.crop_foreground``: the model runs on the foreground box only."""
+        spec = self.card.input.crop_foreground
+        if spec is None:
+            return
+        region = foreground_region(self.volume, spec)
+        if region is None:
+            what = (f"{spec.threshold:g}" if spec.threshold is not None
+                    else f"its {spec.percentile:g}th percentile")
+            self.warnings.append(f"input.crop_foreground: no voxel of the series is above {what};"
+                                 " the model ran on the whole series")
+            return
+        self._use_region(region)
+
+    def _region_of_interest(self, upstream: Runner) -> Generator[Progress, None, bool]:
+        """``input.roi``: the upstream model's labels, grown, are where this model runs.
+
+        Returns False when the upstream model found none of the labels (nothing to run on).
+        """
+        roi = self.card.input.roi
+        assert roi is not None
+        name = upstream.card.name
+        key = (series_key(self.volume), card_key(upstream.card))
+        prediction = UPSTREAM_RESULTS.get(key)
+        if prediction is None:
+            steps = upstream.run(self.volume, cancel=self.cancel)
+            prediction = yield from _rescaled(steps, 0.0, UPSTREAM_SHARE, f"{name}: ")
+            UPSTREAM_RESULTS.put(key, prediction)
         else:
-            fields = yield from self._classify(model_input)
-        yield Progress(1.0, "done")
-        return self._prediction(fields, time.perf_counter() - started)
+            yield Progress(UPSTREAM_SHARE, f"{name}: its result on this series reused")
+        self.upstream = prediction
+        self.warnings.extend(f"{upstream.card.id}: {text}" for text in prediction.warnings)
+        if self.cancel is not None and self.cancel():
+            raise CancelledError("inference cancelled")
+        assert prediction.label_map is not None
+        mask = np.isin(prediction.label_map, roi.labels)
+        region = grown_mask_region(mask, array_spacing(self.volume), roi.margin_mm)
+        del mask
+        if region is None:
+            names = ", ".join(prediction.segments[k].name for k in roi.labels
+                              if k in prediction.segments)
+            if self.card.task != "segmentation":
+                raise InferenceError(f"{name} found no {names} on this series: there is "
+                                     f"nothing for {self.card.name} to classify")
+            self.warnings.append(f"{name} found no {names} on this series: {self.card.name} "
+                                 "did not run and its result is empty")
+            return False
+        self._use_region(region)
+        return True
+
+    def _empty_fields(self) -> dict[str, Any]:
+        """A segmentation with no voxel labelled (the region of interest was empty)."""
+        segments = self._segments()
+        label_map = np.zeros(self.volume.shape, dtype=_dtype_for(segments))
+        return {"label_map": label_map, "segments": segments,
+                "statistics": self._statistics(label_map, segments)}
+
+    def _segments(self) -> dict[int, Segment]:
+        """This card's segments, and the upstream ones it keeps (``input.roi.keep_labels``)."""
+        segments = dict(self.card.output.labels)
+        roi = self.card.input.roi
+        if roi is not None and roi.keep_labels and self.upstream is not None:
+            segments.update({k: self.upstream.segments[k] for k in roi.labels})
+        return dict(sorted(segments.items()))
+
+    def _kept_labels(self, label_map: np.ndarray) -> np.ndarray:
+        """`label_map` with the upstream labels a cascade keeps where it labels nothing."""
+        roi = self.card.input.roi
+        if roi is None or not roi.keep_labels or self.upstream is None:
+            return label_map
+        upstream = self.upstream.label_map
+        assert upstream is not None
+        kept = np.isin(upstream, roi.labels) & (label_map == 0)
+        merged = label_map.astype(_dtype_for(self._segments()))
+        merged[kept] = upstream[kept]
+        return merged
+
+    def _statistics(self, label_map: np.ndarray, segments: dict[int, Segment]) -> dict[int, Any]:
+        return segment_statistics(
+            label_map,
+            self.volume.affine,
+            {label: seg.name for label, seg in segments.items()},
+            values=None if self.volume.is_color else self.volume.array,
+        )
+
+    def _use_region(self, region: Region) -> None:
+        """Run the model on `region` of the series (a 3D model gets at least 2 voxels per axis)."""
+        if self.card.input.dims == 3:
+            region = region.at_least(2, self.volume.shape)
+        if region.mask is None and region.box.is_whole(self.volume.shape):
+            return
+        self.region = region
+        self.work = region.crop(self.volume)
+
+    def _on_series(self, array: np.ndarray, fill: float | np.ndarray) -> np.ndarray:
+        """An output on the model's part of the series -> the whole series, `fill` elsewhere."""
+        if self.region is None:
+            return array
+        return self.region.paste(array, self.volume.shape, fill)
 
     def _prediction(self, fields: dict[str, Any], seconds: float) -> Prediction:
-        assert self.inference is not None
+        device = self.inference.network.device if self.inference else self.runner.device
         return Prediction(
             model=ModelInfo.of(self.card),
             task=self.card.task,
-            device=describe_device(self.inference.network.device),
+            device=describe_device(device),
             seconds=seconds,
             created=now_iso(),
             series_uid=self.volume.metadata.series_uid,
@@ -224,22 +399,27 @@ class _Run:
             label_map = self._labels_on_volume(dense)
         else:
             label_map = self.grid.to_volume(dense, linear=False)
-        label_map = self._postprocess(label_map)
+        label_map = self._kept_labels(self._postprocess(self._on_series(label_map, 0)))
         self.inference.check_cancel()
-        fields: dict[str, Any] = {"label_map": label_map, "segments": dict(self.card.output.labels)}
+        segments = self._segments()
+        fields: dict[str, Any] = {"label_map": label_map, "segments": segments}
         if self.keep_probabilities:
-            fields["probabilities"] = self.grid.to_volume(
-                np.ascontiguousarray(np.moveaxis(dense, 0, -1)), linear=True
+            fields["probabilities"] = self._on_series(
+                self.grid.to_volume(np.ascontiguousarray(np.moveaxis(dense, 0, -1)), linear=True),
+                self._background_probabilities(),
             )
         del dense
         yield Progress(0.95, "measuring segments")
-        fields["statistics"] = segment_statistics(
-            label_map,
-            self.volume.affine,
-            {label: seg.name for label, seg in self.card.output.labels.items()},
-            values=None if self.volume.is_color else self.volume.array,
-        )
+        fields["statistics"] = self._statistics(label_map, segments)
         return fields
+
+    def _background_probabilities(self) -> np.ndarray:
+        """The probabilities of a background voxel: channel 0 at 1 (softmax, none), or every
+        (sigmoid) channel at 0."""
+        background = np.zeros(expected_channels(self.card)[0], dtype=np.float32)
+        if self.card.output.activation != "sigmoid":
+            background[0] = 1.0
+        return background
 
     def _labels_on_volume(self, probabilities: np.ndarray) -> np.ndarray:
         """The label map on the volume grid from model-grid probabilities ``[K, d0, d1, d2]``.
@@ -320,17 +500,28 @@ class _Run:
                                                            strict=True)},
             "decision": decide_classes(overall, card),
         }
-        if card.input.dims == 2 and per_sample.shape[0] > 1:
+        if card.input.dims == 2 and self._series_slice_count() > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
             fields.update((yield from self._heatmap(model_input, overall)))
         return fields
 
-    def _slice_fields(self, per_sample: np.ndarray) -> dict[str, Any]:
+    def _series_slice_count(self) -> int:
+        """Slices of the whole series along the axis a 2D model runs over."""
         assert self.grid is not None
-        axis = self.grid.reorientation.perm[2]
+        return int(self.volume.shape[2 - self.grid.reorientation.perm[2]])
+
+    def _slice_fields(self, per_sample: np.ndarray) -> dict[str, Any]:
+        """Per-slice probabilities along the series' array axis; slices outside the model's
+        box hold the first (reference) class at 1, every other class at 0."""
+        assert self.grid is not None
+        axis = 2 - self.grid.reorientation.perm[2]
         rows = per_sample[::-1] if self.grid.reorientation.flip[2] else per_sample
-        return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": 2 - axis}
+        if self.region is not None:
+            reference = np.zeros(rows.shape[1], dtype=rows.dtype)
+            reference[0] = 1.0
+            rows = self.region.paste_rows(rows, axis, self.volume.shape[axis], reference)
+        return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": axis}
 
     def _heatmap(
         self, model_input: ModelInput, overall: np.ndarray
@@ -348,6 +539,7 @@ class _Run:
             # What the network classified: per-sample ops applied, on its device.
             cam = self._cams(self.inference.to_device(model_input.whole()), target)[0]
         heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
+        heatmap = self._on_series(heatmap, 0.0)
         peak = float(heatmap.max())
         if peak > 0:
             heatmap /= peak
@@ -375,6 +567,28 @@ class _Run:
         assert self.card.explain is not None
         return class_activation_maps(self.inference.network.module, batch, self.card.explain,
                                      target)
+
+
+def _dtype_for(segments: dict[int, Segment]) -> type[np.unsignedinteger]:
+    """The smallest unsigned dtype holding every label of `segments`."""
+    return np.uint8 if max(segments, default=0) < 256 else np.uint16
+
+
+def _rescaled(
+    steps: Generator[Progress, None, _T], low: float, high: float, prefix: str = ""
+) -> Generator[Progress, None, _T]:
+    """Relay `steps`' progress mapped from [0, 1] onto [low, high], messages prefixed."""
+    if (low, high, prefix) == (0.0, 1.0, ""):
+        return (yield from steps)
+    try:
+        while True:
+            try:
+                progress = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(low + (high - low) * progress.fraction, prefix + progress.message)
+    finally:
+        steps.close()
 
 
 def warm_up() -> list[tuple[str, str]]:

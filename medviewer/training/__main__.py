@@ -1,4 +1,5 @@
-"""``python -m medviewer.training train|evaluate``: the demo models' training and evaluation."""
+"""``python -m medviewer.training train|evaluate|calibrate``: the demo models' training,
+evaluation and calibration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 from medviewer.training.specs import RECIPES
+
+CLASSIFIERS = ("demo-ct-nodule-cls", "demo-cxr-nodule-cls")  # what calibrate fits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--record", action="store_true",
                           help="write the metrics into the model folder's card")
+    evaluate.add_argument("--figures", metavar="DIR",
+                          help="write the FROC curve or reliability diagram (SVG) into DIR")
+    calibrate = sub.add_parser("calibrate",
+                               help="fit a classifier's temperature on its validation seeds")
+    calibrate.add_argument("model_id", choices=sorted(CLASSIFIERS))
+    calibrate.add_argument("--seeds", help="A-B (inclusive) within the validation seeds; "
+                                           "default: all of them")
+    calibrate.add_argument("--model", help="model folder whose model.json is rewritten "
+                                           "(default: the installed model)")
+    calibrate.add_argument("--device", default="cpu")
+    calibrate.add_argument("--dry-run", action="store_true", help="fit, but write nothing")
     args = parser.parse_args(argv)
     if args.command == "train":
         from medviewer.training.train import train as run_training
@@ -34,16 +48,36 @@ def main(argv: list[str] | None = None) -> int:
                             log=lambda m: print(m, file=sys.stderr, flush=True))
         print(card)
         return 0
-    from medviewer.training.evaluate import evaluate as run_evaluation
-
     try:
-        seeds = _seed_range(args.seeds) if args.seeds else RECIPES[args.model_id].test_seeds
+        seeds = _seed_range(args.seeds) if args.seeds else None
     except ValueError as exc:
         parser.error(str(exc))
-    metrics = run_evaluation(args.model_id, seeds, args.model, args.device, record=args.record,
-                             log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.command == "calibrate":
+        return _calibrate(args, seeds, parser)
+    from medviewer.training.evaluate import evaluate as run_evaluation
+
+    metrics = run_evaluation(args.model_id, seeds or RECIPES[args.model_id].test_seeds,
+                             args.model, args.device, record=args.record, figures=args.figures,
+                             log=_log)
     print(json.dumps(metrics, indent=2) if args.json else _text(metrics))
     return 0
+
+
+def _calibrate(args: argparse.Namespace, seeds: range | None,
+               parser: argparse.ArgumentParser) -> int:
+    from medviewer.training.calibration import calibrate
+
+    try:
+        summary = calibrate(args.model_id, seeds, args.model, args.device,
+                            write=not args.dry_run, log=_log)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _seed_range(text: str) -> range:

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the demo models: Dice, nodule detection, ROC AUC and heatmap hits.
+"""Evaluation metrics of the demo models: Dice, detection, FROC, ROC AUC, calibration, bootstrap.
 
 Label maps are numpy arrays indexed ``[slice, row, col]``; ``spacing`` is the voxel size
 ``(slice, row, col)`` in mm. Connected components use full connectivity (26 neighbours in 3D):
@@ -10,19 +10,35 @@ Only numpy and SimpleITK (imported lazily).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
+    "FROC_RATES",
+    "CaseCandidates",
     "Component",
     "DetectionResult",
+    "Froc",
+    "Interval",
+    "ReliabilityBin",
+    "bootstrap",
+    "bootstrap_values",
+    "detection_candidates",
     "dice",
+    "expected_calibration_error",
+    "froc",
+    "gather",
     "heatmap_hit",
     "match_nodules",
     "nodule_components",
     "per_nodule_dice",
+    "reliability_bins",
+    "reliability_json",
     "roc_auc",
     "roc_points",
     "sensitivity_specificity",
@@ -595,3 +611,400 @@ def summarise(values: Iterable[float]) -> dict[str, float]:
         "min": float(v.min()),
         "max": float(v.max()),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Case-level bootstrap
+
+#: Resamples drawn by :func:`bootstrap`.
+BOOTSTRAP_RESAMPLES = 2000
+#: Seed of the resampling (numpy ``default_rng``): the same cases give the same interval.
+BOOTSTRAP_SEED = 0
+_PERCENTILES = (2.5, 97.5)  # a 95 % percentile interval
+
+Statistic = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic over cases and its 95 % case-level percentile bootstrap interval.
+
+    Attributes
+    ----------
+    value : float
+        The statistic on all cases; NaN when it is undefined there.
+    low, high : float
+        The 2.5th and 97.5th percentiles of the statistic over the kept resamples (numpy's
+        linear interpolation between order statistics); NaN when `value` is NaN or no resample
+        was kept.
+    resamples : int
+        Resamples drawn.
+    skipped : int
+        Resamples on which the statistic was undefined (NaN), e.g. an AUC whose resample holds
+        one class only; they are left out of the percentiles.
+    """
+
+    value: float
+    low: float
+    high: float
+    resamples: int
+    skipped: int
+
+    def to_json(self, digits: int = 4) -> dict[str, Any]:
+        """``{"value": v, "ci95": [low, high]}``, rounded to `digits`, None for NaN.
+
+        ``"ci95_skipped"`` (the number of skipped resamples) is added when it is not 0.
+        """
+        ci = None if math.isnan(self.low) else [_rounded(self.low, digits),
+                                                 _rounded(self.high, digits)]
+        out: dict[str, Any] = {"value": _rounded(self.value, digits), "ci95": ci}
+        if self.skipped:
+            out["ci95_skipped"] = self.skipped
+        return out
+
+
+def bootstrap_values(
+    statistic: Statistic, n: int, *, resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, np.ndarray]:
+    """A statistic on all `n` cases and on case resamples drawn with replacement.
+
+    Parameters
+    ----------
+    statistic : callable
+        Maps an int array of case indices (repeats allowed, length `n`) to a float, NaN when
+        undefined on those cases. The cases are whatever the caller indexes: a radiograph, a
+        CT series with all its slices or all its nodules (a cluster bootstrap).
+    n : int
+        Number of cases.
+    resamples : int, optional
+        Number of resamples.
+    seed : int, optional
+        Seed of ``numpy.random.default_rng``; resample ``r`` is the ``r``-th draw of
+        ``rng.integers(0, n, size=n)``.
+
+    Returns
+    -------
+    tuple of (float, numpy.ndarray)
+        The statistic on ``arange(n)``, and its value on each resample (NaN kept); NaN and an
+        empty array when `n` is 0.
+    """
+    if n == 0:
+        return math.nan, np.empty(0)
+    value = float(statistic(np.arange(n)))
+    rng = np.random.default_rng(seed)
+    values = np.array([float(statistic(rng.integers(0, n, size=n))) for _ in range(resamples)])
+    return value, values
+
+
+def bootstrap(
+    statistic: Statistic, n: int, *, resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """A statistic with its 95 % percentile bootstrap interval over `n` cases.
+
+    Parameters are those of :func:`bootstrap_values`. Resamples on which the statistic is NaN
+    are skipped and counted (:attr:`Interval.skipped`).
+
+    Returns
+    -------
+    Interval
+    """
+    value, values = bootstrap_values(statistic, n, resamples=resamples, seed=seed)
+    kept = values[~np.isnan(values)]
+    low = high = math.nan
+    if not math.isnan(value) and kept.size:
+        low, high = (float(v) for v in np.percentile(kept, _PERCENTILES))
+    return Interval(value, low, high, int(values.size), int(values.size - kept.size))
+
+
+def gather(groups: Sequence[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """The groups picked by `index` (repeats allowed), concatenated in that order.
+
+    With one group per case (a CT series' slices, a case's nodules), a statistic of
+    ``gather(groups, index)`` resamples whole cases: :func:`bootstrap` as a cluster bootstrap.
+
+    Parameters
+    ----------
+    groups : sequence of numpy.ndarray
+        One 1D array per case (possibly empty).
+    index : numpy.ndarray
+        Case indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        1D; empty (float64) when nothing is picked.
+    """
+    picked = [np.asarray(groups[i]).ravel() for i in index]
+    return np.concatenate(picked) if picked else np.empty(0)
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    return None if math.isnan(value) else round(float(value), digits)
+
+
+# --------------------------------------------------------------------------------------------
+# FROC (free-response ROC), as the LUNA16 challenge reports detection
+
+#: False positives per case at which the FROC is read; their mean sensitivity is the CPM.
+FROC_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+@dataclass(frozen=True)
+class CaseCandidates:
+    """One case's scored detection candidates (:func:`detection_candidates`).
+
+    Attributes
+    ----------
+    nodule_scores : tuple of float
+        Per eligible truth nodule, in truth component order: the highest score among the kept
+        candidates touching it, ``-inf`` when none does (missed at every threshold).
+    false_positive_scores : tuple of float
+        Scores of the kept candidates touching no truth nodule, in candidate order.
+    ignored : int
+        Kept candidates touching only truth nodules under the minimum diameter.
+    discarded : int
+        Candidates under the minimum volume, dropped before matching.
+    """
+
+    nodule_scores: tuple[float, ...]
+    false_positive_scores: tuple[float, ...]
+    ignored: int = 0
+    discarded: int = 0
+
+
+def detection_candidates(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    probability: np.ndarray,
+    spacing: Sequence[float],
+    min_diameter_mm: float = 6.0,
+    min_candidate_mm3: float = 0.0,
+    label: int = NODULE_LABEL,
+) -> CaseCandidates:
+    """Score each predicted component and match it to the truth as :func:`match_nodules` does.
+
+    A candidate is a predicted component of `label` (26-connectivity) of volume >=
+    `min_candidate_mm3`; its score is the MAXIMUM of `probability` over its voxels. A
+    candidate sharing a voxel with an eligible truth nodule (equivalent diameter >=
+    `min_diameter_mm`) hits it; a nodule hit by several candidates takes the highest score and
+    the other candidates are neither true nor false positives (as in LUNA16). A candidate
+    touching no truth nodule is a false positive; one touching only smaller nodules is
+    ignored. At the lowest threshold the counts equal :func:`match_nodules`'.
+
+    Parameters
+    ----------
+    pred, truth : numpy.ndarray
+        3D label maps of the same shape.
+    probability : numpy.ndarray
+        The model's `label` probability per voxel, of the same shape (any strides).
+    spacing : sequence of float
+        Voxel size ``(slice, row, col)`` in mm.
+    min_diameter_mm, min_candidate_mm3 : float, optional
+        As :func:`match_nodules`.
+    label : int, optional
+        The nodule label in both maps.
+
+    Returns
+    -------
+    CaseCandidates
+    """
+    pred, truth = _same_shape(pred, truth)
+    if np.shape(probability) != pred.shape:
+        raise ValueError(f"probability shape {np.shape(probability)} differs from {pred.shape}")
+    p, t = _labelled(pred, spacing, label), _labelled(truth, spacing, label)
+    kept = np.array([False] + [c.volume_mm3 >= min_candidate_mm3 for c in p.components])
+    eligible = np.array(
+        [False] + [c.equivalent_diameter_mm >= min_diameter_mm for c in t.components]
+    )
+    scores = _component_maxima(p, probability)
+    pairs_p, pairs_t = _overlapping_pairs(p, t, kept)
+    hits = eligible[pairs_t]
+    best = np.full(eligible.size, -np.inf)
+    np.maximum.at(best, pairs_t[hits], scores[pairs_p[hits]])
+    touches_any = np.zeros(kept.size, dtype=bool)
+    touches_any[pairs_p] = True
+    touches_eligible = np.zeros(kept.size, dtype=bool)
+    touches_eligible[pairs_p[hits]] = True
+    return CaseCandidates(
+        nodule_scores=tuple(float(s) for s in best[eligible]),
+        false_positive_scores=tuple(float(scores[i]) for i in np.flatnonzero(kept & ~touches_any)),
+        ignored=int(np.count_nonzero(kept & touches_any & ~touches_eligible)),
+        discarded=len(p.components) - int(np.count_nonzero(kept)),
+    )
+
+
+def _component_maxima(p: _Labelled, probability: np.ndarray) -> np.ndarray:
+    """The maximum of `probability` over each component (index 0 unused, -inf)."""
+    values = np.asarray(probability)[np.unravel_index(p.flat, p.shape)].astype(np.float64)
+    out = np.full(len(p.components) + 1, -np.inf)
+    np.maximum.at(out, p.owner, values)
+    return out
+
+
+@dataclass(frozen=True)
+class Froc:
+    """A free-response ROC: candidates are kept when their score >= a threshold.
+
+    Attributes
+    ----------
+    thresholds : numpy.ndarray
+        ``+inf`` (nothing kept), then each distinct finite candidate score, decreasing.
+    sensitivity : numpy.ndarray
+        Per threshold: the fraction of eligible truth nodules with a score >= it; NaN with no
+        nodule.
+    false_positives : numpy.ndarray
+        Per threshold: the number of false-positive candidates with a score >= it (int).
+    nodules, cases : int
+        Eligible truth nodules and cases.
+    """
+
+    thresholds: np.ndarray
+    sensitivity: np.ndarray
+    false_positives: np.ndarray
+    nodules: int
+    cases: int
+
+    @property
+    def false_positives_per_case(self) -> np.ndarray:
+        """``false_positives / cases`` per threshold."""
+        return self.false_positives / max(self.cases, 1)
+
+    def sensitivity_at(self, rate: float) -> float:
+        """The highest sensitivity of an operating point with at most `rate` FPs per case.
+
+        A step function of `rate`, not interpolated (LUNA16 interpolates linearly between the
+        operating points, which reads a little higher between them). Beyond the last operating
+        point (every candidate kept) it stays at that point's sensitivity. NaN with no nodule.
+        """
+        within = self.false_positives <= rate * self.cases
+        return float(self.sensitivity[within].max())
+
+    def cpm(self, rates: Sequence[float] = FROC_RATES) -> float:
+        """Competition performance metric: the mean of :meth:`sensitivity_at` over `rates`."""
+        return float(np.mean([self.sensitivity_at(r) for r in rates]))
+
+
+def froc(cases: Sequence[CaseCandidates]) -> Froc:
+    """The FROC of scored candidates pooled over `cases`.
+
+    Parameters
+    ----------
+    cases : sequence of CaseCandidates
+        One per case (a case without nodules or candidates counts in the per-case rate).
+
+    Returns
+    -------
+    Froc
+    """
+    nodules = np.sort([s for c in cases for s in c.nodule_scores])
+    fps = np.sort([s for c in cases for s in c.false_positive_scores])
+    finite = np.concatenate((nodules[np.isfinite(nodules)], fps))
+    thresholds = np.concatenate(([np.inf], np.unique(finite)[::-1]))
+    found = nodules.size - np.searchsorted(nodules, thresholds, side="left")
+    sensitivity = found / nodules.size if nodules.size else np.full(thresholds.size, math.nan)
+    false_positives = fps.size - np.searchsorted(fps, thresholds, side="left")
+    return Froc(thresholds, sensitivity, false_positives, int(nodules.size), len(cases))
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability diagram of positive-class probabilities.
+
+    Attributes
+    ----------
+    low, high : float
+        The bin's probability range ``[low, high)`` (the last bin includes 1).
+    count : int
+        Samples whose probability falls in it.
+    confidence : float
+        Their mean probability; NaN when the bin is empty.
+    accuracy : float
+        The fraction of them that are positive; NaN when the bin is empty.
+    """
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+def reliability_json(bins: Sequence[ReliabilityBin], digits: int = 4) -> dict[str, Any]:
+    """Reliability bins as JSON columns: ``edges`` (n + 1), ``count``, ``confidence`` and
+    ``accuracy`` (n each; None for an empty bin's confidence and accuracy)."""
+    return {
+        "edges": [round(b.low, 6) for b in bins[:1]] + [round(b.high, 6) for b in bins],
+        "count": [b.count for b in bins],
+        "confidence": [_rounded(b.confidence, digits) for b in bins],
+        "accuracy": [_rounded(b.accuracy, digits) for b in bins],
+    }
+
+
+def reliability_bins(
+    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+    bins: int = 10,
+) -> list[ReliabilityBin]:
+    """Reliability diagram of positive-class probabilities in `bins` equal-width bins.
+
+    Sample ``i`` goes to bin ``min(floor(bins * p_i), bins - 1)``.
+
+    Parameters
+    ----------
+    probabilities : array_like of float
+        Positive-class probabilities in [0, 1].
+    labels : array_like of bool or {0, 1}
+        Truth, 1 (True) for positive.
+    bins : int, optional
+        Number of bins over [0, 1].
+
+    Returns
+    -------
+    list of ReliabilityBin
+        `bins` bins in increasing order, empty ones included.
+    """
+    p, y = _binary(probabilities, labels)
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probabilities must lie in [0, 1]")
+    index = np.minimum((p * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    confidence = np.bincount(index, weights=p, minlength=bins)
+    positives = np.bincount(index, weights=y, minlength=bins)
+    out = []
+    for k in range(bins):
+        n = int(counts[k])
+        out.append(ReliabilityBin(k / bins, (k + 1) / bins, n,
+                                  confidence[k] / n if n else math.nan,
+                                  positives[k] / n if n else math.nan))
+    return out
+
+
+def expected_calibration_error(
+    probabilities: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray,
+    bins: int = 10,
+) -> float:
+    """Expected calibration error of positive-class probabilities.
+
+    ``sum_k (n_k / N) |accuracy_k - confidence_k|`` over the :func:`reliability_bins`
+    (equal-width bins, each weighted by its share of the samples).
+
+    Parameters
+    ----------
+    probabilities, labels, bins
+        As :func:`reliability_bins`.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN with no sample.
+    """
+    table = reliability_bins(probabilities, labels, bins)
+    total = sum(b.count for b in table)
+    if total == 0:
+        return math.nan
+    return float(sum(b.count * abs(b.accuracy - b.confidence) for b in table if b.count) / total)

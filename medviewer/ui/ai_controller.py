@@ -57,7 +57,7 @@ class AIController(QObject):
         self.grid = grid
         self.results = results
         self.findings = FindingsModel()
-        self.jobs = AIJobQueue(self)
+        self.jobs = AIJobQueue(self, registry=registry)
         self.style = OverlayStyle()
         self.panel = AIPanel(registry, self.jobs, self.findings)
         self.panel.set_style(self.style)

@@ -22,6 +22,7 @@ from medviewer.core.volume import Volume
 from medviewer.ui import workers
 
 if TYPE_CHECKING:
+    from medviewer.ai.registry import ModelRegistry
     from medviewer.ai.runner import Runner
 
 _IDS = itertools.count(1)
@@ -81,8 +82,11 @@ class AIJobQueue(QObject):
     jobFinished = Signal(object, object)
     jobEnded = Signal(object)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, registry: ModelRegistry | None = None
+    ) -> None:
         super().__init__(parent)
+        self.registry = registry  # where a cascade card's upstream model is found (None: default)
         self.jobs: list[AIJob] = []
         self._runners: dict[tuple[str, str, str, str], Runner] = {}
 
@@ -155,7 +159,7 @@ class AIJobQueue(QObject):
         card = job.card
         key = (card.id, card.version, card.weights.sha256, job.device)
         if key not in self._runners:
-            self._runners[key] = Runner(card, device=job.device)
+            self._runners[key] = Runner(card, device=job.device, registry=self.registry)
         return self._runners[key]
 
     def _progress(self, job: AIJob, progress: Any) -> None:

@@ -491,3 +491,89 @@ def test_failed_copy_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(ModelCardError, match="disk full"):
         import_monai_bundle(bundle, out / "model")
     assert list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- CropForeground
+
+
+def _crop_bundle(tmp_path: Path, steps: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The spleen bundle with `steps` as its preprocessing (after loading)."""
+    inference = copy.deepcopy(INFERENCE)
+    inference["preprocessing"]["transforms"] = [
+        {"_target_": "LoadImaged", "keys": "image"},
+        {"_target_": "EnsureChannelFirstd", "keys": "image"},
+        *steps,
+    ]
+    return card_from_monai_bundle(make_bundle(tmp_path / "b", inference=inference))
+
+
+SPACING_15 = {"_target_": "Spacingd", "keys": "image", "pixdim": [1.5, 1.5, 1.5]}
+SCALE_SPLEEN = {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": -57,
+                "a_max": 164, "b_min": 0, "b_max": 1, "clip": True}
+
+
+def _crop(**params: Any) -> dict[str, Any]:
+    return {"_target_": "CropForegroundd", "keys": ["image"], "source_key": "image", **params}
+
+
+@pytest.mark.parametrize("steps,expected", [
+    # x > 0 after scaling -57..164 to 0..1 is x > -57 HU; 2 voxels of 1.5 mm are 3 mm
+    ([SPACING_15, SCALE_SPLEEN, _crop(margin=2)], {"threshold": -57.0, "margin_mm": 3.0}),
+    ([SPACING_15, SCALE_SPLEEN, _crop(margin=[2, 2, 2])], {"threshold": -57.0, "margin_mm": 3.0}),
+    ([_crop()], {"threshold": 0.0, "margin_mm": 0.0}),  # no margin: no spacing needed
+    ([{"_target_": "ScaleIntensityRange", "a_min": 0, "a_max": 10, "b_min": -1, "b_max": 1},
+      {"_target_": "CropForeground", "margin": 0}], {"threshold": 5.0, "margin_mm": 0.0}),
+    ([{"_target_": "Spacingd", "keys": "image", "pixdim": [1.0, 1.0, 2.0]},
+      _crop(margin=[4, 4, 2])], {"threshold": 0.0, "margin_mm": 4.0}),
+], ids=["spleen", "margin-list", "plain", "array-transform", "anisotropic-pixdim"])
+def test_crop_foreground_is_imported(
+    tmp_path: Path, steps: list[dict[str, Any]], expected: dict[str, Any]
+) -> None:
+    card, warnings = _crop_bundle(tmp_path, steps)
+    assert card["input"]["crop_foreground"] == expected
+    assert not [w for w in warnings if "CropForeground" in w]
+    parsed = ModelCard.from_dict(card, "bundle")
+    assert parsed.input.crop_foreground is not None
+    assert parsed.input.crop_foreground.to_dict() == expected
+
+
+@pytest.mark.parametrize("steps,reason", [
+    ([_crop(select_fn="$lambda x: x > 0.2")],
+     "select_fn '$lambda x: x > 0.2' is code, never evaluated; only the default (x > 0) maps "
+     "to a threshold"),
+    ([_crop(source_key="label")], "it crops to the foreground of 'label', not of the image"),
+    ([{"_target_": "NormalizeIntensityd", "keys": "image"}, _crop()],
+     "its threshold follows a zscore step, which depends on the image, so it has no fixed "
+     "value in image units"),
+    ([_crop(margin=3)], "its margin of 3 voxels cannot be converted to mm: no Spacing transform "
+     "before it gives the voxel size"),
+    ([{"_target_": "Spacingd", "keys": "image", "pixdim": [1.0, 1.0, 2.0]}, _crop(margin=2)],
+     "its margin of 2 voxels at [1.0, 1.0, 2.0] mm is not the same number of mm along every "
+     "axis"),
+    ([_crop(margin="@margin")], "its margin '@margin' is an expression or reference, never "
+     "evaluated"),
+    ([{**SCALE_SPLEEN, "b_min": 0.5}, _crop()],
+     "after the scale_range step every voxel is above its threshold"),
+    ([{**SCALE_SPLEEN, "b_min": 1, "b_max": 0}, _crop()],
+     "a scale_range step before it does not increase with the image value"),
+], ids=["select_fn", "label", "zscore", "no-spacing", "anisotropic", "expression", "all-above",
+        "decreasing"])
+def test_crop_foreground_that_cannot_be_mapped_is_reported(
+    tmp_path: Path, steps: list[dict[str, Any]], reason: str
+) -> None:
+    card, warnings = _crop_bundle(tmp_path, steps)
+    assert "crop_foreground" not in card["input"]
+    name = steps[-1]["_target_"]
+    assert f"preprocessing: not imported: {name} ({reason})" in warnings
+
+
+def test_crop_foreground_extras_are_reported(tmp_path: Path) -> None:
+    steps = [_crop(k_divisible=16, channel_indices=[0]), _crop(margin=1)]
+    card, warnings = _crop_bundle(tmp_path, steps)
+    assert card["input"]["crop_foreground"] == {"threshold": 0.0, "margin_mm": 0.0}
+    assert warnings[:3] == [
+        "CropForegroundd.k_divisible: 16 is not supported; the box is not padded to a multiple",
+        "CropForegroundd.channel_indices: not supported; every channel counts",
+        "preprocessing: not imported: CropForegroundd (its margin of 1 voxels cannot be "
+        "converted to mm: no Spacing transform before it gives the voxel size)",
+    ]

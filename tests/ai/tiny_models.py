@@ -28,6 +28,54 @@ class ThresholdSegmenter(nn.Module):
         return torch.cat([torch.zeros_like(foreground), foreground], dim=1)
 
 
+class BoxFilterSegmenter(nn.Module):
+    """Logits 0 and ``mean of the 3x3(x3) neighbourhood - threshold`` (zeros beyond the edge).
+
+    Translation-equivariant with a receptive field of one voxel: on a zero background, a crop
+    that keeps every voxel within two voxels of the bright ones gives the same labels as the
+    whole image; a tighter crop does not (the edge's zero padding stands in for real voxels).
+    """
+
+    def __init__(self, threshold: float = 100.0) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            mean = nn.functional.avg_pool3d(x[:, :1], 3, 1, 1, count_include_pad=True)
+        else:
+            mean = nn.functional.avg_pool2d(x[:, :1], 3, 1, 1, count_include_pad=True)
+        foreground = mean - self.threshold
+        return torch.cat([torch.zeros_like(foreground), foreground], dim=1)
+
+
+class BandSegmenter(nn.Module):
+    """Label k (1..K) where ``edges[k-1] < x <= edges[k]``, else 0 (one-hot logits)."""
+
+    def __init__(self, edges: list[float]) -> None:
+        super().__init__()
+        self.edges = edges
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value = x[:, :1]
+        channels = [torch.full_like(value, 5.0)]
+        for k in range(1, len(self.edges)):
+            inside = (value > self.edges[k - 1]) & (value <= self.edges[k])
+            channels.append(10.0 * inside.float())
+        return torch.cat(channels, dim=1)
+
+
+class SigmoidThreshold(nn.Module):
+    """One sigmoid logit ``x - threshold``: the label where ``x >= threshold``."""
+
+    def __init__(self, threshold: float = 500.0) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] - self.threshold
+
+
 class OctantSegmenter(nn.Module):
     """Labels each voxel ``1 + sum_i 2**i * (index_i < size_i / 2)`` over its spatial dims.
 
