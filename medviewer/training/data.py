@@ -276,3 +276,18 @@ def ct_case_patches(seed: int, spec: InputSpec, count: int, size: int,
         case = phantom.with_extra_nodules(case, extra_nodules)
     pairs = [ct_patch(case, c, spec, size) for c in patch_centres(case, count, seed)]
     return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])
+
+
+def nodules_as_lung(case: phantom.ChestCase, grid: phantom.AxialGrid,
+                    labels: np.ndarray) -> np.ndarray:
+    """`labels` with each nodule voxel given its lung's label (the lungs as a lung model sees
+    them: a nodule is part of the lung it grows in, as ``fill_holes`` makes it)."""
+    k, r, c = np.nonzero(labels == phantom.NODULE)
+    if not k.size or not case.nodules:
+        return labels
+    points = np.stack([grid.xs()[c], grid.ys()[r], grid.zs()[k]], axis=1)
+    centres = np.array([n.centre_lps for n in case.nodules])
+    nearest = np.argmin(((points[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    out = labels.copy()
+    out[k, r, c] = np.array([n.side for n in case.nodules], dtype=labels.dtype)[nearest]
+    return out

@@ -160,7 +160,7 @@ def evaluate(
     card = load_card(model_dir) if model_dir else ModelRegistry().get(model_id).card
     started = time.perf_counter()
     froc = None
-    if model_id == "demo-ct-lung-nodule-seg":
+    if card.task == "segmentation":
         seg_cases = list(segmentation_cases(card, seeds, device, log))
         result = segmentation_figures(seg_cases)
         froc = metrics.froc([c.candidates for c in seg_cases])
@@ -229,7 +229,7 @@ def segmentation_cases(
     channel = _probability_channel(card, phantom.NODULE)
     for seed in seeds:
         _case, grid, volume, truth = _ct_case(seed)
-        prediction = run_to_end(runner.run(volume, keep_probabilities=True))
+        prediction = run_to_end(runner.run(volume, keep_probabilities=channel is not None))
         spacing = (float(volume.spacing[2]), grid.pixel_spacing, grid.pixel_spacing)
         summary = _segmentation_case(seed, prediction, truth, spacing, channel)
         del prediction, volume, truth
@@ -240,9 +240,12 @@ def segmentation_cases(
         yield summary
 
 
-def _segmentation_case(seed, prediction, truth, spacing, channel: int) -> SegmentationCase:
+def _segmentation_case(seed, prediction, truth, spacing, channel: int | None
+                       ) -> SegmentationCase:
     labels = prediction.label_map
-    probability = prediction.probabilities[..., channel]
+    # a lungs-only model has no nodule channel: no candidates to score
+    probability = (np.zeros(labels.shape, np.float32) if channel is None
+                   else prediction.probabilities[..., channel])
     return SegmentationCase(
         seed=seed,
         lung_dice=(metrics.dice(labels, truth, phantom.LEFT_LUNG),
@@ -258,8 +261,11 @@ def _segmentation_case(seed, prediction, truth, spacing, channel: int) -> Segmen
     )
 
 
-def _probability_channel(card: ModelCard, label: int) -> int:
-    """The probability channel of `label` (softmax: the label itself; sigmoid: its rank)."""
+def _probability_channel(card: ModelCard, label: int) -> int | None:
+    """The probability channel of `label` (softmax: the label itself; sigmoid: its rank);
+    None when the card does not segment `label`."""
+    if label not in card.output.labels:
+        return None
     if card.output.activation == "sigmoid":
         return sorted(card.output.labels).index(label)
     return label

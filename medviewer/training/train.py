@@ -105,11 +105,13 @@ def _ct_patches(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, n
 
 def _ct_whole(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, np.ndarray]:
     """A whole CT on the model grid, cropped or padded to ``patch``-cube around its centre."""
-    seed, spec, _recipe = args
+    seed, spec, recipe = args
     size = (spec.patch_size or (160,))[0]  # stored whole; training crops recipe.patch from it
     case = data.phantom.chest_case(seed)
     grid = data.phantom.ct_grid(case)
     hu, labels = data.phantom.render_ct(case, grid)
+    if str(data.phantom.NODULE) not in recipe.card["output"]["labels"]:  # a lungs-only model
+        labels = data.nodules_as_lung(case, grid, labels)
     image, model_labels = data.model_volume(data.axial_volume(hu, grid), spec, labels)
     assert model_labels is not None
     centre = [(n - 1) / 2 for n in image.shape]

@@ -138,3 +138,29 @@ def test_a_checkpoint_of_other_settings_is_not_resumed_but_their_data_is_reused(
     state = TrainingState(tmp_path, other_seeds, log=logged.append)
     assert any("another recipe's data" in m for m in logged)
     assert state.data(lambda: {"train": (np.zeros(2),)})["train"][0].tolist() == [0.0, 0.0]
+
+
+def test_a_lungs_model_learns_each_nodule_as_part_of_its_lung():
+    case = phantom.chest_case(1)
+    nodule = max(case.nodules, key=lambda n: n.diameter_mm)
+    grid = phantom.ct_grid(case)
+    k = int(np.argmin(np.abs(grid.zs() - nodule.centre_lps[2])))
+    one = dataclasses.replace(grid, z_positions=(grid.z_positions[k],))
+    _, labels = phantom.render_ct(case, one, noise=False)
+    assert (labels == phantom.NODULE).any()
+    lungs = data.nodules_as_lung(case, one, labels)
+    was_nodule = labels == phantom.NODULE
+    assert (lungs[was_nodule] == nodule.side).all()
+    np.testing.assert_array_equal(lungs[~was_nodule], labels[~was_nodule])
+
+
+def test_whole_ct_samples_of_the_lungs_model_are_centred_cubes_without_nodule_labels():
+    from medviewer.training import train
+
+    spec = _spec(specs.LUNGS)
+    image, labels = train._ct_whole((1, spec, specs.LUNGS))
+    assert image.shape == (1, 1, 160, 160, 160) and labels.shape == (1, 160, 160, 160)
+    assert set(np.unique(labels)) == {0, phantom.LEFT_LUNG, phantom.RIGHT_LUNG}
+    # PLS: d1 runs toward the patient's left; the cube is centred on the series
+    assert np.nonzero(labels[0] == phantom.LEFT_LUNG)[1].mean() > 79.5
+    assert np.nonzero(labels[0] == phantom.RIGHT_LUNG)[1].mean() < 79.5
