@@ -6,7 +6,8 @@ state, read back with ``torch.load(weights_only=True)``, which refuses anything 
 and plain containers), with the step and the sampling generator's state as JSON text, all in
 one file written atomically.
 ``recipe.json`` fingerprints the recipe: data rendered for other seeds or another input is
-cleared, and a checkpoint of other training settings (iterations, batch, rate) is not resumed. A finished run removes the folder; an interrupted one resumes where it stopped.
+cleared, and a checkpoint of other training settings (iterations, batch, rate) is not resumed.
+A finished run removes the folder; an interrupted one resumes where it stopped.
 """
 
 from __future__ import annotations
