@@ -34,7 +34,7 @@ def test_extra_nodules_leave_the_case_and_its_own_nodules_as_they_were():
 
 
 def test_a_patch_is_centred_where_asked_on_the_model_grid():
-    spec = _spec(specs.NODULES_3D)
+    spec = _spec(specs.NODULES)
     case = phantom.with_extra_nodules(phantom.chest_case(3), 2)
     nodule = max(case.nodules, key=lambda n: n.diameter_mm)
     image, labels = data.ct_patch(case, nodule.centre_lps, spec, 48)
@@ -52,7 +52,7 @@ def test_a_patch_is_centred_where_asked_on_the_model_grid():
 
 
 def test_a_patch_moved_along_an_axis_moves_its_content_the_other_way():
-    spec = _spec(specs.NODULES_3D)
+    spec = _spec(specs.NODULES)
     case = phantom.chest_case(3)
     nodule = case.nodules[0]
     centre = np.asarray(nodule.centre_lps)
@@ -71,7 +71,7 @@ def test_a_patch_moved_along_an_axis_moves_its_content_the_other_way():
 
 
 def test_a_patch_beyond_the_series_is_padded_with_air_and_background():
-    spec = _spec(specs.NODULES_3D)
+    spec = _spec(specs.NODULES)
     case = phantom.chest_case(3)
     grid = phantom.ct_grid(case)
     top = grid.z_positions[-1]
@@ -89,7 +89,7 @@ def test_training_resumes_where_it_was_interrupted_and_ends_as_an_uninterrupted_
     from medviewer.training import checkpoint, train
 
     recipe = dataclasses.replace(
-        specs.NODULES_3D, train_seeds=range(0, 2), validation_seeds=range(300, 301),
+        specs.NODULES, train_seeds=range(0, 2), validation_seeds=range(300, 301),
         iterations=4, batch_size=2, patch=32, patches_per_case=2,
     )
     monkeypatch.setitem(specs.RECIPES, recipe.id, recipe)
@@ -123,11 +123,11 @@ def test_training_resumes_where_it_was_interrupted_and_ends_as_an_uninterrupted_
 def test_a_checkpoint_of_other_settings_is_not_resumed_but_their_data_is_reused(tmp_path):
     from medviewer.training.checkpoint import TrainingState
 
-    first = TrainingState(tmp_path, specs.NODULES_3D, log=lambda m: None)
+    first = TrainingState(tmp_path, specs.NODULES, log=lambda m: None)
     sets = {"train": (np.arange(4.0),)}
     first.data(lambda: sets)
     (first.root / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    longer = dataclasses.replace(specs.NODULES_3D, iterations=specs.NODULES_3D.iterations + 1)
+    longer = dataclasses.replace(specs.NODULES, iterations=specs.NODULES.iterations + 1)
     logged: list[str] = []
     state = TrainingState(tmp_path, longer, log=logged.append)
     assert not (first.root / "checkpoint.pt").exists()
