@@ -7,7 +7,8 @@ and plain containers), with the step and the sampling generator's state as JSON 
 one file written atomically.
 ``recipe.json`` fingerprints the recipe: data rendered for other seeds or another input is
 cleared, and a checkpoint of other training settings (iterations, batch, rate) is not resumed.
-A finished run removes the folder; an interrupted one resumes where it stopped.
+A finished run removes its checkpoint and keeps the data; an interrupted one resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -117,5 +118,6 @@ class TrainingState:
             torch.save(state, part)
 
     def finish(self) -> None:
-        """The run is written: remove the cache and the checkpoint."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """The run is written: remove the checkpoint (the rendered data stays, for the next
+        run of a recipe with the same data; delete ``OUT/.training`` to reclaim the space)."""
+        (self.root / "checkpoint.pt").unlink(missing_ok=True)

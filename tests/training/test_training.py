@@ -31,7 +31,7 @@ def test_every_recipe_card_is_valid_and_seed_ranges_are_disjoint():
 
 
 def test_ct_training_slices_keep_anatomy_on_its_side():
-    spec = dataclasses.replace(_spec(specs.SLICE_CLASSIFIER), context_slices=2)  # 2.5D samples
+    spec = dataclasses.replace(_spec(specs.SEGMENTATION), context_slices=2)  # 2.5D samples
     images, labels = data.ct_case_slices(3, spec, 12)
     case = phantom.chest_case(3)
     grid = phantom.ct_grid(case)

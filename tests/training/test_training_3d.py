@@ -96,7 +96,9 @@ def test_training_resumes_where_it_was_interrupted_and_ends_as_an_uninterrupted_
     monkeypatch.setattr(train, "_pool_map", lambda f, items: [f(i) for i in items])
     monkeypatch.setattr(checkpoint, "EVERY", 2)
     whole = train.train(recipe.id, tmp_path / "whole", device="cpu", log=lambda m: None)
-    assert not (tmp_path / "whole" / ".training").exists()  # a finished run leaves no cache
+    # a finished run keeps its rendered data, not its checkpoint
+    assert not (tmp_path / "whole" / ".training" / "checkpoint.pt").exists()
+    assert (tmp_path / "whole" / ".training" / "data" / "index.json").is_file()
 
     optimise = train._optimise
 
