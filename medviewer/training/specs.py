@@ -160,7 +160,7 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
     },
     train_seeds=range(0, 600),
     validation_seeds=range(600, 700),
-    test_seeds=range(5000, 5200),
+    test_seeds=range(5000, 5300),
     iterations=600,
     batch_size=16,
     learning_rate=2e-3,
