@@ -161,7 +161,7 @@ def patch_centres(case: phantom.ChestCase, count: int, seed: int) -> list[tuple[
     rng = np.random.default_rng([seed, 56])
     centres: list[tuple[float, ...]] = []
     nodules = list(case.nodules)
-    rng.shuffle(nodules)  # type: ignore[arg-type]
+    rng.shuffle(nodules)
     for nodule in nodules[: count // 2]:
         shift = rng.uniform(-20.0, 20.0, 3)
         centres.append(tuple(float(v) for v in np.asarray(nodule.centre_lps) + shift))
