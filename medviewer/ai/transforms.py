@@ -251,8 +251,10 @@ def _resample_block(
     resample.SetInterpolator(sitk.sitkLinear if linear else sitk.sitkNearestNeighbor)
     # The grids differ by under one voxel at their far ends: extend the edge, never pad zeros.
     resample.SetUseNearestNeighborExtrapolator(True)
-    out = resample.Execute(image)
-    return np.moveaxis(sitk.GetArrayFromImage(out), (0, 1, 2), (2, 1, 0))
+    out = sitk.GetArrayFromImage(resample.Execute(image))
+    if channels and out.ndim == 3:  # SimpleITK drops the axis of a one-component vector image
+        out = out[..., None]
+    return np.moveaxis(out, (0, 1, 2), (2, 1, 0))
 
 
 def model_grid_for(affine: np.ndarray, volume_shape: Sequence[int], spec: InputSpec) -> ModelGrid:

@@ -120,6 +120,22 @@ def test_linear_ramp_survives_a_resampling_round_trip() -> None:
     np.testing.assert_allclose(back[inner], ramp[inner], atol=1e-3)
 
 
+
+def test_one_channel_probabilities_keep_their_channel_axis_through_resampling() -> None:
+    """A sigmoid model's single probability channel ``[..., 1]`` comes back as ``[..., 1]``
+    (SimpleITK drops the axis of a one-component vector image; a cascade run crashed on it)."""
+    z, y, x = np.meshgrid(np.arange(12), np.arange(16), np.arange(20), indexing="ij")
+    ramp = (0.5 * x + 2.0 * y - 1.5 * z).astype(np.float32)
+    volume = make_volume(ramp, (0.8, 0.8, 2.0), OBLIQUE)
+    grid = model_grid_for(volume.affine, volume.shape,
+                          spec(orientation="RAS", spacing=(1.1, 1.3, 1.7)))
+    model = grid.to_model(ramp)
+    back = grid.to_volume(model[..., None], linear=True)
+    assert back.shape == (*ramp.shape, 1)
+    np.testing.assert_array_equal(back[..., 0], grid.to_volume(model, linear=True))
+    inner = (slice(2, -2),) * 3
+    np.testing.assert_allclose(back[inner][..., 0], ramp[inner], atol=1e-3)
+
 def test_reorientation_is_a_permutation_even_when_two_axes_tie() -> None:
     directions = rotation("z", 45)  # cols and rows equally close to L and P
     reorientation = reorientation_for(make_volume(np.zeros((2, 2, 2))).affine @ _pad(directions),
