@@ -180,6 +180,7 @@ def test_radiograph_evaluation_runs_end_to_end(tmp_path, capsys) -> None:
     assert result["positives"] == labels.count("nodule") == 2
     assert result["cases"] == 3 and result["bootstrap"]["resamples"] == 2000
     assert sum(result["calibration"]["bins"]["count"]) == 3
-    assert result["calibration"]["temperature"] == 1.0
+    # the shipped card's fitted temperature is used (and reported)
+    assert result["calibration"]["temperature"] == pytest.approx(2.0077)
     assert set(result["auc"]) >= {"value", "ci95"}
     assert (tmp_path / "demo-cxr-nodule-cls-reliability.svg").is_file()

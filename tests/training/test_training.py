@@ -92,7 +92,7 @@ def test_tiny_training_run_writes_a_card_the_runner_loads(tmp_path, monkeypatch)
     assert card.weights.sha256 == file_sha256(tmp_path / "m" / "model.safetensors")
     written = json.loads(path.read_text())["metrics"]
     assert written["training"]["seeds"] == {"train": "0-2", "validation": "600-602",
-                                            "test": "5000-5199"}
+                                            "test": "5000-5299"}
     assert written["training"]["iterations"] == 2
     assert "torch" in written["training"]["libraries"]
     assert 0.0 <= written["validation"]["auc"] <= 1.0
