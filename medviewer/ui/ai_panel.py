@@ -166,6 +166,7 @@ class AIPanel(QWidget):
         self._shown: dict[str, tuple[str, str, str]] = {}  # series uid -> key shown
         self._job_rows: dict[int, JobRow] = {}
         self._revealed: AIResult | None = None  # the last result whose findings were scrolled to
+        self.scrolled_to: AIResult | None = None  # set once that scroll has happened
         self._build()
         jobs.jobAdded.connect(self._job_added)
         jobs.jobChanged.connect(self._job_changed)
@@ -481,11 +482,12 @@ class AIPanel(QWidget):
         self.resultShown.emit(result)
         if result is not None and result is not self._revealed:
             self._revealed = result  # a new result, not one re-listed after an edit
-            QTimer.singleShot(0, self, self._reveal_findings)
+            QTimer.singleShot(0, self, lambda: self._reveal_findings(result))
 
-    def _reveal_findings(self) -> None:
+    def _reveal_findings(self, result: AIResult) -> None:
         """Scroll the panel so the findings of the shown result are in view."""
         self.scroll.ensureWidgetVisible(self.findings_box, 0, 0)
+        self.scrolled_to = result
 
     def _delete_result(self) -> None:
         result = self.current_result()

@@ -386,7 +386,10 @@ def test_the_panel_scrolls_to_new_findings_but_not_after_each_edit(qtbot, contro
     panel.run_task("segmentation")
     _idle(qtbot, controller)
     bar = panel.scroll.verticalScrollBar()
-    qtbot.waitUntil(lambda: bar.value() > 0, timeout=WAIT_MS)  # the findings come into view
+    qtbot.waitUntil(lambda: panel.result_combo.count() == 2, timeout=WAIT_MS)  # both results
+    # the scroll to the newest result's findings has happened (not only been scheduled)
+    qtbot.waitUntil(lambda: panel.scrolled_to is panel.current_result(), timeout=WAIT_MS)
+    assert bar.value() > 0  # the findings came into view
     bar.setValue(bar.maximum())  # the user goes down to the correction tools
     controller.findings.notify("1.2.3")  # what an edit's new statistics do
     qtbot.wait(20)
