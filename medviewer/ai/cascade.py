@@ -36,6 +36,31 @@ def _source(card: ModelCard) -> str:
     return str(card.path) if card.path is not None else f"model {card.id!r}"
 
 
+def stages_kept_by(cards: list[ModelCard]) -> set[str]:
+    """Ids of the models in `cards` whose whole result another card in `cards` includes.
+
+    A cascade with ``input.roi.keep_labels`` adds its upstream model's labels to its own
+    result; when those are all the upstream model's labels, running that model on its own as
+    well only repeats them. "Segment" runs every applicable model but these.
+
+    Parameters
+    ----------
+    cards : list of ModelCard
+
+    Returns
+    -------
+    set of str
+    """
+    by_id = {card.id: card for card in cards}
+    kept = set()
+    for card in cards:
+        roi = card.input.roi
+        upstream = by_id.get(roi.model) if roi is not None and roi.keep_labels else None
+        if upstream is not None and set(upstream.output.labels) <= set(roi.labels):
+            kept.add(upstream.id)
+    return kept
+
+
 def upstream_card(card: ModelCard, lookup: ModelLookup) -> ModelCard | None:
     """The model `card`'s ``input.roi`` names, the whole chain behind it checked.
 

@@ -18,7 +18,7 @@ The GUI wraps ``run()`` in a worker unchanged; the CLI drains it with :func:`run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -50,6 +50,7 @@ from medviewer.ai.inference import (
     Inference,
     default_batch,
 )
+from medviewer.ai.label_resampling import labels_on_volume
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
 from medviewer.ai.prepare import ModelInput, prepare_input
@@ -425,21 +426,15 @@ class _Run:
         """The label map on the volume grid from model-grid probabilities ``[K, d0, d1, d2]``.
 
         Without resampling the labels are decided on the model grid and permuted back exactly.
-        With resampling each probability channel goes back linearly and the labels are decided
-        on the volume grid, so edges keep sub-voxel accuracy (nearest on labels would move
-        them by up to half a model voxel).
+        With resampling the labels are decided on the volume grid from probabilities
+        interpolated linearly, so edges keep sub-voxel accuracy (nearest on labels would move
+        them by up to half a model voxel); :func:`labels_on_volume` interpolates only where
+        the model grid's labels change.
         """
-        assert self.grid is not None
-        if not self.grid.resampled:
-            return self.grid.to_volume(decide_labels(probabilities, self.card), linear=False)
-        return decide_labels(self._channels_on_volume(probabilities), self.card)
-
-    def _channels_on_volume(self, probabilities: np.ndarray) -> Iterator[np.ndarray]:
-        """Each model-grid probability channel resampled linearly onto the volume grid."""
         assert self.grid is not None and self.inference is not None
-        for channel in probabilities:
-            self.inference.check_cancel()
-            yield self.grid.to_volume(channel, linear=True)
+        return labels_on_volume(self.grid, probabilities,
+                                lambda channels: decide_labels(channels, self.card),
+                                self.inference.check_cancel)
 
     def _postprocess(self, labels: np.ndarray) -> np.ndarray:
         ops = self.card.output.postprocess

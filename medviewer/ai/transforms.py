@@ -165,13 +165,33 @@ class ModelGrid:
         Nearest neighbour (labels) when `linear` is False, else linear. Volume voxels beyond
         the model grid's edge (under one model voxel) take the nearest edge value.
         """
-        if self.resampled:
-            inverse_scale = tuple(1.0 / s for s in self.scale)
-            inverse_offset = tuple(-o / s for o, s in zip(self.offset, self.scale, strict=True))
-            model_array = self._resample(
-                model_array, inverse_scale, inverse_offset, self.reoriented_shape, linear=linear
-            )
-        source = self.reorientation.to_source(model_array)
+        return self.reoriented_to_volume(self.to_reoriented(model_array, linear=linear))
+
+    def to_reoriented(self, model_array: np.ndarray, *, linear: bool) -> np.ndarray:
+        """Model-grid array -> the reoriented source grid (model order, volume voxels).
+
+        The first half of :meth:`to_volume`: the model grid's voxel ``j`` lies at reoriented
+        index ``scale * j + offset``, so reoriented index ``i`` samples the model grid at
+        :meth:`model_positions` ``(i - offset) / scale``.
+        """
+        if not self.resampled:
+            return model_array
+        inverse_scale = tuple(1.0 / s for s in self.scale)
+        inverse_offset = tuple(-o / s for o, s in zip(self.offset, self.scale, strict=True))
+        return self._resample(
+            model_array, inverse_scale, inverse_offset, self.reoriented_shape, linear=linear
+        )
+
+    def model_positions(self, dim: int) -> np.ndarray:
+        """Where each reoriented index along model dim `dim` falls on the model grid (float)."""
+        index = np.arange(self.reoriented_shape[dim], dtype=np.float64)
+        if not self.resampled:
+            return index
+        return (index - self.offset[dim]) / self.scale[dim]
+
+    def reoriented_to_volume(self, reoriented: np.ndarray) -> np.ndarray:
+        """The second half of :meth:`to_volume`: undo the permutation and flips, exactly."""
+        source = self.reorientation.to_source(reoriented)
         return np.ascontiguousarray(np.moveaxis(source, (0, 1, 2), (2, 1, 0)))
 
     @staticmethod

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from medviewer.ai.applicability import why_not_applicable
+from medviewer.ai.cascade import stages_kept_by
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.registry import ModelRegistry
 from medviewer.core import formatting as fmt
@@ -357,6 +358,10 @@ class AIPanel(QWidget):
     def run_task(self, task: str | None) -> list[AIJob]:
         """Queue the applicable models of `task` (every applicable model for None).
 
+        A model that is only a stage of another queued model (a cascade that keeps all its
+        labels, :func:`~medviewer.ai.cascade.stages_kept_by`) is left out: the cascade's
+        result holds its labels. It can still be run on its own from the model list.
+
         A run replaces the result of the same model version; when that result was edited
         by the user, :attr:`confirm_replace` is asked first (declined: that model is skipped).
         """
@@ -365,6 +370,8 @@ class AIPanel(QWidget):
         self.message_label.setText("")
         uid = self.volume.metadata.series_uid
         cards = self.applicable(task)
+        stages = stages_kept_by(cards)  # a cascade's result holds theirs: not run twice
+        cards = [c for c in cards if c.id not in stages]
         edited = [c for c in cards if _edited(self.findings.get((uid, c.id, c.version)))]
         if edited and not self.confirm_replace([c.name for c in edited]):
             cards = [c for c in cards if c not in edited]

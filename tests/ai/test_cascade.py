@@ -22,6 +22,7 @@ from medviewer.ai.cascade import (
     UpstreamResults,
     card_key,
     series_key,
+    stages_kept_by,
 )
 from medviewer.ai.model_card import ModelCard, RoiSpec
 from medviewer.ai.regions import grown_mask_region
@@ -461,3 +462,23 @@ def test_the_results_cache_forgets_the_oldest() -> None:
         cache.put((str(i), "card"), item)  # type: ignore[arg-type]
     assert cache.get(("0", "card")) is None
     assert cache.get(("2", "card")) is predictions[2]
+
+
+# ---------------------------------------------------------------------- Segment's list
+
+
+def test_a_stage_whose_labels_a_cascade_keeps_is_not_run_again(registry) -> None:
+    lungs = registry.get("lungs").card
+
+    def downstream(model_id: str, roi: dict[str, Any]) -> ModelCard:
+        return add_model(registry, model_id, ThresholdSegmenter(500.0), model_id, roi=roi,
+                         activation="sigmoid",
+                         labels={"3": {"name": "nodule", "color": "#ff3030"}})
+
+    keeping = downstream("keeping", {"model": "lungs", "labels": [1, 2], "keep_labels": True})
+    part = downstream("part", {"model": "lungs", "labels": [1], "keep_labels": True})
+    dropping = downstream("dropping", {"model": "lungs", "labels": [1, 2]})
+    assert stages_kept_by([lungs, keeping, dropping]) == {"lungs"}
+    assert stages_kept_by([lungs, part, dropping]) == set()  # the right lung is not kept
+    assert stages_kept_by([lungs, dropping]) == set()
+    assert stages_kept_by([keeping]) == set()  # the stage is not among the cards

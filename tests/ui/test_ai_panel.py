@@ -394,3 +394,33 @@ def test_the_panel_scrolls_to_new_findings_but_not_after_each_edit(qtbot, contro
     controller.findings.notify("1.2.3")  # what an edit's new statistics do
     qtbot.wait(20)
     assert bar.value() == bar.maximum()
+
+
+def test_segment_leaves_out_a_stage_whose_labels_a_cascade_keeps(qtbot, tmp_path) -> None:
+    """"Lungs" is the first stage of "nodules", which keeps its labels: Segment runs nodules
+    only (one result holding both), and lungs still runs on its own from the list."""
+    from tests.ai.tiny_models import BandSegmenter, SigmoidThreshold
+
+    user = tmp_path / "models"  # lungs: 1 at the 80 box, 2 at the 200 box; nodules: > 150
+    make_card(user / "lungs", BandSegmenter([50.0, 150.0, 300.0]), model_id="lungs",
+              labels={"1": {"name": "left lung", "color": "#4aa3df"},
+                      "2": {"name": "right lung", "color": "#e0a030"}})  # fmt: skip
+    make_card(user / "nodules", SigmoidThreshold(150.0), model_id="nodules",
+              activation="sigmoid", labels={"3": {"name": "nodule", "color": "#ff3030"}},
+              roi={"model": "lungs", "labels": [1, 2], "keep_labels": True})  # fmt: skip
+    grid = ViewerGrid()
+    qtbot.addWidget(grid)
+    ai = AIController(grid, ModelRegistry(bundled=tmp_path / "none", user=user),
+                      ResultStore(tmp_path / "results"))  # fmt: skip
+    qtbot.addWidget(ai.panel)
+    try:
+        _show(ai, _volume())
+        assert [c.id for c in ai.panel.applicable("segmentation")] == ["lungs", "nodules"]
+        jobs = ai.panel.run_task("segmentation")
+        assert [job.card.id for job in jobs] == ["nodules"]
+        _idle(qtbot, ai)
+        assert jobs[0].state == "done", jobs[0].error
+        result = ai.findings.get(("1.2.3", "nodules", "1.0.0"))
+        assert set(np.unique(result.label_map).tolist()) == {0, 1, 3}  # 2 is all nodule
+    finally:
+        ai.shutdown()
