@@ -116,26 +116,66 @@ def _mixed_cells(labels: np.ndarray) -> np.ndarray:
 def _interpolated(
     probabilities: np.ndarray, axes: list[_Axis], i: int, rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
-    """Trilinear probabilities ``[K, n]`` at reoriented voxels ``(i, rows, cols)``.
-
-    Nested linear steps along d0, d1, d2 in float64, rounded to float32 as SimpleITK's
-    linear interpolator returns them for a float32 image.
-    """
+    """Trilinear probabilities ``[K, n]`` at reoriented voxels ``(i, rows, cols)``."""
     a, b, c = axes
-    w0, w1, w2 = a.weight[i], b.weight[rows], c.weight[cols]
+    corners = ((a.lower[i], a.upper[i], a.weight[i]),
+               (b.lower[rows], b.upper[rows], b.weight[rows]),
+               (c.lower[cols], c.upper[cols], c.weight[cols]))
     out = np.empty((probabilities.shape[0], rows.size), np.float32)
     for k, channel in enumerate(probabilities):
-        lo, hi = channel[a.lower[i]], channel[a.upper[i]]
-        corners = {}
-        for name, plane in (("0", lo), ("1", hi)):
-            for bn, bi in (("0", b.lower[rows]), ("1", b.upper[rows])):
-                for cn, ci in (("0", c.lower[cols]), ("1", c.upper[cols])):
-                    corners[name + bn + cn] = plane[bi, ci].astype(np.float64)
-        v00 = corners["000"] + (corners["100"] - corners["000"]) * w0
-        v01 = corners["001"] + (corners["101"] - corners["001"]) * w0
-        v10 = corners["010"] + (corners["110"] - corners["010"]) * w0
-        v11 = corners["011"] + (corners["111"] - corners["011"]) * w0
-        v0 = v00 + (v10 - v00) * w1
-        v1 = v01 + (v11 - v01) * w1
-        out[k] = v0 + (v1 - v0) * w2
+        out[k] = _trilinear(channel, *corners)
     return out
+
+
+Corners = tuple[np.ndarray | np.intp, np.ndarray | np.intp, np.ndarray | np.float64]
+
+
+def _trilinear(channel: np.ndarray, d0: Corners, d1: Corners, d2: Corners) -> np.ndarray:
+    """`channel` interpolated between (lower, upper) corners with the upper's weight, per dim.
+
+    Nested linear steps along d0, d1, d2 in float64, as SimpleITK's linear interpolator
+    computes them for a float32 image; the caller rounds to float32 as it returns them.
+    """
+    (l0, u0, w0), (l1, u1, w1), (l2, u2, w2) = d0, d1, d2
+
+    def along_d0(i1: np.ndarray | np.intp, i2: np.ndarray | np.intp) -> np.ndarray:
+        low = channel[l0, i1, i2].astype(np.float64)
+        return low + (channel[u0, i1, i2] - low) * w0
+
+    v00, v10 = along_d0(l1, l2), along_d0(u1, l2)
+    v01, v11 = along_d0(l1, u2), along_d0(u1, u2)
+    v0 = v00 + (v10 - v00) * w1
+    v1 = v01 + (v11 - v01) * w1
+    return v0 + (v1 - v0) * w2
+
+
+def probabilities_at(
+    grid: ModelGrid, channel: np.ndarray, index: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """One model-grid probability channel ``[d0, d1, d2]`` at volume voxels.
+
+    Parameters
+    ----------
+    grid : ModelGrid
+    channel : numpy.ndarray
+        float32 on the model grid.
+    index : tuple of numpy.ndarray
+        ``(slice, row, col)`` index arrays into the volume grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, the values :func:`labels_on_volume` decides from (linear interpolation with
+        the edge clamped; exact model values where the grid is not resampled).
+    """
+    source = (index[2], index[1], index[0])  # (col, row, slice)
+    reoriented = []
+    for d in range(3):
+        axis = grid.reorientation.perm[d]
+        i = np.asarray(source[axis], dtype=np.intp)
+        if grid.reorientation.flip[d]:
+            i = grid.source_shape[axis] - 1 - i
+        reoriented.append(i)
+    axes = [_Axis.of(grid.model_positions(d)[reoriented[d]], channel.shape[d]) for d in range(3)]
+    corners = [(axis.lower, axis.upper, axis.weight) for axis in axes]
+    return _trilinear(channel, *corners).astype(np.float32)

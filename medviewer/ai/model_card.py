@@ -54,7 +54,8 @@ INTENSITY_OPS = ("clip", "scale_range", "percentile_scale", "zscore", "linear")
 #: the first two as plain names, the others as objects with their parameters
 #: (``{"op": "remove_small", "min_volume_mm3": 30}``).
 POSTPROCESS_OPS = (
-    "largest_component", "fill_holes", "keep_largest", "remove_small", "mean_between"
+    "largest_component", "fill_holes", "keep_largest", "remove_small", "mean_between",
+    "max_probability",
 )  # fmt: skip
 EXPLAIN_METHODS = ("gradcam", "gradcampp")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -136,6 +137,9 @@ class PostprocessStep:
     - ``remove_small``: components under ``min_volume_mm3`` (on the series grid) are removed.
     - ``mean_between``: components whose mean image value (modality units, e.g. HU) lies
       outside ``[min, max]`` are removed; either bound may be left out.
+    - ``max_probability``: components whose highest probability of the label (the value its
+      voxels were decided from) is under ``min`` are removed: the card's threshold draws the
+      outline, ``min`` decides which outlines count (hysteresis thresholding).
     """
 
     op: str
@@ -813,13 +817,18 @@ def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
 
 
 def _check_steps_fit_the_input(output: OutputSpec, inputs: InputSpec) -> None:
-    """``mean_between`` averages one image value per voxel: a greyscale (1-channel) model."""
+    """``mean_between`` averages one image value per voxel: a greyscale (1-channel) model;
+    ``max_probability`` reads probabilities: a softmax or sigmoid output."""
     for label, steps in output.postprocess.items():
         for i, step in enumerate(steps):
             if step.op == "mean_between" and inputs.channels != 1:
                 _fail(f"output.postprocess.{label}[{i}]",
                       f"'mean_between' needs a 1-channel (greyscale) model; "
                       f"input.channels is {inputs.channels}")
+            if step.op == "max_probability" and output.activation not in ("softmax", "sigmoid"):
+                _fail(f"output.postprocess.{label}[{i}]",
+                      "'max_probability' needs probabilities: output.activation 'softmax' or "
+                      f"'sigmoid', got {output.activation!r}")
 
 
 def _check_region(inputs: InputSpec, output: OutputSpec, task: str, card_id: str) -> None:
@@ -1229,11 +1238,19 @@ def _mean_between_params(params: Mapping[str, Any], name: str) -> dict[str, Any]
     return bounds
 
 
+def _max_probability_params(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    low = _number(params["min"], f"{name}.min")
+    if not 0.0 < low <= 1.0:
+        _fail(f"{name}.min", f"must be a probability in (0, 1], got {_got(params['min'])}")
+    return {"min": low}
+
+
 # op -> (required parameters, optional parameters, parser)
 _STEP_PARAMS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
     "keep_largest": (("count",), (), _keep_largest_params),
     "remove_small": (("min_volume_mm3",), (), _remove_small_params),
     "mean_between": ((), ("min", "max"), _mean_between_params),
+    "max_probability": (("min",), (), _max_probability_params),
 }
 
 

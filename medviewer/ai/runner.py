@@ -50,12 +50,12 @@ from medviewer.ai.inference import (
     Inference,
     default_batch,
 )
-from medviewer.ai.label_resampling import labels_on_volume
+from medviewer.ai.label_resampling import labels_on_volume, probabilities_at
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prediction import ModelInfo, Prediction, Progress
 from medviewer.ai.prepare import ModelInput, prepare_input
 from medviewer.ai.regions import Region, array_spacing, foreground_region, grown_mask_region
-from medviewer.ai.statistics import postprocess_labels, segment_statistics
+from medviewer.ai.statistics import ProbabilityAt, postprocess_labels, segment_statistics
 from medviewer.ai.transforms import ModelGrid, model_grid_for
 from medviewer.ai.weights import Network, load_network
 from medviewer.core.errors import CancelledError, InferenceError
@@ -390,7 +390,7 @@ class _Run:
     def _segment(self, model_input: ModelInput) -> Generator[Progress, None, dict[str, Any]]:
         assert self.grid is not None and self.inference is not None
         # Probabilities leave the device only when needed; else labels are decided there.
-        need = self.grid.resampled or self.keep_probabilities
+        need = self.grid.resampled or self.keep_probabilities or _reads_probabilities(self.card)
         if self.card.input.dims == 2:
             dense = yield from self._slices_dense(model_input, need)
         else:
@@ -400,7 +400,7 @@ class _Run:
             label_map = self._labels_on_volume(dense)
         else:
             label_map = self.grid.to_volume(dense, linear=False)
-        label_map = self._kept_labels(self._postprocess(self._on_series(label_map, 0)))
+        label_map = self._kept_labels(self._postprocess(self._on_series(label_map, 0), dense))
         self.inference.check_cancel()
         segments = self._segments()
         fields: dict[str, Any] = {"label_map": label_map, "segments": segments}
@@ -436,12 +436,31 @@ class _Run:
                                 lambda channels: decide_labels(channels, self.card),
                                 self.inference.check_cancel)
 
-    def _postprocess(self, labels: np.ndarray) -> np.ndarray:
+    def _postprocess(self, labels: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        """The card's post-processing on the series grid; `dense` is the model's output on its
+        grid (probabilities ``[K, d0, d1, d2]`` when a step reads them)."""
         ops = self.card.output.postprocess
         if not ops:
             return labels
         values = None if self.volume.is_color else self.volume.array
-        return postprocess_labels(labels, ops, affine=self.volume.affine, values=values)
+        probability = self._probability_at(dense) if dense.ndim == 4 else None
+        return postprocess_labels(labels, ops, affine=self.volume.affine, values=values,
+                                  probability=probability)
+
+    def _probability_at(self, dense: np.ndarray) -> ProbabilityAt:
+        """``(label, series index arrays) -> the label's probabilities there``."""
+        grid, region = self.grid, self.region
+        assert grid is not None
+        order = sorted(self.card.output.labels)
+        sigmoid = self.card.output.activation == "sigmoid"
+
+        def at(label: int, index: tuple[np.ndarray, ...]) -> np.ndarray:
+            if region is not None:  # series -> the region's box, where the model ran
+                index = tuple(i - s for i, s in zip(index, region.box.start, strict=True))
+            channel = order.index(label) if sigmoid else label
+            return probabilities_at(grid, dense[channel], index)  # type: ignore[arg-type]
+
+        return at
 
     def _slices_dense(
         self, model_input: ModelInput, probabilities: bool
@@ -606,3 +625,9 @@ def warm_up() -> list[tuple[str, str]]:
     import SimpleITK  # noqa: F401
 
     return available_devices()
+
+
+def _reads_probabilities(card: ModelCard) -> bool:
+    """Whether a post-processing step of the card reads the model's probabilities."""
+    return any(step.op == "max_probability"
+               for steps in card.output.postprocess.values() for step in steps)

@@ -742,12 +742,45 @@ def remove_components_by_mean(
     return _filter_components(labels, label, outside)
 
 
-class _StepContext:
-    """What parameterised steps read besides the labels: the grid and the image."""
+#: A label's probability at voxels given as index arrays (one per axis) of the label map.
+ProbabilityAt = Callable[[int, tuple[np.ndarray, ...]], np.ndarray]
 
-    def __init__(self, affine: np.ndarray | None, values: np.ndarray | None) -> None:
+
+def remove_components_by_max_probability(
+    labels: np.ndarray, label: int, probability_at: ProbabilityAt, low: float
+) -> np.ndarray:
+    """Return a copy of `labels` without the components of `label` whose highest probability
+    is under `low` (hysteresis: the decision threshold outlines, `low` selects).
+
+    `probability_at(label, index)` gives the label's probability at the voxels ``index``
+    (index arrays into `labels`), as the labels were decided from.
+    """
+
+    def faint(ids: np.ndarray, sizes: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+        inside = np.nonzero(ids)
+        index = tuple(i + s.start for i, s in zip(inside, box, strict=True))
+        highest = np.zeros(len(sizes) + 1)
+        np.maximum.at(highest, ids[inside], probability_at(label, index))
+        out = highest < low
+        out[0] = False
+        return out
+
+    return _filter_components(labels, label, faint)
+
+
+class _StepContext:
+    """What parameterised steps read besides the labels: the grid, the image, probabilities."""
+
+    def __init__(self, affine: np.ndarray | None, values: np.ndarray | None,
+                 probability: ProbabilityAt | None = None) -> None:
         self.affine = affine
         self.values = values
+        self.probability = probability
+
+    def probability_at(self, op: str) -> ProbabilityAt:
+        if self.probability is None:
+            raise ValueError(f"post-processing op {op!r} needs the model's probabilities")
+        return self.probability
 
     def voxel_volume_mm3(self, op: str) -> float:
         if self.affine is None:
@@ -776,6 +809,9 @@ def _run_step(
     if step.op == "mean_between":
         image = context.image(step.op)
         return remove_components_by_mean(out, label, image, params.get("min"), params.get("max"))
+    if step.op == "max_probability":
+        at = context.probability_at(step.op)
+        return remove_components_by_max_probability(out, label, at, float(params["min"]))
     raise ValueError(f"unknown post-processing op {step.op!r}; known: {', '.join(POSTPROCESS_OPS)}")
 
 
@@ -785,6 +821,7 @@ def postprocess_labels(
     *,
     affine: np.ndarray | None = None,
     values: np.ndarray | None = None,
+    probability: ProbabilityAt | None = None,
 ) -> np.ndarray:
     """Apply post-processing steps per label, in order.
 
@@ -797,12 +834,15 @@ def postprocess_labels(
         the plain names ``"largest_component"`` (:func:`keep_largest_component`) and
         ``"fill_holes"`` (:func:`fill_holes`). ``keep_largest``
         (:func:`keep_largest_components`), ``remove_small`` (:func:`remove_small_components`)
-        and ``mean_between`` (:func:`remove_components_by_mean`) take parameters. Labels are
-        processed in the mapping's order.
+        ``mean_between`` (:func:`remove_components_by_mean`) and ``max_probability``
+        (:func:`remove_components_by_max_probability`) take parameters. Labels are processed
+        in the mapping's order.
     affine : numpy.ndarray, optional
         The label map's grid (4x4, voxel -> LPS mm): ``remove_small`` measures volumes on it.
     values : numpy.ndarray, optional
         The image on the same grid: ``mean_between`` averages it over each component.
+    probability : callable, optional
+        ``(label, index arrays) -> probabilities``: what ``max_probability`` reads.
 
     Returns
     -------
@@ -815,7 +855,7 @@ def postprocess_labels(
         If a step is unknown or lacks what it reads (checked before anything runs).
     """
     plan = [(label, _steps(items)) for label, items in ops.items()]
-    context = _StepContext(affine, values)
+    context = _StepContext(affine, values, probability)
     for _, steps in plan:
         for step in steps:
             if step.op not in POSTPROCESS_OPS:
@@ -826,6 +866,8 @@ def postprocess_labels(
                 context.voxel_volume_mm3(step.op)
             if step.op == "mean_between":
                 context.image(step.op)
+            if step.op == "max_probability":
+                context.probability_at(step.op)
     out = _check_label_array(labels).copy()
     for label, steps in plan:
         for step in steps:

@@ -43,8 +43,8 @@ def _probabilities(shape, channels: int, activation: str, seed: int) -> np.ndarr
         field = np.zeros(shape)
         for _ in range(3):
             k = rng.normal(0.0, 0.35, 3)
-            field += rng.uniform(0.5, 2.0) * np.sin(sum(a * g for a, g in zip(k, grids))
-                                                   + rng.uniform(0, 2 * np.pi))
+            phase = sum(a * g for a, g in zip(k, grids, strict=True))
+            field += rng.uniform(0.5, 2.0) * np.sin(phase + rng.uniform(0, 2 * np.pi))
         fields.append(field)
     stacked = np.stack(fields)
     if activation == "softmax":

@@ -530,6 +530,31 @@ BAD_CARDS = [
         "needs a 1-channel (greyscale) model; input.channels is 3",
     ),
     (
+        "max_probability without its bound",
+        _set("output.postprocess", [{"op": "max_probability"}]),
+        "output.postprocess[0].min",
+        "missing",
+    ),
+    (
+        "max_probability over 1",
+        _set("output.postprocess", [{"op": "max_probability", "min": 1.5}]),
+        "output.postprocess[0].min",
+        "must be a probability in (0, 1], got 1.5",
+    ),
+    (
+        "max_probability of 0",
+        _set("output.postprocess", [{"op": "max_probability", "min": 0}]),
+        "output.postprocess[0].min",
+        "must be a probability in (0, 1]",
+    ),
+    (
+        "max_probability without probabilities",
+        _all(_set("output.postprocess", [{"op": "max_probability", "min": 0.9}]),
+             _set("output.activation", "none")),
+        "output.postprocess.1[0]",
+        "needs probabilities: output.activation 'softmax' or 'sigmoid', got 'none'",
+    ),
+    (
         "fill_holes with a parameter",
         _set("output.postprocess", [{"op": "fill_holes", "size": 3}]),
         "output.postprocess[0].size",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,43 @@ def test_card_steps_read_the_series_grid_and_values(tmp_path: Path) -> None:
     np.testing.assert_array_equal(prediction.label_map == 1, expected)
     (stats,) = prediction.statistics.values()
     assert len(stats.components) == 1  # the findings table shows only what survived
+
+
+class SigmoidGain(torch.nn.Module):
+    """One sigmoid logit ``gain * (x - threshold)``."""
+
+    def __init__(self, threshold: float, gain: float) -> None:
+        super().__init__()
+        self.threshold, self.gain = threshold, gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gain * (x[:, :1] - self.threshold)
+
+
+@pytest.mark.parametrize("spacing", [None, [0.5, 0.5, 0.5]])
+def test_max_probability_keeps_the_components_that_reach_it(tmp_path: Path, spacing) -> None:
+    """Hysteresis: the threshold (0.5) outlines both blobs, max_probability keeps the one whose
+    peak reaches 0.9, whole; on the series grid and on a resampled model grid, inside a
+    foreground crop (the probabilities are read where the model ran)."""
+    array = np.zeros((10, 40, 40), np.float32)  # the blobs far from the corner: the crop
+    array[2:6, 18:25, 18:25] = 105.0  # p = sigmoid(0.2 * 5) = 0.73: outlined
+    array[3:5, 20:23, 20:23] = 110.0  # its peak: p = 0.88, a faint blob
+    array[2:7, 29:37, 28:36] = 105.0
+    array[4, 32:34, 31:33] = 115.0  # its peak: p = 0.95
+    extra = {} if spacing is None else {"spacing": spacing}
+    card = make_card(tmp_path / "m", SigmoidGain(100.0, 0.2), activation="sigmoid",
+                     labels={"3": {"name": "nodule", "color": "#ff3030"}},
+                     postprocess={"3": [{"op": "max_probability", "min": 0.9}]},
+                     crop_foreground={"threshold": 50, "margin_mm": 2}, **extra)
+    volume = make_volume(array, spacing=(0.8, 0.8, 1.5))
+    plain = replace(card, output=replace(card.output, postprocess={}))
+    outlined = run(plain, volume).label_map == 3
+    kept = run(card, volume).label_map == 3
+    near_bright = np.zeros(array.shape, bool)  # its box and a voxel around it
+    near_bright[1:8, 28:38, 27:37] = True
+    assert outlined[3:5, 20:23, 20:23].all() and outlined[3:6, 30:36, 29:35].all()  # both
+    assert kept.any()
+    np.testing.assert_array_equal(kept, outlined & near_bright)  # the faint one goes, whole
 
 
 def test_probabilities_on_request(tmp_path: Path) -> None:

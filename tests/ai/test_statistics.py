@@ -25,6 +25,7 @@ from medviewer.ai.statistics import (
     keep_largest_component,
     keep_largest_components,
     postprocess_labels,
+    remove_components_by_max_probability,
     remove_components_by_mean,
     remove_small_components,
     segment_statistics,
@@ -509,6 +510,28 @@ def test_remove_components_by_mean_drops_air() -> None:
     assert _kept(remove_components_by_mean(labels, 1, values, low=-500), labels) == {"A", "C"}
     assert _kept(remove_components_by_mean(labels, 1, values, high=50), labels) == {"A", "B"}
     assert _kept(remove_components_by_mean(labels, 1, values, -500, 50), labels) == {"A"}
+
+
+def test_remove_components_by_max_probability_keeps_those_that_reach_it() -> None:
+    labels, _, affine = _three_components()
+    probability = np.full(labels.shape, 0.6, np.float32)
+    probability[1, 1, 1] = 0.97  # A's peak
+    probability[6, 6, 6] = 0.91  # B's peak
+    asked = []
+
+    def at(label: int, index: tuple[np.ndarray, ...]) -> np.ndarray:
+        asked.append(label)
+        return probability[index]
+
+    assert _kept(remove_components_by_max_probability(labels, 1, at, 0.95), labels) == {"A"}
+    assert _kept(remove_components_by_max_probability(labels, 1, at, 0.9), labels) == {"A", "B"}
+    assert _kept(remove_components_by_max_probability(labels, 1, at, 0.5), labels) == {
+        "A", "B", "C"}
+    assert set(asked) == {1}
+    step = PostprocessStep("max_probability", {"min": 0.95})
+    assert _kept(postprocess_labels(labels, {1: [step]}, probability=at), labels) == {"A"}
+    with pytest.raises(ValueError, match="'max_probability' needs the model's probabilities"):
+        postprocess_labels(labels, {1: [step]}, affine=affine)
 
 
 def test_postprocess_runs_card_steps_with_the_grid_and_the_image() -> None:
