@@ -92,8 +92,10 @@ def timed_run(card: ModelCard, volume: Volume, threads: int | None,
               clock: ForwardClock) -> dict[str, Any]:
     """One end-to-end run: seconds, forward seconds, when each phase (the first word of
     the progress messages) first appears."""
+    from medviewer.ai.cascade import UPSTREAM_RESULTS
     from medviewer.ai.runner import Runner
 
+    UPSTREAM_RESULTS.clear()  # a cascade runs its upstream model every time, as on a new series
     runner = Runner(card, "cpu", cpu_threads=threads)
     phases: dict[str, float] = {}
     clock.seconds = 0.0

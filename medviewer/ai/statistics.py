@@ -728,9 +728,8 @@ def remove_components_by_mean(
     checked = _scalar_values(values, np.shape(labels))
 
     def outside(ids: np.ndarray, sizes: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
-        sums = np.bincount(
-            ids.ravel(), weights=checked[box].ravel().astype(np.float64), minlength=len(sizes) + 1
-        )
+        inside = ids > 0  # the label's voxels only: a lung's box is mostly something else
+        sums = np.bincount(ids[inside], weights=checked[box][inside], minlength=len(sizes) + 1)
         means = sums[1:] / np.maximum(sizes, 1)
         out = np.zeros(len(sizes), dtype=bool)
         if low is not None:

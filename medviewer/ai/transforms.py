@@ -151,12 +151,9 @@ class ModelGrid:
         reoriented = self.reorientation.to_model(source)
         if not self.resampled:
             return np.ascontiguousarray(reoriented, dtype=np.float32)
+        # block by block from the view: no float32 copy of the whole series first
         return self._resample(
-            np.ascontiguousarray(reoriented, dtype=np.float32),
-            self.scale,
-            self.offset,
-            self.shape,
-            linear=linear,
+            reoriented, self.scale, self.offset, self.shape, linear=linear, dtype=np.float32
         )
 
     def to_volume(self, model_array: np.ndarray, *, linear: bool) -> np.ndarray:
@@ -202,8 +199,12 @@ class ModelGrid:
         out_shape: Sequence[int],
         *,
         linear: bool,
+        dtype: type | None = None,
     ) -> np.ndarray:
         """Sample `array` at ``scale * j + offset`` along each of its first three dims.
+
+        Each block is read as a contiguous copy of `dtype` (default: the array's own), so
+        `array` may be any view.
 
         Done in blocks of about :data:`RESAMPLE_BLOCK_VOXELS` output voxels along the longest
         output dim: SimpleITK holds Python's GIL while it runs, and a whole CT at once froze
@@ -216,11 +217,13 @@ class ModelGrid:
         across = max(1, math.prod(int(n) for n in out_shape) // max(count, 1))
         step = max(1, RESAMPLE_BLOCK_VOXELS // across)
         if step >= count:
-            return _resample_block(array, scale, offset, out_shape, linear)
-        out = np.empty((*[int(n) for n in out_shape], *array.shape[3:]), array.dtype)
+            return _resample_block(np.ascontiguousarray(array, dtype=dtype), scale, offset,
+                                   out_shape, linear)
+        out = np.empty((*[int(n) for n in out_shape], *array.shape[3:]), dtype or array.dtype)
         for j0 in range(0, count, step):
             j1 = min(count, j0 + step)
-            block, block_offset = _input_span(array, axis, scale[axis], offset[axis], j0, j1)
+            block, block_offset = _input_span(array, axis, scale[axis], offset[axis], j0, j1,
+                                              dtype)
             shape = list(out_shape)
             shape[axis] = j1 - j0
             offsets = list(offset)
@@ -237,7 +240,8 @@ RESAMPLE_BLOCK_VOXELS = 1 << 19
 
 
 def _input_span(
-    array: np.ndarray, axis: int, scale: float, offset: float, j0: int, j1: int
+    array: np.ndarray, axis: int, scale: float, offset: float, j0: int, j1: int,
+    dtype: type | None = None,
 ) -> tuple[np.ndarray, float]:
     """The input block that output indices ``j0..j1-1`` along `axis` read, and their offset."""
     size = array.shape[axis]
@@ -246,7 +250,7 @@ def _input_span(
     i1 = max(min(math.ceil(last) + 3, size), i0 + 1)
     index = [slice(None)] * array.ndim
     index[axis] = slice(i0, i1)
-    return np.ascontiguousarray(array[tuple(index)]), first - i0
+    return np.ascontiguousarray(array[tuple(index)], dtype=dtype), first - i0
 
 
 def _resample_block(
