@@ -162,6 +162,7 @@ class Runner:
         cancel: CancelCheck | None = None,
         target_class: str | int | None = None,
         keep_probabilities: bool = False,
+        measure: bool = True,
     ) -> RunGenerator:
         """Run the model on `volume`, yielding Progress; returns the Prediction.
 
@@ -176,6 +177,9 @@ class Runner:
             first, reference class; the only class of a one-class model).
         keep_probabilities : bool
             Also return the per-voxel probabilities of a segmentation (large).
+        measure : bool
+            Measure the segments (volumes, diameters, components); False leaves the
+            prediction's statistics empty (a cascade's upstream run needs only its labels).
 
         Raises
         ------
@@ -188,7 +192,7 @@ class Runner:
         messages prefixed with its name), or reuses that model's last result on the same
         series, then runs its own model inside the grown labels' box.
         """
-        return _Run(self, volume, cancel, target_class, keep_probabilities).steps()
+        return _Run(self, volume, cancel, target_class, keep_probabilities, measure).steps()
 
 
 def run_to_end(
@@ -214,8 +218,10 @@ class _Run:
         cancel: CancelCheck | None,
         target_class: str | int | None,
         keep_probabilities: bool,
+        measure: bool = True,
     ) -> None:
         self.runner = runner
+        self.measure = measure
         self.card = runner.card
         self.volume = volume
         self.cancel = cancel
@@ -294,7 +300,7 @@ class _Run:
         key = (series_key(self.volume), card_key(upstream.card))
         prediction = UPSTREAM_RESULTS.get(key)
         if prediction is None:
-            steps = upstream.run(self.volume, cancel=self.cancel)
+            steps = upstream.run(self.volume, cancel=self.cancel, measure=False)
             prediction = yield from _rescaled(steps, 0.0, UPSTREAM_SHARE, f"{name}: ")
             UPSTREAM_RESULTS.put(key, prediction)
         else:
@@ -411,7 +417,7 @@ class _Run:
             )
         del dense
         yield Progress(0.95, "measuring segments")
-        fields["statistics"] = self._statistics(label_map, segments)
+        fields["statistics"] = self._statistics(label_map, segments) if self.measure else {}
         return fields
 
     def _background_probabilities(self) -> np.ndarray:

@@ -423,6 +423,10 @@ def test_the_upstream_result_is_reused_on_the_same_series(registry: ModelRegistr
     assert any(p.message == "Lungs: segmenting done" for p in first)
     assert [p.message for p in second][:2] == ["Lungs: its result on this series reused",
                                                "loading Nodules"]
+    # the upstream run is not measured (only its labels are used); the cascade's result is
+    cached = UPSTREAM_RESULTS.get((series_key(volume), _key(registry, "lungs")))
+    assert cached is not None and cached.statistics == {}
+    assert set(a.statistics) == set(np.unique(a.label_map).tolist()) - {0}
     # another series (one voxel changed) runs the upstream model again
     other = volume.with_array(volume.array.copy())
     other.array[0, 0, 0] = 1.0
