@@ -55,7 +55,9 @@ def stages_kept_by(cards: list[ModelCard]) -> set[str]:
     kept = set()
     for card in cards:
         roi = card.input.roi
-        upstream = by_id.get(roi.model) if roi is not None and roi.keep_labels else None
+        if roi is None or not roi.keep_labels:
+            continue
+        upstream = by_id.get(roi.model)
         if upstream is not None and set(upstream.output.labels) <= set(roi.labels):
             kept.add(upstream.id)
     return kept

@@ -86,7 +86,7 @@ def labels_on_volume(
     mixed = _mixed_cells(model_labels)
     inside_12 = axes[1].inside[:, None] & axes[2].inside[None, :]
     cells_12 = np.ix_(axes[1].lower, axes[2].lower)
-    for i in np.flatnonzero(axes[0].inside):
+    for i in (int(k) for k in np.flatnonzero(axes[0].inside)):
         if check_cancel is not None:
             check_cancel()
         band = mixed[axes[0].lower[i]][cells_12] & inside_12
