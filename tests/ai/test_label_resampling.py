@@ -109,3 +109,19 @@ def test_cancel_is_checked_while_interpolating() -> None:
 
     with pytest.raises(Stop):
         labels_on_volume(grid, probabilities, lambda v: decide_labels(v, card), cancel)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_single_slice_series(dims) -> None:
+    """A radiograph-like series: one voxel along the slice axis, a cell of one voxel there."""
+    shape = (1, 41, 37)
+    spacing = [1.25, 1.25] if dims == 2 else [1.25, 1.25, 1.0]
+    grid = model_grid_for(_affine(), shape,
+                          SimpleNamespace(dims=dims, orientation="PLS", spacing=spacing, size=None))
+    assert grid.resampled and 1 in grid.shape
+    card = _card("softmax", 3)
+    probabilities = _probabilities(grid.shape, 3, "softmax", seed=5)
+    reference = decide_labels([grid.to_volume(c, linear=True) for c in probabilities], card)
+    fast = labels_on_volume(grid, probabilities, lambda v: decide_labels(v, card))
+    assert fast.shape == shape and len(np.unique(reference)) >= 2
+    assert np.array_equal(fast, reference)
