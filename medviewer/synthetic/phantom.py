@@ -303,20 +303,83 @@ def _draw_nodules(rng: np.random.Generator, case: ChestCase) -> tuple[Nodule, ..
     return tuple(nodules)
 
 
-def with_extra_nodules(case: ChestCase, count: int) -> ChestCase:
-    """`case` with up to `count` more nodules, drawn as :func:`chest_case` draws them.
+def with_extra_nodules(
+    case: ChestCase, count: int, part_solid_share: float = 0.0, on_vessel_share: float = 0.0
+) -> ChestCase:
+    """`case` with up to `count` more nodules, for training only.
 
-    For training only: more nodules per rendered case, in the same places and shapes a case can
-    have. The extra nodules come from their own stream of the case's seed, so `case` itself
-    (and every held-out case) is unchanged.
+    The extra nodules come from their own stream of the case's seed, so `case` itself (and
+    every held-out case) is unchanged. By default they are drawn as :func:`chest_case` draws
+    nodules. A `part_solid_share` of them are part-solid (8-30 mm, the rare kind a case draws
+    in one of four nodules of 8 mm or more), and an `on_vessel_share` are juxtavascular: centred
+    on a vessel, at a branching or along it (:func:`_place_on_vessel`), the hardest place to
+    tell a nodule from the vessel tree.
     """
     rng = np.random.default_rng([case.seed, 7402])
     nodules = list(case.nodules)
     for _ in range(count):
-        nodule = _one_nodule(rng, case, nodules)
+        part_solid = rng.random() < part_solid_share
+        on_vessel = rng.random() < on_vessel_share
+        if part_solid or on_vessel:
+            nodule = _extra_nodule(rng, case, nodules, part_solid, on_vessel)
+        else:
+            nodule = _one_nodule(rng, case, nodules)
         if nodule is not None:
             nodules.append(nodule)
     return _replace(case, nodules=tuple(nodules))
+
+
+def _extra_nodule(
+    rng: np.random.Generator, case: ChestCase, others: list[Nodule], part_solid: bool,
+    on_vessel: bool,
+) -> Nodule | None:
+    low = 8.0 if part_solid else 3.0
+    diameter = float(np.exp(rng.uniform(np.log(low), np.log(30.0))))
+    if on_vessel:
+        placed = _place_on_vessel(rng, case, diameter / 2, others)
+    else:
+        side = LEFT_LUNG if rng.random() < 0.5 else RIGHT_LUNG
+        centre = _place_nodule(rng, case, side, diameter / 2, rng.random() < 0.3, others)
+        placed = None if centre is None else (centre, side)
+    if placed is None:
+        return None
+    lobes = tuple(float(v) for v in rng.uniform(-0.12, 0.12, 6)) if diameter >= 8 else (0.0,) * 6
+    return Nodule(
+        centre_lps=tuple(float(v) for v in placed[0]),  # type: ignore[arg-type]
+        diameter_mm=round(diameter, 2),
+        kind="part-solid" if part_solid else "solid",
+        side=placed[1],
+        hu=rng.uniform(-20, 60),
+        core_fraction=rng.uniform(0.35, 0.6) if part_solid else 1.0,
+        lobulation=lobes,
+    )
+
+
+def _place_on_vessel(
+    rng: np.random.Generator, case: ChestCase, radius: float, others: list[Nodule]
+) -> tuple[np.ndarray, int] | None:
+    """A centre on a vessel's axis (and its lung) for a nodule of `radius` wholly in a lung.
+
+    The vessel is drawn in proportion to its cross-section ((r0 + r1)^2), so the thick central
+    vessels, where a nodule is hardest to see, are chosen most; half the centres are at the
+    vessel's far end, where it branches, the others anywhere along it.
+    """
+    tubes = case.vessels
+    weights = np.array([(t.r0 + t.r1) ** 2 for t in tubes], dtype=float)
+    for _ in range(100):
+        tube = tubes[int(rng.choice(len(tubes), p=weights / weights.sum()))]
+        t = 1.0 if rng.random() < 0.5 else float(rng.uniform(0.0, 1.0))
+        centre = np.asarray(tube.p0) + t * (np.asarray(tube.p1) - np.asarray(tube.p0))
+        if any(
+            np.linalg.norm(centre - np.array(o.centre_lps)) < radius + o.diameter_mm / 2 + 5
+            for o in others
+        ):
+            continue
+        inner = np.vstack([centre[None], centre + (radius + 1.0) * _SPHERE_DIRECTIONS])
+        for side in (LEFT_LUNG, RIGHT_LUNG):
+            if _inside_lungs(case, inner, side).all():
+                return centre, side
+    return None
 
 
 def _one_nodule(rng: np.random.Generator, case: ChestCase, others: list[Nodule]) -> Nodule | None:

@@ -34,12 +34,26 @@ def recipe_fingerprint(recipe: ModelRecipe, *, data_only: bool = False) -> str:
     if data_only:
         fields = {key: fields[key] for key in _DATA_FIELDS}
         fields["input"] = recipe.card["input"]
+        fields["code"] = _data_code_hash()
     text = json.dumps(fields, sort_keys=True, default=str)  # ranges as "range(a, b)"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 _DATA_FIELDS = ("id", "train_seeds", "validation_seeds", "crop", "slices_per_case", "patch",
-                "patches_per_case", "extra_nodules")
+                "patches_per_case", "extra_nodules", "extra_part_solid", "extra_on_vessel",
+                "branching_negatives")
+
+
+def _data_code_hash() -> str:
+    """sha256 of the code that renders training data (the phantom and the sampling), so data
+    rendered by an earlier phantom is not reused."""
+    from medviewer.synthetic import phantom
+    from medviewer.training import data
+
+    digest = hashlib.sha256()
+    for module in (phantom, data):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
 
 
 class TrainingState:

@@ -9,13 +9,23 @@ will see in the viewer.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from medviewer.ai.model_card import InputSpec
 from medviewer.core.volume import Volume
 from medviewer.synthetic import phantom
+
+
+@dataclass(frozen=True)
+class ExtraNodules:
+    """Nodules drawn into a training case beyond its own (see
+    :func:`medviewer.synthetic.phantom.with_extra_nodules`)."""
+
+    count: int = 0
+    part_solid_share: float = 0.0
+    on_vessel_share: float = 0.0
 
 
 def axial_volume(hu: np.ndarray, grid: phantom.AxialGrid) -> Volume:
@@ -149,14 +159,17 @@ def radiograph_samples(seed: int, spec: InputSpec) -> list[tuple[np.ndarray, int
 # ------------------------------------------------------------------ 3D patches
 
 
-def patch_centres(case: phantom.ChestCase, count: int, seed: int) -> list[tuple[float, ...]]:
+def patch_centres(case: phantom.ChestCase, count: int, seed: int,
+                  branching_share: float = 0.0) -> list[tuple[float, ...]]:
     """`count` patch centres (LPS mm) for a 3D nodule model: nodules first, then the lungs.
 
     Half the patches hold a nodule (its centre moved by up to 20 mm, so nodules are seen off
     the patch centre too); the rest are random points inside the lungs, which is where the
     vessels are that a nodule model must tell apart, and one in four of those random points
     anywhere in the lungs' box (chest wall, mediastinum, spine), because the model runs over
-    the whole box of the grown lung mask.
+    the whole box of the grown lung mask. A `branching_share` of the points without a nodule
+    are hard negatives instead: a branching of a vessel at least 3 mm thick (moved by up to
+    4 mm), where a vessel looks most like a ball.
     """
     rng = np.random.default_rng([seed, 56])
     centres: list[tuple[float, ...]] = []
@@ -166,12 +179,22 @@ def patch_centres(case: phantom.ChestCase, count: int, seed: int) -> list[tuple[
         shift = rng.uniform(-20.0, 20.0, 3)
         centres.append(tuple(float(v) for v in np.asarray(nodule.centre_lps) + shift))
     points, box = _lung_points(case)
+    branchings = vessel_branchings(case)
     while len(centres) < count:
-        if rng.random() < 0.25:
+        if branchings.size and rng.random() < branching_share:
+            where = branchings[rng.integers(len(branchings))] + rng.uniform(-4.0, 4.0, 3)
+            centres.append(tuple(float(v) for v in where))
+        elif rng.random() < 0.25:
             centres.append(tuple(float(v) for v in rng.uniform(box[0], box[1])))
         else:
             centres.append(tuple(float(v) for v in points[rng.integers(len(points))]))
     return centres
+
+
+def vessel_branchings(case: phantom.ChestCase, min_radius_mm: float = 1.5) -> np.ndarray:
+    """LPS points (N x 3) where a vessel of radius >= `min_radius_mm` ends and branches."""
+    ends = [t.p1 for t in case.vessels if t.r1 >= min_radius_mm]
+    return np.array(ends, dtype=float).reshape(-1, 3)
 
 
 def _lung_points(case: phantom.ChestCase) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -268,13 +291,18 @@ def centred_cube(
 
 
 def ct_case_patches(seed: int, spec: InputSpec, count: int, size: int,
-                    extra_nodules: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """`count` patches of case `seed` (with `extra_nodules` more nodules drawn into it):
-    images ``[n, 1, size, size, size]`` and labels ``[n, size, size, size]``."""
+                    extra: ExtraNodules | None = None,
+                    branching_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` patches of case `seed` (with `extra` nodules drawn into it, and a
+    `branching_share` of its nodule-free patches at vessel branchings, see
+    :func:`patch_centres`): images ``[n, 1, size, size, size]`` and labels
+    ``[n, size, size, size]``."""
     case = phantom.chest_case(seed)
-    if extra_nodules:
-        case = phantom.with_extra_nodules(case, extra_nodules)
-    pairs = [ct_patch(case, c, spec, size) for c in patch_centres(case, count, seed)]
+    if extra is not None and extra.count:
+        case = phantom.with_extra_nodules(case, extra.count, extra.part_solid_share,
+                                          extra.on_vessel_share)
+    centres = patch_centres(case, count, seed, branching_share)
+    pairs = [ct_patch(case, c, spec, size) for c in centres]
     return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])
 
 

@@ -57,6 +57,10 @@ class ModelRecipe:
     patch: int = 0  # 3D models: training patches are patch^3 model voxels
     patches_per_case: int = 0  # 3D patch models: patches per training case (0: whole CT)
     extra_nodules: int = 0  # nodules drawn into each training case beyond its own
+    extra_part_solid: float = 0.0  # share of the extra nodules that are part-solid
+    extra_on_vessel: float = 0.0  # share of the extra nodules centred on a vessel
+    branching_negatives: float = 0.0  # share of nodule-free patches at vessel branchings
+    flips: bool = False  # 3D patches: random flips and in-plane transposes (local models only)
 
     def seed_ranges(self) -> dict[str, str]:
         """The seed ranges as ``"A-B"`` strings (inclusive), for the card."""
@@ -253,13 +257,17 @@ NODULES = ModelRecipe(
     train_seeds=range(0, 300),
     validation_seeds=range(300, 320),
     test_seeds=range(5000, 5060),
-    iterations=1500,
+    iterations=6000,
     batch_size=4,
     learning_rate=3e-3,
     crop=0,
     patch=64,
     patches_per_case=8,
-    extra_nodules=2,
+    extra_nodules=3,
+    extra_part_solid=0.5,
+    extra_on_vessel=0.5,
+    branching_negatives=0.5,
+    flips=True,
 )
 
 RECIPES = {

@@ -98,8 +98,10 @@ def _ct_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple[
 
 def _ct_patches(args: tuple[int, InputSpec, ModelRecipe]) -> tuple[np.ndarray, np.ndarray]:
     seed, spec, recipe = args
+    extra = data.ExtraNodules(recipe.extra_nodules, recipe.extra_part_solid,
+                              recipe.extra_on_vessel)
     images, labels = data.ct_case_patches(seed, spec, recipe.patches_per_case, recipe.patch,
-                                          recipe.extra_nodules)
+                                          extra, recipe.branching_negatives)
     return images.astype(np.float16), labels
 
 
@@ -254,6 +256,8 @@ def _fit_volumes(model, recipe: ModelRecipe, sets, device, log: Log, state) -> d
     for step in range(start, recipe.iterations):
         pick = rng.integers(0, len(images), recipe.batch_size)
         x, y = _random_crops(rng, images[pick], labels[pick], recipe.patch)
+        if recipe.flips:
+            x, y = mirrored(rng, x, y)
         x = torch.from_numpy(_augment(rng, x)).to(device)
         loss = loss_fn(model(x), _volume_target(recipe, y).to(device))
         _optimise(optimiser, scheduler, loss, step, recipe, log)
@@ -277,6 +281,28 @@ def _volume_target(recipe: ModelRecipe, labels: np.ndarray):
         return torch.from_numpy(labels.astype(np.int64))[:, None]
     ids = [int(k) for k in recipe.card["output"]["labels"]]
     return torch.from_numpy(np.stack([labels == k for k in ids], axis=1).astype(np.float32))
+
+
+def mirrored(rng: np.random.Generator, images: np.ndarray,
+             labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample (images ``[B, C, d0, d1, d2]``, labels ``[B, d0, d1, d2]``) flipped along
+    each axis with probability 1/2 and its two in-plane axes (d0, d1) swapped with probability
+    1/2: the 16 mirror images of a cube that keep the slice axis d2, image and labels alike.
+
+    For models that judge local shape (a nodule is a nodule in either lung, upside down);
+    never for a model whose labels name a side.
+    """
+    out_images, out_labels = [], []
+    for image, label in zip(images, labels, strict=True):
+        axes = tuple(a for a in range(3) if rng.random() < 0.5)
+        if axes:
+            image = np.flip(image, axis=tuple(a + 1 for a in axes))
+            label = np.flip(label, axis=axes)
+        if rng.random() < 0.5:
+            image, label = image.swapaxes(1, 2), label.swapaxes(0, 1)
+        out_images.append(np.ascontiguousarray(image))
+        out_labels.append(np.ascontiguousarray(label))
+    return np.stack(out_images), np.stack(out_labels)
 
 
 def _random_crops(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,

@@ -33,6 +33,80 @@ def test_extra_nodules_leave_the_case_and_its_own_nodules_as_they_were():
     assert phantom.with_extra_nodules(case, 3) == more  # reproducible
 
 
+def _distance_to_axis(point, tube: phantom.Tube) -> float:
+    p0, p1 = np.asarray(tube.p0), np.asarray(tube.p1)
+    t = np.clip(np.dot(np.asarray(point) - p0, p1 - p0) / np.dot(p1 - p0, p1 - p0), 0.0, 1.0)
+    return float(np.linalg.norm(np.asarray(point) - (p0 + t * (p1 - p0))))
+
+
+def test_extra_part_solid_nodules_on_vessels_are_drawn_where_asked():
+    case = phantom.chest_case(4)
+    more = phantom.with_extra_nodules(case, 4, part_solid_share=1.0, on_vessel_share=1.0)
+    assert phantom.chest_case(4) == case
+    extra = more.nodules[len(case.nodules):]
+    assert len(extra) == 4
+    for nodule in extra:
+        assert nodule.kind == "part-solid" and 8.0 <= nodule.diameter_mm <= 30.0
+        assert nodule.core_fraction < 1.0
+        # centred on a vessel's axis, in the lung it is labelled with
+        assert min(_distance_to_axis(nodule.centre_lps, t) for t in case.vessels) < 1e-6
+        assert phantom._inside_lungs(case, np.array([nodule.centre_lps]), nodule.side).all()
+    # drawn whole: the rendered slice through its centre holds about its cross-section
+    nodule = max(extra, key=lambda n: n.diameter_mm)
+    full = phantom.ct_grid(more)
+    k = int(np.argmin(np.abs(np.asarray(full.z_positions) - nodule.centre_lps[2])))
+    grid = dataclasses.replace(full, z_positions=(full.z_positions[k],))
+    _, labels = phantom.render_ct(more, grid)
+    x, y = np.meshgrid(grid.xs(), grid.ys())
+    near = np.hypot(x - nodule.centre_lps[0], y - nodule.centre_lps[1]) < nodule.diameter_mm
+    area = np.count_nonzero((labels[0] == phantom.NODULE) & near) * grid.pixel_spacing**2
+    circle = np.pi * (nodule.diameter_mm / 2) ** 2
+    assert 0.5 * circle < area < 1.5 * circle
+    plain = phantom.with_extra_nodules(case, 4)  # the default shares: as chest_case draws them
+    assert all(min(_distance_to_axis(n.centre_lps, t) for t in case.vessels) > 1e-6
+               for n in plain.nodules[len(case.nodules):])
+
+
+def test_branching_negatives_are_patches_at_thick_vessel_ends():
+    case = dataclasses.replace(phantom.chest_case(5), nodules=())
+    ends = data.vessel_branchings(case)
+    assert len(ends) > 10
+    thick = {t.p1 for t in case.vessels if t.r1 >= 1.5}
+    assert {tuple(p) for p in ends} == thick
+    centres = np.array(data.patch_centres(case, 12, 5, branching_share=1.0))
+    gaps = np.linalg.norm(centres[:, None] - ends[None], axis=2).min(axis=1)
+    assert (gaps <= 4.0 * np.sqrt(3) + 1e-9).all()
+    plain = np.array(data.patch_centres(case, 12, 5))
+    plain_gaps = np.linalg.norm(plain[:, None] - ends[None], axis=2).min(axis=1)
+    assert np.median(plain_gaps) > 4.0 * np.sqrt(3)
+
+
+def test_mirrored_patches_keep_image_and_labels_together_and_the_slice_axis():
+    from medviewer.training.train import mirrored
+
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 1, 4, 4, 3)).astype(np.float32)
+    labels = (image[:, 0] > 0.5).astype(np.uint8)
+    seen = set()
+    for _ in range(200):
+        x, y = mirrored(rng, image, labels)
+        assert x.shape == image.shape and y.shape == labels.shape
+        np.testing.assert_array_equal(y[0], (x[0, 0] > 0.5).astype(np.uint8))
+        # the slice axis stays the slice axis: each slice's values stay in one slice
+        assert {frozenset(np.round(x[0, 0, :, :, k].ravel(), 6)) for k in range(3)} <= {
+            frozenset(np.round(image[0, 0, :, :, k].ravel(), 6)) for k in range(3)}
+        seen.add(x.tobytes())
+    assert len(seen) == 16
+
+
+def test_training_data_is_rendered_afresh_when_the_phantom_code_changes(monkeypatch):
+    from medviewer.training import checkpoint
+
+    before = checkpoint.recipe_fingerprint(specs.NODULES, data_only=True)
+    monkeypatch.setattr(checkpoint, "_data_code_hash", lambda: "another phantom")
+    assert checkpoint.recipe_fingerprint(specs.NODULES, data_only=True) != before
+
+
 def test_a_patch_is_centred_where_asked_on_the_model_grid():
     spec = _spec(specs.NODULES)
     case = phantom.with_extra_nodules(phantom.chest_case(3), 2)
