@@ -3,7 +3,7 @@ time its networks spend in their forward passes.
 
 For each model (``--models``: ids from the registry or model folders; default the CT
 segmentation cascade and, for comparison, any folder given with ``--also``), one phantom chest
-(``--seed``, default 90013, the demo's) is rendered at 512 x 512 x ``--slices`` (default 300)
+(``--seed``, default 90014, the demo's) is rendered at 512 x 512 x ``--slices`` (default 300)
 and run by ``Runner(card, "cpu", cpu_threads=T)`` + ``run_to_end`` as ``medviewer infer`` runs
 it (T = all cores) and as the GUI runs it (T = None: one core left free). Reported per run:
 end-to-end seconds, seconds inside the networks' ``forward`` (forward hooks on every network

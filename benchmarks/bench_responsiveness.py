@@ -13,7 +13,7 @@ each window's own start-up jobs finish before anything is measured, as in the te
 2. ``load``: then ``window.open_series`` of that series, until the view shows it complete and
    no background job is left (R times, as 1).
 3. ``segmentation``: a click on the AI panel's Segment button with the demo CT open (the demo
-   study, seed 90013: 300 x 512 x 512; model ``demo-ct-lung-nodule-seg`` on the CPU), until the
+   study, seed 90014: 273 x 512 x 512; model ``demo-ct-lung-nodule-seg`` on the CPU), until the
    result is saved and the panel idle. Once (about a minute).
 4. ``roi_mask_512``: :func:`medviewer.core.measurements.roi_mask` of an ellipse filling a
    512 x 512 reslice (what every frame of an ROI drag computes), best of 20 calls.

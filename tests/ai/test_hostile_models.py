@@ -718,7 +718,8 @@ def test_the_demo_models_pass_every_check() -> None:
         assert estimate.parameters == sum(p.numel() for p in module.parameters())
         assert estimate.activation_bytes and estimate.activation_bytes > 256 * 256 * 4
         counts[card.id] = estimate.parameters
-    assert counts == {"demo-ct-lung-nodule-seg": 488_268, "demo-ct-nodule-cls": 97_890,
+    assert counts == {"demo-ct-lung-nodule-seg": 485_431, "demo-ct-lungs": 487_161,
+                      "demo-ct-nodule-cls": 97_890,
                       "demo-cxr-nodule-cls": 97_761}
 
 

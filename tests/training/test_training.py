@@ -145,3 +145,17 @@ def test_evidence_classifier_decides_from_its_map():
     assert evidence.shape == (3, 1, 16, 16)
     torch.testing.assert_close(logits[:, 0], torch.zeros(3))
     torch.testing.assert_close(logits[:, 1], evidence.flatten(1).amax(dim=1))
+
+
+def test_label_evidence_marks_the_cells_holding_nodule_voxels():
+    from medviewer.training.train import label_evidence
+
+    labels = np.zeros((2, 32, 24), dtype=np.uint8)
+    labels[0, 9:11, 15] = 3  # rows 9-10 (cell 1), column 15 (cell 1)
+    labels[0, 16, 16] = 3  # cell (2, 2)
+    labels[0, 0:8, 0:8] = 1  # a lung is not evidence
+    labels[1, 31, 23] = 3  # the last cell
+    cells = label_evidence(labels)
+    assert cells.shape == (2, 4, 3) and cells.dtype == np.uint8
+    assert sorted(zip(*np.nonzero(cells[0]), strict=True)) == [(1, 1), (2, 2)]
+    assert sorted(zip(*np.nonzero(cells[1]), strict=True)) == [(3, 2)]

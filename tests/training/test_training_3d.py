@@ -240,3 +240,26 @@ def test_whole_ct_samples_of_the_lungs_model_are_centred_cubes_without_nodule_la
     # PLS: d1 runs toward the patient's left; the cube is centred on the series
     assert np.nonzero(labels[0] == phantom.LEFT_LUNG)[1].mean() > 79.5
     assert np.nonzero(labels[0] == phantom.RIGHT_LUNG)[1].mean() < 79.5
+
+
+def test_partial_coverage_cuts_a_share_of_samples_to_a_slice_range():
+    from medviewer.training.train import partial_coverage
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.2, 1.0, (64, 1, 3, 3, 50)).astype(np.float32)
+    images[:, :, 0, 0, 0] = 0.1  # each sample's air value
+    labels = np.ones((64, 3, 3, 50), dtype=np.uint8)
+    cut_images, cut_labels = partial_coverage(rng, images, labels, 0.5, min_slices=20)
+    assert np.array_equal(images[:, :, 0, 0, 0], np.full((64, 1), 0.1, np.float32))  # a copy
+    cut = 0
+    for k in range(64):
+        kept = cut_labels[k].any(axis=(0, 1))  # slices still labelled
+        if kept.all():
+            np.testing.assert_array_equal(cut_images[k], images[k])
+            continue
+        cut += 1
+        run = np.flatnonzero(kept)
+        assert run.size >= 20 and np.all(np.diff(run) == 1)  # one range of >= 20 slices
+        np.testing.assert_array_equal(cut_images[k][..., run], images[k][..., run])
+        assert (cut_images[k][..., ~kept] == np.float32(0.1)).all()
+    assert 20 <= cut <= 44  # about half

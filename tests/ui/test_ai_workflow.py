@@ -174,7 +174,7 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     keys = dialog.chosen_images()
     assert keys[-1].origin == "user" and sum(k.origin == "finding" for k in keys) >= 2
     assert {"report.pdf", "findings.csv", "findings.json", "dicom/SR_measurements.dcm",
-            "dicom/DOC_report_pdf.dcm", "dicom/SEG_demo-ct-lung-nodule-seg-1.0.0.dcm"} <= files
+            "dicom/DOC_report_pdf.dcm", "dicom/SEG_demo-ct-lung-nodule-seg-2.0.0.dcm"} <= files
     assert sum(f.startswith("dicom/KEY_") for f in files) == len(keys)
     _check_export(out, saved, again.grid.active.volume, len(keys), "CT in 3 months.")
     again.close()
