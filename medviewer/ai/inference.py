@@ -161,6 +161,9 @@ class Inference:
         thread.start()
         try:
             while (done := events.get()) is not None:
+                # here too: on a busy machine the worker may be many windows ahead of its
+                # queued progress, and a cancel must not wait for the backlog to drain
+                self.check_cancel()
                 fraction = INFER_START + (INFER_END - INFER_START) * min(1.0, done / total)
                 yield Progress(fraction, f"{verb}: window batch {done}/{total}")
         finally:

@@ -326,7 +326,9 @@ def test_cancel_stops_a_sliding_window_and_its_thread(tmp_path: Path) -> None:
             if "window batch" in progress.message:
                 batches += 1
                 flag.set()
-    assert batches <= 2
+    # the first batch's progress is the last: the relay checks the cancel before each one,
+    # even when the worker is windows ahead (it was, 20 of them, on a busy CI machine)
+    assert batches == 1
     assert threading.active_count() == threads
 
 
