@@ -253,8 +253,8 @@ NODULES = ModelRecipe(
             "activation": "sigmoid",
             "threshold": 0.5,
             "labels": {"3": {"name": "nodule", "color": "#ff3030"}},
-            # max_probability, placed on seeds 300-339 (the validation seeds and 20 more that
-            # no recipe trains or tests on): every found nodule >= 6 mm peaked at >= 0.9987,
+            # max_probability, placed on seeds 300-339 (the validation seeds and 20 more no CT
+            # recipe trains or tests on): every found nodule >= 6 mm peaked at >= 0.9987,
             # and 0.997 (logit 5.8) keeps them all while cutting false positives from 1.65 to
             # 0.375 per case. Sensitivity first: a missed nodule weighs more than a false one.
             "postprocess": {"3": [{"op": "remove_small", "min_volume_mm3": 30},
