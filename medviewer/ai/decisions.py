@@ -71,6 +71,9 @@ def activate(output: torch.Tensor, card: ModelCard, *, dense: bool) -> torch.Ten
         output = output.reshape(output.shape[0], output.shape[1])
     if card.output.temperature != 1.0:
         output = output / card.output.temperature  # calibrated (temperature scaling)
+    if card.output.bias and not dense:  # Platt scaling: a per-class offset after T
+        output = output + torch.tensor(card.output.bias, dtype=output.dtype,
+                                       device=output.device)
     activation = card.output.activation
     if activation == "softmax":
         return torch.softmax(output, dim=1)
@@ -166,6 +169,40 @@ def aggregate(per_sample: np.ndarray) -> np.ndarray:
     overall = per_sample.max(axis=0)
     overall[0] = per_sample[:, 0].min()
     return overall
+
+
+#: A slice-by-slice heatmap covers at least this many slices (the most probable ones).
+EXPLAINED_MINIMUM = 8
+
+
+def explained_slices(
+    scores: np.ndarray, threshold: float, minimum: int = EXPLAINED_MINIMUM
+) -> np.ndarray:
+    """The slices a 2D classifier's heatmap is computed on: where the explained class is called.
+
+    Grad-CAM costs a forward and a backward pass per slice, about three times the
+    classification, and on a slice the model does not call it shows nothing a reader needs.
+    So the slices whose probability reaches `threshold` are explained, and at least the
+    `minimum` most probable ones (a negative series still shows where the model looked
+    hardest).
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        Per slice, the explained class's probability.
+    threshold : float
+    minimum : int, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        bool per slice.
+    """
+    scores = np.asarray(scores)
+    chosen = scores >= threshold
+    if int(chosen.sum()) < minimum:
+        chosen[np.argsort(-scores, kind="stable")[:minimum]] = True
+    return chosen
 
 
 def decide_classes(overall: np.ndarray, card: ModelCard) -> tuple[str, ...]:

@@ -244,6 +244,10 @@ class OutputSpec:
     maps a label to its post-processing steps (empty when there are none). ``temperature``
     divides the raw outputs before the activation (temperature scaling, fitted on validation
     data so that probabilities are calibrated; 1 leaves them as the network gives them).
+    ``bias`` (classifiers with a softmax only, one value per class, empty for none) is added
+    after the division: with it, a two-class model's ``p = sigmoid(z / T + b1 - b0)`` is Platt
+    scaling, which also removes an offset a temperature cannot (a model trained on balanced
+    batches carries their prior in its logits).
     """
 
     activation: str
@@ -252,6 +256,7 @@ class OutputSpec:
     threshold: float
     postprocess: dict[int, tuple[PostprocessStep, ...]]
     temperature: float = 1.0
+    bias: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -266,6 +271,8 @@ class OutputSpec:
         data["threshold"] = self.threshold
         if self.temperature != 1.0:
             data["temperature"] = self.temperature
+        if self.bias:
+            data["bias"] = list(self.bias)
         if self.postprocess:
             data["postprocess"] = {
                 str(k): [step.to_json() for step in steps] for k, steps in self.postprocess.items()
@@ -1092,18 +1099,32 @@ _OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
 
 
 def _parse_output(value: Any, task: str) -> OutputSpec:
-    optional = ("labels", "classes", "threshold", "postprocess", "temperature")
+    optional = ("labels", "classes", "threshold", "postprocess", "temperature", "bias")
     obj = _fields(value, "output", ("activation",), optional)
     activation = _choice(obj["activation"], "output.activation", ACTIVATIONS)
     rule, ok = " strictly between 0 and 1", lambda t: 0 < t < 1
     threshold = _number(obj.get("threshold", 0.5), "output.threshold", rule, ok)
     temperature = _parse_temperature(obj.get("temperature", 1.0), activation)
     if task == "segmentation":
+        if "bias" in obj:
+            _fail("output.bias", "is for classifiers (Platt scaling of class logits)")
         labels = _parse_segmentation(obj, activation)
         postprocess = _parse_postprocess(obj.get("postprocess"), labels)
         return OutputSpec(activation, labels, (), threshold, postprocess, temperature)
     classes = _parse_classification(obj, activation)
-    return OutputSpec(activation, {}, classes, threshold, {}, temperature)
+    bias = _parse_bias(obj.get("bias"), activation, classes)
+    return OutputSpec(activation, {}, classes, threshold, {}, temperature, bias)
+
+
+def _parse_bias(value: Any, activation: str, classes: tuple[str, ...]) -> tuple[float, ...]:
+    """``output.bias``: one finite offset per class, for a softmax classifier."""
+    if value is None:
+        return ()
+    if activation != "softmax":
+        _fail("output.bias", f"offsets softmax logits; this card's activation is {activation}")
+    if not isinstance(value, list) or len(value) != len(classes):
+        _fail("output.bias", f"must be a list of {len(classes)} numbers, one per class")
+    return tuple(_number(v, f"output.bias[{i}]") for i, v in enumerate(value))
 
 
 def _parse_temperature(value: Any, activation: str) -> float:

@@ -38,6 +38,7 @@ from medviewer.ai.decisions import (
     decide_classes,
     decide_labels,
     expected_channels,
+    explained_slices,
     label_dtype,
     labels_on_cpu,
     target_index,
@@ -523,7 +524,7 @@ class _Run:
         if card.input.dims == 2 and self._series_slice_count() > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
-            fields.update((yield from self._heatmap(model_input, overall)))
+            fields.update((yield from self._heatmap(model_input, per_sample)))
         return fields
 
     def _series_slice_count(self) -> int:
@@ -544,16 +545,17 @@ class _Run:
         return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": axis}
 
     def _heatmap(
-        self, model_input: ModelInput, overall: np.ndarray
+        self, model_input: ModelInput, per_sample: np.ndarray
     ) -> Generator[Progress, None, dict[str, Any]]:
         card = self.card
         assert self.inference is not None and self.grid is not None
         if self.inference.network.module is None:
             self.warnings.append("no heatmap: Grad-CAM needs an eager network (safetensors)")
             return {}
-        target = target_index(card, overall, self.target_class)
+        target = target_index(card, aggregate(per_sample), self.target_class)
         if card.input.dims == 2:
-            cam = yield from self._slice_cams(model_input, target)  # [d0, d1, d2]
+            chosen = explained_slices(per_sample[:, target], card.output.threshold)
+            cam = yield from self._slice_cams(model_input, target, chosen)  # [d0, d1, d2]
         else:
             self.inference.check_cancel()
             # What the network classified: per-sample ops applied, on its device.
@@ -566,17 +568,24 @@ class _Run:
         return {"heatmap": heatmap, "heatmap_class": card.output.classes[target]}
 
     def _slice_cams(
-        self, model_input: ModelInput, target: int
+        self, model_input: ModelInput, target: int, chosen: np.ndarray
     ) -> Generator[Progress, None, torch.Tensor]:
-        """Grad-CAM of `target` slice batch by slice batch, as ``[d0, d1, d2]``."""
+        """Grad-CAM of `target` on the `chosen` slices (0 on the others), batch by batch, as
+        ``[d0, d1, d2]``; a batch without a chosen slice is not run."""
         import torch
 
         assert self.inference is not None
         cams = []
         count = model_input.slice_count
-        for _k0, k1, batch in self.inference.batches(model_input):
+        for k0, k1, batch in self.inference.batches(model_input):
+            wanted = torch.from_numpy(chosen[k0:k1])
+            if not bool(wanted.any()):
+                cams.append(torch.zeros((k1 - k0, *batch.shape[2:]), device=batch.device))
+                continue
             self.inference.check_cancel()
-            cams.append(self._cams(batch, target))
+            cam = self._cams(batch, target)
+            cam[~wanted.to(cam.device)] = 0.0
+            cams.append(cam)
             yield Progress(INFER_END - EXPLAIN_SHARE * (1 - k1 / count), "explaining")
         return torch.cat(cams).permute(1, 2, 0)  # [B, d0, d1] batches -> [d0, d1, sum(B)]
 

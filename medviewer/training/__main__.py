@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--figures", metavar="DIR",
                           help="write the FROC curve or reliability diagram (SVG) into DIR")
     calibrate = sub.add_parser("calibrate",
-                               help="fit a classifier's temperature on its validation seeds")
+                               help="fit a classifier's Platt scaling (temperature and "
+                                    "bias) on its validation seeds")
     calibrate.add_argument("model_id", choices=sorted(CLASSIFIERS))
     calibrate.add_argument("--seeds", help="A-B (inclusive) within the validation seeds; "
                                            "default: all of them")

@@ -171,6 +171,8 @@ def evaluate(
                      else radiograph_figures)
         result = summarise(cls_cases, card.output.threshold)
         result["calibration"]["temperature"] = card.output.temperature
+        if card.output.bias:
+            result["calibration"]["bias"] = card.output.bias[1] - card.output.bias[0]
     result = {"seeds": f"{seeds[0]}-{seeds[-1]}" if seeds else "", "cases": len(seeds),
               **result, "bootstrap": BOOTSTRAP,
               "seconds": round(time.perf_counter() - started, 1)}

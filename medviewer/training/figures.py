@@ -134,7 +134,8 @@ def evaluation_figures(model_id: str, result: Mapping[str, Any],
     count = sum(calibration["bins"]["count"])
     of_cases = f" of {cases} series" if cases and calibration["unit"] == "slice" else ""
     subtitle = (f"{count} {calibration['unit']}s{of_cases}, seeds {result.get('seeds', '?')}; "
-                f"ECE {_with_ci(calibration['ece'])}; T = {calibration.get('temperature', 1.0):g}")
+                f"ECE {_with_ci(calibration['ece'])}; T = {calibration.get('temperature', 1.0):g}"
+                + (f", b = {calibration['bias']:g}" if calibration.get("bias") else ""))
     return {f"{model_id}-reliability.svg": reliability_drawing(
         calibration["bins"], f"{model_id}: reliability", subtitle)}
 

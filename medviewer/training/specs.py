@@ -1,8 +1,9 @@
 """The demo models: their cards (before training fills in weights and metrics) and recipes.
 
-Seeds: every model trains on phantom seeds 0-299 or 0-599, validates on the next range, and is
-tested on seeds from 5000 up, which no training run ever renders. The demo study uses seeds
-from 90000 (see :data:`medviewer.synthetic.demo.DEMO_SEED`).
+Seeds: the CT models train on phantom seeds 0-299 (the lungs 0-99) and validate on 300-319;
+the radiograph model validates on 600-699 and trains on 1000-3999 (2.0.0; 1.0.0 on 0-599).
+Every model is tested on seeds from 5000 up, which no training run ever renders. The demo
+study uses seeds from 90000 (see :data:`medviewer.synthetic.demo.DEMO_SEED`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ModelRecipe:
     branching_negatives: float = 0.0  # share of nodule-free patches at vessel branchings
     flips: bool = False  # 3D patches: random flips and in-plane transposes (local models only)
     partial_coverage: float = 0.0  # whole-CT models: share of samples cut to a random z-range
+    train_window: int = 0  # 2D evidence classifiers: train on windows this wide (0: whole)
 
     def seed_ranges(self) -> dict[str, str]:
         """The seed ranges as ``"A-B"`` strings (inclusive), for the card."""
@@ -168,14 +170,20 @@ RADIOGRAPH_CLASSIFIER = ModelRecipe(
                                    "to": [0, 1], "clip": False}]),
         "output": _NODULE_CLASSES,
         "explain": _GRADCAM,
+        # 2.0.0: 3000 training cases instead of 600 (on 600, 4000 iterations reached training
+        # AUC 0.99 and validation 0.76: memorised), 4000 iterations on 160-pixel windows (each
+        # positive's window holds its nodule); 1.0.0: 600 iterations on whole radiographs,
+        # AUC 0.72, Grad-CAM hits 53 %.
+        "version": "2.0.0",
     },
-    train_seeds=range(0, 600),
+    train_seeds=range(1000, 4000),
     validation_seeds=range(600, 700),
     test_seeds=range(5000, 5300),
-    iterations=600,
-    batch_size=16,
+    iterations=4000,
+    batch_size=32,
     learning_rate=2e-3,
     crop=288,
+    train_window=160,
 )
 
 def _ct_3d(spacing: float, patch: int) -> dict[str, object]:

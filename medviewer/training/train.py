@@ -407,7 +407,10 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -
     half = recipe.batch_size // 2
     for step in range(start, recipe.iterations):
         pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
-        x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
+        if recipe.train_window and maps is not None:
+            x, where = evidence_windows(rng, images[pick], maps[pick], recipe.train_window)
+        else:
+            x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
         x = torch.from_numpy(_augment(rng, x)).to(device)
         y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
         if where is None:
@@ -428,6 +431,45 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -
 
     return {"samples": len(val_targets), "positives": int(val_targets.sum()),
             "auc": round(roc_auc(scores, val_targets), 4)}
+
+
+def evidence_windows(rng: np.random.Generator, images: np.ndarray, maps: np.ndarray,
+                     size: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a `size`-pixel window from each image (and its evidence map), on the map's cells.
+
+    A window of an image with evidence holds one of its marked cells (chosen at random, at a
+    random place in the window), so a positive stays positive; other images give a window at
+    random. Small windows make an iteration several times cheaper than the whole image; the
+    network is convolutional, so it runs on whole images as trained.
+
+    Parameters
+    ----------
+    images
+        ``[n, H, W]`` (or ``[n, C, H, W]``), H and W multiples of `stride` and >= `size`.
+    maps
+        ``[n, H // stride, W // stride]`` evidence targets (see :func:`evidence_target`).
+    size
+        Window side in pixels, a multiple of `stride`.
+
+    Returns
+    -------
+    The windows ``[n, ..., size, size]`` and their maps ``[n, size // stride, size // stride]``.
+    """
+    cells = size // stride
+    rows, cols = maps.shape[-2:]
+    out_images, out_maps = [], []
+    for image, evidence in zip(images, maps, strict=True):
+        marked = np.argwhere(evidence > 0)
+        if len(marked):
+            r, c = marked[rng.integers(len(marked))]
+            r0 = int(np.clip(r - rng.integers(cells), 0, rows - cells))
+            c0 = int(np.clip(c - rng.integers(cells), 0, cols - cells))
+        else:
+            r0, c0 = int(rng.integers(rows - cells + 1)), int(rng.integers(cols - cells + 1))
+        out_maps.append(evidence[r0:r0 + cells, c0:c0 + cells])
+        out_images.append(image[..., r0 * stride:(r0 + cells) * stride,
+                                c0 * stride:(c0 + cells) * stride])
+    return np.stack(out_images), np.stack(out_maps)
 
 
 def label_evidence(labels: np.ndarray, stride: int = 8) -> np.ndarray:

@@ -140,10 +140,12 @@ def test_bundled_card_is_what_its_training_recipe_writes(model_id):
 
     shipped = json.loads(_entry(model_id).card.path.read_text())
     recipe = json.loads(json.dumps(RECIPES[model_id].card))
-    # a fitted temperature comes from `calibrate` after training, with its record
+    # a fitted temperature and bias come from `calibrate` after training, with its record
     temperature = shipped["output"].pop("temperature", 1.0)
-    fitted = shipped.get("metrics", {}).get("calibration", {}).get("temperature", 1.0)
-    assert temperature == fitted
+    bias = shipped["output"].pop("bias", [0.0, 0.0])
+    fitted = shipped.get("metrics", {}).get("calibration", {})
+    assert temperature == fitted.get("temperature", 1.0)
+    assert bias == [0.0, fitted.get("bias", 0.0)]
     for card in (shipped, recipe):
         card["weights"].pop("sha256")
         card.pop("metrics", None)

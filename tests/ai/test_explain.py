@@ -91,6 +91,44 @@ def test_heatmap_of_a_volume_is_hottest_on_the_blob_slice(blob_model: Path) -> N
     assert np.hypot(peak[1] - 20, peak[2] - 28) <= 2
 
 
+def test_a_slice_heatmap_covers_the_called_slices_and_at_least_the_most_probable(
+    blob_model: Path,
+) -> None:
+    """Grad-CAM runs where the class is called (p >= threshold) and on at least the 8 most
+    probable slices; every other slice has no heatmap."""
+    from medviewer.ai.decisions import explained_slices
+    from medviewer.ai.model_card import load_card
+
+    rng = np.random.default_rng(6)
+    array = rng.uniform(0, 0.2, (20, ROWS, COLS)).astype(np.float32)
+    for k, centre in ((3, (12, 10)), (15, (30, 25))):
+        array[k] = _image_with_blob(centre, seed=k)
+    array[9] += 0.25 * _image_with_blob((24, 20), seed=9)  # a faint one
+    volume = make_volume(array, spacing=(0.8, 0.8, 3.0))
+    prediction = run_to_end(Runner(load_card(blob_model), "cpu").run(volume))
+    p = prediction.slice_probabilities[:, 1]
+    called = p >= 0.5
+    assert list(np.flatnonzero(called)) == [3, 15]
+    chosen = explained_slices(p, 0.5)
+    assert chosen.sum() == 8 and chosen[[3, 15]].all()
+    assert (p[chosen].min() >= p[~chosen].max())  # the 8 most probable
+    hot = prediction.heatmap.reshape(20, -1).max(axis=1) > 0
+    assert not hot[~chosen].any()  # nothing where it was not computed
+    assert hot[3] and hot[15]
+    for k, centre in ((3, (12, 10)), (15, (30, 25))):
+        peak = np.unravel_index(np.argmax(prediction.heatmap[k]), (ROWS, COLS))
+        assert np.hypot(peak[0] - centre[0], peak[1] - centre[1]) <= 2
+
+
+def test_explained_slices_are_the_called_ones_when_there_are_enough() -> None:
+    from medviewer.ai.decisions import explained_slices
+
+    scores = np.array([0.9, 0.1, 0.6, 0.7, 0.2, 0.95])
+    assert list(explained_slices(scores, 0.5, minimum=2)) == [1, 0, 1, 1, 0, 1]
+    assert list(explained_slices(scores, 0.5, minimum=5)) == [1, 0, 1, 1, 1, 1]
+    assert explained_slices(scores, 0.99, minimum=10).all()  # fewer slices than the minimum
+
+
 def test_target_class_can_be_chosen(blob_model: Path) -> None:
     from medviewer.ai.model_card import load_card
 

@@ -243,6 +243,17 @@ def test_temperature_round_trips_and_defaults_to_one() -> None:
     assert ModelCard.from_dict(card.to_dict(), "again") == card
 
 
+def test_bias_round_trips_on_a_classifier() -> None:
+    data = classification_card()
+    assert ModelCard.from_dict(data, "mem").output.bias == ()
+    assert "bias" not in ModelCard.from_dict(data, "mem").to_dict()["output"]
+    data["output"]["bias"] = [0, -1.25]
+    card = ModelCard.from_dict(data, "mem")
+    assert card.output.bias == (0.0, -1.25)
+    assert card.to_dict()["output"]["bias"] == [0.0, -1.25]
+    assert ModelCard.from_dict(card.to_dict(), "again") == card
+
+
 def test_postprocess_steps_with_parameters_round_trip() -> None:
     data = segmentation_card()
     data["output"]["postprocess"] = {
@@ -485,6 +496,30 @@ BAD_CARDS = [
         _set("output", {"activation": "none", "labels": {"1": {"name": "a"}}, "temperature": 2}),
         "output.temperature",
         "this card has none",
+    ),
+    (
+        "bias on a segmentation model",
+        _set("output.bias", [0, 1]),
+        "output.bias",
+        "is for classifiers",
+    ),
+    (
+        "bias of the wrong length",
+        _classifier(output={"activation": "softmax", "classes": ["a", "b"], "bias": [0.0]}),
+        "output.bias",
+        "list of 2 numbers",
+    ),
+    (
+        "bias that is not a number",
+        _classifier(output={"activation": "softmax", "classes": ["a", "b"], "bias": [0, "x"]}),
+        "output.bias[1]",
+        "must be a number",
+    ),
+    (
+        "bias with a sigmoid",
+        _classifier(output={"activation": "sigmoid", "classes": ["a", "b"], "bias": [0, 1]}),
+        "output.bias",
+        "activation is sigmoid",
     ),
     (
         "postprocess step that needs parameters, by name",

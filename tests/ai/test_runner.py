@@ -275,6 +275,22 @@ def test_temperature_scales_logits_before_the_activation(tmp_path: Path) -> None
     assert prediction.decision == ("bright",)
 
 
+def test_platt_bias_is_added_after_the_temperature(tmp_path: Path) -> None:
+    """P = sigmoid(logit / T + b1 - b0) per slice and overall; a negative bias can turn the
+    decision."""
+    means = np.array([0, 10, 20, 90, 30, 5], np.float32)
+    array = np.broadcast_to(means[:, None, None], (6, 12, 10)).copy()
+    card = make_card(tmp_path / "m", MeanClassifier(25.0, 0.2), task="classification",
+                     dims=2, orientation="PLS", size=[16, 16], temperature=2.5,
+                     bias=[0.5, -6.0])  # fmt: skip
+    assert card.output.bias == (0.5, -6.0)
+    prediction = run(card, make_volume(array))
+    expected = 1 / (1 + np.exp(-(0.2 * (means - 25.0) / 2.5 - 6.5)))
+    np.testing.assert_allclose(prediction.slice_probabilities[:, 1], expected, atol=1e-5)
+    assert prediction.classes["bright"] == pytest.approx(expected.max(), abs=1e-5)
+    assert expected.max() < 0.5 and prediction.decision == ("normal",)
+
+
 def test_intensity_ops_apply_in_order(tmp_path: Path) -> None:
     array = np.full((1, 8, 8), 300.0, np.float32)
     array[0, :4] = -1000.0

@@ -142,14 +142,14 @@ def card_dict(
     """A complete card for `weights` (its sha256 computed)."""
     extra = {k: input_fields.pop(k) for k in ("architecture", "explain", "model_id",
                                                  "threshold", "postprocess", "activation",
-                                                 "temperature")
+                                                 "temperature", "bias")
              if k in input_fields}
     output: dict[str, Any] = {"activation": extra.get("activation", "softmax")}
     if task == "segmentation":
         output["labels"] = labels or {"1": {"name": "bright", "color": "#ff0000"}}
     else:
         output["classes"] = classes or ["normal", "bright"]
-    for key in ("threshold", "postprocess", "temperature"):
+    for key in ("threshold", "postprocess", "temperature", "bias"):
         if key in extra:
             output[key] = extra[key]
     card: dict[str, Any] = {

@@ -17,6 +17,7 @@ from medviewer.training import calibration
 from medviewer.training.calibration import (
     binary_nll,
     calibration_summary,
+    fit_platt,
     fit_temperature,
     logit_difference,
     write_calibration,
@@ -55,6 +56,37 @@ def test_fit_minimises_the_nll_and_stays_in_its_bounds() -> None:
     assert fit_temperature(separable, separable > 0) == pytest.approx(0.05, rel=1e-5)
     with pytest.raises(ValueError, match="one shape"):
         fit_temperature(np.zeros(3), np.zeros(2, bool))
+
+
+def test_platt_recovers_a_known_temperature_and_prior_offset() -> None:
+    logits, labels = calibrated_sample(20000, 3)
+    # a model trained on balanced batches: overconfident (x 2) and shifted up by 2.2 nats
+    temperature, bias = fit_platt(2.0 * logits + 2.2, labels)
+    assert temperature == pytest.approx(2.0, rel=0.05)
+    assert bias == pytest.approx(-1.1, abs=0.08)  # z / T + b = logit: b = -2.2 / 2
+    # a temperature alone cannot remove the offset: Platt's NLL is clearly lower
+    shifted = 2.0 * logits + 2.2
+    alone = fit_temperature(shifted, labels)
+    platt = binary_nll(shifted, labels, temperature, bias)
+    assert platt < binary_nll(shifted, labels, alone) - 0.01
+    # it is the minimum: any nearby (T, b) does worse
+    best = binary_nll(shifted, labels, temperature, bias)
+    for t, b in ((temperature * 1.03, bias), (temperature / 1.03, bias),
+                 (temperature, bias + 0.05), (temperature, bias - 0.05)):
+        assert binary_nll(shifted, labels, t, b) > best
+    # a calibrated model is left alone, deterministically
+    assert fit_platt(logits, labels) == pytest.approx((1.0, 0.0), abs=0.05)
+    assert fit_platt(shifted, labels) == fit_platt(shifted, labels)
+
+
+def test_platt_keeps_the_temperature_in_its_bounds() -> None:
+    separable = np.array([-1.0, -0.5, 0.5, 1.0, 2.0])
+    temperature, bias = fit_platt(separable, separable > 0)
+    # the likelihood keeps improving as T -> 0: only the ridge (or the bound) stops it
+    assert 0.05 <= temperature < 0.1
+    assert np.isfinite(bias)
+    with pytest.raises(ValueError, match="one shape"):
+        fit_platt(np.zeros(3), np.zeros(2, bool))
 
 
 def test_binary_nll_by_hand() -> None:
@@ -106,6 +138,11 @@ def test_written_card_round_trips_and_keeps_its_weights(tmp_path) -> None:
     assert file_sha256(weights) == before == card.weights.sha256
     # no staging left beside the card
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in SHIPPED.iterdir())
+    # Platt: the bias goes to the second class, and a later fit without one removes it
+    write_calibration(folder / "model.json", 1.5, summary, bias=-0.75)
+    assert load_card(folder).output.bias == (0.0, -0.75)
+    write_calibration(folder / "model.json", 1.75, summary)
+    assert load_card(folder).output.bias == ()
     # an invalid temperature is refused before anything is written
     text = (folder / "model.json").read_text()
     with pytest.raises(ModelCardError, match="temperature"):
@@ -141,6 +178,7 @@ def test_calibrate_command_writes_a_copy_of_the_radiograph_model(tmp_path, capsy
     card = load_card(folder)
     assert card.metrics["calibration"] == printed
     assert card.output.temperature == printed["temperature"] > 0
+    assert card.output.bias in ((), (0.0, printed["bias"]))
     assert (printed["seeds"], printed["samples"], printed["positives"]) == ("600-603", 4, 3)
     assert printed["nll_after"] <= printed["nll_before"]
     assert file_sha256(folder / "model.safetensors") == before

@@ -180,7 +180,12 @@ def test_radiograph_evaluation_runs_end_to_end(tmp_path, capsys) -> None:
     assert result["positives"] == labels.count("nodule") == 2
     assert result["cases"] == 3 and result["bootstrap"]["resamples"] == 2000
     assert sum(result["calibration"]["bins"]["count"]) == 3
-    # the shipped card's fitted temperature is used (and reported)
-    assert result["calibration"]["temperature"] == pytest.approx(2.0077)
+    # the shipped card's fitted temperature and bias are used (and reported)
+    from medviewer.ai.registry import ModelRegistry
+
+    output = ModelRegistry().get("demo-cxr-nodule-cls").card.output
+    assert output.temperature != 1.0 and output.bias[0] == 0.0 and output.bias[1] != 0.0
+    assert result["calibration"]["temperature"] == output.temperature
+    assert result["calibration"]["bias"] == output.bias[1]
     assert set(result["auc"]) >= {"value", "ci95"}
     assert (tmp_path / "demo-cxr-nodule-cls-reliability.svg").is_file()

@@ -159,3 +159,24 @@ def test_label_evidence_marks_the_cells_holding_nodule_voxels():
     assert cells.shape == (2, 4, 3) and cells.dtype == np.uint8
     assert sorted(zip(*np.nonzero(cells[0]), strict=True)) == [(1, 1), (2, 2)]
     assert sorted(zip(*np.nonzero(cells[1]), strict=True)) == [(3, 2)]
+
+
+def test_evidence_windows_keep_each_positive_nodule_and_align_image_and_map():
+    from medviewer.training.train import evidence_windows
+
+    rng = np.random.default_rng(0)
+    images = np.zeros((2, 288, 288), np.float32)
+    maps = np.zeros((2, 36, 36), np.uint8)
+    maps[0, 30, 2] = 1  # a nodule cell near the bottom-left corner
+    images[0, 240:248, 16:24] = 7.0  # its pixels (cell 30, 2 of 8 pixels)
+    images[1, :, :] = np.arange(288)[None, :]  # a negative: columns numbered
+    for _ in range(20):
+        windows, cells = evidence_windows(rng, images, maps, 160)
+        assert windows.shape == (2, 160, 160) and cells.shape == (2, 20, 20)
+        assert cells[0].sum() == 1  # the positive's window always holds its nodule
+        r, c = np.argwhere(cells[0])[0]
+        assert (windows[0, r * 8:r * 8 + 8, c * 8:c * 8 + 8] == 7.0).all()
+        assert windows[0].sum() == 7.0 * 64  # and nothing else
+        first = windows[1, 0, 0]  # the negative's window starts on a cell boundary
+        assert first % 8 == 0 and first + 159 <= 287
+        assert cells[1].sum() == 0
