@@ -554,13 +554,15 @@ class _Run:
             return {}
         target = target_index(card, aggregate(per_sample), self.target_class)
         if card.input.dims == 2:
-            chosen = explained_slices(per_sample[:, target], card.output.threshold)
-            cam = yield from self._slice_cams(model_input, target, chosen)  # [d0, d1, d2]
+            spans = _runs(explained_slices(per_sample[:, target], card.output.threshold))
+            cam = yield from self._slice_cams(model_input, target, spans)  # [d0, d1, d2]
+            heatmap = self.grid.to_volume_on_slices(cam.cpu().numpy().astype(np.float32),
+                                                    spans, linear=True)
         else:
             self.inference.check_cancel()
             # What the network classified: per-sample ops applied, on its device.
             cam = self._cams(self.inference.to_device(model_input.whole()), target)[0]
-        heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
+            heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
         heatmap = self._on_series(heatmap, 0.0)
         peak = float(heatmap.max())
         if peak > 0:
@@ -568,26 +570,26 @@ class _Run:
         return {"heatmap": heatmap, "heatmap_class": card.output.classes[target]}
 
     def _slice_cams(
-        self, model_input: ModelInput, target: int, chosen: np.ndarray
+        self, model_input: ModelInput, target: int, spans: list[tuple[int, int]]
     ) -> Generator[Progress, None, torch.Tensor]:
-        """Grad-CAM of `target` on the `chosen` slices (0 on the others), batch by batch, as
-        ``[d0, d1, d2]``; a batch without a chosen slice is not run."""
-        import torch
-
+        """Grad-CAM of `target` on the slices in `spans` (0 on the others), as
+        ``[d0, d1, d2]``; only those slices go through the network, in batches of consecutive
+        ones."""
         assert self.inference is not None
-        cams = []
-        count = model_input.slice_count
-        for k0, k1, batch in self.inference.batches(model_input):
-            wanted = torch.from_numpy(chosen[k0:k1])
-            if not bool(wanted.any()):
-                cams.append(torch.zeros((k1 - k0, *batch.shape[2:]), device=batch.device))
-                continue
+        cams: torch.Tensor | None = None
+        batches = [(a, min(b, a + self.inference.batch))
+                   for a0, b in spans for a in range(a0, b, self.inference.batch)]
+        done, total = 0, sum(b - a for a, b in spans)
+        for k0, k1 in batches:
             self.inference.check_cancel()
-            cam = self._cams(batch, target)
-            cam[~wanted.to(cam.device)] = 0.0
-            cams.append(cam)
-            yield Progress(INFER_END - EXPLAIN_SHARE * (1 - k1 / count), "explaining")
-        return torch.cat(cams).permute(1, 2, 0)  # [B, d0, d1] batches -> [d0, d1, sum(B)]
+            cam = self._cams(self.inference.to_device(model_input.slices(k0, k1)), target)
+            if cams is None:
+                cams = cam.new_zeros((model_input.slice_count, *cam.shape[1:]))
+            cams[k0:k1] = cam
+            done += k1 - k0
+            yield Progress(INFER_END - EXPLAIN_SHARE * (1 - done / total), "explaining")
+        assert cams is not None  # explained_slices chooses at least one slice
+        return cams.permute(1, 2, 0)  # [d2, d0, d1] -> [d0, d1, d2]
 
     def _cams(self, batch: torch.Tensor, target: int) -> torch.Tensor:
         from medviewer.ai.explain import class_activation_maps
@@ -596,6 +598,12 @@ class _Run:
         assert self.card.explain is not None
         return class_activation_maps(self.inference.network.module, batch, self.card.explain,
                                      target)
+
+
+def _runs(chosen: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive True values in `chosen`."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], chosen.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _dtype_for(segments: dict[int, Segment]) -> type[np.unsignedinteger]:

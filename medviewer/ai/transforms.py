@@ -179,6 +179,30 @@ class ModelGrid:
             model_array, inverse_scale, inverse_offset, self.reoriented_shape, linear=linear
         )
 
+    def to_volume_on_slices(
+        self, model_array: np.ndarray, spans: Sequence[tuple[int, int]], *, linear: bool
+    ) -> np.ndarray:
+        """:meth:`to_volume` of an array that is 0 outside the model slices ``d2`` in `spans`.
+
+        When d2 is not resampled (2D models: the series' own slices), only those slices are
+        resampled in-plane and the rest of the result is 0, which is what the whole array
+        gives (linear or nearest sampling at whole slice positions reads one slice);
+        otherwise the whole array is mapped.
+        """
+        identity = (abs(self.scale[2] - 1.0) <= _SAME_TOLERANCE
+                    and abs(self.offset[2]) <= _SAME_TOLERANCE
+                    and self.shape[2] == self.reoriented_shape[2])
+        if not identity or not self.resampled:
+            return self.to_volume(model_array, linear=linear)
+        inverse_scale = (1.0 / self.scale[0], 1.0 / self.scale[1], 1.0)
+        inverse_offset = (-self.offset[0] / self.scale[0], -self.offset[1] / self.scale[1], 0.0)
+        out = np.zeros(self.reoriented_shape, dtype=model_array.dtype)
+        for k0, k1 in spans:
+            out[:, :, k0:k1] = self._resample(
+                model_array[:, :, k0:k1], inverse_scale, inverse_offset,
+                (*self.reoriented_shape[:2], k1 - k0), linear=linear)
+        return self.reoriented_to_volume(out)
+
     def model_positions(self, dim: int) -> np.ndarray:
         """Where each reoriented index along model dim `dim` falls on the model grid (float)."""
         index = np.arange(self.reoriented_shape[dim], dtype=np.float64)

@@ -207,3 +207,11 @@ def test_a_3d_heatmap_explains_the_input_the_network_saw(tmp_path: Path) -> None
     far = np.ones(array.shape, bool)
     far[7:16, 1:11, 12:22] = False
     assert heatmap[far].max() < 0.05
+
+
+def test_runs_of_chosen_slices() -> None:
+    from medviewer.ai.runner import _runs
+
+    chosen = np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
+    assert _runs(chosen) == [(0, 2), (4, 5), (6, 9)]
+    assert _runs(np.zeros(3, bool)) == [] and _runs(np.ones(1, bool)) == [(0, 1)]
