@@ -3,7 +3,8 @@
 Run ``python -m medviewer.training train MODEL_ID --out DIR``. The folder receives
 ``model.safetensors`` and a validated ``model.json`` whose ``metrics.training`` records the
 seeds, iterations, time, device and library versions, and whose ``metrics.validation`` holds
-the validation figures. Held-out test figures are added by ``evaluate --record``.
+the validation figures. Held-out test figures are added by ``evaluate --record``. How each
+batch is sampled and augmented is :mod:`medviewer.training.sampling`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from medviewer.ai.model_card import InputSpec, ModelCard, file_sha256
-from medviewer.training import data
+from medviewer.training import data, sampling
 from medviewer.training.checkpoint import TrainingState
 from medviewer.training.specs import RECIPES, ModelRecipe
 
@@ -136,25 +137,8 @@ def _volume_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tu
 def _radiograph_case(args: tuple[int, InputSpec, int]) -> list[tuple[np.ndarray, int, np.ndarray]]:
     seed, spec, crop = args
     return [(data.fit(image, crop, 0.0).astype(np.float16), target,
-             evidence_target(image.shape, nodules, crop, spec.spacing[0]))
+             sampling.evidence_target(image.shape, nodules, crop, spec.spacing[0]))
             for image, target, nodules in data.radiograph_samples(seed, spec)]
-
-
-def evidence_target(shape, nodules, crop: int, spacing: float, stride: int = 8) -> np.ndarray:
-    """Where the evidence map should fire: cells within a nodule's radius (after `fit`).
-
-    ``[crop // stride] * 2`` uint8; cell i covers model pixels ``stride*i .. stride*i+stride-1``.
-    """
-    cells = crop // stride
-    target = np.zeros((cells, cells), dtype=np.uint8)
-    shifts = [(crop - n) // 2 if n < crop else -((n - crop) // 2) for n in shape]
-    centres = (np.arange(cells) + 0.5) * stride - 0.5
-    for row, col, diameter in nodules:
-        r, c = row + shifts[0], col + shifts[1]
-        radius = max(diameter / 2 / spacing, stride * 0.75)  # at least the nearest cell
-        near = np.hypot(centres[:, None] - r, centres[None, :] - c) <= radius
-        target[near] = 1
-    return target
 
 
 def _radiograph_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
@@ -196,32 +180,6 @@ def _schedule(model, recipe: ModelRecipe):
     return optimiser, scheduler
 
 
-def _augment(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
-    """Intensity jitter and extra noise (never flips: left and right are anatomy)."""
-    batch = batch.astype(np.float32)
-    per_sample = (len(batch),) + (1,) * (batch.ndim - 1)
-    gain = rng.uniform(0.95, 1.05, per_sample).astype(np.float32)
-    noise = rng.standard_normal(batch.shape, dtype=np.float32)
-    noise *= rng.uniform(0.0, 0.02, per_sample).astype(np.float32)
-    batch = batch * gain + noise
-    return batch if batch.ndim >= 4 else batch[:, None]  # [B, C, H, W(, D)]
-
-
-def _shift(rng: np.random.Generator, *arrays: np.ndarray, limit: int = 12) -> list[np.ndarray]:
-    dr, dc = (int(v) for v in rng.integers(-limit, limit + 1, 2))
-    return [np.roll(a, (dr, dc), axis=(-2, -1)) for a in arrays]
-
-
-def _shift_with_map(rng: np.random.Generator, images: np.ndarray, maps: np.ndarray | None,
-                    stride: int = 8) -> tuple[np.ndarray, np.ndarray | None]:
-    """Shift images (and their evidence maps by whole cells, so they stay aligned)."""
-    if maps is None:
-        return _shift(rng, images)[0], None
-    dr, dc = (int(v) for v in rng.integers(-1, 2, 2))
-    shifted = np.roll(images, (dr * stride, dc * stride), axis=(-2, -1))
-    return shifted, np.roll(maps, (dr, dc), axis=(-2, -1))
-
-
 def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log, state) -> dict[str, Any]:
     import torch
     from monai.losses import DiceCELoss
@@ -234,8 +192,8 @@ def _fit_segmentation(model, recipe: ModelRecipe, sets, device, log: Log, state)
     model.train()
     for step in range(start, recipe.iterations):
         pick = rng.integers(0, len(images), recipe.batch_size)
-        x, y = _shift(rng, images[pick], labels[pick])
-        x = torch.from_numpy(_augment(rng, x)).to(device)
+        x, y = sampling.random_shift(rng, images[pick], labels[pick])
+        x = torch.from_numpy(sampling.intensity_jitter(rng, x)).to(device)
         y = torch.from_numpy(y.astype(np.int64))[:, None].to(device)
         loss = loss_fn(model(x), y)
         _optimise(optimiser, scheduler, loss, step, recipe, log)
@@ -255,12 +213,12 @@ def _fit_volumes(model, recipe: ModelRecipe, sets, device, log: Log, state) -> d
     model.train()
     for step in range(start, recipe.iterations):
         pick = rng.integers(0, len(images), recipe.batch_size)
-        x, y = _random_crops(rng, images[pick], labels[pick], recipe.patch)
+        x, y = sampling.random_crops(rng, images[pick], labels[pick], recipe.patch)
         if recipe.flips:
-            x, y = mirrored(rng, x, y)
+            x, y = sampling.mirrored(rng, x, y)
         if recipe.partial_coverage:
-            x, y = partial_coverage(rng, x, y, recipe.partial_coverage)
-        x = torch.from_numpy(_augment(rng, x)).to(device)
+            x, y = sampling.partial_coverage(rng, x, y, recipe.partial_coverage)
+        x = torch.from_numpy(sampling.intensity_jitter(rng, x)).to(device)
         loss = loss_fn(model(x), _volume_target(recipe, y).to(device))
         _optimise(optimiser, scheduler, loss, step, recipe, log)
         state.save(step + 1, model, optimiser, scheduler, rng)
@@ -283,65 +241,6 @@ def _volume_target(recipe: ModelRecipe, labels: np.ndarray):
         return torch.from_numpy(labels.astype(np.int64))[:, None]
     ids = [int(k) for k in recipe.card["output"]["labels"]]
     return torch.from_numpy(np.stack([labels == k for k in ids], axis=1).astype(np.float32))
-
-
-def mirrored(rng: np.random.Generator, images: np.ndarray,
-             labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each sample (images ``[B, C, d0, d1, d2]``, labels ``[B, d0, d1, d2]``) flipped along
-    each axis with probability 1/2 and its two in-plane axes (d0, d1) swapped with probability
-    1/2: the 16 mirror images of a cube that keep the slice axis d2, image and labels alike.
-
-    For models that judge local shape (a nodule is a nodule in either lung, upside down);
-    never for a model whose labels name a side.
-    """
-    out_images, out_labels = [], []
-    for image, label in zip(images, labels, strict=True):
-        axes = tuple(a for a in range(3) if rng.random() < 0.5)
-        if axes:
-            image = np.flip(image, axis=tuple(a + 1 for a in axes))
-            label = np.flip(label, axis=axes)
-        if rng.random() < 0.5:
-            image, label = image.swapaxes(1, 2), label.swapaxes(0, 1)
-        out_images.append(np.ascontiguousarray(image))
-        out_labels.append(np.ascontiguousarray(label))
-    return np.stack(out_images), np.stack(out_labels)
-
-
-def partial_coverage(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
-                     share: float, min_slices: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """A `share` of the samples (``[B, C, d0, d1, d2]``, d2 the slice axis) cut to a random
-    range of at least `min_slices` slices: air (the samples' minimum) and background beyond.
-
-    A series that covers only part of the chest (thin slices, a capped slice count) reaches
-    the model as that range padded with air; the lung model failed on such series (lung Dice
-    0.72-0.85 where the whole chest gave 0.99) until it trained on them too.
-    """
-    images, labels = images.copy(), labels.copy()
-    depth = labels.shape[-1]
-    for k in range(len(images)):
-        if rng.random() >= share or depth <= min_slices:
-            continue
-        length = int(rng.integers(min_slices, depth))
-        start = int(rng.integers(0, depth - length + 1))
-        outside = np.ones(depth, dtype=bool)
-        outside[start : start + length] = False
-        images[k][..., outside] = images[k].min()
-        labels[k][..., outside] = 0
-    return images, labels
-
-
-def _random_crops(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray,
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random `size`-cube of each sample (the samples themselves when they are that size)."""
-    if images.shape[-1] == size:
-        return images, labels
-    out_images, out_labels = [], []
-    for image, label in zip(images, labels, strict=True):
-        corner = [int(rng.integers(0, n - size + 1)) for n in label.shape]
-        box = tuple(slice(c, c + size) for c in corner)
-        out_images.append(image[(slice(None), *box)])
-        out_labels.append(label[box])
-    return np.stack(out_images), np.stack(out_labels)
 
 
 def _validate_volumes(model, recipe: ModelRecipe, validation, device) -> dict[str, Any]:
@@ -397,7 +296,7 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -
     images, targets = _classifier_targets(sets["train"][:2])
     maps = sets["train"][2] if len(sets["train"]) > 2 else None
     if maps is None and sets["train"][1].ndim == 3 and hasattr(model, "evidence_map"):
-        maps = label_evidence(sets["train"][1])  # CT slices: where the nodule voxels are
+        maps = sampling.label_evidence(sets["train"][1])  # CT slices: where the nodule voxels are
     positives, negatives = np.flatnonzero(targets == 1), np.flatnonzero(targets == 0)
     log(f"{len(positives)} positive and {len(negatives)} negative training samples")
     rng = np.random.default_rng(1)
@@ -408,10 +307,12 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -
     for step in range(start, recipe.iterations):
         pick = np.concatenate([rng.choice(positives, half), rng.choice(negatives, half)])
         if recipe.train_window and maps is not None:
-            x, where = evidence_windows(rng, images[pick], maps[pick], recipe.train_window)
+            x, where = sampling.evidence_windows(
+                rng, images[pick], maps[pick], recipe.train_window)
         else:
-            x, where = _shift_with_map(rng, images[pick], None if maps is None else maps[pick])
-        x = torch.from_numpy(_augment(rng, x)).to(device)
+            x, where = sampling.random_shift_with_map(
+                rng, images[pick], None if maps is None else maps[pick])
+        x = torch.from_numpy(sampling.intensity_jitter(rng, x)).to(device)
         y = torch.from_numpy(targets[pick].astype(np.int64)).to(device)
         if where is None:
             loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -431,54 +332,6 @@ def _fit_classifier(model, recipe: ModelRecipe, sets, device, log: Log, state) -
 
     return {"samples": len(val_targets), "positives": int(val_targets.sum()),
             "auc": round(roc_auc(scores, val_targets), 4)}
-
-
-def evidence_windows(rng: np.random.Generator, images: np.ndarray, maps: np.ndarray,
-                     size: int, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a `size`-pixel window from each image (and its evidence map), on the map's cells.
-
-    A window of an image with evidence holds one of its marked cells (chosen at random, at a
-    random place in the window), so a positive stays positive; other images give a window at
-    random. Small windows make an iteration several times cheaper than the whole image; the
-    network is convolutional, so it runs on whole images as trained.
-
-    Parameters
-    ----------
-    images
-        ``[n, H, W]`` (or ``[n, C, H, W]``), H and W multiples of `stride` and >= `size`.
-    maps
-        ``[n, H // stride, W // stride]`` evidence targets (see :func:`evidence_target`).
-    size
-        Window side in pixels, a multiple of `stride`.
-
-    Returns
-    -------
-    The windows ``[n, ..., size, size]`` and their maps ``[n, size // stride, size // stride]``.
-    """
-    cells = size // stride
-    rows, cols = maps.shape[-2:]
-    out_images, out_maps = [], []
-    for image, evidence in zip(images, maps, strict=True):
-        marked = np.argwhere(evidence > 0)
-        if len(marked):
-            r, c = marked[rng.integers(len(marked))]
-            r0 = int(np.clip(r - rng.integers(cells), 0, rows - cells))
-            c0 = int(np.clip(c - rng.integers(cells), 0, cols - cells))
-        else:
-            r0, c0 = int(rng.integers(rows - cells + 1)), int(rng.integers(cols - cells + 1))
-        out_maps.append(evidence[r0:r0 + cells, c0:c0 + cells])
-        out_images.append(image[..., r0 * stride:(r0 + cells) * stride,
-                                c0 * stride:(c0 + cells) * stride])
-    return np.stack(out_images), np.stack(out_maps)
-
-
-def label_evidence(labels: np.ndarray, stride: int = 8) -> np.ndarray:
-    """Where a CT slice's evidence map should fire: the `stride`-pixel cells holding a nodule
-    voxel (label 3). Labels ``[n, H, W]`` (H and W multiples of `stride`) give
-    ``[n, H // stride, W // stride]`` uint8, cell i covering pixels ``stride*i`` onwards."""
-    n, h, w = labels.shape
-    cells = (labels == 3).reshape(n, h // stride, stride, w // stride, stride)
-    return cells.any(axis=(2, 4)).astype(np.uint8)
 
 
 def _classifier_targets(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -120,7 +120,7 @@ def test_seed_range_parsing():
 
 
 def test_evidence_target_marks_the_cells_over_each_nodule_after_fit():
-    from medviewer.training.train import evidence_target
+    from medviewer.training.sampling import evidence_target
 
     # a 228 x 288 image padded to 288 rows: 30 rows added on top
     target = evidence_target((228, 288), [(50.0, 100.0, 24.0)], crop=288, spacing=1.5)
@@ -148,7 +148,7 @@ def test_evidence_classifier_decides_from_its_map():
 
 
 def test_label_evidence_marks_the_cells_holding_nodule_voxels():
-    from medviewer.training.train import label_evidence
+    from medviewer.training.sampling import label_evidence
 
     labels = np.zeros((2, 32, 24), dtype=np.uint8)
     labels[0, 9:11, 15] = 3  # rows 9-10 (cell 1), column 15 (cell 1)
@@ -162,7 +162,7 @@ def test_label_evidence_marks_the_cells_holding_nodule_voxels():
 
 
 def test_evidence_windows_keep_each_positive_nodule_and_align_image_and_map():
-    from medviewer.training.train import evidence_windows
+    from medviewer.training.sampling import evidence_windows
 
     rng = np.random.default_rng(0)
     images = np.zeros((2, 288, 288), np.float32)

@@ -82,7 +82,7 @@ def test_branching_negatives_are_patches_at_thick_vessel_ends():
 
 
 def test_mirrored_patches_keep_image_and_labels_together_and_the_slice_axis():
-    from medviewer.training.train import mirrored
+    from medviewer.training.sampling import mirrored
 
     rng = np.random.default_rng(0)
     image = rng.random((1, 1, 4, 4, 3)).astype(np.float32)
@@ -243,7 +243,7 @@ def test_whole_ct_samples_of_the_lungs_model_are_centred_cubes_without_nodule_la
 
 
 def test_partial_coverage_cuts_a_share_of_samples_to_a_slice_range():
-    from medviewer.training.train import partial_coverage
+    from medviewer.training.sampling import partial_coverage
 
     rng = np.random.default_rng(0)
     images = rng.uniform(0.2, 1.0, (64, 1, 3, 3, 50)).astype(np.float32)
