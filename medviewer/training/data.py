@@ -319,3 +319,20 @@ def nodules_as_lung(case: phantom.ChestCase, grid: phantom.AxialGrid,
     out = labels.copy()
     out[k, r, c] = np.array([n.side for n in case.nodules], dtype=labels.dtype)[nearest]
     return out
+
+
+def evidence_target(shape, nodules, crop: int, spacing: float, stride: int = 8) -> np.ndarray:
+    """Where the evidence map should fire: cells within a nodule's radius (after `fit`).
+
+    ``[crop // stride] * 2`` uint8; cell i covers model pixels ``stride*i .. stride*i+stride-1``.
+    """
+    cells = crop // stride
+    target = np.zeros((cells, cells), dtype=np.uint8)
+    shifts = [(crop - n) // 2 if n < crop else -((n - crop) // 2) for n in shape]
+    centres = (np.arange(cells) + 0.5) * stride - 0.5
+    for row, col, diameter in nodules:
+        r, c = row + shifts[0], col + shifts[1]
+        radius = max(diameter / 2 / spacing, stride * 0.75)  # at least the nearest cell
+        near = np.hypot(centres[:, None] - r, centres[None, :] - c) <= radius
+        target[near] = 1
+    return target

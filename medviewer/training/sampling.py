@@ -1,27 +1,12 @@
 """How training batches are sampled and augmented: windows, crops, shifts, mirror images,
-partial coverage, intensity jitter, and the evidence maps that supervise an
-:class:`~medviewer.ai.nets.EvidenceClassifier`. Pure numpy, seeded by the caller's generator."""
+partial coverage, intensity jitter, and the CT slices' evidence maps for an
+:class:`~medviewer.ai.nets.EvidenceClassifier` (the radiographs' are rendered with their data,
+:func:`medviewer.training.data.evidence_target`, so the data's fingerprint covers them).
+Pure numpy, seeded by the caller's generator."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def evidence_target(shape, nodules, crop: int, spacing: float, stride: int = 8) -> np.ndarray:
-    """Where the evidence map should fire: cells within a nodule's radius (after `fit`).
-
-    ``[crop // stride] * 2`` uint8; cell i covers model pixels ``stride*i .. stride*i+stride-1``.
-    """
-    cells = crop // stride
-    target = np.zeros((cells, cells), dtype=np.uint8)
-    shifts = [(crop - n) // 2 if n < crop else -((n - crop) // 2) for n in shape]
-    centres = (np.arange(cells) + 0.5) * stride - 0.5
-    for row, col, diameter in nodules:
-        r, c = row + shifts[0], col + shifts[1]
-        radius = max(diameter / 2 / spacing, stride * 0.75)  # at least the nearest cell
-        near = np.hypot(centres[:, None] - r, centres[None, :] - c) <= radius
-        target[near] = 1
-    return target
 
 
 def intensity_jitter(rng: np.random.Generator, batch: np.ndarray) -> np.ndarray:
@@ -137,6 +122,9 @@ def evidence_windows(rng: np.random.Generator, images: np.ndarray, maps: np.ndar
     """
     cells = size // stride
     rows, cols = maps.shape[-2:]
+    if size % stride or cells > min(rows, cols):
+        raise ValueError(f"train_window {size} must be a multiple of {stride} and at most the "
+                         f"images' {min(rows, cols) * stride} pixels")
     out_images, out_maps = [], []
     for image, evidence in zip(images, maps, strict=True):
         marked = np.argwhere(evidence > 0)

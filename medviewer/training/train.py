@@ -137,7 +137,7 @@ def _volume_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tu
 def _radiograph_case(args: tuple[int, InputSpec, int]) -> list[tuple[np.ndarray, int, np.ndarray]]:
     seed, spec, crop = args
     return [(data.fit(image, crop, 0.0).astype(np.float16), target,
-             sampling.evidence_target(image.shape, nodules, crop, spec.spacing[0]))
+             data.evidence_target(image.shape, nodules, crop, spec.spacing[0]))
             for image, target, nodules in data.radiograph_samples(seed, spec)]
 
 

@@ -120,7 +120,7 @@ def test_seed_range_parsing():
 
 
 def test_evidence_target_marks_the_cells_over_each_nodule_after_fit():
-    from medviewer.training.sampling import evidence_target
+    from medviewer.training.data import evidence_target
 
     # a 228 x 288 image padded to 288 rows: 30 rows added on top
     target = evidence_target((228, 288), [(50.0, 100.0, 24.0)], crop=288, spacing=1.5)
@@ -180,3 +180,5 @@ def test_evidence_windows_keep_each_positive_nodule_and_align_image_and_map():
         first = windows[1, 0, 0]  # the negative's window starts on a cell boundary
         assert first % 8 == 0 and first + 159 <= 287
         assert cells[1].sum() == 0
+    with pytest.raises(ValueError, match="train_window 296"):
+        evidence_windows(rng, images, maps, 296)
