@@ -4,15 +4,17 @@ time its networks spend in their forward passes.
 For each model (``--models``: ids from the registry or model folders; default the CT
 segmentation cascade and, for comparison, any folder given with ``--also``), one phantom chest
 (``--seed``, default 90014, the demo's) is rendered at 512 x 512 x ``--slices`` (default 300)
-and run by ``Runner(card, "cpu", cpu_threads=T)`` + ``run_to_end`` as ``medviewer infer`` runs
-it (T = all cores) and as the GUI runs it (T = None: one core left free). Reported per run:
+and run by ``Runner(card, DEVICE, cpu_threads=T)`` + ``run_to_end`` as ``medviewer infer`` runs
+it (T = all cores) and as the GUI runs it (T = None: one core left free); DEVICE is ``--device``
+(``cpu``, the default, or ``cuda``: then each forward is timed to its end with a synchronise,
+and the peak GPU memory is reported). Reported per run:
 end-to-end seconds, seconds inside the networks' ``forward`` (forward hooks on every network
 the run loads, the cascade's upstream included) and the share of the run they are, and the
 phases from the Runner's progress messages. One warm-up run on a small volume first, so
 loading the weights is not timed. Peak RSS at the end.
 
 Usage: ``python benchmarks/bench_demo_models.py [--models ID|DIR ...] [--slices N]
-[--seed S] [--gui]`` (``--gui`` adds the one-thread run).
+[--seed S] [--gui] [--device cpu|cuda]`` (``--gui`` adds the one-thread run).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from medviewer.training.data import axial_volume
 class ForwardClock:
     """Seconds spent inside the forward of every network loaded while it is installed."""
 
-    def __init__(self) -> None:
+    def __init__(self, synchronise: Any = None) -> None:
         self.seconds = 0.0
+        self._synchronise = synchronise or (lambda: None)
         self._started: dict[int, float] = {}
         self._hooked: set[int] = set()
 
@@ -67,9 +70,11 @@ class ForwardClock:
             module.load_network = load  # type: ignore[attr-defined]
 
     def _pre(self, module: Any, args: Any) -> None:
+        self._synchronise()
         self._started[id(module)] = time.perf_counter()
 
     def _post(self, module: Any, args: Any, output: Any) -> None:
+        self._synchronise()
         self.seconds += time.perf_counter() - self._started.pop(id(module))
 
 
@@ -89,14 +94,14 @@ def card_of(name: str) -> ModelCard:
 
 
 def timed_run(card: ModelCard, volume: Volume, threads: int | None,
-              clock: ForwardClock) -> dict[str, Any]:
+              clock: ForwardClock, device: str = "cpu") -> dict[str, Any]:
     """One end-to-end run: seconds, forward seconds, when each phase (the first word of
     the progress messages) first appears."""
     from medviewer.ai.cascade import UPSTREAM_RESULTS
     from medviewer.ai.runner import Runner
 
     UPSTREAM_RESULTS.clear()  # a cascade runs its upstream model every time, as on a new series
-    runner = Runner(card, "cpu", cpu_threads=threads)
+    runner = Runner(card, device, cpu_threads=threads)
     phases: dict[str, float] = {}
     clock.seconds = 0.0
     started = time.perf_counter()
@@ -109,11 +114,17 @@ def timed_run(card: ModelCard, volume: Volume, threads: int | None,
     except StopIteration as stop:
         prediction = stop.value
     seconds = time.perf_counter() - started
-    return {"threads": threads or "GUI default", "seconds": round(seconds, 2),
+    return {"device": device, "threads": threads or "GUI default", "seconds": round(seconds, 2),
             "forward_seconds": round(clock.seconds, 2),
             "forward_share": round(clock.seconds / seconds, 3),
             "segments": sorted(seg.name for seg in (prediction.segments or {}).values()),
             "phases_start_s": phases}
+
+
+def _cuda_synchronise() -> Any:
+    import torch
+
+    return torch.cuda.synchronize
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--seed", type=int, default=DEMO_SEED)
     parser.add_argument("--gui", action="store_true", help="also run with the GUI's threads")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args(argv)
-    clock = ForwardClock()
+    clock = ForwardClock(_cuda_synchronise() if args.device == "cuda" else None)
     clock.install()
     log = lambda m: print(f"[bench_demo_models] {m}", file=sys.stderr, flush=True)  # noqa: E731
     small = ct_volume(args.seed, 40)
@@ -134,13 +146,18 @@ def main(argv: list[str] | None = None) -> int:
                               "seed": args.seed, "runs": {}}
     for name in args.models:
         card = card_of(name)
-        timed_run(card, small, os.cpu_count(), clock)  # warm-up: weights loaded, not timed
-        runs = [timed_run(card, volume, os.cpu_count(), clock)]
+        timed_run(card, small, os.cpu_count(), clock, args.device)  # warm-up: not timed
+        runs = [timed_run(card, volume, os.cpu_count(), clock, args.device)]
         log(f"{name}: {runs[-1]['seconds']} s")
         if args.gui:
-            runs.append(timed_run(card, volume, None, clock))
+            runs.append(timed_run(card, volume, None, clock, args.device))
             log(f"{name} (GUI threads): {runs[-1]['seconds']} s")
         report["runs"][name] = runs
+    if args.device == "cuda":
+        import torch
+
+        report["cuda"] = {"device": torch.cuda.get_device_name(0),
+                          "peak_allocated_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["machine"] = machine_info()
     print(json.dumps(report, indent=2))

@@ -70,10 +70,21 @@ def _input_spec(recipe: ModelRecipe) -> InputSpec:
 
 
 def _pool_map(function: Callable[..., Any], items: Iterable[Any]) -> list[Any]:
-    workers = max(1, min(os.cpu_count() or 1, 8))
+    workers = render_workers()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers, initializer=_single_thread) as pool:
         return pool.map(function, items, chunksize=4)
+
+
+def render_workers() -> int:
+    """Processes that render training data: ``MEDVIEWER_TRAIN_WORKERS`` when set (a GPU
+    machine with many cores), else the cores up to 8 (each holds a whole CT while rendering)."""
+    setting = os.environ.get("MEDVIEWER_TRAIN_WORKERS", "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ValueError(f"MEDVIEWER_TRAIN_WORKERS must be a positive integer, not {setting!r}")
+        return int(setting)
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _single_thread() -> None:

@@ -182,3 +182,17 @@ def test_evidence_windows_keep_each_positive_nodule_and_align_image_and_map():
         assert cells[1].sum() == 0
     with pytest.raises(ValueError, match="train_window 296"):
         evidence_windows(rng, images, maps, 296)
+
+
+def test_render_workers_follow_the_setting_and_refuse_nonsense(monkeypatch):
+    from medviewer.training import train
+
+    monkeypatch.setattr(train.os, "cpu_count", lambda: 64)
+    monkeypatch.delenv("MEDVIEWER_TRAIN_WORKERS", raising=False)
+    assert train.render_workers() == 8  # capped: each worker holds a whole CT
+    monkeypatch.setenv("MEDVIEWER_TRAIN_WORKERS", "15")
+    assert train.render_workers() == 15
+    for bad in ("0", "-2", "many"):
+        monkeypatch.setenv("MEDVIEWER_TRAIN_WORKERS", bad)
+        with pytest.raises(ValueError, match="MEDVIEWER_TRAIN_WORKERS"):
+            train.render_workers()
