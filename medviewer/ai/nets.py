@@ -12,11 +12,36 @@ import torch
 from torch import nn
 
 
+class HalvingMaxPool(nn.Module):
+    """``nn.MaxPool{2,3}d(2)`` (odd trailing rows dropped, as there), as the maximum of the
+    2**dims strided views: the same values, and on the CPU about a third faster than PyTorch's
+    pooling, which also computes the indices of the maxima."""
+
+    def __init__(self, spatial_dims: int) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        self.spatial_dims = spatial_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, *spatial]`` -> ``[B, C, *(spatial // 2)]``."""
+        dims = self.spatial_dims
+        even = x[(..., *(slice(0, n - n % 2) for n in x.shape[-dims:]))]
+        out: torch.Tensor | None = None
+        for corner in range(2**dims):
+            starts = [(corner >> (dims - 1 - d)) & 1 for d in range(dims)]
+            view = even[(..., *(slice(s, None, 2) for s in starts))]
+            out = view if out is None else torch.maximum(out, view)
+        assert out is not None
+        return out
+
+
 class ConvClassifier(nn.Module):
     """A compact 2D/3D CNN classifier with a named feature layer for Grad-CAM.
 
-    ``features`` is a stack of (conv, instance norm, ReLU, downsample) blocks ending in the
-    last convolutional block, ``features.block{N-1}``; ``head`` pools globally and maps to
+    ``features`` is a stack of (conv, instance norm, downsample, ReLU) blocks ending in the
+    last convolutional block, ``features.block{N-1}`` (a ReLU after a max pool equals the pool
+    after the ReLU, at a quarter of the work); ``head`` pools globally and maps to
     class logits. Grad-CAM cards name ``features`` (or one of its blocks) as their layer.
 
     Parameters
@@ -48,16 +73,15 @@ class ConvClassifier(nn.Module):
         super().__init__()
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         norm_layer = nn.InstanceNorm2d if spatial_dims == 2 else nn.InstanceNorm3d
-        pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
         blocks = nn.Sequential()
         previous = in_channels
         for index, width in enumerate(channels):
             layers: list[nn.Module] = [conv(previous, width, 3, padding=1)]
             if norm:
                 layers.append(norm_layer(width, affine=True))
-            layers.append(nn.ReLU())
             if index < len(channels) - 1:
-                layers.append(pool(2))
+                layers.append(HalvingMaxPool(spatial_dims))
+            layers.append(nn.ReLU())
             blocks.add_module(f"block{index}", nn.Sequential(*layers))
             previous = width
         self.features = blocks

@@ -9,6 +9,7 @@ the remaining ops per sample. torch is imported when a function runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,13 +68,20 @@ class ModelInput:
 
         context = self.context_slices
         indices = torch.arange(k0 - context, k1 + context).clamp(0, self.slice_count - 1)
-        batch = self.image[..., indices].permute(3, 0, 1, 2)  # [n, C, d0, d1]
+        batch = self.by_slice[indices]  # [n, C, d0, d1], read whole slices at a time
         if self.sample_ops:
             batch = torch.stack([plain(apply_intensity(s, self.sample_ops)) for s in batch])
         if context:
             width = 2 * context + 1
-            batch = torch.stack([batch[b : b + width].flatten(0, 1) for b in range(k1 - k0)])
+            windows = batch.unfold(0, width, 1)  # [k1 - k0, C, d0, d1, width]
+            batch = windows.permute(0, 4, 1, 2, 3).flatten(1, 2)  # slice-major channels
         return batch.contiguous()
+
+    @cached_property
+    def by_slice(self) -> torch.Tensor:
+        """The image slice-major, ``[d2, C, d0, d1]`` contiguous (made once, on first use), so
+        each batch reads whole slices rather than one voxel per slice."""
+        return self.image.permute(3, 0, 1, 2).contiguous()
 
     def whole(self) -> torch.Tensor:
         """The volume as a ``[1, C, d0, d1, d2]`` batch with the per-sample ops applied."""

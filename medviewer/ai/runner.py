@@ -565,8 +565,8 @@ class _Run:
             heatmap = self.grid.to_volume(cam.cpu().numpy().astype(np.float32), linear=True)
         heatmap = self._on_series(heatmap, 0.0)
         peak = float(heatmap.max())
-        if peak > 0:
-            heatmap /= peak
+        if peak > 0:  # Grad-CAM is >= 0: the zeros (most of a 2D model's series) stay untouched
+            np.divide(heatmap, peak, out=heatmap, where=heatmap > 0)
         return {"heatmap": heatmap, "heatmap_class": card.output.classes[target]}
 
     def _slice_cams(

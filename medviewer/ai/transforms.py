@@ -196,12 +196,22 @@ class ModelGrid:
             return self.to_volume(model_array, linear=linear)
         inverse_scale = (1.0 / self.scale[0], 1.0 / self.scale[1], 1.0)
         inverse_offset = (-self.offset[0] / self.scale[0], -self.offset[1] / self.scale[1], 0.0)
-        out = np.zeros(self.reoriented_shape, dtype=model_array.dtype)
+        # Written through a reoriented view of the zeroed volume: only the spans' slices are
+        # touched (no transposed copy of the whole series, which is mostly zeros).
+        volume = np.zeros(self.volume_shape(model_array), dtype=model_array.dtype)
+        out = self.reorientation.to_model(np.moveaxis(volume, (0, 1, 2), (2, 1, 0)))
         for k0, k1 in spans:
             out[:, :, k0:k1] = self._resample(
                 model_array[:, :, k0:k1], inverse_scale, inverse_offset,
                 (*self.reoriented_shape[:2], k1 - k0), linear=linear)
-        return self.reoriented_to_volume(out)
+        return volume
+
+    def volume_shape(self, model_array: np.ndarray) -> tuple[int, ...]:
+        """The volume grid's ``(slice, row, col(, C))`` shape for a model-grid array."""
+        source = [0, 0, 0]
+        for model_dim, source_dim in enumerate(self.reorientation.perm):
+            source[source_dim] = self.reoriented_shape[model_dim]
+        return (source[2], source[1], source[0], *model_array.shape[3:])
 
     def model_positions(self, dim: int) -> np.ndarray:
         """Where each reoriented index along model dim `dim` falls on the model grid (float)."""

@@ -64,3 +64,22 @@ def test_the_whole_volume_is_one_sample_with_its_ops(tmp_path: Path) -> None:
     whole = prepare_input(ramp(), model).whole()
     assert whole.shape == (1, 1, 3, 2, 4)
     assert abs(float(whole.mean())) < 1e-5
+
+
+def test_context_batches_of_colour_slices_match_stacking_by_hand(tmp_path: Path) -> None:
+    """Slice k of batch [k0, k1) holds slices k-c..k+c (edges repeated), each with its colour
+    channels together, per-slice ops applied to each neighbour: built here slice by slice."""
+    rng = np.random.default_rng(5)
+    image = torch.from_numpy(rng.normal(size=(3, 5, 4, 9)).astype(np.float32))  # [C, d0, d1, d2]
+    ops = card(tmp_path, dims=2, orientation="PLS", channels=3,
+               intensity=[{"op": "zscore"}]).input.intensity
+    prepared = ModelInput(image, ops, context_slices=2)
+    for k0, k1 in [(0, 9), (0, 1), (3, 6), (8, 9)]:
+        batch = prepared.slices(k0, k1)
+        assert batch.shape == (k1 - k0, 15, 5, 4) and batch.is_contiguous()
+        for b, k in enumerate(range(k0, k1)):
+            for j, n in enumerate(range(k - 2, k + 3)):
+                neighbour = image[..., min(max(n, 0), 8)]
+                expected = (neighbour - neighbour.mean()) / neighbour.std(correction=0)
+                np.testing.assert_allclose(batch[b, 3 * j : 3 * j + 3].numpy(),
+                                           expected.numpy(), rtol=0, atol=1e-5)

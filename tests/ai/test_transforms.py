@@ -172,7 +172,8 @@ def test_blockwise_resampling_equals_one_pass(shape, scale, offset, out, linear,
     np.testing.assert_allclose(blocks, one_pass, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("directions", [AXIAL, AXIAL_FEET_FIRST], ids=["axial", "feet-first"])
+@pytest.mark.parametrize("directions", [AXIAL, AXIAL_FEET_FIRST, SAGITTAL, CORONAL],
+                         ids=["axial", "feet-first", "sagittal", "coronal"])
 @pytest.mark.parametrize("linear", [True, False])
 def test_mapping_only_some_slices_back_equals_mapping_the_zeroed_array(directions, linear):
     """A 2D model's heatmap lives on a few slices: resampling just those gives the whole
@@ -190,7 +191,8 @@ def test_mapping_only_some_slices_back_equals_mapping_the_zeroed_array(direction
     fast = grid.to_volume_on_slices(cam, spans, linear=linear)
     np.testing.assert_array_equal(fast, grid.to_volume(zeroed, linear=linear))
     assert fast.shape == volume.shape
-    hot = np.flatnonzero(fast.reshape(9, -1).any(axis=1))
+    axis = 2 - grid.reorientation.perm[2]  # the array axis the model's slices run along
+    hot = np.flatnonzero(np.moveaxis(fast, axis, 0).reshape(fast.shape[axis], -1).any(axis=1))
     assert len(hot) == 3 and fast.any()
     # a grid that resamples the slices falls back to the whole array
     thick = model_grid_for(volume.affine, volume.shape,
