@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean dist package package-test
+.PHONY: demo test lint install bench clean dist package package-test pacs-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,23 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint pacs-tools
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The PACS tests (tests/net) run a real Orthanc and cross-check with dcmtk: installed here when
+# missing (apt-get, as root), else the exact command to run is printed.
+PACS_PACKAGES := orthanc orthanc-dicomweb dcmtk
+pacs-tools:
+	@if [ -x /usr/sbin/Orthanc ] && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
+	    && command -v getscu >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(PACS_PACKAGES) for the PACS tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(PACS_PACKAGES) >/dev/null; \
+	else \
+	  echo "The PACS tests need Orthanc and dcmtk: run sudo apt-get install -y $(PACS_PACKAGES)"; \
+	  exit 1; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py

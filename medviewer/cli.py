@@ -1,6 +1,6 @@
 """Command line: the viewer (``medviewer [PATH...] [--demo]``) and the sub-commands
 ``index``, ``info``, ``screenshot``, ``infer``, ``models``, ``demo-data``, ``demo``,
-``about`` and ``desktop``.
+``about``, ``desktop`` and ``pacs``.
 
 Bad arguments and missing paths give one line on stderr and exit status 2, never a traceback.
 """
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import numpy as np
 
-from medviewer import __version__
+from medviewer import __version__, cli_pacs
 from medviewer.core import formatting as fmt
 from medviewer.core.errors import (
     CancelledError,
@@ -28,6 +28,7 @@ from medviewer.core.errors import (
     InferenceError,
     LoadError,
     ModelCardError,
+    NetworkError,
 )
 from medviewer.io.decode_worker import serve
 from medviewer.io.decoder_pool import WORKER_FLAG
@@ -144,6 +145,7 @@ def _add_ai_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     desktop.add_argument("action", choices=["install", "uninstall"])
     desktop.add_argument("--data-home", help="default: $XDG_DATA_HOME or ~/.local/share")
+    cli_pacs.add_parser(sub)
 
 
 def viewer_parser() -> argparse.ArgumentParser:
@@ -182,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"medviewer: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (LoadError, DatabaseError, ModelCardError, InferenceError) as exc:
+    except (LoadError, DatabaseError, ModelCardError, InferenceError, NetworkError) as exc:
         print(f"medviewer: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (ValueError, OSError) as exc:  # e.g. an export that cannot be made or written
@@ -677,6 +679,7 @@ COMMANDS = {
     "models": cmd_models,
     "about": cmd_about,
     "desktop": cmd_desktop,
+    "pacs": cli_pacs.cmd_pacs,
 }
 
 

@@ -7,6 +7,7 @@ safetensors or ``weights_only`` state dicts, never from pickles.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,11 +27,13 @@ class HalvingMaxPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, *spatial]`` -> ``[B, C, *(spatial // 2)]``."""
         dims = self.spatial_dims
-        even = x[(..., *(slice(0, n - n % 2) for n in x.shape[-dims:]))]
+        crop: tuple[Any, ...] = (..., *(slice(0, n - n % 2) for n in x.shape[-dims:]))
+        even = x[crop]
         out: torch.Tensor | None = None
         for corner in range(2**dims):
             starts = [(corner >> (dims - 1 - d)) & 1 for d in range(dims)]
-            view = even[(..., *(slice(s, None, 2) for s in starts))]
+            strided: tuple[Any, ...] = (..., *(slice(s, None, 2) for s in starts))
+            view = even[strided]
             out = view if out is None else torch.maximum(out, view)
         assert out is not None
         return out

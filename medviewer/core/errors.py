@@ -27,3 +27,7 @@ class ModelCardError(MedviewerError):
 
 class InferenceError(MedviewerError):
     """A model run failed."""
+
+
+class NetworkError(MedviewerError):
+    """A PACS could not be reached, refused a request or answered with an error."""

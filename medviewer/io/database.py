@@ -453,6 +453,14 @@ class StudyDatabase:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def local_sop_instance_uids(self, series_uid: str) -> set[str]:
+        """SOP Instance UIDs of a series' indexed instances whose files are still there (what a
+        resumed retrieve need not ask for again)."""
+        rows = self.connection().execute(
+            "SELECT i.sop_instance_uid, i.path FROM instances i JOIN series s "
+            "ON i.series_ref = s.id WHERE s.series_uid=?", (series_uid,))
+        return {str(uid) for uid, path in rows if uid and os.path.exists(from_db(path))}
+
     def series_records(self, series: int) -> list[InstanceRecord]:
         """Instance records of one series (what :func:`load_series` needs)."""
         rows = self.connection().execute(

@@ -1,0 +1,120 @@
+"""``medviewer pacs``: echo, find and get against a PACS (see :mod:`medviewer.net`).
+
+NODE is a configured node's name (``pacs-nodes.json`` in the user's config folder),
+``AET@HOST:PORT`` or an ``http(s)://`` DICOMweb base URL (DICOMweb is not wired to these
+commands yet: they say so). medviewer's own AE title is ``--aet``, else ``MEDVIEWER``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from medviewer.core.errors import NetworkError
+
+FIND_LEVELS = ("patient", "study", "series")
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``pacs`` and its actions to the sub-command parsers `sub`."""
+    pacs = sub.add_parser("pacs", help="query and retrieve from a PACS (DIMSE)")
+    actions = pacs.add_subparsers(dest="action", required=True, parser_class=type(pacs))
+    echo = actions.add_parser("echo", help="C-ECHO a node: is it there, does it accept us?")
+    _common(echo)
+    find = actions.add_parser("find", help="C-FIND patients, studies or series")
+    _common(find)
+    find.add_argument("--level", choices=FIND_LEVELS, default="study")
+    find.add_argument("--patient", default="", help="patient name (wildcards * and ?)")
+    find.add_argument("--patient-id", default="")
+    find.add_argument("--accession", default="")
+    find.add_argument("--date", default="", help="YYYYMMDD or a YYYYMMDD-YYYYMMDD range")
+    find.add_argument("--modality", default="")
+    find.add_argument("--description", default="")
+    find.add_argument("--study", default="", help="Study Instance UID (series level needs it)")
+    find.add_argument("--json", action="store_true", help="print one JSON array")
+    get = actions.add_parser("get", help="C-GET a study or series into the study database")
+    _common(get)
+    get.add_argument("uid", help="a Study or Series Instance UID")
+    get.add_argument("--db", help="study database file (default: the user's)")
+    get.add_argument("--dest", help="where the files are kept (default: the user's data "
+                     "folder, pacs/)")
+    get.add_argument("--json", action="store_true", help="print the counts and series ids")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("node", help="configured name, AET@HOST:PORT or http(s):// URL")
+    parser.add_argument("--aet", default="", help="medviewer's own AE title (MEDVIEWER)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
+
+
+def cmd_pacs(args: argparse.Namespace) -> int:
+    """Run ``medviewer pacs ACTION``; :class:`NetworkError` reaches the caller."""
+    from medviewer.net.nodes import DEFAULT_AE_TITLE, load_nodes, parse_node
+
+    node = parse_node(args.node, load_nodes())
+    if node.kind != "dimse":
+        raise NetworkError(f"{node.describe()}: DICOMweb nodes are not supported by "
+                           "`medviewer pacs` yet; give a DIMSE node (AET@HOST:PORT)")
+    aet = args.aet or DEFAULT_AE_TITLE
+    action = {"echo": _echo, "find": _find, "get": _get}[args.action]
+    return action(args, node, aet)
+
+
+def _echo(args: argparse.Namespace, node: Any, aet: str) -> int:
+    from medviewer.net.dimse import echo
+
+    seconds = echo(node, calling_aet=aet, timeout=args.timeout)
+    print(f"{node.describe()}: C-ECHO answered in {seconds * 1000:.0f} ms (as {aet})")
+    return 0
+
+
+def _find(args: argparse.Namespace, node: Any, aet: str) -> int:
+    from medviewer.net.dimse import Query, find
+
+    if args.level == "series" and not args.study:
+        raise NetworkError("a series query needs --study STUDY_UID (the study root's rule)")
+    query = Query(args.level.upper(), patient_name=args.patient, patient_id=args.patient_id,
+                  accession_number=args.accession, date=args.date, modality=args.modality,
+                  description=args.description, study_uid=args.study)
+    rows = []
+    for row in find(node, query, calling_aet=aet, timeout=args.timeout):
+        rows.append(row)
+        if not args.json:
+            print("  ".join(f"{k}={v}" for k, v in row.items() if v), flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{len(rows)} {args.level} match(es) on {node.describe()}", file=sys.stderr)
+    return 0
+
+
+def _get(args: argparse.Namespace, node: Any, aet: str) -> int:
+    from medviewer.io.database import StudyDatabase
+    from medviewer.net.retrieve import retrieve
+
+    db = StudyDatabase(args.db)
+    steps = retrieve(db, node, args.uid, dest=Path(args.dest) if args.dest else None,
+                     calling_aet=aet, timeout=args.timeout)
+    try:
+        while True:
+            progress = next(steps)
+            if not args.json:
+                print(f"\rreceived {progress.received}/{progress.total}", end="",
+                      file=sys.stderr, flush=True)
+    except StopIteration as stop:
+        report = stop.value
+    if not args.json:
+        print(file=sys.stderr)
+    summary = {"received": report.received, "skipped": report.skipped,
+               "failed": report.failed, "series": report.series,
+               "seconds": round(report.seconds, 2)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{report.received} received, {report.skipped} already here, "
+              f"{len(report.failed)} failed; series ids {report.series} "
+              f"({report.seconds:.1f} s)")
+    return 0 if report.complete else 1

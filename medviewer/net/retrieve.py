@@ -1,0 +1,124 @@
+"""Retrieve from a PACS into the study database: instances are indexed in batches as they
+arrive, so a series can be opened while the rest still comes; what is already local is not
+asked for again; a transfer that stops short is reported with what is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medviewer.core.errors import CancelledError, NetworkError
+from medviewer.io.database import StudyDatabase
+from medviewer.net import dimse
+from medviewer.net.nodes import DEFAULT_AE_TITLE, Node
+
+
+@dataclass
+class RetrieveReport:
+    """What a retrieve did.
+
+    Attributes
+    ----------
+    received : int
+        Instances written and indexed.
+    skipped : int
+        Instances already local (not asked for).
+    failed : list of str
+        SOP Instance UIDs (or reasons) not received: retry to complete the series.
+    series : list of int
+        Database ids of the retrieved series.
+    seconds : float
+        Wall time.
+    """
+
+    received: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    series: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every instance asked for is local."""
+        return not self.failed
+
+
+def default_store() -> Path:
+    """Where retrieved instances are kept: ``pacs`` in the user's data folder."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("medviewer")) / "pacs"
+
+
+def resolve(node: Node, uid: str, *, calling_aet: str = DEFAULT_AE_TITLE,
+            timeout: float = 30.0) -> tuple[str, str | None]:
+    """``(study_uid, series_uid or None)`` for a Study or Series Instance UID on `node`."""
+    studies = list(dimse.find(node, dimse.Query("STUDY", study_uid=uid),
+                              calling_aet=calling_aet, timeout=timeout))
+    if studies:
+        return uid, None
+    series = list(dimse.find(node, dimse.Query("SERIES", series_uid=uid),
+                             calling_aet=calling_aet, timeout=timeout))
+    if series:
+        return series[0]["StudyInstanceUID"], uid
+    raise NetworkError(f"{node.describe()} holds no study or series with UID {uid}")
+
+
+def retrieve(
+    db: StudyDatabase,
+    node: Node,
+    uid: str,
+    *,
+    dest: Path | None = None,
+    calling_aet: str = DEFAULT_AE_TITLE,
+    timeout: float = 60.0,
+    cancel: Callable[[], bool] | None = None,
+    batch: int = 32,
+) -> Generator[dimse.GetProgress, None, RetrieveReport]:
+    """C-GET study or series `uid` from `node` into `dest` and index it in `db` as it arrives.
+
+    Yields the C-GET's progress; returns a :class:`RetrieveReport`. Files are indexed in
+    batches of `batch` (and at the end), so the database never lists a file that is not
+    complete, and an interrupted retrieve leaves only whole, indexed instances behind.
+    """
+    import time
+
+    started = time.perf_counter()
+    dest = dest or default_store()
+    study_uid, series_uid = resolve(node, uid, calling_aet=calling_aet, timeout=timeout)
+    wanted = dimse.instances(node, study_uid, series_uid, calling_aet=calling_aet,
+                             timeout=timeout)
+    have: set[str] = set()
+    for series in {row["SeriesInstanceUID"] for row in wanted}:
+        have |= db.local_sop_instance_uids(series)
+    indexed: set[Path] = set()
+    pending: list[Path] = []
+    steps = dimse.get(node, wanted, dest, calling_aet=calling_aet, timeout=timeout,
+                      cancel=cancel, have=frozenset(have))
+    try:
+        while True:
+            progress = next(steps)
+            pending.extend(progress.new_files)
+            if len(pending) >= batch:
+                db.import_paths(pending)
+                indexed.update(pending)
+                pending = []
+            yield progress
+    except StopIteration as stop:
+        result: dimse.GetReport = stop.value
+    rest = [path for path in result.files if path not in indexed]
+    if rest:  # whole files only, indexed also when the transfer stopped short
+        db.import_paths(rest)
+    if result.error:
+        raise NetworkError(f"{result.error}; {len(result.files)} instances were received, "
+                           "kept and indexed, and a retry asks only for the rest")
+    if result.cancelled:
+        raise CancelledError(f"retrieve cancelled after {len(result.files)} of "
+                             f"{len(wanted) - result.skipped} instances; they are kept and "
+                             "indexed, and a retry asks only for the rest")
+    series_ids = {db.series_id_of(row["SeriesInstanceUID"]) for row in wanted}
+    return RetrieveReport(
+        received=len(result.files), skipped=result.skipped, failed=result.failed,
+        series=sorted(i for i in series_ids if i is not None),
+        seconds=time.perf_counter() - started)
