@@ -1,4 +1,4 @@
-"""``medviewer pacs``: echo, find and get against a PACS (see :mod:`medviewer.net`).
+"""``medviewer pacs``: echo, find, get and send with a PACS (see :mod:`medviewer.net`).
 
 NODE is a configured node's name (``pacs-nodes.json`` in the user's config folder),
 ``AET@HOST:PORT`` or an ``http(s)://`` DICOMweb base URL (DICOMweb is not wired to these
@@ -42,6 +42,10 @@ def add_parser(sub: Any) -> None:
     get.add_argument("--dest", help="where the files are kept (default: the user's data "
                      "folder, pacs/)")
     get.add_argument("--json", action="store_true", help="print the counts and series ids")
+    send = actions.add_parser("send", help="C-STORE DICOM files (or every file in folders)")
+    _common(send)
+    send.add_argument("paths", nargs="+", help="DICOM files or folders")
+    send.add_argument("--json", action="store_true", help="print what was stored and failed")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +63,7 @@ def cmd_pacs(args: argparse.Namespace) -> int:
         raise NetworkError(f"{node.describe()}: DICOMweb nodes are not supported by "
                            "`medviewer pacs` yet; give a DIMSE node (AET@HOST:PORT)")
     aet = args.aet or DEFAULT_AE_TITLE
-    action = {"echo": _echo, "find": _find, "get": _get}[args.action]
+    action = {"echo": _echo, "find": _find, "get": _get, "send": _send}[args.action]
     return action(args, node, aet)
 
 
@@ -116,5 +120,39 @@ def _get(args: argparse.Namespace, node: Any, aet: str) -> int:
     else:
         print(f"{report.received} received, {report.skipped} already here, "
               f"{len(report.failed)} failed; series ids {report.series} "
+              f"({report.seconds:.1f} s)")
+    return 0 if report.complete else 1
+
+
+def _send(args: argparse.Namespace, node: Any, aet: str) -> int:
+    from medviewer.net.send import send
+
+    paths: list[Path] = []
+    for text in args.paths:
+        path = Path(text)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise NetworkError(f"no such file or folder: {text}")
+    steps = send(node, paths, calling_aet=aet, timeout=args.timeout)
+    try:
+        while True:
+            progress = next(steps)
+            if not args.json:
+                print(f"\rsent {progress.sent}/{progress.total}", end="", file=sys.stderr,
+                      flush=True)
+    except StopIteration as stop:
+        report = stop.value
+    if args.json:
+        print(json.dumps({"stored": [str(p) for p in report.stored],
+                          "failed": [{"path": str(p), "reason": why} for p, why in report.failed],
+                          "seconds": round(report.seconds, 2)}, indent=2))
+    else:
+        print(file=sys.stderr)
+        for path, why in report.failed:
+            print(f"{path}: {why}", file=sys.stderr)
+        print(f"{len(report.stored)} stored on {node.describe()}, {len(report.failed)} failed "
               f"({report.seconds:.1f} s)")
     return 0 if report.complete else 1

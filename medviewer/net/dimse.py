@@ -128,12 +128,12 @@ def echo(node: Node, *, calling_aet: str = DEFAULT_AE_TITLE, timeout: float = 10
     from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
     started = time.perf_counter()
-    assoc = _associate(node, calling_aet, timeout, [(Verification, None)])
+    assoc = associate(node, calling_aet, timeout, [(Verification, None)])
     try:
         status = assoc.send_c_echo()
         _check_final(status, node, "C-ECHO")
     finally:
-        _close(assoc)
+        release(assoc)
     return time.perf_counter() - started
 
 
@@ -158,7 +158,7 @@ def find(
     identifier = query.identifier()
     model = (PatientRootQueryRetrieveInformationModelFind if query.level == "PATIENT"
              else StudyRootQueryRetrieveInformationModelFind)
-    assoc = _associate(node, calling_aet, timeout, [(model, None)])
+    assoc = associate(node, calling_aet, timeout, [(model, None)])
     try:
         responses = assoc.send_c_find(identifier, model, msg_id=1)
         for status, match in responses:
@@ -170,7 +170,7 @@ def find(
             else:
                 _check_final(status, node, "C-FIND")
     finally:
-        _close(assoc)
+        release(assoc)
 
 
 def instances(
@@ -227,7 +227,7 @@ def get(
     except NetworkError as exc:  # the peer stopped answering or failed: keep what came
         report.error = str(exc)
     finally:
-        _close(assoc)
+        release(assoc)
         assoc.join(timeout)  # the receiving thread has ended: every file is whole and listed
     received = {p.stem for p in receiver.files}
     report.files = list(receiver.files)
@@ -313,7 +313,7 @@ def _get_association(node: Node, calling_aet: str, timeout: float,
         else:
             contexts.append((uid, list(ALL_TRANSFER_SYNTAXES)))
     roles = [build_role(uid, scp_role=True) for uid in classes]
-    return _associate(node, calling_aet, timeout, contexts, roles=roles,
+    return associate(node, calling_aet, timeout, contexts, roles=roles,
                       handlers=[(evt.EVT_C_STORE, receiver.handle)])
 
 
@@ -358,7 +358,7 @@ def _one_get(assoc: Any, identifier: Any, receiver: _Receiver, total: int,
     yield GetProgress(len(receiver.files), total, receiver.take_new())
 
 
-def _associate(node: Node, calling_aet: str, timeout: float,
+def associate(node: Node, calling_aet: str, timeout: float,
                contexts: Sequence[tuple[str, list[str] | None]], *,
                roles: list[Any] | None = None, handlers: list[Any] | None = None) -> Any:
     """An established association with `node`, or :class:`NetworkError` saying why not."""
@@ -424,7 +424,8 @@ def _check_final(status: Any, node: Node, what: str) -> None:
                        + (f" ({comment})" if comment else ""))
 
 
-def _close(assoc: Any) -> None:
+def release(assoc: Any) -> None:
+    """Release `assoc` when it is still established."""
     if assoc.is_established:
         assoc.release()
 
