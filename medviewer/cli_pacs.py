@@ -1,4 +1,4 @@
-"""``medviewer pacs``: echo, find, get and send with a PACS (see :mod:`medviewer.net`).
+"""``medviewer pacs``: echo, find, get, move, send and listen (see :mod:`medviewer.net`).
 
 NODE is a configured node's name (``pacs-nodes.json`` in the user's config folder),
 ``AET@HOST:PORT`` or an ``http(s)://`` DICOMweb base URL (DICOMweb is not wired to these
@@ -42,6 +42,23 @@ def add_parser(sub: Any) -> None:
     get.add_argument("--dest", help="where the files are kept (default: the user's data "
                      "folder, pacs/)")
     get.add_argument("--json", action="store_true", help="print the counts and series ids")
+    move = actions.add_parser("move", help="C-MOVE a study or series to medviewer's own "
+                              "storage SCP, into the study database")
+    _common(move)
+    move.add_argument("uid", help="a Study or Series Instance UID")
+    move.add_argument("--dest-port", type=int, required=True,
+                      help="the port medviewer listens on (the PACS must know --aet there)")
+    move.add_argument("--db", help="study database file (default: the user's)")
+    move.add_argument("--dest", help="where the files are kept (default: the user's data "
+                      "folder, pacs/)")
+    move.add_argument("--json", action="store_true", help="print the counts and series ids")
+    listen = actions.add_parser("listen", help="a storage SCP: modalities and PACS push "
+                                "studies here, into the study database (until Ctrl-C)")
+    listen.add_argument("--port", type=int, required=True)
+    listen.add_argument("--aet", default="", help="medviewer's own AE title (MEDVIEWER)")
+    listen.add_argument("--db", help="study database file (default: the user's)")
+    listen.add_argument("--dest", help="where the files are kept (default: the user's data "
+                        "folder, pacs/)")
     send = actions.add_parser("send", help="C-STORE DICOM files (or every file in folders)")
     _common(send)
     send.add_argument("paths", nargs="+", help="DICOM files or folders")
@@ -58,12 +75,15 @@ def cmd_pacs(args: argparse.Namespace) -> int:
     """Run ``medviewer pacs ACTION``; :class:`NetworkError` reaches the caller."""
     from medviewer.net.nodes import DEFAULT_AE_TITLE, load_nodes, parse_node
 
+    if args.action == "listen":
+        return _listen(args, args.aet or DEFAULT_AE_TITLE)
     node = parse_node(args.node, load_nodes())
     if node.kind != "dimse":
         raise NetworkError(f"{node.describe()}: DICOMweb nodes are not supported by "
                            "`medviewer pacs` yet; give a DIMSE node (AET@HOST:PORT)")
     aet = args.aet or DEFAULT_AE_TITLE
-    action = {"echo": _echo, "find": _find, "get": _get, "send": _send}[args.action]
+    action = {"echo": _echo, "find": _find, "get": _get, "move": _get,
+              "send": _send}[args.action]
     return action(args, node, aet)
 
 
@@ -101,7 +121,8 @@ def _get(args: argparse.Namespace, node: Any, aet: str) -> int:
 
     db = StudyDatabase(args.db)
     steps = retrieve(db, node, args.uid, dest=Path(args.dest) if args.dest else None,
-                     calling_aet=aet, timeout=args.timeout)
+                     calling_aet=aet, timeout=args.timeout,
+                     move_port=args.dest_port if args.action == "move" else None)
     try:
         while True:
             progress = next(steps)
@@ -156,3 +177,34 @@ def _send(args: argparse.Namespace, node: Any, aet: str) -> int:
         print(f"{len(report.stored)} stored on {node.describe()}, {len(report.failed)} failed "
               f"({report.seconds:.1f} s)")
     return 0 if report.complete else 1
+
+
+def _listen(args: argparse.Namespace, aet: str) -> int:
+    import time
+
+    from medviewer.io.database import StudyDatabase
+    from medviewer.net.retrieve import default_store
+    from medviewer.net.scp import StorageServer
+
+    db = StudyDatabase(args.db)
+    dest = Path(args.dest) if args.dest else default_store()
+    received = 0
+    with StorageServer(dest, args.port, ae_title=aet) as server:
+        print(f"listening as {aet} on port {args.port}; files into {dest} (Ctrl-C stops)",
+              flush=True)
+        try:
+            while True:
+                time.sleep(0.5)
+                received += _index_new(db, server.receiver.take_new())
+        except KeyboardInterrupt:
+            pass
+    received += _index_new(db, server.receiver.take_new())  # the server has stopped
+    print(f"{received} instances received and indexed", flush=True)
+    return 0
+
+
+def _index_new(db: Any, paths: list[Path]) -> int:
+    if paths:
+        db.import_paths(paths)
+        print(f"{len(paths)} instances received", flush=True)
+    return len(paths)

@@ -217,10 +217,10 @@ def get(
     report = GetReport([], len(wanted) - len(missing), [], 0.0)
     if not missing:
         return report
-    receiver = _Receiver(dest)
+    receiver = Receiver(dest)
     assoc = _get_association(node, calling_aet, timeout, missing, receiver)
     try:
-        for identifier in _get_identifiers(missing, wanted, have):
+        for identifier in retrieve_identifiers(missing, wanted, have):
             yield from _one_get(assoc, identifier, receiver, len(missing), cancel, node)
     except CancelledError:
         report.cancelled = True
@@ -237,8 +237,9 @@ def get(
     return report
 
 
-class _Receiver:
-    """The C-STORE handler of a C-GET: writes each instance as it arrives."""
+class Receiver:
+    """The C-STORE handler of a C-GET or of medviewer's storage SCP: writes each instance as
+    it arrives, under ``dest/STUDY/SERIES/SOP.dcm``, complete or not at all."""
 
     def __init__(self, dest: Path) -> None:
         self.dest = dest
@@ -248,6 +249,7 @@ class _Receiver:
         self._taken = 0
 
     def handle(self, event: Any) -> int:
+        """pynetdicom's EVT_C_STORE handler: write the instance, answer its status."""
         from pydicom.filebase import DicomFileLike
         from pydicom.filewriter import write_file_meta_info
 
@@ -293,7 +295,7 @@ class _Receiver:
 
 
 def _get_association(node: Node, calling_aet: str, timeout: float,
-                     missing: Sequence[dict[str, str]], receiver: _Receiver) -> Any:
+                     missing: Sequence[dict[str, str]], receiver: Receiver) -> Any:
     from pynetdicom import ALL_TRANSFER_SYNTAXES, build_role, evt
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelGet,
@@ -317,7 +319,7 @@ def _get_association(node: Node, calling_aet: str, timeout: float,
                       handlers=[(evt.EVT_C_STORE, receiver.handle)])
 
 
-def _get_identifiers(missing: Sequence[dict[str, str]], wanted: Sequence[dict[str, str]],
+def retrieve_identifiers(missing: Sequence[dict[str, str]], wanted: Sequence[dict[str, str]],
                      have: frozenset[str]) -> Iterator[Any]:
     from pydicom.dataset import Dataset
 
@@ -338,14 +340,23 @@ def _get_identifiers(missing: Sequence[dict[str, str]], wanted: Sequence[dict[st
         yield ds
 
 
-def _one_get(assoc: Any, identifier: Any, receiver: _Receiver, total: int,
+def _one_get(assoc: Any, identifier: Any, receiver: Receiver, total: int,
              cancel: Callable[[], bool] | None, node: Node) -> Iterator[GetProgress]:
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelGet,
     )
 
-    model = StudyRootQueryRetrieveInformationModelGet
-    for status, _ in assoc.send_c_get(identifier, model, msg_id=1):
+    responses = assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet,
+                                 msg_id=1)
+    yield from follow_retrieve(responses, assoc, receiver, total, cancel, node, "C-GET")
+
+
+def follow_retrieve(responses: Iterator[tuple[Any, Any]], assoc: Any, receiver: Receiver,
+                    total: int, cancel: Callable[[], bool] | None, node: Node,
+                    what: str) -> Iterator[GetProgress]:
+    """Progress through a C-GET's or C-MOVE's responses, files taken from `receiver`;
+    aborts on cancel (:class:`CancelledError`), raises :class:`NetworkError` on failure."""
+    for status, _ in responses:
         if cancel is not None and cancel():
             assoc.abort()
             raise CancelledError("retrieve cancelled; the instances received so far are kept")
@@ -354,7 +365,7 @@ def _one_get(assoc: Any, identifier: Any, receiver: _Receiver, total: int,
             continue
         if status and status.Status == 0xB000:  # warning: some sub-operations failed
             break
-        _check_final(status, node, "C-GET")
+        _check_final(status, node, what)
     yield GetProgress(len(receiver.files), total, receiver.take_new())
 
 

@@ -75,8 +75,11 @@ def retrieve(
     timeout: float = 60.0,
     cancel: Callable[[], bool] | None = None,
     batch: int = 32,
+    move_port: int | None = None,
 ) -> Generator[dimse.GetProgress, None, RetrieveReport]:
-    """C-GET study or series `uid` from `node` into `dest` and index it in `db` as it arrives.
+    """C-GET study or series `uid` from `node` into `dest` and index it in `db` as it arrives;
+    with `move_port`, C-MOVE it to medviewer's own storage SCP listening there instead (its AE
+    title is `calling_aet`; the PACS must know it).
 
     Yields the C-GET's progress; returns a :class:`RetrieveReport`. Files are indexed in
     batches of `batch` (and at the end), so the database never lists a file that is not
@@ -94,8 +97,15 @@ def retrieve(
         have |= db.local_sop_instance_uids(series)
     indexed: set[Path] = set()
     pending: list[Path] = []
-    steps = dimse.get(node, wanted, dest, calling_aet=calling_aet, timeout=timeout,
-                      cancel=cancel, have=frozenset(have))
+    if move_port is None:
+        steps = dimse.get(node, wanted, dest, calling_aet=calling_aet, timeout=timeout,
+                          cancel=cancel, have=frozenset(have))
+    else:
+        from medviewer.net.scp import move
+
+        steps = move(node, wanted, dest, port=move_port, move_aet=calling_aet,
+                     calling_aet=calling_aet, timeout=timeout, cancel=cancel,
+                     have=frozenset(have))
     try:
         while True:
             progress = next(steps)
@@ -111,8 +121,9 @@ def retrieve(
     if rest:  # whole files only, indexed also when the transfer stopped short
         db.import_paths(rest)
     if result.error:
-        raise NetworkError(f"{result.error}; {len(result.files)} instances were received, "
-                           "kept and indexed, and a retry asks only for the rest")
+        kept = (f"; {len(result.files)} instances were received, kept and indexed, and a "
+                "retry asks only for the rest") if result.files else ""
+        raise NetworkError(result.error + kept)
     if result.cancelled:
         raise CancelledError(f"retrieve cancelled after {len(result.files)} of "
                              f"{len(wanted) - result.skipped} instances; they are kept and "

@@ -16,6 +16,7 @@ class PacsContent:
     """The series uploaded to the test Orthanc (paths and truth)."""
 
     server: orthanc.Orthanc
+    move_port: int
     ct: WrittenSeries
     multiframe: WrittenSeries
     compressed: WrittenSeries
@@ -25,7 +26,9 @@ class PacsContent:
 def pacs(tmp_path_factory: pytest.TempPathFactory) -> PacsContent:
     root = tmp_path_factory.mktemp("orthanc")
     try:
-        server = orthanc.start(root / "server")
+        move_port = orthanc.free_port()
+        server = orthanc.start(root / "server",
+                               {"medviewer": ("MEDVIEWER", "127.0.0.1", move_port)})
     except RuntimeError as exc:
         pytest.fail(str(exc))
     data = root / "uploaded"
@@ -39,7 +42,7 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> PacsContent:
         patient_id="PACS0003", seed=103))
     for series in (ct, multiframe, compressed):
         server.upload(list(series.paths))
-    yield PacsContent(server, ct, multiframe, compressed)
+    yield PacsContent(server, move_port, ct, multiframe, compressed)
     server.stop()
 
 

@@ -92,3 +92,45 @@ def test_get_json_fills_the_database_like_dcmtk_getscu(pacs, tmp_path, capsys):
         for element in mine:
             if element.keyword != "PixelData":
                 assert other[element.tag].value == element.value, element.keyword
+
+
+def test_move_and_listen_from_the_command_line(pacs, tmp_path, capsys):
+    """`pacs move` retrieves through medviewer's SCP; `pacs listen` (its own process) takes
+    a study Orthanc pushes and indexes it, then stops cleanly on Ctrl-C."""
+    import os
+    import signal
+    import sys
+    import time
+    import urllib.request
+
+    db_path = tmp_path / "studies.sqlite"
+    assert main(["pacs", "move", spec(pacs), pacs.multiframe.study_uid, "--dest-port",
+                 str(pacs.move_port), "--db", str(db_path), "--dest", str(tmp_path / "moved"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["received"] == 1  # one multi-frame instance
+    listen_db = tmp_path / "listen.sqlite"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medviewer", "pacs", "listen", "--port", str(pacs.move_port),
+         "--db", str(listen_db), "--dest", str(tmp_path / "pushed")],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert process.stdout is not None
+        assert "listening as MEDVIEWER" in process.stdout.readline()
+        found = pacs.server.rest("/tools/lookup", pacs.ct.series_uid.encode(), "POST")
+        body = json.dumps({"Resources": [found[0]["ID"]], "Synchronous": True}).encode()
+        request = urllib.request.Request(pacs.server.url + "/modalities/medviewer/store",
+                                         data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=120):
+            pass
+        db = StudyDatabase(listen_db)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # it indexes what arrived every half second
+            series = db.series_id_of(pacs.ct.series_uid)
+            if series is not None and len(db.series_records(series)) == 12:
+                break
+            time.sleep(0.2)
+        assert series is not None and len(db.series_records(series)) == 12
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and "12 instances received and indexed" in out

@@ -155,7 +155,7 @@ def test_a_pacs_that_dies_midway_leaves_whole_indexed_files_and_a_clear_error(
     from tests.net import orthanc
 
     server = orthanc.start(tmp_path / "doomed")
-    handle = dimse._Receiver.handle
+    handle = dimse.Receiver.handle
 
     def handle_then_kill(receiver, event):
         status = handle(receiver, event)
@@ -164,7 +164,7 @@ def test_a_pacs_that_dies_midway_leaves_whole_indexed_files_and_a_clear_error(
             server.process.wait(timeout=30)
         return status
 
-    monkeypatch.setattr(dimse._Receiver, "handle", handle_then_kill)
+    monkeypatch.setattr(dimse.Receiver, "handle", handle_then_kill)
     try:
         server.upload(list(pacs.ct.paths))
         doomed = dimse_node(server.ae_title, "127.0.0.1", server.dicom_port)
@@ -182,3 +182,27 @@ def test_a_pacs_that_dies_midway_leaves_whole_indexed_files_and_a_clear_error(
     test_pacs = dimse_node(pacs.server.ae_title, "127.0.0.1", pacs.server.dicom_port)
     _, retry = run(retrieve(db, test_pacs, pacs.ct.study_uid, dest=store))
     assert retry.complete and retry.skipped == len(files) and retry.received == 12 - len(files)
+
+
+def test_move_to_medviewer_s_own_storage_scp(node, pacs, tmp_path):
+    """C-MOVE: Orthanc sends to MEDVIEWER on the registered port; the same files, byte for
+    byte as uploaded, indexed; a second move asks for nothing."""
+    db = StudyDatabase(tmp_path / "studies.sqlite")
+    store = tmp_path / "store"
+    progress, report = run(retrieve(db, node, pacs.compressed.series_uid, dest=store,
+                                    move_port=pacs.move_port))
+    assert report.complete and report.received == 5 and progress[-1].received == 5
+    assert sorted(dataset_bytes(p) for p in store.rglob("*.dcm")) == sorted(
+        dataset_bytes(p) for p in pacs.compressed.paths)
+    np.testing.assert_array_equal(load_series(report.series[0], db=db).array,
+                                  pacs.compressed.values)
+    _, again = run(retrieve(db, node, pacs.compressed.series_uid, dest=store,
+                            move_port=pacs.move_port))
+    assert (again.received, again.skipped) == (0, 5)
+
+
+def test_move_to_an_unregistered_destination_says_how_to_fix_it(node, pacs, tmp_path):
+    db = StudyDatabase(tmp_path / "studies.sqlite")
+    with pytest.raises(NetworkError, match="does the PACS know the move destination 'STRANGER'"):
+        run(retrieve(db, node, pacs.ct.series_uid, dest=tmp_path / "store",
+                     move_port=free_port(), calling_aet="STRANGER"))
