@@ -1,8 +1,8 @@
 """``medviewer pacs``: echo, find, get, move, send and listen (see :mod:`medviewer.net`).
 
 NODE is a configured node's name (``pacs-nodes.json`` in the user's config folder),
-``AET@HOST:PORT`` or an ``http(s)://`` DICOMweb base URL (DICOMweb is not wired to these
-commands yet: they say so). medviewer's own AE title is ``--aet``, else ``MEDVIEWER``.
+``AET@HOST:PORT`` (DIMSE) or an ``http(s)://`` DICOMweb base URL (QIDO-RS for echo and find,
+WADO-RS for get, STOW-RS for send). medviewer's own AE title is ``--aet``, else ``MEDVIEWER``.
 """
 
 from __future__ import annotations
@@ -78,9 +78,8 @@ def cmd_pacs(args: argparse.Namespace) -> int:
     if args.action == "listen":
         return _listen(args, args.aet or DEFAULT_AE_TITLE)
     node = parse_node(args.node, load_nodes())
-    if node.kind != "dimse":
-        raise NetworkError(f"{node.describe()}: DICOMweb nodes are not supported by "
-                           "`medviewer pacs` yet; give a DIMSE node (AET@HOST:PORT)")
+    if node.kind != "dimse" and args.action == "move":
+        raise NetworkError(f"{node.describe()} is a DICOMweb node: use `pacs get` (WADO-RS)")
     aet = args.aet or DEFAULT_AE_TITLE
     action = {"echo": _echo, "find": _find, "get": _get, "move": _get,
               "send": _send}[args.action]
@@ -88,6 +87,12 @@ def cmd_pacs(args: argparse.Namespace) -> int:
 
 
 def _echo(args: argparse.Namespace, node: Any, aet: str) -> int:
+    if node.kind == "dicomweb":
+        from medviewer.net.web import probe
+
+        seconds = probe(node, timeout=args.timeout)
+        print(f"{node.describe()}: QIDO-RS answered in {seconds * 1000:.0f} ms")
+        return 0
     from medviewer.net.dimse import echo
 
     seconds = echo(node, calling_aet=aet, timeout=args.timeout)
@@ -104,7 +109,13 @@ def _find(args: argparse.Namespace, node: Any, aet: str) -> int:
                   accession_number=args.accession, date=args.date, modality=args.modality,
                   description=args.description, study_uid=args.study)
     rows = []
-    for row in find(node, query, calling_aet=aet, timeout=args.timeout):
+    if node.kind == "dicomweb":
+        from medviewer.net.web import search
+
+        found: Any = search(node, query, timeout=args.timeout)
+    else:
+        found = find(node, query, calling_aet=aet, timeout=args.timeout)
+    for row in found:
         rows.append(row)
         if not args.json:
             print("  ".join(f"{k}={v}" for k, v in row.items() if v), flush=True)
@@ -157,6 +168,13 @@ def _send(args: argparse.Namespace, node: Any, aet: str) -> int:
             paths.append(path)
         else:
             raise NetworkError(f"no such file or folder: {text}")
+    if node.kind == "dicomweb":
+        from medviewer.net.web import store
+
+        stored = store(node, paths, timeout=args.timeout)
+        print(json.dumps({"stored": [str(p) for p in stored], "failed": []}, indent=2)
+              if args.json else f"{len(stored)} stored on {node.describe()} (STOW-RS)")
+        return 0
     steps = send(node, paths, calling_aet=aet, timeout=args.timeout)
     try:
         while True:

@@ -278,7 +278,6 @@ class Receiver:
         return new
 
     def _path(self, sop_uid: str, dataset: bytes, meta: Any) -> Path:
-        """``dest/STUDY/SERIES/SOP.dcm``, every part a plain UID (kept inside `dest`)."""
         from io import BytesIO
 
         from pydicom.filereader import dcmread
@@ -286,12 +285,17 @@ class Receiver:
         header = dcmread(BytesIO(dataset), force=True, stop_before_pixels=True,
                          specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
         header.file_meta = meta
-        parts = [str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", "")),
-                 str(sop_uid)]
-        for part in parts:
-            if not _UID.match(part) or len(part) > 64:
-                raise NetworkError(f"instance with an invalid UID {part[:70]!r}")
-        return self.dest / parts[0] / parts[1] / f"{parts[2]}.dcm"
+        return instance_path(self.dest, str(header.get("StudyInstanceUID", "")),
+                             str(header.get("SeriesInstanceUID", "")), str(sop_uid))
+
+
+def instance_path(dest: Path, study_uid: str, series_uid: str, sop_uid: str) -> Path:
+    """``dest/STUDY/SERIES/SOP.dcm``; each part must be a plain UID, so the path stays inside
+    `dest` whatever a PACS sends (:class:`NetworkError` otherwise)."""
+    for part in (study_uid, series_uid, sop_uid):
+        if not _UID.match(part) or len(part) > 64:
+            raise NetworkError(f"instance with an invalid UID {part[:70]!r}")
+    return dest / study_uid / series_uid / f"{sop_uid}.dcm"
 
 
 def _get_association(node: Node, calling_aet: str, timeout: float,
@@ -436,9 +440,14 @@ def _check_final(status: Any, node: Node, what: str) -> None:
 
 
 def release(assoc: Any) -> None:
-    """Release `assoc` when it is still established."""
+    """Release `assoc` when it is still established, and close its socket whatever happened
+    (pynetdicom leaves it open when the peer vanished mid-association)."""
     if assoc.is_established:
         assoc.release()
+    transport = getattr(getattr(assoc, "dul", None), "socket", None)
+    sock = getattr(transport, "socket", None)
+    if sock is not None:
+        sock.close()
 
 
 def _row(match: Any, level: str) -> dict[str, str]:

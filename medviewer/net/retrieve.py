@@ -10,7 +10,7 @@ from pathlib import Path
 
 from medviewer.core.errors import CancelledError, NetworkError
 from medviewer.io.database import StudyDatabase
-from medviewer.net import dimse
+from medviewer.net import dimse, web
 from medviewer.net.nodes import DEFAULT_AE_TITLE, Node
 
 
@@ -54,12 +54,14 @@ def default_store() -> Path:
 def resolve(node: Node, uid: str, *, calling_aet: str = DEFAULT_AE_TITLE,
             timeout: float = 30.0) -> tuple[str, str | None]:
     """``(study_uid, series_uid or None)`` for a Study or Series Instance UID on `node`."""
-    studies = list(dimse.find(node, dimse.Query("STUDY", study_uid=uid),
-                              calling_aet=calling_aet, timeout=timeout))
-    if studies:
+    def search(query: dimse.Query) -> list[dict[str, str]]:
+        if node.kind == "dicomweb":
+            return web.search(node, query, timeout=timeout)
+        return list(dimse.find(node, query, calling_aet=calling_aet, timeout=timeout))
+
+    if search(dimse.Query("STUDY", study_uid=uid)):
         return uid, None
-    series = list(dimse.find(node, dimse.Query("SERIES", series_uid=uid),
-                             calling_aet=calling_aet, timeout=timeout))
+    series = search(dimse.Query("SERIES", series_uid=uid))
     if series:
         return series[0]["StudyInstanceUID"], uid
     raise NetworkError(f"{node.describe()} holds no study or series with UID {uid}")
@@ -79,7 +81,7 @@ def retrieve(
 ) -> Generator[dimse.GetProgress, None, RetrieveReport]:
     """C-GET study or series `uid` from `node` into `dest` and index it in `db` as it arrives;
     with `move_port`, C-MOVE it to medviewer's own storage SCP listening there instead (its AE
-    title is `calling_aet`; the PACS must know it).
+    title is `calling_aet`; the PACS must know it); from a DICOMweb node, WADO-RS.
 
     Yields the C-GET's progress; returns a :class:`RetrieveReport`. Files are indexed in
     batches of `batch` (and at the end), so the database never lists a file that is not
@@ -90,14 +92,20 @@ def retrieve(
     started = time.perf_counter()
     dest = dest or default_store()
     study_uid, series_uid = resolve(node, uid, calling_aet=calling_aet, timeout=timeout)
-    wanted = dimse.instances(node, study_uid, series_uid, calling_aet=calling_aet,
-                             timeout=timeout)
+    if node.kind == "dicomweb":
+        wanted = web.instances(node, study_uid, series_uid, timeout=timeout)
+    else:
+        wanted = dimse.instances(node, study_uid, series_uid, calling_aet=calling_aet,
+                                 timeout=timeout)
     have: set[str] = set()
     for series in {row["SeriesInstanceUID"] for row in wanted}:
         have |= db.local_sop_instance_uids(series)
     indexed: set[Path] = set()
     pending: list[Path] = []
-    if move_port is None:
+    if node.kind == "dicomweb":
+        steps = web.retrieve(node, wanted, dest, timeout=timeout, cancel=cancel,
+                             have=frozenset(have))
+    elif move_port is None:
         steps = dimse.get(node, wanted, dest, calling_aet=calling_aet, timeout=timeout,
                           cancel=cancel, have=frozenset(have))
     else:

@@ -134,3 +134,17 @@ def test_move_and_listen_from_the_command_line(pacs, tmp_path, capsys):
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and "12 instances received and indexed" in out
+
+
+def test_the_same_commands_over_dicomweb(pacs, tmp_path, capsys):
+    url = pacs.server.url + "/dicom-web"
+    assert main(["pacs", "echo", url]) == 0
+    assert "QIDO-RS answered in" in capsys.readouterr().out
+    assert main(["pacs", "find", url, "--patient", "PACS^ONE", "--json"]) == 0
+    assert [r["StudyInstanceUID"] for r in json.loads(capsys.readouterr().out)] == [
+        pacs.ct.study_uid]
+    assert main(["pacs", "get", url, pacs.ct.study_uid, "--db", str(tmp_path / "db.sqlite"),
+                 "--dest", str(tmp_path / "store"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["received"] == 12
+    assert main(["pacs", "move", url, pacs.ct.study_uid, "--dest-port", "1"]) == 1
+    assert "use `pacs get` (WADO-RS)" in capsys.readouterr().err

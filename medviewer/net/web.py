@@ -1,0 +1,240 @@
+"""DICOMweb with a PACS (over the standard library's HTTP): QIDO-RS search, WADO-RS retrieve and
+STOW-RS store of the files' own bytes (``multipart/related``, any transfer syntax), so what
+arrives is what the PACS holds and what is sent is the file as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medviewer.core.errors import NetworkError
+from medviewer.core.staging import staged_file
+from medviewer.net.dimse import GetProgress, GetReport, Query, instance_path
+from medviewer.net.nodes import Node
+
+_ANY_SYNTAX = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+_QIDO_FIELDS = {
+    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"),
+    "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "StudyDate",
+              "StudyTime", "AccessionNumber", "StudyDescription", "ModalitiesInStudy",
+              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
+    "SERIES": ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber",
+               "SeriesDescription", "NumberOfSeriesRelatedInstances"),
+    "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
+              "InstanceNumber"),
+}
+
+
+def search(node: Node, query: Query, *, timeout: float = 30.0) -> list[dict[str, str]]:
+    """QIDO-RS `query` on `node`: rows keyword -> text, as :func:`dimse.find` gives.
+
+    ``^`` and the wildcards go unescaped in the query string: servers accept them, and Orthanc
+    1.7's DICOMweb plugin matches nothing for an escaped ``%5E``.
+    """
+    from urllib.parse import urlencode
+
+    from pydicom import Dataset
+
+    if query.level == "PATIENT":
+        raise NetworkError("QIDO-RS searches studies, series and instances, not patients")
+    query.identifier()  # the same validation as C-FIND (level, date)
+    path = {"STUDY": "/studies",
+            "SERIES": f"/studies/{query.study_uid}/series" if query.study_uid else "/series",
+            "IMAGE": _instances_path(query)}[query.level]
+    pairs = [*_filters(query).items(),
+             ("includefield", ",".join(_QIDO_FIELDS[query.level]))]  # one list: Orthanc 1.7
+    # matches nothing when includefield is repeated 10 times or more
+    if query.level == "SERIES" and query.series_uid:
+        pairs.append(("SeriesInstanceUID", query.series_uid))
+    url = f"{node.url}{path}?{urlencode(pairs, safe='^*?,')}"
+    answer = _http(node, "QIDO-RS", "GET", url, {"Accept": "application/dicom+json"},
+                   timeout=timeout)
+    if answer.status == 204:
+        return []
+    if answer.status != 200:
+        raise NetworkError(f"QIDO-RS on {node.describe()} failed: HTTP {answer.status}")
+    rows = []
+    for item in json.loads(answer.body or b"[]"):
+        ds = Dataset.from_json(item)
+        rows.append({k: str(ds.get(k, "") or "") for k in _QIDO_FIELDS[query.level]})
+    return rows
+
+
+def probe(node: Node, *, timeout: float = 10.0) -> float:
+    """One QIDO-RS study search (``limit=1``): seconds to answer, or :class:`NetworkError`."""
+    started = time.perf_counter()
+    answer = _http(node, "QIDO-RS", "GET", f"{node.url}/studies?limit=1",
+                   {"Accept": "application/dicom+json"}, timeout=timeout)
+    if answer.status not in (200, 204):
+        raise NetworkError(f"QIDO-RS on {node.describe()} failed: HTTP {answer.status}")
+    return time.perf_counter() - started
+
+
+def _instances_path(query: Query) -> str:
+    if query.study_uid and query.series_uid:
+        return f"/studies/{query.study_uid}/series/{query.series_uid}/instances"
+    return f"/studies/{query.study_uid}/instances" if query.study_uid else "/instances"
+
+
+def instances(node: Node, study_uid: str, series_uid: str | None = None, *,
+              timeout: float = 30.0) -> list[dict[str, str]]:
+    """The instances of a study (or one of its series) on `node`, by QIDO-RS."""
+    return search(node, Query("IMAGE", study_uid=study_uid, series_uid=series_uid or ""),
+                  timeout=timeout)
+
+
+def retrieve(
+    node: Node,
+    wanted: Sequence[dict[str, str]],
+    dest: Path,
+    *,
+    timeout: float = 60.0,
+    cancel: Callable[[], bool] | None = None,
+    have: frozenset[str] = frozenset(),
+) -> Generator[GetProgress, None, GetReport]:
+    """WADO-RS each instance of `wanted` not in `have` into ``dest/STUDY/SERIES/SOP.dcm``, in
+    the syntax the PACS stores it in; the same contract as :func:`dimse.get`."""
+    started = time.perf_counter()
+    missing = [row for row in wanted if row["SOPInstanceUID"] not in have]
+    report = GetReport([], len(wanted) - len(missing), [], 0.0)
+    _check_web(node)
+    for row in missing:
+        if cancel is not None and cancel():
+            report.cancelled = True
+            break
+        url = (f"{node.url}/studies/{row['StudyInstanceUID']}/series/"
+               f"{row['SeriesInstanceUID']}/instances/{row['SOPInstanceUID']}")
+        try:
+            parts = _get_parts(node, url, timeout)
+            path = instance_path(dest, row["StudyInstanceUID"], row["SeriesInstanceUID"],
+                                 row["SOPInstanceUID"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with staged_file(path) as part:
+                part.write_bytes(parts[0])
+            report.files.append(path)
+            new = [path]
+        except NetworkError as exc:
+            report.error = str(exc)
+            break
+        except (OSError, IndexError) as exc:
+            report.failed.append(f"{row['SOPInstanceUID']}: {exc}")
+            new = []
+        yield GetProgress(len(report.files), len(missing), new)
+    received = {p.stem for p in report.files}
+    report.failed += [r["SOPInstanceUID"] for r in missing
+                      if r["SOPInstanceUID"] not in received
+                      and not any(f.startswith(r["SOPInstanceUID"]) for f in report.failed)]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def store(node: Node, paths: Sequence[Path], *, timeout: float = 120.0) -> list[Path]:
+    """STOW-RS `paths` (their bytes as they are) to `node` in one request; the paths stored.
+
+    Raises
+    ------
+    NetworkError
+        The request failed or the PACS refused some instances (the message says how many).
+    """
+    from xml.etree import ElementTree
+
+    if not paths:
+        return []
+    boundary = uuid.uuid4().hex
+    body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n"
+                    + Path(p).read_bytes() + b"\r\n" for p in paths)
+    body += b"--" + boundary.encode() + b"--\r\n"
+    headers = {"Content-Type": f'multipart/related; type="application/dicom"; '
+                               f"boundary={boundary}",
+               "Accept": "application/dicom+json"}
+    answer = _http(node, "STOW-RS", "POST", f"{node.url}/studies", headers, body, timeout)
+    if answer.status not in (200, 202):
+        raise NetworkError(f"STOW-RS to {node.describe()} failed: HTTP {answer.status}")
+    failed = 0
+    try:
+        failed = len(json.loads(answer.body).get("00081198", {}).get("Value", []))
+    except ValueError:  # an XML answer
+        root = ElementTree.fromstring(answer.body)
+        failed = sum(1 for e in root.iter() if e.get("keyword") == "FailedSOPSequence")
+    if failed:
+        raise NetworkError(f"STOW-RS: {node.describe()} refused {failed} of {len(paths)} "
+                           "instances")
+    return list(paths)
+
+
+def _filters(query: Query) -> dict[str, str]:
+    filters = {"PatientName": query.patient_name, "PatientID": query.patient_id}
+    if query.level == "STUDY":
+        filters.update(StudyInstanceUID=query.study_uid,
+                       AccessionNumber=query.accession_number, StudyDate=query.date,
+                       ModalitiesInStudy=query.modality, StudyDescription=query.description)
+    elif query.level == "SERIES":
+        filters.update(Modality=query.modality, SeriesDescription=query.description)
+    return {k: v for k, v in filters.items() if v}
+
+
+@dataclass
+class _Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def _check_web(node: Node) -> None:
+    if node.kind != "dicomweb":
+        raise NetworkError(f"{node.describe()} is a DIMSE node; this needs DICOMweb")
+
+
+def _http(node: Node, what: str, method: str, url: str, headers: dict[str, str],
+          data: bytes | None = None, timeout: float = 30.0) -> _Answer:
+    """One HTTP request, the URL sent as built (``^`` and ``*`` unescaped); an HTTP error
+    status is an answer, an unreachable server a :class:`NetworkError`."""
+    import urllib.error
+    import urllib.request
+
+    _check_web(node)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return _Answer(response.status, response.headers.get("Content-Type", ""),
+                           response.read())
+    except urllib.error.HTTPError as exc:
+        return _Answer(exc.code, exc.headers.get("Content-Type", ""), exc.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise NetworkError(f"{what}: cannot reach {node.describe()} ({reason})") from None
+
+
+def _get_parts(node: Node, url: str, timeout: float) -> list[bytes]:
+    """The bodies of a WADO-RS multipart answer."""
+    answer = _http(node, "WADO-RS", "GET", url, {"Accept": _ANY_SYNTAX}, timeout=timeout)
+    if answer.status != 200:
+        raise NetworkError(f"WADO-RS on {node.describe()} answered HTTP {answer.status}")
+    return multipart_bodies(answer.body, answer.content_type)
+
+
+def multipart_bodies(content: bytes, content_type: str) -> list[bytes]:
+    """The parts' bodies of a ``multipart/related`` message (RFC 2046)."""
+    boundary = ""
+    for field in content_type.split(";"):
+        key, _, value = field.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise NetworkError(f"not a multipart answer: {content_type[:80]!r}")
+    # A delimiter is CRLF "--" boundary, then CRLF (another part) or "--" (the end): the
+    # boundary's text inside a part's data is not one.
+    delimiter = re.compile(rb"\r\n--" + re.escape(boundary.encode()) + rb"(?=\r\n|--)")
+    bodies = []
+    for chunk in delimiter.split(b"\r\n" + content)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        _head, sep, body = chunk[2:].partition(b"\r\n\r\n")
+        if sep:
+            bodies.append(body)
+    return bodies
