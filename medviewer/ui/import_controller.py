@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QProgressBar, QPushButton, QWidget
@@ -21,6 +22,9 @@ from medviewer.ui import workers
 from medviewer.ui.browser import StudyBrowser
 from medviewer.ui.settings import Settings
 from medviewer.ui.skipped_dialog import SkippedFilesDialog
+
+if TYPE_CHECKING:
+    from medviewer.ui.pacs_dialog import QueryRetrieveDialog
 
 TREE_REFRESH_MS = 500  # the study tree follows an import at most this often
 
@@ -61,6 +65,7 @@ class ImportController(QObject):
         self.skipped: list[SkippedFile] = []
         self._job: workers.Job | None = None
         self._queue: list[list[str]] = []
+        self._pacs: QueryRetrieveDialog | None = None
         self._refresh_tree = qthrottled(browser.refresh, timeout=TREE_REFRESH_MS, parent=self)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -84,6 +89,16 @@ class ImportController(QObject):
         folder = QFileDialog.getExistingDirectory(self._window, "Import folder")
         if folder:
             self.import_paths([folder])
+
+    def open_pacs(self) -> None:
+        """Show the Query/Retrieve window; what it retrieves appears in the browser."""
+        from medviewer.ui.pacs_dialog import QueryRetrieveDialog
+
+        if self._pacs is None:
+            self._pacs = QueryRetrieveDialog(
+                self.db, retrieved=lambda _ids: self._refresh_tree(), parent=self._window)
+        self._pacs.show()
+        self._pacs.raise_()
 
     def ask_files(self) -> None:
         """Choose files (DICOM, DICOMDIR, zip) and import them."""
