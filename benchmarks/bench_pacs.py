@@ -1,0 +1,146 @@
+"""PACS retrieve benchmark: a CT series from a local Orthanc by medviewer's C-GET, C-MOVE and
+WADO-RS, against dcmtk's ``getscu`` and a plain WADO-RS loop (urllib, one request per
+instance) in the same run.
+
+Each medviewer run starts from an empty study database and folder and indexes as it receives
+(batches of 32, as ``medviewer pacs get``); reported: seconds end to end, seconds to the first
+indexed instance (the earliest a series could be opened), instances per second, and the ratio
+to the peer of the same protocol (C-GET and C-MOVE against getscu, WADO-RS against the plain
+loop). Orthanc runs on free loopback ports with its own storage (tests/net/orthanc.py).
+
+Usage: ``python benchmarks/bench_pacs.py [--slices N] [--size PIXELS] [--repeats R]``
+(defaults 300, 512, 2: the best of R runs is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from machine import machine_info
+
+from medviewer.io.database import StudyDatabase
+from medviewer.net import web
+from medviewer.net.nodes import dicomweb_node, dimse_node
+from medviewer.net.retrieve import retrieve
+from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+from tests.net import orthanc
+
+
+def timed_retrieve(root: Path, node: Any, uid: str, move_port: int | None) -> dict[str, float]:
+    """One medviewer retrieve into a fresh database: total and first-instance seconds."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    db = StudyDatabase(root / "studies.sqlite")
+    started = time.perf_counter()
+    first = None
+    steps = retrieve(db, node, uid, dest=root / "store", move_port=move_port)
+    try:
+        while True:
+            progress = next(steps)
+            if first is None and progress.received:
+                first = time.perf_counter() - started
+    except StopIteration as stop:
+        report = stop.value
+    seconds = time.perf_counter() - started
+    assert report.complete, report.failed
+    return {"seconds": seconds, "first_instance_s": first or seconds,
+            "instances": report.received}
+
+
+def timed_getscu(root: Path, server: orthanc.Orthanc, study: str, series: str) -> float:
+    """dcmtk's getscu of the series into a folder (it converts to uncompressed, as asked)."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    subprocess.run(["getscu", "-S", "-aec", server.ae_title, "-od", str(root), "-k",
+                    "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}", "-k",
+                    f"SeriesInstanceUID={series}", "127.0.0.1", str(server.dicom_port)],
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def timed_plain_wado(root: Path, node: Any, rows: list[dict[str, str]]) -> float:
+    """One urllib WADO-RS request per instance, each answer written as it is."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    for row in rows:
+        url = (f"{node.url}/studies/{row['StudyInstanceUID']}/series/"
+               f"{row['SeriesInstanceUID']}/instances/{row['SOPInstanceUID']}")
+        request = urllib.request.Request(url, headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            (root / f"{row['SOPInstanceUID']}.part").write_bytes(answer.read())
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    log = lambda m: print(f"[bench_pacs] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    work = Path(tempfile.mkdtemp(prefix="bench-pacs-"))
+    move_port = orthanc.free_port()
+    server = orthanc.start(work / "orthanc", {"medviewer": ("MEDVIEWER", "127.0.0.1",
+                                                            move_port)})
+    try:
+        log(f"writing and uploading {args.slices} x {args.size} x {args.size}")
+        series = write_series(work / "ct", SeriesSpec(
+            shape=(args.slices, args.size, args.size), seed=500, shuffle=False))
+        server.upload(list(series.paths))
+        dimse_peer = dimse_node(server.ae_title, "127.0.0.1", server.dicom_port)
+        web_peer = dicomweb_node(server.url + "/dicom-web")
+        rows = web.instances(web_peer, series.study_uid, series.series_uid)
+        runs: dict[str, list[dict[str, float]]] = {"c_get": [], "c_move": [], "wado_rs": []}
+        peers: dict[str, list[float]] = {"getscu": [], "plain_wado_loop": []}
+        for repeat in range(args.repeats):
+            log(f"round {repeat + 1}")
+            runs["c_get"].append(timed_retrieve(work / "get", dimse_peer, series.series_uid,
+                                                None))
+            peers["getscu"].append(timed_getscu(work / "getscu", server, series.study_uid,
+                                                series.series_uid))
+            runs["c_move"].append(timed_retrieve(work / "move", dimse_peer, series.series_uid,
+                                                 move_port))
+            runs["wado_rs"].append(timed_retrieve(work / "wado", web_peer, series.series_uid,
+                                                  None))
+            peers["plain_wado_loop"].append(timed_plain_wado(work / "plain", web_peer, rows))
+        best = {name: min(r, key=lambda x: x["seconds"]) for name, r in runs.items()}
+        peer_best = {name: min(v) for name, v in peers.items()}
+        report = {
+            "series": {"slices": args.slices, "rows": args.size, "cols": args.size,
+                       "mb": round(sum(p.stat().st_size for p in series.paths) / 1e6, 1)},
+            "repeats": args.repeats,
+            "medviewer": {name: {k: round(v, 3) for k, v in r.items()}
+                          for name, r in best.items()},
+            "peers_s": {k: round(v, 3) for k, v in peer_best.items()},
+            "ratios": {
+                "c_get_over_getscu": round(best["c_get"]["seconds"] / peer_best["getscu"], 3),
+                "c_move_over_getscu": round(best["c_move"]["seconds"] / peer_best["getscu"], 3),
+                "wado_over_plain_loop": round(best["wado_rs"]["seconds"]
+                                              / peer_best["plain_wado_loop"], 3),
+            },
+            "targets": {"ratio_max": 1.2, "first_instance_max_s": 1.0},
+            "machine": machine_info(),
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
