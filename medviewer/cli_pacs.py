@@ -35,23 +35,14 @@ def add_parser(sub: Any) -> None:
     find.add_argument("--description", default="")
     find.add_argument("--study", default="", help="Study Instance UID (series level needs it)")
     find.add_argument("--json", action="store_true", help="print one JSON array")
-    get = actions.add_parser("get", help="C-GET a study or series into the study database")
-    _common(get)
-    get.add_argument("uid", help="a Study or Series Instance UID")
-    get.add_argument("--db", help="study database file (default: the user's)")
-    get.add_argument("--dest", help="where the files are kept (default: the user's data "
-                     "folder, pacs/)")
-    get.add_argument("--json", action="store_true", help="print the counts and series ids")
+    get = actions.add_parser("get", help="C-GET (DIMSE) or WADO-RS (DICOMweb) a study or "
+                             "series into the study database")
+    _retrieve_arguments(get)
     move = actions.add_parser("move", help="C-MOVE a study or series to medviewer's own "
                               "storage SCP, into the study database")
-    _common(move)
-    move.add_argument("uid", help="a Study or Series Instance UID")
+    _retrieve_arguments(move)
     move.add_argument("--dest-port", type=int, required=True,
                       help="the port medviewer listens on (the PACS must know --aet there)")
-    move.add_argument("--db", help="study database file (default: the user's)")
-    move.add_argument("--dest", help="where the files are kept (default: the user's data "
-                      "folder, pacs/)")
-    move.add_argument("--json", action="store_true", help="print the counts and series ids")
     listen = actions.add_parser("listen", help="a storage SCP: modalities and PACS push "
                                 "studies here, into the study database (until Ctrl-C)")
     listen.add_argument("--port", type=int, required=True)
@@ -63,6 +54,15 @@ def add_parser(sub: Any) -> None:
     _common(send)
     send.add_argument("paths", nargs="+", help="DICOM files or folders")
     send.add_argument("--json", action="store_true", help="print what was stored and failed")
+
+
+def _retrieve_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("uid", help="a Study or Series Instance UID")
+    parser.add_argument("--db", help="study database file (default: the user's)")
+    parser.add_argument("--dest", help="where the files are kept (default: the user's data "
+                        "folder, pacs/)")
+    parser.add_argument("--json", action="store_true", help="print the counts and series ids")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from medviewer.net.nodes import DEFAULT_AE_TITLE, Node, check_ae_title
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 
-_RETURN_KEYS = {
+RETURN_KEYS: dict[str, tuple[str, ...]] = {
     "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
                 "NumberOfPatientRelatedStudies"),
     "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "StudyDate",
@@ -80,7 +80,7 @@ class Query:
             raise NetworkError(f"date {self.date!r} is not YYYYMMDD or a YYYYMMDD-YYYYMMDD range")
         ds = Dataset()
         ds.QueryRetrieveLevel = self.level
-        for keyword in _RETURN_KEYS[self.level]:
+        for keyword in RETURN_KEYS[self.level]:
             setattr(ds, keyword, "")
         filters = {"PatientName": self.patient_name, "PatientID": self.patient_id,
                    "StudyInstanceUID": self.study_uid, "SeriesInstanceUID": self.series_uid}
@@ -229,6 +229,13 @@ def get(
     finally:
         release(assoc)
         assoc.join(timeout)  # the receiving thread has ended: every file is whole and listed
+    return finish_report(report, missing, receiver, started)
+
+
+def finish_report(report: GetReport, missing: Sequence[dict[str, str]], receiver: Receiver,
+                  started: float) -> GetReport:
+    """`report` completed from what `receiver` wrote: files, failures (instances asked for
+    and not received, and write errors), seconds since `started`."""
     received = {p.stem for p in receiver.files}
     report.files = list(receiver.files)
     report.failed = [row["SOPInstanceUID"] for row in missing
@@ -451,4 +458,4 @@ def release(assoc: Any) -> None:
 
 
 def _row(match: Any, level: str) -> dict[str, str]:
-    return {keyword: str(match.get(keyword, "") or "") for keyword in _RETURN_KEYS[level]}
+    return {keyword: str(match.get(keyword, "") or "") for keyword in RETURN_KEYS[level]}

@@ -20,6 +20,7 @@ from medviewer.net.dimse import (
     GetReport,
     Receiver,
     associate,
+    finish_report,
     follow_retrieve,
     release,
     retrieve_identifiers,
@@ -101,13 +102,8 @@ def move(
             report.error = _move_hint(str(exc), move_aet, port)
         finally:
             release(assoc)
-    receiver = server.receiver  # the server has shut down: every file is whole and listed
-    received = {p.stem for p in receiver.files}
-    report.files = list(receiver.files)
-    report.failed = [row["SOPInstanceUID"] for row in missing
-                     if row["SOPInstanceUID"] not in received] + receiver.errors
-    report.seconds = time.perf_counter() - started
-    return report
+    # the server has shut down: every file is whole and listed
+    return finish_report(report, missing, server.receiver, started)
 
 
 def _move_hint(message: str, move_aet: str, port: int) -> str:

@@ -14,20 +14,11 @@ from pathlib import Path
 
 from medviewer.core.errors import NetworkError
 from medviewer.core.staging import staged_file
-from medviewer.net.dimse import GetProgress, GetReport, Query, instance_path
+from medviewer.net.dimse import RETURN_KEYS, GetProgress, GetReport, Query, instance_path
 from medviewer.net.nodes import Node
 
 _ANY_SYNTAX = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-_QIDO_FIELDS = {
-    "PATIENT": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"),
-    "STUDY": ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "StudyDate",
-              "StudyTime", "AccessionNumber", "StudyDescription", "ModalitiesInStudy",
-              "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"),
-    "SERIES": ("StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber",
-               "SeriesDescription", "NumberOfSeriesRelatedInstances"),
-    "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID",
-              "InstanceNumber"),
-}
+_QIDO_FIELDS = RETURN_KEYS  # the same attributes as C-FIND returns
 
 
 def search(node: Node, query: Query, *, timeout: float = 30.0) -> list[dict[str, str]]:
