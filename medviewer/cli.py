@@ -128,6 +128,9 @@ def _add_ai_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
                        "the PDF/SEG/SR (DICOM PS3.15 basic profile, scrubbed impression)")
     infer.add_argument("--overwrite", action="store_true",
                        help="replace existing --pdf/--seg/--sr files")
+    infer.add_argument("--send", metavar="NODE",
+                       help="C-STORE (or STOW-RS) the --seg and --sr files to this PACS node "
+                       "(a configured name, AET@HOST:PORT or an http(s):// URL)")
     models = sub.add_parser("models", help="list, show or add AI models")
     actions = models.add_subparsers(dest="action", parser_class=_Parser)
     listing = actions.add_parser("list", help="bundled and user models (the default)")
@@ -425,6 +428,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     existing = [p for p in (args.pdf, args.seg, args.sr) if p and os.path.exists(p)]
     if existing and not args.overwrite:
         raise UsageError(f"{existing[0]} exists (use --overwrite to replace it)")
+    node = _send_node(args)
     volume = load_series(source, stack=args.stack, db=args.db)
     # No GUI to keep responsive: the command line uses every core.
     runner = Runner(entry.card, args.device, args.batch_size, cpu_threads=os.cpu_count())
@@ -436,11 +440,53 @@ def cmd_infer(args: argparse.Namespace) -> int:
     exported = export_reports(args, volume, prediction, deid)
     if exported:
         result = {**result, "exported": exported}
+    if node is not None:
+        result = {**result, "sent": _send_results(node, exported)}
     if args.json:
         print(json.dumps(result))
     else:
         _print_summary(result, Path(args.out))
     return EXIT_OK
+
+
+def _send_node(args: argparse.Namespace) -> Any:
+    """The ``--send`` node, checked before the model runs (None without ``--send``)."""
+    if not args.send:
+        return None
+    if not (args.seg or args.sr):
+        raise UsageError("--send sends the DICOM outputs: give --seg and/or --sr")
+    if args.deidentify:
+        raise UsageError("--send writes results back beside the patient's study; it cannot "
+                         "be combined with --deidentify")
+    from medviewer.net.nodes import load_nodes, parse_node
+
+    return parse_node(args.send, load_nodes())
+
+
+def _send_results(node: Any, exported: list[str]) -> list[str]:
+    """Send the SEG/SR files of `exported` to `node`; the paths stored."""
+    paths = [Path(p) for p in exported if _is_dicom(Path(p))]  # not the PDF
+    if node.kind == "dicomweb":
+        from medviewer.net.web import store
+
+        return [str(p) for p in store(node, paths)]
+    from medviewer.net.send import send
+
+    steps = send(node, paths)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            report = stop.value
+            break
+    for path, why in report.failed:
+        print(f"warning: {path} was not stored on {node.describe()}: {why}", file=sys.stderr)
+    return [str(p) for p in report.stored]
+
+
+def _is_dicom(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
 
 
 def _deidentifier(volume: Volume) -> Deidentifier:

@@ -3,6 +3,8 @@ again by query and referencing its source, and the files that cannot be sent rep
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pydicom
 import pytest
@@ -108,3 +110,27 @@ def references(ds: pydicom.Dataset) -> tuple[set[str], set[str]]:
             for keyword in ("SourceInstanceSequence", "SourceImageSequence")
             for item in ds.get(keyword, [])}
     return series, sops
+
+
+def test_infer_send_writes_seg_and_sr_back_beside_the_source(node, pacs, tmp_path, capsys):
+    """`medviewer infer --seg --sr --send NODE`: the results land in the source's study on
+    the PACS; --send without a DICOM output, or with --deidentify, is refused before the run."""
+    from tests.ai.tiny_models import ThresholdSegmenter, make_card
+
+    source = write_series(tmp_path / "ct", SeriesSpec(shape=(6, 16, 12), seed=205))
+    pacs.server.upload(list(source.paths))
+    threshold = float(np.median(source.values)) + 0.5
+    model = make_card(tmp_path / "model", ThresholdSegmenter(threshold, 5.0), dims=3)
+    spec = f"{pacs.server.ae_title}@127.0.0.1:{pacs.server.dicom_port}"
+    base = ["infer", "--model", str(model.folder), str(tmp_path / "ct"), "--out",
+            str(tmp_path / "out"), "--device", "cpu"]
+    assert main([*base, "--send", spec]) == 2
+    assert "--send sends the DICOM outputs" in capsys.readouterr().err
+    seg, sr = tmp_path / "seg.dcm", tmp_path / "sr.dcm"
+    assert main([*base, "--seg", str(seg), "--sr", str(sr), "--send", spec, "--deidentify"]) == 2
+    assert "cannot be combined with --deidentify" in capsys.readouterr().err
+    assert main([*base, "--seg", str(seg), "--sr", str(sr), "--pdf", str(tmp_path / "r.pdf"),
+                 "--send", spec, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == [str(seg), str(sr)]
+    series = list(dimse.find(node, dimse.Query("SERIES", study_uid=source.study_uid)))
+    assert sorted(row["Modality"] for row in series) == ["CT", "SEG", "SR"]
