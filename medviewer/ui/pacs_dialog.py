@@ -59,7 +59,7 @@ class QueryRetrieveDialog(QDialog):
         self._jobs: dict[str, workers.Job] = {}
         self.node_box = QComboBox(self)
         self.node_box.setEditable(True)
-        self.node_box.addItems(sorted(_configured()))
+        self.node_box.addItems(sorted(configured_nodes()))
         self.node_box.setToolTip("A configured node, AET@HOST:PORT, or an http(s):// DICOMweb URL")
         self.aet_edit = QLineEdit(DEFAULT_AE_TITLE, self)
         self.test_button = QPushButton("Test", self)
@@ -85,7 +85,7 @@ class QueryRetrieveDialog(QDialog):
 
     def node(self) -> Node:
         """The node the box names (raises :class:`MedviewerError` with the reason)."""
-        return parse_node(self.node_box.currentText().strip(), _configured())
+        return parse_node(self.node_box.currentText().strip(), configured_nodes())
 
     def test_node(self) -> None:
         """C-ECHO (DIMSE) or one QIDO-RS search (DICOMweb) in a worker."""
@@ -250,7 +250,8 @@ class QueryRetrieveDialog(QDialog):
         super().closeEvent(event)
 
 
-def _configured() -> dict[str, Node]:
+def configured_nodes() -> dict[str, Node]:
+    """The user's configured PACS nodes (none when the settings file is unreadable)."""
     try:
         return load_nodes()
     except MedviewerError:
@@ -267,3 +268,25 @@ def _find(node: Node, query: Query, aet: str,
         from medviewer.net.dimse import find
 
         yield from find(node, query, calling_aet=aet, cancel=cancel)
+
+
+def send_files(node: Node, paths: list[Any], cancel: Callable[[], bool]) -> list[Any]:
+    """C-STORE (DIMSE) or STOW-RS (DICOMweb) `paths` to `node` (worker thread); the paths
+    stored. A file the PACS refuses raises :class:`MedviewerError` naming it."""
+    if node.kind == "dicomweb":
+        from medviewer.net.web import store
+
+        return store(node, paths)
+    from medviewer.net.send import send
+
+    steps = send(node, paths, cancel=cancel)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            report = stop.value
+            break
+    if report.failed:
+        path, why = report.failed[0]
+        raise MedviewerError(f"{len(report.failed)} not stored, e.g. {path.name}: {why}")
+    return list(report.stored)

@@ -116,6 +116,7 @@ class ReportDialog(QDialog):
         self.summary: ex.ExportSummary | None = None
         self.error = ""
         self.job: workers.Job | None = None
+        self.send_job: workers.Job | None = None
         self._pending: list[FindingView] = finding_views(self.results)
         self._renderer: KeyImageRenderer | None = None
         self._rendered = False
@@ -239,7 +240,23 @@ class ReportDialog(QDialog):
         self.burned_in.setVisible(False)
         for widget in (self.deidentify, self.source_copies, self.burned_in, self.overwrite):
             column.addWidget(widget)
+        column.addLayout(self._send_row())
         return box
+
+    def _send_row(self) -> QHBoxLayout:
+        """"Send the DICOM files to PACS" and the node (configured names, or typed)."""
+        from medviewer.ui.pacs_dialog import configured_nodes
+
+        self.send_check = QCheckBox("Then send the DICOM files (SEG, SR, PDF, key images) to")
+        self.send_node = QComboBox()
+        self.send_node.setEditable(True)
+        self.send_node.addItems(sorted(configured_nodes()))
+        self.send_node.setToolTip("A configured node, AET@HOST:PORT or an http(s):// URL")
+        self.send_node.setMinimumWidth(240)
+        row = QHBoxLayout()
+        row.addWidget(self.send_check)
+        row.addWidget(self.send_node, 1)
+        return row
 
     # -- key images ----------------------------------------------------------------------
 
@@ -386,6 +403,38 @@ class ReportDialog(QDialog):
         lines += [f"Warning: {w}" for w in summary.warnings]
         self.status.setText("\n".join(lines))
         self.exported.emit(summary)
+        if self.send_check.isChecked():
+            self._send(summary)
+
+    def _send(self, summary: ex.ExportSummary) -> None:
+        """Send the export's DICOM files to the chosen PACS node in a worker."""
+        from medviewer.core.errors import MedviewerError
+        from medviewer.net.nodes import parse_node
+        from medviewer.ui.pacs_dialog import configured_nodes, send_files
+
+        if summary.deidentified:
+            self._append_status("Not sent: a de-identified export does not go back to the "
+                                "PACS (it would file a pseudonymous patient).")
+            return
+        try:
+            node = parse_node(self.send_node.currentText().strip(), configured_nodes())
+        except MedviewerError as exc:
+            self._append_status(f"Not sent: {exc}")
+            return
+        paths = [p.path for p in summary.files if p.path.suffix == ".dcm"]
+
+        def task(cancel):
+            return send_files(node, paths, cancel)
+
+        self._append_status(f"Sending {len(paths)} DICOM files to {node.describe()}…")
+        self.send_job = workers.start(
+            task, name="send to PACS",
+            returned=lambda sent: self._append_status(
+                f"Sent {len(sent)} of {len(paths)} files to {node.describe()}."),
+            errored=lambda exc: self._append_status(f"Sending failed: {exc}"))
+
+    def _append_status(self, line: str) -> None:
+        self.status.setText(f"{self.status.text()}\n{line}".strip())
 
     def _on_error(self, exc: BaseException) -> None:
         self.error = str(exc)

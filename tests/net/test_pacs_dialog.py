@@ -49,3 +49,47 @@ def test_a_bad_node_is_said_not_raised(qtbot, tmp_path):
     dialog.search_button.click()
     assert "'nonsense' is not a PACS node" in dialog.status.text()
     assert not dialog.busy()
+
+
+def test_the_export_dialog_sends_its_dicom_files_to_the_pacs(qtbot, pacs, node, tmp_path):
+    """Export with "send" ticked: the SEG, SR, PDF and key images reach the source's study;
+    a de-identified export is not sent."""
+    from pathlib import Path
+
+    from PySide6.QtCore import Qt
+
+    from medviewer.io.series import load_series
+    from medviewer.net import dimse
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+    from medviewer.ui.open_series import OpenSeries
+    from medviewer.ui.report_dialog import ReportDialog, ReportDraft
+    from tests.report.conftest import make_seg_result
+
+    written = write_series(tmp_path / "ct", SeriesSpec(shape=(12, 32, 28), seed=206,
+                                                       pixel_spacing=(0.8, 0.9)))
+    pacs.server.upload(list(written.paths))
+    volume = load_series(tmp_path / "ct")
+    dialog = ReportDialog(OpenSeries(Path("ct"), volume), [make_seg_result(volume)], [],
+                          ReportDraft("Synthetic."), folder=tmp_path / "out")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=WAIT_MS)
+    dialog.send_check.setChecked(True)
+    dialog.send_node.setEditText(f"{pacs.server.ae_title}@127.0.0.1:{pacs.server.dicom_port}")
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS) as done:
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    sent = [p for p in done.args[0].files if p.path.suffix == ".dcm"]
+    qtbot.waitUntil(lambda: "Sent " in dialog.status.text(), timeout=WAIT_MS)
+    assert f"Sent {len(sent)} of {len(sent)} files to" in dialog.status.text()
+    series = list(dimse.find(node, dimse.Query("SERIES", study_uid=written.study_uid)))
+    assert sorted(r["Modality"] for r in series) == ["CT", "DOC", "OT", "SEG", "SR"]
+    qtbot.waitUntil(lambda: dialog.send_job.done, timeout=WAIT_MS)
+    # the same export de-identified is not sent back
+    qtbot.waitUntil(lambda: dialog.job.done and dialog.export_button.isEnabled(),
+                    timeout=WAIT_MS)
+    dialog.deidentify.setChecked(True)
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert "Not sent: a de-identified export does not go back" in dialog.status.text()
+    after = list(dimse.find(node, dimse.Query("SERIES", study_uid=written.study_uid)))
+    assert len(after) == len(series)
