@@ -206,3 +206,37 @@ def test_move_to_an_unregistered_destination_says_how_to_fix_it(node, pacs, tmp_
     with pytest.raises(NetworkError, match="does the PACS know the move destination 'STRANGER'"):
         run(retrieve(db, node, pacs.ct.series_uid, dest=tmp_path / "store",
                      move_port=free_port(), calling_aet="STRANGER"))
+
+
+def test_an_instance_medviewer_cannot_read_is_reported_and_the_rest_load(node, pacs, tmp_path):
+    """The PACS holds an instance whose pixel data is truncated: it is retrieved as stored,
+    skipped at indexing with its path and reason, and the series opens without it."""
+    import pydicom
+
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+
+    series = write_series(tmp_path / "bad", SeriesSpec(shape=(4, 16, 12), seed=207))
+    broken = pydicom.dcmread(series.paths[0])
+    broken.PixelData = broken.PixelData[:100]
+    broken.save_as(series.paths[0])
+    pacs.server.upload(list(series.paths))
+    db = StudyDatabase(tmp_path / "studies.sqlite")
+    _, report = run(retrieve(db, node, series.series_uid, dest=tmp_path / "store"))
+    assert report.complete and report.received == 4
+    skipped = db.skipped()
+    assert len(skipped) == 1 and broken.SOPInstanceUID in skipped[0].path
+    assert "truncated: pixel data has 100 bytes" in skipped[0].reason
+    assert load_series(report.series[0], db=db).shape == (3, 16, 12)
+
+
+def test_an_instance_sent_twice_is_one_file_and_one_record(node, pacs, tmp_path):
+    """Asking again for what is local (as a PACS resending would) rewrites the same file in
+    place: no second file, no second database record."""
+    db = StudyDatabase(tmp_path / "studies.sqlite")
+    store = tmp_path / "store"
+    rows = dimse.instances(node, pacs.ct.study_uid)
+    for _ in range(2):
+        _, report = run(dimse.get(node, rows, store))
+        db.import_paths(report.files)
+    assert len(list(store.rglob("*.dcm"))) == 12
+    assert len(db.series_records(db.series_id_of(pacs.ct.series_uid))) == 12
