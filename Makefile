@@ -32,10 +32,10 @@ test: lint pacs-tools
 
 # The PACS tests (tests/net) run a real Orthanc and cross-check with dcmtk: installed here when
 # missing (apt-get, as root), else the exact command to run is printed.
-PACS_PACKAGES := orthanc orthanc-dicomweb dcmtk
+PACS_PACKAGES := orthanc orthanc-dicomweb dcmtk openssl
 pacs-tools:
 	@if [ -x /usr/sbin/Orthanc ] && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
-	    && command -v getscu >/dev/null; then exit 0; fi; \
+	    && command -v getscu >/dev/null && command -v openssl >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $(PACS_PACKAGES) for the PACS tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

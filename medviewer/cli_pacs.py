@@ -69,15 +69,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("node", help="configured name, AET@HOST:PORT or http(s):// URL")
     parser.add_argument("--aet", default="", help="medviewer's own AE title (MEDVIEWER)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument("--tls", action="store_true", help="DIMSE over TLS")
+    parser.add_argument("--tls-ca", default="", help="CA certificates to trust (PEM; with --tls)")
+    parser.add_argument("--tls-cert", default="", help="our client certificate (with --tls)")
+    parser.add_argument("--tls-key", default="", help="its private key (with --tls)")
 
 
 def cmd_pacs(args: argparse.Namespace) -> int:
     """Run ``medviewer pacs ACTION``; :class:`NetworkError` reaches the caller."""
-    from medviewer.net.nodes import DEFAULT_AE_TITLE, load_nodes, parse_node
+    from medviewer.net.nodes import DEFAULT_AE_TITLE, dimse_node, load_nodes, parse_node
 
     if args.action == "listen":
         return _listen(args, args.aet or DEFAULT_AE_TITLE)
     node = parse_node(args.node, load_nodes())
+    if args.tls and node.kind == "dimse":
+        node = dimse_node(node.ae_title, node.host, node.port, node.name, tls=True,
+                          ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key)
     if node.kind != "dimse" and args.action == "move":
         raise NetworkError(f"{node.describe()} is a DICOMweb node: use `pacs get` (WADO-RS)")
     aet = args.aet or DEFAULT_AE_TITLE

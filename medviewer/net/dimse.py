@@ -384,7 +384,7 @@ def associate(node: Node, calling_aet: str, timeout: float,
                contexts: Sequence[tuple[str, list[str] | None]], *,
                roles: list[Any] | None = None, handlers: list[Any] | None = None) -> Any:
     """An established association with `node`, or :class:`NetworkError` saying why not."""
-    from pynetdicom import AE
+    from pynetdicom import AE, evt
 
     if node.kind != "dimse":
         raise NetworkError(f"{node.describe()} is a DICOMweb node; this needs DIMSE")
@@ -398,11 +398,23 @@ def associate(node: Node, calling_aet: str, timeout: float,
             ae.add_requested_context(abstract)
         else:
             ae.add_requested_context(abstract, syntaxes)
+    opened: list[Any] = []  # the connection's socket, closed here if association fails
+
+    def remember(event: Any) -> None:
+        opened.append(event.assoc.dul.socket.socket)
+
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, ext_neg=roles,
-                         evt_handlers=handlers)
+                         evt_handlers=[*(handlers or []), (evt.EVT_CONN_OPEN, remember)],
+                         tls_args=_tls_args(node))
     if assoc.is_established:
         return assoc
+    for sock in opened:  # pynetdicom skips close() when shutdown() fails on a reset socket
+        if sock is not None:
+            sock.close()
     where = node.describe()
+    if node.tls and not assoc.is_rejected:
+        raise NetworkError(f"no TLS association with {where}: the TLS handshake failed (is "
+                           "that port TLS, and does the CA file sign its certificate?)")
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         why = getattr(primitive, "reason_str", "") or "no reason given"
@@ -410,25 +422,55 @@ def associate(node: Node, calling_aet: str, timeout: float,
                            f"{calling_aet!r})")
     if assoc.is_aborted:
         raise NetworkError(f"{where} aborted the association (is the calling AE title "
-                           f"{calling_aet!r} allowed there?)")
+                           f"{calling_aet!r} allowed there, or does that port expect TLS?)")
     raise NetworkError(f"no DICOM answer from {where} within {timeout:g} s (it accepted the "
                        "connection but did not associate)")
 
 
-def _reachable(node: Node, timeout: float) -> None:
-    """Connect once over TCP, so an absent peer gets its own message (and pynetdicom, which
-    leaks the socket of a refused connection, never meets one)."""
-    import socket
+def _tls_args(node: Node) -> tuple[Any, str] | None:
+    """pynetdicom's ``tls_args`` for a TLS node: a client context that verifies the PACS's
+    certificate (and its host name) against the node's CA file or the system's."""
+    if not node.tls:
+        return None
+    import ssl
 
     try:
-        with socket.create_connection((node.host, node.port), timeout=timeout):
-            pass
+        context = ssl.create_default_context(cafile=node.ca_file or None)
+        if node.cert_file:
+            context.load_cert_chain(node.cert_file, node.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise NetworkError(f"{node.describe()}: cannot use its TLS files: {exc}") from None
+    return context, node.host
+
+
+def _reachable(node: Node, timeout: float) -> None:
+    """Connect once (with the TLS handshake for a TLS node), so an absent peer or a TLS
+    problem gets its own message, and pynetdicom, which leaks the socket of a failed
+    connection or handshake, never meets one."""
+    import socket
+
+    tls = _tls_args(node)
+    try:
+        plain = socket.create_connection((node.host, node.port), timeout=timeout)
     except TimeoutError:
         raise NetworkError(f"no DICOM answer from {node.describe()} within {timeout:g} s "
                            "(a firewall, or the wrong host)") from None
     except OSError as exc:
         raise NetworkError(f"cannot reach {node.describe()}: {exc.strerror or exc} (not "
                            "running, or the wrong host or port)") from None
+    with plain:
+        if tls is None:
+            return
+        try:
+            with tls[0].wrap_socket(plain, server_hostname=tls[1]):
+                pass
+        except OSError as exc:  # ssl.SSLError is one; a plain port may just reset
+            reason = (getattr(exc, "verify_message", "") or getattr(exc, "reason", "")
+                      or exc.strerror or str(exc))
+            raise NetworkError(
+                f"no TLS association with {node.describe()}: the TLS handshake failed "
+                f"({reason}; is that port TLS, and does the CA file sign its certificate?)"
+            ) from None
 
 
 def _check_final(status: Any, node: Node, what: str) -> None:

@@ -45,6 +45,11 @@ class Node:
         TCP port (DIMSE).
     url : str
         DICOMweb base URL (QIDO-RS, WADO-RS and STOW-RS live under it).
+    tls : bool
+        DIMSE over TLS (DICOM PS3.15 secure transport).
+    ca_file, cert_file, key_file : str
+        TLS: the certificate authorities to trust (PEM; the system's when empty), and
+        medviewer's own certificate and key when the PACS asks for one.
     """
 
     name: str
@@ -53,11 +58,15 @@ class Node:
     host: str = ""
     port: int = 0
     url: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
     def describe(self) -> str:
         """``AET@HOST:PORT`` or the URL without any credentials: safe for logs and messages."""
         if self.kind == "dimse":
-            return f"{self.ae_title}@{self.host}:{self.port}"
+            return f"{self.ae_title}@{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
@@ -75,14 +84,23 @@ def check_ae_title(title: str, what: str = "AE title") -> str:
     return title
 
 
-def dimse_node(ae_title: str, host: str, port: int, name: str = "") -> Node:
-    """A validated DIMSE node."""
+def dimse_node(ae_title: str, host: str, port: int, name: str = "", *, tls: bool = False,
+               ca_file: str = "", cert_file: str = "", key_file: str = "") -> Node:
+    """A validated DIMSE node (with TLS when `tls`: the files must exist)."""
     check_ae_title(ae_title, "called AE title")
     if not host or any(c.isspace() for c in host):
         raise NetworkError(f"host {host!r} is not a host name or address")
     if not 1 <= int(port) <= 65535:
         raise NetworkError(f"port {port} is outside 1-65535")
-    node = Node(name="", kind="dimse", ae_title=ae_title, host=host.strip("[]"), port=int(port))
+    if (cert_file or key_file or ca_file) and not tls:
+        raise NetworkError("certificate files are for a TLS node (set tls)")
+    if bool(cert_file) != bool(key_file):
+        raise NetworkError("a TLS client certificate needs its key, and a key its certificate")
+    for path in (ca_file, cert_file, key_file):
+        if path and not Path(path).is_file():
+            raise NetworkError(f"TLS file {path} does not exist")
+    node = Node(name="", kind="dimse", ae_title=ae_title, host=host.strip("[]"), port=int(port),
+                tls=tls, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
     return Node(**{**asdict(node), "name": name or node.describe()})
 
 
@@ -167,5 +185,9 @@ def _node_from_dict(entry: object) -> Node:
     if entry.get("kind") == "dicomweb":
         return dicomweb_node(str(entry["url"]), name)
     if entry.get("kind") == "dimse":
-        return dimse_node(str(entry["ae_title"]), str(entry["host"]), int(entry["port"]), name)
+        return dimse_node(str(entry["ae_title"]), str(entry["host"]), int(entry["port"]), name,
+                          tls=bool(entry.get("tls", False)),
+                          ca_file=str(entry.get("ca_file", "")),
+                          cert_file=str(entry.get("cert_file", "")),
+                          key_file=str(entry.get("key_file", "")))
     raise NetworkError(f"kind must be 'dimse' or 'dicomweb', not {entry.get('kind')!r}")

@@ -69,8 +69,10 @@ class Orthanc:
             self.log.close()  # type: ignore[attr-defined]
 
 
-def start(root: Path, modalities: dict[str, tuple[str, str, int]] | None = None) -> Orthanc:
-    """Start Orthanc with storage and configuration under `root`; wait until it answers."""
+def start(root: Path, modalities: dict[str, tuple[str, str, int]] | None = None,
+          extra: dict[str, object] | None = None) -> Orthanc:
+    """Start Orthanc with storage and configuration under `root` (`extra`: more settings);
+    wait until it answers."""
     program = executable()
     if program is None:
         raise RuntimeError(f"Orthanc is not installed: run `{INSTALL}` (as root), or "
@@ -88,6 +90,7 @@ def start(root: Path, modalities: dict[str, tuple[str, str, int]] | None = None)
         "UnknownSopClassAccepted": True, "StableAge": 1, "HttpTimeout": 60,
         "Plugins": [str(DICOMWEB_PLUGIN)] if DICOMWEB_PLUGIN.exists() else [],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        **(extra or {}),
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.json").write_text(json.dumps(config, indent=2))
