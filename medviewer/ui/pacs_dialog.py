@@ -64,6 +64,9 @@ class QueryRetrieveDialog(QDialog):
         self.aet_edit = QLineEdit(DEFAULT_AE_TITLE, self)
         self.test_button = QPushButton("Test", self)
         self.test_button.clicked.connect(self.test_node)
+        self.save_button = QPushButton("Save as…", self)
+        self.save_button.setToolTip("Keep this node under a name (pacs-nodes.json)")
+        self.save_button.clicked.connect(self._ask_save)
         self.filters = {key: QLineEdit(self) for key, _ in FILTERS}
         self.search_button = QPushButton("Search", self)
         self.search_button.setDefault(True)
@@ -105,6 +108,35 @@ class QueryRetrieveDialog(QDialog):
         self._say(f"Testing {node.describe()}…")
         self._run("test", task, returned=lambda s: self._say(
             f"{node.describe()} answered in {s * 1000:.0f} ms"))
+
+    def save_node(self, name: str) -> bool:
+        """Keep the node the box names under `name` in the user's nodes; False (and the
+        reason shown) when it cannot be saved."""
+        from dataclasses import replace
+
+        from medviewer.net.nodes import save_nodes
+
+        node, name = self._node_or_say(), name.strip()
+        if node is None or not name:
+            return False
+        try:
+            nodes = {**load_nodes(), name: replace(node, name=name)}
+            save_nodes(nodes)
+        except (MedviewerError, OSError) as exc:
+            self._say(f"Not saved: {exc}")
+            return False
+        self.node_box.clear()
+        self.node_box.addItems(sorted(nodes))
+        self.node_box.setCurrentText(name)
+        self._say(f"Saved {node.describe()} as {name!r}")
+        return True
+
+    def _ask_save(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getText(self, "Save PACS node", "Name:")
+        if ok:
+            self.save_node(name)
 
     def search(self) -> None:
         """Query studies with the filters; rows appear as they arrive."""
@@ -228,6 +260,7 @@ class QueryRetrieveDialog(QDialog):
         top.addWidget(QLabel("Our AE title", self))
         top.addWidget(self.aet_edit)
         top.addWidget(self.test_button)
+        top.addWidget(self.save_button)
         form = QFormLayout()
         for key, label in FILTERS:
             form.addRow(label, self.filters[key])

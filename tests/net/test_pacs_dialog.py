@@ -93,3 +93,20 @@ def test_the_export_dialog_sends_its_dicom_files_to_the_pacs(qtbot, pacs, node, 
     assert "Not sent: a de-identified export does not go back" in dialog.status.text()
     after = list(dimse.find(node, dimse.Query("SERIES", study_uid=written.study_uid)))
     assert len(after) == len(series)
+
+
+def test_a_node_saved_under_a_name_is_offered_and_used(qtbot, pacs, tmp_path):
+    from medviewer.net.nodes import load_nodes
+
+    dialog = QueryRetrieveDialog(StudyDatabase(tmp_path / "studies.sqlite"))
+    qtbot.addWidget(dialog)
+    dialog.node_box.setEditText(f"{pacs.server.ae_title}@127.0.0.1:{pacs.server.dicom_port}")
+    assert dialog.save_node("reading room PACS")
+    saved = load_nodes()["reading room PACS"]
+    assert (saved.ae_title, saved.port) == (pacs.server.ae_title, pacs.server.dicom_port)
+    assert dialog.node_box.currentText() == "reading room PACS"
+    assert dialog.node() == saved
+    dialog.test_button.click()
+    qtbot.waitUntil(lambda: "answered in" in dialog.status.text(), timeout=WAIT_MS)
+    dialog.node_box.setEditText("nonsense")
+    assert not dialog.save_node("bad") and "not a PACS node" in dialog.status.text()
