@@ -2,13 +2,14 @@
 WADO-RS, against dcmtk's ``getscu`` and a plain WADO-RS loop (urllib, one request per
 instance) in the same run.
 
-Each medviewer run starts from an empty study database and folder and indexes as it receives
-(batches of 32, as ``medviewer pacs get``); reported: seconds end to end, seconds to the first
-indexed instance (the earliest a series could be opened), instances per second, and the ratio
-to the peer of the same protocol (C-GET and C-MOVE against getscu, WADO-RS against the plain
-loop). Then the Query/Retrieve window retrieves the study once (offscreen, C-GET) while a 5 ms
-timer measures the GUI thread's longest stall. Orthanc runs on free loopback ports with its own
-storage (tests/net/orthanc.py).
+Each medviewer run starts from an empty study database and folder, resolves the UID, lists
+the instances and indexes as it receives (batches of 32, as ``medviewer pacs get``); reported:
+seconds end to end, seconds to the first indexed instance (the earliest a series could be
+opened), and the ratio to the peer of the same protocol (C-GET and C-MOVE against getscu,
+WADO-RS against the plain loop); and the transfer alone (instances listed beforehand, nothing
+indexed), which is what the peers do. Then the Query/Retrieve window retrieves the study once
+(offscreen, C-GET) while a 5 ms timer measures the GUI thread's longest stall. Orthanc runs
+on free loopback ports with its own storage (tests/net/orthanc.py).
 
 Usage: ``python benchmarks/bench_pacs.py [--slices N] [--size PIXELS] [--repeats R]``
 (defaults 300, 512, 2: the best of R runs is kept).
@@ -58,6 +59,24 @@ def timed_retrieve(root: Path, node: Any, uid: str, move_port: int | None) -> di
     assert report.complete, report.failed
     return {"seconds": seconds, "first_instance_s": first or seconds,
             "instances": report.received}
+
+
+def timed_transfer(root: Path, node: Any, rows: list[dict[str, str]], how: str,
+                   move_port: int) -> float:
+    """The transfer alone (instances listed beforehand, nothing indexed): seconds."""
+    from medviewer.net import dimse, scp
+
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.perf_counter()
+    if how == "c_get":
+        steps = dimse.get(node, rows, root)
+    elif how == "c_move":
+        steps = scp.move(node, rows, root, port=move_port)
+    else:
+        steps = web.retrieve(node, rows, root)
+    for _ in steps:
+        pass
+    return time.perf_counter() - started
 
 
 def timed_getscu(root: Path, server: orthanc.Orthanc, study: str, series: str) -> float:
@@ -158,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         web_peer = dicomweb_node(server.url + "/dicom-web")
         rows = web.instances(web_peer, series.study_uid, series.series_uid)
         runs: dict[str, list[dict[str, float]]] = {"c_get": [], "c_move": [], "wado_rs": []}
+        transfers: dict[str, list[float]] = {"c_get": [], "c_move": [], "wado_rs": []}
         peers: dict[str, list[float]] = {"getscu": [], "plain_wado_loop": []}
         for repeat in range(args.repeats):
             log(f"round {repeat + 1}")
@@ -170,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             runs["wado_rs"].append(timed_retrieve(work / "wado", web_peer, series.series_uid,
                                                   None))
             peers["plain_wado_loop"].append(timed_plain_wado(work / "plain", web_peer, rows))
+            for how in transfers:
+                transfers[how].append(timed_transfer(
+                    work / f"t-{how}", web_peer if how == "wado_rs" else dimse_peer, rows, how,
+                    move_port))
         log("the Query/Retrieve window")
         gui = gui_retrieve(work / "gui", f"{server.ae_title}@127.0.0.1:{server.dicom_port}",
                            series.study_uid)
@@ -182,11 +206,14 @@ def main(argv: list[str] | None = None) -> int:
             "medviewer": {name: {k: round(v, 3) for k, v in r.items()}
                           for name, r in best.items()},
             "peers_s": {k: round(v, 3) for k, v in peer_best.items()},
+            "transfer_only_s": {k: round(min(v), 3) for k, v in transfers.items()},
             "ratios": {
                 "c_get_over_getscu": round(best["c_get"]["seconds"] / peer_best["getscu"], 3),
                 "c_move_over_getscu": round(best["c_move"]["seconds"] / peer_best["getscu"], 3),
                 "wado_over_plain_loop": round(best["wado_rs"]["seconds"]
                                               / peer_best["plain_wado_loop"], 3),
+                "wado_transfer_over_plain_loop": round(min(transfers["wado_rs"])
+                                                       / peer_best["plain_wado_loop"], 3),
             },
             "gui_window_c_get": gui,
             "targets": {"ratio_max": 1.2, "first_instance_max_s": 1.0, "gui_stall_max_ms": 100},

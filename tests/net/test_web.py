@@ -65,6 +65,11 @@ def test_multipart_bodies_split_parts_and_keep_their_bytes():
             b"--b0und--\r\nepilogue")
     assert web.multipart_bodies(body, 'multipart/related; type="application/dicom"; '
                                       'boundary="b0und"') == [b"FIRST\r\n", b"SEC--b0und-not"]
+    opening = (b"--b0und\r\nA: b\r\n\r\nX\r\n--b0und\r\nA: b\r\n\r\n\r\n--b0und-notreal"
+               b"\r\n--b0und--")  # a delimiter at the very start; a body ending in CRLF text
+    assert web.multipart_bodies(opening, "multipart/related; boundary=b0und") == [
+        b"X", b"\r\n--b0und-notreal"]
+    assert web.multipart_bodies(b"--b0und--", "multipart/related; boundary=b0und") == []
     with pytest.raises(NetworkError, match="not a multipart answer"):
         web.multipart_bodies(b"{}", "application/json")
 
