@@ -173,8 +173,10 @@ def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     keys = dialog.chosen_images()
     assert keys[-1].origin == "user" and sum(k.origin == "finding" for k in keys) >= 2
+    version = ModelRegistry().get("demo-ct-lung-nodule-seg").card.version
     assert {"report.pdf", "findings.csv", "findings.json", "dicom/SR_measurements.dcm",
-            "dicom/DOC_report_pdf.dcm", "dicom/SEG_demo-ct-lung-nodule-seg-2.0.0.dcm"} <= files
+            "dicom/DOC_report_pdf.dcm", f"dicom/SEG_demo-ct-lung-nodule-seg-{version}.dcm"
+            } <= files
     assert sum(f.startswith("dicom/KEY_") for f in files) == len(keys)
     _check_export(out, saved, again.grid.active.volume, len(keys), "CT in 3 months.")
     again.close()
