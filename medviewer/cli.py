@@ -465,20 +465,10 @@ def _send_node(args: argparse.Namespace) -> Any:
 
 def _send_results(node: Any, exported: list[str]) -> list[str]:
     """Send the SEG/SR files of `exported` to `node`; the paths stored."""
+    from medviewer.net.send import send_all
+
     paths = [Path(p) for p in exported if _is_dicom(Path(p))]  # not the PDF
-    if node.kind == "dicomweb":
-        from medviewer.net.web import store
-
-        return [str(p) for p in store(node, paths)]
-    from medviewer.net.send import send
-
-    steps = send(node, paths)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            report = stop.value
-            break
+    report = send_all(node, paths)
     for path, why in report.failed:
         print(f"warning: {path} was not stored on {node.describe()}: {why}", file=sys.stderr)
     return [str(p) for p in report.stored]

@@ -122,3 +122,21 @@ def _store_one(assoc: object, path: Path, node: Node, report: SendReport) -> Non
         comment = str(status.get("ErrorComment", "")).strip()
         report.failed.append((path, f"status 0x{code:04X}" + (f" ({comment})" if comment
                                                                   else "")))
+
+
+def send_all(node: Node, paths: Sequence[Path], *, calling_aet: str = DEFAULT_AE_TITLE,
+             cancel: Callable[[], bool] | None = None) -> SendReport:
+    """Send `paths` to `node` to the end: C-STORE for a DIMSE node, one STOW-RS request for a
+    DICOMweb node (all or none there: a refusal raises :class:`NetworkError`)."""
+    if node.kind == "dicomweb":
+        from medviewer.net.web import store
+
+        started = time.perf_counter()
+        return SendReport(stored=store(node, paths), seconds=time.perf_counter() - started)
+    steps = send(node, paths, calling_aet=calling_aet, cancel=cancel)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            report: SendReport = stop.value
+            return report

@@ -306,19 +306,9 @@ def _find(node: Node, query: Query, aet: str,
 def send_files(node: Node, paths: list[Any], cancel: Callable[[], bool]) -> list[Any]:
     """C-STORE (DIMSE) or STOW-RS (DICOMweb) `paths` to `node` (worker thread); the paths
     stored. A file the PACS refuses raises :class:`MedviewerError` naming it."""
-    if node.kind == "dicomweb":
-        from medviewer.net.web import store
+    from medviewer.net.send import send_all
 
-        return store(node, paths)
-    from medviewer.net.send import send
-
-    steps = send(node, paths, cancel=cancel)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            report = stop.value
-            break
+    report = send_all(node, paths, cancel=cancel)
     if report.failed:
         path, why = report.failed[0]
         raise MedviewerError(f"{len(report.failed)} not stored, e.g. {path.name}: {why}")
