@@ -168,6 +168,11 @@ def _filters(query: Query) -> dict[str, str]:
     return {k: v for k, v in filters.items() if v}
 
 
+MAX_ANSWER_BYTES = {"QIDO-RS": 256 * 2**20, "WADO-RS": 4 * 2**30, "STOW-RS": 64 * 2**20}
+"""The most an answer may hold before it is refused (a search, one instance, a store's
+report): a PACS is untrusted input, and the whole answer is held in memory."""
+
+
 @dataclass
 class _Answer:
     status: int
@@ -188,13 +193,17 @@ def _http(node: Node, what: str, method: str, url: str, headers: dict[str, str],
     import urllib.request
 
     _check_web(node)
+    limit = MAX_ANSWER_BYTES[what]
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _Answer(response.status, response.headers.get("Content-Type", ""),
-                           response.read())
+            body = response.read(limit + 1)
+            if len(body) > limit:
+                raise NetworkError(f"{what}: {node.describe()} answered more than "
+                                   f"{limit:,} bytes; refused")
+            return _Answer(response.status, response.headers.get("Content-Type", ""), body)
     except urllib.error.HTTPError as exc:
-        return _Answer(exc.code, exc.headers.get("Content-Type", ""), exc.read())
+        return _Answer(exc.code, exc.headers.get("Content-Type", ""), exc.read(2**16))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkError(f"{what}: cannot reach {node.describe()} ({reason})") from None

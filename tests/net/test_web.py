@@ -85,3 +85,11 @@ def test_qido_filters_by_uid(web_node, pacs):
     rows = web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.study_uid))
     assert [r["PatientID"] for r in rows] == ["PACS0001"]
     assert web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.series_uid)) == []
+
+
+def test_an_answer_over_its_size_limit_is_refused(web_node, pacs, tmp_path, monkeypatch):
+    monkeypatch.setitem(web.MAX_ANSWER_BYTES, "WADO-RS", 1000)  # these instances are ~2 kB
+    rows = web.instances(web_node, pacs.ct.study_uid)
+    _, report = run(web.retrieve(web_node, rows[:1], tmp_path / "store"))
+    assert "answered more than 1,000 bytes; refused" in report.error and report.files == []
+    assert not list((tmp_path / "store").rglob("*.dcm"))
