@@ -263,19 +263,29 @@ class Receiver:
         try:
             meta = event.file_meta
             dataset = event.request.DataSet.getvalue()
-            path = self._path(event.request.AffectedSOPInstanceUID, dataset, meta)
+            study, series, sop = instance_identity(dataset)
+            announced = str(event.request.AffectedSOPInstanceUID)
+            if sop != announced:
+                raise NetworkError(f"the instance announced as {announced[:70]} holds "
+                                   f"SOP Instance UID {sop[:70]!r}")
+            path = instance_path(self.dest, study, series, sop)
             path.parent.mkdir(parents=True, exist_ok=True)
             with staged_file(path) as part, open(part, "wb") as handle:
                 handle.write(b"\x00" * 128 + b"DICM")
                 write_file_meta_info(DicomFileLike(handle), meta, enforce_standard=True)
                 handle.write(dataset)
-        except (OSError, ValueError, NetworkError) as exc:
-            with self._lock:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            return 0xA700  # out of resources: the PACS reports the instance as failed
+        except OSError as exc:  # the disk: the PACS may try again later
+            return self._refuse(f"{type(exc).__name__}: {exc}", 0xA700)  # out of resources
+        except (ValueError, NetworkError) as exc:  # the instance itself
+            return self._refuse(f"{type(exc).__name__}: {exc}", 0xC000)  # cannot understand
         with self._lock:
             self.files.append(path)
         return 0x0000
+
+    def _refuse(self, reason: str, status: int) -> int:
+        with self._lock:
+            self.errors.append(reason)
+        return status
 
     def take_new(self) -> list[Path]:
         """Files written since the last call."""
@@ -284,16 +294,18 @@ class Receiver:
             self._taken = len(self.files)
         return new
 
-    def _path(self, sop_uid: str, dataset: bytes, meta: Any) -> Path:
-        from io import BytesIO
 
-        from pydicom.filereader import dcmread
+def instance_identity(data: bytes) -> tuple[str, str, str]:
+    """(Study, Series, SOP Instance UID) read from an encoded data set or a Part 10 file
+    (only those elements are parsed; what is missing is empty)."""
+    from io import BytesIO
 
-        header = dcmread(BytesIO(dataset), force=True, stop_before_pixels=True,
-                         specific_tags=["StudyInstanceUID", "SeriesInstanceUID"])
-        header.file_meta = meta
-        return instance_path(self.dest, str(header.get("StudyInstanceUID", "")),
-                             str(header.get("SeriesInstanceUID", "")), str(sop_uid))
+    from pydicom.filereader import dcmread
+
+    header = dcmread(BytesIO(data), force=True, stop_before_pixels=True,
+                     specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
+    return (str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", "")),
+            str(header.get("SOPInstanceUID", "")))
 
 
 def instance_path(dest: Path, study_uid: str, series_uid: str, sop_uid: str) -> Path:

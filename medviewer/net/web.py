@@ -13,7 +13,14 @@ from pathlib import Path
 
 from medviewer.core.errors import NetworkError
 from medviewer.core.staging import staged_file
-from medviewer.net.dimse import RETURN_KEYS, GetProgress, GetReport, Query, instance_path
+from medviewer.net.dimse import (
+    RETURN_KEYS,
+    GetProgress,
+    GetReport,
+    Query,
+    instance_identity,
+    instance_path,
+)
 from medviewer.net.nodes import Node
 
 _ANY_SYNTAX = 'multipart/related; type="application/dicom"; transfer-syntax=*'
@@ -101,17 +108,14 @@ def retrieve(
                f"{row['SeriesInstanceUID']}/instances/{row['SOPInstanceUID']}")
         try:
             parts = _get_parts(node, url, timeout)
-            path = instance_path(dest, row["StudyInstanceUID"], row["SeriesInstanceUID"],
-                                 row["SOPInstanceUID"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with staged_file(path) as part:
-                part.write_bytes(parts[0])
-            report.files.append(path)
-            new = [path]
-        except NetworkError as exc:
+        except NetworkError as exc:  # the server: stop, keep what came
             report.error = str(exc)
             break
-        except (OSError, IndexError) as exc:
+        try:
+            path = _write_instance(dest, row, parts)
+            report.files.append(path)
+            new = [path]
+        except (OSError, ValueError, NetworkError) as exc:  # this instance only
             report.failed.append(f"{row['SOPInstanceUID']}: {exc}")
             new = []
         yield GetProgress(len(report.files), len(missing), new)
@@ -121,6 +125,22 @@ def retrieve(
                       and not any(f.startswith(r["SOPInstanceUID"]) for f in report.failed)]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_instance(dest: Path, row: dict[str, str], parts: list[bytes]) -> Path:
+    """The answer's Part 10 file under ``dest/STUDY/SERIES/SOP.dcm``, once it is checked to
+    be the instance asked for (a server may answer with anything)."""
+    if not parts or parts[0][128:132] != b"DICM":
+        raise NetworkError("the answer holds no DICOM Part 10 file")
+    asked = (row["StudyInstanceUID"], row["SeriesInstanceUID"], row["SOPInstanceUID"])
+    found = instance_identity(parts[0])
+    if found != asked:
+        raise NetworkError(f"the answer holds another instance ({found[2][:70]!r})")
+    path = instance_path(dest, *asked)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(path) as part:
+        part.write_bytes(parts[0])
+    return path
 
 
 def store(node: Node, paths: Sequence[Path], *, timeout: float = 120.0) -> list[Path]:

@@ -240,3 +240,44 @@ def test_an_instance_sent_twice_is_one_file_and_one_record(node, pacs, tmp_path)
         db.import_paths(report.files)
     assert len(list(store.rglob("*.dcm"))) == 12
     assert len(db.series_records(db.series_id_of(pacs.ct.series_uid))) == 12
+
+
+class _StoreEvent:
+    """What pynetdicom hands the C-STORE handler: the announced UID and the encoded data set."""
+
+    def __init__(self, path: Path, announced: str) -> None:
+        import io
+
+        import pydicom
+
+        ds = pydicom.dcmread(path)
+        self.file_meta = ds.file_meta
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=False, implicit_vr=False, little_endian=True)
+        request = type("Request", (), {})()
+        request.AffectedSOPInstanceUID = announced
+        request.DataSet = io.BytesIO(buffer.getvalue())
+        self.request = request
+
+
+def test_the_receiver_refuses_an_instance_that_is_not_the_one_announced(tmp_path):
+    """A peer that announces one SOP Instance UID and sends another, or sends UIDs that are
+    not UIDs (a path), gets 'cannot understand' and nothing is written."""
+    import pydicom
+
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+
+    series = write_series(tmp_path / "s", SeriesSpec(shape=(2, 8, 6), seed=208))
+    receiver = dimse.Receiver(tmp_path / "store")
+    sop = str(pydicom.dcmread(series.paths[0], stop_before_pixels=True).SOPInstanceUID)
+    assert receiver.handle(_StoreEvent(series.paths[0], sop)) == 0x0000
+    assert receiver.handle(_StoreEvent(series.paths[1], sop)) == 0xC000
+    assert "holds SOP Instance UID" in receiver.errors[-1]
+    hostile = tmp_path / "hostile.dcm"
+    ds = pydicom.dcmread(series.paths[1])
+    ds.SeriesInstanceUID = "../../escape"
+    ds.save_as(hostile)
+    assert receiver.handle(_StoreEvent(hostile, str(ds.SOPInstanceUID))) == 0xC000
+    assert "invalid UID '../../escape'" in receiver.errors[-1]
+    assert [p.name for p in (tmp_path / "store").rglob("*") if p.is_file()] == [f"{sop}.dcm"]
+    assert not (tmp_path / "escape").exists()

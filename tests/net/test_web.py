@@ -93,3 +93,28 @@ def test_an_answer_over_its_size_limit_is_refused(web_node, pacs, tmp_path, monk
     _, report = run(web.retrieve(web_node, rows[:1], tmp_path / "store"))
     assert "answered more than 1,000 bytes; refused" in report.error and report.files == []
     assert not list((tmp_path / "store").rglob("*.dcm"))
+
+
+def test_an_answer_holding_another_instance_is_refused(web_node, pacs, tmp_path, monkeypatch):
+    """The server answers a WADO-RS request with some other instance, or with no DICOM file:
+    that instance fails with the reason, nothing is written, the others arrive."""
+    rows = web.instances(web_node, pacs.ct.study_uid)[:3]
+    real = web._get_parts
+    wrong = real(web_node, f"{web_node.url}/studies/{pacs.compressed.study_uid}/series/"
+                 f"{pacs.compressed.series_uid}", 30)[0]
+
+    def answers(node, url, timeout):
+        if url.endswith(rows[0]["SOPInstanceUID"]):
+            return [wrong]
+        if url.endswith(rows[1]["SOPInstanceUID"]):
+            return [b"<html>not DICOM</html>"]
+        return real(node, url, timeout)
+
+    monkeypatch.setattr(web, "_get_parts", answers)
+    _, report = run(web.retrieve(web_node, rows, tmp_path / "store"))
+    assert [p.stem for p in report.files] == [rows[2]["SOPInstanceUID"]]
+    assert "the answer holds another instance" in report.failed[0]
+    assert "holds no DICOM Part 10 file" in report.failed[1]
+    assert len(report.failed) == 2 and not report.error
+    assert sorted(p.stem for p in (tmp_path / "store").rglob("*.dcm")) == [
+        rows[2]["SOPInstanceUID"]]
