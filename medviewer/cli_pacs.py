@@ -34,6 +34,9 @@ def add_parser(sub: Any) -> None:
     find.add_argument("--modality", default="")
     find.add_argument("--description", default="")
     find.add_argument("--study", default="", help="Study Instance UID (series level needs it)")
+    find.add_argument("--limit", type=int, default=1000,
+                      help="list at most this many matches (1000); more is an error that "
+                      "still prints the first ones")
     find.add_argument("--json", action="store_true", help="print one JSON array")
     get = actions.add_parser("get", help="C-GET (DIMSE) or WADO-RS (DICOMweb) a study or "
                              "series into the study database")
@@ -108,28 +111,37 @@ def _echo(args: argparse.Namespace, node: Any, aet: str) -> int:
 
 
 def _find(args: argparse.Namespace, node: Any, aet: str) -> int:
-    from medviewer.net.dimse import Query, find
+    from medviewer.net.dimse import Query, TooManyMatches, find
 
     if args.level == "series" and not args.study:
         raise NetworkError("a series query needs --study STUDY_UID (the study root's rule)")
     query = Query(args.level.upper(), patient_name=args.patient, patient_id=args.patient_id,
                   accession_number=args.accession, date=args.date, modality=args.modality,
                   description=args.description, study_uid=args.study)
-    rows = []
+    if args.limit < 1:
+        raise NetworkError(f"--limit must be at least 1, not {args.limit}")
+    rows: list[dict[str, str]] = []
     if node.kind == "dicomweb":
         from medviewer.net.web import search
 
-        found: Any = search(node, query, timeout=args.timeout)
+        found: Any = search(node, query, timeout=args.timeout, limit=args.limit)
     else:
-        found = find(node, query, calling_aet=aet, timeout=args.timeout)
-    for row in found:
-        rows.append(row)
-        if not args.json:
-            print("  ".join(f"{k}={v}" for k, v in row.items() if v), flush=True)
+        found = find(node, query, calling_aet=aet, timeout=args.timeout, limit=args.limit)
+    too_many = None
+    try:
+        for row in found:
+            rows.append(row)
+            if not args.json:
+                print("  ".join(f"{k}={v}" for k, v in row.items() if v), flush=True)
+    except TooManyMatches as exc:
+        too_many = exc
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         print(f"{len(rows)} {args.level} match(es) on {node.describe()}", file=sys.stderr)
+    if too_many is not None:
+        print(f"medviewer pacs find: {too_many} (or raise --limit)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -44,6 +44,10 @@ _STORED_SYNTAXES = (
 """Compressed syntaxes proposed one context each, beside one uncompressed context per SOP
 class, so the PACS picks the one an instance is stored in and sends it unchanged (a single
 context of many syntaxes gets one syntax accepted, and every instance converted to it)."""
+MAX_MATCHES = 1000
+"""Matches a user's query lists at most (``pacs find --limit``, the Query/Retrieve window)."""
+MAX_INSTANCE_MATCHES = 200_000
+"""Instances one study's listing accepts at most (a retrieve's IMAGE-level queries)."""
 MAX_STORAGE_CONTEXTS = 127
 """Storage contexts a C-GET proposes at most (128 per association, one is the C-GET's)."""
 
@@ -95,6 +99,15 @@ class Query:
         return ds
 
 
+class TooManyMatches(NetworkError):
+    """A query matched more than its limit: raised after the first `limit` rows were given."""
+
+    def __init__(self, node: Node, limit: int) -> None:
+        super().__init__(f"{node.describe()} has more than {limit} matches; the first {limit} "
+                         "are listed: narrow the query (patient, date, modality)")
+        self.limit = limit
+
+
 @dataclass
 class GetProgress:
     """Where a C-GET stands: instances received (files written) of those asked for."""
@@ -144,11 +157,13 @@ def find(
     calling_aet: str = DEFAULT_AE_TITLE,
     timeout: float = 30.0,
     cancel: Callable[[], bool] | None = None,
+    limit: int | None = MAX_MATCHES,
 ) -> Iterator[dict[str, str]]:
     """C-FIND `query` on `node`; yield each match (keyword -> text) as it arrives.
 
     Cancelling (`cancel` returns True between matches) sends C-CANCEL and raises
-    :class:`CancelledError`.
+    :class:`CancelledError`. A match beyond `limit` (None: no limit) sends C-CANCEL and
+    raises :class:`TooManyMatches`, the first `limit` having been yielded.
     """
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         PatientRootQueryRetrieveInformationModelFind,
@@ -161,11 +176,16 @@ def find(
     assoc = associate(node, calling_aet, timeout, [(model, None)])
     try:
         responses = assoc.send_c_find(identifier, model, msg_id=1)
+        count = 0
         for status, match in responses:
             if cancel is not None and cancel():
                 assoc.send_c_cancel(1, query_model=model)
                 raise CancelledError("query cancelled")
             if status and status.Status in _PENDING and match is not None:
+                if limit is not None and count >= limit:
+                    assoc.send_c_cancel(1, query_model=model)
+                    raise TooManyMatches(node, limit)
+                count += 1
                 yield _row(match, query.level)
             else:
                 _check_final(status, node, "C-FIND")
@@ -183,11 +203,12 @@ def instances(
     else:
         series = [row["SeriesInstanceUID"] for row in find(
             node, Query("SERIES", study_uid=study_uid), calling_aet=calling_aet,
-            timeout=timeout)]
+            timeout=timeout, limit=MAX_MATCHES)]
     rows: list[dict[str, str]] = []
     for uid in series:
         rows.extend(find(node, Query("IMAGE", study_uid=study_uid, series_uid=uid),
-                         calling_aet=calling_aet, timeout=timeout))
+                         calling_aet=calling_aet, timeout=timeout,
+                         limit=MAX_INSTANCE_MATCHES - len(rows)))
     return rows
 
 
@@ -256,24 +277,19 @@ class Receiver:
         self._taken = 0
 
     def handle(self, event: Any) -> int:
-        """pynetdicom's EVT_C_STORE handler: write the instance, answer its status."""
-        from pydicom.filebase import DicomFileLike
-        from pydicom.filewriter import write_file_meta_info
+        """pynetdicom's EVT_C_STORE handler: write the instance, answer its status.
 
+        With :func:`receive_to_disk` on (medviewer's associations and servers turn it on),
+        pynetdicom has streamed the instance to a temporary Part 10 file as it arrived, so an
+        instance of any size never sits in memory whole; that file is checked and copied.
+        """
         try:
-            meta = event.file_meta
-            dataset = event.request.DataSet.getvalue()
-            study, series, sop = instance_identity(dataset)
             announced = str(event.request.AffectedSOPInstanceUID)
-            if sop != announced:
-                raise NetworkError(f"the instance announced as {announced[:70]} holds "
-                                   f"SOP Instance UID {sop[:70]!r}")
-            path = instance_path(self.dest, study, series, sop)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with staged_file(path) as part, open(part, "wb") as handle:
-                handle.write(b"\x00" * 128 + b"DICM")
-                write_file_meta_info(DicomFileLike(handle), meta, enforce_standard=True)
-                handle.write(dataset)
+            received = _received_file(event)
+            if received is None:
+                path = self._write_from_memory(event, announced)
+            else:
+                path = self._write_from_file(received, announced)
         except OSError as exc:  # the disk: the PACS may try again later
             return self._refuse(f"{type(exc).__name__}: {exc}", 0xA700)  # out of resources
         except (ValueError, NetworkError) as exc:  # the instance itself
@@ -281,6 +297,35 @@ class Receiver:
         with self._lock:
             self.files.append(path)
         return 0x0000
+
+    def _target(self, identity: tuple[str, str, str], announced: str) -> Path:
+        study, series, sop = identity
+        if sop != announced:
+            raise NetworkError(f"the instance announced as {announced[:70]} holds "
+                               f"SOP Instance UID {sop[:70]!r}")
+        path = instance_path(self.dest, study, series, sop)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _write_from_memory(self, event: Any, announced: str) -> Path:
+        from pydicom.filebase import DicomFileLike
+        from pydicom.filewriter import write_file_meta_info
+
+        dataset = event.request.DataSet.getvalue()
+        path = self._target(instance_identity(dataset), announced)
+        with staged_file(path) as part, open(part, "wb") as handle:
+            handle.write(b"\x00" * 128 + b"DICM")
+            write_file_meta_info(DicomFileLike(handle), event.file_meta, enforce_standard=True)
+            handle.write(dataset)
+        return path
+
+    def _write_from_file(self, received: Path, announced: str) -> Path:
+        import shutil
+
+        path = self._target(instance_identity(received), announced)
+        with staged_file(path) as part:
+            shutil.copyfile(received, part)
+        return path
 
     def _refuse(self, reason: str, status: int) -> int:
         with self._lock:
@@ -295,17 +340,35 @@ class Receiver:
         return new
 
 
-def instance_identity(data: bytes) -> tuple[str, str, str]:
-    """(Study, Series, SOP Instance UID) read from an encoded data set or a Part 10 file
-    (only those elements are parsed; what is missing is empty)."""
+def instance_identity(data: bytes | Path) -> tuple[str, str, str]:
+    """(Study, Series, SOP Instance UID) read from an encoded data set, a Part 10 file's bytes
+    or a file (only those elements are parsed; what is missing is empty)."""
     from io import BytesIO
 
     from pydicom.filereader import dcmread
 
-    header = dcmread(BytesIO(data), force=True, stop_before_pixels=True,
+    source = data if isinstance(data, Path) else BytesIO(data)
+    header = dcmread(source, force=True, stop_before_pixels=True,
                      specific_tags=["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"])
     return (str(header.get("StudyInstanceUID", "")), str(header.get("SeriesInstanceUID", "")),
             str(header.get("SOPInstanceUID", "")))
+
+
+def receive_to_disk() -> None:
+    """Have pynetdicom stream every received C-STORE data set to a temporary file instead of
+    holding it in memory (its ``STORE_RECV_CHUNKED_DATASET``; process-wide, and
+    :class:`Receiver` handles both forms)."""
+    from pynetdicom import _config
+
+    _config.STORE_RECV_CHUNKED_DATASET = True
+
+
+def _received_file(event: Any) -> Path | None:
+    """The temporary Part 10 file pynetdicom streamed the instance to, or None (in memory)."""
+    where = getattr(event.request, "_dataset_path", None)
+    if where is None:
+        return None
+    return Path(where[0] if isinstance(where, tuple) else where)
 
 
 def instance_path(dest: Path, study_uid: str, series_uid: str, sop_uid: str) -> Path:
@@ -402,6 +465,7 @@ def associate(node: Node, calling_aet: str, timeout: float,
         raise NetworkError(f"{node.describe()} is a DICOMweb node; this needs DIMSE")
     check_ae_title(calling_aet, "calling AE title")
     _reachable(node, timeout)
+    receive_to_disk()
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout

@@ -56,7 +56,7 @@ def resolve(node: Node, uid: str, *, calling_aet: str = DEFAULT_AE_TITLE,
     """``(study_uid, series_uid or None)`` for a Study or Series Instance UID on `node`."""
     def search(query: dimse.Query) -> list[dict[str, str]]:
         if node.kind == "dicomweb":
-            return web.search(node, query, timeout=timeout)
+            return list(web.search(node, query, timeout=timeout))
         return list(dimse.find(node, query, calling_aet=calling_aet, timeout=timeout))
 
     if search(dimse.Query("STUDY", study_uid=uid)):

@@ -22,6 +22,7 @@ from medviewer.net.dimse import (
     associate,
     finish_report,
     follow_retrieve,
+    receive_to_disk,
     release,
     retrieve_identifiers,
 )
@@ -45,6 +46,7 @@ class StorageServer:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
         from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
+        receive_to_disk()
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True
         for context in AllStoragePresentationContexts:

@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from medviewer.core.errors import NetworkError
 from medviewer.core.staging import staged_file
 from medviewer.net.dimse import (
+    MAX_INSTANCE_MATCHES,
+    MAX_MATCHES,
     RETURN_KEYS,
     GetProgress,
     GetReport,
     Query,
+    TooManyMatches,
     instance_identity,
     instance_path,
 )
@@ -27,9 +30,12 @@ _ANY_SYNTAX = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 _QIDO_FIELDS = RETURN_KEYS  # the same attributes as C-FIND returns
 
 
-def search(node: Node, query: Query, *, timeout: float = 30.0) -> list[dict[str, str]]:
-    """QIDO-RS `query` on `node`: rows keyword -> text, as :func:`dimse.find` gives.
+def search(node: Node, query: Query, *, timeout: float = 30.0,
+           limit: int | None = MAX_MATCHES) -> Iterator[dict[str, str]]:
+    """QIDO-RS `query` on `node`: yield rows keyword -> text, as :func:`dimse.find` does.
 
+    At most `limit` rows (None: any number) are yielded; when the server has more, the search
+    asks for one more than that and raises :class:`TooManyMatches` after the first `limit`.
     ``^`` and the wildcards go unescaped in the query string: servers accept them, and Orthanc
     1.7's DICOMweb plugin matches nothing for an escaped ``%5E``.
     """
@@ -48,18 +54,20 @@ def search(node: Node, query: Query, *, timeout: float = 30.0) -> list[dict[str,
     # matches nothing when includefield is repeated 10 times or more
     if query.level == "SERIES" and query.series_uid:
         pairs.append(("SeriesInstanceUID", query.series_uid))
+    if limit is not None:
+        pairs.append(("limit", str(limit + 1)))
     url = f"{node.url}{path}?{urlencode(pairs, safe='^*?,')}"
     answer = _http(node, "QIDO-RS", "GET", url, {"Accept": "application/dicom+json"},
                    timeout=timeout)
     if answer.status == 204:
-        return []
+        return
     if answer.status != 200:
         raise NetworkError(f"QIDO-RS on {node.describe()} failed: HTTP {answer.status}")
-    rows = []
-    for item in json.loads(answer.body or b"[]"):
+    for count, item in enumerate(json.loads(answer.body or b"[]")):
+        if limit is not None and count >= limit:
+            raise TooManyMatches(node, limit)
         ds = Dataset.from_json(item)
-        rows.append({k: str(ds.get(k, "") or "") for k in _QIDO_FIELDS[query.level]})
-    return rows
+        yield {k: str(ds.get(k, "") or "") for k in _QIDO_FIELDS[query.level]}
 
 
 def probe(node: Node, *, timeout: float = 10.0) -> float:
@@ -81,8 +89,8 @@ def _instances_path(query: Query) -> str:
 def instances(node: Node, study_uid: str, series_uid: str | None = None, *,
               timeout: float = 30.0) -> list[dict[str, str]]:
     """The instances of a study (or one of its series) on `node`, by QIDO-RS."""
-    return search(node, Query("IMAGE", study_uid=study_uid, series_uid=series_uid or ""),
-                  timeout=timeout)
+    return list(search(node, Query("IMAGE", study_uid=study_uid, series_uid=series_uid or ""),
+                       timeout=timeout, limit=MAX_INSTANCE_MATCHES))
 
 
 def retrieve(

@@ -54,9 +54,27 @@ def test_find_json_matches_dcmtk_findscu(pacs, capsys):
         [findscu, "-S", "-aec", pacs.server.ae_title, "-k", "QueryRetrieveLevel=STUDY",
          "-k", "PatientName=PACS^*", "-k", "StudyInstanceUID", "127.0.0.1",
          str(pacs.server.dicom_port)], capture_output=True, text=True, timeout=120, check=True)
-    theirs = sorted(line.split("[")[1].split("]")[0].rstrip("\x00")
-                    for line in answer.stderr.splitlines() if "(0020,000d)" in line)
+    theirs = sorted(line.split("[")[1].split("]")[0].rstrip("\x00")  # answers, not the request
+                    for line in answer.stderr.splitlines()
+                    if "(0020,000d)" in line.lower() and "[" in line)
     assert theirs == ours
+
+
+@pytest.mark.parametrize("kind", ["dimse", "dicomweb"])
+def test_find_beyond_its_limit_lists_the_first_and_says_so(pacs, capsys, kind):
+    """Three studies match; with --limit 2 the first two are printed (C-FIND cancelled, or
+    QIDO-RS asked for limit+1), and the exit status and message say there are more."""
+    where = spec(pacs) if kind == "dimse" else f"{pacs.server.url}/dicom-web"
+    assert main(["pacs", "find", where, "--patient", "PACS^*", "--json", "--limit", "2"]) == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert len(rows) == 2
+    assert {r["StudyInstanceUID"] for r in rows} < {
+        pacs.ct.study_uid, pacs.multiframe.study_uid, pacs.compressed.study_uid}
+    assert "has more than 2 matches; the first 2 are listed" in captured.err
+    assert main(["pacs", "find", where, "--patient", "PACS^*", "--json", "--limit", "3"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["pacs", "echo", spec(pacs)]) == 0  # the cancelled query left Orthanc well
 
 
 def test_get_json_fills_the_database_like_dcmtk_getscu(pacs, tmp_path, capsys):

@@ -281,3 +281,31 @@ def test_the_receiver_refuses_an_instance_that_is_not_the_one_announced(tmp_path
     assert "invalid UID '../../escape'" in receiver.errors[-1]
     assert [p.name for p in (tmp_path / "store").rglob("*") if p.is_file()] == [f"{sop}.dcm"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_the_receiver_copies_an_instance_pynetdicom_streamed_to_disk(tmp_path):
+    """medviewer's associations have pynetdicom stream each received instance to a temporary
+    Part 10 file (no instance held in memory whole); the receiver checks that file's UIDs and
+    copies it byte for byte, or refuses it."""
+    import shutil
+
+    import pydicom
+    from pynetdicom import _config
+
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+
+    series = write_series(tmp_path / "s", SeriesSpec(shape=(2, 8, 6), seed=209))
+    dimse.receive_to_disk()
+    assert _config.STORE_RECV_CHUNKED_DATASET is True
+    receiver = dimse.Receiver(tmp_path / "store")
+    sop = str(pydicom.dcmread(series.paths[0], stop_before_pixels=True).SOPInstanceUID)
+    for source, expected in ((series.paths[0], 0x0000), (series.paths[1], 0xC000)):
+        streamed = tmp_path / "streamed.dcm"
+        shutil.copyfile(source, streamed)
+        event = _StoreEvent(series.paths[0], sop)
+        event.request._dataset_path = streamed  # what pynetdicom sets in that mode
+        event.request.DataSet = None
+        assert receiver.handle(event) == expected
+    assert "holds SOP Instance UID" in receiver.errors[-1]
+    (written,) = receiver.files
+    assert written.read_bytes() == series.paths[0].read_bytes()

@@ -78,13 +78,13 @@ def test_an_unreachable_dicomweb_node_is_a_clear_error(tmp_path):
     nobody = dicomweb_node(f"http://127.0.0.1:{free_port()}/dicom-web")
     with pytest.raises(NetworkError,
                        match=r"QIDO-RS: cannot reach http://127\.0\.0\.1:\d+/dicom-web \(.*fused"):
-        web.search(nobody, dimse.Query("STUDY"), timeout=5)
+        list(web.search(nobody, dimse.Query("STUDY"), timeout=5))
 
 
 def test_qido_filters_by_uid(web_node, pacs):
-    rows = web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.study_uid))
+    rows = list(web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.study_uid)))
     assert [r["PatientID"] for r in rows] == ["PACS0001"]
-    assert web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.series_uid)) == []
+    assert list(web.search(web_node, dimse.Query("STUDY", study_uid=pacs.ct.series_uid))) == []
 
 
 def test_an_answer_over_its_size_limit_is_refused(web_node, pacs, tmp_path, monkeypatch):
