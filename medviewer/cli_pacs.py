@@ -53,6 +53,11 @@ def add_parser(sub: Any) -> None:
     listen.add_argument("--db", help="study database file (default: the user's)")
     listen.add_argument("--dest", help="where the files are kept (default: the user's data "
                         "folder, pacs/)")
+    listen.add_argument("--tls-cert", default="", help="listen over TLS with this certificate "
+                        "(PEM; with --tls-key)")
+    listen.add_argument("--tls-key", default="", help="its private key")
+    listen.add_argument("--tls-ca", default="", help="accept only clients whose certificate "
+                        "these CAs signed (PEM)")
     send = actions.add_parser("send", help="C-STORE DICOM files (or every file in folders)")
     _common(send)
     send.add_argument("paths", nargs="+", help="DICOM files or folders")
@@ -221,14 +226,18 @@ def _listen(args: argparse.Namespace, aet: str) -> int:
 
     from medviewer.io.database import StudyDatabase
     from medviewer.net.retrieve import default_store
-    from medviewer.net.scp import StorageServer
+    from medviewer.net.scp import ServerTls, StorageServer
 
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_ca and not args.tls_cert):
+        raise NetworkError("listening over TLS needs --tls-cert and --tls-key (and --tls-ca "
+                           "only with them)")
+    tls = ServerTls(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
     db = StudyDatabase(args.db)
     dest = Path(args.dest) if args.dest else default_store()
     received = 0
-    with StorageServer(dest, args.port, ae_title=aet) as server:
-        print(f"listening as {aet} on port {args.port}; files into {dest} (Ctrl-C stops)",
-              flush=True)
+    with StorageServer(dest, args.port, ae_title=aet, tls=tls) as server:
+        print(f"listening as {aet} on port {args.port}{' over TLS' if tls else ''}; files "
+              f"into {dest} (Ctrl-C stops)", flush=True)
         try:
             while True:
                 time.sleep(0.5)

@@ -490,7 +490,8 @@ def associate(node: Node, calling_aet: str, timeout: float,
     where = node.describe()
     if node.tls and not assoc.is_rejected:
         raise NetworkError(f"no TLS association with {where}: the TLS handshake failed (is "
-                           "that port TLS, and does the CA file sign its certificate?)")
+                           "that port TLS, does the CA file sign its certificate, and does it "
+                           "want a client certificate: cert_file, key_file?)")
     if assoc.is_rejected:
         primitive = assoc.acceptor.primitive
         why = getattr(primitive, "reason_str", "") or "no reason given"

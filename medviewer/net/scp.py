@@ -9,8 +9,10 @@ syntax the sender proposes (so instances arrive as the PACS stores them).
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,58 @@ from medviewer.net.dimse import (
 from medviewer.net.nodes import DEFAULT_AE_TITLE, Node, check_ae_title
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """TLS for medviewer's storage SCP: its certificate and key (PEM) and, when given, the
+    certificate authorities whose clients it accepts (a client must then show a certificate
+    they signed; without it any client may connect, as over plain DIMSE)."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        """The server's SSL context, or :class:`NetworkError` naming the unusable file."""
+        for path in (self.cert_file, self.key_file, self.ca_file):
+            if path and not Path(path).is_file():
+                raise NetworkError(f"TLS file {path} does not exist")
+        try:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.cert_file, self.key_file)
+            if self.ca_file:
+                context.load_verify_locations(self.ca_file)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError) as exc:
+            raise NetworkError(f"cannot use the storage SCP's TLS files: {exc}") from None
+        return context
+
+
+def listener_tls(node: Node) -> ServerTls | None:
+    """The TLS a C-MOVE destination needs for `node`: none for a plain node; for a TLS node,
+    medviewer's own certificate and key from the node's settings (the PACS connects back to
+    medviewer over TLS), trusting the node's CA for the PACS's certificate."""
+    if not node.tls:
+        return None
+    if not node.cert_file:
+        raise NetworkError(f"C-MOVE from {node.describe()} over TLS needs medviewer's own "
+                           "certificate and key (the node's cert_file and key_file, or "
+                           "--tls-cert/--tls-key): the PACS connects back to medviewer")
+    return ServerTls(node.cert_file, node.key_file, node.ca_file)
+
+
 class StorageServer:
-    """A storage SCP writing what it receives under `dest` (see :class:`Receiver`).
+    """A storage SCP writing what it receives under `dest` (see :class:`Receiver`), over TLS
+    when `tls` is given.
 
     Use as a context manager: listening on entry, shut down on exit.
     """
 
     def __init__(self, dest: Path, port: int, *, ae_title: str = DEFAULT_AE_TITLE,
-                 host: str = "") -> None:
+                 host: str = "", tls: ServerTls | None = None) -> None:
         self.receiver = Receiver(dest)
         self.ae_title = check_ae_title(ae_title)
         self.port, self.host = port, host
+        self._ssl = tls.context() if tls is not None else None
         self._server: Any = None
 
     def __enter__(self) -> StorageServer:
@@ -54,7 +97,7 @@ class StorageServer:
         ae.add_supported_context(Verification)
         try:
             self._server = ae.start_server(
-                (self.host, self.port), block=False,
+                (self.host, self.port), block=False, ssl_context=self._ssl,
                 evt_handlers=[(evt.EVT_C_STORE, self.receiver.handle)])
         except OSError as exc:
             raise NetworkError(f"cannot listen on port {self.port}: {exc.strerror or exc}"
@@ -79,8 +122,9 @@ def move(
     cancel: Callable[[], bool] | None = None,
     have: frozenset[str] = frozenset(),
 ) -> Generator[GetProgress, None, GetReport]:
-    """C-MOVE the instances `wanted` to medviewer's own SCP (`move_aet` on `port`), written
-    into `dest` as they arrive. The same contract as :func:`medviewer.net.dimse.get`."""
+    """C-MOVE the instances `wanted` to medviewer's own SCP (`move_aet` on `port`, over TLS
+    for a TLS node: :func:`listener_tls`), written into `dest` as they arrive. The same
+    contract as :func:`medviewer.net.dimse.get`."""
     from pynetdicom.sop_class import (  # type: ignore[attr-defined]
         StudyRootQueryRetrieveInformationModelMove,
     )
@@ -91,7 +135,7 @@ def move(
     if not missing:
         return report
     model = StudyRootQueryRetrieveInformationModelMove
-    with StorageServer(dest, port, ae_title=move_aet) as server:
+    with StorageServer(dest, port, ae_title=move_aet, tls=listener_tls(node)) as server:
         assoc = associate(node, calling_aet, timeout, [(model, None)])
         try:
             for identifier in retrieve_identifiers(missing, wanted, have):
