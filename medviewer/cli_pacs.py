@@ -62,6 +62,12 @@ def add_parser(sub: Any) -> None:
     _common(send)
     send.add_argument("paths", nargs="+", help="DICOM files or folders")
     send.add_argument("--json", action="store_true", help="print what was stored and failed")
+    nodes = actions.add_parser("nodes", help="list the configured nodes (pacs-nodes.json)")
+    nodes.add_argument("--json", action="store_true")
+    secret = actions.add_parser("secret", help="keep the password or token of a configured "
+                                "DICOMweb node (OS keyring; read from stdin when not a terminal)")
+    secret.add_argument("name", help="the configured node's name")
+    secret.add_argument("--forget", action="store_true", help="remove it instead")
 
 
 def _retrieve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,24 +87,95 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", default="", help="CA certificates to trust (PEM; with --tls)")
     parser.add_argument("--tls-cert", default="", help="our client certificate (with --tls)")
     parser.add_argument("--tls-key", default="", help="its private key (with --tls)")
+    parser.add_argument("--auth", choices=("basic", "bearer"), default="",
+                        help="DICOMweb authentication for a URL node (the secret: "
+                        "MEDVIEWER_PACS_SECRET, else asked for on a terminal)")
+    parser.add_argument("--user", default="", help="the HTTP basic user name (with --auth basic)")
 
 
 def cmd_pacs(args: argparse.Namespace) -> int:
     """Run ``medviewer pacs ACTION``; :class:`NetworkError` reaches the caller."""
-    from medviewer.net.nodes import DEFAULT_AE_TITLE, dimse_node, load_nodes, parse_node
+    from medviewer.net.nodes import (
+        DEFAULT_AE_TITLE,
+        dicomweb_node,
+        dimse_node,
+        load_nodes,
+        parse_node,
+    )
 
     if args.action == "listen":
         return _listen(args, args.aet or DEFAULT_AE_TITLE)
+    if args.action in ("nodes", "secret"):
+        return _nodes(args) if args.action == "nodes" else _secret(args)
     node = parse_node(args.node, load_nodes())
     if args.tls and node.kind == "dimse":
         node = dimse_node(node.ae_title, node.host, node.port, node.name, tls=True,
                           ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key)
+    if args.auth and node.kind == "dicomweb":
+        node = dicomweb_node(node.url, node.name, auth=args.auth, username=args.user,
+                             ca_file=node.ca_file)
+    _ask_secret(node)
     if node.kind != "dimse" and args.action == "move":
         raise NetworkError(f"{node.describe()} is a DICOMweb node: use `pacs get` (WADO-RS)")
     aet = args.aet or DEFAULT_AE_TITLE
     action = {"echo": _echo, "find": _find, "get": _get, "move": _get,
               "send": _send}[args.action]
     return action(args, node, aet)
+
+
+def _ask_secret(node: Any) -> None:
+    """On a terminal, ask for the password or token of a DICOMweb node that has none kept (it
+    is used for this command only)."""
+    import os
+
+    from medviewer.net.secrets import ENVIRONMENT, secret_for
+
+    if not node.auth or secret_for(node.name) or not sys.stdin.isatty():
+        return
+    import getpass
+
+    what = "password" if node.auth == "basic" else "token"
+    os.environ[ENVIRONMENT] = getpass.getpass(f"{what} for {node.describe()}: ")
+
+
+def _nodes(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from medviewer.net.nodes import load_nodes, nodes_path
+
+    nodes = load_nodes()
+    if args.json:
+        print(json.dumps([asdict(n) for n in nodes.values()], indent=2))
+        return 0
+    for node in nodes.values():
+        auth = f"  ({node.auth} authentication)" if node.auth else ""
+        print(f"{node.name}: {node.describe()}{auth}")
+    print(f"{len(nodes)} node(s) in {nodes_path()}", file=sys.stderr)
+    return 0
+
+
+def _secret(args: argparse.Namespace) -> int:
+    from medviewer.net.nodes import load_nodes
+    from medviewer.net.secrets import store_secret
+
+    node = load_nodes().get(args.name)
+    if node is None or not node.auth:
+        raise NetworkError(f"{args.name!r} is not a configured DICOMweb node with "
+                           "authentication (see `medviewer pacs nodes`)")
+    if args.forget:
+        secret = ""
+    elif sys.stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"{'password' if node.auth == 'basic' else 'token'} for "
+                                 f"{node.describe()}: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret and not args.forget:
+        raise NetworkError("no secret given (nothing was changed)")
+    where = store_secret(node.name, secret)
+    print(f"{'forgotten' if args.forget else 'kept'}: {args.name} in {where}")
+    return 0
 
 
 def _echo(args: argparse.Namespace, node: Any, aet: str) -> int:

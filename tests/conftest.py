@@ -13,6 +13,9 @@ import pytest
 _USER_DIRS = tempfile.mkdtemp(prefix="medviewer-tests-")
 for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
     os.environ[_var] = os.path.join(_USER_DIRS, _var.lower())
+# Nor into the user's OS keyring: PACS secrets go to the fallback file in the folders above.
+os.environ["MEDVIEWER_SECRETS"] = "file"
+os.environ.pop("MEDVIEWER_PACS_SECRET", None)
 
 from medviewer.synthetic.demo import DEMO_SEED, DemoData, write_demo_data  # noqa: E402 (after the env)
 from medviewer.synthetic.dicom_writer import SeriesSpec, WrittenSeries, write_series  # noqa: E402 (after the env)

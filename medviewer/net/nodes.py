@@ -49,7 +49,13 @@ class Node:
         DIMSE over TLS (DICOM PS3.15 secure transport).
     ca_file, cert_file, key_file : str
         TLS: the certificate authorities to trust (PEM; the system's when empty), and
-        medviewer's own certificate and key when the PACS asks for one.
+        medviewer's own certificate and key when the PACS asks for one (DIMSE; for an
+        ``https`` DICOMweb node, `ca_file` alone).
+    auth : {"", "basic", "bearer"}
+        DICOMweb authentication: none, HTTP basic (`username` and a password) or a bearer
+        token. The password or token is kept by :mod:`medviewer.net.secrets`, never here.
+    username : str
+        The HTTP basic user name.
     """
 
     name: str
@@ -62,6 +68,8 @@ class Node:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
+    auth: Literal["", "basic", "bearer"] = ""
+    username: str = ""
 
     def describe(self) -> str:
         """``AET@HOST:PORT`` or the URL without any credentials: safe for logs and messages."""
@@ -104,15 +112,31 @@ def dimse_node(ae_title: str, host: str, port: int, name: str = "", *, tls: bool
     return Node(**{**asdict(node), "name": name or node.describe()})
 
 
-def dicomweb_node(url: str, name: str = "") -> Node:
-    """A validated DICOMweb node (an ``http`` or ``https`` base URL, no credentials in it)."""
+AUTH_KINDS = ("", "basic", "bearer")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def dicomweb_node(url: str, name: str = "", *, auth: str = "", username: str = "",
+                  ca_file: str = "") -> Node:
+    """A validated DICOMweb node (an ``http`` or ``https`` base URL, no credentials in it;
+    `auth` basic with `username`, or bearer; `ca_file` for an ``https`` server's CA)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise NetworkError(f"{url!r} is not an http(s):// DICOMweb base URL")
     if parts.username or parts.password:
         raise NetworkError("a DICOMweb URL must not hold a user name or password; "
                            "give credentials in the node's settings")
-    node = Node(name="", kind="dicomweb", url=url.rstrip("/"))
+    if auth not in AUTH_KINDS:
+        raise NetworkError(f"auth must be basic, bearer or none, not {auth!r}")
+    if (auth == "basic") != bool(username):
+        raise NetworkError("HTTP basic authentication needs a user name (and only it does)")
+    if auth and parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise NetworkError(f"{parts.hostname}: credentials would cross the network in clear "
+                           "over http://; use the server's https:// address")
+    if ca_file and (parts.scheme != "https" or not Path(ca_file).is_file()):
+        raise NetworkError(f"ca_file {ca_file} must exist and is for an https:// node")
+    node = Node(name="", kind="dicomweb", url=url.rstrip("/"), auth=auth,  # type: ignore[arg-type]
+                username=username, ca_file=ca_file)
     return Node(**{**asdict(node), "name": name or node.describe()})
 
 
@@ -183,7 +207,9 @@ def _node_from_dict(entry: object) -> Node:
         raise NetworkError("not an object")
     name = str(entry["name"])
     if entry.get("kind") == "dicomweb":
-        return dicomweb_node(str(entry["url"]), name)
+        return dicomweb_node(str(entry["url"]), name, auth=str(entry.get("auth", "")),
+                             username=str(entry.get("username", "")),
+                             ca_file=str(entry.get("ca_file", "")))
     if entry.get("kind") == "dimse":
         return dimse_node(str(entry["ae_title"]), str(entry["host"]), int(entry["port"]), name,
                           tls=bool(entry.get("tls", False)),

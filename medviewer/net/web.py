@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medviewer.core.errors import NetworkError
 from medviewer.core.staging import staged_file
@@ -215,26 +217,84 @@ def _check_web(node: Node) -> None:
 
 def _http(node: Node, what: str, method: str, url: str, headers: dict[str, str],
           data: bytes | None = None, timeout: float = 30.0) -> _Answer:
-    """One HTTP request, the URL sent as built (``^`` and ``*`` unescaped); an HTTP error
-    status is an answer, an unreachable server a :class:`NetworkError`."""
+    """One HTTP request, the URL sent as built (``^`` and ``*`` unescaped), with the node's
+    credentials; an HTTP error status is an answer (401 and 403 a :class:`NetworkError` saying
+    what to check), an unreachable server a :class:`NetworkError`. Redirects are not followed
+    (they would carry the credentials elsewhere): the message names the new address."""
     import urllib.error
     import urllib.request
 
     _check_web(node)
     limit = MAX_ANSWER_BYTES[what]
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={**headers, **_credentials(node)})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _opener(node).open(request, timeout=timeout) as response:
             body = response.read(limit + 1)
             if len(body) > limit:
                 raise NetworkError(f"{what}: {node.describe()} answered more than "
                                    f"{limit:,} bytes; refused")
             return _Answer(response.status, response.headers.get("Content-Type", ""), body)
     except urllib.error.HTTPError as exc:
+        _refused(node, what, exc.code, exc.headers)
         return _Answer(exc.code, exc.headers.get("Content-Type", ""), exc.read(2**16))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise NetworkError(f"{what}: cannot reach {node.describe()} ({reason})") from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx becomes an HTTPError, answered by _refused
+
+
+def _opener(node: Node) -> urllib.request.OpenerDirector:
+    import ssl
+
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if node.url.startswith("https://"):
+        try:
+            context = ssl.create_default_context(cafile=node.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise NetworkError(f"{node.describe()}: cannot use its CA file: {exc}") from None
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
+
+
+def _credentials(node: Node) -> dict[str, str]:
+    """The ``Authorization`` header for `node` (its secret from :mod:`.secrets`)."""
+    if not node.auth:
+        return {}
+    import base64
+
+    from medviewer.net.secrets import secret_for
+
+    secret = secret_for(node.name)
+    if not secret:
+        what = "password" if node.auth == "basic" else "token"
+        raise NetworkError(f"no {what} for {node.name!r} ({node.describe()}): set it in the "
+                           "PACS nodes settings, or in MEDVIEWER_PACS_SECRET for one command")
+    if node.auth == "bearer":
+        return {"Authorization": f"Bearer {secret}"}
+    pair = f"{node.username}:{secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+
+def _refused(node: Node, what: str, status: int, headers: Any) -> None:
+    """A :class:`NetworkError` for an answer that needs the user: credentials or a new URL."""
+    where = node.describe()
+    if status == 401:
+        given = f"the {node.auth} credentials were refused" if node.auth else "no credentials"
+        raise NetworkError(f"{what}: {where} wants authentication (HTTP 401; {given}): check "
+                           "the node's user name and password or token")
+    if status == 403:
+        raise NetworkError(f"{what}: {where} refused access (HTTP 403): the account may not "
+                           "do this")
+    if 300 <= status < 400:
+        target = (headers.get("Location", "") if headers is not None else "") or "elsewhere"
+        raise NetworkError(f"{what}: {where} redirects to {target[:200]}; set the node's URL "
+                           "to that address (medviewer does not follow redirects with "
+                           "credentials)")
 
 
 def _get_parts(node: Node, url: str, timeout: float) -> list[bytes]:

@@ -106,6 +106,10 @@ def start(root: Path, modalities: dict[str, tuple[str, str, int]] | None = None,
         try:
             server.rest("/system")
             return server
+        except urllib.error.HTTPError as exc:  # answering, and wanting credentials
+            if exc.code == 401:
+                return server
+            time.sleep(0.2)
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.2)
     server.stop()
