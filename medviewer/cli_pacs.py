@@ -126,16 +126,14 @@ def cmd_pacs(args: argparse.Namespace) -> int:
 def _ask_secret(node: Any) -> None:
     """On a terminal, ask for the password or token of a DICOMweb node that has none kept (it
     is used for this command only)."""
-    import os
-
-    from medviewer.net.secrets import ENVIRONMENT, secret_for
+    from medviewer.net.secrets import secret_for, use_for_session
 
     if not node.auth or secret_for(node.name) or not sys.stdin.isatty():
         return
     import getpass
 
     what = "password" if node.auth == "basic" else "token"
-    os.environ[ENVIRONMENT] = getpass.getpass(f"{what} for {node.describe()}: ")
+    use_for_session(node.name, getpass.getpass(f"{what} for {node.describe()}: "))
 
 
 def _nodes(args: argparse.Namespace) -> int:

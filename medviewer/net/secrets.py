@@ -25,10 +25,22 @@ ENVIRONMENT = "MEDVIEWER_PACS_SECRET"
 """A secret given to one command (scripts), used before the stored one."""
 
 
+_SESSION: dict[str, str] = {}
+
+
+def use_for_session(name: str, secret: str) -> None:
+    """Use `secret` for node `name` until the program ends, without keeping it (a secret
+    typed at a prompt, or one being tried before it is saved); empty forgets it."""
+    if secret:
+        _SESSION[name] = secret
+    else:
+        _SESSION.pop(name, None)
+
+
 def secret_for(name: str) -> str:
-    """The stored password or token of node `name` (``MEDVIEWER_PACS_SECRET`` first); empty
-    when there is none."""
-    given = os.environ.get(ENVIRONMENT, "")
+    """The password or token of node `name`: ``MEDVIEWER_PACS_SECRET``, else one given for
+    this session, else the kept one; empty when there is none."""
+    given = os.environ.get(ENVIRONMENT, "") or _SESSION.get(name, "")
     if given:
         return given
     keyring = _keyring()

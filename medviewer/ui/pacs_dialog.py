@@ -67,6 +67,11 @@ class QueryRetrieveDialog(QDialog):
         self.save_button = QPushButton("Save as…", self)
         self.save_button.setToolTip("Keep this node under a name (pacs-nodes.json)")
         self.save_button.clicked.connect(self._ask_save)
+        self.nodes_button = QPushButton("Nodes…", self)
+        self.nodes_button.setToolTip("Add, edit, test and remove PACS nodes (TLS, DICOMweb "
+                                     "authentication)")
+        self.nodes_button.clicked.connect(self.edit_nodes)
+        self.node_settings: Any = None
         self.filters = {key: QLineEdit(self) for key, _ in FILTERS}
         self.search_button = QPushButton("Search", self)
         self.search_button.setDefault(True)
@@ -130,6 +135,21 @@ class QueryRetrieveDialog(QDialog):
         self.node_box.setCurrentText(name)
         self._say(f"Saved {node.describe()} as {name!r}")
         return True
+
+    def edit_nodes(self) -> None:
+        """Open the node settings; the node box follows what is saved there."""
+        from medviewer.ui.pacs_nodes_dialog import NodeSettingsDialog
+
+        if self.node_settings is None:
+            self.node_settings = NodeSettingsDialog(self, changed=self._reload_nodes)
+        self.node_settings.show()
+        self.node_settings.raise_()
+
+    def _reload_nodes(self) -> None:
+        current = self.node_box.currentText()
+        self.node_box.clear()
+        self.node_box.addItems(sorted(configured_nodes()))
+        self.node_box.setCurrentText(current)
 
     def _ask_save(self) -> None:
         from PySide6.QtWidgets import QInputDialog
@@ -261,6 +281,7 @@ class QueryRetrieveDialog(QDialog):
         top.addWidget(self.aet_edit)
         top.addWidget(self.test_button)
         top.addWidget(self.save_button)
+        top.addWidget(self.nodes_button)
         form = QFormLayout()
         for key, label in FILTERS:
             form.addRow(label, self.filters[key])
