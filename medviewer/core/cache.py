@@ -50,6 +50,10 @@ class VolumeCache:
         self._items[key] = volume
         self._evict()
 
+    def discard(self, key: Hashable) -> None:
+        """Forget `key`'s volume (its files changed: the next open reads them again)."""
+        self._items.pop(key, None)
+
     def resize(self, max_bytes: int) -> None:
         """Change the bound, evicting as needed."""
         self.max_bytes = int(max_bytes)

@@ -115,6 +115,9 @@ class GetProgress:
     received: int
     total: int
     new_files: list[Path] = field(default_factory=list)
+    indexed_series: tuple[str, ...] = ()
+    """Series Instance UIDs whose instances the study database gained at this step (set by
+    :func:`medviewer.net.retrieve.retrieve`, which indexes in batches)."""
 
 
 @dataclass

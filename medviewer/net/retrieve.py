@@ -5,7 +5,7 @@ asked for again; a transfer that stops short is reported with what is missing.""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from medviewer.core.errors import CancelledError, NetworkError
@@ -49,6 +49,11 @@ def default_store() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("medviewer")) / "pacs"
+
+
+def _series_of(paths: list[Path]) -> tuple[str, ...]:
+    """The Series Instance UIDs of files written as ``DEST/STUDY/SERIES/SOP.dcm``."""
+    return tuple(sorted({path.parent.name for path in paths}))
 
 
 def resolve(node: Node, uid: str, *, calling_aet: str = DEFAULT_AE_TITLE,
@@ -121,6 +126,7 @@ def retrieve(
             if len(pending) >= batch:
                 db.import_paths(pending)
                 indexed.update(pending)
+                progress = replace(progress, indexed_series=_series_of(pending))
                 pending = []
             yield progress
     except StopIteration as stop:

@@ -96,7 +96,9 @@ class ImportController(QObject):
 
         if self._pacs is None:
             self._pacs = QueryRetrieveDialog(
-                self.db, retrieved=lambda _ids: self._refresh_tree(), parent=self._window)
+                self.db, retrieved=lambda _ids: self._refresh_tree(), parent=self._window,
+                open_series=lambda series_id: self._window.open_series(series_id,
+                                                                       reload=True))
         self._pacs.show()
         self._pacs.raise_()
 

@@ -213,14 +213,19 @@ class MainWindow(QMainWindow):
 
     # -- opening series ------------------------------------------------------------------
 
-    def open_series(self, series_id: int, view: SliceView | None = None) -> None:
-        """Open a database series in the slot of `view` (default: the active viewport).
+    def open_series(self, series_id: int, view: SliceView | None = None, *,
+                    reload: bool = False) -> None:
+        """Open a database series in the slot of `view` (default: the active viewport);
+        with `reload`, read its files again rather than show a cached volume (a series that
+        gained instances, e.g. while retrieved from a PACS).
 
         A DICOM SEG series opens its source series with the segmentation drawn over it.
         """
         if self.db.series_modality(series_id) == "SEG":
             self.loader.read_segmentation(self.db.first_instance_location(series_id), view)
             return
+        if reload:
+            self.loader.cache.discard(("db", series_id))
         self.open_source(("db", series_id), series_id, view)
 
     def open_source(

@@ -9,6 +9,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
@@ -47,15 +48,27 @@ class QueryRetrieveDialog(QDialog):
     retrieved : callable, optional
         Called (GUI thread) with the database ids of the series after each batch arrives
         and at the end, e.g. to refresh the study browser.
+    open_series : callable, optional
+        Called (GUI thread) with a series' database id to show it in the viewer: once its
+        first batch is indexed, and again when the retrieve ends with more of it (when
+        "Open as it arrives" is ticked).
     parent : QWidget, optional
     """
 
     def __init__(self, db: StudyDatabase, retrieved: Callable[[list[int]], None] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None,
+                 open_series: Callable[[int], None] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Query / Retrieve")
         self.db = db
         self._retrieved = retrieved or (lambda ids: None)
+        self._open_series = open_series
+        self.open_check = QCheckBox("Open as it arrives", self)
+        self.open_check.setToolTip("Show the first series in the viewer as soon as its first "
+                                   "images are here; it is read again when the rest arrived")
+        self.open_check.setChecked(open_series is not None)
+        self.open_check.setEnabled(open_series is not None)
+        self._shown: tuple[int, int] | None = None  # (series id, instances shown) this retrieve
         self._jobs: dict[str, workers.Job] = {}
         self.node_box = QComboBox(self)
         self.node_box.setEditable(True)
@@ -189,6 +202,7 @@ class QueryRetrieveDialog(QDialog):
                                         batch=8))
 
         self.progress.setRange(0, 0)
+        self._shown = None
         self._say(f"Retrieving from {node.describe()}…")
         self._run("retrieve", task, yielded=self._progressed, returned=self._retrieve_done)
 
@@ -240,6 +254,12 @@ class QueryRetrieveDialog(QDialog):
         self.progress.setValue(progress.received)
         if progress.new_files:
             self._retrieved([])
+        if progress.indexed_series and self._shown is None and self._opens():
+            series_id = self.db.series_id_of(progress.indexed_series[0])
+            if series_id is not None and self._open_series is not None:
+                self._shown = (series_id, len(self.db.series_records(series_id)))
+                self._open_series(series_id)
+                self._say(f"Showing the first {self._shown[1]} images; the rest are coming")
 
     def _retrieve_done(self, report: Any) -> None:
         self.progress.setRange(0, 1)
@@ -249,6 +269,23 @@ class QueryRetrieveDialog(QDialog):
             text += f", {len(report.failed)} failed (Retrieve again to complete)"
         self._say(text)
         self._retrieved(list(report.series))
+        self._show_whole(list(report.series))
+
+    def _opens(self) -> bool:
+        return self._open_series is not None and self.open_check.isChecked()
+
+    def _show_whole(self, series: list[int]) -> None:
+        """After a retrieve: read the series shown while arriving again if it gained images,
+        or show the first series when none was shown (all arrived in one batch)."""
+        if not self._opens() or self._open_series is None:
+            return
+        if self._shown is None:
+            if series:
+                self._open_series(series[0])
+            return
+        series_id, shown = self._shown
+        if len(self.db.series_records(series_id)) > shown:
+            self._open_series(series_id)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -288,6 +325,7 @@ class QueryRetrieveDialog(QDialog):
         buttons = QHBoxLayout()
         buttons.addWidget(self.search_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.open_check)
         buttons.addWidget(self.progress)
         buttons.addWidget(self.retrieve_button)
         buttons.addWidget(self.cancel_button)

@@ -3,6 +3,8 @@ arrive, a study expands to its series, Retrieve indexes a series and tells the b
 
 from __future__ import annotations
 
+import numpy as np
+
 from medviewer.io.database import StudyDatabase
 from medviewer.ui.pacs_dialog import LEVEL_ROLE, UID_ROLE, QueryRetrieveDialog
 
@@ -110,3 +112,67 @@ def test_a_node_saved_under_a_name_is_offered_and_used(qtbot, pacs, tmp_path):
     qtbot.waitUntil(lambda: "answered in" in dialog.status.text(), timeout=WAIT_MS)
     dialog.node_box.setEditText("nonsense")
     assert not dialog.save_node("bad") and "not a PACS node" in dialog.status.text()
+
+
+def test_a_series_opens_on_its_first_batch_and_is_read_again_when_complete(qtbot, tmp_path):
+    """The first indexed batch opens the series (8 of 12 images); when the retrieve ends
+    with more of it, it is opened again so the viewer reads all 12."""
+    from medviewer.net.dimse import GetProgress
+    from medviewer.net.retrieve import RetrieveReport
+    from medviewer.synthetic.dicom_writer import SeriesSpec, write_series
+
+    series = write_series(tmp_path / "ct", SeriesSpec(shape=(12, 8, 6), seed=131,
+                                                      shuffle=False))
+    db = StudyDatabase(tmp_path / "studies.sqlite")
+    opened: list[tuple[int, int]] = []
+    dialog = QueryRetrieveDialog(db, open_series=lambda i: opened.append(
+        (i, len(db.series_records(i)))))
+    qtbot.addWidget(dialog)
+    assert dialog.open_check.isChecked()
+    paths = sorted(series.paths)
+    db.import_paths(paths[:8])
+    dialog._progressed(GetProgress(8, 12, paths[:8], indexed_series=(series.series_uid,)))
+    series_id = db.series_id_of(series.series_uid)
+    assert opened == [(series_id, 8)]
+    assert dialog.status.text() == "Showing the first 8 images; the rest are coming"
+    dialog._progressed(GetProgress(9, 12, paths[8:9]))  # not indexed yet: nothing opens
+    db.import_paths(paths[8:])
+    dialog._retrieve_done(RetrieveReport(received=12, skipped=0, failed=[],
+                                         series=[series_id], seconds=1.0))
+    assert opened == [(series_id, 8), (series_id, 12)]
+    dialog.open_check.setChecked(False)
+    dialog._shown = None
+    dialog._progressed(GetProgress(8, 12, paths[:8], indexed_series=(series.series_uid,)))
+    assert len(opened) == 2
+
+
+def test_the_window_shows_a_retrieved_series_whole(qtbot, pacs, tmp_path):
+    """File > Query/Retrieve from the main window: retrieving a series opens it in the active
+    viewport as it arrives, and what the viewer ends with is the whole series."""
+    from medviewer.io.series import load_series
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.settings import Settings
+
+    window = MainWindow(StudyDatabase(tmp_path / "db.sqlite"), Settings(tmp_path / "s.ini"))
+    qtbot.addWidget(window)
+    window.show()
+    window.imports.open_pacs()
+    dialog = window.imports._pacs
+    dialog.node_box.setEditText(f"{pacs.server.ae_title}@127.0.0.1:{pacs.server.dicom_port}")
+    dialog.filters["patient_name"].setText("PACS^ONE")
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.status.text() == "1 studies", timeout=WAIT_MS)
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: "received" in dialog.status.text(), timeout=WAIT_MS)
+
+    def whole() -> bool:
+        view = window.grid.active
+        return (view is not None and view.series is not None
+                and view.series.volume.array.shape[0] == 12 and view.series.complete)
+
+    qtbot.waitUntil(whole, timeout=WAIT_MS)
+    expected = load_series(window.db.series_id_of(pacs.ct.series_uid), db=window.db)
+    np.testing.assert_array_equal(window.grid.active.series.volume.array, expected.array)
+    qtbot.waitUntil(lambda: not dialog.busy() and not window.loader.jobs, timeout=WAIT_MS)
+    window.close()
