@@ -106,9 +106,11 @@ def timed_plain_wado(root: Path, node: Any, rows: list[dict[str, str]]) -> float
     return time.perf_counter() - started
 
 
-def gui_retrieve(root: Path, node_text: str, study_uid: str) -> dict[str, Any]:
-    """The Query/Retrieve window retrieving the study (offscreen): seconds, and the longest
-    gap between 5 ms timer ticks of the GUI thread while it ran (its worst stall)."""
+def gui_retrieve(root: Path, node_text: str, study_uid: str, slices: int) -> dict[str, Any]:
+    """The main window's Query/Retrieve retrieving the study (offscreen, C-GET, "Open as it
+    arrives"): seconds to the first images in the active viewport, to the retrieve's end and
+    to the whole series in the viewport, and the longest gap between 5 ms timer ticks of the
+    GUI thread meanwhile (its worst stall)."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -116,15 +118,29 @@ def gui_retrieve(root: Path, node_text: str, study_uid: str) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from medviewer.ui.pacs_dialog import UID_ROLE, QueryRetrieveDialog
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.pacs_dialog import UID_ROLE
+    from medviewer.ui.settings import Settings
 
     app = QApplication.instance() or QApplication([])
-    dialog = QueryRetrieveDialog(StudyDatabase(root / "gui.sqlite"))
+    window = MainWindow(StudyDatabase(root / "gui.sqlite"), Settings(root / "settings.ini"))
+    window.resize(1300, 800)
+    window.show()
+    window.imports.open_pacs()
+    dialog = window.imports._pacs
+    assert dialog is not None
     dialog.node_box.setEditText(node_text)
     dialog.search()
     wait_for(app, lambda: dialog.tree.topLevelItemCount() > 0)
     items = [dialog.tree.topLevelItem(i) for i in range(dialog.tree.topLevelItemCount())]
     dialog.tree.setCurrentItem(next(i for i in items if i.data(0, UID_ROLE) == study_uid))
+    from medviewer.ui import workers
+
+    def warmed_up() -> bool:  # the AI engine's start-up warm-up (imports torch) has ended
+        job = getattr(window.ai, "_warm_up", None)
+        return job is not None and job.done and not workers.active_jobs()
+
+    wait_for(app, warmed_up)
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -133,19 +149,37 @@ def gui_retrieve(root: Path, node_text: str, study_uid: str) -> dict[str, Any]:
         gaps.append(now - last[0])
         last[0] = now
 
+    def shown() -> Any:
+        view = window.grid.active
+        return view.series if view is not None else None
+
+    marks: dict[str, float] = {}
+
+    def note() -> bool:
+        now = time.perf_counter() - started
+        series = shown()
+        if "first_images_on_screen_s" not in marks and series is not None \
+                and series.loaded.any():
+            marks["first_images_on_screen_s"] = now
+        if "retrieve_s" not in marks and "received" in dialog.status.text():
+            marks["retrieve_s"] = now
+        if series is not None and series.volume.array.shape[0] == slices and series.complete:
+            marks["whole_series_on_screen_s"] = now
+            return True
+        return "Failed" in dialog.status.text()
+
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(5)
     started = time.perf_counter()
     dialog.retrieve_selected()
-    wait_for(app, lambda: "received" in dialog.status.text() or "Failed" in dialog.status.text())
-    seconds = time.perf_counter() - started
+    wait_for(app, note)
     timer.stop()
-    wait_for(app, lambda: not dialog.busy())
+    wait_for(app, lambda: not dialog.busy() and not window.loader.jobs)
     status = dialog.status.text()
-    dialog.close()
-    return {"seconds": round(seconds, 3), "max_stall_ms": round(max(gaps) * 1000, 1),
-            "status": status}
+    window.close()
+    return {**{k: round(v, 3) for k, v in marks.items()},
+            "max_stall_ms": round(max(gaps) * 1000, 1), "status": status}
 
 
 def wait_for(app: Any, condition: Any, limit_s: float = 600.0) -> None:
@@ -196,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                     move_port))
         log("the Query/Retrieve window")
         gui = gui_retrieve(work / "gui", f"{server.ae_title}@127.0.0.1:{server.dicom_port}",
-                           series.study_uid)
+                           series.study_uid, args.slices)
         best = {name: min(r, key=lambda x: x["seconds"]) for name, r in runs.items()}
         peer_best = {name: min(v) for name, v in peers.items()}
         report = {
@@ -216,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        / peer_best["plain_wado_loop"], 3),
             },
             "gui_window_c_get": gui,
-            "targets": {"ratio_max": 1.2, "first_instance_max_s": 1.0, "gui_stall_max_ms": 100},
+            "targets": {"ratio_max": 1.2, "first_images_on_screen_max_s": 1.0,
+                        "gui_stall_max_ms": 100},
             "machine": machine_info(),
         }
         print(json.dumps(report, indent=2))

@@ -88,7 +88,8 @@ def retrieve(
     with `move_port`, C-MOVE it to medviewer's own storage SCP listening there instead (its AE
     title is `calling_aet`; the PACS must know it); from a DICOMweb node, WADO-RS.
 
-    Yields the C-GET's progress; returns a :class:`RetrieveReport`. Files are indexed in
+    Yields the C-GET's progress; returns a :class:`RetrieveReport`. The first instance is
+    indexed as soon as it is written (a viewer can open the series at once), the rest in
     batches of `batch` (and at the end), so the database never lists a file that is not
     complete, and an interrupted retrieve leaves only whole, indexed instances behind.
     """
@@ -123,7 +124,7 @@ def retrieve(
         while True:
             progress = next(steps)
             pending.extend(progress.new_files)
-            if len(pending) >= batch:
+            if pending and (len(pending) >= batch or not indexed):  # the first at once
                 db.import_paths(pending)
                 indexed.update(pending)
                 progress = replace(progress, indexed_series=_series_of(pending))

@@ -28,6 +28,12 @@ Callback = Callable[..., Any] | None
 
 _ACTIVE: set[Job] = set()
 
+MIN_THREADS = 8
+"""Worker threads at least, whatever the core count. Qt's default (one per core: 2 here)
+let two long jobs (a PACS retrieve and the AI engine's warm-up, measured: 1.4 s) hold up
+the load of a series the user opens; most jobs wait on disk, network or numpy/torch code
+that releases the GIL, so more threads than cores costs little."""
+
 
 class _ThreadSafeRun:
     """superqt's ``WorkerBase.run`` without its ``warnings.catch_warnings()`` block.
@@ -175,8 +181,15 @@ def start(
     job.worker = worker
     _connect(job, worker, returned, errored, finished)
     _ACTIVE.add(job)
+    _enough_threads()
     worker.start()
     return job
+
+
+def _enough_threads() -> None:
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < MIN_THREADS:
+        pool.setMaxThreadCount(MIN_THREADS)
 
 
 class _Relay(QObject):

@@ -237,3 +237,23 @@ def test_the_private_attributes_the_copy_uses_exist_in_the_installed_superqt(qtb
         for signal in ("started", "returned", "errored", "finished", "_finished"):
             assert hasattr(worker, signal), _upgrade_message(f"the signal {signal!r}")
         assert worker.abort_requested is False, _upgrade_message("abort_requested")
+
+
+def test_long_jobs_do_not_hold_up_a_short_one(qtbot) -> None:
+    """Jobs that wait (a PACS retrieve, the AI warm-up, one per core and more) leave threads
+    for a series load: it finishes while they still wait."""
+    release = threading.Event()
+
+    def waits(cancel):
+        while not release.wait(0.01):
+            if cancel():
+                raise CancelledError("stopped")
+
+    long_jobs = [workers.start(waits, name=f"long {i}") for i in range(workers.MIN_THREADS - 1)]
+    short = workers.start(lambda cancel: "loaded", name="short")
+    try:
+        qtbot.waitUntil(lambda: short.done, timeout=WAIT_MS)
+        assert not any(job.done for job in long_jobs)
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: all(job.done for job in long_jobs), timeout=WAIT_MS)
