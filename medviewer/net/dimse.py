@@ -253,6 +253,7 @@ def get(
     finally:
         release(assoc)
         assoc.join(timeout)  # the receiving thread has ended: every file is whole and listed
+        drop_partial_instance(assoc)
     return finish_report(report, missing, receiver, started)
 
 
@@ -292,7 +293,10 @@ class Receiver:
             if received is None:
                 path = self._write_from_memory(event, announced)
             else:
-                path = self._write_from_file(received, announced)
+                try:
+                    path = self._write_from_file(received, announced)
+                finally:  # pynetdicom deletes it after a server's handler, not a C-GET's
+                    _discard_received(event.request, received)
         except OSError as exc:  # the disk: the PACS may try again later
             return self._refuse(f"{type(exc).__name__}: {exc}", 0xA700)  # out of resources
         except (ValueError, NetworkError) as exc:  # the instance itself
@@ -364,6 +368,13 @@ def receive_to_disk() -> None:
     from pynetdicom import _config
 
     _config.STORE_RECV_CHUNKED_DATASET = True
+
+
+def _discard_received(request: Any, received: Path) -> None:
+    handle = getattr(request, "_dataset_file", None)
+    if handle is not None:
+        handle.close()
+    received.unlink(missing_ok=True)
 
 
 def _received_file(event: Any) -> Path | None:
@@ -483,7 +494,8 @@ def associate(node: Node, calling_aet: str, timeout: float,
         opened.append(event.assoc.dul.socket.socket)
 
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, ext_neg=roles,
-                         evt_handlers=[*(handlers or []), (evt.EVT_CONN_OPEN, remember)],
+                         evt_handlers=[*(handlers or []), (evt.EVT_CONN_OPEN, remember),
+                                       (evt.EVT_CONN_CLOSE, drop_partial_on_close)],
                          tls_args=_tls_args(node))
     if assoc.is_established:
         return assoc
@@ -577,6 +589,24 @@ def release(assoc: Any) -> None:
     sock = getattr(transport, "socket", None)
     if sock is not None:
         sock.close()
+
+
+def drop_partial_instance(assoc: Any) -> None:
+    """Close and delete the temporary file of an instance the association was receiving when
+    it ended (pynetdicom leaves it open, and on disk, when a transfer stops mid-instance)."""
+    message = getattr(getattr(assoc, "dimse", None), "message", None)
+    handle = getattr(message, "_data_set_file", None)
+    if handle is None:
+        return
+    handle.close()
+    Path(handle.name).unlink(missing_ok=True)
+    message._data_set_file = None
+    message._data_set_path = None
+
+
+def drop_partial_on_close(event: Any) -> None:
+    """pynetdicom's EVT_CONN_CLOSE handler: :func:`drop_partial_instance`."""
+    drop_partial_instance(event.assoc)
 
 
 def _row(match: Any, level: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from medviewer.net.dimse import (
     GetReport,
     Receiver,
     associate,
+    drop_partial_on_close,
     finish_report,
     follow_retrieve,
     receive_to_disk,
@@ -98,7 +99,8 @@ class StorageServer:
         try:
             self._server = ae.start_server(
                 (self.host, self.port), block=False, ssl_context=self._ssl,
-                evt_handlers=[(evt.EVT_C_STORE, self.receiver.handle)])
+                evt_handlers=[(evt.EVT_C_STORE, self.receiver.handle),
+                              (evt.EVT_CONN_CLOSE, drop_partial_on_close)])
         except OSError as exc:
             raise NetworkError(f"cannot listen on port {self.port}: {exc.strerror or exc}"
                                ) from None

@@ -117,8 +117,13 @@ def test_a_second_retrieve_asks_only_for_what_is_missing(node, pacs, tmp_path):
                                   pacs.ct.values)
 
 
-def test_a_cancelled_retrieve_keeps_whole_indexed_files_and_a_retry_completes(node, pacs,
-                                                                             tmp_path):
+def test_a_cancelled_retrieve_keeps_whole_indexed_files_and_a_retry_completes(
+        node, pacs, tmp_path, monkeypatch):
+    import tempfile
+
+    spool = tmp_path / "spool"  # where pynetdicom streams instances as they arrive
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
     db = StudyDatabase(tmp_path / "studies.sqlite")
     store = tmp_path / "store"
     seen = []
@@ -139,6 +144,7 @@ def test_a_cancelled_retrieve_keeps_whole_indexed_files_and_a_retry_completes(no
     assert retry.complete and retry.received + retry.skipped == 12
     assert retry.skipped == len(files)
     assert len(db.series_records(series)) == 12
+    assert list(spool.iterdir()) == []  # no instance cut short is left behind
 
 
 def test_an_unknown_uid_is_a_clear_error(node, tmp_path):
@@ -306,6 +312,7 @@ def test_the_receiver_copies_an_instance_pynetdicom_streamed_to_disk(tmp_path):
         event.request._dataset_path = streamed  # what pynetdicom sets in that mode
         event.request.DataSet = None
         assert receiver.handle(event) == expected
+        assert not streamed.exists()  # the handler deletes what pynetdicom spooled
     assert "holds SOP Instance UID" in receiver.errors[-1]
     (written,) = receiver.files
     assert written.read_bytes() == series.paths[0].read_bytes()
