@@ -66,6 +66,7 @@ class ImportController(QObject):
         self._job: workers.Job | None = None
         self._queue: list[list[str]] = []
         self._pacs: QueryRetrieveDialog | None = None
+        self._send: QWidget | None = None
         self._refresh_tree = qthrottled(browser.refresh, timeout=TREE_REFRESH_MS, parent=self)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -101,6 +102,17 @@ class ImportController(QObject):
                                                                        reload=True))
         self._pacs.show()
         self._pacs.raise_()
+
+    def send_series(self) -> None:
+        """Send the browser's current series to a PACS (a small window picks the node)."""
+        from medviewer.ui.pacs_send_dialog import SendSeriesDialog
+
+        series_id = self.browser.current_series_id()
+        if series_id is None:
+            self.statusMessage.emit("Select a series in the study browser first", 6000)
+            return
+        self._send = SendSeriesDialog(self.db, series_id, parent=self._window)
+        self._send.show()
 
     def ask_files(self) -> None:
         """Choose files (DICOM, DICOMDIR, zip) and import them."""
