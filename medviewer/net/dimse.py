@@ -594,9 +594,9 @@ def release(assoc: Any) -> None:
 def drop_partial_instance(assoc: Any) -> None:
     """Close and delete the temporary file of an instance the association was receiving when
     it ended (pynetdicom leaves it open, and on disk, when a transfer stops mid-instance)."""
-    message = getattr(getattr(assoc, "dimse", None), "message", None)
+    message: Any = getattr(getattr(assoc, "dimse", None), "message", None)
     handle = getattr(message, "_data_set_file", None)
-    if handle is None:
+    if message is None or handle is None:
         return
     handle.close()
     Path(handle.name).unlink(missing_ok=True)
