@@ -126,6 +126,9 @@ def gui_retrieve(root: Path, node_text: str, study_uid: str, slices: int) -> dic
     window = MainWindow(StudyDatabase(root / "gui.sqlite"), Settings(root / "settings.ini"))
     window.resize(1300, 800)
     window.show()
+    from medviewer.ui.app import freeze_startup_heap
+
+    freeze_startup_heap()  # as run_viewer does once the window is up
     window.imports.open_pacs()
     dialog = window.imports._pacs
     assert dialog is not None
@@ -144,9 +147,13 @@ def gui_retrieve(root: Path, node_text: str, study_uid: str, slices: int) -> dic
     gaps: list[float] = []
     last = [time.perf_counter()]
 
+    stalls: list[tuple[float, float]] = []  # (seconds after Retrieve, gap) over 50 ms
+
     def tick() -> None:
         now = time.perf_counter()
         gaps.append(now - last[0])
+        if gaps[-1] > 0.05:
+            stalls.append((round(now - started, 3), round(gaps[-1] * 1000, 1)))
         last[0] = now
 
     def shown() -> Any:
@@ -179,7 +186,8 @@ def gui_retrieve(root: Path, node_text: str, study_uid: str, slices: int) -> dic
     status = dialog.status.text()
     window.close()
     return {**{k: round(v, 3) for k, v in marks.items()},
-            "max_stall_ms": round(max(gaps) * 1000, 1), "status": status}
+            "max_stall_ms": round(max(gaps) * 1000, 1), "stalls_over_50_ms": stalls,
+            "status": status}
 
 
 def wait_for(app: Any, condition: Any, limit_s: float = 600.0) -> None:

@@ -20,7 +20,7 @@ FIND_LEVELS = ("patient", "study", "series")
 
 def add_parser(sub: Any) -> None:
     """Add ``pacs`` and its actions to the sub-command parsers `sub`."""
-    pacs = sub.add_parser("pacs", help="query and retrieve from a PACS (DIMSE)")
+    pacs = sub.add_parser("pacs", help="query, retrieve and send: a PACS over DIMSE or DICOMweb")
     actions = pacs.add_subparsers(dest="action", required=True, parser_class=type(pacs))
     echo = actions.add_parser("echo", help="C-ECHO a node: is it there, does it accept us?")
     _common(echo)

@@ -10,6 +10,7 @@ over every viewport of its series, and re-measures segments after each edit off 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -143,9 +144,18 @@ class AIController(QObject):
         self._warm_up = workers.start(
             lambda cancel: warm_up(),
             name="warm up the AI engine",
-            returned=self.panel.set_devices,
+            returned=self._warmed_up,
             errored=lambda exc: self.panel.show_message(f"The AI engine did not load: {exc}"),
         )
+
+    def _warmed_up(self, devices: Any) -> None:
+        """Show the devices; take what importing torch and MONAI allocated out of the garbage
+        collector's scans, as start-up's own heap is (an unfrozen torch made later full
+        collections stall the event loop ~90 ms while a PACS series was read: measured)."""
+        import gc
+
+        gc.freeze()
+        self.panel.set_devices(devices)
 
     # -- results -------------------------------------------------------------------------
 
