@@ -107,6 +107,10 @@ class StorageServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Shut the server down (its associations end); again is harmless."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None

@@ -25,6 +25,7 @@ from medviewer.ui.skipped_dialog import SkippedFilesDialog
 
 if TYPE_CHECKING:
     from medviewer.ui.pacs_dialog import QueryRetrieveDialog
+    from medviewer.ui.pacs_listen_dialog import ListenDialog
 
 TREE_REFRESH_MS = 500  # the study tree follows an import at most this often
 
@@ -67,6 +68,7 @@ class ImportController(QObject):
         self._queue: list[list[str]] = []
         self._pacs: QueryRetrieveDialog | None = None
         self._send: QWidget | None = None
+        self._listener: ListenDialog | None = None
         self._refresh_tree = qthrottled(browser.refresh, timeout=TREE_REFRESH_MS, parent=self)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -102,6 +104,16 @@ class ImportController(QObject):
                                                                        reload=True))
         self._pacs.show()
         self._pacs.raise_()
+
+    def open_listener(self) -> None:
+        """Show the storage SCP window (receive pushed studies; they appear in the browser).
+        Closing it leaves the server running; the window stops it when the viewer closes."""
+        from medviewer.ui.pacs_listen_dialog import ListenDialog
+
+        if self._listener is None:
+            self._listener = ListenDialog(self.db, self.settings, received=self._refresh_tree,
+                                          parent=self._window)
+        self._listener.show()
 
     def send_series(self) -> None:
         """Send the browser's current series to a PACS (a small window picks the node)."""

@@ -87,6 +87,21 @@ class Settings:
     def cine_fps(self, value: int) -> None:
         self._q.setValue("viewer/cine_fps", int(value))
 
+    # -- PACS listener -------------------------------------------------------------------
+
+    def listener(self) -> tuple[str, int]:
+        """medviewer's storage SCP: (AE title, port) last used (``MEDVIEWER``, 11112)."""
+        try:
+            port = int(self._q.value("pacs/listen_port", 11112))
+        except (TypeError, ValueError):
+            port = 11112
+        return str(self._q.value("pacs/listen_aet", "MEDVIEWER")), port
+
+    def set_listener(self, ae_title: str, port: int) -> None:
+        """Remember the storage SCP's AE title and port."""
+        self._q.setValue("pacs/listen_aet", ae_title)
+        self._q.setValue("pacs/listen_port", int(port))
+
     # -- recent folders and user presets -------------------------------------------------
 
     def recent_folders(self) -> list[str]:

@@ -147,6 +147,8 @@ class WindowActions:
         menu.addAction(self._action("pacs", "Query / Retrieve (PACS)…", imports.open_pacs,
                                     "Ctrl+Shift+P"))
         menu.addAction(self._action("send_series", "Send series to PACS…", imports.send_series))
+        menu.addAction(self._action("listen", "Receive studies (storage SCP)…",
+                                    imports.open_listener))
         menu.addAction(self._action("skipped", "Skipped files…", imports.show_skipped))
         menu.addAction(
             self._action("screenshot", "Save screenshot…", self._ask_screenshot, "Ctrl+S")

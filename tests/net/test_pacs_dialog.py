@@ -4,6 +4,7 @@ arrive, a study expands to its series, Retrieve indexes a series and tells the b
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medviewer.io.database import StudyDatabase
 from medviewer.ui.pacs_dialog import LEVEL_ROLE, UID_ROLE, QueryRetrieveDialog
@@ -221,3 +222,63 @@ def test_send_without_a_selected_series_says_so(qtbot, tmp_path):
     window.actions_by_name["send_series"].trigger()
     assert told == ["Select a series in the study browser first"]
     window.close()
+
+
+def test_the_viewer_receives_a_pushed_study_and_shows_it_in_the_browser(qtbot, pacs, tmp_path):
+    """File > Receive studies: medviewer's storage SCP in the viewer; Orthanc pushes a series
+    (C-STORE to the registered 'medviewer' on its port) and the browser lists it, whole; Stop
+    shuts the server (the port is free again) and the settings keep the port."""
+    import json
+    import socket
+    import urllib.request
+
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.settings import Settings
+
+    settings = Settings(tmp_path / "s.ini")
+    settings.set_listener("MEDVIEWER", pacs.move_port)
+    window = MainWindow(StudyDatabase(tmp_path / "db.sqlite"), settings)
+    qtbot.addWidget(window)
+    window.actions_by_name["listen"].trigger()
+    dialog = window.imports._listener
+    assert dialog.port_box.value() == pacs.move_port
+    dialog._dest = tmp_path / "pushed"
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Listening as MEDVIEWER"),
+                    timeout=WAIT_MS)
+    found = pacs.server.rest("/tools/lookup", pacs.ct.series_uid.encode(), "POST")
+    body = json.dumps({"Resources": [found[0]["ID"]], "Synchronous": True}).encode()
+    request = urllib.request.Request(pacs.server.url + "/modalities/medviewer/store",
+                                     data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=120):
+        pass
+
+    def listed() -> bool:
+        series = window.db.series_id_of(pacs.ct.series_uid)
+        return (series is not None and window.browser.series_item(series) is not None
+                and len(window.db.series_records(series)) == 12)
+
+    qtbot.waitUntil(listed, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: dialog.count == 12, timeout=WAIT_MS)
+    dialog.stop_button.click()
+    qtbot.waitUntil(lambda: not dialog.listening(), timeout=WAIT_MS)
+    assert dialog.status.text() == "Stopped; 12 instances received"
+    with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
+        socket.create_connection(("127.0.0.1", pacs.move_port), timeout=10).close()
+    window.close()
+
+
+def test_the_listener_says_why_it_cannot_start(qtbot, tmp_path):
+    from medviewer.ui.pacs_listen_dialog import ListenDialog
+    from medviewer.ui.settings import Settings
+
+    dialog = ListenDialog(StudyDatabase(tmp_path / "db.sqlite"), Settings(tmp_path / "s.ini"))
+    qtbot.addWidget(dialog)
+    dialog.aet_edit.setText("BAD\\TITLE")
+    dialog.start_button.click()
+    assert "is not a DICOM AE title" in dialog.status.text()
+    dialog.aet_edit.setText("MEDVIEWER")
+    dialog.cert_edit.setText("/etc/hostname")
+    dialog.start_button.click()
+    assert dialog.status.text().startswith("TLS needs a certificate and its key")
+    assert not dialog.listening()
