@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 import numpy as np
 
-from medviewer import __version__, cli_pacs
+from medviewer import __version__, cli_pacs, cli_segment
 from medviewer.core import formatting as fmt
 from medviewer.core.errors import (
     CancelledError,
@@ -149,6 +149,7 @@ def _add_ai_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     desktop.add_argument("action", choices=["install", "uninstall"])
     desktop.add_argument("--data-home", help="default: $XDG_DATA_HOME or ~/.local/share")
     cli_pacs.add_parser(sub)
+    cli_segment.add_parser(sub)
 
 
 def viewer_parser() -> argparse.ArgumentParser:
@@ -716,6 +717,7 @@ COMMANDS = {
     "about": cmd_about,
     "desktop": cmd_desktop,
     "pacs": cli_pacs.cmd_pacs,
+    "segment-click": cli_segment.cmd_segment_click,
 }
 
 
