@@ -50,8 +50,9 @@ def cmd_segment_click(args: argparse.Namespace) -> int:
     engine = engine_named(args.engine)
     volume = load_series(_source(args.source), stack=args.stack, db=args.db)
     session = InteractiveSession(volume, engine)
-    prompts: list[Prompt] = [*(Point(p) for p in args.point), *(Box(b[:3], b[3:]) for b in args.box),
-               *(Point(p, positive=False) for p in args.negative)]
+    prompts: list[Prompt] = [*(Point(p) for p in args.point),
+                             *(Box(b[:3], b[3:]) for b in args.box),
+                             *(Point(p, positive=False) for p in args.negative)]
     started = time.perf_counter()
     mask = None
     for prompt in prompts:

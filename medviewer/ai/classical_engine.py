@@ -258,9 +258,48 @@ def split_off(volume: Volume, mask: np.ndarray, positive: Sequence[Voxel],
         _sitk(feature, volume), _sitk(markers, volume), markWatershedLine=False,
         fullyConnected=True)
     kept = (sitk.GetArrayFromImage(flooded) == 1) & inside
+    negatives_inside = [np.asarray(v) - low for v in negative if mask[v]]
+    if negatives_inside and (inside & ~kept).sum() < MIN_CUT_FRACTION * inside.sum():
+        # no neck to cut at (a round blob): the part nearer a negative seed than a positive one
+        kept = inside & _nearer_to_first(inside.shape, volume.spacing[::-1],
+                                         [np.asarray(v) for v in seeds], negatives_inside)
     result = mask.copy()
-    result[box] = kept
+    result[box] = _connected_to(kept, seeds, volume)
     return result
+
+
+MIN_CUT_FRACTION = 0.02
+"""A watershed cut removing less than this share of the object means there was no neck
+between the prompts; the negative prompt then takes the part of the object nearer to it."""
+
+
+def _nearer_to_first(shape: Sequence[int], spacing: np.ndarray, first: Sequence[np.ndarray],
+                     second: Sequence[np.ndarray]) -> np.ndarray:
+    """Voxels (of a box of `shape`) at least as near, in mm, to a voxel of `first` as to any
+    of `second`."""
+    grid = np.indices(shape, dtype=np.float32)
+
+    def nearest(points: Sequence[np.ndarray]) -> np.ndarray:
+        best = np.full(shape, np.inf, dtype=np.float32)
+        for point in points:
+            d2 = sum(((grid[a] - float(point[a])) * float(spacing[a])) ** 2 for a in range(3))
+            np.minimum(best, d2, out=best)
+        return best
+
+    return nearest(first) <= nearest(second)
+
+
+def _connected_to(kept: np.ndarray, seeds: Sequence[Sequence[int]], volume: Volume
+                  ) -> np.ndarray:
+    """The components of `kept` holding a seed."""
+    import SimpleITK as sitk
+
+    if not kept.any():
+        return kept
+    components = sitk.GetArrayFromImage(sitk.ConnectedComponent(
+        _sitk(kept.astype(np.uint8), volume), True))
+    wanted = {int(components[tuple(seed)]) for seed in seeds} - {0}
+    return np.isin(components, list(wanted)) if wanted else kept
 
 
 def _dilate_voxels(mask: np.ndarray, radius: int | np.ndarray) -> np.ndarray:

@@ -275,6 +275,12 @@ class AIController(QObject):
 
     # -- edits ---------------------------------------------------------------------------
 
+    def labels_changed(self, result: AIResult) -> None:
+        """A label map changed outside the brush (click to segment): redraw every view,
+        re-measure and save, as after a stroke."""
+        self.grid.refresh_overlays()
+        self._labels_edited(result)
+
     def undo(self) -> None:
         """Undo the last brush or eraser stroke of the shown result."""
         self._history_step(undo=True)

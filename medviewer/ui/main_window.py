@@ -40,6 +40,7 @@ from medviewer.ui.series_loader import (
 )
 from medviewer.ui.settings import Settings
 from medviewer.ui.slice_view import SliceView
+from medviewer.ui.smart_controller import SmartController
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
 from medviewer.ui.window_actions import WindowActions
 
@@ -128,7 +129,9 @@ class MainWindow(QMainWindow):
         self.reports = ReportController(self.grid, self.store, self.ai, self)
         self.regular_grid = RegularGridController(self.grid, self)
         self.regular_grid.resampled.connect(lambda done: self._show(done.series, done.view))
-        for controller in (self.loader, self.imports, self.reports, self.regular_grid):
+        self.smart = SmartController(self.grid, self.ai, parent=self)
+        for controller in (self.loader, self.imports, self.reports, self.regular_grid,
+                           self.smart):
             controller.statusMessage.connect(self.statusBar().showMessage)
 
     def _build_status(self) -> None:
@@ -210,6 +213,16 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cine"].setChecked(bool(view is not None and view.playing))
         irregular = self.regular_grid.irregular_series() is not None
         self.actions_by_name["regular_grid"].setEnabled(irregular)
+
+    def undo_edit(self) -> None:
+        """Undo the last prompt of the Smart object under way, else the last label edit."""
+        if not self.smart.undo():
+            self.ai.undo()
+
+    def redo_edit(self) -> None:
+        """Redo a Smart prompt taken back, else a label edit."""
+        if not self.smart.redo():
+            self.ai.redo()
 
     # -- opening series ------------------------------------------------------------------
 

@@ -65,6 +65,10 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     labelsEdited(object)
         A brush or eraser stroke ended having changed the AIResult's label map (one undo
         step); the receiver records the edit (statistics, ``mark_edited``).
+    smartPrompt(object)
+        The Smart tool made a prompt (:mod:`medviewer.ai.interactive`, LPS mm).
+    smartCommand(str)
+        With the Smart tool: ``"accept"`` (Enter) or ``"cancel"`` (Escape) the object.
     """
 
     cursorMoved = Signal(object)
@@ -74,6 +78,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     stateChanged = Signal()
     labelsPainted = Signal(object)
     labelsEdited = Signal(object)
+    smartPrompt = Signal(object)
+    smartCommand = Signal(str)
 
     def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -121,8 +127,10 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
                                           self.labelsEdited.emit)  # fmt: skip
         self._tools: dict[str, Tool] = make_tools(
             self.viewbox, self.view_to_patient, self._point_at, self.measurement_layer.add,
-            self.store.select, self.brush_painter, self.brush_cursor,
+            self.store.select, self.brush_painter, self.brush_cursor, self.smartPrompt.emit,
+            lambda: self._modifiers,
         )  # fmt: skip
+        self._modifiers = Qt.KeyboardModifier.NoModifier  # of the mouse event being handled
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -215,6 +223,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     def on_drag(self, ev) -> None:
         """Right: window/level; middle: pan; left: the current tool."""
         ev.accept()
+        self._modifiers = ev.modifiers()
         button = ev.button()
         if button == Qt.MouseButton.RightButton:
             self.window_level.drag(ev)
@@ -229,6 +238,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.setFocus()
         if ev.button() == Qt.MouseButton.LeftButton and self.plane_slice is not None:
             ev.accept()
+            self._modifiers = ev.modifiers()
             self._tools[self.tool].click(xy(self.viewbox.mapSceneToView(ev.scenePos())))
 
     def mousePressEvent(self, event) -> None:
@@ -272,10 +282,18 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
             self.brush_cursor.hide()
 
     def cancel_pending(self) -> None:
-        """Forget the points of a half-made measurement and the selection (Escape)."""
+        """Forget the points of a half-made measurement and the selection (Escape); with the
+        Smart tool, cancel the object being segmented."""
         for handler in self._tools.values():
             handler.cancel()
         self.store.select("")
+        if self.tool == "smart":
+            self.smartCommand.emit("cancel")
+
+    def accept_pending(self) -> None:
+        """With the Smart tool, accept the object being segmented (Enter)."""
+        if self.tool == "smart":
+            self.smartCommand.emit("accept")
 
     def delete_selected(self) -> None:
         """Delete the selected measurement."""

@@ -37,12 +37,18 @@ class ViewerGrid(QWidget):
         A browser series was dropped on a viewport (view, series id).
     labelsEdited(object)
         A brush/eraser stroke in some viewport changed an AIResult's label map (given).
+    smartPrompt(object, object)
+        A viewport's Smart tool made a prompt (view, prompt).
+    smartCommand(object, str)
+        A viewport asked to ``"accept"`` or ``"cancel"`` the Smart object (view, command).
     """
 
     activeChanged = Signal(object)
     seriesDropped = Signal(object, int)
     readout = Signal(str)
     labelsEdited = Signal(object)
+    smartPrompt = Signal(object, object)
+    smartCommand = Signal(object, str)
 
     def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -96,6 +102,8 @@ class ViewerGrid(QWidget):
         view.brush_radius_mm, view.brush_label = self.brush
         view.labelsPainted.connect(lambda _result, v=view: self._labels_painted(v))
         view.labelsEdited.connect(self.labelsEdited)
+        view.smartPrompt.connect(lambda prompt, v=view: self.smartPrompt.emit(v, prompt))
+        view.smartCommand.connect(lambda command, v=view: self.smartCommand.emit(v, command))
         return view
 
     def _set_active(self, view: SliceView) -> None:

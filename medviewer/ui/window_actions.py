@@ -44,6 +44,7 @@ TOOL_KEYS = {
     "probe": "P",
     "brush": "B",
     "eraser": "X",
+    "smart": "S",
 }
 
 
@@ -80,6 +81,10 @@ class MenuHost(Protocol):
     def resample_active(self) -> object: ...
 
     def set_cache_gb(self, gb: float) -> None: ...
+
+    def undo_edit(self) -> None: ...
+
+    def redo_edit(self) -> None: ...
 
 
 class WindowActions:
@@ -230,8 +235,9 @@ class WindowActions:
         overlays.setChecked(True)
         ai.overlaysToggled.connect(overlays.setChecked)
         menu.addAction(overlays)
-        menu.addAction(self._action("undo_edit", "Undo label edit", ai.undo, "Ctrl+Z"))
-        menu.addAction(self._action("redo_edit", "Redo label edit", ai.redo, "Ctrl+Shift+Z"))
+        menu.addAction(self._action("undo_edit", "Undo label edit", self._host.undo_edit, "Ctrl+Z"))
+        menu.addAction(self._action("redo_edit", "Redo label edit", self._host.redo_edit,
+                                    "Ctrl+Shift+Z"))
         menu.addAction(self._action("cancel_ai", "Cancel all AI jobs", ai.jobs.cancel_all))
 
     def _fill_recent(self) -> None:

@@ -187,3 +187,21 @@ def test_a_click_in_a_large_structure_grows_past_its_first_box():
     session = InteractiveSession(volume, ClassicalEngine())
     centre = centre_of(affine, shape)
     assert dice(session.add_prompt("lung", Point(centre)), truth) > 0.98
+
+
+def test_a_negative_click_in_a_round_blob_takes_the_part_nearer_to_it():
+    """No neck to cut at: the negative click removes the voxels nearer to it than to the
+    positive click (a cap of the ball), and only those."""
+    affine = np.diag([0.8, 0.8, 1.5, 1.0])
+    shape = (30, 70, 70)
+    centre = centre_of(affine, shape)
+    volume, _ = phantom(affine, shape=shape, balls=[(centre, 10.0, 40.0)])
+    session = InteractiveSession(volume, ClassicalEngine())
+    whole = session.add_prompt("b", Point(centre))
+    edge = (centre[0] + 6.0, centre[1], centre[2])
+    cut = session.add_prompt("b", Point(edge, positive=False))
+    assert not (cut & ~whole).any()
+    removed = whole & ~cut
+    assert 0.05 < removed.sum() / whole.sum() < 0.4
+    index = np.argwhere(removed)[:, 2]  # columns: the removed cap lies towards +x
+    assert index.min() > np.argwhere(whole)[:, 2].mean()

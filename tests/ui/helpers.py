@@ -88,12 +88,13 @@ def drag(view: SliceView, start: QPoint, end: QPoint, button=Qt.MouseButton.Left
     QApplication.processEvents()
 
 
-def click(view: SliceView, pos: QPoint, button=Qt.MouseButton.LeftButton) -> None:
-    """A press and release at the same place."""
+def click(view: SliceView, pos: QPoint, button=Qt.MouseButton.LeftButton,
+          modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A press and release at the same place (with `modifiers` held)."""
     none = Qt.MouseButton.NoButton
-    _send_mouse(view, QMouseEvent.Type.MouseMove, pos, none, none)
-    _send_mouse(view, QMouseEvent.Type.MouseButtonPress, pos, button, button)
-    _send_mouse(view, QMouseEvent.Type.MouseButtonRelease, pos, button, none)
+    _send_mouse(view, QMouseEvent.Type.MouseMove, pos, none, none, modifiers)
+    _send_mouse(view, QMouseEvent.Type.MouseButtonPress, pos, button, button, modifiers)
+    _send_mouse(view, QMouseEvent.Type.MouseButtonRelease, pos, button, none, modifiers)
     QApplication.processEvents()
 
 

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
+from medviewer.ai.interactive import Prompt
 from medviewer.ui.overlay_items import BrushCursor
 from medviewer.ui.tools.base import Tool, ToPatient, route_drag
 from medviewer.ui.tools.brush import BRUSH_TOOLS, BrushPainter, BrushTool
@@ -25,8 +27,10 @@ from medviewer.ui.tools.measure import (
     MeasurePreview,
     ProbeTool,
 )
+from medviewer.ui.tools.smart import SmartTool
 
-TOOLS = ("navigate", "distance", "angle", "ellipse", "rectangle", "probe", "brush", "eraser")
+TOOLS = ("navigate", "distance", "angle", "ellipse", "rectangle", "probe", "brush", "eraser",
+         "smart")
 __all__ = ["BRUSH_TOOLS", "TOOLS", "Tool", "make_tools", "route_drag"]
 
 
@@ -38,6 +42,8 @@ def make_tools(
     select: Callable[[str], None],
     painter: BrushPainter,
     cursor: BrushCursor,
+    prompt: Callable[[Prompt], None] = lambda _prompt: None,
+    modifiers: Callable[[], Qt.KeyboardModifier] | None = None,
 ) -> dict[str, Tool]:
     """One handler per name of ``TOOLS`` for a viewport.
 
@@ -55,6 +61,10 @@ def make_tools(
         Selects a measurement by id.
     painter, cursor : BrushPainter, BrushCursor
         The view's painter and brush outline (brush and eraser).
+    prompt : callable
+        Receives the Smart tool's prompts (click to segment).
+    modifiers : callable, optional
+        The keyboard modifiers of the mouse event being handled.
     """
     preview = MeasurePreview(viewbox)
     drags = {kind: DragMeasureTool(kind, preview, to_patient, add, select) for kind in DRAG_KINDS}
@@ -64,6 +74,7 @@ def make_tools(
         "probe": ProbeTool(to_patient, add),
         "brush": BrushTool(painter, cursor, to_patient, erase=False),
         "eraser": BrushTool(painter, cursor, to_patient, erase=True),
+        "smart": SmartTool(to_patient, prompt, modifiers),
         **drags,
     }
     return {name: tools[name] for name in TOOLS}

@@ -26,6 +26,7 @@ class KeyedView(Protocol):
     def fit(self) -> None: ...
     def delete_selected(self) -> None: ...
     def cancel_pending(self) -> None: ...
+    def accept_pending(self) -> None: ...
 
 
 def _page(view: KeyedView) -> int:
@@ -58,6 +59,8 @@ KEY_ACTIONS: dict[Qt.Key, Callable[[KeyedView], None]] = {
     _K.Key_Delete: lambda v: v.delete_selected(),
     _K.Key_Backspace: lambda v: v.delete_selected(),
     _K.Key_Escape: lambda v: v.cancel_pending(),
+    _K.Key_Return: lambda v: v.accept_pending(),
+    _K.Key_Enter: lambda v: v.accept_pending(),
 }
 
 

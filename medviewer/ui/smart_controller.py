@@ -1,0 +1,211 @@
+"""Click to segment in the viewer: runs the Smart tool's prompts (an
+:class:`~medviewer.ai.interactive.InteractiveSession` per series, in a worker) and shows each
+object as a label of one result per series, "Click to segment", drawn on every plane and
+listed, measured, saved and exported like a model's segmentation.
+
+A newer prompt cancels the older one still running (its mask is never shown). Enter accepts
+the object (the next prompt starts another); Escape cancels it (its label goes); Undo and Redo
+(Ctrl+Z, Ctrl+Shift+Z) step through its prompts while it is being segmented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from medviewer.ai.interactive import InteractiveSession, Prompt
+from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment, now_iso
+from medviewer.ui import workers
+
+MODEL = ModelInfo(
+    id="interactive-classical", name="Click to segment (classical)", version="1", sha256="",
+    task="segmentation",
+    intended_use="Objects segmented interactively from the user's clicks, boxes and scribbles "
+                 "(region growing; no trained weights). Reviewed by the user who made them.",
+)
+COLOURS = ("#ff5050", "#50c8ff", "#ffd24a", "#8cff6e", "#d07cff", "#ff9a3c", "#4affd2")
+
+
+@dataclass
+class _SeriesObjects:
+    """The Smart objects of one series: its session, its result and the object under way."""
+
+    session: InteractiveSession
+    result: AIResult
+    label: int = 0  # the object being segmented (0: none)
+    job: workers.Job | None = None
+    done: list[int] = field(default_factory=list)
+
+
+class SmartController(QObject):
+    """Connects the viewports' Smart tool to the engine and the AI results.
+
+    Parameters
+    ----------
+    grid : ViewerGrid
+        Whose ``smartPrompt`` and ``smartCommand`` it follows.
+    ai : AIController
+        Where the result is shown, measured and saved.
+    engine : callable
+        Makes the engine for a new series (default: the classical one).
+
+    Signals
+    -------
+    statusMessage(str, int)
+        Text for the status bar and how long to show it (ms).
+    objectChanged(object)
+        An object's mask changed (its :class:`~medviewer.core.findings.AIResult`).
+    """
+
+    statusMessage = Signal(str, int)
+    objectChanged = Signal(object)
+
+    def __init__(self, grid: Any, ai: Any, engine: Callable[[], Any] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.grid, self.ai = grid, ai
+        self._engine = engine or _classical
+        self._series: dict[int, _SeriesObjects] = {}
+        grid.smartPrompt.connect(self.prompt)
+        grid.smartCommand.connect(self.command)
+
+    # -- prompts -------------------------------------------------------------------------
+
+    def prompt(self, view: Any, prompt: Prompt) -> workers.Job | None:
+        """Refine the object under way on `view`'s series with `prompt` (a worker); start an
+        object when none is under way."""
+        objects = self._objects_of(view)
+        if objects is None:
+            return None
+        if objects.label == 0:
+            objects.label = self._next_label(objects.result)
+        if objects.job is not None and not objects.job.done:
+            objects.job.cancel()  # superseded: its mask is never shown
+        name, session = _name(objects.label), objects.session
+        objects.job = workers.start(
+            lambda cancel: session.add_prompt(name, prompt, cancel), name="click to segment",
+            returned=lambda mask, o=objects, k=objects.label: self._show(o, k, mask),
+            errored=lambda exc: self.statusMessage.emit(f"Click to segment: {exc}", 8000))
+        return objects.job
+
+    def command(self, view: Any, command: str) -> None:
+        """``"accept"`` or ``"cancel"`` the object under way on `view`'s series."""
+        objects = self._series.get(_volume_key(view))
+        if objects is None or objects.label == 0:
+            return
+        if command == "accept":
+            self._accept(objects)
+        elif command == "cancel":
+            self._cancel(objects)
+
+    def undo(self) -> bool:
+        """Take back the last prompt of an object under way; False when there is none."""
+        return self._step(undo=True)
+
+    def redo(self) -> bool:
+        """Put back a prompt taken back; False when there is none."""
+        return self._step(undo=False)
+
+    def busy(self) -> bool:
+        """Whether a prompt is being run."""
+        return any(o.job is not None and not o.job.done for o in self._series.values())
+
+    def objects_of(self, view: Any) -> InteractiveSession | None:
+        """The session of `view`'s series (None before its first prompt)."""
+        objects = self._series.get(_volume_key(view))
+        return objects.session if objects is not None else None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _objects_of(self, view: Any) -> _SeriesObjects | None:
+        series = getattr(view, "series", None)
+        if series is None or not series.complete:
+            self.statusMessage.emit("Click to segment: wait until the series has loaded", 5000)
+            return None
+        key = id(series.volume)
+        if key not in self._series:
+            volume = series.volume
+            session = InteractiveSession(volume, self._engine())
+            self._series[key] = _SeriesObjects(session, self._result_for(volume))
+        return self._series[key]
+
+    def _result_for(self, volume: Any) -> AIResult:
+        """The series' "Click to segment" result: the one shown already (restored from the
+        result store), else a new one, added to the AI results."""
+        uid = volume.metadata.series_uid
+        existing = self.ai.findings.get((uid, MODEL.id, MODEL.version))
+        if existing is not None and existing.label_map is not None \
+                and existing.label_map.shape == tuple(volume.shape):
+            return existing
+        prediction = Prediction(
+            model=MODEL, task="segmentation", device="cpu", seconds=0.0, created=now_iso(),
+            series_uid=uid, affine=volume.affine, shape=tuple(volume.shape),
+            label_map=np.zeros(volume.shape, dtype=np.uint8), segments={})
+        result = AIResult.of(prediction)
+        self.ai.add_result(result)
+        return result
+
+    @staticmethod
+    def _next_label(result: AIResult) -> int:
+        used = set(result.segments)
+        if result.label_map is not None:
+            used |= {int(v) for v in np.unique(result.label_map) if v}
+        return max(used, default=0) + 1
+
+    def _show(self, objects: _SeriesObjects, label: int, mask: np.ndarray | None) -> None:
+        """Write `mask` as `label` (where no other object is) and tell the views."""
+        labels = objects.result.label_map
+        assert labels is not None
+        labels[labels == label] = 0
+        if mask is not None:
+            labels[mask & (labels == 0)] = label
+            objects.result.segments[label] = Segment(
+                label, _name(label), COLOURS[(label - 1) % len(COLOURS)])
+        else:
+            objects.result.segments.pop(label, None)
+        objects.result.touch()
+        self.ai.labels_changed(objects.result)
+        self.objectChanged.emit(objects.result)
+
+    def _accept(self, objects: _SeriesObjects) -> None:
+        name = _name(objects.label)
+        stats = objects.session.summary(name) if name in objects.session.objects else None
+        objects.done.append(objects.label)
+        objects.label = 0
+        if stats is not None:
+            self.statusMessage.emit(f"{name} accepted: {stats.volume_ml:.2f} mL, longest "
+                                    f"diameter {stats.longest_diameter_mm:.1f} mm", 6000)
+
+    def _cancel(self, objects: _SeriesObjects) -> None:
+        if objects.job is not None and not objects.job.done:
+            objects.job.cancel()
+        objects.session.objects.pop(_name(objects.label), None)
+        self._show(objects, objects.label, None)
+        objects.label = 0
+
+    def _step(self, undo: bool) -> bool:
+        for objects in self._series.values():
+            obj = objects.session.objects.get(_name(objects.label)) if objects.label else None
+            if obj is not None and (obj.undo() if undo else obj.redo()):
+                self._show(objects, objects.label, obj.mask)
+                return True
+        return False
+
+
+def _name(label: int) -> str:
+    return f"object {label}"
+
+
+def _volume_key(view: Any) -> int:
+    series = getattr(view, "series", None)
+    return id(series.volume) if series is not None else 0
+
+
+def _classical() -> Any:
+    from medviewer.ai.classical_engine import ClassicalEngine
+
+    return ClassicalEngine()

@@ -1,0 +1,97 @@
+"""The Smart tool end to end on the demo CT: click a nodule -> its mask on every plane ->
+a negative click shrinks it -> undo -> accept -> the findings table and an exported SEG hold
+it. Clicks only (the classical engine: no weights)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtCore import Qt
+
+from medviewer.ui.smart_controller import MODEL
+from tests.ui.helpers import click, widget_pos
+from tests.ui.test_ai_workflow import _export, _open, _screen_index, _truth, _window
+from tests.waits import WAIT_MS
+
+
+@pytest.fixture
+def ct_window(qtbot, tmp_path, demo_study):
+    window = _window(qtbot, tmp_path)
+    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "CT")
+    yield window
+    window.close()
+
+
+def _smart_result(window):
+    view = window.grid.active
+    return window.ai.findings.get((view.series.volume.metadata.series_uid, MODEL.id,
+                                   MODEL.version))
+
+
+def _object_voxels(window, label=1) -> np.ndarray:
+    result = _smart_result(window)
+    return np.zeros(0, bool) if result is None else result.label_map == label
+
+
+def _click_at(qtbot, view, lps, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    x, y, _ = view.patient_to_view(np.asarray(lps, float))
+    click(view, widget_pos(view, x, y), modifiers=modifiers)
+
+
+def test_click_a_nodule_refine_undo_accept_and_export(qtbot, tmp_path, demo_study, ct_window):
+    window = ct_window
+    nodule = max(_truth(demo_study, "CT")["nodules"], key=lambda n: n["diameter_mm"])
+    centre = np.asarray(nodule["centroid_lps"], float)
+    window.grid.focus_on(centre, nodule["diameter_mm"])
+    window.actions_by_name["tool_smart"].trigger()
+    view = window.grid.active
+    assert view.tool == "smart"
+
+    _click_at(qtbot, view, centre)
+    qtbot.waitUntil(lambda: _object_voxels(window).sum() > 0 and not window.smart.busy(),
+                    timeout=WAIT_MS)
+    first = _object_voxels(window).copy()
+    volume = view.series.volume
+    spacing = volume.spacing
+    found = np.argwhere(first).mean(axis=0)[::-1]  # (col, row, slice)
+    found_lps = volume.affine[:3, :3] @ found + volume.affine[:3, 3]
+    assert np.linalg.norm(found_lps - centre) < 2.0
+    sphere_ml = np.pi / 6 * nodule["diameter_mm"] ** 3 / 1000
+    assert first.sum() * np.prod(spacing) / 1000 == pytest.approx(sphere_ml, rel=0.35)
+
+    # A negative click (Shift) near the edge takes part away, adding nothing.
+    edge = centre + np.array([0.35 * nodule["diameter_mm"], 0.0, 0.0])
+    _click_at(qtbot, view, edge, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: 0 < _object_voxels(window).sum() < first.sum()
+                    and not window.smart.busy(), timeout=WAIT_MS)
+    assert not (_object_voxels(window) & ~first).any()
+
+    # Undo takes the negative click back.
+    window.actions_by_name["undo_edit"].trigger()
+    assert np.array_equal(_object_voxels(window), first)
+
+    # On every plane: the 1x3 layout's views all draw label 1's colour at the centre.
+    window.set_layout("1x3")
+    window.grid.focus_on(centre, nodule["diameter_mm"])
+    colour = _smart_result(window).segments[1].rgb
+    qtbot.waitUntil(lambda: len(window.grid.views) == 3, timeout=WAIT_MS)
+    for plane_view in window.grid.views:
+        rgba = plane_view.overlay.overlay_rgba()
+        col, row, _ = _screen_index(plane_view, centre)
+        assert tuple(rgba[row, col, :3]) == colour and rgba[row, col, 3] > 0, plane_view
+
+    # Enter accepts the object: the findings table lists it, an exported SEG holds it.
+    qtbot.keyClick(window.grid.active, Qt.Key.Key_Return)
+    assert "object 1 accepted" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.ai.measuring(volume.metadata.series_uid), timeout=WAIT_MS)
+    rows = [r for r in window.ai.panel.table.components() if r.segment == "object 1"]
+    assert rows and rows[0].component.volume_ml == pytest.approx(
+        first.sum() * np.prod(spacing) / 1000, rel=1e-6)
+
+    out = tmp_path / "export"
+    _export(qtbot, window, out, "A nodule outlined by clicking.")
+    (seg_path,) = (out / "dicom").glob("SEG_*.dcm")
+    seg = pydicom.dcmread(seg_path)
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["object 1"]
+
