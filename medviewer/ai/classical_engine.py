@@ -11,7 +11,10 @@
   side of it the box's centre is on (against its rim).
 - **A negative click or scribble** only removes: a marker watershed on the object's distance
   map (basins at its thick parts, ridges at its necks), seeded with the positive and the
-  negative prompts, keeps what the positive markers flood.
+  negative prompts, keeps what the positive markers flood; and, where there is no neck (a
+  round blob), the part nearer to the negative prompt than to a positive one goes, within
+  twice the prompt's depth in the object. A positive prompt next to the object (a missed
+  rim) adds only what it grows within 4 mm of it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,11 @@ class ClassicalEngine:
         mask = np.zeros(volume.shape, dtype=bool)
         for group in prompts.positive_groups:
             _check(cancel)
-            mask |= self._grown(volume, group, cancel)
+            region = self._grown(volume, group, cancel)
+            adjacent = 1.5 * float(volume.spacing.max())
+            if mask.any() and _near(mask, group, volume, adjacent):
+                region = region & _ball(volume, group, CORRECTION_MM)  # an edge correction
+            mask |= region
         for low, high in prompts.boxes:
             _check(cancel)
             mask |= box_component(volume, low, high)
@@ -259,18 +266,54 @@ def split_off(volume: Volume, mask: np.ndarray, positive: Sequence[Voxel],
         fullyConnected=True)
     kept = (sitk.GetArrayFromImage(flooded) == 1) & inside
     negatives_inside = [np.asarray(v) - low for v in negative if mask[v]]
-    if negatives_inside and (inside & ~kept).sum() < MIN_CUT_FRACTION * inside.sum():
-        # no neck to cut at (a round blob): the part nearer a negative seed than a positive one
-        kept = inside & _nearer_to_first(inside.shape, volume.spacing[::-1],
-                                         [np.asarray(v) for v in seeds], negatives_inside)
+    if negatives_inside:
+        # also where there is no neck to cut at (a round blob): the part nearer a negative seed
+        # than a positive one, within twice the seed's depth in the object (a click at the
+        # edge trims the edge)
+        spacing = volume.spacing[::-1]
+        nearer = _nearer_to_first(inside.shape, spacing, [np.asarray(v) for v in seeds],
+                                  negatives_inside)
+        reach = np.zeros(inside.shape, dtype=bool)
+        for voxel in negatives_inside:
+            radius = max(2.0 * float(depth[tuple(voxel)]), float(spacing.min()))
+            reach |= _within(inside.shape, spacing, voxel, radius)
+        kept &= nearer | ~reach
     result = mask.copy()
     result[box] = _connected_to(kept, seeds, volume)
     return result
 
 
-MIN_CUT_FRACTION = 0.02
-"""A watershed cut removing less than this share of the object means there was no neck
-between the prompts; the negative prompt then takes the part of the object nearer to it."""
+CORRECTION_MM = 4.0
+"""A positive prompt next to the object (within 1.5 voxels) corrects its edge: it adds only
+what it grows within this distance (mm) of the prompt (a click on a missed rim, a partial-volume
+voxel, must not grow into what lies beyond)."""
+
+
+def _near(mask: np.ndarray, seeds: Sequence[Voxel], volume: Volume, mm: float) -> bool:
+    """Whether `mask` has a voxel within `mm` of a seed."""
+    return bool((mask & _ball(volume, seeds, mm)).any())
+
+
+def _ball(volume: Volume, seeds: Sequence[Voxel], mm: float) -> np.ndarray:
+    """The voxels within `mm` of a seed, on the whole grid."""
+    spacing = volume.spacing[::-1]
+    ball = np.zeros(volume.shape, dtype=bool)
+    reach = np.ceil(mm / spacing).astype(int)
+    for seed in seeds:
+        low = np.maximum(np.asarray(seed) - reach, 0)
+        high = np.minimum(np.asarray(seed) + reach + 1, volume.shape)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+        ball[box] |= _within(tuple(int(b - a) for a, b in zip(low, high, strict=True)),
+                             spacing, np.asarray(seed) - low, mm)
+    return ball
+
+
+def _within(shape: Sequence[int], spacing: np.ndarray, centre: np.ndarray, mm: float
+            ) -> np.ndarray:
+    """The voxels of a box of `shape` within `mm` of voxel `centre`."""
+    grid = np.indices(shape, dtype=np.float32)
+    d2 = sum(((grid[a] - float(centre[a])) * float(spacing[a])) ** 2 for a in range(3))
+    return d2 <= mm * mm
 
 
 def _nearer_to_first(shape: Sequence[int], spacing: np.ndarray, first: Sequence[np.ndarray],

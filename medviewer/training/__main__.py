@@ -41,7 +41,20 @@ def main(argv: list[str] | None = None) -> int:
                                            "(default: the installed model)")
     calibrate.add_argument("--device", default="cpu")
     calibrate.add_argument("--dry-run", action="store_true", help="fit, but write nothing")
+    clicks = sub.add_parser("evaluate-clicks",
+                            help="click-to-segment accuracy with simulated clicks")
+    clicks.add_argument("--seeds", default="5000-5029", help="A-B (inclusive)")
+    clicks.add_argument("--clicks", type=int, default=3)
+    clicks.add_argument("--engine", default="classical")
+    clicks.add_argument("--kinds", default="nodule,lung", help="nodule, lung or both")
     args = parser.parse_args(argv)
+    if args.command == "evaluate-clicks":
+        from medviewer.training.click_eval import evaluate_clicks
+
+        report = evaluate_clicks(_seed_range(args.seeds), args.clicks, args.engine, log=_log,
+                                 kinds=tuple(args.kinds.split(",")))
+        print(json.dumps(report, indent=2))
+        return 0
     if args.command == "train":
         from medviewer.training.train import train as run_training
 
