@@ -107,10 +107,9 @@ def run_object(volume: Volume, truth: np.ndarray, clicks: int, engine: str = "cl
     prediction = np.zeros(truth.shape, dtype=bool)
     for _ in range(clicks):
         s, r, c = centre_voxel(target, spacing)
-        lps = voxel_to_patient(volume.affine, np.asarray([c, r, s], float))
+        x, y, z = (float(v) for v in voxel_to_patient(volume.affine, np.asarray([c, r, s], float)))
         started = time.perf_counter()
-        prediction = session.add_prompt("object", Point(tuple(float(v) for v in lps),
-                                                        positive=positive))
+        prediction = session.add_prompt("object", Point((x, y, z), positive=positive))
         seconds.append(time.perf_counter() - started)
         dices.append(_dice(prediction, truth))
         error = largest_error(prediction, truth)
@@ -154,7 +153,11 @@ def summarise_runs(runs: list[ObjectRun], cases: int, clicks: int, engine: str,
         per_click = []
         for k in range(clicks):
             groups = [np.asarray([r.dice[k] for r in mine if r.case == c]) for c in range(cases)]
-            interval = bootstrap(lambda idx, g=groups: _mean(gather(g, idx)), cases)
+
+            def statistic(index: np.ndarray, g: list[np.ndarray] = groups) -> float:
+                return _mean(gather(g, index))
+
+            interval = bootstrap(statistic, cases)
             per_click.append(interval.to_json(3))
         times = [t for r in mine for t in r.seconds]
         report["kinds"][kind] = {
