@@ -1,0 +1,126 @@
+"""Click-to-segment latency in the viewer: the Smart tool on the demo CT (offscreen).
+
+For each nodule of the demo patient (and each of its lungs), a click at its centre goes
+through the main window's :class:`~medviewer.ui.smart_controller.SmartController` (worker,
+engine, label map, overlays of every view); measured: the seconds from the click to the mask
+drawn (the controller's ``objectChanged``, emitted after the views were redrawn), the engine
+alone on the same click (``InteractiveSession.add_prompt`` in this thread), and the GUI
+thread's longest stall meanwhile (a 5 ms timer). Each object is clicked ``--repeats`` times
+(a new object each time).
+
+Usage: ``python benchmarks/bench_click.py [--repeats 5]``; prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="bench-click-"))
+    for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        os.environ[name] = str(root / name.lower())
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from medviewer.ai.classical_engine import ClassicalEngine
+    from medviewer.ai.interactive import InteractiveSession, Point
+    from medviewer.io.database import StudyDatabase
+    from medviewer.synthetic.demo import DEMO_SEED, write_demo_data
+    from medviewer.ui import workers
+    from medviewer.ui.app import freeze_startup_heap
+    from medviewer.ui.main_window import MainWindow
+    from medviewer.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication([])
+    demo = write_demo_data(root / "demo", DEMO_SEED, cases=1)
+    truth = json.loads(demo.truth_json.read_text())
+    ct = next(v for v in truth.values() if v["modality"] == "CT")
+    window = MainWindow(StudyDatabase(root / "db.sqlite"), Settings(root / "settings.ini"))
+    window.resize(1400, 900)
+    window.show()
+    freeze_startup_heap()
+    folder = next((demo.dicom).glob("*/CT"))
+    window.import_paths([str(folder)])
+    wait(app, lambda: window.imports.job is not None and window.imports.job.done)
+    (series_id,) = window.db.series_under([str(folder)])
+    window.open_series(series_id)
+    view = window.grid.active
+    wait(app, lambda: view.series is not None and view.series.complete)
+    wait(app, lambda: getattr(window.ai, "_warm_up", None) is not None
+         and window.ai._warm_up.done and not workers.active_jobs())
+    volume = view.series.volume
+    targets = [("nodule", n["diameter_mm"], n["centroid_lps"]) for n in ct["nodules"]
+               if n["diameter_mm"] >= 6]
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(5)
+    clicks: list[dict[str, Any]] = []
+    for kind, size, centre in targets:
+        for _ in range(args.repeats):
+            changed: list[float] = []
+            window.smart.objectChanged.connect(
+                lambda _r, seen=changed: seen.append(time.perf_counter()))
+            started = time.perf_counter()
+            window.smart.prompt(view, Point(tuple(centre)))
+            wait(app, lambda seen=changed: bool(seen))
+            window.smart.objectChanged.disconnect()
+            seconds = changed[0] - started
+            window.smart.command(view, "accept")
+            engine = InteractiveSession(volume, ClassicalEngine())
+            t = time.perf_counter()
+            engine.add_prompt("x", Point(tuple(centre)))
+            clicks.append({"kind": kind, "size_mm": size, "gui_s": round(seconds, 3),
+                           "engine_s": round(time.perf_counter() - t, 3)})
+    timer.stop()
+    window.close()
+    gui = [c["gui_s"] for c in clicks]
+    report = {
+        "series": {"shape": list(volume.shape),
+                   "spacing_mm": [round(float(v), 3) for v in volume.spacing]},
+        "clicks": clicks,
+        "median_click_to_screen_ms": round(1000 * statistics.median(gui), 1),
+        "median_engine_ms": round(1000 * statistics.median(c["engine_s"] for c in clicks), 1),
+        "max_stall_ms": round(1000 * max(gaps), 1),
+        "targets": {"classical_click_to_screen_ms": 150, "stall_ms": 50},
+        "machine": machine_info(),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def wait(app: Any, condition: Any, limit_s: float = 600.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("not done within 10 minutes")
+        app.processEvents()
+        time.sleep(0.002)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
