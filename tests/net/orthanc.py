@@ -53,6 +53,16 @@ class Orthanc:
             body = answer.read()
         return json.loads(body) if body else None
 
+    def push(self, series_uid: str, modality: str = "medviewer") -> None:
+        """C-STORE a series to a registered modality (as a PACS's "send to" does); returns
+        when Orthanc has sent it."""
+        found = self.rest("/tools/lookup", series_uid.encode(), "POST")
+        body = json.dumps({"Resources": [found[0]["ID"]], "Synchronous": True}).encode()  # type: ignore[index]
+        request = urllib.request.Request(f"{self.url}/modalities/{modality}/store", data=body,
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=120):
+            pass
+
     def upload(self, paths: list[Path]) -> None:
         """Store files in Orthanc through its REST API (as a modality's push would)."""
         for path in paths:

@@ -119,7 +119,6 @@ def test_move_and_listen_from_the_command_line(pacs, tmp_path, capsys):
     import signal
     import sys
     import time
-    import urllib.request
 
     db_path = tmp_path / "studies.sqlite"
     assert main(["pacs", "move", spec(pacs), pacs.multiframe.study_uid, "--dest-port",
@@ -134,12 +133,7 @@ def test_move_and_listen_from_the_command_line(pacs, tmp_path, capsys):
     try:
         assert process.stdout is not None
         assert "listening as MEDVIEWER" in process.stdout.readline()
-        found = pacs.server.rest("/tools/lookup", pacs.ct.series_uid.encode(), "POST")
-        body = json.dumps({"Resources": [found[0]["ID"]], "Synchronous": True}).encode()
-        request = urllib.request.Request(pacs.server.url + "/modalities/medviewer/store",
-                                         data=body, method="POST")
-        with urllib.request.urlopen(request, timeout=120):
-            pass
+        pacs.server.push(pacs.ct.series_uid)
         db = StudyDatabase(listen_db)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # it indexes what arrived every half second

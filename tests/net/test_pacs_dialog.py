@@ -228,9 +228,7 @@ def test_the_viewer_receives_a_pushed_study_and_shows_it_in_the_browser(qtbot, p
     """File > Receive studies: medviewer's storage SCP in the viewer; Orthanc pushes a series
     (C-STORE to the registered 'medviewer' on its port) and the browser lists it, whole; Stop
     shuts the server (the port is free again) and the settings keep the port."""
-    import json
     import socket
-    import urllib.request
 
     from medviewer.ui.main_window import MainWindow
     from medviewer.ui.settings import Settings
@@ -246,12 +244,7 @@ def test_the_viewer_receives_a_pushed_study_and_shows_it_in_the_browser(qtbot, p
     dialog.start_button.click()
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Listening as MEDVIEWER"),
                     timeout=WAIT_MS)
-    found = pacs.server.rest("/tools/lookup", pacs.ct.series_uid.encode(), "POST")
-    body = json.dumps({"Resources": [found[0]["ID"]], "Synchronous": True}).encode()
-    request = urllib.request.Request(pacs.server.url + "/modalities/medviewer/store",
-                                     data=body, method="POST")
-    with urllib.request.urlopen(request, timeout=120):
-        pass
+    pacs.server.push(pacs.ct.series_uid)
 
     def listed() -> bool:
         series = window.db.series_id_of(pacs.ct.series_uid)

@@ -40,3 +40,14 @@ def _ai_engine_imported():
     from medviewer.ai.runner import warm_up
 
     warm_up()
+
+
+@pytest.fixture
+def ct_window(qtbot, tmp_path, demo_study):
+    """The main window with the demo CT open (shipped models only), closed afterwards."""
+    from tests.ui.test_ai_workflow import _open, _window
+
+    window = _window(qtbot, tmp_path)
+    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "CT")
+    yield window
+    window.close()

@@ -68,14 +68,6 @@ def _wait_idle(qtbot, window: MainWindow) -> None:
     qtbot.waitUntil(lambda: window.ai.panel.idle, timeout=RUN_TIMEOUT_MS)
 
 
-@pytest.fixture
-def ct_window(qtbot, tmp_path, demo_study):
-    window = _window(qtbot, tmp_path)
-    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "CT")
-    yield window
-    window.close()
-
-
 def test_segment_the_demo_ct_navigate_by_findings_and_correct(
     qtbot, tmp_path, demo_study, ct_window, monkeypatch
 ):

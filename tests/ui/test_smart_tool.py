@@ -11,16 +11,12 @@ from PySide6.QtCore import Qt
 
 from medviewer.ui.smart_controller import MODEL
 from tests.ui.helpers import click, widget_pos
-from tests.ui.test_ai_workflow import _export, _open, _screen_index, _truth, _window
+from tests.ui.test_ai_workflow import (
+    _export,
+    _screen_index,
+    _truth,
+)
 from tests.waits import WAIT_MS
-
-
-@pytest.fixture
-def ct_window(qtbot, tmp_path, demo_study):
-    window = _window(qtbot, tmp_path)
-    _open(qtbot, window, demo_study.dicom / "DEMO0001" / "CT")
-    yield window
-    window.close()
 
 
 def _smart_result(window):
