@@ -275,7 +275,8 @@ def split_off(volume: Volume, mask: np.ndarray, positive: Sequence[Voxel],
                                   negatives_inside)
         reach = np.zeros(inside.shape, dtype=bool)
         for voxel in negatives_inside:
-            radius = max(2.0 * float(depth[tuple(voxel)]), float(spacing.min()))
+            depth_mm = float(depth[tuple(voxel)])  # huge when the object fills its whole box
+            radius = max(2.0 * min(depth_mm, MAX_REACH_MM), float(spacing.min()))
             reach |= _within(inside.shape, spacing, voxel, radius)
         kept &= nearer | ~reach
     result = mask.copy()
@@ -283,6 +284,8 @@ def split_off(volume: Volume, mask: np.ndarray, positive: Sequence[Voxel],
     return result
 
 
+MAX_REACH_MM = 500.0
+"""The depth a negative prompt's reach is computed from, at most (mm)."""
 CORRECTION_MM = 4.0
 """A positive prompt next to the object (within 1.5 voxels) corrects its edge: it adds only
 what it grows within this distance (mm) of the prompt (a click on a missed rim, a partial-volume
