@@ -5,7 +5,9 @@ listed, measured, saved and exported like a model's segmentation.
 
 A newer prompt cancels the older one still running (its mask is never shown). Enter accepts
 the object (the next prompt starts another); Escape cancels it (its label goes); Undo and Redo
-(Ctrl+Z, Ctrl+Shift+Z) step through its prompts while it is being segmented.
+(Ctrl+Z, Ctrl+Shift+Z) step through its prompts while it is being segmented. While an object
+is refined its label is drawn on every view; it is measured (findings table) and saved when it
+is accepted or cancelled.
 """
 
 from __future__ import annotations
@@ -160,10 +162,12 @@ class SmartController(QObject):
         return max(result.segments, default=0) + 1  # every label drawn has its segment
 
     def _show(self, objects: _SeriesObjects, label: int, mask: np.ndarray | None,
-              box: Box | None = None) -> None:
+              box: Box | None = None, *, measure: bool = False) -> None:
         """Write `mask` (within `box`) as `label` where no other object is, and tell the
         views. Only the boxes of the old and the new mask are touched (a whole CT is 70 M
-        voxels: a pass over it is tens of ms on the GUI thread)."""
+        voxels: a pass over it is tens of ms on the GUI thread). The result is re-measured
+        and saved only with `measure` (accept, cancel): copying, measuring and saving the
+        whole label map after every prompt stalled the event loop."""
         labels = objects.result.label_map
         assert labels is not None
         if mask is not None and box is None:
@@ -181,10 +185,14 @@ class SmartController(QObject):
         else:
             objects.result.segments.pop(label, None)
         objects.result.touch()
-        self.ai.labels_changed(objects.result)
+        if measure:
+            self.ai.labels_changed(objects.result)  # re-measured and saved
+        else:
+            self.grid.refresh_overlays()  # while the object is refined: drawn only
         self.objectChanged.emit(objects.result)
 
     def _accept(self, objects: _SeriesObjects) -> None:
+        self.ai.labels_changed(objects.result)  # measured (the findings table) and saved
         name = _name(objects.label)
         box = objects.boxes.get(objects.label)
         objects.done.append(objects.label)
@@ -200,7 +208,7 @@ class SmartController(QObject):
         if objects.job is not None and not objects.job.done:
             objects.job.cancel()
         objects.session.objects.pop(_name(objects.label), None)
-        self._show(objects, objects.label, None)
+        self._show(objects, objects.label, None, measure=True)
         objects.label = 0
 
     def _step(self, undo: bool) -> bool:
