@@ -135,17 +135,19 @@ SLICE_CLASSIFIER = ModelRecipe(
         # 2.0.0: an evidence map (supervised with the nodule voxels' 8-pixel cells) over the
         # slice and 3 neighbours each side, so a vessel running through the slices can be told
         # from a nodule; 1.0.0 was a ConvClassifier on the slice alone (slice AUC 0.88).
-        "version": "2.0.0",
+        # 2.1.0: the same network on 450 other cases (1000-1449) for 3000 iterations (2.0.0:
+        # 300 cases, 1000): slice AUC 0.956 -> 0.968, series AUC 0.869 -> 0.910.
+        "version": "2.1.0",
         "weights": _weights("medviewer.ai.nets.EvidenceClassifier", spatial_dims=2,
                             in_channels=7, num_classes=2, channels=[16, 32, 64, 128]),
         "input": {**_slices_2d(1.25, _CT_INTENSITY), "context_slices": 3},
         "output": _NODULE_CLASSES,
         "explain": _GRADCAM,
     },
-    train_seeds=range(0, 300),
+    train_seeds=range(1000, 1450),
     validation_seeds=range(300, 320),
     test_seeds=range(5000, 5060),  # 2.0.0: 60 series, for the series AUC
-    iterations=1000,
+    iterations=3000,
     batch_size=16,
     learning_rate=2e-3,
     crop=288,

@@ -35,7 +35,9 @@ def _ct_slices(seed: int, z_positions) -> tuple[phantom.ChestCase, Volume, np.nd
     case = phantom.chest_case(seed)
     grid = replace(phantom.ct_grid(case), z_positions=tuple(float(z) for z in z_positions))
     hu, truth = phantom.render_ct(case, grid)
-    affine = np.diag([grid.pixel_spacing, grid.pixel_spacing, 1.0, 1.0])
+    steps = np.diff(grid.z_positions)
+    even = len(steps) > 0 and np.allclose(steps, steps[0], atol=1e-3)
+    affine = np.diag([grid.pixel_spacing, grid.pixel_spacing, steps[0] if even else 1.0, 1.0])
     affine[:3, 3] = (grid.origin_xy[0], grid.origin_xy[1], grid.z_positions[0])
     return case, Volume(hu, affine, VolumeMetadata(modality="CT")), truth
 
@@ -84,27 +86,24 @@ def test_segmentation_cascade_finds_lungs_and_nodules_on_a_held_out_ct():
     assert found.false_negatives == 0 and found.false_positives <= 1, found
 
 
-def _clear_and_nodule_slices(case, grid_z, nodule, count: int = 5):
-    z = nodule.centre_lps[2]
-    through = [float(v) for v in grid_z if abs(v - z) < nodule.diameter_mm / 4]
-    clear = [float(v) for v in grid_z if min(abs(v - n.centre_lps[2]) for n in case.nodules) > 40]
-    step = max(len(clear) // count, 1)
-    return through[:count], clear[::step][:count]
-
-
 def test_slice_classifier_ranks_nodule_slices_above_clear_slices():
+    """A contiguous 60 mm slab around the largest nodule (the model reads 3 neighbours each
+    side): the slices through the nodule's middle half rank above the slices with no nodule."""
     from medviewer.training.metrics import roc_auc
 
     seed = _first_case(lambda c: any(n.diameter_mm >= 10 for n in c.nodules))
     case = phantom.chest_case(seed)
     nodule = max(case.nodules, key=lambda n: n.diameter_mm)
-    through, clear = _clear_and_nodule_slices(case, phantom.ct_grid(case).z_positions, nodule)
-    _, volume, truth = _ct_slices(seed, sorted(through + clear))
+    z = nodule.centre_lps[2]
+    slab = [v for v in phantom.ct_grid(case).z_positions if abs(v - z) <= 30.0]
+    _, volume, truth = _ct_slices(seed, slab)
     prediction = _run("demo-ct-nodule-cls", volume)
-    present = (truth == phantom.NODULE).any(axis=(1, 2))
     p = prediction.slice_probabilities[:, 1]
-    assert present.sum() == len(through) and (~present).sum() == len(clear)
-    assert roc_auc(p, present) >= 0.8
+    through = np.array([abs(v - z) < nodule.diameter_mm / 4 for v in slab])
+    clear = ~(truth == phantom.NODULE).any(axis=(1, 2))
+    assert through.sum() >= 2 and clear.sum() >= 5
+    kept = through | clear
+    assert roc_auc(p[kept], through[kept]) >= 0.8
     assert prediction.classes["nodule"] == pytest.approx(p.max(), abs=1e-6)
 
 
