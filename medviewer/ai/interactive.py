@@ -141,6 +141,31 @@ def _scribble_voxels(volume: Volume, points: Sequence[Lps]) -> list[Voxel]:
     return voxels
 
 
+@dataclass(frozen=True)
+class StoredMask:
+    """A mask kept as the box that holds it (a whole CT is 70 M voxels; an object's history
+    must not keep one such array per prompt)."""
+
+    shape: tuple[int, int, int]
+    box: tuple[slice, ...]
+    crop: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> StoredMask:
+        """`mask` cut to the box of its True voxels (an empty box when there is none)."""
+        found = np.argwhere(mask) if mask.any() else np.zeros((1, 3), dtype=int)
+        low, high = found.min(axis=0), found.max(axis=0) + (1 if mask.any() else 0)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+        shape = (int(mask.shape[0]), int(mask.shape[1]), int(mask.shape[2]))
+        return cls(shape, box, mask[box].copy())
+
+    def full(self) -> np.ndarray:
+        """The mask on the whole grid."""
+        mask = np.zeros(self.shape, dtype=bool)
+        mask[self.box] = self.crop
+        return mask
+
+
 @dataclass
 class InteractiveObject:
     """One structure being segmented: its prompts and its mask after each of them.
@@ -151,21 +176,21 @@ class InteractiveObject:
         What the user calls it ("nodule 1").
     prompts : list of Prompt
         Every prompt so far, in order.
-    masks : list of numpy.ndarray
-        The mask after each prompt (``masks[i]`` follows ``prompts[i]``).
+    masks : list of StoredMask
+        The mask after each prompt (``masks[i]`` follows ``prompts[i]``), kept as its box.
     undone : list of tuple
         Prompts and masks taken back by :meth:`undo`, for :meth:`redo`.
     """
 
     name: str
     prompts: list[Prompt] = field(default_factory=list)
-    masks: list[np.ndarray] = field(default_factory=list)
-    undone: list[tuple[Prompt, np.ndarray]] = field(default_factory=list)
+    masks: list[StoredMask] = field(default_factory=list)
+    undone: list[tuple[Prompt, StoredMask]] = field(default_factory=list)
 
     @property
     def mask(self) -> np.ndarray | None:
-        """The current mask (None before the first prompt)."""
-        return self.masks[-1] if self.masks else None
+        """The current mask on the whole grid, a new array (None before the first prompt)."""
+        return self.masks[-1].full() if self.masks else None
 
     def undo(self) -> bool:
         """Take back the last prompt; False when there is none."""
@@ -216,7 +241,7 @@ class InteractiveSession:
             raise InferenceError("start an object with a click inside it (or a box around it)")
         mask = self.engine.segment(self.volume, voxels, obj.mask, cancel)
         obj.prompts.append(prompt)
-        obj.masks.append(mask)
+        obj.masks.append(StoredMask.of(mask))
         obj.undone.clear()
         self.objects[name] = obj
         return mask

@@ -309,5 +309,7 @@ class MainWindow(QMainWindow):
     # -- reports -------------------------------------------------------------------------
 
     def export_report(self) -> ReportDialog | None:
-        """Open the export dialog for the active view's series."""
+        """Open the export dialog for the active view's series (accepting the Smart objects
+        under way first, so their figures are measured for it)."""
+        self.smart.accept_all()
         return self.reports.export()

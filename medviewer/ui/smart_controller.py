@@ -110,6 +110,13 @@ class SmartController(QObject):
         elif command == "cancel":
             self._cancel(objects)
 
+    def accept_all(self) -> None:
+        """Accept every object under way (before an export: it is measured and saved, and
+        the export waits for the measurement)."""
+        for objects in self._series.values():
+            if objects.label and _name(objects.label) in objects.session.objects:
+                self._accept(objects)
+
     def undo(self) -> bool:
         """Take back the last prompt of an object under way; False when there is none."""
         return self._step(undo=True)

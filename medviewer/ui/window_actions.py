@@ -84,6 +84,8 @@ class MenuHost(Protocol):
 
     def undo_edit(self) -> None: ...
 
+    def export_report(self) -> object: ...
+
     def redo_edit(self) -> None: ...
 
 
@@ -160,7 +162,8 @@ class WindowActions:
         )
         menu.addSeparator()
         menu.addAction(self._action("add_to_report", "Add view to report", reports.add_view, "K"))
-        menu.addAction(self._action("export_report", "Export report…", reports.export, "Ctrl+E"))
+        menu.addAction(self._action("export_report", "Export report…", host.export_report,
+                                    "Ctrl+E"))
         menu.addSeparator()
         menu.addAction(self._action("quit", "Quit", host.close, "Ctrl+Q"))
         toolbar.addAction(folder)

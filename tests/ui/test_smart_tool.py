@@ -12,7 +12,6 @@ from PySide6.QtCore import Qt
 from medviewer.ui.smart_controller import MODEL
 from tests.ui.helpers import click, widget_pos
 from tests.ui.test_ai_workflow import (
-    _export,
     _screen_index,
     _truth,
 )
@@ -85,9 +84,25 @@ def test_click_a_nodule_refine_undo_accept_and_export(qtbot, tmp_path, demo_stud
     assert rows and rows[0].component.volume_ml == pytest.approx(
         first.sum() * np.prod(spacing) / 1000, rel=1e-6)
 
+    # A second nodule clicked and exported without Enter: the export accepts and measures it.
+    other = sorted(_truth(demo_study, "CT")["nodules"], key=lambda n: -n["diameter_mm"])[1]
+    other_centre = np.asarray(other["centroid_lps"], float)
+    window.set_layout("1x1")
+    window.grid.focus_on(other_centre, other["diameter_mm"])
+    _click_at(qtbot, window.grid.active, other_centre)
+    qtbot.waitUntil(lambda: _object_voxels(window, 2).sum() > 0 and not window.smart.busy(),
+                    timeout=WAIT_MS)
     out = tmp_path / "export"
-    _export(qtbot, window, out, "A nodule outlined by clicking.")
+    window.actions_by_name["export_report"].trigger()  # opens once object 2 is measured
+    qtbot.waitUntil(lambda: window.reports.dialog is not None, timeout=WAIT_MS)
+    dialog = window.reports.dialog
+    qtbot.waitUntil(lambda: not dialog.rendering, timeout=WAIT_MS)
+    dialog.folder_edit.setText(str(out))
+    with qtbot.waitSignal(dialog.exported, timeout=WAIT_MS):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    stats = _smart_result(window).statistics
+    assert stats[2].voxels == int(_object_voxels(window, 2).sum())
     (seg_path,) = (out / "dicom").glob("SEG_*.dcm")
     seg = pydicom.dcmread(seg_path)
-    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["object 1"]
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["object 1", "object 2"]
 
