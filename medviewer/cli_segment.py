@@ -31,7 +31,12 @@ def add_parser(sub: Any) -> None:
                         metavar="X,Y,Z", help="a click outside it (LPS mm; repeat)")
     parser.add_argument("--box", action="append", type=_box, default=[],
                         metavar="X1,Y1,Z1,X2,Y2,Z2", help="opposite corners around it (LPS mm)")
-    parser.add_argument("--engine", default="classical", help="classical (no weights)")
+    parser.add_argument("--engine", default="classical",
+                        help="classical (no weights, any structure), a promptable model's id "
+                        "or folder (e.g. demo-ct-interactive), or auto (the promptable model "
+                        "installed for the series' modality, else classical)")
+    parser.add_argument("--device", default="auto", help="for a promptable model: auto, cpu, "
+                        "cuda:0...")
     parser.add_argument("--out", required=True, help="the mask: NIfTI/NRRD/MHA (1 = object)")
     parser.add_argument("--db", help="database for a series id")
     parser.add_argument("--stack", type=int, default=0, help="stack number when there are several")
@@ -47,8 +52,8 @@ def cmd_segment_click(args: argparse.Namespace) -> int:
 
     if not args.point and not args.box:
         raise InferenceError("give a --point inside the object or a --box around it")
-    engine = engine_named(args.engine)
     volume = load_series(_source(args.source), stack=args.stack, db=args.db)
+    engine = engine_named(args.engine, args.device, modality=volume.metadata.modality)
     session = InteractiveSession(volume, engine)
     prompts: list[Prompt] = [*(Point(p) for p in args.point),
                              *(Box(b[:3], b[3:]) for b in args.box),
@@ -61,7 +66,8 @@ def cmd_segment_click(args: argparse.Namespace) -> int:
     assert mask is not None
     _write_mask(volume, mask, Path(args.out))
     stats = session.summary("object")
-    report = {"engine": engine.name, "seconds": round(seconds, 3),
+    used = getattr(engine, "last", "") or engine.name  # auto: the engine that answered
+    report = {"engine": used, "seconds": round(seconds, 3),
               "volume_ml": round(stats.volume_ml, 3), "voxels": stats.voxels,
               "longest_diameter_mm": round(stats.longest_diameter_mm, 1),
               "centroid_lps": [round(v, 2) for v in stats.centroid_lps or ()],
@@ -70,7 +76,7 @@ def cmd_segment_click(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print(f"{stats.voxels} voxels, {stats.volume_ml:.2f} mL, longest diameter "
-              f"{stats.longest_diameter_mm:.1f} mm ({engine.name}, {seconds:.2f} s) -> {args.out}")
+              f"{stats.longest_diameter_mm:.1f} mm ({used}, {seconds:.2f} s) -> {args.out}")
     return 0
 
 

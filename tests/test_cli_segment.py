@@ -55,5 +55,5 @@ def test_segment_click_errors_are_one_line(tmp_path, capsys):
     assert "is outside the series" in capsys.readouterr().err
     assert main(["segment-click", str(source), "--point", "1,1,1", "--engine", "sam",
                  "--out", str(tmp_path / "m.nii.gz")]) == 1
-    assert "no interactive engine 'sam' (available: classical)" in capsys.readouterr().err
+    assert "no interactive engine 'sam' (available: classical, auto" in capsys.readouterr().err
     assert not (tmp_path / "m.nii.gz").exists()

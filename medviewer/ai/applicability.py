@@ -34,11 +34,16 @@ class Mismatch:
 def mismatch(card: ModelCard, volume: Volume) -> Mismatch | None:
     """Why `card` cannot run on `volume`, or None when it can.
 
+    A promptable (interactive) model never runs on its own: it needs prompts.
     A model suits a series when the series' modality is one of the card's, its channel count
     matches, and a 3D model gets a volume (at least two voxels along each axis). 2D models run
     on single images and slice by slice on volumes. A series without a modality is allowed
     (the run warns).
     """
+    if card.task == "interactive":
+        return Mismatch("runs on clicks: the Smart tool (S)",
+                        f"{card.name} is a promptable model: it runs on your clicks, with the "
+                        f"Smart tool (key S) or `medviewer segment-click --engine {card.id}`")
     modality = volume.metadata.modality.upper()
     if modality and modality not in card.modalities:
         modalities = "/".join(card.modalities)

@@ -114,6 +114,11 @@ def prompt_voxels(volume: Volume, prompts: Sequence[Prompt]) -> VoxelPrompts:
     return VoxelPrompts(positive, negative, groups, boxes)
 
 
+def _adds(prompt: Prompt) -> bool:
+    """Whether `prompt` may add voxels (a positive click or scribble, a box)."""
+    return isinstance(prompt, Box) or prompt.positive
+
+
 def to_voxel(volume: Volume, lps: Lps) -> Voxel:
     """The ``(slice, row, col)`` voxel whose centre is nearest to `lps`."""
     col, row, slc = np.rint(patient_to_voxel(volume.affine, np.asarray(lps, float))).astype(int)
@@ -239,7 +244,10 @@ class InteractiveSession:
         voxels = prompt_voxels(self.volume, prompts)  # refuses a prompt outside first
         if not voxels.positive and not voxels.boxes:
             raise InferenceError("start an object with a click inside it (or a box around it)")
-        mask = self.engine.segment(self.volume, voxels, obj.mask, cancel)
+        previous = obj.mask
+        mask = self.engine.segment(self.volume, voxels, previous, cancel)
+        if previous is not None and not _adds(prompt):
+            mask &= previous  # a negative prompt only removes, whatever the engine
         obj.prompts.append(prompt)
         obj.masks.append(StoredMask.of(mask))
         obj.undone.clear()

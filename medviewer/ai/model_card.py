@@ -34,7 +34,11 @@ from medviewer.core.geometry import AXIS_LETTERS
 
 SCHEMA = "medviewer.model/1"
 CARD_FILE = "model.json"
-TASKS = ("segmentation", "classification")
+TASKS = ("segmentation", "classification", "interactive")
+#: What an interactive (promptable) model's input channels hold, in the card's order
+#: (:class:`PromptSpec`).
+PROMPT_CHANNELS = ("image", "positive", "negative", "previous", "box")
+PROMPT_ENCODINGS = ("gaussian", "disk")
 WEIGHT_FORMATS = ("torchscript", "safetensors", "state_dict", "onnx")
 #: Formats medviewer knows but refuses, and why (the card validator says this).
 REFUSED_FORMATS = {
@@ -197,6 +201,31 @@ class RoiSpec:
 
 
 @dataclass(frozen=True)
+class PromptSpec:
+    """``input.prompts``: how an interactive (promptable) model receives its prompts.
+
+    The model runs on a cube of `roi_mm` (mm per model dim) centred on the object's first
+    positive click (or its first box's centre), on the card's grid (``spacing``,
+    ``orientation``). Its input channels are `channels` in order: ``image`` (the series,
+    intensity ops applied), ``positive`` and ``negative`` (the clicks and scribbles, each
+    voxel drawn as a Gaussian of sigma `radius_mm` with peak 1, or a disk (ball) of that
+    radius), ``previous`` (the object's mask before this prompt, 0/1) and ``box`` (1 inside
+    the object's boxes). The output is one channel: the object's probability (sigmoid) or
+    logit.
+    """
+
+    channels: tuple[str, ...]
+    encoding: str
+    radius_mm: float
+    roi_mm: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"channels": list(self.channels), "encoding": self.encoding,
+                "radius_mm": self.radius_mm, "roi_mm": list(self.roi_mm)}
+
+
+@dataclass(frozen=True)
 class InputSpec:
     """How an image is prepared: dims, orientation, spacing, sizes, channels, intensity, and
     the part of the series the model runs on (``crop_foreground`` or ``roi``)."""
@@ -212,6 +241,7 @@ class InputSpec:
     context_slices: int = 0
     crop_foreground: CropForegroundSpec | None = None
     roi: RoiSpec | None = None
+    prompts: PromptSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -222,6 +252,8 @@ class InputSpec:
             extra["crop_foreground"] = self.crop_foreground.to_dict()
         if self.roi is not None:
             extra["roi"] = self.roi.to_dict()
+        if self.prompts is not None:
+            extra["prompts"] = self.prompts.to_dict()
         return {
             "dims": self.dims,
             "orientation": self.orientation,
@@ -802,6 +834,7 @@ def _parse_card(data: Mapping[str, Any], path: Path | None) -> ModelCard:
     _check_steps_fit_the_input(output, inputs)
     card_id = _parse_id(obj["id"])
     _check_region(inputs, output, task, card_id)
+    _check_prompts(inputs, output, task)
     return ModelCard(
         schema=schema,
         id=card_id,
@@ -859,6 +892,54 @@ def _check_region(inputs: InputSpec, output: OutputSpec, task: str, card_id: str
                       f"label {label} is also this card's label {label} "
                       f"({output.labels[label].name!r}); with keep_labels the other model's "
                       "labels join this card's, so their ids must differ")
+
+
+def _check_prompts(inputs: InputSpec, output: OutputSpec, task: str) -> None:
+    """An interactive card: 3D, prompts described, one channel per prompt channel, one
+    output label; no other card has prompts."""
+    if task != "interactive":
+        if inputs.prompts is not None:
+            _fail("input.prompts", "only an interactive model (task 'interactive') takes prompts")
+        return
+    if inputs.prompts is None:
+        _fail("input.prompts", "missing: an interactive model must say how prompts reach it")
+    if inputs.dims != 3:
+        _fail("input.dims", "an interactive model runs on a 3D region (dims 3)")
+    if inputs.spacing is None or inputs.size is not None or inputs.roi is not None \
+            or inputs.crop_foreground is not None:
+        _fail("input", "an interactive model needs input.spacing and takes its region from "
+                       "the prompts (no size, roi or crop_foreground)")
+    if inputs.channels != len(inputs.prompts.channels):
+        _fail("input.channels", f"is {inputs.channels}, but input.prompts.channels names "
+                                f"{len(inputs.prompts.channels)}")
+    if len(output.labels) != 1 or output.activation == "softmax" or output.postprocess:
+        _fail("output", "an interactive model gives one channel for its object: one label, "
+                        "activation 'sigmoid' or 'none', no postprocess")
+
+
+def _parse_prompts(value: Any) -> PromptSpec | None:
+    """``{"channels": [...], "encoding": e, "radius_mm": r, "roi_mm": [x, y, z]}``, or None."""
+    name = "input.prompts"
+    if value is None:
+        return None
+    obj = _fields(value, name, ("channels", "roi_mm"), ("encoding", "radius_mm"))
+    items = _array(obj["channels"], f"{name}.channels")
+    channels = tuple(_choice(c, f"{name}.channels[{i}]", PROMPT_CHANNELS)
+                     for i, c in enumerate(items))
+    if "image" not in channels or "positive" not in channels:
+        _fail(f"{name}.channels", "must hold at least 'image' and 'positive'")
+    if len(set(channels)) != len(channels):
+        _fail(f"{name}.channels", f"names a channel twice: {list(channels)}")
+    roi = _vector(obj["roi_mm"], f"{name}.roi_mm", 3, _positive_float)
+    if roi is None:
+        _fail(f"{name}.roi_mm", "must give the region's size in mm along each model dim")
+    rule, ok = " in (0, 50] (mm)", lambda r: 0 < r <= 50
+    return PromptSpec(
+        channels=channels,
+        encoding=_choice(obj.get("encoding", "gaussian"), f"{name}.encoding", PROMPT_ENCODINGS),
+        radius_mm=_number(obj.get("radius_mm", 2.0), f"{name}.radius_mm", rule, ok),
+        roi_mm=(float(roi[0]), float(roi[1]), float(roi[2])),
+    )
 
 
 def _parse_id(value: Any, name: str = "id") -> str:
@@ -929,7 +1010,7 @@ def _parse_architecture(value: Any, fmt: str) -> Architecture | None:
 
 def _parse_input(value: Any) -> InputSpec:
     optional = ("spacing", "size", "patch_size", "overlap", "channels", "intensity",
-                "context_slices", "crop_foreground", "roi")
+                "context_slices", "crop_foreground", "roi", "prompts")
     obj = _fields(value, "input", ("dims", "orientation"), optional)
     dims = _integer(obj["dims"], "input.dims", " (2 or 3)", lambda d: d in (2, 3))
     if obj.get("patch_size") is not None and dims != 3:
@@ -953,6 +1034,7 @@ def _parse_input(value: Any) -> InputSpec:
         context_slices=context,
         crop_foreground=_parse_crop_foreground(obj.get("crop_foreground")),
         roi=_parse_roi(obj.get("roi")),
+        prompts=_parse_prompts(obj.get("prompts")),
     )
 
 
@@ -1105,7 +1187,7 @@ def _parse_output(value: Any, task: str) -> OutputSpec:
     rule, ok = " strictly between 0 and 1", lambda t: 0 < t < 1
     threshold = _number(obj.get("threshold", 0.5), "output.threshold", rule, ok)
     temperature = _parse_temperature(obj.get("temperature", 1.0), activation)
-    if task == "segmentation":
+    if task in ("segmentation", "interactive"):
         if "bias" in obj:
             _fail("output.bias", "is for classifiers (Platt scaling of class logits)")
         labels = _parse_segmentation(obj, activation)

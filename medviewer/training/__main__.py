@@ -1,5 +1,6 @@
-"""``python -m medviewer.training train|evaluate|calibrate``: the demo models' training,
-evaluation and calibration."""
+"""``python -m medviewer.training train|evaluate|calibrate|evaluate-clicks|evaluate-fill``:
+the demo models' training, evaluation and calibration, and the click-to-segment and
+fill-between-slices evaluations."""
 
 from __future__ import annotations
 
@@ -47,7 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     clicks.add_argument("--clicks", type=int, default=3)
     clicks.add_argument("--engine", default="classical")
     clicks.add_argument("--kinds", default="nodule,lung", help="nodule, lung or both")
+    fill = sub.add_parser("evaluate-fill",
+                          help="fill between slices: which method is closer to the truth")
+    fill.add_argument("--seeds", default="5000-5019", help="A-B (inclusive)")
+    fill.add_argument("--nodule-gap", type=float, default=5.0, help="mm between drawn slices")
+    fill.add_argument("--lung-gap", type=float, default=20.0, help="mm between drawn slices")
     args = parser.parse_args(argv)
+    if args.command == "evaluate-fill":
+        from medviewer.training.fill_eval import evaluate_fill
+
+        report = evaluate_fill(_seed_range(args.seeds),
+                               {"nodule": args.nodule_gap, "lung": args.lung_gap}, log=_log)
+        print(json.dumps(report, indent=2))
+        return 0
     if args.command == "evaluate-clicks":
         from medviewer.training.click_eval import evaluate_clicks
 

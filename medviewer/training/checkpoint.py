@@ -34,7 +34,7 @@ def recipe_fingerprint(recipe: ModelRecipe, *, data_only: bool = False) -> str:
     if data_only:
         fields = {key: fields[key] for key in _DATA_FIELDS}
         fields["input"] = recipe.card["input"]
-        fields["code"] = _data_code_hash()
+        fields["code"] = _data_code_hash(recipe.card["task"] == "interactive")
     text = json.dumps(fields, sort_keys=True, default=str)  # ranges as "range(a, b)"
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -44,14 +44,16 @@ _DATA_FIELDS = ("id", "train_seeds", "validation_seeds", "crop", "slices_per_cas
                 "branching_negatives")
 
 
-def _data_code_hash() -> str:
-    """sha256 of the code that renders training data (the phantom and the sampling), so data
-    rendered by an earlier phantom is not reused."""
+def _data_code_hash(cubes: bool = False) -> str:
+    """sha256 of the code that renders training data (the phantom and the sampling; with
+    `cubes`, the promptable model's cubes too), so data rendered by earlier code is not
+    reused."""
+    from medviewer.ai import prompt_region
     from medviewer.synthetic import phantom
-    from medviewer.training import data
+    from medviewer.training import data, interactive
 
     digest = hashlib.sha256()
-    for module in (phantom, data):
+    for module in (phantom, data, *((prompt_region, interactive) if cubes else ())):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()
 

@@ -291,7 +291,47 @@ NODULES = ModelRecipe(
     flips=True,
 )
 
+INTERACTIVE = ModelRecipe(
+    id="demo-ct-interactive",
+    card={
+        **_COMMON,
+        "id": "demo-ct-interactive",
+        "name": "Click to segment a nodule on chest CT (demo)",
+        "description": (
+            "A promptable 3D network (MONAI UNet) for the Smart tool: click inside a lung "
+            "nodule (then correct with positive and negative clicks) and it outlines that "
+            "nodule in a 60 mm cube around the first click, at 1.25 mm. Inputs: the CT, the "
+            "positive and the negative clicks as Gaussians (sigma 2.5 mm) and the object's "
+            "previous mask. Larger structures (a lung, the heart) do not fit its cube: use "
+            "the classical engine for them."
+        ),
+        "task": "interactive",
+        "modalities": ["CT"],
+        "weights": _weights("monai.networks.nets.UNet", spatial_dims=3, in_channels=4,
+                            out_channels=1, channels=[16, 32, 64, 128], strides=[2, 2, 2],
+                            num_res_units=0),
+        "input": {"dims": 3, "orientation": "LPS", "spacing": [1.25] * 3, "size": None,
+                  "channels": 4, "intensity": _CT_INTENSITY,
+                  "prompts": {"channels": ["image", "positive", "negative", "previous"],
+                              "encoding": "gaussian", "radius_mm": 2.5,
+                              "roi_mm": [60, 60, 60]}},
+        "output": {"activation": "sigmoid", "threshold": 0.5,
+                   "labels": {"1": {"name": "object", "color": "#ffd400"}}},
+    },
+    train_seeds=range(1000, 1400),
+    validation_seeds=range(300, 320),
+    test_seeds=range(5000, 5030),
+    iterations=4000,
+    batch_size=8,
+    learning_rate=3e-3,
+    crop=0,
+    patch=48,
+    extra_nodules=4,
+    extra_part_solid=0.3,
+    extra_on_vessel=0.5,
+)
+
 RECIPES = {
     r.id: r
-    for r in (SEGMENTATION, SLICE_CLASSIFIER, RADIOGRAPH_CLASSIFIER, LUNGS, NODULES)
+    for r in (SEGMENTATION, SLICE_CLASSIFIER, RADIOGRAPH_CLASSIFIER, LUNGS, NODULES, INTERACTIVE)
 }

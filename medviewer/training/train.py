@@ -42,7 +42,12 @@ def train(model_id: str, out: Path, device: str = "auto", log: Log = print) -> P
     log(f"data ready in {generated:.0f} s")
     target = _device(device)
     model = _network(recipe).to(target)
-    if spec.dims == 3:
+    if recipe.card["task"] == "interactive":
+        from medviewer.training import prompting
+
+        validation = prompting.fit(model, recipe, spec, sets, target, log, state, _optimise,
+                                     _schedule)
+    elif spec.dims == 3:
         validation = _fit_volumes(model, recipe, sets, target, log, state)
     elif recipe.card["task"] == "segmentation":
         validation = _fit_segmentation(model, recipe, sets, target, log, state)
@@ -57,6 +62,10 @@ def train(model_id: str, out: Path, device: str = "auto", log: Log = print) -> P
 def _render_sets(recipe: ModelRecipe, spec: InputSpec, log: Log) -> dict[str, tuple]:
     if recipe.id == "demo-cxr-nodule-cls":
         return _radiograph_sets(recipe, spec, log)
+    if recipe.card["task"] == "interactive":
+        from medviewer.training import interactive
+
+        return interactive.cube_sets(recipe, spec, _pool_map, log)
     if spec.dims == 3:
         return _volume_sets(recipe, spec, log)
     return _ct_sets(recipe, spec, log)

@@ -85,6 +85,7 @@ class AIController(QObject):
         panel.brushChanged.connect(self.grid.set_brush)
         panel.undoRequested.connect(self.undo)
         panel.redoRequested.connect(self.redo)
+        panel.fillRequested.connect(self.fill_between_slices)
         panel.deleteRequested.connect(self.delete_result)
         self.grid.activeChanged.connect(self._watch)
         self.grid.labelsEdited.connect(self._labels_edited)
@@ -275,11 +276,56 @@ class AIController(QObject):
 
     # -- edits ---------------------------------------------------------------------------
 
-    def labels_changed(self, result: AIResult) -> None:
+    def labels_changed(self, result: AIResult, changed: set[int] | None = None,
+                       region: tuple[slice, slice, slice] | None = None) -> None:
         """A label map changed outside the brush (click to segment): redraw every view,
-        re-measure and save, as after a stroke."""
+        re-measure and save, as after a stroke. With `changed` (labels) and `region` (the
+        box that holds all their voxels) only those labels are measured, on that box: a
+        copy and a pass over a whole CT's label map are tens of ms each."""
+        self.grid.refresh_overlays()
+        self._labels_edited(result, changed, region)
+
+    def fill_between_slices(self, method: str = "distance") -> workers.Job | None:
+        """Complete the edit panel's label of the shown result on the slices between those
+        it is drawn on, across the active view's plane (in a worker); one undo step, onto
+        background voxels only."""
+        from medviewer.ai.slice_fill import fill_between_slices
+
+        result, label = self.panel.current_result(), self.panel.edit_controls.label()
+        view = self.grid.active
+        volume = getattr(getattr(view, "series", None), "volume", None)
+        labels = None if result is None else result.label_map
+        if labels is None or not label or volume is None or labels.shape != volume.shape \
+                or view.plane_slice is None:
+            self.panel.show_message("Fill between slices: show a segmentation of this series "
+                                    "and choose its label")
+            return None
+        axis = slicing_axis(volume.affine, view.plane_slice.affine[:3, 2])
+        spacing = tuple(float(v) for v in volume.spacing[::-1])
+
+        def task(cancel: Any) -> np.ndarray:
+            mask = labels == label
+            return np.flatnonzero(fill_between_slices(mask, axis, spacing, method) & ~mask)
+
+        return workers.start(task, name="fill between slices",
+                             returned=lambda added: self._filled(result, label, added),
+                             errored=lambda exc: self.panel.show_message(
+                                 f"Fill between slices: {exc}"))
+
+    def _filled(self, result: AIResult, label: int, added: np.ndarray) -> None:
+        labels = result.label_map
+        if labels is None or result.key in self._deleted:
+            return
+        added = added[labels.reshape(-1)[added] == 0]  # never over another label
+        result.history.dab(labels, added, label, erase=False)
+        if not result.history.end_stroke(labels):
+            self.panel.show_message("Fill between slices: nothing to fill (draw the label on "
+                                    "two or more slices of this plane)")
+            return
+        result.touch()
         self.grid.refresh_overlays()
         self._labels_edited(result)
+        self.panel.show_message(f"Filled {added.size} voxels between slices")
 
     def undo(self) -> None:
         """Undo the last brush or eraser stroke of the shown result."""
@@ -299,12 +345,14 @@ class AIController(QObject):
             self.grid.refresh_overlays()
             self._labels_edited(result)
 
-    def _labels_edited(self, result: AIResult) -> None:
+    def _labels_edited(self, result: AIResult, changed: set[int] | None = None,
+                       region: tuple[slice, slice, slice] | None = None) -> None:
         """Re-measure the labels an edit changed, in the background; then mark and save.
 
         Labels changed by edits not yet measured accumulate; each measurement covers all of
-        them on a snapshot of the label map, and only the newest one is applied (an older one
-        finishing late would show stale figures).
+        them on a snapshot of the label map (of `region` only, when it holds every label
+        waiting: see :meth:`labels_changed`), and only the newest one is applied (an older
+        one finishing late would show stale figures).
         """
         from medviewer.ai.statistics import segment_statistics
 
@@ -312,9 +360,17 @@ class AIController(QObject):
         if labels is None:
             return
         dirty = self._dirty.setdefault(result.key, set())
-        dirty.update(result.history.changed_labels or result.segments)
+        waiting = bool(dirty)
+        dirty.update(changed if changed is not None
+                     else result.history.changed_labels or result.segments)
         names = _names(result, dirty)
-        snapshot, values, affine = labels.copy(), self._values_for(result), result.prediction.affine
+        values, affine = self._values_for(result), result.prediction.affine
+        if region is not None and not waiting and changed is not None:
+            snapshot = labels[region].copy()
+            values = None if values is None else values[region]
+            affine = _box_affine(affine, region)
+        else:
+            snapshot = labels.copy()
         self._measuring[result.key] = ticket = self._measuring.get(result.key, 0) + 1
         result.mark_edited()
         self.panel.update_edit_state(result)
@@ -346,7 +402,8 @@ class AIController(QObject):
             return  # a newer measurement (covering these labels too) is on its way
         self._dirty.pop(result.key, None)
         merged = {**result.statistics, **statistics}
-        result.mark_edited({label: merged[label] for label in sorted(merged)})
+        result.mark_edited({label: merged[label] for label in sorted(merged)
+                            if label in result.segments})
         self.findings.notify(result.key[0])
         self.panel.update_edit_state(result)
         self.save(result)
@@ -367,6 +424,23 @@ def _with_heatmaps(results: list[AIResult]) -> list[AIResult]:
     for result in results:
         result.heatmap_u8()
     return results
+
+
+def slicing_axis(affine: np.ndarray, normal: np.ndarray) -> int:
+    """The array axis (0 slice, 1 row, 2 col) of a volume with `affine` that runs closest to
+    a plane's `normal` (LPS): the axis a view of that plane steps across."""
+    directions = np.asarray(affine, float)[:3, :3]
+    directions = directions / np.linalg.norm(directions, axis=0)
+    along = np.abs(directions.T @ np.asarray(normal, float))  # col, row, slice
+    return {0: 2, 1: 1, 2: 0}[int(np.argmax(along))]
+
+
+def _box_affine(affine: np.ndarray, region: tuple[slice, slice, slice]) -> np.ndarray:
+    """The affine of the box `region` ((slice, row, col) slices) of a grid with `affine`."""
+    moved = np.array(affine, dtype=float, copy=True)
+    first = np.array([region[2].start, region[1].start, region[0].start], dtype=float)
+    moved[:3, 3] = moved[:3, :3] @ first + moved[:3, 3]
+    return moved
 
 
 def _names(result: AIResult, labels: set[int]) -> dict[int, str]:

@@ -149,6 +149,7 @@ class AIPanel(QWidget):
     brushChanged = Signal(float, int)
     undoRequested = Signal()
     redoRequested = Signal()
+    fillRequested = Signal(str)
     deleteRequested = Signal(object)
 
     def __init__(
@@ -285,6 +286,7 @@ class AIPanel(QWidget):
         self.edit_controls.brushChanged.connect(self.brushChanged)
         self.edit_controls.undoRequested.connect(self.undoRequested)
         self.edit_controls.redoRequested.connect(self.redoRequested)
+        self.edit_controls.fillRequested.connect(self.fillRequested)
         QVBoxLayout(self.edit_box).addWidget(self.edit_controls)
         return self.edit_box
 

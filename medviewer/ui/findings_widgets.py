@@ -755,15 +755,30 @@ class EditControls(QWidget):
         Radius in mm and label painted, when the user changes either.
     undoRequested()
     redoRequested()
+    fillRequested(str)
+        Fill the selected label between the slices it is drawn on (the method's name).
     """
 
     toolChanged = Signal(str)
     brushChanged = Signal(float, int)
     undoRequested = Signal()
     redoRequested = Signal()
+    fillRequested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        from medviewer.ai.slice_fill import available_methods
+
+        self.fill_button = QPushButton("Fill between slices")
+        self.fill_button.setToolTip(
+            "Complete the selected label on the slices between the ones it is drawn on, "
+            "across the active view's plane")
+        self.fill_combo = QComboBox()
+        for method in available_methods():
+            self.fill_combo.addItem({"distance": "shape (distance)",
+                                     "contour": "contours (ITK)"}[method], method)
+        self.fill_button.clicked.connect(
+            lambda: self.fillRequested.emit(self.fill_combo.currentData() or "distance"))
         self.brush_button = self._tool_button("Brush", "Paint the selected label")
         self.eraser_button = self._tool_button("Eraser", "Erase to background")
         self.radius_box = QDoubleSpinBox()
@@ -806,6 +821,10 @@ class EditControls(QWidget):
         form.addRow("Radius", self.radius_box)
         form.addRow("Label", self.label_combo)
         form.addRow(history)
+        fill = QHBoxLayout()
+        fill.addWidget(self.fill_button)
+        fill.addWidget(self.fill_combo)
+        form.addRow(fill)
         form.addRow(self.edited_label)
 
     # -- API --
@@ -841,6 +860,7 @@ class EditControls(QWidget):
             index = self.label_combo.findData(current)
             self.label_combo.setCurrentIndex(max(index, 0) if segments else -1)
         self.brush_button.setEnabled(bool(segments))
+        self.fill_button.setEnabled(bool(segments))
         if not segments and self.brush_button.isChecked():
             self.set_tool("navigate")
 

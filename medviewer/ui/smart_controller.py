@@ -192,16 +192,17 @@ class SmartController(QObject):
         else:
             objects.result.segments.pop(label, None)
         objects.result.touch()
-        if measure:
-            self.ai.labels_changed(objects.result)  # re-measured and saved
+        if measure:  # re-measured on the box that held it, and saved
+            self.ai.labels_changed(objects.result, {label}, region)
         else:
             self.grid.refresh_overlays()  # while the object is refined: drawn only
         self.objectChanged.emit(objects.result)
 
     def _accept(self, objects: _SeriesObjects) -> None:
-        self.ai.labels_changed(objects.result)  # measured (the findings table) and saved
         name = _name(objects.label)
         box = objects.boxes.get(objects.label)
+        # measured on its box (the findings table) and saved
+        self.ai.labels_changed(objects.result, {objects.label}, box)
         objects.done.append(objects.label)
         labels = objects.result.label_map
         if box is not None and labels is not None:

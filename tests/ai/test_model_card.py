@@ -124,7 +124,7 @@ def test_constants() -> None:
     assert CARD_FILE == "model.json"
     assert set(WEIGHT_FORMATS) == {"torchscript", "safetensors", "state_dict", "onnx"}
     assert set(REFUSED_FORMATS) == {"exported"}
-    assert set(TASKS) == {"segmentation", "classification"}
+    assert set(TASKS) == {"segmentation", "classification", "interactive"}
     assert issubclass(ModelCardError, MedviewerError)
 
 

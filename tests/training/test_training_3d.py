@@ -103,7 +103,7 @@ def test_training_data_is_rendered_afresh_when_the_phantom_code_changes(monkeypa
     from medviewer.training import checkpoint
 
     before = checkpoint.recipe_fingerprint(specs.NODULES, data_only=True)
-    monkeypatch.setattr(checkpoint, "_data_code_hash", lambda: "another phantom")
+    monkeypatch.setattr(checkpoint, "_data_code_hash", lambda *cubes: "another phantom")
     assert checkpoint.recipe_fingerprint(specs.NODULES, data_only=True) != before
 
 

@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from PySide6.QtCore import Qt
 
+from medviewer.core.geometry import voxel_to_patient
 from medviewer.ui.smart_controller import MODEL
 from tests.ui.helpers import click, widget_pos
 from tests.ui.test_ai_workflow import (
@@ -83,6 +84,10 @@ def test_click_a_nodule_refine_undo_accept_and_export(qtbot, tmp_path, demo_stud
     rows = [r for r in window.ai.panel.table.components() if r.segment == "object 1"]
     assert rows and rows[0].component.volume_ml == pytest.approx(
         first.sum() * np.prod(spacing) / 1000, rel=1e-6)
+    # measured on its box: the centroid is where its voxels are on the whole grid
+    where = voxel_to_patient(volume.affine, np.argwhere(first)[:, ::-1].astype(float))
+    assert np.allclose(_smart_result(window).statistics[1].centroid_lps, where.mean(axis=0),
+                       atol=1e-3)
 
     # A second nodule clicked and exported without Enter: the export accepts and measures it.
     other = sorted(_truth(demo_study, "CT")["nodules"], key=lambda n: -n["diameter_mm"])[1]
@@ -106,3 +111,39 @@ def test_click_a_nodule_refine_undo_accept_and_export(qtbot, tmp_path, demo_stud
     seg = pydicom.dcmread(seg_path)
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["object 1", "object 2"]
 
+
+
+def test_fill_between_slices_completes_a_label_and_undoes_in_one_step(qtbot, ct_window):
+    from medviewer.core.findings import AIResult, Prediction, Segment, now_iso
+
+    window = ct_window
+    window.set_layout("1x1")
+    view = window.grid.active
+    volume = view.series.volume
+    assert abs(view.plane_slice.affine[2, 2]) > 0  # the axial view: it steps across slices
+    labels = np.zeros(volume.shape, np.uint8)
+    k0, k1 = volume.shape[0] // 2 - 6, volume.shape[0] // 2 + 6
+    rows, cols = np.indices(volume.shape[1:])
+    pixel = float(volume.spacing[0])
+    for k, radius in ((k0, 10.0), (k1, 20.0)):
+        labels[k] = ((rows - 256) * pixel) ** 2 + ((cols - 256) * pixel) ** 2 <= radius**2
+    prediction = Prediction(
+        model=MODEL, task="segmentation", device="cpu", seconds=0.0, created=now_iso(),
+        series_uid=volume.metadata.series_uid, affine=volume.affine,
+        shape=tuple(volume.shape), label_map=labels, segments={1: Segment(1, "drawn", "#ff0000")})
+    result = AIResult.of(prediction)
+    window.ai.add_result(result)
+    window.ai.panel.show_result(result)
+    qtbot.waitUntil(lambda: window.ai.panel.edit_controls.label() == 1, timeout=WAIT_MS)
+    drawn = result.label_map.copy()
+
+    window.ai.panel.edit_controls.fill_button.click()
+    qtbot.waitUntil(lambda: (result.label_map[k0 + 1:k1] == 1).any(), timeout=WAIT_MS)
+    filled = result.label_map == 1
+    assert np.array_equal(filled[[k0, k1]], drawn[[k0, k1]] == 1)
+    assert not filled[:k0].any() and not filled[k1 + 1:].any()
+    middle = filled[(k0 + k1) // 2].sum() * pixel**2
+    assert middle == pytest.approx(np.pi * 15.0**2, rel=0.05)  # the radius half way: 15 mm
+    qtbot.waitUntil(lambda: not window.ai.measuring(volume.metadata.series_uid), timeout=WAIT_MS)
+    window.ai.undo()
+    assert np.array_equal(result.label_map, drawn)  # one undo step
