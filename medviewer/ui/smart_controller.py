@@ -54,7 +54,10 @@ class SmartController(QObject):
     ai : AIController
         Where the result is shown, measured and saved.
     engine : callable
-        Makes the engine for a new series (default: the classical one).
+        Makes the engine for a new series from its volume (default: ``auto``, the promptable
+        model installed for the series' modality with the classical engine for what it
+        cannot hold, else the classical engine: :func:`~medviewer.ai.interactive_engines.
+        engine_named`).
 
     Signals
     -------
@@ -71,7 +74,7 @@ class SmartController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.grid, self.ai = grid, ai
-        self._engine = engine or _classical
+        self._engine = engine or _auto
         self._series: dict[int, _SeriesObjects] = {}
         grid.smartPrompt.connect(self.prompt)
         grid.smartCommand.connect(self.command)
@@ -90,13 +93,17 @@ class SmartController(QObject):
             objects.job.cancel()  # superseded: its mask is never shown
         name, session = _name(objects.label), objects.session
 
-        def task(cancel: Callable[[], bool]) -> tuple[np.ndarray, Box | None]:
+        def task(cancel: Callable[[], bool]) -> tuple[np.ndarray, Box | None, str]:
             mask = session.add_prompt(name, prompt, cancel)
-            return mask, bounding_box(mask)  # here, not on the GUI thread
+            box = bounding_box(mask)  # here, not on the GUI thread
+            voxels = 0 if box is None else int(np.count_nonzero(mask[box]))
+            ml = voxels * float(np.prod(session.volume.spacing)) / 1000.0
+            engine = getattr(session.engine, "last", "") or session.engine.name
+            return mask, box, f"{name}: {ml:.2f} mL ({engine}); Enter accepts, Esc cancels"
 
         objects.job = workers.start(
             task, name="click to segment",
-            returned=lambda found, o=objects, k=objects.label: self._show(o, k, *found),
+            returned=lambda found, o=objects, k=objects.label: self._shown(o, k, *found),
             errored=lambda exc: self.statusMessage.emit(f"Click to segment: {exc}", 8000))
         return objects.job
 
@@ -144,7 +151,7 @@ class SmartController(QObject):
         key = id(series.volume)
         if key not in self._series:
             volume = series.volume
-            session = InteractiveSession(volume, self._engine())
+            session = InteractiveSession(volume, self._engine(volume))
             self._series[key] = _SeriesObjects(session, self._result_for(volume))
         return self._series[key]
 
@@ -197,6 +204,11 @@ class SmartController(QObject):
         else:
             self.grid.refresh_overlays()  # while the object is refined: drawn only
         self.objectChanged.emit(objects.result)
+
+    def _shown(self, objects: _SeriesObjects, label: int, mask: np.ndarray, box: Box | None,
+               status: str) -> None:
+        self._show(objects, label, mask, box)
+        self.statusMessage.emit(status, 8000)
 
     def _accept(self, objects: _SeriesObjects) -> None:
         name = _name(objects.label)
@@ -258,7 +270,7 @@ def _volume_key(view: Any) -> int:
     return id(series.volume) if series is not None else 0
 
 
-def _classical() -> Any:
-    from medviewer.ai.classical_engine import ClassicalEngine
+def _auto(volume: Any) -> Any:
+    from medviewer.ai.interactive_engines import AUTO, engine_named
 
-    return ClassicalEngine()
+    return engine_named(AUTO, modality=volume.metadata.modality)

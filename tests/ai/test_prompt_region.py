@@ -166,3 +166,42 @@ def test_the_network_engine_refuses_a_model_that_takes_no_prompts():
 
     with pytest.raises(InferenceError, match="not a promptable"):
         NetworkEngine(ModelCard.from_dict(NODULES.card, "nodules"))
+
+
+class ConstantEngine(NetworkEngine):
+    """A network that answers `value` everywhere in its cube."""
+
+    value = 1.0
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return np.full(x.shape[1:], self.value, np.float32)
+
+
+def test_auto_uses_the_network_unless_it_finds_nothing_or_fills_its_cube():
+    from medviewer.ai.classical_engine import ClassicalEngine
+    from medviewer.ai.interactive_engines import AutoEngine
+    from tests.ai.test_interactive import phantom
+
+    affine = np.diag([0.8, 0.8, 1.5, 1.0])
+    centre = centre_of(affine, (40, 90, 100))
+    volume, (ball,) = phantom(affine, balls=[(centre, 7.0, 40.0)])
+    click = tuple(voxel_to_patient(affine, np.array([50.0, 45.0, 20.0])))
+    auto = AutoEngine(PositiveChannelEngine(card()), ClassicalEngine())
+    small = InteractiveSession(volume, auto).add_prompt("a", Point(click))
+    assert auto.last == "demo-ct-interactive" and 0 < small.sum() < ball.sum()
+    classical = InteractiveSession(volume, ClassicalEngine()).add_prompt("a", Point(click))
+    for value in (1.0, 0.0):  # the whole cube (a structure larger than it), or nothing
+        network = ConstantEngine(card())
+        network.value = value
+        auto = AutoEngine(network, ClassicalEngine())
+        mask = InteractiveSession(volume, auto).add_prompt("a", Point(click))
+        assert auto.last == "classical" and np.array_equal(mask, classical)
+
+
+def test_a_promptable_model_never_runs_on_its_own():
+    from medviewer.ai.applicability import check_applicable, why_not_applicable
+
+    volume = Volume(np.zeros((8, 16, 16), np.float32), np.eye(4))
+    assert why_not_applicable(card(), volume) == "runs on clicks: the Smart tool (S)"
+    with pytest.raises(InferenceError, match="segment-click --engine demo-ct-interactive"):
+        check_applicable(card(), volume)
