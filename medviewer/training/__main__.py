@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     clicks.add_argument("--seeds", default="5000-5029", help="A-B (inclusive)")
     clicks.add_argument("--clicks", type=int, default=3)
     clicks.add_argument("--engine", default="classical")
-    clicks.add_argument("--kinds", default="nodule,lung", help="nodule, lung or both")
+    clicks.add_argument("--kinds", default="nodule,lung",
+                        help="comma-separated: nodule, lung, heart, aorta")
     fill = sub.add_parser("evaluate-fill",
                           help="fill between slices: which method is closer to the truth")
     fill.add_argument("--seeds", default="5000-5019", help="A-B (inclusive)")

@@ -4,8 +4,9 @@ from its boundary), each next one at the centre of the largest error region (mis
 positive click; extra: a negative one). Dice after each click, per object; means with 95 %
 cluster-bootstrap intervals over cases (a case: one CT and its objects).
 
-Objects: every nodule of at least 6 mm (its truth component) and each lung. The heart and the
-aorta have no truth label in the phantom, so they are not measured.
+Objects: every nodule of at least 6 mm (its truth component), each lung, and (``--kinds``)
+the heart and the aorta, whose truth is the phantom's own shapes as :func:`render_ct` draws
+them (the heart's ellipsoid less the aorta; the aorta's tubes outside the lungs and airways).
 
 ``python -m medviewer.training evaluate-clicks --seeds 5000-5029 [--clicks 3]
 [--kinds nodule,lung]``
@@ -42,10 +43,24 @@ class ObjectRun:
     seconds: tuple[float, ...]
 
 
-def truth_objects(case: Any, volume: Volume, labels: np.ndarray
+def organ_truths(case: Any, grid: Any, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The heart and the aorta of a case rendered on `grid`, as the phantom draws them."""
+    x, y = grid.xs()[None, :], grid.ys()[:, None]
+    heart = np.stack([phantom._heart_mask(case, x, y, float(z)) for z in grid.zs()])
+    aorta = np.zeros(labels.shape, dtype=bool)
+    for region, ratio in phantom._tube_regions(grid, case.aorta):
+        aorta[region] |= ratio < 1.0
+    for region, ratio in phantom._tube_regions(grid, case.airways):
+        aorta[region] &= ratio >= 1.25
+    outside_lungs = labels == 0
+    aorta &= outside_lungs
+    return {"heart": heart & ~aorta & outside_lungs, "aorta": aorta}
+
+
+def truth_objects(case: Any, volume: Volume, labels: np.ndarray, grid: Any = None
                   ) -> Iterator[tuple[str, float, np.ndarray]]:
     """(kind, size, truth mask) of each nodule >= 6 mm (its connected component holding its
-    centre) and each lung of a rendered case."""
+    centre) and each lung of a rendered case; with its `grid`, the heart and the aorta too."""
     import SimpleITK as sitk
 
     components = sitk.GetArrayFromImage(sitk.ConnectedComponent(
@@ -64,6 +79,10 @@ def truth_objects(case: Any, volume: Volume, labels: np.ndarray
         lung = labels == side
         if lung.any():
             yield "lung", 0.0, lung
+    if grid is not None:
+        for kind, mask in organ_truths(case, grid, labels).items():
+            if mask.any():
+                yield kind, 0.0, mask
 
 
 def centre_voxel(mask: np.ndarray, spacing: np.ndarray) -> tuple[int, int, int]:
@@ -131,7 +150,8 @@ def evaluate_clicks(seeds: range, clicks: int = 3, engine: str = "classical",
         grid = phantom.ct_grid(case)
         hu, labels = phantom.render_ct(case, grid)
         volume = data.axial_volume(hu, grid)
-        for kind, size, truth in truth_objects(case, volume, labels):
+        organs = grid if {"heart", "aorta"} & set(kinds) else None
+        for kind, size, truth in truth_objects(case, volume, labels, organs):
             if kind not in kinds:
                 continue
             dices, seconds = run_object(volume, truth, clicks, engine)
