@@ -1,15 +1,16 @@
 """Click-to-segment latency in the viewer: the Smart tool on the demo CT (offscreen).
 
-For each nodule of the demo patient (and each of its lungs), a click at its centre goes
+For each nodule of at least 6 mm of the demo patient, a click at its centre goes
 through the main window's :class:`~medviewer.ui.smart_controller.SmartController` (worker,
 engine, label map, overlays of every view); measured: the seconds from the click to the mask
 drawn (the controller's ``objectChanged``, emitted after the views were redrawn), the engine
 alone on the same click (``InteractiveSession.add_prompt`` in this thread), and the GUI
-thread's longest stall (a 5 ms timer) while each prompt ran, and over the whole run (which
-adds each object's acceptance: its measurement and save). Each object is clicked ``--repeats`` times
+thread's longest stall (a 5 ms timer) while each prompt ran, from each object's acceptance
+until it is measured and saved, and over the whole run. Each object is clicked ``--repeats`` times
 (a new object each time).
 
-Usage: ``python benchmarks/bench_click.py [--repeats 5]``; prints JSON.
+Usage: ``python benchmarks/bench_click.py [--repeats 5] [--engine classical|auto|MODEL]``;
+prints JSON (``--engine``: as ``medviewer segment-click``'s, on the CPU).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--engine", default="classical",
+                        help="classical, auto, or a promptable model's id or folder")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench-click-"))
     for name in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
@@ -40,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from medviewer.ai.classical_engine import ClassicalEngine
     from medviewer.ai.interactive import InteractiveSession, Point
+    from medviewer.ai.interactive_engines import engine_named
     from medviewer.io.database import StudyDatabase
     from medviewer.synthetic.demo import DEMO_SEED, write_demo_data
     from medviewer.ui import workers
@@ -67,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     wait(app, lambda: getattr(window.ai, "_warm_up", None) is not None
          and window.ai._warm_up.done and not workers.active_jobs())
     volume = view.series.volume
+    modality = volume.metadata.modality
+
+    def make_engine(_volume: Any = None) -> Any:
+        return engine_named(args.engine, "cpu", modality=modality)
+
+    window.smart._engine = make_engine
+    warm = InteractiveSession(volume, make_engine())  # the network loaded once, as in use
+    warm.add_prompt("warm", Point(tuple(ct["nodules"][0]["centroid_lps"])))
     targets = [("nodule", n["diameter_mm"], n["centroid_lps"]) for n in ct["nodules"]
                if n["diameter_mm"] >= 6]
     gaps: list[tuple[float, float]] = []  # (end time, gap)
@@ -95,13 +106,24 @@ def main(argv: list[str] | None = None) -> int:
                 app.processEvents()
             prompt_stall = max((g for t, g in gaps if started < t <= changed[0] + 0.05),
                                default=0.0)
+            accepted = time.perf_counter()
             window.smart.command(view, "accept")
-            engine = InteractiveSession(volume, ClassicalEngine())
+            wait(app, lambda: not window.ai.measuring(volume.metadata.series_uid)
+                 and not workers.active_jobs())
+            measured = time.perf_counter()
+            while not any(t > measured for t, _ in gaps):
+                app.processEvents()
+            accept_stall = max((g for t, g in gaps if accepted < t <= measured + 0.05),
+                               default=0.0)
+            engine = InteractiveSession(volume, make_engine())
             t = time.perf_counter()
             engine.add_prompt("x", Point(tuple(centre)))
             clicks.append({"kind": kind, "size_mm": size, "gui_s": round(seconds, 3),
                            "engine_s": round(time.perf_counter() - t, 3),
-                           "stall_during_prompt_ms": round(1000 * prompt_stall, 1)})
+                           "engine": getattr(engine.engine, "last", "") or engine.engine.name,
+                           "stall_during_prompt_ms": round(1000 * prompt_stall, 1),
+                           "stall_accept_to_measured_ms": round(1000 * accept_stall, 1),
+                           "accept_to_measured_s": round(measured - accepted, 3)})
     timer.stop()
     window.close()
     gui = [c["gui_s"] for c in clicks]
@@ -111,9 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         "clicks": clicks,
         "median_click_to_screen_ms": round(1000 * statistics.median(gui), 1),
         "median_engine_ms": round(1000 * statistics.median(c["engine_s"] for c in clicks), 1),
+        "engine": args.engine,
         "max_stall_during_prompts_ms": max(c["stall_during_prompt_ms"] for c in clicks),
+        "max_stall_accept_to_measured_ms": max(c["stall_accept_to_measured_ms"]
+                                               for c in clicks),
         "max_stall_ms": round(1000 * max(g for _, g in gaps), 1),
-        "targets": {"classical_click_to_screen_ms": 150, "stall_ms": 50},
+        "targets": {"classical_click_to_screen_ms": 150, "network_click_to_screen_ms": 300,
+                    "stall_ms": 50},
         "machine": machine_info(),
     }
     print(json.dumps(report, indent=2))
