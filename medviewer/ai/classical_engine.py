@@ -54,7 +54,10 @@ class ClassicalEngine:
         mask = np.zeros(volume.shape, dtype=bool)
         for group in prompts.positive_groups:
             _check(cancel)
-            region = self._grown(volume, group, cancel)
+            limit = _object_box(volume, mask, CORRECTION_BOX_MM) if mask.any() else None
+            if limit is not None and not _inside_box(group, limit):
+                limit = None  # a click away from the object: another part of it, grown freely
+            region = self._grown(volume, group, cancel, limit)
             adjacent = 1.5 * float(volume.spacing.max())
             if mask.any() and _near(mask, group, volume, adjacent):
                 region = region & _ball(volume, group, CORRECTION_MM)  # an edge correction
@@ -67,33 +70,45 @@ class ClassicalEngine:
             mask = split_off(volume, mask, prompts.positive, prompts.negative)
         return mask
 
-    def _grown(self, volume: Volume, seeds: Sequence[Voxel],
-               cancel: Callable[[], bool]) -> np.ndarray:
-        key = (id(volume.array), tuple(seeds))
+    def _grown(self, volume: Volume, seeds: Sequence[Voxel], cancel: Callable[[], bool],
+               limit: Box | None = None) -> np.ndarray:
+        key = (id(volume.array), tuple(seeds), None if limit is None else
+               tuple((b.start, b.stop) for b in limit))
         if key not in self._regions:
             if len(self._regions) >= _CACHE_SIZE:
                 self._regions.pop(next(iter(self._regions)))
             self._regions[key] = grow_region(volume, seeds, self.multiplier, self.iterations,
-                                             cancel)
+                                             cancel, limit)
         return self._regions[key]
+
+
+Box = tuple[slice, slice, slice]
+CORRECTION_BOX_MM = 10.0
+"""A positive prompt inside an object's box grown by this much (mm) refines that object: its
+region grows within that box only (a click on a vessel the lung mask missed must not grow
+along the vessel into the heart). A prompt outside it adds another part, grown freely."""
 
 
 def grow_region(volume: Volume, seeds: Sequence[Voxel], multiplier: float = 2.5,
                 iterations: int = 2,
-                cancel: Callable[[], bool] = lambda: False) -> np.ndarray:
+                cancel: Callable[[], bool] = lambda: False,
+                limit: Box | None = None) -> np.ndarray:
     """The region grown from `seeds` ((slice, row, col) voxels) with its half-maximum edge,
-    holes filled; in a box around the seeds that triples while the region touches its sides."""
+    holes filled; in a box around the seeds that triples while the region touches its sides
+    (within the box `limit` when given)."""
     spacing = volume.spacing[::-1]  # (slice, row, col) mm
     half = np.ceil(START_HALF_WIDTH_MM / spacing).astype(int)
     points = np.asarray(seeds)
     shape = np.asarray(volume.shape)
+    floor = np.zeros(3, int) if limit is None else np.array([b.start for b in limit])
+    ceiling = shape if limit is None else np.array([b.stop for b in limit])
     while True:
         _check(cancel)
-        low = np.maximum(points.min(axis=0) - half, 0)
-        high = np.minimum(points.max(axis=0) + half + 1, shape)
+        low = np.maximum(points.min(axis=0) - half, floor)
+        high = np.minimum(points.max(axis=0) + half + 1, ceiling)
         box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
         region = _grow_in_box(volume, box, points - low, multiplier, iterations)
-        touching = _touches_open_sides(region, low, high, shape)
+        touching = _touches_open_sides(region, low - floor, high - floor, ceiling - floor)
         if not touching.any():
             break
         half = np.where(touching, half * 3, half)
@@ -314,6 +329,22 @@ CORRECTION_MM = 4.0
 """A positive prompt next to the object (within 1.5 voxels) corrects its edge: it adds only
 what it grows within this distance (mm) of the prompt (a click on a missed rim, a partial-volume
 voxel, must not grow into what lies beyond)."""
+
+
+def _object_box(volume: Volume, mask: np.ndarray, mm: float) -> Box:
+    """The box of `mask`'s voxels grown by `mm` on each side, within the series."""
+    margin = np.ceil(mm / volume.spacing[::-1]).astype(int)
+    low, high = np.zeros(3, int), np.zeros(3, int)
+    for axis in range(3):  # from projections: no index array of a lung's 10 M voxels
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        low[axis] = max(int(hit[0]) - margin[axis], 0)
+        high[axis] = min(int(hit[-1]) + margin[axis] + 1, volume.shape[axis])
+    return (slice(int(low[0]), int(high[0])), slice(int(low[1]), int(high[1])),
+            slice(int(low[2]), int(high[2])))
+
+
+def _inside_box(voxels: Sequence[Voxel], box: Box) -> bool:
+    return all(b.start <= v < b.stop for voxel in voxels for v, b in zip(voxel, box, strict=True))
 
 
 def _near(mask: np.ndarray, seeds: Sequence[Voxel], volume: Volume, mm: float) -> bool:
