@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     clicks.add_argument("--engine", default="classical")
     clicks.add_argument("--kinds", default="nodule,lung",
                         help="comma-separated: nodule, lung, heart, aorta")
+    clicks.add_argument("--record", action="store_true",
+                        help="write the figures into the card of --engine (a model folder) "
+                             "as metrics.test")
     fill = sub.add_parser("evaluate-fill",
                           help="fill between slices: which method is closer to the truth")
     fill.add_argument("--seeds", default="5000-5019", help="A-B (inclusive)")
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
         report = evaluate_clicks(_seed_range(args.seeds), args.clicks, args.engine, log=_log,
                                  kinds=tuple(args.kinds.split(",")))
+        if args.record:
+            _record_clicks(Path(args.engine), report, args)
         print(json.dumps(report, indent=2))
         return 0
     if args.command == "train":
@@ -102,6 +107,19 @@ def _calibrate(args: argparse.Namespace, seeds: range | None,
         parser.error(str(exc))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _record_clicks(folder: Path, report: dict, args: argparse.Namespace) -> None:
+    """The click evaluation as the card's ``metrics.test`` (validated before it is written)."""
+    from medviewer.ai.model_card import CARD_FILE, ModelCard
+
+    path = folder / CARD_FILE
+    card = json.loads(path.read_text())
+    card.setdefault("metrics", {})["test"] = {
+        **report, "command": f"python -m medviewer.training evaluate-clicks --seeds {args.seeds} "
+                             f"--clicks {args.clicks} --kinds {args.kinds} --engine MODEL"}
+    ModelCard.from_dict(card, str(path))
+    path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def _log(message: str) -> None:

@@ -6,12 +6,13 @@ The texts are computed from the view's series, state and plane (see :class:`Anno
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtCore import QPointF, QRect, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from medviewer.core import formatting as fmt
@@ -84,12 +85,23 @@ class Annotations(QWidget):
     def _font(self, points: float, weight=QFont.Weight.Normal) -> QFont:
         return QFont(self.font().family(), round(points * self.size_factor), weight)
 
+    def layout(self) -> list[Placed]:
+        """Where each text goes (see :func:`layout_annotations`), for the widget's size."""
+        return layout_annotations(
+            self.width(), self.height(), self.corners, self.letters, self.scale,
+            QFontMetrics(self._font(9)), QFontMetrics(self._font(11, QFont.Weight.Bold)),
+            self.size_factor)
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
+        for placed in self.layout():
+            bold = placed.kind == "letter"
+            painter.setFont(self._font(11, QFont.Weight.Bold) if bold else self._font(9))
+            if placed.kind == "scale":
+                self._paint_scale(painter, placed.rect)
+            else:
+                self._text(painter, placed.rect, PLACES[placed.place], placed.text)
         painter.setFont(self._font(9))
-        self._paint_corners(painter)
-        self._paint_letters(painter)
-        self._paint_scale(painter)
         if self.message:
             self._text(painter, self.rect(), Qt.AlignmentFlag.AlignCenter, self.message)
         painter.end()
@@ -100,27 +112,12 @@ class Annotations(QWidget):
         painter.setPen(TEXT_COLOR)
         painter.drawText(rect, flags, text)
 
-    def _paint_corners(self, painter: QPainter) -> None:
-        texts = {corner: "\n".join(lines) for corner, lines in self.corners.items()}
-        self._paint_places(painter, self.rect().adjusted(6, 4, -6, -4), texts)
-
-    def _paint_letters(self, painter: QPainter) -> None:
-        painter.setFont(self._font(11, QFont.Weight.Bold))
-        self._paint_places(painter, self.rect().adjusted(4, 2, -4, -2), self.letters)
-        painter.setFont(self._font(9))
-
-    def _paint_places(self, painter: QPainter, inner, texts: dict[str, str]) -> None:
-        for place, text in texts.items():
-            if text:
-                self._text(painter, inner, PLACES[place], text)
-
-    def _paint_scale(self, painter: QPainter) -> None:
-        if self.scale is None:
-            return
+    def _paint_scale(self, painter: QPainter, rect: QRect) -> None:
+        assert self.scale is not None
         length, label = self.scale
         f = self.size_factor
-        x0 = (self.width() - length) / 2.0
-        y = self.height() - 26.0 * f
+        x0 = rect.center().x() - length / 2.0
+        y = rect.bottom() - 4.0 * f
         for color, offset in ((QColor(0, 0, 0, 200), f), (TEXT_COLOR, 0.0)):
             painter.setPen(QPen(color, 2 * f))
             painter.drawLine(
@@ -130,10 +127,106 @@ class Annotations(QWidget):
                 painter.drawLine(
                     QPointF(x + offset, y - 4 * f + offset), QPointF(x + offset, y + 4 * f + offset)
                 )
-        rect = QRectF(x0 - 40 * f, y - 20 * f, length + 80 * f, 16 * f).toRect()
-        self._text(
-            painter, rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, label
-        )
+        label_rect = QRect(rect.left(), rect.top(), rect.width(), round(16 * f))
+        self._text(painter, label_rect, _ALIGN.AlignHCenter | _ALIGN.AlignBottom, label)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One thing drawn over the image: a corner's text block, an edge letter or the scale
+    bar (`kind` ``"corner"``, ``"letter"``, ``"scale"``), its place and its rectangle."""
+
+    kind: str
+    place: str
+    rect: QRect
+    text: str = ""
+
+
+MARGIN, GAP = 6, 6
+"""Pixels between the texts and the viewport's edge, and between two texts."""
+
+
+def layout_annotations(width: int, height: int, corners: dict[str, list[str]],
+                       letters: dict[str, str], scale: tuple[float, str] | None,
+                       text_metrics: QFontMetrics, letter_metrics: QFontMetrics,
+                       size_factor: float = 1.0) -> list[Placed]:
+    """Rectangles for the corner texts, edge letters and scale bar that never overlap.
+
+    The edge letters (orientation: a safety matter) are placed first; each corner's block
+    keeps to its quarter: between the viewport's edge and the letter centred on its edge, and
+    above (below) the band of the side letters. Lines that do not fit are dropped, least
+    important first (zoom, study description, date, slice position, patient ID, series
+    description), and what is still too wide is elided. The scale bar sits above the bottom
+    letter and the bottom corners' text, or is left out when there is no room for it.
+    """
+    placed: list[Placed] = []
+    letter_h = letter_metrics.height()
+    sizes = {place: (letter_metrics.horizontalAdvance(text) + 2, letter_h)
+             for place, text in letters.items() if text}
+    for place, (w, h) in sizes.items():
+        placed.append(Placed("letter", place, _edge_rect(place, w, h, width, height),
+                             letters[place]))
+    sides = bool({"left", "right"} & set(sizes))
+    band_top = (height - letter_h) / 2 - GAP if sides else height / 2
+    line_h = text_metrics.height()
+    kept = _drop_lines(corners, max(0, int((band_top - MARGIN) // line_h)))
+    lowest_free = height - MARGIN - (sizes["bottom"][1] if "bottom" in sizes else 0)
+    for place, lines in kept.items():
+        edge = "top" if place.startswith("top") else "bottom"
+        room = int((width - sizes.get(edge, (0, 0))[0]) / 2 - MARGIN - GAP)
+        shown = [text_metrics.elidedText(line, Qt.TextElideMode.ElideRight, room)
+                 for line in lines] if room > 0 else []
+        shown = [line for line in shown if line and line != "…"]
+        if not shown:
+            continue
+        w = min(room, max(text_metrics.horizontalAdvance(line) for line in shown) + 2)
+        h = line_h * len(shown)
+        x = MARGIN if place.endswith("left") else width - MARGIN - w
+        y = MARGIN if edge == "top" else height - MARGIN - h
+        placed.append(Placed("corner", place, QRect(x, y, w, h), "\n".join(shown)))
+        if edge == "bottom":
+            lowest_free = min(lowest_free, y)
+    if scale is not None:
+        length, label = scale
+        w = int(max(length, text_metrics.horizontalAdvance(label)) + 2 * size_factor + 2)
+        h = int(26 * size_factor)
+        top = lowest_free - GAP - h
+        above_band = height - band_top  # the side letters' band ends here
+        if top >= above_band and w <= width - 2 * MARGIN:
+            placed.append(Placed("scale", "bottom", QRect(round((width - w) / 2), top, w, h)))
+    return placed
+
+
+def _edge_rect(place: str, w: int, h: int, width: int, height: int) -> QRect:
+    x = {"left": MARGIN // 2, "right": width - MARGIN // 2 - w}.get(place, round((width - w) / 2))
+    y = {"top": MARGIN // 2, "bottom": height - MARGIN // 2 - h}.get(place,
+                                                                      round((height - h) / 2))
+    return QRect(x, y, w, h)
+
+
+def _drop_lines(corners: dict[str, list[str]], most: int) -> dict[str, list[str]]:
+    """Each corner's lines, the least important dropped until at most `most` remain."""
+    kept: dict[str, list[str]] = {}
+    for place, lines in corners.items():
+        ranked = sorted(range(len(lines)), key=lambda i: _importance(place, lines, i))
+        drop = set(ranked[: max(0, len(lines) - most)])
+        kept[place] = [line for i, line in enumerate(lines) if i not in drop and line]
+    return kept
+
+
+def _importance(place: str, lines: list[str], index: int) -> int:
+    """How much a corner line matters (higher: kept longer). Identity, image number, window
+    and the plane matter most; zoom least."""
+    line = lines[index]
+    if place == "bottom_right":
+        return 1 if line.startswith("Zoom") else 9
+    if place == "bottom_left":
+        return 4 if line.startswith("Pos") else 9
+    if place == "top_left":
+        return 8 if index == 0 else 6
+    if index == len(lines) - 1:  # top right: modality and plane
+        return 8
+    return {0: 3, 1: 2}.get(index, 5) if len(lines) == 4 else 5 - index
 
 
 def scale_bar(viewbox: pg.ViewBox, size_factor: float = 1.0) -> tuple[float, str] | None:
