@@ -85,7 +85,8 @@ class Engine(Protocol):
 
     def segment(self, volume: Volume, prompts: VoxelPrompts, previous: np.ndarray | None,
                 cancel: Callable[[], bool]) -> np.ndarray:
-        """A boolean mask shaped like ``volume.shape``."""
+        """A boolean mask shaped like ``volume.shape``. `previous` (the object's mask before
+        this prompt, or None) is a fresh array the engine may change and return."""
         ...
 
 
@@ -146,6 +147,16 @@ def _scribble_voxels(volume: Volume, points: Sequence[Lps]) -> list[Voxel]:
     return voxels
 
 
+def _box_of(mask: np.ndarray) -> tuple[slice, ...]:
+    """The smallest box holding `mask`'s True voxels (empty at 0 when there is none), from
+    its projections on each axis (no index array of every voxel)."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
+    return tuple(box)
+
+
 @dataclass(frozen=True)
 class StoredMask:
     """A mask kept as the box that holds it (a whole CT is 70 M voxels; an object's history
@@ -158,11 +169,19 @@ class StoredMask:
     @classmethod
     def of(cls, mask: np.ndarray) -> StoredMask:
         """`mask` cut to the box of its True voxels (an empty box when there is none)."""
-        found = np.argwhere(mask) if mask.any() else np.zeros((1, 3), dtype=int)
-        low, high = found.min(axis=0), found.max(axis=0) + (1 if mask.any() else 0)
-        box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+        box = _box_of(mask)
         shape = (int(mask.shape[0]), int(mask.shape[1]), int(mask.shape[2]))
         return cls(shape, box, mask[box].copy())
+
+    def keep_within(self, mask: np.ndarray) -> None:
+        """Clear the voxels of `mask` (whole grid, in place) that this mask does not hold."""
+        for axis, part in enumerate(self.box):
+            before = [slice(None)] * 3
+            before[axis] = slice(0, part.start)
+            mask[tuple(before)] = False
+            before[axis] = slice(part.stop, None)
+            mask[tuple(before)] = False
+        mask[self.box] &= self.crop
 
     def full(self) -> np.ndarray:
         """The mask on the whole grid."""
@@ -244,10 +263,10 @@ class InteractiveSession:
         voxels = prompt_voxels(self.volume, prompts)  # refuses a prompt outside first
         if not voxels.positive and not voxels.boxes:
             raise InferenceError("start an object with a click inside it (or a box around it)")
-        previous = obj.mask
-        mask = self.engine.segment(self.volume, voxels, previous, cancel)
-        if previous is not None and not _adds(prompt):
-            mask &= previous  # a negative prompt only removes, whatever the engine
+        stored = obj.masks[-1] if obj.masks else None
+        mask = self.engine.segment(self.volume, voxels, obj.mask, cancel)
+        if stored is not None and not _adds(prompt):
+            stored.keep_within(mask)  # a negative prompt only removes, whatever the engine
         obj.prompts.append(prompt)
         obj.masks.append(StoredMask.of(mask))
         obj.undone.clear()

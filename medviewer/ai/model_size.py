@@ -168,11 +168,21 @@ def estimate_network(card: ModelCard, cls: type) -> SizeEstimate:
 
 
 def input_shape(card: ModelCard) -> tuple[int, ...]:
-    """``(1, channels, *grid)``: the card's fixed grid (patch, else size), else the nominal one."""
+    """``(1, channels, *grid)``: the card's fixed grid (patch, else size; a promptable model's
+    cube), else the nominal one."""
     spec = card.input
     channels = spec.channels * (2 * spec.context_slices + 1)
-    grid = (spec.patch_size if spec.dims == 3 else None) or spec.size or NOMINAL_GRID[spec.dims]
+    grid = (spec.patch_size if spec.dims == 3 else None) or spec.size or _cube(card) \
+        or NOMINAL_GRID[spec.dims]
     return (1, channels, *grid)
+
+
+def _cube(card: ModelCard) -> tuple[int, ...] | None:
+    from medviewer.ai.prompt_region import roi_grid
+
+    if card.input.prompts is None:
+        return None
+    return roi_grid((0.0, 0.0, 0.0), card.input).shape
 
 
 class _TooLarge(Exception):

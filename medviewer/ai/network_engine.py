@@ -19,8 +19,7 @@ from medviewer.ai.interactive import VoxelPrompts
 from medviewer.ai.model_card import ModelCard
 from medviewer.ai.prompt_region import (
     RoiGrid,
-    native_box,
-    paste_back,
+    paste_box,
     prompt_channels,
     roi_grid,
     sample_cube,
@@ -66,13 +65,13 @@ class NetworkEngine:
             raise CancelledError("superseded by a newer prompt")
         probability = self._run(x)
         threshold = self.card.output.threshold
-        inside = paste_back(volume, grid, probability, threshold)
-        inside = _parts_with(inside, prompts.positive)
-        box = native_box(volume, grid, margin=0)
-        mask = np.zeros(volume.shape, bool) if previous is None else previous.copy()
-        cube_voxels = paste_back(volume, grid, np.ones(grid.shape, np.float32), 0.5)
-        mask[box] &= ~cube_voxels[box]
-        mask |= inside
+        box, inside = paste_box(volume, grid, probability, threshold)
+        first = np.array([b.start for b in box])
+        inside = _parts_with(inside, [np.asarray(v) - first for v in prompts.positive])
+        _, cube_voxels = paste_box(volume, grid, np.ones(grid.shape, np.float32), 0.5)
+        mask = np.zeros(volume.shape, bool) if previous is None else previous  # fresh: reused
+        mask[box] &= ~cube_voxels
+        mask[box] |= inside
         return mask, _reaches_sides(probability >= threshold)
 
     def network_input(self, volume: Volume, grid: RoiGrid, prompts: VoxelPrompts,
@@ -83,7 +82,7 @@ class NetworkEngine:
         image = scaled(sample_cube(volume, grid), spec)
         prior = None
         if previous is not None and "previous" in spec.prompts.channels:
-            prior = sample_cube(volume, grid, previous.astype(np.float32), outside=0.0)
+            prior = sample_cube(volume, grid, previous, outside=0.0)  # cropped, then float
         boxes = [(grid.to_index(_lps(volume, [low]))[0], grid.to_index(_lps(volume, [high]))[0])
                  for low, high in prompts.boxes]
         channels = prompt_channels(spec.prompts, grid,
@@ -128,21 +127,17 @@ def _reaches_sides(cube: np.ndarray) -> bool:
 
 
 def _parts_with(mask: np.ndarray, seeds) -> np.ndarray:
-    """The connected parts of `mask` holding a seed voxel; the largest part when none does."""
+    """The connected parts of `mask` holding a seed voxel (indices into `mask`); the largest
+    part when none does."""
     import SimpleITK as sitk
 
     if not mask.any():
         return mask
-    found = np.argwhere(mask)
-    low, high = found.min(axis=0), found.max(axis=0) + 1
-    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
     parts = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(
-        sitk.GetImageFromArray(mask[box].astype(np.uint8)), True)))
+        sitk.GetImageFromArray(mask.astype(np.uint8)), True)))
     keep = set()
-    for s, r, c in seeds:
-        local = (s - low[0], r - low[1], c - low[2])
+    for seed in seeds:
+        local = tuple(int(v) for v in seed)
         if all(0 <= v < n for v, n in zip(local, parts.shape, strict=True)) and parts[local]:
             keep.add(int(parts[local]))
-    out = np.zeros_like(mask)
-    out[box] = np.isin(parts, sorted(keep or {1}))
-    return out
+    return np.isin(parts, sorted(keep or {1}))

@@ -130,23 +130,31 @@ def paste_back(volume: Volume, grid: RoiGrid, probability: np.ndarray,
                threshold: float = 0.5) -> np.ndarray:
     """A model-grid probability cube as a boolean mask on the series grid: the probability
     sampled (linear) at each series voxel inside the cube, at or above `threshold`."""
+    mask = np.zeros(volume.shape, dtype=bool)
+    box, crop = paste_box(volume, grid, probability, threshold)
+    mask[box] = crop
+    return mask
+
+
+def paste_box(volume: Volume, grid: RoiGrid, probability: np.ndarray,
+              threshold: float = 0.5) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+    """:func:`paste_back` on the series' box that holds the cube only: ``(box, mask of the
+    box)`` (no whole-series array: a CT is 70 M voxels)."""
     import SimpleITK as sitk
 
-    mask = np.zeros(volume.shape, dtype=bool)
     box = native_box(volume, grid, margin=0)
-    if any(s.stop <= s.start for s in box):
-        return mask
+    shape = [s.stop - s.start for s in box]
+    if any(n <= 0 for n in shape):
+        return box, np.zeros([max(n, 0) for n in shape], dtype=bool)
     cube = sitk.GetImageFromArray(np.ascontiguousarray(probability.transpose(2, 1, 0),
                                                        dtype=np.float32))
-    reference = _sitk_grid(grid)
-    cube.CopyInformation(reference)
-    target = _sitk_box(volume, box, np.zeros([s.stop - s.start for s in box], np.float32))
+    cube.CopyInformation(_sitk_grid(grid))
+    target = _sitk_box(volume, box, np.zeros(shape, np.float32))
     resample = sitk.ResampleImageFilter()
     resample.SetReferenceImage(target)
     resample.SetInterpolator(sitk.sitkLinear)
     resample.SetDefaultPixelValue(0.0)
-    mask[box] = sitk.GetArrayFromImage(resample.Execute(cube)) >= threshold
-    return mask
+    return box, sitk.GetArrayFromImage(resample.Execute(cube)) >= threshold
 
 
 def prompt_channels(spec: PromptSpec, grid: RoiGrid, positive: np.ndarray,

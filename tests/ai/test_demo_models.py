@@ -18,7 +18,8 @@ from medviewer.synthetic import phantom
 
 pytest.importorskip("torch")
 
-IDS = ("demo-ct-lung-nodule-seg", "demo-ct-lungs", "demo-ct-nodule-cls", "demo-cxr-nodule-cls")
+IDS = ("demo-ct-lung-nodule-seg", "demo-ct-lungs", "demo-ct-nodule-cls", "demo-cxr-nodule-cls",
+       "demo-ct-interactive")
 
 
 def _entry(model_id: str):
@@ -149,3 +150,27 @@ def test_bundled_card_is_what_its_training_recipe_writes(model_id):
         card["weights"].pop("sha256")
         card.pop("metrics", None)
     assert shipped == recipe
+
+
+def test_promptable_network_outlines_a_clicked_nodule_on_a_held_out_ct():
+    """demo-ct-interactive through the engine the Smart tool runs: one click at a held-out
+    nodule's centre outlines it (the part of the CT around it, at the series' own pixels)."""
+    from medviewer.ai.interactive import InteractiveSession, Point
+    from medviewer.ai.interactive_engines import engine_named
+    from medviewer.training import data
+    from medviewer.training.click_eval import truth_objects
+
+    seed = _first_case(lambda c: any(n.diameter_mm >= 10 and n.kind == "solid"
+                                     for n in c.nodules))
+    case = phantom.chest_case(seed)
+    nodule = max((n for n in case.nodules if n.kind == "solid"), key=lambda n: n.diameter_mm)
+    sub = data._sub_grid(phantom.ct_grid(case), nodule.centre_lps, 50.0)
+    hu, labels = phantom.render_ct(case, sub)
+    volume = replace(data.axial_volume(hu, sub), metadata=VolumeMetadata(modality="CT"))
+    truths = [t for kind, size, t in truth_objects(case, volume, labels)
+              if kind == "nodule" and size == nodule.diameter_mm]
+    engine = engine_named("demo-ct-interactive", "cpu")
+    mask = InteractiveSession(volume, engine).add_prompt("n", Point(nodule.centre_lps))
+    truth = truths[0]
+    dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
+    assert dice >= 0.8, dice

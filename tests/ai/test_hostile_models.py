@@ -720,7 +720,7 @@ def test_the_demo_models_pass_every_check() -> None:
         counts[card.id] = estimate.parameters
     assert counts == {"demo-ct-lung-nodule-seg": 485_431, "demo-ct-lungs": 487_161,
                       "demo-ct-nodule-cls": 98_625,
-                      "demo-cxr-nodule-cls": 97_761}
+                      "demo-cxr-nodule-cls": 97_761, "demo-ct-interactive": 486_727}
 
 
 # -- 5. nested, oversized and self-multiplying JSON/YAML ------------------------------------------

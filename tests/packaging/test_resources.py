@@ -26,8 +26,8 @@ from medviewer.resources import (
 
 PACKAGE = Path(medviewer.__file__).resolve().parent
 REPO = PACKAGE.parent
-BUNDLED_IDS = ["demo-ct-lung-nodule-seg", "demo-ct-lungs", "demo-ct-nodule-cls",
-               "demo-cxr-nodule-cls"]
+BUNDLED_IDS = ["demo-ct-interactive", "demo-ct-lung-nodule-seg", "demo-ct-lungs",
+               "demo-ct-nodule-cls", "demo-cxr-nodule-cls"]
 
 
 def test_resources_live_inside_the_package() -> None:
