@@ -1,6 +1,7 @@
 """The Smart tool end to end on the demo CT: click a nodule -> its mask on every plane ->
 a negative click shrinks it -> undo -> accept -> the findings table and an exported SEG hold
-it. Clicks only (the classical engine: no weights)."""
+it. Clicks only, with the default engine (auto: the bundled promptable network for a nodule).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def test_click_a_nodule_refine_undo_accept_and_export(qtbot, tmp_path, demo_stud
     qtbot.waitUntil(lambda: _object_voxels(window).sum() > 0 and not window.smart.busy(),
                     timeout=WAIT_MS)
     first = _object_voxels(window).copy()
+    # the default engine, auto, answered with the bundled promptable network (a nodule)
+    qtbot.waitUntil(lambda: "(demo-ct-interactive)" in window.statusBar().currentMessage(),
+                    timeout=WAIT_MS)
     volume = view.series.volume
     spacing = volume.spacing
     found = np.argwhere(first).mean(axis=0)[::-1]  # (col, row, slice)
