@@ -54,12 +54,23 @@ def interactive_models(registry: Any = None, modality: str = "") -> list[str]:
             and (not modality or modality.upper() in entry.card.modalities)]
 
 
+MIN_OBJECT_MM3 = 30.0
+"""The network's object must be at least this large (a 3.9 mm ball)."""
+MIN_CT_CONTRAST = 300.0
+"""On CT, the network's object must be this much denser (HU) than the darkest quarter of
+the 2 voxels around it: a nodule against lung. A click on the heart, the aorta or a lung got
+a few dozen voxels of a vessel or of the same tissue from the nodule network."""
+
+
 class AutoEngine:
     """A promptable network, and the classical engine for what the network cannot hold.
 
-    Each prompt runs the network; when it finds nothing, or its object reaches the sides of
-    its region (a structure larger than the model's cube), the classical engine segments the
-    object from the same prompts instead. :attr:`last` names the engine that answered.
+    Each prompt runs the network. Its object is taken when it looks like what the network
+    was made for: it holds a positive prompt, does not reach the sides of its region (a
+    structure larger than the model's cube), is at least :data:`MIN_OBJECT_MM3`, and, on CT,
+    stands out from its surroundings by :data:`MIN_CT_CONTRAST`. Otherwise the classical
+    engine segments the object from the same prompts. :attr:`last` names the engine that
+    answered.
     """
 
     def __init__(self, network: Any, classical: Engine) -> None:
@@ -70,9 +81,43 @@ class AutoEngine:
     def segment(self, volume: Volume, prompts: VoxelPrompts, previous: np.ndarray | None,
                 cancel: Callable[[], bool]) -> np.ndarray:
         """The network's mask, or the classical engine's (see the class docstring)."""
+        kept = None if previous is None else previous.copy()  # the network may reuse it
         mask, too_large = self.network.run(volume, prompts, previous, cancel)
-        if mask.any() and not too_large:
+        if not too_large and looks_like_an_object(volume, mask, prompts.positive):
             self.last = self.network.name
             return mask
+        previous = kept
         self.last = self.classical.name
         return self.classical.segment(volume, prompts, previous, cancel)
+
+
+def looks_like_an_object(volume: Volume, mask: np.ndarray, positive) -> bool:
+    """Whether a network's `mask` holds a positive prompt, is at least
+    :data:`MIN_OBJECT_MM3`, and on CT is :data:`MIN_CT_CONTRAST` denser than the darkest
+    quarter of its surroundings (see :class:`AutoEngine`)."""
+    from medviewer.ai.interactive import _box_of
+
+    if not any(mask[tuple(v)] for v in positive):
+        return False
+    box = _box_of(mask)
+    voxels = int(np.count_nonzero(mask[box]))
+    if voxels * float(np.prod(volume.spacing)) < MIN_OBJECT_MM3:
+        return False
+    if volume.metadata.modality.upper() != "CT":
+        return True
+    grown = tuple(slice(max(b.start - 3, 0), min(b.stop + 3, n))
+                  for b, n in zip(box, volume.shape, strict=True))
+    inside = mask[grown]
+    values = volume.array[grown]
+    shell = _dilated(inside, 2) & ~inside
+    if not shell.any():
+        return True
+    contrast = float(np.median(values[inside])) - float(np.percentile(values[shell], 25))
+    return contrast >= MIN_CT_CONTRAST
+
+
+def _dilated(mask: np.ndarray, voxels: int) -> np.ndarray:
+    import SimpleITK as sitk
+
+    image = sitk.BinaryDilate(sitk.GetImageFromArray(mask.astype(np.uint8)), [voxels] * 3)
+    return sitk.GetArrayViewFromImage(image).astype(bool)

@@ -205,3 +205,24 @@ def test_a_promptable_model_never_runs_on_its_own():
     assert why_not_applicable(card(), volume) == "runs on clicks: the Smart tool (S)"
     with pytest.raises(InferenceError, match="segment-click --engine demo-ct-interactive"):
         check_applicable(card(), volume)
+
+
+def test_auto_on_ct_takes_the_network_only_for_an_object_that_stands_out():
+    """A click in uniform soft tissue (a heart, on CT) gets the classical engine, although the
+    network answered a ball; the same ball denser than lung around it is the network's."""
+    from dataclasses import replace as changed
+
+    from medviewer.ai.classical_engine import ClassicalEngine
+    from medviewer.ai.interactive_engines import AutoEngine
+    from medviewer.core.volume import VolumeMetadata
+    from tests.ai.test_interactive import phantom
+
+    affine = np.diag([0.8, 0.8, 1.5, 1.0])
+    centre = tuple(voxel_to_patient(affine, np.array([50.0, 45.0, 20.0])))
+    ct = VolumeMetadata(modality="CT")
+    tissue, _ = phantom(affine, background=40.0)
+    nodule, _ = phantom(affine, balls=[(centre, 4.0, 30.0)], background=-850.0)
+    for volume, expected in ((tissue, "classical"), (nodule, "demo-ct-interactive")):
+        auto = AutoEngine(PositiveChannelEngine(card()), ClassicalEngine())
+        InteractiveSession(changed(volume, metadata=ct), auto).add_prompt("a", Point(centre))
+        assert auto.last == expected
