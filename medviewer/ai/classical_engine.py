@@ -286,12 +286,12 @@ def _split_in_box(inside: np.ndarray, spacing: np.ndarray, positive: Sequence[np
     voxels of `spacing` mm (slice, row, col)."""
     import SimpleITK as sitk
 
-    # The depth is that of the object with its thin gaps closed: a lung is spongy (its vessels
-    # are holes), so its own depth is a few mm everywhere, and a leak into the solid heart
-    # (30 mm deep) flooded the whole lung from the negative prompt.
-    radius = [int(v) for v in np.ceil(CLOSING_MM / spacing[::-1]).astype(int)]  # x, y, z
-    solid = sitk.GetArrayFromImage(sitk.BinaryMorphologicalClosing(
-        _image(inside.astype(np.uint8), spacing), radius, sitk.sitkBall)).astype(bool) | inside
+    # The depth is that of the object with the holes of each slice filled: a lung is spongy
+    # (its vessels are holes), so its own depth is a few mm everywhere, and a leak into the
+    # solid heart (30 mm deep) flooded the whole lung from the negative prompt. (A closing
+    # would also fuse the lung with the heart across the few mm between them, and thicken
+    # the neck between a nodule and a vessel.)
+    solid = _holes_filled_per_slice(inside)
     depth = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
         _image(solid.astype(np.uint8), spacing), insideIsPositive=True, squaredDistance=False,
         useImageSpacing=True))
@@ -329,15 +329,24 @@ def _split_in_box(inside: np.ndarray, spacing: np.ndarray, positive: Sequence[np
     return _connected_to(kept, seeds, spacing)
 
 
-CLOSING_MM = 3.0
-"""Gaps this narrow (mm) are closed before a negative prompt's distance map (see
-:func:`_split_in_box`)."""
 MAX_REACH_MM = 500.0
 """The depth a negative prompt's reach is computed from, at most (mm)."""
 CORRECTION_MM = 4.0
 """A positive prompt next to the object (within 1.5 voxels) corrects its edge: it adds only
 what it grows within this distance (mm) of the prompt (a click on a missed rim, a partial-volume
 voxel, must not grow into what lies beyond)."""
+
+
+def _holes_filled_per_slice(mask: np.ndarray) -> np.ndarray:
+    """`mask` with the holes of each of its slices (axis 0) filled."""
+    import SimpleITK as sitk
+
+    out = mask.copy()
+    for k in range(mask.shape[0]):
+        if mask[k].any():
+            image = sitk.GetImageFromArray(mask[k].astype(np.uint8))
+            out[k] = sitk.GetArrayViewFromImage(sitk.BinaryFillhole(image)).astype(bool)
+    return out
 
 
 def _object_box(volume: Volume, mask: np.ndarray, mm: float) -> Box:

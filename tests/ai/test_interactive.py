@@ -208,3 +208,28 @@ def test_a_negative_click_in_a_round_blob_takes_the_part_nearer_to_it():
     assert 0.05 < removed.sum() / whole.sum() < 0.4
     index = np.argwhere(removed)[:, 2]  # columns: the removed cap lies towards +x
     assert index.min() > np.argwhere(whole)[:, 2].mean()
+
+
+def test_a_negative_click_on_a_leak_keeps_a_large_spongy_object():
+    """A lung is spongy (its vessels are holes); a leak into the solid heart beside it is
+    cut off by a negative click there, on the averaged grid of a large object, without
+    flooding the lung."""
+    from medviewer.ai.classical_engine import FINE_MAX_VOXELS, split_off
+
+    shape = (120, 150, 150)
+    assert np.prod(shape) > FINE_MAX_VOXELS
+    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    lung = np.zeros(shape, bool)
+    lung[10:110, 10:140, 10:90] = True
+    for r in range(14, 140, 6):  # tube holes through it: the vessels
+        for c in range(14, 90, 6):
+            lung[:, r:r + 2, c:c + 2] = False
+    heart = np.zeros(shape, bool)
+    heart[30:90, 40:110, 95:145] = True
+    leak = lung | heart
+    leak[55:65, 70:80, 88:96] = True  # the neck between them
+    volume = Volume(np.zeros(shape, np.float32), affine)
+    kept = split_off(volume, leak, [(60, 75, 50)], [(60, 75, 120)])
+    assert not (kept & ~leak).any()
+    assert (kept & lung).sum() >= 0.9 * lung.sum()
+    assert (kept & heart).sum() <= 0.1 * heart.sum()
