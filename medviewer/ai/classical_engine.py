@@ -46,7 +46,7 @@ class ClassicalEngine:
     def __init__(self, multiplier: float = 2.5, iterations: int = 2) -> None:
         self.multiplier = multiplier
         self.iterations = iterations
-        self._regions: dict[tuple[int, tuple[Voxel, ...]], np.ndarray] = {}
+        self._regions: dict[tuple[object, ...], np.ndarray] = {}
 
     def segment(self, volume: Volume, prompts: VoxelPrompts, previous: np.ndarray | None,
                 cancel: Callable[[], bool]) -> np.ndarray:
@@ -303,8 +303,8 @@ def _split_in_box(inside: np.ndarray, spacing: np.ndarray, positive: Sequence[np
         seeds = [tuple(int(a) for a in deepest)]
     for voxel in seeds:
         markers[voxel] = 1
-    for voxel in negative:
-        local = tuple(int(a) for a in voxel)
+    for point in negative:
+        local = tuple(int(a) for a in point)
         if all(0 <= v < n for v, n in zip(local, inside.shape, strict=True)):
             markers[local] = 2
     flooded = sitk.MorphologicalWatershedFromMarkers(
@@ -321,10 +321,10 @@ def _split_in_box(inside: np.ndarray, spacing: np.ndarray, positive: Sequence[np
         nearer = _nearer_to_first(inside.shape, spacing, [np.asarray(v) for v in seeds],
                                   negatives_inside)
         reach = np.zeros(inside.shape, dtype=bool)
-        for voxel in negatives_inside:
-            depth_mm = float(depth[tuple(int(a) for a in voxel)])  # huge: an object filling its box
+        for point in negatives_inside:
+            depth_mm = float(depth[tuple(int(a) for a in point)])  # huge: an object filling its box
             radius = max(2.0 * min(depth_mm, MAX_REACH_MM), float(spacing.min()))
-            reach |= _within(inside.shape, spacing, voxel, radius)
+            reach |= _within(inside.shape, spacing, np.asarray(point), radius)
         kept &= nearer | ~reach
     return _connected_to(kept, seeds, spacing)
 

@@ -33,7 +33,7 @@ def engine_named(name: str, device: str = "auto", registry: Any = None,
         if not models:
             return ClassicalEngine()
         network = engine_named(models[0], device, registry)
-        return AutoEngine(network, ClassicalEngine())  # type: ignore[arg-type]
+        return AutoEngine(network, ClassicalEngine())
     from medviewer.ai.network_engine import NetworkEngine
     from medviewer.ai.registry import ModelRegistry
 

@@ -67,7 +67,7 @@ class RoiGrid:
         return voxel_to_patient(self.affine, index)
 
 
-def roi_grid(centre_lps: Sequence[float], spec: InputSpec) -> RoiGrid:
+def roi_grid(centre_lps: Sequence[float] | np.ndarray, spec: InputSpec) -> RoiGrid:
     """The cube of ``spec.prompts.roi_mm`` centred on `centre_lps`, on the card's grid."""
     prompts = _prompts(spec)
     assert spec.spacing is not None

@@ -33,7 +33,7 @@ def drawn_slices(mask: np.ndarray, axis: int) -> np.ndarray:
     return np.flatnonzero(mask.any(axis=others))
 
 
-def fill_between_slices(mask: np.ndarray, axis: int, spacing: Sequence[float],
+def fill_between_slices(mask: np.ndarray, axis: int, spacing: Sequence[float] | np.ndarray,
                         method: str = "distance") -> np.ndarray:
     """`mask` (bool, 3D) with the slices between its drawn slices along `axis` filled.
 
@@ -136,7 +136,7 @@ def _itk():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import itk
+            import itk  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
             itk.MorphologicalContourInterpolator  # noqa: B018 (loads the module, or fails)
     except (ImportError, AttributeError):

@@ -31,7 +31,8 @@ def simulated_input(rng: np.random.Generator, spec: InputSpec, image: np.ndarray
     assert prompts is not None and spec.spacing is not None
     grid = roi_grid((0.0, 0.0, 0.0), spec)
     centre = (np.asarray(grid.shape, float) - 1) / 2
-    positive, negative = [centre], []
+    positive: list[np.ndarray] = [centre]
+    negative: list[np.ndarray] = []
     previous = None
     if correct:
         previous = spoiled(rng, image, truth.astype(bool))
@@ -79,7 +80,7 @@ def fit(model: Any, recipe: Any, spec: InputSpec, sets: dict[str, tuple], device
         ) -> dict[str, Any]:
     """Train on simulated prompts (half first clicks, half corrections); validate."""
     import torch
-    from monai.losses import DiceCELoss
+    from monai.losses.dice import DiceCELoss
 
     images, truths = sets["train"]
     rng = np.random.default_rng(1)

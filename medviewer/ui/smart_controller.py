@@ -70,7 +70,7 @@ class SmartController(QObject):
     statusMessage = Signal(str, int)
     objectChanged = Signal(object)
 
-    def __init__(self, grid: Any, ai: Any, engine: Callable[[], Any] | None = None,
+    def __init__(self, grid: Any, ai: Any, engine: Callable[[Any], Any] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.grid, self.ai = grid, ai
