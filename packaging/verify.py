@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BUNDLED_MODELS = ["demo-ct-lung-nodule-seg", "demo-ct-lungs", "demo-ct-nodule-cls",
-                  "demo-cxr-nodule-cls"]
+BUNDLED_MODELS = ["demo-ct-interactive", "demo-ct-lung-nodule-seg", "demo-ct-lungs",
+                  "demo-ct-nodule-cls", "demo-cxr-nodule-cls"]
 ICON_SIZES = [16, 24, 32, 48, 64, 128, 256, 512]
 COMPRESSED = {  # folder name: transfer syntax UID (encoded by pydicom in the wheel's venv)
     "plain": "",  # the same 10 slices uncompressed: the reference

@@ -121,10 +121,13 @@ def _fill_by_contours(stack: np.ndarray, slices: list[int]) -> None:
 
 
 def available_methods() -> tuple[str, ...]:
-    """The methods this installation can run (``contour`` needs ITK's module)."""
+    """The methods this installation can run (``contour`` needs ITK's module). Looked up
+    without importing ITK (seconds, and it pulls in torch): the edit panel asks at start-up."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        _itk()
-    except ValueError:
+        version("itk-morphologicalcontourinterpolation")
+    except PackageNotFoundError:
         return ("distance",)
     return METHODS
 

@@ -47,7 +47,8 @@ def test_the_about_command(capsys: pytest.CaptureFixture, monkeypatch: pytest.Mo
     assert {"PySide6", "qt", "pyqtgraph", "pydicom", "monai"} <= set(report["libraries"])
     assert main(["about"]) == 0
     text = capsys.readouterr().out
-    assert "bundled models: demo-ct-lung-nodule-seg, demo-ct-lungs, demo-ct-nodule-cls" in text
+    assert ("bundled models: demo-ct-interactive, demo-ct-lung-nodule-seg, demo-ct-lungs, "
+            "demo-ct-nodule-cls") in text
     assert "  RLE Lossless: pydicom, pylibjpeg" in text
     # A missing decoder makes the command fail (the packaging checks rely on it).
     monkeypatch.setitem(about.EXPECTED_DECODERS, "1.2.840.10008.1.2.5", ("no-such-plugin",))
