@@ -39,6 +39,8 @@ TASKS = ("segmentation", "classification", "interactive")
 #: (:class:`PromptSpec`).
 PROMPT_CHANNELS = ("image", "positive", "negative", "previous", "box")
 PROMPT_ENCODINGS = ("gaussian", "disk")
+#: An interactive model's cube holds at most this many voxels (every prompt allocates it).
+MAX_PROMPT_VOXELS = 256**3
 WEIGHT_FORMATS = ("torchscript", "safetensors", "state_dict", "onnx")
 #: Formats medviewer knows but refuses, and why (the card validator says this).
 REFUSED_FORMATS = {
@@ -909,6 +911,11 @@ def _check_prompts(inputs: InputSpec, output: OutputSpec, task: str) -> None:
             or inputs.crop_foreground is not None:
         _fail("input", "an interactive model needs input.spacing and takes its region from "
                        "the prompts (no size, roi or crop_foreground)")
+    cube = [max(1, round(r / s)) for r, s in zip(inputs.prompts.roi_mm, inputs.spacing,
+                                                  strict=True)]
+    if math.prod(cube) > MAX_PROMPT_VOXELS:
+        _fail("input.prompts.roi_mm", f"is a cube of {' x '.join(map(str, cube))} voxels at "
+                                      f"input.spacing; at most {MAX_PROMPT_VOXELS:,} (256^3)")
     if inputs.channels != len(inputs.prompts.channels):
         _fail("input.channels", f"is {inputs.channels}, but input.prompts.channels names "
                                 f"{len(inputs.prompts.channels)}")

@@ -226,3 +226,8 @@ def test_auto_on_ct_takes_the_network_only_for_an_object_that_stands_out():
         auto = AutoEngine(PositiveChannelEngine(card()), ClassicalEngine())
         InteractiveSession(changed(volume, metadata=ct), auto).add_prompt("a", Point(centre))
         assert auto.last == expected
+
+
+def test_a_card_cannot_ask_for_a_huge_cube():
+    with pytest.raises(ModelCardError, match=r"input\.prompts\.roi_mm: is a cube of 8000 x"):
+        card(input__prompts__roi_mm=[10000, 10000, 10000])
