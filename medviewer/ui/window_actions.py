@@ -13,6 +13,7 @@ from typing import Protocol
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QMenu,
@@ -121,7 +122,11 @@ class WindowActions:
         self._ai_actions(menus.addMenu("&AI"))
         self.window_menu = menus.addMenu("&Window")
         self.window_menu.aboutToShow.connect(self.fill_window_menu)
-        menus.addMenu("&Help").addAction(self._action("about", "About medviewer", self._about))
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self._action("shortcuts", "Keyboard shortcuts…", self.show_shortcuts,
+                                         "F1"))
+        help_menu.addAction(self._action("about", "About medviewer", self._about))
+        self.shortcuts_dialog: QDialog | None = None
 
     def _action(
         self,
@@ -346,6 +351,15 @@ class WindowActions:
         )  # fmt: skip
         if ok:
             self._host.set_cache_gb(value)
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts (F1): every key, searchable (one window, raised again)."""
+        from medviewer.ui.shortcuts_dialog import ShortcutsDialog
+
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = ShortcutsDialog(self.by_name, self._parent)
+        self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
 
     def _about(self) -> None:
         QMessageBox.about(

@@ -64,6 +64,23 @@ KEY_ACTIONS: dict[Qt.Key, Callable[[KeyedView], None]] = {
 }
 
 
+KEY_HELP: list[tuple[tuple[Qt.Key, ...], str]] = [
+    ((_K.Key_Down, _K.Key_Right), "next slice (hold to scroll)"),
+    ((_K.Key_Up, _K.Key_Left), "previous slice"),
+    ((_K.Key_PageDown,), "10 % of the slices forward"),
+    ((_K.Key_PageUp,), "10 % of the slices back"),
+    ((_K.Key_Home,), "first slice"),
+    ((_K.Key_End,), "last slice"),
+    ((_K.Key_I,), "invert the grey scale"),
+    ((_K.Key_R,), "reset the view"),
+    ((_K.Key_F,), "fit the image to the view"),
+    ((_K.Key_Delete, _K.Key_Backspace), "delete the selected measurement"),
+    ((_K.Key_Escape,), "cancel: a slice being scrolled to, the Smart object under way"),
+    ((_K.Key_Return, _K.Key_Enter), "accept: the Smart object under way"),
+]
+"""What each viewport key does, for the shortcut help (every key of :data:`KEY_ACTIONS`)."""
+
+
 def handle_key(view: KeyedView, event: QKeyEvent) -> bool:
     """Run the action of `event`'s key on `view` (0-9: window presets); False when none."""
     action = KEY_ACTIONS.get(event.key())  # type: ignore[call-overload]
