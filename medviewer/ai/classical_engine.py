@@ -351,14 +351,12 @@ def _holes_filled_per_slice(mask: np.ndarray) -> np.ndarray:
 
 def _object_box(volume: Volume, mask: np.ndarray, mm: float) -> Box:
     """The box of `mask`'s voxels grown by `mm` on each side, within the series."""
-    margin = np.ceil(mm / volume.spacing[::-1]).astype(int)
-    low, high = np.zeros(3, int), np.zeros(3, int)
-    for axis in range(3):  # from projections: no index array of a lung's 10 M voxels
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        low[axis] = max(int(hit[0]) - margin[axis], 0)
-        high[axis] = min(int(hit[-1]) + margin[axis] + 1, volume.shape[axis])
-    return (slice(int(low[0]), int(high[0])), slice(int(low[1]), int(high[1])),
-            slice(int(low[2]), int(high[2])))
+    from medviewer.ai.regions import bounding_box
+
+    found = bounding_box(mask)  # from projections: no index array of a lung's 10 M voxels
+    assert found is not None
+    margin = [int(v) for v in np.ceil(mm / volume.spacing[::-1])]
+    return found.grown(margin, volume.shape).slices
 
 
 def _inside_box(voxels: Sequence[Voxel], box: Box) -> bool:

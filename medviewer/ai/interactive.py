@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from medviewer.ai.regions import bounding_box
 from medviewer.core.errors import InferenceError
 from medviewer.core.findings import SegmentStats
 from medviewer.core.geometry import patient_to_voxel
@@ -147,16 +148,6 @@ def _scribble_voxels(volume: Volume, points: Sequence[Lps]) -> list[Voxel]:
     return voxels
 
 
-def _box_of(mask: np.ndarray) -> tuple[slice, ...]:
-    """The smallest box holding `mask`'s True voxels (empty at 0 when there is none), from
-    its projections on each axis (no index array of every voxel)."""
-    box = []
-    for axis in range(mask.ndim):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
-    return tuple(box)
-
-
 @dataclass(frozen=True)
 class StoredMask:
     """A mask kept as the box that holds it (a whole CT is 70 M voxels; an object's history
@@ -169,7 +160,8 @@ class StoredMask:
     @classmethod
     def of(cls, mask: np.ndarray) -> StoredMask:
         """`mask` cut to the box of its True voxels (an empty box when there is none)."""
-        box = _box_of(mask)
+        found = bounding_box(mask)  # from projections: no index array of every voxel
+        box = found.slices if found is not None else (slice(0, 0),) * 3
         shape = (int(mask.shape[0]), int(mask.shape[1]), int(mask.shape[2]))
         return cls(shape, box, mask[box].copy())
 

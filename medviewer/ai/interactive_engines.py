@@ -95,11 +95,12 @@ def looks_like_an_object(volume: Volume, mask: np.ndarray, positive) -> bool:
     """Whether a network's `mask` holds a positive prompt, is at least
     :data:`MIN_OBJECT_MM3`, and on CT is :data:`MIN_CT_CONTRAST` denser than the darkest
     quarter of its surroundings (see :class:`AutoEngine`)."""
-    from medviewer.ai.interactive import _box_of
+    from medviewer.ai.regions import bounding_box
 
-    if not any(mask[tuple(v)] for v in positive):
+    found = bounding_box(mask)
+    if found is None or not any(mask[tuple(v)] for v in positive):
         return False
-    box = _box_of(mask)
+    box = found.slices
     voxels = int(np.count_nonzero(mask[box]))
     if voxels * float(np.prod(volume.spacing)) < MIN_OBJECT_MM3:
         return False

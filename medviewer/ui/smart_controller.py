@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from medviewer.ai import regions
 from medviewer.ai.interactive import InteractiveSession, Prompt
 from medviewer.core.findings import AIResult, ModelInfo, Prediction, Segment, now_iso
 from medviewer.ui import workers
@@ -245,13 +246,8 @@ Box = tuple[slice, slice, slice]
 
 def bounding_box(mask: np.ndarray) -> Box | None:
     """The smallest box holding every True voxel of `mask` (None when there is none)."""
-    ranges = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        if hit.size == 0:
-            return None
-        ranges.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return (ranges[0], ranges[1], ranges[2])
+    found = regions.bounding_box(mask)
+    return None if found is None else found.slices
 
 
 def _union(a: Box | None, b: Box | None) -> Box | None:

@@ -70,3 +70,18 @@ def test_the_evaluation_draws_every_nth_slice_and_scores_the_filled_ones():
     drawn = drawn_every(truth, 4)
     assert drawn_slices(drawn, 0).tolist() == [5, 9, 13, 17, 21, 25]
     assert fill_dice(truth, spacing, 4.0, "distance") == pytest.approx(1.0)
+
+
+def test_the_contour_method_is_offered_when_its_itk_module_is_on_disk(tmp_path, monkeypatch):
+    """Found from the files ITK's package installs, without importing ITK."""
+    import sys
+
+    config = tmp_path / "itk" / "Configuration"
+    config.mkdir(parents=True)
+    (tmp_path / "itk" / "__init__.py").write_text("raise ImportError('must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "itk", raising=False)
+    assert available_methods() == ("distance",)  # ITK without the contour module
+    (config / "MorphologicalContourInterpolationConfig.py").write_text("")
+    assert available_methods() == ("distance", "contour")
+    assert "itk" not in sys.modules
