@@ -37,10 +37,17 @@ What it measures, in one run (a JSON object on stdout, progress on stderr), offs
    of the medians. Also window/level with the overlay on (the overlay must not be resliced:
    ``overlay_reslices_per_frame`` 0) and coronal stepping with the overlay.
 
-Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians).
+7. ``slab``: thick-slab projections (:mod:`medviewer.core.slab`) of 10 mm (11 slices at 1 mm)
+   on the axial view of the 300x512x512 CT, each mode stepping the index one slice a frame,
+   against the plain slice stepped in the same view just before (``ratio_to_plain``, target
+   <= 2.0: the slab is updated incrementally, not recomputed), and a coronal MIP of 10 mm
+   (15 slices of 0.7 mm) against the plain coronal slice.
+
+Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians); next slab
+frame <= 2x the plain slice at 10 mm.
 
 Usage: ``python benchmarks/bench_render.py [--frames N] [--startup-runs R] [--profile]
-[--skip-startup] [--skip-overlay]``
+[--skip-startup] [--skip-overlay] [--skip-slab]``
 (``--profile`` prints the top cProfile entries of each frame loop on stderr.)
 """
 
@@ -73,6 +80,7 @@ SPACING = (0.7, 0.7, 1.0)  # column, row, slice (mm)
 WINDOW = (40.0, 400.0)  # center, width
 VIEW_SIZE = (800, 800)
 TARGETS = {
+    "slab_max_ratio_to_plain": 2.0,
     "next_slice_max_ms": 8.0,
     "reslice_max_ms": 15.0,
     "startup_max_s": 1.5,
@@ -599,6 +607,36 @@ def machine_info() -> dict[str, Any]:
     )
 
 
+def bench_slab(app: Any, volume: Any, frames: int, warmup: int, profile: bool) -> dict[str, Any]:
+    """Next slice with a 10 mm MIP/MinIP/average slab, against the plain slice, same view."""
+    from medviewer.core.slab import Slab
+    from medviewer.ui.open_series import OpenSeries
+
+    series = OpenSeries("bench-slab", volume)
+    out: dict[str, Any] = {"thickness_mm": 10.0}
+    for plane, modes in (("axial", ("mip", "minip", "avg")), ("coronal", ("mip",))):
+        view = make_view(app, series, plane)
+        count = view.state.count
+
+        def step(i: int, v: Any = view, n: int = count) -> None:
+            v.set_index(i % n)
+
+        log(f"slab: {plane}, {frames} plain frames")
+        plain = frame_loop(app, view, step, frames, warmup, profile)
+        cases: dict[str, Any] = {"plain_ms": plain}
+        for mode in modes:
+            view.set_slab(Slab(mode, 10.0))  # type: ignore[arg-type]
+            log(f"slab: {plane} {mode} 10 mm, {frames} frames")
+            stats = frame_loop(app, view, step, frames, warmup, profile)
+            stats["ratio_to_plain"] = round(stats["median"] / plain["median"], 3)
+            cases[f"{mode}_ms"] = stats
+        view.close()
+        view.deleteLater()
+        app.processEvents()
+        out[plane] = cases
+    return out
+
+
 def verdicts(report: dict[str, Any]) -> dict[str, bool]:
     """Which targets the measured medians meet (only those measured)."""
     out: dict[str, bool] = {}
@@ -608,17 +646,25 @@ def verdicts(report: dict[str, Any]) -> dict[str, bool]:
         out[f"reslice_{plane}"] = stats["median"] <= TARGETS["reslice_max_ms"]
     if "startup" in report:
         out["startup"] = report["startup"]["startup_s"] <= TARGETS["startup_max_s"]
+    for plane, cases in report.get("slab", {}).items():
+        for name, stats in cases.items() if isinstance(cases, dict) else ():
+            if "ratio_to_plain" in stats:
+                out[f"slab_{plane}_{name[:-3]}"] = (
+                    stats["ratio_to_plain"] <= TARGETS["slab_max_ratio_to_plain"]
+                )
     return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup, --skip-overlay."""
+    """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup, --skip-overlay,
+    --skip-slab."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="timed frames per loop (200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed frames first (20)")
     parser.add_argument("--startup-runs", type=int, default=5, help="fresh processes (5)")
     parser.add_argument("--skip-startup", action="store_true", help="no start-up section")
     parser.add_argument("--skip-overlay", action="store_true", help="no AI overlay section")
+    parser.add_argument("--skip-slab", action="store_true", help="no thick-slab section")
     parser.add_argument("--profile", action="store_true", help="cProfile the frame loops")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 1 or args.startup_runs < 1:
@@ -648,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     report.update(bench_views(app, volume, args.frames, args.warmup, args.profile))
     if not args.skip_overlay:
         report["overlay"] = bench_overlay(app, volume, args.frames, args.warmup, args.profile)
+    if not args.skip_slab:
+        report["slab"] = bench_slab(app, volume, args.frames, args.warmup, args.profile)
     log("peers: bare pyqtgraph ImageItem, numpy windowing, reslice")
     report["peer"] = {
         "bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames, args.warmup, (0, 255)),

@@ -30,6 +30,7 @@ from medviewer.core.errors import (
     ModelCardError,
     NetworkError,
 )
+from medviewer.core.slab import Slab
 from medviewer.io.decode_worker import serve
 from medviewer.io.decoder_pool import WORKER_FLAG
 
@@ -93,8 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument(
         "--slice",
         type=int,
-        help="axial slice index, 0 = most inferior (the viewer shows it as Im N+1); default middle",
+        help="slice index of --plane, 0 = most inferior/posterior/right (the viewer shows it as "
+        "Im N+1); default middle",
     )
+    shot.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial",
+                      help="plane of the 1x1 layout (default axial)")
+    shot.add_argument("--slab", type=float, metavar="MM",
+                      help="thick-slab projection this many mm thick (see --slab-mode)")
+    shot.add_argument("--slab-mode", choices=["mip", "minip", "avg"], default="mip",
+                      help="projection of --slab (default mip)")
     shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
     shot.add_argument("--size", default="768x768", help="image size WxH in pixels")
     shot.add_argument("--db", help="database for a series id")
@@ -374,6 +382,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     """``medviewer screenshot SOURCE --out FILE.png``: the viewer's rendering, offscreen."""
     size = _pair(args.size, "x", "--size", int)
     window = _pair(args.window, "/", "--window", float) if args.window else None
+    slab = _slab(args.slab, args.slab_mode)
     source = _series_source(args.source)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from medviewer.io.series import load_series
@@ -387,6 +396,8 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         index=args.slice,
         window=None if window is None else (window[1], window[0]),
         size=(size[0], size[1]),
+        plane=args.plane,
+        slab=slab,
     )
     run = None
     if card is not None:
@@ -406,6 +417,16 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     else:
         print(png)
     return EXIT_OK
+
+
+def _slab(thickness: float | None, mode: str) -> Slab | None:
+    """The Slab of ``--slab``/``--slab-mode`` (None without ``--slab``)."""
+    if thickness is None:
+        return None
+    try:
+        return Slab(mode, thickness)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise UsageError(f"--slab: {error}") from None
 
 
 def _card(model: str) -> ModelCard:

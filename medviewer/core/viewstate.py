@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medviewer.core.geometry import Plane, plane_count, reslice
+from medviewer.core.slab import Slab
 from medviewer.core.volume import Volume, VolumeMetadata
 from medviewer.core.windowing import VoiLut, WindowPreset, auto_window, presets_for_modality
 
@@ -40,6 +41,9 @@ class ViewState:
     voi_lut : int or None
         Index (in :func:`voi_luts_of`) of the VOI LUT the image is shown through;
         None for the linear window ``center``/``width``.
+    slab : Slab or None
+        The thick-slab projection shown around the slice (:mod:`medviewer.core.slab`), or
+        None for the slice itself.
     """
 
     plane: Plane
@@ -49,6 +53,7 @@ class ViewState:
     width: float
     invert: bool = False
     voi_lut: int | None = None
+    slab: Slab | None = None
 
     @property
     def linear_window(self) -> tuple[float, float] | None:
@@ -62,6 +67,10 @@ class ViewState:
     def at(self, index: int) -> ViewState:
         """Show slice `index` (clamped to the plane's range)."""
         return replace(self, index=int(np.clip(index, 0, max(self.count - 1, 0))))
+
+    def with_slab(self, slab: Slab | None) -> ViewState:
+        """Show `slab` around the slice (None: the slice alone)."""
+        return replace(self, slab=slab)
 
     def windowed(self, center: float, width: float) -> ViewState:
         """Use a new linear window (width at least 1), leaving any VOI LUT."""

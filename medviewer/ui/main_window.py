@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.grid.seriesDropped.connect(lambda view, sid: self.open_series(sid, view))
         self.grid.readout.connect(lambda text: self.readout_label.setText(text))
         self.grid.activeChanged.connect(lambda _v: self._sync_view_actions())
+        self.grid.activeStateChanged.connect(lambda _v: self.window_actions.sync_slab())
         self.setCentralWidget(self.grid)
 
     def _build_docks(self) -> None:
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name["cine"].setChecked(bool(view is not None and view.playing))
         irregular = self.regular_grid.irregular_series() is not None
         self.actions_by_name["regular_grid"].setEnabled(irregular)
+        self.window_actions.sync_slab()
 
     def undo_edit(self) -> None:
         """Undo the last prompt of the Smart object under way, else the last label edit."""

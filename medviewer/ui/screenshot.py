@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from medviewer.ai.model_card import ModelCard
 from medviewer.core.errors import InferenceError
 from medviewer.core.findings import AIResult, finding_label, heatmap_peak
+from medviewer.core.slab import Slab
 from medviewer.core.staging import staged_file
 from medviewer.core.volume import Volume
 from medviewer.ui.open_series import OpenSeries
@@ -32,6 +33,8 @@ def render_grid(
     window: tuple[float, float] | None = None,
     size: tuple[int, int] = (768, 768),
     crosshair: bool = False,
+    plane: str = "axial",
+    slab: Slab | None = None,
 ) -> ViewerGrid:
     """A laid-out, painted :class:`ViewerGrid` showing `volume` (caller keeps it alive).
 
@@ -42,12 +45,17 @@ def render_grid(
     layout : str
         ``"1x1"``, ``"1x2"``, ``"1x3"`` or ``"2x2"``.
     index : int, optional
-        Axial slice to show (default: the middle one); the other planes go through the
-        same point.
+        Slice of the first view's plane to show (default: the middle one); the other planes
+        go through the same point.
     window : (center, width), optional
         Window level and width for every view (default: the files' window).
     size : (width, height)
         Pixel size of the image.
+    plane : str
+        The first view's plane (``"axial"``, ``"coronal"``, ``"sagittal"``); a 1x3 layout
+        shows the three planes whatever it is.
+    slab : Slab, optional
+        A thick-slab projection in every view.
     """
     from medviewer.ui.application import application
 
@@ -57,20 +65,24 @@ def render_grid(
     grid.resize(*size)
     grid.set_layout(layout)
     grid.set_crosshair(crosshair)
+    if layout == "1x1":
+        grid.views[0].setProperty("plane", plane)
     grid.show()
     QApplication.processEvents()
     grid.show_series(
         OpenSeries(Path(volume.metadata.series_uid or "volume"), volume), grid.views[0]
     )
-    axial = grid.views[0]
+    first = grid.views[0]
     if index is not None:
-        axial.set_index(index)
-    if axial.plane_slice is not None and len(grid.views) > 1:
-        centre = axial.view_to_patient(*_centre(axial))
-        grid.link_cursor(axial, centre)
+        first.set_index(index)
+    if first.plane_slice is not None and len(grid.views) > 1:
+        centre = first.view_to_patient(*_centre(first))
+        grid.link_cursor(first, centre)
     for view in grid.views:
         if window is not None:
             view.set_window(*window)
+        if slab is not None:
+            view.set_slab(slab)
         view.fit()
     QApplication.processEvents()
     return grid

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QWidget
 from medviewer.core import formatting as fmt
 from medviewer.core import measurements as mm
 from medviewer.core.geometry import PlaneSlice, projection_edge_letters
+from medviewer.core.slab import SLAB_NAMES, slab_thickness_mm
 from medviewer.core.viewstate import (
     ViewState,
     nice_scale_length,
@@ -279,12 +280,21 @@ def corner_text(view: AnnotatedView) -> dict[str, list[str]]:
             # a slice position means nothing on an image without patient position
             *([f"Pos {fmt.length_mm(slice_position_mm(view.plane_slice.affine))} mm"]
               if meta.positioned else []),
+            *slab_text(state, view.plane_slice),
         ],
         "bottom_right": [
             display_text(meta, state) + (" inv" if state.invert else ""),
             f"Zoom {view.zoom:.2f}x",
         ],
     }
+
+
+def slab_text(state: ViewState, plane_slice: PlaneSlice) -> list[str]:
+    """``["MIP 11.3 mm"]``: the projection shown and the thickness it really covers."""
+    if state.slab is None:
+        return []
+    thickness = slab_thickness_mm(state.slab, plane_slice)
+    return [f"{SLAB_NAMES[state.slab.mode]} {fmt.length_mm(thickness)} mm"]
 
 
 def display_text(meta, state: ViewState) -> str:
@@ -307,5 +317,7 @@ def readout_text(view: AnnotatedView, point: np.ndarray) -> str:
         if isinstance(value, tuple)
         else fmt.image_value(value, view.volume.metadata.units)
     )
+    if view.state is not None and view.state.slab is not None:
+        shown += f" ({SLAB_NAMES[view.state.slab.mode]})"  # a projected value, not the voxel's
     ijk = ", ".join(str(round(v)) for v in voxel)
     return f"{shown}   voxel ({ijk})   LPS {fmt.point_lps(point)} mm"

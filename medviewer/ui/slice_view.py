@@ -8,6 +8,8 @@ plane (:mod:`medviewer.ui.plane_coords`); values and geometry come from ``medvie
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 from medviewer.core import measurements as mm
 from medviewer.core.geometry import PlaneSlice, reslice
 from medviewer.core.measurements import Measurement
+from medviewer.core.slab import SlabProjector
 from medviewer.core.viewstate import ViewState
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.cine import Cine
@@ -91,6 +94,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.identifying_text = True  # False for key images: no patient or study in the corners
         self.empty_message = "Drop a series here or double-click one in the browser"
         self._frame = FrameWindow()
+        self._slab = SlabProjector()
         self.cine = Cine(self, lambda: self.state, self.set_index)
         self._build()
         self.setAcceptDrops(True)
@@ -180,6 +184,11 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
             return
         volume = self.series.volume
         self.plane_slice = reslice(volume.array, volume.affine, self.state.plane, self.state.index)
+        if self.state.slab is not None and not volume.is_color:
+            # the slab's projection replaces the image; its geometry is the centre plane's
+            slab = self._slab.image(volume.array, volume.affine, self.state.plane,
+                                    self.state.index, self.state.slab)  # fmt: skip
+            self.plane_slice = replace(self.plane_slice, image=slab)
         frame = self._frame.frame(self.plane_slice.image, self.state, shown_lut(volume, self.state))
         # uint8 without levels: drawn as Grayscale8/RGB888, no per-frame colour table
         self.image_item.setImage(frame, autoLevels=False, levels=None)
@@ -205,7 +214,10 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     def _on_slices_loaded(self, indices: np.ndarray) -> None:
         if self.state is None or self.series is None:
             return
-        if self.state.plane != "axial" or self.shown_voxel_slice() in set(indices.tolist()):
+        if self.state.slab is not None:
+            self._slab.invalidate()
+        if (self.state.plane != "axial" or self.state.slab is not None
+                or self.shown_voxel_slice() in set(indices.tolist())):
             self.render()
         else:
             self.annotations.describe(self)

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 
 from medviewer.core.geometry import PlaneSlice
+from medviewer.core.slab import Slab, cycled, stepped
 from medviewer.core.viewstate import ViewState, plane_index_of, preset_for_key, voi_luts_of
 from medviewer.core.volume import Volume
 from medviewer.ui.cine import Cine
@@ -87,6 +88,25 @@ class ReadingCommands:
             return False
         self.set_state(self.state.through_lut(index, luts[index]))
         return True
+
+    def set_slab(self: ReadingHost, slab: Slab | None) -> None:
+        """Show a thick-slab projection around the slice (None: the slice alone). Colour
+        images have none."""
+        if self.state is None or self.volume is None:
+            return
+        if slab is not None and (self.volume.is_color or self.state.count <= 1):
+            return  # a colour image or a single slice has nothing to project
+        self.set_state(self.state.with_slab(slab))
+
+    def cycle_slab(self: ReadingHost) -> None:
+        """The slab key (M): off, MIP, MinIP, average, off."""
+        if self.state is not None:
+            self.set_slab(cycled(self.state.slab))  # type: ignore[attr-defined]
+
+    def step_slab(self: ReadingHost, step: int) -> None:
+        """The thickness keys (] thicker, [ thinner; see :func:`medviewer.core.slab.stepped`)."""
+        if self.state is not None:
+            self.set_slab(stepped(self.state.slab, step))  # type: ignore[attr-defined]
 
     def set_invert(self: ReadingHost, invert: bool) -> None:
         """Invert grey levels."""

@@ -33,6 +33,8 @@ class ViewerGrid(QWidget):
     -------
     activeChanged(object)
         The active viewport (the one that receives opened series and keys) changed.
+    activeStateChanged(object)
+        The active viewport's slice, window, slab or series changed (the view).
     seriesDropped(object, int)
         A browser series was dropped on a viewport (view, series id).
     labelsEdited(object)
@@ -44,6 +46,7 @@ class ViewerGrid(QWidget):
     """
 
     activeChanged = Signal(object)
+    activeStateChanged = Signal(object)
     seriesDropped = Signal(object, int)
     readout = Signal(str)
     labelsEdited = Signal(object)
@@ -98,6 +101,7 @@ class ViewerGrid(QWidget):
         view.cursorMoved.connect(lambda point, v=view: self.link_cursor(v, point))
         view.seriesDropped.connect(lambda sid, v=view: self.seriesDropped.emit(v, sid))
         view.readout.connect(self.readout)
+        view.stateChanged.connect(lambda v=view: self._state_changed(v))
         view.set_overlay_style(self.overlay_style)
         view.brush_radius_mm, view.brush_label = self.brush
         view.labelsPainted.connect(lambda _result, v=view: self._labels_painted(v))
@@ -113,6 +117,10 @@ class ViewerGrid(QWidget):
         for other in self.views:
             other.set_active(other is view)
         self.activeChanged.emit(view)
+
+    def _state_changed(self, view: SliceView) -> None:
+        if view is self.active:
+            self.activeStateChanged.emit(view)
 
     def slot_of(self, view: SliceView | None) -> str:
         """The slot ("A" or "B") a view belongs to ("A" for None)."""

@@ -27,12 +27,14 @@ from PySide6.QtWidgets import (
 
 from medviewer import __version__
 from medviewer.core import formatting as fmt
+from medviewer.core.slab import Slab
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.report_controller import ReportController
 from medviewer.ui.settings import Settings
+from medviewer.ui.slab_controls import SlabControls
 from medviewer.ui.slice_view import TOOLS
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
 
@@ -195,6 +197,10 @@ class WindowActions:
         self.fps.valueChanged.connect(self._fps_changed)
         toolbar.addWidget(self.fps)
         toolbar.addSeparator()
+        self.slab = SlabControls()
+        self.slab.slabChanged.connect(self._slab_changed)
+        toolbar.addWidget(self.slab)
+        toolbar.addSeparator()
         menu.addSeparator()
         self._view_menu_tail(menu)
 
@@ -298,6 +304,16 @@ class WindowActions:
         view = self._host.grid.active
         if view is not None:
             getattr(view, method)()
+
+    def _slab_changed(self, slab: Slab | None) -> None:
+        view = self._host.grid.active
+        if view is not None:
+            view.set_slab(slab)
+
+    def sync_slab(self) -> None:
+        """Show the active view's slab in the toolbar."""
+        view = self._host.grid.active
+        self.slab.show_state(view.state if view is not None else None)
 
     def _invert(self) -> None:
         view = self._host.grid.active

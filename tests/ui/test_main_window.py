@@ -389,6 +389,48 @@ def test_screenshot_command_renders_the_viewer(tmp_path, ct_folder, qapp) -> Non
     grid.close()
 
 
+def test_screenshot_command_draws_a_slab_and_another_plane(tmp_path, ct_folder, qapp) -> None:
+    """--slab: slice 6 misses the disk (slices 8-15), its 10 mm MIP (slices 4-8) holds it;
+    --plane coronal: the disk's row shows it on slices 8-15 only."""
+    from PySide6.QtGui import QImage
+
+    from medviewer.cli import main
+    from medviewer.io.series import load_series
+    from medviewer.ui.screenshot import render_grid
+
+    volume = load_series(ct_folder)
+
+    def lightness(args: list[str], plane: str, voxel: tuple[int, int, int]) -> int:
+        out = tmp_path / "shot.png"
+        assert main(["screenshot", str(ct_folder), "--out", str(out), "--window", "1000/500",
+                     "--size", "480x400", "--plane", plane, *args]) == 0  # fmt: skip
+        index = int(args[args.index("--slice") + 1])
+        grid = render_grid(volume, index=index, window=(500, 1000), size=(480, 400),
+                           plane=plane)  # fmt: skip
+        view = grid.views[0]
+        assert view.state.plane == plane and view.state.index == index
+        pos = view.graphics.mapTo(grid, voxel_widget_pos(view, volume, voxel))
+        grid.close()
+        return QImage(str(out)).pixelColor(pos).lightness()
+
+    disk_centre = (DISK[2], DISK[1], 6)
+    assert lightness(["--slice", "6"], "axial", disk_centre) < 15
+    assert lightness(["--slice", "6", "--slab", "10"], "axial", disk_centre) > 240
+    assert lightness(["--slice", "6", "--slab", "10", "--slab-mode", "minip"], "axial",
+                     disk_centre) < 15  # fmt: skip
+    assert lightness(["--slice", str(DISK[1])], "coronal", (DISK[2], DISK[1], 12)) > 240
+    assert lightness(["--slice", str(DISK[1])], "coronal", (DISK[2], DISK[1], 4)) < 15
+
+
+def test_screenshot_command_refuses_a_bad_slab(tmp_path, ct_folder, capsys) -> None:
+    from medviewer.cli import main
+
+    out = tmp_path / "x.png"
+    assert main(["screenshot", str(ct_folder), "--out", str(out), "--slab", "500"]) == 2
+    assert "--slab: slab thickness must be in (0, 100] mm" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_screenshot_command_rejects_bad_options(tmp_path, ct_folder, capsys) -> None:
     from medviewer.cli import main
 

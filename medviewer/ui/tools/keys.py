@@ -21,6 +21,8 @@ class KeyedView(Protocol):
     def scroll(self, step: int) -> None: ...
     def set_index(self, index: int) -> None: ...
     def set_invert(self, invert: bool) -> None: ...
+    def cycle_slab(self) -> None: ...
+    def step_slab(self, step: int) -> None: ...
     def apply_preset(self, key: int) -> bool: ...
     def reset(self) -> None: ...
     def fit(self) -> None: ...
@@ -54,6 +56,9 @@ KEY_ACTIONS: dict[Qt.Key, Callable[[KeyedView], None]] = {
     _K.Key_Home: lambda v: v.pending_slice.go_to(0),
     _K.Key_End: lambda v: v.pending_slice.go_to(_last(v)),
     _K.Key_I: _toggle_invert,
+    _K.Key_M: lambda v: v.cycle_slab(),
+    _K.Key_BracketRight: lambda v: v.step_slab(1),
+    _K.Key_BracketLeft: lambda v: v.step_slab(-1),
     _K.Key_R: lambda v: v.reset(),
     _K.Key_F: lambda v: v.fit(),
     _K.Key_Delete: lambda v: v.delete_selected(),
@@ -72,6 +77,9 @@ KEY_HELP: list[tuple[tuple[Qt.Key, ...], str]] = [
     ((_K.Key_Home,), "first slice"),
     ((_K.Key_End,), "last slice"),
     ((_K.Key_I,), "invert the grey scale"),
+    ((_K.Key_M,), "thick slab: off, MIP, MinIP, average (10 mm)"),
+    ((_K.Key_BracketRight,), "thicker slab (a MIP from off)"),
+    ((_K.Key_BracketLeft,), "thinner slab (off below 3 mm)"),
     ((_K.Key_R,), "reset the view"),
     ((_K.Key_F,), "fit the image to the view"),
     ((_K.Key_Delete, _K.Key_Backspace), "delete the selected measurement"),
