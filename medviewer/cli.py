@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="thick-slab projection this many mm thick (see --slab-mode)")
     shot.add_argument("--slab-mode", choices=["mip", "minip", "avg"], default="mip",
                       help="projection of --slab (default mip)")
+    shot.add_argument("--fuse", metavar="PET_SOURCE",
+                      help="a PET/NM series on the same frame of reference, drawn over SOURCE")
     shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
     shot.add_argument("--size", default="768x768", help="image size WxH in pixels")
     shot.add_argument("--db", help="database for a series id")
@@ -293,7 +295,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def describe_volume(volume: Volume) -> dict[str, Any]:
     """A JSON-ready summary of a volume: shape, spacing, affine, modality, range, voxel hash,
-    warnings."""
+    warnings; for a PET series its SUVbw factor or why there is none (``suv``)."""
     from medviewer.core.geometry import orientation_letters
     from medviewer.core.viewstate import voi_lut_names
 
@@ -320,6 +322,7 @@ def describe_volume(volume: Volume) -> dict[str, Any]:
         "voi_luts": list(voi_lut_names(meta)),
         "files": len(meta.source_paths),
         "warnings": list(meta.warnings),
+        **({"suv": meta.suv.to_dict()} if meta.suv is not None else {}),
     }
 
 
@@ -390,6 +393,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
     card = _card(args.model) if args.model else None
     volume = load_series(source, db=args.db)
+    fused = _fused(args.fuse, volume, args.db) if args.fuse else None
     grid = render_grid(
         volume,
         layout=args.layout,
@@ -398,6 +402,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         size=(size[0], size[1]),
         plane=args.plane,
         slab=slab,
+        fused=fused,
     )
     run = None
     if card is not None:
@@ -417,6 +422,19 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     else:
         print(png)
     return EXIT_OK
+
+
+def _fused(source: str, volume: Volume, db: str | None) -> Volume:
+    """The ``--fuse`` volume, refused unless it shares `volume`'s frame of reference."""
+    from medviewer.core.fusion import fusable
+    from medviewer.io.series import load_series
+
+    fused = load_series(_series_source(source), db=db)
+    if not fusable(fused, volume):
+        raise UsageError(f"--fuse: {source} is not on the frame of reference of the series "
+                         "shown (FrameOfReferenceUID differs or is missing; registration is "
+                         "not available yet)")  # fmt: skip
+    return fused
 
 
 def _slab(thickness: float | None, mode: str) -> Slab | None:

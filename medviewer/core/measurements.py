@@ -641,6 +641,7 @@ def _roi_summary(
     image: np.ndarray | None,
     plane_affine: ArrayLike | None,
     units: str,
+    suv_factor: float | None = None,
 ) -> str:
     name = measurement.kind.capitalize()
     if image is None or plane_affine is None:
@@ -650,9 +651,11 @@ def _roi_summary(
     area_text = f"area {fmt.area_mm2(stats.area_mm2)} mm²"
     if stats.pixels == 0:
         return f"{name} no pixels inside, {area_text}"
+    suv = (f", SUVmax {stats.max * suv_factor:.2f}, SUVmean {stats.mean * suv_factor:.2f}"
+           if suv_factor is not None else "")  # fmt: skip
     return (
         f"{name} mean {fmt.mean_value(stats.mean, units)}, SD {fmt.mean_value(stats.sd)}, "
-        f"min {fmt.image_value(stats.min)}, max {fmt.image_value(stats.max)}, {area_text}"
+        f"min {fmt.image_value(stats.min)}, max {fmt.image_value(stats.max)}{suv}, {area_text}"
     )
 
 
@@ -661,6 +664,7 @@ def _probe_summary(
     image: np.ndarray | None,
     plane_affine: ArrayLike | None,
     units: str,
+    suv_factor: float | None = None,
 ) -> str:
     where = f"at {fmt.point_lps(measurement.points[0])} mm LPS"
     if image is None or plane_affine is None:
@@ -672,6 +676,8 @@ def _probe_summary(
         text = "RGB (" + ", ".join(fmt.image_value(v) for v in value) + ")"
     else:
         text = fmt.image_value(value, units)
+        if suv_factor is not None:
+            text += f" (SUV {value * suv_factor:.2f})"
     return f"Probe {text} {where}"
 
 
@@ -680,6 +686,7 @@ def summary(
     image: np.ndarray | None = None,
     plane_affine: ArrayLike | None = None,
     units: str = "",
+    suv_factor: float | None = None,
 ) -> str:
     """One line describing a measurement, as the viewer shows and lists it.
 
@@ -693,6 +700,9 @@ def summary(
         4x4 matrix of the displayed plane (needed with `image`; alone it gives the ROI area).
     units : str, optional
         Modality units (``"HU"``) written after the mean and the probe value.
+    suv_factor : float, optional
+        A PET series' SUVbw factor (:mod:`medviewer.core.suv`): ROIs add SUVmax and SUVmean,
+        probes the SUV.
 
     Returns
     -------
@@ -708,7 +718,7 @@ def summary(
     elif measurement.kind == "angle":
         text = f"Angle {fmt.angle_deg(angle_deg(points[0], points[1], points[2]))}°"
     elif measurement.kind == "probe":
-        text = _probe_summary(measurement, image, plane_affine, units)
+        text = _probe_summary(measurement, image, plane_affine, units, suv_factor)
     else:
-        text = _roi_summary(measurement, image, plane_affine, units)
+        text = _roi_summary(measurement, image, plane_affine, units, suv_factor)
     return f"{measurement.label}: {text}" if measurement.label else text

@@ -14,6 +14,7 @@ import numpy as np
 
 from medviewer.core.errors import GeometryError
 from medviewer.core.geometry import direction_of, spacing_of, validate_affine
+from medviewer.core.suv import SuvFactor
 from medviewer.core.windowing import VoiLut, WindowPreset
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ class VolumeMetadata:
     positioned : bool
         False when the files give no patient position/orientation (the affine is then the
         detector grid, so orientation letters and cross-series linking are meaningless).
+    suv : SuvFactor or None
+        For a PET series: what turns its values into SUVbw, or why nothing does
+        (:mod:`medviewer.core.suv`); None for other modalities.
     patient_orientation : tuple of str
         For an image without patient position (a radiograph), DICOM's Patient Orientation:
         the anatomical directions of its rows and columns (e.g. ``("L", "F")``); empty when
@@ -82,7 +86,13 @@ class VolumeMetadata:
     source_paths: tuple[str, ...] = ()
     source_frames: tuple[tuple[str, int], ...] = ()
     slice_positions: tuple[tuple[float, float, float], ...] = ()
+    suv: SuvFactor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def suv_bw_factor(self) -> float | None:
+        """The SUVbw factor of a PET series (g/ml per image unit), None when there is none."""
+        return None if self.suv is None else self.suv.factor
 
 
 @dataclass(frozen=True, eq=False)

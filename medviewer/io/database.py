@@ -446,6 +446,18 @@ class StudyDatabase:
         path, member = from_db(row[0]), from_db(row[1])
         return f"{path}::{member}" if member else path
 
+    def fusable_series(self, frame_of_reference_uid: str) -> list[Row]:
+        """PET and NM series on a frame of reference (what can be fused over its CT/MR),
+        newest first: id, series_uid, modality, description."""
+        if not frame_of_reference_uid:
+            return []
+        return self._rows(
+            "SELECT se.id, se.series_uid, se.modality, se.description FROM series se "
+            "WHERE se.frame_of_reference_uid=? AND se.modality IN ('PT', 'NM') "
+            "ORDER BY se.id DESC",
+            (frame_of_reference_uid,),
+        )
+
     def series_id_of(self, series_uid: str) -> int | None:
         """Id of the series with this Series Instance UID, None when it is not indexed."""
         row = self.connection().execute(

@@ -65,6 +65,8 @@ class InstanceRecord:
     patient_sex: str = ""
     study_date: str = ""
     study_time: str = ""
+    acquisition_date: str = ""
+    acquisition_time: str = ""
     study_description: str = ""
     accession_number: str = ""
     study_id: str = ""

@@ -27,6 +27,7 @@ from medviewer.io.formats import is_image_file, read_image
 from medviewer.io.header import InstanceRecord, memory_problem
 from medviewer.io.mosaic import Mosaic, is_mosaic, read_mosaic
 from medviewer.io.multiframe import FrameGeometry, FrameGroup, read_frame_geometry
+from medviewer.io.pet import series_suv
 from medviewer.io.scan import ScanResult, scan
 from medviewer.io.stack_plan import FrameSource, StackPlan, plan_stack, slice_shape
 from medviewer.io.voi import read_voi_luts
@@ -434,7 +435,8 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
     """Patient/study/series fields, presets (windows, VOI LUTs) and warnings of a stack."""
     first = stack.first
     voi = read_voi_luts(first)
-    units = "HU" if first.modality == "CT" else first.rescale_type
+    suv = series_suv([frame.record for frame in stack.frames])
+    units = "HU" if first.modality == "CT" else first.rescale_type or (suv.units if suv else "")
     presets = window_from_dicom(
         first.window_center or None, first.window_width or None, first.window_explanation or None
     )
@@ -463,6 +465,7 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
         slice_positions=_positions(stack),
         positioned=first.orientation is not None,
         patient_orientation=first.patient_orientation if first.orientation is None else (),
+        suv=suv,
     )
 
 

@@ -5,6 +5,8 @@ with truth.
 study as DICOM, and the truth beside them::
 
     OUT/dicom/DEMO0001/CT/CT0001.dcm ...   axial CT, 512 x 512
+    OUT/dicom/DEMO0001/PT/PT0001.dcm ...   FDG PET of the same chest (the CT's study and
+                                           frame of reference), 4 mm, in Bq/ml with SUV tags
     OUT/dicom/DEMO0001/DX/DX0001.dcm       PA chest radiograph projected from the same chest
     OUT/truth/<SeriesInstanceUID>/labels.nii.gz   CT labels on the CT's grid
     OUT/truth/truth.json                   nodules and classes, keyed by SeriesInstanceUID
@@ -40,7 +42,10 @@ from medviewer.synthetic.phantom import (
     Radiograph,
     chest_case,
     ct_grid,
+    nodule_suv,
+    pet_grid,
     render_ct,
+    render_pet,
     render_radiograph,
 )
 
@@ -65,6 +70,14 @@ _UID_ARC = 31415  # demo UIDs: UID_ROOT + "31415.<seed>.<patient>.<kind>[.<insta
 _CT_WINDOWS = (("LUNG", -600.0, 1500.0), ("MEDIASTINUM", 40.0, 400.0))
 # UID kinds (the part after the patient number).
 _CT_STUDY, _DX_STUDY, _CT_SERIES, _DX_SERIES, _FRAME_OF_REFERENCE, _CT_SOP, _DX_SOP = range(1, 8)
+_PT_SERIES, _PT_SOP = 8, 9
+PET_STORAGE = UID("1.2.840.10008.5.1.4.1.1.128")  # Positron Emission Tomography Image Storage
+F18_HALF_LIFE_S = 6586.2
+PET_DOSE_BQ_PER_KG = 4.0e6  # FDG, 4 MBq/kg
+PET_UPTAKE_S = 3600  # from the injection to the PET series (its decay-correction time)
+_PET_WINDOW_SUV = (3.0, 6.0)  # centre, width: SUV 0-6
+# Bumped when the demo's content changes, so a demo cached by an older version is rewritten.
+DEMO_VERSION = 2
 
 
 class NoduleTruth(TypedDict):
@@ -91,12 +104,30 @@ class CtTruth(TypedDict):
     nodules: list[NoduleTruth]
 
 
+class PtNoduleTruth(NoduleTruth):
+    """A nodule of the PET truth, with the uptake of its tissue (SUVbw, before blurring)."""
+
+    suv: float
+
+
+class PtTruth(TypedDict):
+    """The truth of a PET series: the SUVbw factor its tags give (g/ml per Bq/ml), the
+    weight and dose behind it, and the nodules' uptake."""
+
+    modality: str
+    seed: int
+    suv_bw_factor: float
+    weight_kg: float
+    dose_bq: float
+    nodules: list[PtNoduleTruth]
+
+
 DxTruth = TypedDict(
     "DxTruth", {"modality": str, "seed": int, "class": str, "nodules": list[DxNoduleTruth]}
 )
 """The truth of a radiograph in ``truth.json``: its class and its case's nodules."""
 
-SeriesTruth = CtTruth | DxTruth
+SeriesTruth = CtTruth | PtTruth | DxTruth
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,7 @@ class _Patient:
     birth_date: str
     sex: str
     studies: dict[str, _Study]
+    weight_kg: float
 
     @property
     def name(self) -> str:
@@ -211,7 +243,7 @@ def _write_patients(
 ) -> tuple[list[DemoSeries], dict[str, SeriesTruth]]:
     series: list[DemoSeries] = []
     truth: dict[str, SeriesTruth] = {}
-    writers: tuple[_SeriesWriter, ...] = (_write_ct, _write_dx)
+    writers: tuple[_SeriesWriter, ...] = (_write_ct, _write_pt, _write_dx)
     for index in range(cases):
         patient = _patient(seed, index)
         for writer in writers:
@@ -264,6 +296,7 @@ def _patient(seed: int, index: int) -> _Patient:
         birth_date=_day(birth),
         sex=str(rng.choice(["F", "M"])),
         studies=studies,
+        weight_kg=round(float(np.random.default_rng([seed, index, 77]).uniform(55, 95)), 1),
     )
 
 
@@ -277,13 +310,15 @@ def _time(rng: np.random.Generator) -> str:
 
 
 def _dataset(
-    patient: _Patient, modality: str, sop_class: UID, sop_uid: str, series_uid: str
+    patient: _Patient, modality: str, sop_class: UID, sop_uid: str, series_uid: str,
+    study_of: str | None = None,
 ) -> Dataset:
-    """A dataset with the patient, study, series and SOP attributes every demo image shares."""
+    """A dataset with the patient, study, series and SOP attributes every demo image shares
+    (the study of `study_of`, default `modality`)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-    study = patient.studies[modality]
+    study = patient.studies[study_of or modality]
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
@@ -440,6 +475,96 @@ def _nodule_json(nodule: Nodule) -> NoduleTruth:
 
 
 # --------------------------------------------------------------------------------------------
+# PET
+
+
+def _write_pt(staging: Path, patient: _Patient) -> tuple[DemoSeries, PtTruth]:
+    """Render and write the patient's FDG PET (in the CT study, on its frame of reference)."""
+    case = patient.case
+    grid = pet_grid(case)
+    suv = render_pet(case, grid)
+    dose = round(patient.weight_kg * PET_DOSE_BQ_PER_KG, -5)
+    factor = patient.weight_kg * 1000.0 / (dose * 2.0 ** (-PET_UPTAKE_S / F18_HALF_LIFE_S))
+    activity = suv / factor  # Bq/ml
+    folder = staging / "dicom" / patient.id / "PT"
+    folder.mkdir(parents=True)
+    series_uid = patient.uid(_PT_SERIES)
+    files = []
+    for k in range(activity.shape[0]):
+        slope = max(float(activity[k].max()), 1.0) / 65535.0
+        stored = np.rint(activity[k] / slope).astype(np.uint16)
+        ds = _pt_slice(patient, grid, k, series_uid, dose, factor)
+        ds.RescaleSlope, ds.RescaleIntercept = _ds(float(f"{slope:.10g}")), "0"
+        files.append(_save(ds, stored, folder / f"PT{k + 1:04d}.dcm"))
+    entry: PtTruth = {
+        "modality": "PT",
+        "seed": case.seed,
+        "suv_bw_factor": factor,
+        "weight_kg": patient.weight_kg,
+        "dose_bq": dose,
+        "nodules": [{**_nodule_json(n), "suv": round(nodule_suv(n), 4)} for n in case.nodules],
+    }
+    series = DemoSeries(
+        patient.id, "PT", series_uid, patient.studies["CT"].uid, case.seed, folder, tuple(files)
+    )
+    return series, entry
+
+
+def _pt_slice(patient: _Patient, grid: AxialGrid, k: int, series_uid: str, dose: float,
+              factor: float) -> Dataset:  # fmt: skip
+    """The header of PET slice `k`: geometry, units, decay correction, radiopharmaceutical."""
+    from pydicom.dataset import Dataset
+
+    ds = _dataset(patient, "PT", PET_STORAGE, patient.uid(_PT_SOP, k + 1), series_uid, "CT")
+    study = patient.studies["CT"]
+    scan = _clock(study.time, 600)  # the PET series starts 10 minutes after the CT
+    ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = scan
+    ds.AcquisitionDate = study.date
+    ds.SeriesNumber = 2
+    ds.SeriesDescription = "PET FDG (synthetic demo)"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.InstanceNumber = ds.ImageIndex = k + 1
+    ds.FrameOfReferenceUID = patient.uid(_FRAME_OF_REFERENCE)
+    ds.PositionReferenceIndicator = ""
+    ds.PatientPosition = "HFS"
+    ds.PatientWeight = _ds(patient.weight_kg)
+    z = grid.z_positions[k]
+    ds.ImagePositionPatient = [_ds(grid.origin_xy[0]), _ds(grid.origin_xy[1]), _ds(z)]
+    ds.ImageOrientationPatient = [_ds(v) for v in AXIAL]
+    ds.PixelSpacing = [_ds(grid.pixel_spacing)] * 2
+    ds.SliceThickness = _ds(grid.pixel_spacing)
+    ds.SliceLocation = _ds(z)
+    ds.BitsStored, ds.HighBit = 16, 15
+    ds.Units, ds.DecayCorrection, ds.CountsSource = "BQML", "START", "EMISSION"
+    ds.SeriesType = ["WHOLE BODY", "IMAGE"]
+    ds.CorrectedImage = ["DECY", "ATTN", "SCAT", "DTIM", "RAN", "NORM"]
+    ds.NumberOfSlices = len(grid.z_positions)
+    ds.AttenuationCorrectionMethod = "CT"
+    ds.ReconstructionMethod = "OSEM"
+    ds.FrameReferenceTime, ds.ActualFrameDuration = "0", 120000
+    ds.DecayFactor = "1"
+    drug = Dataset()
+    drug.Radiopharmaceutical = "Fluorodeoxyglucose"
+    injection = _clock(scan, -PET_UPTAKE_S)
+    drug.RadiopharmaceuticalStartTime = injection
+    drug.RadiopharmaceuticalStartDateTime = study.date + injection
+    drug.RadionuclideTotalDose = _ds(dose)
+    drug.RadionuclideHalfLife = _ds(F18_HALF_LIFE_S)
+    drug.RadionuclidePositronFraction = _ds(0.9673)
+    ds.RadiopharmaceuticalInformationSequence = [drug]
+    centre, width = _PET_WINDOW_SUV
+    ds.WindowCenter, ds.WindowWidth = _ds(round(centre / factor, 1)), _ds(round(width / factor, 1))
+    ds.WindowCenterWidthExplanation = "SUV 0-6"
+    return ds
+
+
+def _clock(tm: str, seconds: int) -> str:
+    """A TM `seconds` later (earlier when negative), within the day (demo times are 8-18 h)."""
+    total = int(tm[:2]) * 3600 + int(tm[2:4]) * 60 + int(tm[4:6]) + seconds
+    return f"{total // 3600:02d}{total // 60 % 60:02d}{total % 60:02d}"
+
+
+# --------------------------------------------------------------------------------------------
 # Radiograph
 
 
@@ -495,10 +620,11 @@ def _dx_nodule_json(nodule: Nodule, radiograph: Radiograph) -> DxNoduleTruth:
 
 
 def demo_root() -> Path:
-    """Where the viewer's demo lives: ``<user cache>/demo-<DEMO_SEED>``."""
+    """Where the viewer's demo lives: ``<user cache>/demo-<DEMO_SEED>-v<DEMO_VERSION>``."""
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("medviewer", appauthor=False)) / f"demo-{DEMO_SEED}"
+    return (Path(platformdirs.user_cache_dir("medviewer", appauthor=False))
+            / f"demo-{DEMO_SEED}-v{DEMO_VERSION}")
 
 
 def demo_folder() -> Path:

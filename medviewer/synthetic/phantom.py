@@ -751,6 +751,100 @@ def _blur_in_plane(sitk, array: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# PET
+
+#: FDG uptake of each tissue (SUVbw): physiological values of an adult at 60 minutes.
+PET_UPTAKE = {"fat": 0.35, "soft tissue": 0.8, "lung": 0.45, "bone": 1.3, "blood": 1.8,
+              "myocardium": 3.0}  # fmt: skip
+PET_FWHM_MM = 6.0  # the scanner's resolution
+
+
+def nodule_suv(nodule: Nodule) -> float:
+    """The demo's FDG uptake of a nodule (SUVbw of its tissue, before partial volume): solid
+    ones from 3 (6 mm) up to 10, part-solid ones half as avid."""
+    uptake = min(1.5 + 0.35 * nodule.diameter_mm, 10.0)
+    return uptake / 2 if nodule.kind == "part-solid" else uptake
+
+
+def pet_grid(case: ChestCase, spacing_mm: float = 4.0) -> AxialGrid:
+    """The case's PET grid: `spacing_mm` cubes over the CT's field of view and slab."""
+    ct = ct_grid(case)
+    fov = ct.pixel_spacing * ct.cols
+    size = round(fov / spacing_mm)
+    centre_x = ct.origin_xy[0] + ct.pixel_spacing * (ct.cols - 1) / 2
+    centre_y = ct.origin_xy[1] + ct.pixel_spacing * (ct.rows - 1) / 2
+    half = spacing_mm * (size - 1) / 2
+    z0, z1 = ct.z_positions[0], ct.z_positions[-1]
+    count = int(np.floor((z1 - z0) / spacing_mm)) + 1
+    start = (z0 + z1) / 2 - spacing_mm * (count - 1) / 2
+    return AxialGrid(rows=size, cols=size, pixel_spacing=spacing_mm,
+                     origin_xy=(centre_x - half, centre_y - half),
+                     z_positions=tuple(start + spacing_mm * k for k in range(count)))  # fmt: skip
+
+
+def render_pet(case: ChestCase, grid: AxialGrid, *, noise: bool = True) -> np.ndarray:
+    """FDG PET of `case` on `grid` in SUVbw (float32, ``grid.shape``): tissues at
+    :data:`PET_UPTAKE`, nodules at :func:`nodule_suv`, blurred to the scanner's 6 mm FWHM.
+
+    The uptake is drawn on a grid twice as fine in each direction, blurred, and averaged back
+    (so small nodules lose contrast as on a real scanner); noise is multiplicative (about
+    10 % at SUV 1, less where the uptake is high).
+    """
+    import SimpleITK as sitk
+
+    fine = _finer(grid)
+    hu, labels = render_ct(case, fine, noise=False)
+    suv = _uptake(case, fine, hu, labels)
+    image = sitk.GetImageFromArray(suv)
+    image.SetSpacing((fine.pixel_spacing,) * 3)
+    sigma = PET_FWHM_MM / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    blurred = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, float(sigma)))
+    k, r, c = grid.shape
+    coarse = blurred[: 2 * k, : 2 * r, : 2 * c].reshape(k, 2, r, 2, c, 2).mean(axis=(1, 3, 5))
+    if noise:
+        rng = np.random.default_rng([case.seed, 4242, k, r])
+        coarse = coarse * (1.0 + 0.1 * rng.standard_normal(coarse.shape) / np.sqrt(
+            np.maximum(coarse, 0.2)))
+    return np.clip(coarse, 0.0, None).astype(np.float32)
+
+
+def _finer(grid: AxialGrid) -> AxialGrid:
+    """A grid of half the spacing whose 2 x 2 x 2 blocks average onto `grid`'s voxels."""
+    s = grid.pixel_spacing / 2
+    zs = [z + d for z in grid.z_positions for d in (-s / 2, s / 2)]
+    return AxialGrid(rows=2 * grid.rows, cols=2 * grid.cols, pixel_spacing=s,
+                     origin_xy=(grid.origin_xy[0] - s / 2, grid.origin_xy[1] - s / 2),
+                     z_positions=tuple(zs))  # fmt: skip
+
+
+def _uptake(case: ChestCase, grid: AxialGrid, hu: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    up = PET_UPTAKE
+    suv = np.zeros(hu.shape, np.float32)
+    suv[hu > -300] = up["soft tissue"]
+    suv[(hu > -200) & (hu < -50)] = up["fat"]
+    suv[hu > 150] = up["bone"]
+    suv[labels > 0] = up["lung"]
+    suv[(labels > 0) & (hu > -500)] = up["blood"]  # vessels in the lungs
+    x, y = grid.xs()[None, :], grid.ys()[:, None]
+    for k, z in enumerate(grid.z_positions):
+        outer = _heart_mask(case, x, y, float(z))
+        suv[k][outer] = up["myocardium"]
+        suv[k][_heart_mask(case, x, y, float(z), margin=-12.0)] = up["blood"]  # the chambers
+    for region, ratio in _tube_regions(grid, case.aorta):
+        suv[region][(ratio < 1.0) & (labels[region] == 0)] = up["blood"]
+    for region, ratio in _tube_regions(grid, case.airways):
+        suv[region][ratio < 1.0] = 0.0
+    suv[hu < -900] = 0.0  # air outside and in the airways
+    for nodule in case.nodules:
+        centre = np.asarray(nodule.centre_lps)
+        reach = nodule.diameter_mm / 2 * 1.3 + 1.0
+        region = _region(grid, centre - reach, centre + reach)
+        if region is not None:
+            suv[region][labels[region] == NODULE] = nodule_suv(nodule)
+    return suv
+
+
+# --------------------------------------------------------------------------------------------
 # Radiographs
 
 

@@ -25,6 +25,7 @@ from medviewer.io.series import SeriesSource
 from medviewer.ui import workers
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.browser import StudyBrowser
+from medviewer.ui.fusion_controller import FusionController
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.measurement_panel import MeasurementPanel
 from medviewer.ui.measurement_store import MeasurementStore
@@ -131,8 +132,9 @@ class MainWindow(QMainWindow):
         self.regular_grid = RegularGridController(self.grid, self)
         self.regular_grid.resampled.connect(lambda done: self._show(done.series, done.view))
         self.smart = SmartController(self.grid, self.ai, parent=self)
+        self.fusion = FusionController(self.grid, self.db, self)
         for controller in (self.loader, self.imports, self.reports, self.regular_grid,
-                           self.smart):
+                           self.smart, self.fusion):
             controller.statusMessage.connect(self.statusBar().showMessage)
 
     def _build_status(self) -> None:
@@ -215,6 +217,7 @@ class MainWindow(QMainWindow):
         irregular = self.regular_grid.irregular_series() is not None
         self.actions_by_name["regular_grid"].setEnabled(irregular)
         self.window_actions.sync_slab()
+        self.window_actions.sync_fusion()
 
     def undo_edit(self) -> None:
         """Undo the last prompt of the Smart object under way, else the last label edit."""

@@ -87,7 +87,8 @@ class MeasurementLayer(QObject):
         volume, plane_slice = self._view.volume, self._view.plane_slice
         assert plane_slice is not None and volume is not None
         image = None if volume.is_color else plane_slice.image
-        return mm.summary(measurement, image, plane_slice.affine, volume.metadata.units)
+        meta = volume.metadata
+        return mm.summary(measurement, image, plane_slice.affine, meta.units, meta.suv_bw_factor)
 
     def forget_results(self) -> None:
         """Drop the cached results (another series is shown)."""

@@ -122,4 +122,5 @@ def measurement_text(m: Measurement, volume: Volume) -> str:
     if index is None or volume.is_color:
         return mm.summary(m, units=volume.metadata.units)
     plane = reslice(volume.array, volume.affine, m.plane, index)  # type: ignore[arg-type]
-    return mm.summary(m, plane.image, plane.affine, volume.metadata.units)
+    meta = volume.metadata
+    return mm.summary(m, plane.image, plane.affine, meta.units, meta.suv_bw_factor)

@@ -35,6 +35,7 @@ def render_grid(
     crosshair: bool = False,
     plane: str = "axial",
     slab: Slab | None = None,
+    fused: Volume | None = None,
 ) -> ViewerGrid:
     """A laid-out, painted :class:`ViewerGrid` showing `volume` (caller keeps it alive).
 
@@ -56,6 +57,9 @@ def render_grid(
         shows the three planes whatever it is.
     slab : Slab, optional
         A thick-slab projection in every view.
+    fused : Volume, optional
+        A PET/NM volume on `volume`'s frame of reference, drawn over it (SUV 0-6 for a PET
+        with an SUV factor; see :func:`~medviewer.ui.fusion_controller.default_style`).
     """
     from medviewer.ui.application import application
 
@@ -72,6 +76,11 @@ def render_grid(
     grid.show_series(
         OpenSeries(Path(volume.metadata.series_uid or "volume"), volume), grid.views[0]
     )
+    if fused is not None:
+        from medviewer.ui.fusion_controller import default_style
+        from medviewer.ui.fusion_layer import Fusion
+
+        grid.set_fusion("A", Fusion(fused, default_style(fused)))
     first = grid.views[0]
     if index is not None:
         first.set_index(index)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from medviewer.core import formatting as fmt
 from medviewer.core import measurements as mm
+from medviewer.core.fusion import sample_point
 from medviewer.core.geometry import PlaneSlice, projection_edge_letters
 from medviewer.core.slab import SLAB_NAMES, slab_thickness_mm
 from medviewer.core.viewstate import (
@@ -26,6 +27,7 @@ from medviewer.core.viewstate import (
     voi_lut_names,
 )
 from medviewer.core.volume import Volume
+from medviewer.ui.fusion_layer import Fusion
 from medviewer.ui.open_series import OpenSeries
 
 TEXT_COLOR = QColor(235, 235, 235)
@@ -57,6 +59,9 @@ class AnnotatedView(Protocol):
 
     @property
     def zoom(self) -> float: ...
+
+    @property
+    def fusion(self) -> Fusion | None: ...
 
 
 class Annotations(QWidget):
@@ -284,9 +289,19 @@ def corner_text(view: AnnotatedView) -> dict[str, list[str]]:
         ],
         "bottom_right": [
             display_text(meta, state) + (" inv" if state.invert else ""),
+            *fusion_text(view.fusion),
             f"Zoom {view.zoom:.2f}x",
         ],
     }
+
+
+def fusion_text(fusion: Fusion | None) -> list[str]:
+    """``["+ PT SUV 0-6, 50 %"]``: what is fused over the image, its window and opacity."""
+    if fusion is None:
+        return []
+    style = fusion.style
+    return [f"+ {fusion.volume.metadata.modality or 'fused'} {fusion.units} "
+            f"{style.low:g}-{style.high:g}, {round(style.opacity * 100)} %"]
 
 
 def slab_text(state: ViewState, plane_slice: PlaneSlice) -> list[str]:
@@ -312,12 +327,19 @@ def readout_text(view: AnnotatedView, point: np.ndarray) -> str:
     if value is None:
         return ""
     voxel = mm.patient_to_screen(view.volume.affine, point)
+    factor = view.volume.metadata.suv_bw_factor
     shown = (
         "(" + ", ".join(fmt.image_value(v) for v in value) + ")"
         if isinstance(value, tuple)
         else fmt.image_value(value, view.volume.metadata.units)
+        + (f" SUV {value * factor:.2f}" if factor is not None else "")
     )
     if view.state is not None and view.state.slab is not None:
         shown += f" ({SLAB_NAMES[view.state.slab.mode]})"  # a projected value, not the voxel's
+    if view.fusion is not None:
+        fused = view.fusion.volume
+        value_fused = sample_point(fused.array, fused.affine, point, view.fusion.scale)
+        if value_fused is not None:
+            shown += f"   {fused.metadata.modality} {value_fused:.2f} {view.fusion.units}"
     ijk = ", ".join(str(round(v)) for v in voxel)
     return f"{shown}   voxel ({ijk})   LPS {fmt.point_lps(point)} mm"

@@ -17,12 +17,14 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
 
 from medviewer.core import measurements as mm
+from medviewer.core.fusion import fusable
 from medviewer.core.geometry import PlaneSlice, reslice
 from medviewer.core.measurements import Measurement
 from medviewer.core.slab import SlabProjector
 from medviewer.core.viewstate import ViewState
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.cine import Cine
+from medviewer.ui.fusion_layer import Fusion, FusionLayer
 from medviewer.ui.measurement_layer import MeasurementLayer
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
@@ -112,6 +114,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image_item)
         self.overlay = PlaneOverlay(self.viewbox)
+        self.fusion_layer = FusionLayer(self.viewbox)
         self.brush_cursor = BrushCursor(self.viewbox)
         self.crosshair = Crosshair(self.viewbox)
         layout = QVBoxLayout(self)
@@ -156,6 +159,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.stop_cine()
         self.end_brush_stroke()
         self.overlay.set_result(None)
+        self.fusion_layer.set_fusion(None)
         self.series = series
         self.measurement_layer.forget_results()
         self.crosshair.point = None
@@ -172,6 +176,24 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.render()
         self.fit()
         self.stateChanged.emit()
+
+    def set_fusion(self, fusion: Fusion | None) -> bool:
+        """Draw `fusion`'s volume over the images (None: no fusion); False, and nothing
+        fused, when it is not on the shown series' frame of reference."""
+        if fusion is not None and not fusable(fusion.volume, self.volume):
+            fusion = None
+        if fusion is None and self.fusion_layer.fusion is None:
+            return False
+        self.fusion_layer.set_fusion(fusion)
+        self.render()
+        if self.series is None:
+            self.annotations.describe(self)
+        return fusion is not None
+
+    @property
+    def fusion(self) -> Fusion | None:
+        """What is fused over the images, or None."""
+        return self.fusion_layer.fusion
 
     @property
     def volume(self):
@@ -193,6 +215,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         # uint8 without levels: drawn as Grayscale8/RGB888, no per-frame colour table
         self.image_item.setImage(frame, autoLevels=False, levels=None)
         self.image_item.setRect(plane_rect(self.plane_slice))
+        self.fusion_layer.show_plane(self.plane_slice, plane_rect(self.plane_slice))
         self._draw_overlay()
         self.crosshair.place(self.plane_slice)
         self.measurement_layer.sync()

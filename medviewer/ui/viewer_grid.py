@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import native_plane
+from medviewer.ui.fusion_layer import Fusion
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
 from medviewer.ui.slice_view import SliceView
@@ -64,6 +65,7 @@ class ViewerGrid(QWidget):
         self.crosshair = True
         self.tool = "navigate"
         self.overlays: dict[str, AIResult | None] = {"A": None, "B": None}
+        self.fusions: dict[str, Fusion | None] = {"A": None, "B": None}
         self.overlay_style = OverlayStyle()
         self.brush: tuple[float, int | None] = (3.0, None)  # radius mm, label (None: default)
         self._grid = QGridLayout(self)
@@ -153,6 +155,7 @@ class ViewerGrid(QWidget):
                     plane = native_plane(series.volume.affine)  # the image, not an edge of it
                 view.set_series(series, plane)
                 self._apply_overlay(view)
+                self._apply_fusion(view)
 
     # -- linking -------------------------------------------------------------------------
 
@@ -178,6 +181,18 @@ class ViewerGrid(QWidget):
         self.tool = tool
         for view in self.views:
             view.set_tool(tool)
+
+    # -- fusion --------------------------------------------------------------------------
+
+    def set_fusion(self, slot: str, fusion: Fusion | None) -> int:
+        """Fuse `fusion`'s volume over the views of `slot` (None: no fusion); kept for new
+        layouts and re-shown series of its frame of reference. Returns how many views show it.
+        """
+        self.fusions[slot] = fusion
+        return sum(self._apply_fusion(view) for view in self.views_of(slot))
+
+    def _apply_fusion(self, view: SliceView) -> bool:
+        return view.set_fusion(self.fusions.get(self.slot_of(view)))
 
     # -- AI overlays ---------------------------------------------------------------------
 

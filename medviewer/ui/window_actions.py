@@ -31,6 +31,7 @@ from medviewer.core.slab import Slab
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_controller import AIController
+from medviewer.ui.fusion_controller import FusionController, FusionControls
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.report_controller import ReportController
 from medviewer.ui.settings import Settings
@@ -62,6 +63,7 @@ class MenuHost(Protocol):
     browser_dock: QDockWidget
     measurements_dock: QDockWidget
     ai_dock: QDockWidget
+    fusion: FusionController
 
     def window(self) -> QWidget:
         """The window itself (``QWidget.window``): parent of the actions and dialogs."""
@@ -201,6 +203,10 @@ class WindowActions:
         self.slab.slabChanged.connect(self._slab_changed)
         toolbar.addWidget(self.slab)
         toolbar.addSeparator()
+        self.fusion_controls = FusionControls(self._host.fusion)
+        self.fusion_action = toolbar.addWidget(self.fusion_controls)
+        self._host.fusion.fusionChanged.connect(self.sync_fusion)
+        self.fusion_action.setVisible(False)
         menu.addSeparator()
         self._view_menu_tail(menu)
 
@@ -220,6 +226,11 @@ class WindowActions:
         regular = self._action("regular_grid", "Resample onto a regular grid", host.resample_active)
         regular.setEnabled(False)
         menu.addAction(regular)
+        menu.addSeparator()
+        menu.addAction(self._action("fuse", "Fuse PET/NM over the series…",
+                                    lambda: host.fusion.fuse_active(), "Ctrl+Shift+F"))
+        menu.addAction(self._action("unfuse", "Remove fusion", host.fusion.remove))
+        menu.addSeparator()
         menu.addAction(self._action("cache_size", "Volume cache size…", self._ask_cache_size))
         for dock in (host.browser_dock, host.measurements_dock, host.ai_dock):
             menu.addAction(dock.toggleViewAction())
@@ -314,6 +325,11 @@ class WindowActions:
         """Show the active view's slab in the toolbar."""
         view = self._host.grid.active
         self.slab.show_state(view.state if view is not None else None)
+
+    def sync_fusion(self) -> None:
+        """Show the fusion controls while the active view's slot has a fusion."""
+        self.fusion_action.setVisible(self._host.fusion.active_fusion() is not None)
+        self.fusion_controls.sync()
 
     def _invert(self) -> None:
         view = self._host.grid.active

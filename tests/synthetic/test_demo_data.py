@@ -22,7 +22,9 @@ from medviewer.synthetic.phantom import (
     RADIOGRAPH_NODULE_MM,
     chest_case,
     ct_grid,
+    pet_grid,
     render_ct,
+    render_pet,
     render_radiograph,
 )
 from tests.conftest import hash_tree
@@ -106,6 +108,36 @@ def test_ct_values_and_geometry(demo_study: DemoData, rendered: SimpleNamespace)
     assert [float(v) for v in ds.ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
     assert ds.SliceThickness == pytest.approx(rendered.case.slice_spacing_mm)
     assert ds.StudyDescription == "CT CHEST (synthetic demo)"
+
+
+def test_pt_values_geometry_and_tags(demo_study: DemoData) -> None:
+    """The PET files hold the rendered SUV (to one step of each slice's 16-bit scale) on the
+    PET grid, in the CT's study and frame of reference, with the tags SUV is computed from."""
+    series, ct = _series(demo_study, "PT"), _series(demo_study, "CT")
+    case = chest_case(DEMO_SEED)
+    grid = pet_grid(case)
+    expected = render_pet(case, grid)
+    volume = load_series(series.folder)
+    truth = _truth(demo_study)[series.series_uid]
+    assert volume.shape == grid.shape and volume.metadata.warnings == ()
+    factor = volume.metadata.suv.factor
+    assert factor == pytest.approx(truth["suv_bw_factor"], rel=1e-9)
+    step = expected.max(axis=(1, 2), keepdims=True) / 65535 * 1.001 + 1e-6
+    assert np.all(np.abs(volume.array * factor - expected) <= step)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = (grid.origin_xy[0], grid.origin_xy[1], grid.z_positions[0])
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-4)
+    ds = pydicom.dcmread(series.files[0], stop_before_pixels=True)
+    ct_ds = pydicom.dcmread(ct.files[0], stop_before_pixels=True)
+    assert ds.StudyInstanceUID == ct_ds.StudyInstanceUID == series.study_uid
+    assert ds.FrameOfReferenceUID == ct_ds.FrameOfReferenceUID
+    assert (ds.Units, ds.DecayCorrection, ds.Modality) == ("BQML", "START", "PT")
+    drug = ds.RadiopharmaceuticalInformationSequence[0]
+    assert float(drug.RadionuclideTotalDose) == truth["dose_bq"]
+    assert float(ds.PatientWeight) == truth["weight_kg"]
+    assert [n["suv"] for n in truth["nodules"]] == [
+        pytest.approx(min(1.5 + 0.35 * n.diameter_mm, 10.0)) for n in case.nodules
+    ]
 
 
 def test_labels_on_the_ct_grid(demo_study: DemoData, rendered: SimpleNamespace) -> None:
@@ -202,8 +234,8 @@ def test_uids_are_valid_unique_and_per_patient(two: DemoData) -> None:
     for ds in headers:
         for name in names & set(ds.dir()):
             assert UID(ds[name].value).is_valid, (name, ds[name].value)
-    assert len({s.series_uid for s in two.series}) == len(two.series) == 4
-    assert len({s.study_uid for s in two.series}) == 4  # a CT and a DX study per patient
+    assert len({s.series_uid for s in two.series}) == len(two.series) == 6
+    assert len({s.study_uid for s in two.series}) == 4  # a PET/CT and a DX study per patient
     by_patient = {ds.PatientID: ds for ds in headers}
     assert sorted(by_patient) == ["DEMO0001", "DEMO0002"]
     assert [str(by_patient[p].PatientName) for p in sorted(by_patient)] == [
@@ -212,7 +244,8 @@ def test_uids_are_valid_unique_and_per_patient(two: DemoData) -> None:
     ]
     studies = {(ds.PatientID, ds.Modality): ds for ds in headers}
     assert studies["DEMO0001", "CT"].StudyDate != studies["DEMO0001", "DX"].StudyDate
-    assert len({ds.AccessionNumber for ds in studies.values()}) == 4
+    assert len({ds.AccessionNumber for ds in studies.values()}) == 4  # PET shares the CT's
+    assert studies["DEMO0001", "PT"].AccessionNumber == studies["DEMO0001", "CT"].AccessionNumber
     ct1, ct2 = (pydicom.dcmread(_series(two, "CT", p).files[0]) for p in ("DEMO0001", "DEMO0002"))
     assert ct1.PixelData != ct2.PixelData and ct1.ImagePositionPatient != ct2.ImagePositionPatient
 
@@ -234,8 +267,10 @@ def test_same_seed_writes_the_same_files(demo_study: DemoData, two: DemoData) ->
 
 
 def _tiny_grid(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 24 x 24 CT grid, so a test can write a whole demo in about a second."""
+    """A 24 x 24 CT grid and a 16 mm PET grid, so a test can write a whole demo in about a
+    second."""
     monkeypatch.setattr(demo, "ct_grid", lambda case, size=512: ct_grid(case, size=24))
+    monkeypatch.setattr(demo, "pet_grid", lambda case: pet_grid(case, spacing_mm=16.0))
 
 
 def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
@@ -293,7 +328,7 @@ def test_cli_demo_data(
     assert main(["demo-data", str(out), "--seed", "7", "--cases", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     truth = json.loads((out / "truth" / "truth.json").read_text())
-    assert [line.split()[0] for line in lines[:-1]] == ["CT", "DX", "CT", "DX"]
+    assert [line.split()[0] for line in lines[:-1]] == ["CT", "PT", "DX", "CT", "PT", "DX"]
     assert [line.split()[1] for line in lines[:-1]] == list(truth)
     assert lines[0].split()[2] == str(out / "dicom" / "DEMO0001" / "CT")
     assert lines[-1] == f"truth: {out / 'truth' / 'truth.json'}"

@@ -1,0 +1,158 @@
+"""Fusion: a second volume (PET over CT) sampled on the pixels of the plane a view shows.
+
+The plane's pixels are mapped through the plane's affine to LPS and through the other
+volume's inverse affine to its voxels, and sampled there by trilinear interpolation, so the
+two volumes may have any grids (a 4 mm PET over a 0.7 mm CT, tilted or not) as long as they
+share a frame of reference. Pixels outside the other volume are NaN (drawn transparent).
+
+:class:`FusionStyle` says how the sampled values are coloured: a window in the fused
+volume's display units (SUV for a PET with an SUV factor), a colour map and an opacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medviewer.core.geometry import PlaneSlice
+from medviewer.core.volume import Volume
+
+#: Colour maps offered for a fused volume: name -> control points (position 0-1, RGB 0-255).
+COLOR_MAPS: dict[str, tuple[tuple[float, tuple[int, int, int]], ...]] = {
+    "hot iron": ((0.0, (0, 0, 0)), (0.35, (150, 0, 40)), (0.65, (255, 110, 0)),
+                 (0.9, (255, 230, 80)), (1.0, (255, 255, 255))),
+    "rainbow": ((0.0, (0, 0, 120)), (0.25, (0, 90, 255)), (0.5, (0, 220, 80)),
+                (0.75, (255, 220, 0)), (1.0, (255, 0, 0))),
+    "grey": ((0.0, (0, 0, 0)), (1.0, (255, 255, 255))),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FusionStyle:
+    """How a fused volume is drawn.
+
+    Attributes
+    ----------
+    low, high : float
+        The window, in display units (SUV when the fused volume has a factor): `low` and
+        below is transparent, `high` and above the colour map's end.
+    opacity : float
+        0-1, of the colours over the base image.
+    color_map : str
+        One of :data:`COLOR_MAPS`.
+    """
+
+    low: float = 0.0
+    high: float = 6.0
+    opacity: float = 0.5
+    color_map: str = "hot iron"
+
+    def __post_init__(self) -> None:
+        if self.color_map not in COLOR_MAPS:
+            raise ValueError(f"unknown colour map {self.color_map!r}; expected one of "
+                             f"{', '.join(COLOR_MAPS)}")  # fmt: skip
+        if not self.high > self.low:
+            raise ValueError(f"the window's high ({self.high}) must exceed its low ({self.low})")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {self.opacity}")
+
+
+def fusable(fused: Volume | None, base: Volume | None) -> bool:
+    """Whether `fused` can be drawn over `base`: both positioned, on one frame of reference
+    (a known, non-empty FrameOfReferenceUID), and not the same series."""
+    if base is None or fused is None:
+        return False
+    a, b = fused.metadata, base.metadata
+    return (a.positioned and b.positioned and bool(a.frame_of_reference_uid)
+            and a.frame_of_reference_uid == b.frame_of_reference_uid
+            and a.series_uid != b.series_uid)  # fmt: skip
+
+
+def sample_plane(
+    array: np.ndarray, affine: np.ndarray, plane: PlaneSlice, scale: float = 1.0
+) -> np.ndarray:
+    """Trilinear samples of volume (`array`, `affine`) at the pixel centres of `plane`.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        ``(slices, rows, cols)`` grey volume.
+    affine : numpy.ndarray
+        Its 4x4 index-to-LPS matrix.
+    plane : PlaneSlice
+        The shown plane (its affine and image shape).
+    scale : float
+        A factor applied to the samples (an SUV factor).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(rows, cols)`` of the plane; NaN where the pixel lies outside the volume.
+    """
+    rows, cols = plane.image.shape[:2]
+    to_voxel = np.linalg.inv(np.asarray(affine, float)) @ np.asarray(plane.affine, float)
+    # voxel (i, j, k) of pixel (c, r) = origin + c * along_col + r * along_row
+    origin, along_col, along_row = to_voxel[:3, 3], to_voxel[:3, 0], to_voxel[:3, 1]
+    c = np.arange(cols, dtype=np.float64)[None, :, None]
+    r = np.arange(rows, dtype=np.float64)[:, None, None]
+    ijk = origin + c * along_col + r * along_row  # (rows, cols, 3): col, row, slice indices
+    return (_trilinear(array, ijk) * scale).astype(np.float32)
+
+
+def sample_point(array: np.ndarray, affine: np.ndarray, lps: np.ndarray,
+                 scale: float = 1.0) -> float | None:  # fmt: skip
+    """The trilinear sample of a volume at one LPS point (times `scale`); None outside."""
+    point = np.append(np.asarray(lps, float), 1.0)
+    ijk = (np.linalg.inv(np.asarray(affine, float)) @ point)[:3]
+    value = float(_trilinear(array, ijk[None, :])[0]) * scale
+    return None if np.isnan(value) else value
+
+
+def _trilinear(array: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+    """Samples at voxel coordinates ``ijk[..., (col, row, slice)]``; NaN beyond half a voxel
+    past the grid, the outer voxels' values between their centres and that edge."""
+    shape = np.array(array.shape[::-1], float)  # cols, rows, slices
+    inside = np.all((ijk >= -0.5) & (ijk <= shape - 0.5), axis=-1)
+    ijk = np.clip(ijk, 0.0, shape - 1.0)
+    low = np.minimum(np.floor(ijk).astype(np.intp), (shape - 2).clip(0).astype(np.intp))
+    frac = ijk - low
+    high = np.minimum(low + 1, (shape - 1).astype(np.intp))
+    out = np.zeros(ijk.shape[:-1], np.float64)
+    for corner in range(8):
+        pick = [(corner >> axis) & 1 for axis in range(3)]
+        index = [np.where(pick[a], high[..., a], low[..., a]) for a in range(3)]
+        weight = np.prod([frac[..., a] if pick[a] else 1.0 - frac[..., a] for a in range(3)],
+                         axis=0)  # fmt: skip
+        out += weight * array[index[2], index[1], index[0]]
+    out[~inside] = np.nan
+    return out
+
+
+def color_table(name: str) -> np.ndarray:
+    """The 256-entry RGB table of colour map `name` (uint8, (256, 3))."""
+    points = COLOR_MAPS[name]
+    positions = np.array([p for p, _ in points]) * 255.0
+    colors = np.array([c for _, c in points], float)
+    x = np.arange(256, dtype=float)
+    return np.stack([np.interp(x, positions, colors[:, k]) for k in range(3)], axis=1).round(
+    ).astype(np.uint8)
+
+
+#: The share of the window over which the colours fade in from transparent (so the low,
+#: dark end of a colour map does not darken the image under it).
+FADE_IN = 0.25
+
+
+def colorize(values: np.ndarray, style: FusionStyle) -> np.ndarray:
+    """RGBA uint8 of sampled values: the colour map over the window; alpha rises from 0 at
+    the window's low end to `opacity` at :data:`FADE_IN` of the window (NaN: transparent)."""
+    table = color_table(style.color_map)
+    scaled = (values - style.low) / (style.high - style.low)
+    finite = np.nan_to_num(scaled, nan=-1.0)
+    index = (np.clip(finite, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    rgba = np.empty((*values.shape, 4), np.uint8)
+    rgba[..., :3] = table[index]
+    alpha = np.clip(finite / FADE_IN, 0.0, 1.0) * (style.opacity * 255.0)
+    rgba[..., 3] = np.round(alpha).astype(np.uint8)
+    return rgba
