@@ -162,13 +162,37 @@ def _maximum_into(best: Any, value: Any) -> None:
     torch.maximum(best, value, out=best)
 
 
-def aggregate(per_sample: np.ndarray) -> np.ndarray:
-    """Series-level probabilities: first class the min over samples, the others the max."""
+def aggregate(per_sample: np.ndarray, consecutive: int = 1) -> np.ndarray:
+    """Series-level probabilities: each finding class the highest value `consecutive`
+    neighbouring samples all reach (1: the maximum), the first (reference) class the lowest
+    value such a run stays under (1: the minimum), so two classes still sum to 1.
+
+    Fewer samples than `consecutive` count as one run of them all.
+    """
     if per_sample.shape[0] == 1:
         return per_sample[0]
-    overall = per_sample.max(axis=0)
-    overall[0] = per_sample[:, 0].min()
+    run = max(1, min(int(consecutive), per_sample.shape[0]))
+    if run == 1:
+        overall = per_sample.max(axis=0)
+        overall[0] = per_sample[:, 0].min()
+        return overall
+    windows = np.lib.stride_tricks.sliding_window_view(per_sample, run, axis=0)  # [n-run+1, K, run]
+    overall = windows.min(axis=2).max(axis=0)
+    overall[0] = windows[:, 0, :].max(axis=1).min()
     return overall
+
+
+def averaged_slices(per_sample: np.ndarray, each_side: int) -> np.ndarray:
+    """Each sample's probabilities averaged with `each_side` neighbours on each side (the
+    ends repeat the first and last sample), so they still sum to 1 per sample."""
+    if each_side <= 0 or per_sample.shape[0] <= 1:
+        return per_sample
+    width = 2 * each_side + 1
+    padded = np.concatenate([np.repeat(per_sample[:1], each_side, axis=0), per_sample,
+                             np.repeat(per_sample[-1:], each_side, axis=0)])  # fmt: skip
+    summed = np.cumsum(np.concatenate([np.zeros_like(padded[:1]), padded]), axis=0,
+                       dtype=np.float64)  # fmt: skip
+    return ((summed[width:] - summed[:-width]) / width).astype(per_sample.dtype)
 
 
 #: A slice-by-slice heatmap covers at least this many slices (the most probable ones).

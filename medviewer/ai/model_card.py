@@ -282,6 +282,13 @@ class OutputSpec:
     after the division: with it, a two-class model's ``p = sigmoid(z / T + b1 - b0)`` is Platt
     scaling, which also removes an offset a temperature cannot (a model trained on balanced
     batches carries their prior in its logits).
+
+    For a classifier run slice by slice (2D input on a volume), ``slice_average`` averages
+    each slice's probabilities with that many neighbours on each side (a nodule spans several
+    slices, a vessel's cross-section that fools one slice rarely fools its neighbours), and
+    ``series_consecutive`` makes a class's series probability the highest value that many
+    consecutive slices all reach (1: the maximum over slices), read from the slices before
+    averaging. Both are chosen on validation data (the card's metrics say which).
     """
 
     activation: str
@@ -291,6 +298,8 @@ class OutputSpec:
     postprocess: dict[int, tuple[PostprocessStep, ...]]
     temperature: float = 1.0
     bias: tuple[float, ...] = ()
+    slice_average: int = 0
+    series_consecutive: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -307,6 +316,10 @@ class OutputSpec:
             data["temperature"] = self.temperature
         if self.bias:
             data["bias"] = list(self.bias)
+        if self.slice_average:
+            data["slice_average"] = self.slice_average
+        if self.series_consecutive != 1:
+            data["series_consecutive"] = self.series_consecutive
         if self.postprocess:
             data["postprocess"] = {
                 str(k): [step.to_json() for step in steps] for k, steps in self.postprocess.items()
@@ -1188,7 +1201,8 @@ _OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...], Any]] = {
 
 
 def _parse_output(value: Any, task: str) -> OutputSpec:
-    optional = ("labels", "classes", "threshold", "postprocess", "temperature", "bias")
+    optional = ("labels", "classes", "threshold", "postprocess", "temperature", "bias",
+                "slice_average", "series_consecutive")  # fmt: skip
     obj = _fields(value, "output", ("activation",), optional)
     activation = _choice(obj["activation"], "output.activation", ACTIVATIONS)
     rule, ok = " strictly between 0 and 1", lambda t: 0 < t < 1
@@ -1197,12 +1211,25 @@ def _parse_output(value: Any, task: str) -> OutputSpec:
     if task in ("segmentation", "interactive"):
         if "bias" in obj:
             _fail("output.bias", "is for classifiers (Platt scaling of class logits)")
+        for key in ("slice_average", "series_consecutive"):
+            if key in obj:
+                _fail(f"output.{key}", "is for classifiers run slice by slice")
         labels = _parse_segmentation(obj, activation)
         postprocess = _parse_postprocess(obj.get("postprocess"), labels)
         return OutputSpec(activation, labels, (), threshold, postprocess, temperature)
     classes = _parse_classification(obj, activation)
     bias = _parse_bias(obj.get("bias"), activation, classes)
-    return OutputSpec(activation, {}, classes, threshold, {}, temperature, bias)
+    average = _int_between(obj.get("slice_average", 0), "output.slice_average", 0, 10)
+    consecutive = _int_between(obj.get("series_consecutive", 1), "output.series_consecutive",
+                               1, 20)  # fmt: skip
+    return OutputSpec(activation, {}, classes, threshold, {}, temperature, bias, average,
+                      consecutive)  # fmt: skip
+
+
+def _int_between(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _fail(name, f"must be an integer from {low} to {high}, got {_got(value)}")
+    return value
 
 
 def _parse_bias(value: Any, activation: str, classes: tuple[str, ...]) -> tuple[float, ...]:

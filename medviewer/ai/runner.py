@@ -34,6 +34,7 @@ from medviewer.ai.cascade import (
 from medviewer.ai.decisions import (
     activate,
     aggregate,
+    averaged_slices,
     check_output,
     decide_classes,
     decide_labels,
@@ -510,12 +511,14 @@ class _Run:
                 model_input, "classifying",
                 lambda _k0, _k1, output: parts.append(activate(output, card, dense=False).numpy()),
             )
-            per_sample = np.concatenate(parts)  # [d2, K]
+            per_slice = np.concatenate(parts)  # [d2, K]
+            overall = aggregate(per_slice, card.output.series_consecutive)
+            per_sample = averaged_slices(per_slice, card.output.slice_average)
         else:
             output = yield from self.inference.volume_output(model_input, "classifying")
             check_output(card, tuple(output.shape), dense=False, spatial=())
             per_sample = activate(output, card, dense=False).cpu().numpy()
-        overall = aggregate(per_sample)
+            overall = aggregate(per_sample)
         fields: dict[str, Any] = {
             "classes": {name: float(p) for name, p in zip(card.output.classes, overall,
                                                            strict=True)},
@@ -552,7 +555,8 @@ class _Run:
         if self.inference.network.module is None:
             self.warnings.append("no heatmap: Grad-CAM needs an eager network (safetensors)")
             return {}
-        target = target_index(card, aggregate(per_sample), self.target_class)
+        target = target_index(card, aggregate(per_sample, card.output.series_consecutive),
+                              self.target_class)  # fmt: skip
         if card.input.dims == 2:
             spans = _runs(explained_slices(per_sample[:, target], card.output.threshold))
             cam = yield from self._slice_cams(model_input, target, spans)  # [d0, d1, d2]

@@ -37,6 +37,7 @@ from medviewer.ui.report_controller import ReportController
 from medviewer.ui.settings import Settings
 from medviewer.ui.slab_controls import SlabControls
 from medviewer.ui.slice_view import TOOLS
+from medviewer.ui.tag_browser import TagBrowser, shown_file
 from medviewer.ui.viewer_grid import LAYOUTS, ViewerGrid
 
 TOOL_KEYS = {
@@ -131,6 +132,7 @@ class WindowActions:
                                          "F1"))
         help_menu.addAction(self._action("about", "About medviewer", self._about))
         self.shortcuts_dialog: QDialog | None = None
+        self.tag_browser: TagBrowser | None = None
 
     def _action(
         self,
@@ -166,6 +168,8 @@ class WindowActions:
         menu.addAction(self._action("listen", "Receive studies (storage SCP)…",
                                     imports.open_listener))
         menu.addAction(self._action("skipped", "Skipped files…", imports.show_skipped))
+        menu.addAction(self._action("tags", "DICOM tags of the image…", self.show_tags,
+                                    "Ctrl+Shift+T"))
         menu.addAction(
             self._action("screenshot", "Save screenshot…", self._ask_screenshot, "Ctrl+S")
         )
@@ -325,6 +329,17 @@ class WindowActions:
         """Show the active view's slab in the toolbar."""
         view = self._host.grid.active
         self.slab.show_state(view.state if view is not None else None)
+
+    def show_tags(self) -> None:
+        """Open the tag browser on the file of the image the active view shows."""
+        view = self._host.grid.active
+        location = shown_file(view) if view is not None else None
+        if location is None:
+            self._host.statusBar().showMessage("No DICOM image in the active view", 8000)
+            return
+        meta = view.volume.metadata  # type: ignore[union-attr]
+        self.tag_browser = TagBrowser(location, meta.series_description, self._parent)
+        self.tag_browser.show()
 
     def sync_fusion(self) -> None:
         """Show the fusion controls while the active view's slot has a fusion."""

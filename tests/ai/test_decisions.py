@@ -11,6 +11,7 @@ import torch
 from medviewer.ai.decisions import (
     activate,
     aggregate,
+    averaged_slices,
     check_output,
     decide_classes,
     decide_labels,
@@ -140,3 +141,25 @@ def test_target_index(tmp_path: Path) -> None:
         target_index(classifier, overall, "c")
     with pytest.raises(InferenceError, match=r"out of range 0\.\.2"):
         target_index(classifier, overall, 3)
+
+
+def test_a_series_needs_consecutive_slices_when_the_card_says_so():
+    """Three slices in a row at 0.7 or more beat one isolated slice at 0.95 (a vessel's
+    cross-section): the series probability is what 3 consecutive slices all reach."""
+    nodule = np.array([0.1, 0.95, 0.1, 0.1, 0.7, 0.8, 0.75, 0.2])
+    per_slice = np.stack([1 - nodule, nodule], axis=1)
+    np.testing.assert_allclose(aggregate(per_slice), [0.05, 0.95])
+    np.testing.assert_allclose(aggregate(per_slice, consecutive=3), [0.3, 0.7])
+    np.testing.assert_allclose(aggregate(per_slice, consecutive=2), [0.25, 0.75])
+    np.testing.assert_allclose(aggregate(per_slice[:2], consecutive=3), [0.9, 0.1])  # one run
+    assert aggregate(per_slice, consecutive=3).sum() == pytest.approx(1.0)
+
+
+def test_slice_probabilities_averaged_with_their_neighbours():
+    nodule = np.array([0.0, 0.9, 0.3, 0.0])
+    per_slice = np.stack([1 - nodule, nodule], axis=1).astype(np.float32)
+    averaged = averaged_slices(per_slice, 1)
+    np.testing.assert_allclose(averaged[:, 1], [0.3, 0.4, 0.4, 0.1], atol=1e-6)  # ends repeat
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-6)
+    assert averaged.dtype == np.float32
+    assert averaged_slices(per_slice, 0) is per_slice

@@ -254,6 +254,17 @@ def test_bias_round_trips_on_a_classifier() -> None:
     assert ModelCard.from_dict(card.to_dict(), "again") == card
 
 
+def test_slice_rules_round_trip_on_a_classifier() -> None:
+    data = classification_card()
+    plain = ModelCard.from_dict(data, "mem")
+    assert (plain.output.slice_average, plain.output.series_consecutive) == (0, 1)
+    assert not {"slice_average", "series_consecutive"} & set(plain.to_dict()["output"])
+    data["output"].update(slice_average=1, series_consecutive=3)
+    card = ModelCard.from_dict(data, "mem")
+    assert (card.output.slice_average, card.output.series_consecutive) == (1, 3)
+    assert ModelCard.from_dict(card.to_dict(), "again") == card
+
+
 def test_postprocess_steps_with_parameters_round_trip() -> None:
     data = segmentation_card()
     data["output"]["postprocess"] = {
@@ -514,6 +525,26 @@ BAD_CARDS = [
         _classifier(output={"activation": "softmax", "classes": ["a", "b"], "bias": [0, "x"]}),
         "output.bias[1]",
         "must be a number",
+    ),
+    (
+        "slice average on a segmentation model",
+        _set("output.slice_average", 1),
+        "output.slice_average",
+        "is for classifiers run slice by slice",
+    ),
+    (
+        "slice average that is not a small integer",
+        _classifier(output={"activation": "softmax", "classes": ["a", "b"],
+                            "slice_average": 1.5}),
+        "output.slice_average",
+        "integer from 0 to 10",
+    ),
+    (
+        "no consecutive slices",
+        _classifier(output={"activation": "softmax", "classes": ["a", "b"],
+                            "series_consecutive": 0}),
+        "output.series_consecutive",
+        "integer from 1 to 20",
     ),
     (
         "bias with a sigmoid",
