@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medviewer.core.geometry import PlaneSlice
+from medviewer.core.plane_sampling import VolumeSampler
 from medviewer.core.volume import Volume
 
 #: Colour maps offered for a fused volume: name -> control points (position 0-1, RGB 0-255).
@@ -70,9 +71,10 @@ def fusable(fused: Volume | None, base: Volume | None) -> bool:
 
 
 def sample_plane(
-    array: np.ndarray, affine: np.ndarray, plane: PlaneSlice, scale: float = 1.0
+    array: np.ndarray, affine: np.ndarray, plane: PlaneSlice, scale: float = 1.0,
+    sampler: VolumeSampler | None = None,
 ) -> np.ndarray:
-    """Trilinear samples of volume (`array`, `affine`) at the pixel centres of `plane`.
+    """Linear samples of volume (`array`, `affine`) at the pixel centres of `plane`.
 
     Parameters
     ----------
@@ -84,20 +86,19 @@ def sample_plane(
         The shown plane (its affine and image shape).
     scale : float
         A factor applied to the samples (an SUV factor).
+    sampler : VolumeSampler, optional
+        The volume's sampler, kept between planes (its SimpleITK copy is made once).
 
     Returns
     -------
     numpy.ndarray
         float32 ``(rows, cols)`` of the plane; NaN where the pixel lies outside the volume.
     """
-    rows, cols = plane.image.shape[:2]
-    to_voxel = np.linalg.inv(np.asarray(affine, float)) @ np.asarray(plane.affine, float)
-    # voxel (i, j, k) of pixel (c, r) = origin + c * along_col + r * along_row
-    origin, along_col, along_row = to_voxel[:3, 3], to_voxel[:3, 0], to_voxel[:3, 1]
-    c = np.arange(cols, dtype=np.float64)[None, :, None]
-    r = np.arange(rows, dtype=np.float64)[:, None, None]
-    ijk = origin + c * along_col + r * along_row  # (rows, cols, 3): col, row, slice indices
-    return (_trilinear(array, ijk) * scale).astype(np.float32)
+    sampler = sampler if sampler is not None else VolumeSampler(array, affine)
+    values = sampler.sample(plane.affine, plane.image.shape[:2])
+    if scale != 1.0:
+        values *= np.float32(scale)
+    return values
 
 
 def sample_point(array: np.ndarray, affine: np.ndarray, lps: np.ndarray,
@@ -110,8 +111,9 @@ def sample_point(array: np.ndarray, affine: np.ndarray, lps: np.ndarray,
 
 
 def _trilinear(array: np.ndarray, ijk: np.ndarray) -> np.ndarray:
-    """Samples at voxel coordinates ``ijk[..., (col, row, slice)]``; NaN beyond half a voxel
-    past the grid, the outer voxels' values between their centres and that edge."""
+    """Samples at voxel coordinates ``ijk[..., (col, row, slice)]`` (a few points: numpy);
+    NaN beyond half a voxel past the grid, the outer voxels' values between their centres
+    and that edge."""
     shape = np.array(array.shape[::-1], float)  # cols, rows, slices
     inside = np.all((ijk >= -0.5) & (ijk <= shape - 0.5), axis=-1)
     ijk = np.clip(ijk, 0.0, shape - 1.0)
@@ -144,15 +146,29 @@ def color_table(name: str) -> np.ndarray:
 FADE_IN = 0.25
 
 
-def colorize(values: np.ndarray, style: FusionStyle) -> np.ndarray:
-    """RGBA uint8 of sampled values: the colour map over the window; alpha rises from 0 at
-    the window's low end to `opacity` at :data:`FADE_IN` of the window (NaN: transparent)."""
+def fusion_index(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """uint8 indices of sampled values into :func:`fusion_lut`: 0 for NaN and values below
+    `low`, 1-255 across the window (rounded), 255 from `high` up."""
+    index = (values - np.float32(low)) * np.float32(254.0 / (high - low))
+    np.nan_to_num(index, copy=False, nan=-1.0)
+    np.clip(index, -1.0, 254.0, out=index)
+    index += 1.5  # rounded to the nearest entry
+    return index.astype(np.uint8)
+
+
+def fusion_lut(style: FusionStyle) -> np.ndarray:
+    """The 256x4 RGBA table of :func:`fusion_index`: entry 0 transparent, then the colour
+    map over the window, alpha rising from 0 to `opacity` over :data:`FADE_IN` of it."""
     table = color_table(style.color_map)
-    scaled = (values - style.low) / (style.high - style.low)
-    finite = np.nan_to_num(scaled, nan=-1.0)
-    index = (np.clip(finite, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    rgba = np.empty((*values.shape, 4), np.uint8)
-    rgba[..., :3] = table[index]
-    alpha = np.clip(finite / FADE_IN, 0.0, 1.0) * (style.opacity * 255.0)
-    rgba[..., 3] = np.round(alpha).astype(np.uint8)
+    position = np.clip(np.arange(256, dtype=float) - 1.0, 0.0, 254.0) / 254.0
+    rgba = np.zeros((256, 4), np.uint8)
+    rgba[:, :3] = table[np.round(position * 255.0).astype(np.intp)]
+    alpha = np.clip(position / FADE_IN, 0.0, 1.0) * (style.opacity * 255.0)
+    rgba[:, 3] = np.round(alpha).astype(np.uint8)
+    rgba[0] = 0
     return rgba
+
+
+def colorize(values: np.ndarray, style: FusionStyle) -> np.ndarray:
+    """RGBA uint8 of sampled values (what the fusion layer draws, through its table)."""
+    return np.asarray(fusion_lut(style)[fusion_index(values, style.low, style.high)])

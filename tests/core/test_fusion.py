@@ -7,7 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medviewer.core.fusion import FusionStyle, color_table, colorize, sample_plane
+from medviewer.core.fusion import (
+    FusionStyle,
+    color_table,
+    colorize,
+    fusion_index,
+    sample_plane,
+)
 from medviewer.core.geometry import reslice
 
 
@@ -81,10 +87,13 @@ def test_a_hot_voxel_shows_where_it_lies():
 def test_colours_follow_the_window_and_nan_is_transparent():
     style = FusionStyle(low=1.0, high=5.0, opacity=0.6, color_map="hot iron")
     rgba = colorize(np.array([[np.nan, 0.5, 1.0, 3.0, 5.0, 9.0, 1.5]], np.float32), style)
-    assert list(rgba[0, :, 3]) == [0, 0, 0, 153, 153, 153, 76]  # 1.5: half way up the fade
+    assert list(rgba[0, :6, 3]) == [0, 0, 0, 153, 153, 153]
+    assert abs(int(rgba[0, 6, 3]) - 76) <= 1  # 1.5: half way up the fade (a 255-step table)
     table = color_table("hot iron")
     assert (rgba[0, 4, :3] == table[255]).all() and (rgba[0, 5, :3] == table[255]).all()
     assert (rgba[0, 3, :3] == table[128]).all()
+    assert list(fusion_index(np.array([np.nan, 0.0, 1.0, 3.0, 5.0, 7.0]), 1.0, 5.0)) == [
+        0, 0, 1, 128, 255, 255]  # low itself: the first, transparent entry
     assert tuple(table[0]) == (0, 0, 0) and tuple(table[255]) == (255, 255, 255)
 
 

@@ -130,3 +130,24 @@ def test_screenshot_fuses_the_pet(tmp_path, qapp, demo_study, capsys):
     assert main(["screenshot", ct, "--out", str(refused), "--fuse", dx]) == 2
     assert "is not on the frame of reference" in capsys.readouterr().err
     assert not refused.exists()
+
+
+def test_a_coarser_sampling_grid_centres_each_sample_on_its_block_of_pixels():
+    from medviewer.core.geometry import reslice
+    from medviewer.ui.fusion_layer import coarser_plane, sampling_step
+
+    ct_affine = np.diag([0.7, 0.7, 1.25, 1.0])
+    ct_affine[:3, 3] = (-100.0, -80.0, 30.0)
+    plane = reslice(np.zeros((5, 9, 11), np.int16), ct_affine, "coronal", 4)
+    coarse = coarser_plane(plane, 2)
+    assert coarse.image.shape == (3, 6)  # 5 rows x 11 cols -> ceil halves
+    for r, c in ((0, 0), (1, 4), (2, 5)):
+        fine = [plane.affine @ np.array([c * 2 + dc, r * 2 + dr, 0, 1.0])
+                for dr in (0, 1) for dc in (0, 1)]
+        centre = coarse.affine @ np.array([c, r, 0, 1.0])
+        np.testing.assert_allclose(centre, np.mean(fine, axis=0), atol=1e-9)
+    assert coarse.pixel_spacing == (2 * plane.pixel_spacing[0], 2 * plane.pixel_spacing[1])
+    pet_volume = Volume(np.zeros((3, 3, 3), np.float32), np.diag([4.0, 4.0, 4.0, 1.0]))
+    assert sampling_step(pet_volume, plane) == 1  # 4 mm voxels, 1.25 mm rows: every pixel
+    axial = reslice(np.zeros((5, 9, 11), np.int16), ct_affine, "axial", 2)
+    assert sampling_step(pet_volume, axial) == 2  # 0.7 mm pixels: every 2nd
