@@ -29,6 +29,8 @@ class VolumeMetadata:
     ----------
     modality : str
         DICOM Modality (``"CT"``, ``"MR"``...), empty when unknown.
+    body_part : str
+        Body Part Examined (``"CHEST"``), empty when the files do not say.
     units : str
         Units of the array values after rescale (``"HU"`` for CT, else the Rescale Type).
     window_presets : tuple of WindowPreset
@@ -63,6 +65,7 @@ class VolumeMetadata:
     """
 
     modality: str = ""
+    body_part: str = ""
     patient_name: str = ""
     patient_id: str = ""
     patient_birth_date: str = ""

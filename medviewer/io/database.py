@@ -458,6 +458,19 @@ class StudyDatabase:
             (frame_of_reference_uid,),
         )
 
+    def prior_series(self, series_uid: str) -> list[Row]:
+        """The same patient's series of the same modality in earlier studies (by study date),
+        newest first: id, series_uid, date, description."""
+        return self._rows(
+            "SELECT pr.id, pr.series_uid, pst.date, pr.description FROM series cur "
+            "JOIN studies cst ON cst.id = cur.study_ref "
+            "JOIN studies pst ON pst.patient_ref = cst.patient_ref AND pst.id != cst.id "
+            "AND COALESCE(pst.date, '') < COALESCE(cst.date, '') "
+            "JOIN series pr ON pr.study_ref = pst.id AND pr.modality = cur.modality "
+            "WHERE cur.series_uid=? ORDER BY pst.date DESC, pst.time DESC, pr.number, pr.id",
+            (series_uid,),
+        )
+
     def series_id_of(self, series_uid: str) -> int | None:
         """Id of the series with this Series Instance UID, None when it is not indexed."""
         row = self.connection().execute(

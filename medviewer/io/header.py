@@ -71,6 +71,7 @@ class InstanceRecord:
     accession_number: str = ""
     study_id: str = ""
     modality: str = ""
+    body_part: str = ""
     series_description: str = ""
     series_number: int | None = None
     acquisition_number: int | None = None

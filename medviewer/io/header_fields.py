@@ -68,6 +68,7 @@ FIELDS: tuple[tuple[int, str, str], ...] = (
     (0x00100020, "patient_id", "text"),
     (0x00100030, "patient_birth_date", "text"),
     (0x00100040, "patient_sex", "text"),
+    (0x00180015, "body_part", "text"),
     (0x00180050, "slice_thickness", "ds"),
     (0x00181114, "magnification", "ds"),  # Estimated Radiographic Magnification Factor
     (0x00181164, "imager_pixel_spacing", "dsn"),

@@ -442,6 +442,7 @@ def stack_metadata(stack: Stack) -> VolumeMetadata:
     )
     return VolumeMetadata(
         modality=first.modality,
+        body_part=first.body_part,
         patient_name=first.patient_name,
         patient_id=first.patient_id,
         patient_birth_date=first.patient_birth_date,

@@ -26,6 +26,7 @@ from medviewer.ui import workers
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.browser import StudyBrowser
 from medviewer.ui.fusion_controller import FusionController
+from medviewer.ui.hanging_controller import HangingController
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.measurement_panel import MeasurementPanel
 from medviewer.ui.measurement_store import MeasurementStore
@@ -133,8 +134,10 @@ class MainWindow(QMainWindow):
         self.regular_grid.resampled.connect(lambda done: self._show(done.series, done.view))
         self.smart = SmartController(self.grid, self.ai, parent=self)
         self.fusion = FusionController(self.grid, self.db, self)
+        self.hanging = HangingController(self, self.settings.protocols_path, self)
+        self.hanging.apply_on_open = self.settings.hanging_on_open
         for controller in (self.loader, self.imports, self.reports, self.regular_grid,
-                           self.smart, self.fusion):
+                           self.smart, self.fusion, self.hanging):
             controller.statusMessage.connect(self.statusBar().showMessage)
 
     def _build_status(self) -> None:
@@ -265,10 +268,12 @@ class MainWindow(QMainWindow):
     def _show(self, series: OpenSeries, view: SliceView | None) -> None:
         if view is not None and view not in self.grid.views:
             view = None
-        self.grid.show_series(series, view)
+        slot = self.grid.show_series(series, view)
         unique = Qt.ConnectionType.UniqueConnection
         series.loadFinished.connect(self._sync_view_actions, type=unique)
         self._sync_view_actions()
+        shown = self.grid.views_of(slot)
+        self.hanging.series_shown(shown[0] if shown else None)
 
     def _replace_series(self, previous: OpenSeries, series: OpenSeries) -> None:
         """Put `series` in every slot that shows `previous`."""

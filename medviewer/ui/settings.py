@@ -64,6 +64,20 @@ class Settings:
         self._q.setValue("viewer/layout", name)
 
     @property
+    def hanging_on_open(self) -> bool:
+        """Apply the matching hanging protocol whenever a series opens (default off)."""
+        return str(self._q.value("viewer/hanging_on_open", "false")).lower() == "true"
+
+    @hanging_on_open.setter
+    def hanging_on_open(self, value: bool) -> None:
+        self._q.setValue("viewer/hanging_on_open", "true" if value else "false")
+
+    @property
+    def protocols_path(self) -> Path:
+        """The user's hanging protocols (JSON), beside the settings file."""
+        return self.path.parent / "hanging-protocols.json"
+
+    @property
     def cache_gb(self) -> float:
         """Memory for recently opened volumes, in GB."""
         try:

@@ -9,6 +9,7 @@ of the active series (keys 1-9), its VOI LUTs, and the user's presets.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QMenu,
     QMenuBar,
     QMessageBox,
@@ -32,6 +34,7 @@ from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.fusion_controller import FusionController, FusionControls
+from medviewer.ui.hanging_controller import HangingController
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.report_controller import ReportController
 from medviewer.ui.settings import Settings
@@ -65,6 +68,7 @@ class MenuHost(Protocol):
     measurements_dock: QDockWidget
     ai_dock: QDockWidget
     fusion: FusionController
+    hanging: HangingController
 
     def window(self) -> QWidget:
         """The window itself (``QWidget.window``): parent of the actions and dialogs."""
@@ -235,6 +239,8 @@ class WindowActions:
                                     lambda: host.fusion.fuse_active(), "Ctrl+Shift+F"))
         menu.addAction(self._action("unfuse", "Remove fusion", host.fusion.remove))
         menu.addSeparator()
+        self._hanging_menu(menu.addMenu("Hanging protocol"))
+        menu.addSeparator()
         menu.addAction(self._action("cache_size", "Volume cache size…", self._ask_cache_size))
         for dock in (host.browser_dock, host.measurements_dock, host.ai_dock):
             menu.addAction(dock.toggleViewAction())
@@ -329,6 +335,34 @@ class WindowActions:
         """Show the active view's slab in the toolbar."""
         view = self._host.grid.active
         self.slab.show_state(view.state if view is not None else None)
+
+    def _hanging_menu(self, menu: QMenu) -> None:
+        hanging = self._host.hanging
+        menu.addAction(self._action("hang", "Apply the matching protocol",
+                                    lambda: hanging.apply(), "Ctrl+H"))
+        self.protocols_menu = menu.addMenu("Apply")
+        self.protocols_menu.aboutToShow.connect(self._fill_protocols)
+        menu.addAction(self._action("save_protocol", "Save this arrangement as a protocol…",
+                                    self._save_protocol))
+        on_open = self._action("hang_on_open", "Apply when a series opens",
+                               self._hang_on_open, checkable=True)
+        on_open.setChecked(self._host.settings.hanging_on_open)
+        menu.addAction(on_open)
+
+    def _fill_protocols(self) -> None:
+        self.protocols_menu.clear()
+        for protocol in self._host.hanging.protocols():
+            self.protocols_menu.addAction(protocol.name,
+                                          partial(self._host.hanging.apply, protocol))
+
+    def _save_protocol(self) -> None:
+        name, ok = QInputDialog.getText(self._parent, "Save hanging protocol", "Name:")
+        if ok and name.strip():
+            self._host.hanging.save_current(name.strip())
+
+    def _hang_on_open(self, checked: bool) -> None:
+        self._host.settings.hanging_on_open = checked
+        self._host.hanging.apply_on_open = checked
 
     def show_tags(self) -> None:
         """Open the tag browser on the file of the image the active view shows."""
