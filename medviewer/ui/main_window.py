@@ -25,6 +25,7 @@ from medviewer.io.series import SeriesSource
 from medviewer.ui import workers
 from medviewer.ui.ai_controller import AIController
 from medviewer.ui.browser import StudyBrowser
+from medviewer.ui.compare_controller import CompareController
 from medviewer.ui.fusion_controller import FusionController
 from medviewer.ui.hanging_controller import HangingController
 from medviewer.ui.import_controller import ImportController
@@ -135,9 +136,10 @@ class MainWindow(QMainWindow):
         self.smart = SmartController(self.grid, self.ai, parent=self)
         self.fusion = FusionController(self.grid, self.db, self)
         self.hanging = HangingController(self, self.settings.protocols_path, self)
+        self.compare = CompareController(self.grid, self)
         self.hanging.apply_on_open = self.settings.hanging_on_open
         for controller in (self.loader, self.imports, self.reports, self.regular_grid,
-                           self.smart, self.fusion, self.hanging):
+                           self.smart, self.fusion, self.hanging, self.compare):
             controller.statusMessage.connect(self.statusBar().showMessage)
 
     def _build_status(self) -> None:
@@ -221,6 +223,7 @@ class MainWindow(QMainWindow):
         self.actions_by_name["regular_grid"].setEnabled(irregular)
         self.window_actions.sync_slab()
         self.window_actions.sync_fusion()
+        self.window_actions.sync_lock()
 
     def undo_edit(self) -> None:
         """Undo the last prompt of the Smart object under way, else the last label edit."""

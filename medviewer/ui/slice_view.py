@@ -94,6 +94,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.plane_slice: PlaneSlice | None = None
         self.tool = "navigate"
         self.identifying_text = True  # False for key images: no patient or study in the corners
+        self.linked = True  # follows the other slot when comparing (the viewport's lock)
         self.empty_message = "Drop a series here or double-click one in the browser"
         self._frame = FrameWindow()
         self._slab = SlabProjector()

@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import native_plane
+from medviewer.core.registration import RigidMap
+from medviewer.ui.comparison import SlotLink
 from medviewer.ui.fusion_layer import Fusion
 from medviewer.ui.measurement_store import MeasurementStore
 from medviewer.ui.open_series import OpenSeries
@@ -66,6 +68,7 @@ class ViewerGrid(QWidget):
         self.tool = "navigate"
         self.overlays: dict[str, AIResult | None] = {"A": None, "B": None}
         self.fusions: dict[str, Fusion | None] = {"A": None, "B": None}
+        self.comparison = SlotLink()
         self.overlay_style = OverlayStyle()
         self.brush: tuple[float, int | None] = (3.0, None)  # radius mm, label (None: default)
         self._grid = QGridLayout(self)
@@ -123,6 +126,30 @@ class ViewerGrid(QWidget):
     def _state_changed(self, view: SliceView) -> None:
         if view is self.active:
             self.activeStateChanged.emit(view)
+        slot = self.slot_of(view)
+        other = "B" if slot == "A" else "A"
+        if self.slots.get(other) is not None:
+            self.comparison.follow(view, slot, self.views_of(other))
+
+    # -- comparison ----------------------------------------------------------------------
+
+    def set_link(self, link: RigidMap) -> None:
+        """Map slot A's patient space to slot B's (see :mod:`medviewer.ui.comparison`) and
+        bring slot B's views to the active view's place."""
+        self.comparison.map = link
+        source = self.active if self.active is not None else self.views[0]
+        self._state_changed(source)
+
+    def link_at_crosshairs(self) -> RigidMap | None:
+        """The link that puts slot B's crosshair on slot A's (the user pointed at the same
+        anatomy in both); None unless both slots have a crosshair point."""
+        points = [next((v.crosshair_point for v in self.views_of(slot)
+                        if v.crosshair_point is not None), None) for slot in ("A", "B")]
+        if points[0] is None or points[1] is None:
+            return None
+        link = RigidMap.from_points(points[0], points[1])
+        self.set_link(link)
+        return link
 
     def slot_of(self, view: SliceView | None) -> str:
         """The slot ("A" or "B") a view belongs to ("A" for None)."""
@@ -164,11 +191,14 @@ class ViewerGrid(QWidget):
         if source.series is None:
             return
         frame = source.series.frame_of_reference
+        slot = self.slot_of(source)
         for view in self.views:
             if view is source or view.series is None:
                 continue
             if view.series.frame_of_reference == frame:
                 view.set_crosshair(point, move=True)
+            elif self.comparison.enabled and view.linked and self.slot_of(view) != slot:
+                view.set_crosshair(self.comparison.mapped(point, slot), move=True)
 
     def set_crosshair(self, visible: bool) -> None:
         """Show or hide the crosshair in every view."""

@@ -33,6 +33,7 @@ from medviewer.core.slab import Slab
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.core.volume import Volume
 from medviewer.ui.ai_controller import AIController
+from medviewer.ui.compare_controller import CompareController
 from medviewer.ui.fusion_controller import FusionController, FusionControls
 from medviewer.ui.hanging_controller import HangingController
 from medviewer.ui.import_controller import ImportController
@@ -69,6 +70,7 @@ class MenuHost(Protocol):
     ai_dock: QDockWidget
     fusion: FusionController
     hanging: HangingController
+    compare: CompareController
 
     def window(self) -> QWidget:
         """The window itself (``QWidget.window``): parent of the actions and dialogs."""
@@ -240,6 +242,7 @@ class WindowActions:
         menu.addAction(self._action("unfuse", "Remove fusion", host.fusion.remove))
         menu.addSeparator()
         self._hanging_menu(menu.addMenu("Hanging protocol"))
+        self._compare_menu(menu.addMenu("Compare"))
         menu.addSeparator()
         menu.addAction(self._action("cache_size", "Volume cache size…", self._ask_cache_size))
         for dock in (host.browser_dock, host.measurements_dock, host.ai_dock):
@@ -348,6 +351,36 @@ class WindowActions:
                                self._hang_on_open, checkable=True)
         on_open.setChecked(self._host.settings.hanging_on_open)
         menu.addAction(on_open)
+
+    def _compare_menu(self, menu: QMenu) -> None:
+        grid, compare = self._host.grid, self._host.compare
+        link = self._action("link_slots", "Link the two series (scroll, window)",
+                            self._link_slots, "Ctrl+L", checkable=True)
+        link.setChecked(grid.comparison.enabled)
+        menu.addAction(link)
+        menu.addAction(self._action("lock_view", "This viewport follows the link",
+                                    self._lock_view, checkable=True))
+        self.by_name["lock_view"].setChecked(True)
+        menu.addAction(self._action("link_here", "Link at the crosshairs (same anatomy)",
+                                    compare.link_at_crosshairs))
+        menu.addAction(self._action("register", "Register the second series (rigid)",
+                                    compare.register))
+
+    def _link_slots(self, checked: bool) -> None:
+        self._host.grid.comparison.enabled = checked
+
+    def _lock_view(self, checked: bool) -> None:
+        view = self._host.grid.active
+        if view is not None:
+            view.linked = checked
+
+    def sync_lock(self) -> None:
+        """Show the active viewport's lock in the Compare menu."""
+        view = self._host.grid.active
+        action = self.by_name["lock_view"]
+        action.blockSignals(True)
+        action.setChecked(view is None or view.linked)
+        action.blockSignals(False)
 
     def _fill_protocols(self) -> None:
         self.protocols_menu.clear()

@@ -231,7 +231,9 @@ def test_mpr_click_moves_the_other_planes(qtbot) -> None:
     assert sagittal.annotations.letters == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
 
 
-def test_linking_across_series_needs_the_same_frame_of_reference(qtbot) -> None:
+def test_linking_across_frames_of_reference_follows_the_comparison_link(qtbot) -> None:
+    """One frame of reference: the same point. Another: by table position (the comparison
+    link, identity until the user sets an offset), and not at all with the link off."""
     grid = ViewerGrid()
     qtbot.addWidget(grid)
     grid.set_layout("1x2")
@@ -247,9 +249,21 @@ def test_linking_across_series_needs_the_same_frame_of_reference(qtbot) -> None:
     grid.link_cursor(grid.views[0], point[:3])
     assert grid.views[1].state.index == 3
     grid.show_series(OpenSeries("c", other_frame), grid.views[1])
+    grid.comparison.enabled = False
     before = grid.views[1].state.index
     grid.link_cursor(grid.views[0], (first.affine @ np.array([20, 20, 7, 1.0]))[:3])
     assert grid.views[1].state.index == before
+    grid.comparison.enabled = True
+    grid.link_cursor(grid.views[0], (first.affine @ np.array([20, 20, 7, 1.0]))[:3])
+    assert grid.views[1].state.index == 7  # by table position
+    from medviewer.core.registration import RigidMap
+
+    grid.set_link(RigidMap(translation=(0.0, 0.0, 2 * 2.0)))  # the prior sits 2 slices higher
+    grid.views[0].set_index(5)
+    assert grid.views[1].state.index == 7
+    grid.views[1].linked = False  # its lock
+    grid.views[0].set_index(9)
+    assert grid.views[1].state.index == 7
 
 
 def test_oblique_series_edge_letters(qtbot) -> None:
