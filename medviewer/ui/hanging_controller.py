@@ -98,10 +98,20 @@ class HangingController(QObject):
 
     def series_shown(self, view: SliceView | None) -> None:
         """A series was shown (the main window calls this): apply its protocol when asked."""
-        wanted = self.apply_next_open or self.apply_on_open
-        if wanted and view is not None and self.host.grid.slot_of(view) == "A":
+        if view is None or self.host.grid.slot_of(view) != "A":
+            return
+        if self.apply_next_open or self.apply_on_open:
             self.apply_next_open = False
             self.apply()
+            return
+        volume = view.volume
+        priors = self.host.db.prior_series(volume.metadata.series_uid) if volume else []
+        if priors:  # offer them
+            dates = sorted({str(row["date"] or "?") for row in priors}, reverse=True)
+            self.statusMessage.emit(
+                f"{len(dates)} earlier {'study' if len(dates) == 1 else 'studies'} of this "
+                f"patient ({', '.join(dates[:3])}): Ctrl+H hangs the newest beside this one, "
+                "or drop one from the browser onto a viewport", 15000)  # fmt: skip
 
     def apply(self, protocol: HangingProtocol | None = None) -> HangingProtocol | None:
         """Hang the active series with `protocol` (default: the first that matches)."""

@@ -59,6 +59,10 @@ def test_with_a_prior_it_hangs_beside_it(qtbot, ct_window, tmp_path) -> None:
         ds.StudyDate, ds.BodyPartExamined, ds.PatientBirthDate = "20240115", "CHEST", birth
         ds.save_as(path)
     _import(qtbot, window, folder)
+    messages: list[str] = []
+    window.hanging.statusMessage.connect(lambda text, _ms: messages.append(text))
+    window.hanging.series_shown(window.grid.active)  # as when the series opens: offered
+    assert messages[-1].startswith("1 earlier study of this patient (20240115): Ctrl+H")
     assert window.hanging.matching().name == "Chest CT with prior"
     window.hanging.apply()
     right = window.grid.views[1]
