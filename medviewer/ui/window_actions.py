@@ -39,6 +39,7 @@ from medviewer.ui.hanging_controller import HangingController
 from medviewer.ui.import_controller import ImportController
 from medviewer.ui.report_controller import ReportController
 from medviewer.ui.settings import Settings
+from medviewer.ui.settings_dialog import SettingsDialog
 from medviewer.ui.slab_controls import SlabControls
 from medviewer.ui.slice_view import TOOLS
 from medviewer.ui.tag_browser import TagBrowser, shown_file
@@ -139,6 +140,7 @@ class WindowActions:
         help_menu.addAction(self._action("about", "About medviewer", self._about))
         self.shortcuts_dialog: QDialog | None = None
         self.tag_browser: TagBrowser | None = None
+        self.settings_dialog: SettingsDialog | None = None
 
     def _action(
         self,
@@ -184,6 +186,7 @@ class WindowActions:
         menu.addAction(self._action("export_report", "Export report…", host.export_report,
                                     "Ctrl+E"))
         menu.addSeparator()
+        menu.addAction(self._action("settings", "Settings…", self.show_settings, "Ctrl+,"))
         menu.addAction(self._action("quit", "Quit", host.close, "Ctrl+Q"))
         toolbar.addAction(folder)
         toolbar.addAction(files)
@@ -396,6 +399,19 @@ class WindowActions:
     def _hang_on_open(self, checked: bool) -> None:
         self._host.settings.hanging_on_open = checked
         self._host.hanging.apply_on_open = checked
+
+    def show_settings(self) -> SettingsDialog:
+        """File > Settings: cache, cine, hanging protocols, storage SCP, presets, PACS nodes."""
+        host = self._host
+
+        def hanging(on: bool) -> None:
+            self.by_name["hang_on_open"].setChecked(on)  # its slot stores and applies it
+
+        dialog = SettingsDialog(host.settings, host.set_cache_gb, hanging, self._parent)
+        dialog.accepted.connect(lambda: self.fps.setValue(host.settings.cine_fps))
+        dialog.show()
+        self.settings_dialog = dialog
+        return dialog
 
     def show_tags(self) -> None:
         """Open the tag browser on the file of the image the active view shows."""
