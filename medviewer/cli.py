@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="thick-slab projection this many mm thick (see --slab-mode)")
     shot.add_argument("--slab-mode", choices=["mip", "minip", "avg"], default="mip",
                       help="projection of --slab (default mip)")
+    shot.add_argument("--rotate", metavar="DEG_AROUND_LR,DEG_AROUND_AP",
+                      help="true oblique MPR: turn the planes this many degrees about the "
+                      "left-right then the anterior-posterior axis (0,0: patient axes, resampled)")
     shot.add_argument("--fuse", metavar="PET_SOURCE",
                       help="a PET/NM series on the same frame of reference, drawn over SOURCE")
     shot.add_argument("--window", help="window as WIDTH/LEVEL, e.g. 1500/-600")
@@ -386,6 +389,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     size = _pair(args.size, "x", "--size", int)
     window = _pair(args.window, "/", "--window", float) if args.window else None
     slab = _slab(args.slab, args.slab_mode)
+    rotation = _rotation(args.rotate) if args.rotate else None
     source = _series_source(args.source)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from medviewer.io.series import load_series
@@ -403,6 +407,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         plane=args.plane,
         slab=slab,
         fused=fused,
+        rotation=rotation,
     )
     run = None
     if card is not None:
@@ -422,6 +427,15 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     else:
         print(png)
     return EXIT_OK
+
+
+def _rotation(text: str) -> np.ndarray:
+    """``--rotate A,B``: A degrees about LR (x), then B about AP (y)."""
+    from medviewer.core.oblique import rotation_about
+
+    about_lr, about_ap = _pair(text, ",", "--rotate", float)
+    x, y = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    return np.asarray(rotation_about(y, about_ap) @ rotation_about(x, about_lr))
 
 
 def _fused(source: str, volume: Volume, db: str | None) -> Volume:

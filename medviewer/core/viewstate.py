@@ -44,6 +44,10 @@ class ViewState:
     slab : Slab or None
         The thick-slab projection shown around the slice (:mod:`medviewer.core.slab`), or
         None for the slice itself.
+    rotation : tuple of 9 float or None
+        The MPR frame's rotation (row-major 3x3, LPS) when the plane is resampled in a
+        rotated patient frame (:mod:`medviewer.core.oblique`; `index` and `count` are then
+        that grid's); None for the acquisition's own planes.
     """
 
     plane: Plane
@@ -54,6 +58,7 @@ class ViewState:
     invert: bool = False
     voi_lut: int | None = None
     slab: Slab | None = None
+    rotation: tuple[float, ...] | None = None
 
     @property
     def linear_window(self) -> tuple[float, float] | None:

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from medviewer.core.registration import RigidMap
-from medviewer.core.viewstate import plane_index_of
 from medviewer.ui.slice_view import SliceView
 
 
@@ -62,7 +61,7 @@ class SlotLink:
         if (not target.linked or target.volume is None or target.state is None
                 or source.state is None or target.state.plane != source.state.plane):
             return
-        index = plane_index_of(target.volume, target.state.plane, point)
+        index = target.index_of(point)
         if index is not None and index != target.state.index:
             target.set_index(index)
         same_series = target.series is source.series

@@ -122,5 +122,7 @@ def measurement_text(m: Measurement, volume: Volume) -> str:
     if index is None or volume.is_color:
         return mm.summary(m, units=volume.metadata.units)
     plane = reslice(volume.array, volume.affine, m.plane, index)  # type: ignore[arg-type]
+    if not mm.on_plane(m, plane.affine):  # drawn on a rotated plane: its pixels are not these
+        return mm.summary(m, units=volume.metadata.units)
     meta = volume.metadata
     return mm.summary(m, plane.image, plane.affine, meta.units, meta.suv_bw_factor)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem
 from medviewer.core.findings import AIResult, OverlayStyle, Segment
 from medviewer.core.geometry import Plane, PlaneSlice, reslice
 from medviewer.core.label_edit import disk_voxels
+from medviewer.core.plane_sampling import VolumeSampler
 
 HEATMAP_Z = 1.0
 LABEL_Z = 2.0
@@ -32,7 +33,7 @@ BRUSH_Z = 4.0  # below the crosshair (5) and the measurements (10)
 FALLBACK_COLORMAP = "inferno"
 BRUSH_PEN = pg.mkPen(QColor(255, 255, 255, 200), width=1, cosmetic=True)
 
-_Key = tuple[Plane, int, int, bool]
+_Key = tuple[object, ...]
 
 
 def plane_rect(plane_slice: PlaneSlice) -> QRectF:
@@ -233,6 +234,7 @@ class PlaneOverlay:
         self.label_item, self.heatmap_item = self._labels.item, self._heatmap.item
         self._shown = False
         self.reslices = 0  # reslice calls made (the cache's misses), for tests and benchmarks
+        self._samplers: dict[str, tuple[int, int, VolumeSampler]] = {}
 
     # -- what and how ----------------------------------------------------------------------
 
@@ -282,6 +284,37 @@ class PlaneOverlay:
             if heatmap is not None and self._heatmap.key != heat_key:
                 self._heatmap.draw(heat_key, self._slice(heatmap, result, plane, index), rect)
         self._update_visibility()
+
+    def show_sampled(self, plane_slice: PlaneSlice, rect: QRectF) -> None:
+        """Draw the result on a rotated plane (true oblique MPR): the label map by nearest
+        neighbour and the heatmap linearly, resampled on the plane's pixels."""
+        self._shown = True
+        result = self.result
+        if result is not None:
+            shape = plane_slice.image.shape[:2]
+            where = (tuple(np.round(plane_slice.affine, 6).ravel()), shape)
+            key = ("sampled", where, result.version, self.style.outline)
+            if result.label_map is not None and self._labels.key != key:
+                labels = self._sampler("labels", result.label_map, result).sample(
+                    plane_slice.affine, shape, nearest=True, outside=0, dtype="uint8")
+                self._labels.draw(key, outline(labels) if self.style.outline else labels, rect)
+            heatmap = result.heatmap_u8()
+            heat_key = ("sampled", where, 0, False)
+            if heatmap is not None and self._heatmap.key != heat_key:
+                values = self._sampler("heatmap", heatmap, result).sample(
+                    plane_slice.affine, shape, outside=0.0)
+                self._heatmap.draw(heat_key, np.rint(values).astype(np.uint8), rect)
+        self._update_visibility()
+
+    def _sampler(self, name: str, array: np.ndarray, result: AIResult) -> VolumeSampler:
+        """The result's array's sampler, made again when the result was edited."""
+        self.reslices += 1
+        kept = self._samplers.get(name)
+        if kept is None or kept[0] != id(array) or kept[1] != result.version:
+            kept = (id(array), result.version,
+                    VolumeSampler(np.ascontiguousarray(array), result.prediction.affine))
+            self._samplers[name] = kept
+        return kept[2]
 
     def _slice(self, array: np.ndarray, result: AIResult, plane: Plane, index: int) -> np.ndarray:
         self.reslices += 1

@@ -36,6 +36,7 @@ def render_grid(
     plane: str = "axial",
     slab: Slab | None = None,
     fused: Volume | None = None,
+    rotation: np.ndarray | None = None,
 ) -> ViewerGrid:
     """A laid-out, painted :class:`ViewerGrid` showing `volume` (caller keeps it alive).
 
@@ -60,6 +61,9 @@ def render_grid(
     fused : Volume, optional
         A PET/NM volume on `volume`'s frame of reference, drawn over it (SUV 0-6 for a PET
         with an SUV factor; see :func:`~medviewer.ui.fusion_controller.default_style`).
+    rotation : numpy.ndarray, optional
+        A 3x3 rotation of the MPR frame (true oblique planes, resampled); `index` is then a
+        slice of the rotated plane.
     """
     from medviewer.ui.application import application
 
@@ -81,6 +85,8 @@ def render_grid(
         from medviewer.ui.fusion_layer import Fusion
 
         grid.set_fusion("A", Fusion(fused, default_style(fused)))
+    if rotation is not None:
+        grid.set_rotation("A", rotation)
     first = grid.views[0]
     if index is not None:
         first.set_index(index)

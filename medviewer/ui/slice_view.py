@@ -20,8 +20,10 @@ from medviewer.core import measurements as mm
 from medviewer.core.fusion import fusable
 from medviewer.core.geometry import PlaneSlice, reslice
 from medviewer.core.measurements import Measurement
+from medviewer.core.oblique import ObliqueGrid, oblique_grid
+from medviewer.core.plane_sampling import VolumeSampler
 from medviewer.core.slab import SlabProjector
-from medviewer.core.viewstate import ViewState
+from medviewer.core.viewstate import ViewState, plane_index_of
 from medviewer.ui.browser import SERIES_MIME
 from medviewer.ui.cine import Cine
 from medviewer.ui.fusion_layer import Fusion, FusionLayer
@@ -74,6 +76,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         The Smart tool made a prompt (:mod:`medviewer.ai.interactive`, LPS mm).
     smartCommand(str)
         With the Smart tool: ``"accept"`` (Enter) or ``"cancel"`` (Escape) the object.
+    rotateRequested(float)
+        Alt+drag with navigate: turn the MPR frame by these degrees about this view's normal.
     """
 
     cursorMoved = Signal(object)
@@ -85,6 +89,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     labelsEdited = Signal(object)
     smartPrompt = Signal(object)
     smartCommand = Signal(str)
+    rotateRequested = Signal(float)
 
     def __init__(self, store: MeasurementStore | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -98,6 +103,9 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.empty_message = "Drop a series here or double-click one in the browser"
         self._frame = FrameWindow()
         self._slab = SlabProjector()
+        self._oblique: tuple[tuple[object, ...], ObliqueGrid] | None = None
+        self._sampler: VolumeSampler | None = None
+        self.fast_oblique = False  # nearest-neighbour resampling (while the axes are dragged)
         self.cine = Cine(self, lambda: self.state, self.set_index)
         self._build()
         self.setAcceptDrops(True)
@@ -136,7 +144,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self._tools: dict[str, Tool] = make_tools(
             self.viewbox, self.view_to_patient, self._point_at, self.measurement_layer.add,
             self.store.select, self.brush_painter, self.brush_cursor, self.smartPrompt.emit,
-            lambda: self._modifiers,
+            lambda: self._modifiers, self.rotateRequested.emit, self._crossing,
         )  # fmt: skip
         self._modifiers = Qt.KeyboardModifier.NoModifier  # of the mouse event being handled
 
@@ -206,8 +214,12 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         if self.series is None or self.state is None:
             return
         volume = self.series.volume
-        self.plane_slice = reslice(volume.array, volume.affine, self.state.plane, self.state.index)
-        if self.state.slab is not None and not volume.is_color:
+        if self.state.rotation is not None and not volume.is_color:
+            self.plane_slice = self._oblique_slice()
+        else:
+            self.plane_slice = reslice(volume.array, volume.affine, self.state.plane,
+                                       self.state.index)  # fmt: skip
+        if self.state.slab is not None and self.state.rotation is None and not volume.is_color:
             # the slab's projection replaces the image; its geometry is the centre plane's
             slab = self._slab.image(volume.array, volume.affine, self.state.plane,
                                     self.state.index, self.state.slab)  # fmt: skip
@@ -221,6 +233,75 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.crosshair.place(self.plane_slice)
         self.measurement_layer.sync()
         self.annotations.describe(self)
+
+    # -- true oblique MPR ------------------------------------------------------------------
+
+    def oblique_grid(self) -> ObliqueGrid | None:
+        """The rotated plane's grid (None on the acquisition's own planes)."""
+        if self.state is None or self.state.rotation is None or self.volume is None:
+            return None
+        volume = self.volume
+        key = (id(volume.array), volume.array.shape, self.state.rotation, self.state.plane)
+        if self._oblique is None or self._oblique[0] != key:
+            grid = oblique_grid(volume.array.shape, volume.affine, self.state.rotation,
+                                self.state.plane)  # fmt: skip
+            self._oblique = (key, grid)
+        return self._oblique[1]
+
+    def _oblique_slice(self) -> PlaneSlice:
+        grid = self.oblique_grid()
+        volume = self.volume
+        assert grid is not None and volume is not None and self.state is not None
+        if self._sampler is None or self._sampler.array is not volume.array:
+            self._sampler = VolumeSampler(volume.array, volume.affine)
+        index = min(self.state.index, grid.count - 1)
+        image = self._sampler.sample(grid.affine(index), grid.shape, nearest=self.fast_oblique)
+        return grid.plane_slice(index, image)
+
+    def set_rotation(self, rotation: tuple[float, ...] | None) -> None:
+        """Show the plane in the MPR frame turned by `rotation` (9 floats, row-major; None:
+        the acquisition's planes), keeping the crosshair point (else the shown centre) in view."""
+        if self.state is None or self.volume is None or self.volume.is_color:
+            return
+        anchor = self.crosshair_point if self.crosshair_point is not None else self._centre_lps()
+        if rotation is None:
+            fresh = initial_state_of(self.series, self.state.plane)  # type: ignore[arg-type]
+            state = replace(self.state, rotation=None, count=fresh.count)
+        else:
+            grid = oblique_grid(self.volume.array.shape, self.volume.affine, rotation,
+                                self.state.plane)  # fmt: skip
+            state = replace(self.state, rotation=tuple(float(v) for v in np.ravel(rotation)),
+                            count=grid.count, slab=None)  # fmt: skip
+        self.state = state
+        index = self.index_of(anchor) if anchor is not None else None
+        self.state = state.at(index if index is not None else state.count // 2)
+        self.render()
+        self.fit()
+        self.stateChanged.emit()
+
+    def index_of(self, point: np.ndarray) -> int | None:
+        """The slice of the shown plane (acquisition or rotated) holding an LPS point."""
+        if self.volume is None or self.state is None:
+            return None
+        grid = self.oblique_grid()
+        if grid is not None:
+            return grid.index_of(point)
+        return plane_index_of(self.volume, self.state.plane, point)
+
+    def _centre_lps(self) -> np.ndarray | None:
+        if self.plane_slice is None:
+            return None
+        rows, cols = self.plane_slice.image.shape[:2]
+        centre = self.plane_slice.affine @ np.array([(cols - 1) / 2, (rows - 1) / 2, 0.0, 1.0])
+        return np.asarray(centre[:3])
+
+    def _crossing(self) -> tuple[float, float] | None:
+        """The crosshair's crossing in view coordinates (the shown centre without one)."""
+        point = self.crosshair_point if self.crosshair_point is not None else self._centre_lps()
+        if point is None or self.plane_slice is None:
+            return None
+        x, y, _ = self.patient_to_view(point)
+        return float(x), float(y)
 
     def set_state(self, state: ViewState) -> None:
         """Show another slice/window of the same plane."""
@@ -240,7 +321,10 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
             return
         if self.state.slab is not None:
             self._slab.invalidate()
+        if self.state.rotation is not None:
+            self._sampler = None  # its copy of the volume misses the new slices
         if (self.state.plane != "axial" or self.state.slab is not None
+                or self.state.rotation is not None
                 or self.shown_voxel_slice() in set(indices.tolist())):
             self.render()
         else:
@@ -266,6 +350,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         elif button == Qt.MouseButton.MiddleButton:
             self.pan_zoom.pan(ev)
         elif button == Qt.MouseButton.LeftButton and self.plane_slice is not None:
+            if self._editing_blocked():
+                return
             route_drag(self._tools[self.tool], ev, self.viewbox.mapSceneToView)
 
     def on_click(self, ev) -> None:
@@ -274,8 +360,20 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self.setFocus()
         if ev.button() == Qt.MouseButton.LeftButton and self.plane_slice is not None:
             ev.accept()
+            if self._editing_blocked():
+                return
             self._modifiers = ev.modifiers()
             self._tools[self.tool].click(xy(self.viewbox.mapSceneToView(ev.scenePos())))
+
+    def _editing_blocked(self) -> bool:
+        """Label editing (brush, eraser, Smart) works on the acquisition's planes only: a
+        rotated plane's pixels are not the label map's voxels."""
+        blocked = (self.state is not None and self.state.rotation is not None
+                   and (self.tool in BRUSH_TOOLS or self.tool == "smart"))  # fmt: skip
+        if blocked:
+            self.readout.emit("Editing labels works on the acquisition planes: "
+                              "View > Reset MPR axes")  # fmt: skip
+        return blocked
 
     def mousePressEvent(self, event) -> None:
         self.activated.emit()

@@ -79,7 +79,10 @@ class OverlayCommands:
             self.overlay.hide()
             return
         rect = plane_rect(self.plane_slice)
-        self.overlay.show_plane(self.state.plane, self.state.index, rect)
+        if self.state.rotation is not None:
+            self.overlay.show_sampled(self.plane_slice, rect)
+        else:
+            self.overlay.show_plane(self.state.plane, self.state.index, rect)
 
     def _labels_painted(self: OverlayHost, result: AIResult) -> None:
         self._draw_overlay()

@@ -18,7 +18,7 @@ from PySide6.QtCore import QPointF
 
 from medviewer.core.geometry import PlaneSlice
 from medviewer.core.slab import Slab, cycled, stepped
-from medviewer.core.viewstate import ViewState, plane_index_of, preset_for_key, voi_luts_of
+from medviewer.core.viewstate import ViewState, preset_for_key, voi_luts_of
 from medviewer.core.volume import Volume
 from medviewer.ui.cine import Cine
 from medviewer.ui.open_series import OpenSeries
@@ -47,6 +47,7 @@ class ReadingHost(Protocol):
     def set_index(self, index: int) -> None: ...
     def set_window(self, center: float, width: float) -> None: ...
     def fit(self) -> None: ...
+    def index_of(self, point: np.ndarray) -> int | None: ...
 
 
 class ReadingCommands:
@@ -94,8 +95,9 @@ class ReadingCommands:
         images have none."""
         if self.state is None or self.volume is None:
             return
-        if slab is not None and (self.volume.is_color or self.state.count <= 1):
-            return  # a colour image or a single slice has nothing to project
+        if slab is not None and (self.volume.is_color or self.state.count <= 1
+                                 or self.state.rotation is not None):
+            return  # a colour image or a single slice has nothing to project; no oblique slab
         self.set_state(self.state.with_slab(slab))
 
     def cycle_slab(self: ReadingHost) -> None:
@@ -117,7 +119,9 @@ class ReadingCommands:
         """Default window, no inversion unless MONOCHROME1, fit to the window."""
         if self.series is not None and self.state is not None:
             fresh = initial_state_of(self.series, self.state.plane)
-            self.set_state(replace(fresh, index=self.state.index))
+            # the MPR axes stay (View > Reset MPR axes returns to the acquisition's)
+            self.set_state(replace(fresh, index=self.state.index, count=self.state.count,
+                                   rotation=self.state.rotation))
             self.fit()
 
     def fit(self: ReadingHost) -> None:
@@ -138,7 +142,7 @@ class ReadingCommands:
         """Put the crosshair on an LPS point and (with `move`) show the slice that holds it."""
         self.crosshair.point = None if xyz is None else np.asarray(xyz, float)
         if move and xyz is not None and self.volume is not None and self.state is not None:
-            index = plane_index_of(self.volume, self.state.plane, xyz)
+            index = self.index_of(xyz)
             if index is not None and index != self.state.index:
                 self.set_index(index)
                 return

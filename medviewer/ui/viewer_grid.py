@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import native_plane
+from medviewer.core.oblique import rotation_about
 from medviewer.core.registration import RigidMap
 from medviewer.ui.comparison import SlotLink
 from medviewer.ui.fusion_layer import Fusion
@@ -69,6 +70,7 @@ class ViewerGrid(QWidget):
         self.overlays: dict[str, AIResult | None] = {"A": None, "B": None}
         self.fusions: dict[str, Fusion | None] = {"A": None, "B": None}
         self.comparison = SlotLink()
+        self.rotations: dict[str, tuple[float, ...] | None] = {"A": None, "B": None}
         self.overlay_style = OverlayStyle()
         self.brush: tuple[float, int | None] = (3.0, None)  # radius mm, label (None: default)
         self._grid = QGridLayout(self)
@@ -113,6 +115,7 @@ class ViewerGrid(QWidget):
         view.labelsEdited.connect(self.labelsEdited)
         view.smartPrompt.connect(lambda prompt, v=view: self.smartPrompt.emit(v, prompt))
         view.smartCommand.connect(lambda command, v=view: self.smartCommand.emit(v, command))
+        view.rotateRequested.connect(lambda degrees, v=view: self.rotate(v, degrees))
         return view
 
     def _set_active(self, view: SliceView) -> None:
@@ -130,6 +133,27 @@ class ViewerGrid(QWidget):
         other = "B" if slot == "A" else "A"
         if self.slots.get(other) is not None:
             self.comparison.follow(view, slot, self.views_of(other))
+
+    # -- true oblique MPR ----------------------------------------------------------------
+
+    def set_rotation(self, slot: str, rotation: tuple[float, ...] | np.ndarray | None) -> None:
+        """Turn the MPR frame of every view of `slot` (3x3 rotation in LPS; None: back to the
+        acquisition's planes). The three planes stay orthogonal."""
+        kept = None if rotation is None else tuple(float(v) for v in np.ravel(rotation))
+        self.rotations[slot] = kept
+        for view in self.views_of(slot):
+            view.set_rotation(kept)
+
+    def rotate(self, view: SliceView, degrees: float) -> None:
+        """Turn the frame of `view`'s slot by `degrees` about `view`'s normal: the other
+        planes' lines turn that far counter-clockwise over this view's anatomy."""
+        if view.plane_slice is None or degrees == 0:
+            return
+        normal = view.plane_slice.affine[:3, 2] / np.linalg.norm(view.plane_slice.affine[:3, 2])
+        slot = self.slot_of(view)
+        current = self.rotations.get(slot)
+        frame = np.eye(3) if current is None else np.asarray(current).reshape(3, 3)
+        self.set_rotation(slot, rotation_about(normal, -degrees) @ frame)
 
     # -- comparison ----------------------------------------------------------------------
 
@@ -165,6 +189,7 @@ class ViewerGrid(QWidget):
         """Put `series` in the slot of `view` (default: the active view); returns the slot."""
         slot = self.slot_of(view if view is not None else self.active)
         self.slots[slot] = series
+        self.rotations[slot] = None  # a series opens on its acquisition's planes
         self._show_slot(slot)
         return slot
 
@@ -181,6 +206,8 @@ class ViewerGrid(QWidget):
                 if series is not None and series.is_2d:
                     plane = native_plane(series.volume.affine)  # the image, not an edge of it
                 view.set_series(series, plane)
+                if self.rotations.get(slot) is not None:
+                    view.set_rotation(self.rotations[slot])
                 self._apply_overlay(view)
                 self._apply_fusion(view)
 

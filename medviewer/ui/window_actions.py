@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from medviewer import __version__
 from medviewer.core import formatting as fmt
+from medviewer.core.oblique import IDENTITY
 from medviewer.core.slab import Slab
 from medviewer.core.viewstate import preset_for_key, voi_lut_names
 from medviewer.core.volume import Volume
@@ -244,6 +245,11 @@ class WindowActions:
                                     lambda: host.fusion.fuse_active(), "Ctrl+Shift+F"))
         menu.addAction(self._action("unfuse", "Remove fusion", host.fusion.remove))
         menu.addSeparator()
+        mpr = menu.addMenu("MPR axes")
+        mpr.addAction(self._action("reset_axes", "Reset MPR axes (acquisition planes)",
+                                   lambda: self._set_rotation(None), "Ctrl+Shift+R"))
+        mpr.addAction(self._action("patient_axes", "True axial/coronal/sagittal (resampled)",
+                                   lambda: self._set_rotation(IDENTITY)))
         self._hanging_menu(menu.addMenu("Hanging protocol"))
         self._compare_menu(menu.addMenu("Compare"))
         menu.addSeparator()
@@ -354,6 +360,10 @@ class WindowActions:
                                self._hang_on_open, checkable=True)
         on_open.setChecked(self._host.settings.hanging_on_open)
         menu.addAction(on_open)
+
+    def _set_rotation(self, rotation: tuple[float, ...] | None) -> None:
+        grid = self._host.grid
+        grid.set_rotation(grid.slot_of(grid.active), rotation)
 
     def _compare_menu(self, menu: QMenu) -> None:
         grid, compare = self._host.grid, self._host.compare

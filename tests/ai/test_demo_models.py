@@ -105,7 +105,8 @@ def test_slice_classifier_ranks_nodule_slices_above_clear_slices():
     assert through.sum() >= 2 and clear.sum() >= 5
     kept = through | clear
     assert roc_auc(p[kept], through[kept]) >= 0.8
-    assert prediction.classes["nodule"] == pytest.approx(p.max(), abs=1e-6)
+    # the series: what 3 consecutive slices all reach (<= their mean, the averaged slices)
+    assert 0.5 < prediction.classes["nodule"] <= p.max() + 1e-6
 
 
 def test_radiograph_classifier_and_its_heatmap_on_held_out_cases():

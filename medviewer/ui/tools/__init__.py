@@ -44,6 +44,8 @@ def make_tools(
     cursor: BrushCursor,
     prompt: Callable[[Prompt], None] = lambda _prompt: None,
     modifiers: Callable[[], Qt.KeyboardModifier] | None = None,
+    rotate: Callable[[float], None] | None = None,
+    centre: Callable[[], tuple[float, float] | None] | None = None,
 ) -> dict[str, Tool]:
     """One handler per name of ``TOOLS`` for a viewport.
 
@@ -65,11 +67,14 @@ def make_tools(
         Receives the Smart tool's prompts (click to segment).
     modifiers : callable, optional
         The keyboard modifiers of the mouse event being handled.
+    rotate, centre : callable, optional
+        Alt+drag with navigate: turn the MPR frame about the view's normal by the degrees
+        swept about `centre()` (the crosshair's crossing in view coordinates).
     """
     preview = MeasurePreview(viewbox)
     drags = {kind: DragMeasureTool(kind, preview, to_patient, add, select) for kind in DRAG_KINDS}
     tools: dict[str, Tool] = {
-        "navigate": NavigateTool(to_patient, point_at),
+        "navigate": NavigateTool(to_patient, point_at, rotate, centre, modifiers),
         "angle": AngleTool(to_patient, add),
         "probe": ProbeTool(to_patient, add),
         "brush": BrushTool(painter, cursor, to_patient, erase=False),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from medviewer.core.geometry import PlaneSlice
@@ -56,7 +57,9 @@ class Crosshair:
 
 
 class NavigateTool(BaseTool):
-    """Clicking or dragging puts the crosshair under the mouse (the linked views follow).
+    """Clicking or dragging puts the crosshair under the mouse (the linked views follow);
+    Alt+drag turns the crosshair lines about their crossing, rotating the other two planes
+    about this view's normal (true oblique MPR).
 
     Parameters
     ----------
@@ -64,16 +67,49 @@ class NavigateTool(BaseTool):
         View ``(x, y)`` -> LPS point.
     point_at : callable
         Takes the LPS point the user pointed at.
+    rotate : callable, optional
+        ``rotate(degrees)``: turn the MPR frame about this view's normal (counter-clockwise
+        on screen for positive degrees).
+    centre : callable, optional
+        The crosshair's crossing in view coordinates (None: no rotation).
+    modifiers : callable, optional
+        The keyboard modifiers of the mouse event being handled.
     """
 
-    def __init__(self, to_patient: ToPatient, point_at: Callable[[np.ndarray], None]) -> None:
+    def __init__(self, to_patient: ToPatient, point_at: Callable[[np.ndarray], None],
+                 rotate: Callable[[float], None] | None = None,
+                 centre: Callable[[], ViewPoint | None] | None = None,
+                 modifiers: Callable[[], Qt.KeyboardModifier] | None = None) -> None:
         self._to_patient = to_patient
         self._point_at = point_at
+        self._rotate, self._centre, self._modifiers = rotate, centre, modifiers
+        self._last: ViewPoint | None = None
 
     def click(self, at: ViewPoint) -> None:
         """Point at `at`."""
         self._point_at(self._to_patient(*at))
 
     def drag(self, start: ViewPoint, now: ViewPoint) -> None:
-        """Point at `now`."""
+        """Point at `now`, or (Alt) rotate by the angle swept about the crossing."""
+        alt = self._modifiers is not None and bool(
+            self._modifiers() & Qt.KeyboardModifier.AltModifier)
+        centre = self._centre() if self._centre is not None else None
+        if alt and self._rotate is not None and centre is not None:
+            previous = self._last if self._last is not None else start
+            self._rotate(swept_degrees(centre, previous, now))
+            self._last = now
+            return
         self._point_at(self._to_patient(*now))
+
+    def release(self, start: ViewPoint, now: ViewPoint) -> None:
+        """The drag ended."""
+        self._last = None
+
+
+def swept_degrees(centre: ViewPoint, before: ViewPoint, after: ViewPoint) -> float:
+    """The angle from `before` to `after` about `centre`, in degrees, counter-clockwise on
+    screen (view y grows downwards)."""
+    a = np.arctan2(before[1] - centre[1], before[0] - centre[0])
+    b = np.arctan2(after[1] - centre[1], after[0] - centre[0])
+    turn = (b - a + np.pi) % (2 * np.pi) - np.pi
+    return float(-np.degrees(turn))
