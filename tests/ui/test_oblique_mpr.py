@@ -72,7 +72,7 @@ def test_turning_about_the_axial_normal_lays_the_rod_flat_in_the_coronal_view(gr
 
 
 def test_labels_sit_on_the_image_pixels_on_rotated_planes(grid) -> None:
-    axial, coronal, sagittal = grid.views
+    axial, coronal, _sagittal = grid.views
     volume = axial.volume
     result = make_result(volume, label_map=(volume.array == 600).astype(np.uint8))
     grid.rotate(axial, ANGLE)
