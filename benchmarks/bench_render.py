@@ -48,11 +48,15 @@ What it measures, in one run (a JSON object on stdout, progress on stderr), offs
    the plain axial slice stepped in the same view just before; ``reslice_ms`` is the
    resampling alone (SimpleITK, linear, 512 x 512-ish plane).
 
+9. ``fusion``: a PET-like volume (the CT averaged in blocks of 6 x 6 x 4 voxels: 4.2 x 4.2 x
+   4 mm, float32, on the CT's frame of reference) fused over the axial view, stepping the
+   index, against the plain slice stepped in the same view just before.
+
 Targets: next slice <= 8 ms, coronal/sagittal <= 15 ms, start-up <= 1.5 s (medians); next slab
 frame <= 2x the plain slice at 10 mm; oblique reslice of 512x512 <= 8 ms.
 
 Usage: ``python benchmarks/bench_render.py [--frames N] [--startup-runs R] [--profile]
-[--skip-startup] [--skip-overlay] [--skip-slab] [--skip-oblique]``
+[--skip-startup] [--skip-overlay] [--skip-slab] [--skip-oblique] [--skip-fusion]``
 (``--profile`` prints the top cProfile entries of each frame loop on stderr.)
 """
 
@@ -676,6 +680,43 @@ def bench_oblique(app: Any, volume: Any, frames: int, warmup: int, profile: bool
             "plain_ms": plain, "rotated_ms": rotated, "reslice_ms": reslice}
 
 
+def bench_fusion(app: Any, volume: Any, frames: int, warmup: int, profile: bool) -> dict[str, Any]:
+    """Next axial frame with a PET-like volume fused over it, against the plain frame."""
+    from dataclasses import replace
+
+    from medviewer.core.fusion import FusionStyle
+    from medviewer.core.volume import Volume
+    from medviewer.ui.fusion_layer import Fusion
+    from medviewer.ui.open_series import OpenSeries
+
+    frame = "1.2.826.0.1.3680043.8.498.2"
+    ct = Volume(volume.array, volume.affine, replace(volume.metadata, frame_of_reference_uid=frame))
+    k, r, c = (n // b for n, b in zip(ct.shape, (4, 6, 6), strict=True))
+    blocks = ct.array[: k * 4, : r * 6, : c * 6].reshape(k, 4, r, 6, c, 6).mean(axis=(1, 3, 5))
+    affine = np.array(ct.affine, float)
+    affine[:3, :3] = ct.affine[:3, :3] @ np.diag([6.0, 6.0, 4.0])
+    affine[:3, 3] = ct.affine[:3, 3] + ct.affine[:3, :3] @ np.array([2.5, 2.5, 1.5])
+    meta = replace(ct.metadata, modality="PT", series_uid="1.2.826.0.1.3680043.8.498.3")
+    pet = Volume(blocks.astype(np.float32), affine, meta)
+    view = make_view(app, OpenSeries("bench-fusion", ct), "axial")
+    count = view.state.count
+
+    def step(i: int) -> None:
+        view.set_index(i % count)
+
+    log(f"fusion: {frames} plain frames")
+    plain = frame_loop(app, view, step, frames, warmup, profile)
+    assert view.set_fusion(Fusion(pet, FusionStyle(-200.0, 400.0)))
+    log(f"fusion: {frames} fused frames (PET-like {list(pet.shape)})")
+    fused = frame_loop(app, view, step, frames, warmup, profile)
+    fused["ratio_to_plain"] = round(fused["median"] / plain["median"], 3)
+    fused["sampling_step_px"] = view.fusion_layer.step
+    view.close()
+    view.deleteLater()
+    app.processEvents()
+    return {"fused_shape": list(pet.shape), "plain_ms": plain, "fused_ms": fused}
+
+
 def verdicts(report: dict[str, Any]) -> dict[str, bool]:
     """Which targets the measured medians meet (only those measured)."""
     out: dict[str, bool] = {}
@@ -699,7 +740,7 @@ def verdicts(report: dict[str, Any]) -> dict[str, bool]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """--frames N, --warmup W, --startup-runs R, --profile, --skip-startup, --skip-overlay,
-    --skip-slab, --skip-oblique."""
+    --skip-slab, --skip-oblique, --skip-fusion."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="timed frames per loop (200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed frames first (20)")
@@ -708,6 +749,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-overlay", action="store_true", help="no AI overlay section")
     parser.add_argument("--skip-slab", action="store_true", help="no thick-slab section")
     parser.add_argument("--skip-oblique", action="store_true", help="no oblique MPR section")
+    parser.add_argument("--skip-fusion", action="store_true", help="no fusion section")
     parser.add_argument("--profile", action="store_true", help="cProfile the frame loops")
     args = parser.parse_args(argv)
     if args.frames < 1 or args.warmup < 1 or args.startup_runs < 1:
@@ -741,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
         report["slab"] = bench_slab(app, volume, args.frames, args.warmup, args.profile)
     if not args.skip_oblique:
         report["oblique"] = bench_oblique(app, volume, args.frames, args.warmup, args.profile)
+    if not args.skip_fusion:
+        report["fusion"] = bench_fusion(app, volume, args.frames, args.warmup, args.profile)
     log("peers: bare pyqtgraph ImageItem, numpy windowing, reslice")
     report["peer"] = {
         "bare_imageitem_uint8_ms": bench_floor(app, volume, args.frames, args.warmup, (0, 255)),
