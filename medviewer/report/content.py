@@ -177,13 +177,14 @@ class MeasurementLine:
         units: str = "",
         plane_affine: np.ndarray | None = None,
         image: np.ndarray | None = None,
+        suv_factor: float | None = None,
     ) -> MeasurementLine:
         """A viewer measurement as a report line.
 
         With the affine of the plane it was drawn on, an ROI gets its area and its outline
         (``outline_type`` ``"ELLIPSE"`` or ``"POLYGON"``, LPS points); with that plane's
         `image` too, the text has the ROI's statistics or the probe's value, as the viewer
-        lists them.
+        lists them (with a PET's `suv_factor`: SUVmax and SUVmean, or the probe's SUV).
         """
         points = measurement.points
         value, unit, outline_type, outline = None, "", "", ()
@@ -200,7 +201,7 @@ class MeasurementLine:
             if isinstance(probed, float | int):
                 value, unit = float(probed), "[hnsf'U]" if units == "HU" else ""
         return cls(
-            text=mm.summary(measurement, image, plane_affine, units),
+            text=mm.summary(measurement, image, plane_affine, units, suv_factor),
             kind=measurement.kind, value=value, unit=unit,
             points=tuple(tuple(float(v) for v in p) for p in points),
             plane=measurement.plane, label=measurement.label,

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.core import measurements as mm
 from medviewer.core.findings import AIResult, OverlayStyle
 from medviewer.core.geometry import reslice
 from medviewer.core.measurements import Measurement
@@ -461,8 +462,11 @@ def report_measurements(volume: Volume, measurements: list[Measurement]) -> list
     for m in measurements:
         index = plane_index_of(volume, m.plane, m.points[0])
         plane = None if index is None else reslice(volume.array, volume.affine, m.plane, index)
+        if plane is not None and not mm.on_plane(m, plane.affine):
+            plane = None  # drawn on a rotated plane: not measured on the acquisition's pixels
         affine, image = (None, None) if plane is None else (plane.affine, plane.image)
-        lines.append(MeasurementLine.of(m, volume.metadata.units, affine, image))
+        lines.append(MeasurementLine.of(m, volume.metadata.units, affine, image,
+                                        volume.metadata.suv_bw_factor))
     return lines
 
 

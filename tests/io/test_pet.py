@@ -111,3 +111,27 @@ def test_without_weight_the_reason_is_given(pet, tmp_path, capsys) -> None:
 def test_the_inputs_are_not_modified(pet) -> None:
     series, _truth, _volume = pet
     assert pydicom.dcmread(series.files[0], stop_before_pixels=True).Units == "BQML"
+
+
+def test_roi_statistics_and_the_report_line_give_suv(pet) -> None:
+    """An ellipse over the hottest nodule on the demo PET: SUVmax/SUVmean in the viewer's
+    text and the PDF's line are the image's values times the SUV factor."""
+    from medviewer.core import measurements as mm
+    from medviewer.core.geometry import reslice
+    from medviewer.core.viewstate import plane_index_of
+    from medviewer.report.content import MeasurementLine
+
+    _, truth, volume = pet
+    nodule = max(truth["nodules"], key=lambda n: n["diameter_mm"])
+    centre = np.asarray(nodule["centroid_lps"])
+    index = plane_index_of(volume, "axial", centre)
+    plane = reslice(volume.array, volume.affine, "axial", index)
+    r = nodule["diameter_mm"] / 2
+    z = float(plane.affine[2, 3])  # on the plane shown
+    corners = [(centre[0] - r, centre[1] - r, z), (centre[0] + r, centre[1] + r, z)]
+    ellipse = mm.Measurement("ellipse", corners, "axial", volume.metadata.series_uid)
+    stats = mm.roi_stats(plane.image, plane.affine, ellipse)
+    factor = volume.metadata.suv_bw_factor
+    line = MeasurementLine.of(ellipse, "BQML", plane.affine, plane.image, factor)
+    assert f"SUVmax {stats.max * factor:.2f}, SUVmean {stats.mean * factor:.2f}" in line.text
+    assert stats.max * factor > 0.6 * nodule["suv"]
