@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
+from PySide6.QtCore import QRectF
 
 from medviewer.core.registration import RigidMap
 from medviewer.ui.slice_view import SliceView
@@ -56,6 +57,26 @@ class SlotLink:
             point = self.mapped(centre[:3], source_slot)
             for target in targets:
                 self._move(source, target, point)
+
+    def follow_range(self, source: SliceView, source_slot: str,
+                     targets: list[SliceView]) -> None:
+        """Zoom and pan the linked `targets` like `source`: the same millimetres across,
+        centred on the mapped centre of `source`'s view."""
+        if not self.enabled or not source.linked or source.plane_slice is None:
+            return
+        with self._guard() as first:
+            if not first:
+                return
+            rect = source.viewbox.viewRect()
+            centre = source.view_to_patient(rect.center().x(), rect.center().y())
+            point = self.mapped(centre, source_slot)
+            for target in targets:
+                if (not target.linked or target.plane_slice is None or target.state is None
+                        or source.state is None or target.state.plane != source.state.plane):
+                    continue
+                x, y, _ = target.patient_to_view(point)
+                target.viewbox.setRange(QRectF(x - rect.width() / 2, y - rect.height() / 2,
+                                               rect.width(), rect.height()), padding=0.0)
 
     def _move(self, source: SliceView, target: SliceView, point: np.ndarray) -> None:
         if (not target.linked or target.volume is None or target.state is None

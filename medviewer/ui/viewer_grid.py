@@ -116,7 +116,15 @@ class ViewerGrid(QWidget):
         view.smartPrompt.connect(lambda prompt, v=view: self.smartPrompt.emit(v, prompt))
         view.smartCommand.connect(lambda command, v=view: self.smartCommand.emit(v, command))
         view.rotateRequested.connect(lambda degrees, v=view: self.rotate(v, degrees))
+        view.viewbox.sigRangeChangedManually.connect(lambda *_a, v=view: self._range_changed(v))
         return view
+
+    def _range_changed(self, view: SliceView) -> None:
+        """The user zoomed or panned `view`: the other slot's linked views follow."""
+        slot = self.slot_of(view)
+        other = "B" if slot == "A" else "A"
+        if self.slots.get(other) is not None:
+            self.comparison.follow_range(view, slot, self.views_of(other))
 
     def _set_active(self, view: SliceView) -> None:
         if view is self.active:

@@ -5,6 +5,7 @@ series and not between two views of one series."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medviewer.core.viewstate import plane_index_of
 from medviewer.ui.compare_controller import CompareController
@@ -71,3 +72,23 @@ def test_link_at_the_crosshairs(qtbot) -> None:
     grid.views[1].crosshair_point = np.array([34.0, -16.0, 16.0])
     link = compare.link_at_crosshairs()
     assert link.translation == (9.0, -6.0, 4.0)
+
+
+def test_zoom_and_pan_follow_through_the_link(qtbot) -> None:
+    grid = _grid(qtbot)
+    current, prior, _truth = moved_pair()
+    grid.show_series(OpenSeries("current", current), grid.views[0])
+    grid.show_series(OpenSeries("prior", prior), grid.views[1])
+    from medviewer.core.registration import RigidMap
+
+    grid.set_link(RigidMap(translation=(9.0, -6.0, 4.0)))
+    left, right = grid.views
+    left.zoom_by(2.0)
+    rect_left, rect_right = left.viewbox.viewRect(), right.viewbox.viewRect()
+    assert rect_right.width() == pytest.approx(rect_left.width(), rel=1e-6)
+    centre = left.view_to_patient(rect_left.center().x(), rect_left.center().y())
+    shown = right.view_to_patient(rect_right.center().x(), rect_right.center().y())
+    np.testing.assert_allclose(shown[:2], centre[:2] + [9.0, -6.0], atol=1e-6)
+    right.linked = False
+    left.zoom_by(2.0)
+    assert right.viewbox.viewRect().width() == pytest.approx(rect_right.width(), rel=1e-6)

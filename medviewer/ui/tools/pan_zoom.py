@@ -76,10 +76,16 @@ class PanZoom:
         to_view = self._viewbox.mapSceneToView
         delta = to_view(ev.scenePos()) - to_view(ev.lastScenePos())
         self._viewbox.translateBy(x=-delta.x(), y=-delta.y())
+        self._changed_by_user()
 
     def zoom_by(self, factor: float, center: QPointF | None = None) -> None:
         """Zoom in (factor > 1) or out around `center` (view coordinates)."""
         self._viewbox.scaleBy(s=(1.0 / factor, 1.0 / factor), center=center)
+        self._changed_by_user()
+
+    def _changed_by_user(self) -> None:
+        """Tell linked views the user moved this one (pyqtgraph's own signal for it)."""
+        self._viewbox.sigRangeChangedManually.emit(self._viewbox.state["mouseEnabled"])
 
     def zoom(self, plane_slice: PlaneSlice | None) -> float:
         """Screen pixels per image pixel along the columns of `plane_slice` (1 without one)."""
