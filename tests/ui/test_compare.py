@@ -88,7 +88,7 @@ def test_zoom_and_pan_follow_through_the_link(qtbot) -> None:
     assert rect_right.width() == pytest.approx(rect_left.width(), rel=1e-6)
     centre = left.view_to_patient(rect_left.center().x(), rect_left.center().y())
     shown = right.view_to_patient(rect_right.center().x(), rect_right.center().y())
-    np.testing.assert_allclose(shown[:2], centre[:2] + [9.0, -6.0], atol=1e-6)
+    np.testing.assert_allclose(shown[:2], centre[:2] + np.array([9.0, -6.0]), atol=1e-6)
     right.linked = False
     left.zoom_by(2.0)
     assert right.viewbox.viewRect().width() == pytest.approx(rect_right.width(), rel=1e-6)
