@@ -527,7 +527,7 @@ class _Run:
         if card.input.dims == 2 and self._series_slice_count() > 1:
             fields.update(self._slice_fields(per_sample))
         if card.explain is not None:
-            fields.update((yield from self._heatmap(model_input, per_sample)))
+            fields.update((yield from self._heatmap(model_input, per_sample, overall)))
         return fields
 
     def _series_slice_count(self) -> int:
@@ -548,15 +548,14 @@ class _Run:
         return {"slice_probabilities": np.ascontiguousarray(rows), "slice_axis": axis}
 
     def _heatmap(
-        self, model_input: ModelInput, per_sample: np.ndarray
+        self, model_input: ModelInput, per_sample: np.ndarray, overall: np.ndarray
     ) -> Generator[Progress, None, dict[str, Any]]:
         card = self.card
         assert self.inference is not None and self.grid is not None
         if self.inference.network.module is None:
             self.warnings.append("no heatmap: Grad-CAM needs an eager network (safetensors)")
             return {}
-        target = target_index(card, aggregate(per_sample, card.output.series_consecutive),
-                              self.target_class)  # fmt: skip
+        target = target_index(card, overall, self.target_class)  # the class decided on
         if card.input.dims == 2:
             spans = _runs(explained_slices(per_sample[:, target], card.output.threshold))
             cam = yield from self._slice_cams(model_input, target, spans)  # [d0, d1, d2]

@@ -62,7 +62,7 @@ class FusionStyle:
 def fusable(fused: Volume | None, base: Volume | None) -> bool:
     """Whether `fused` can be drawn over `base`: both positioned, on one frame of reference
     (a known, non-empty FrameOfReferenceUID), and not the same series."""
-    if base is None or fused is None:
+    if base is None or fused is None or fused.is_color:
         return False
     a, b = fused.metadata, base.metadata
     return (a.positioned and b.positioned and bool(a.frame_of_reference_uid)

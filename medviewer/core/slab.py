@@ -141,6 +141,7 @@ class SlabProjector:
 
     def __init__(self) -> None:
         self._key: tuple[object, ...] | None = None
+        self._array: np.ndarray | None = None
         self._blocks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._sum: np.ndarray | None = None
         self._sum_window: tuple[int, int] = (0, -1)
@@ -171,9 +172,9 @@ class SlabProjector:
         slices = slab_slices(slab.thickness_mm, through_spacing(centre))
         key = (id(array), array.shape, tuple(np.asarray(affine).ravel()), plane, slices,
                slab.mode)  # fmt: skip
-        if key != self._key:
+        if key != self._key or self._array is not array:
             self.invalidate()
-            self._key = key
+            self._key, self._array = key, array
         lo, hi = slab_window(index, count, slices)
 
         def plane_at(k: int) -> np.ndarray:
@@ -206,6 +207,12 @@ class SlabProjector:
             for k in range(old_hi + 1, hi + 1):
                 self._sum += plane_at(k)
             self._sum_steps += 1
+            if self._sum.dtype.kind == "f" and not np.isfinite(self._sum).all():
+                # NaN - NaN stays NaN: a non-finite value that left would linger, so add the
+                # window's slices up again
+                self._sum = plane_at(lo).astype(np.float64)
+                for k in range(lo + 1, hi + 1):
+                    self._sum += plane_at(k)
         self._sum_window = (lo, hi)
         return self._sum / float(hi - lo + 1)
 

@@ -39,8 +39,9 @@ def default_style(volume: Volume) -> FusionStyle:
     if volume.metadata.suv_bw_factor is not None:
         return FusionStyle(*SUV_WINDOW)
     values = volume.array[::4, ::4, ::4]
-    high = float(np.percentile(values, 99.5)) if values.size else 1.0
-    low = float(min(values.min(), 0.0)) if values.size else 0.0
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    high = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    low = float(min(finite.min(), 0.0)) if finite.size else 0.0
     return FusionStyle(low, high if high > low else low + 1.0)
 
 

@@ -10,6 +10,7 @@ current arrangement there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +61,7 @@ class HangingController(QObject):
         self.protocols_path = protocols_path
         self.apply_next_open = False  # the next series shown in slot A gets its protocol
         self.apply_on_open = False  # every series shown in slot A gets its protocol
+        self._pending: dict[SliceView, Callable[[], None]] = {}
 
     # -- which protocols ------------------------------------------------------------------
 
@@ -132,7 +134,13 @@ class HangingController(QObject):
             self._when_showing(shown, expected[grid.slot_of(shown)], protocol.view(index))
         if protocol.fuse:
             grid._set_active(grid.views_of("A")[0])
-            self.host.fusion.fuse_active(self.host.fusion.candidates()[0][0])
+            candidates = self.host.fusion.candidates()
+            if candidates:
+                self.host.fusion.fuse_active(candidates[0][0])
+            else:
+                self.statusMessage.emit(f"Hanging protocol: {protocol.name} (nothing to fuse: no "
+                                        "PET/NM series on this frame of reference)", 10000)
+                return protocol
         self.statusMessage.emit(f"Hanging protocol: {protocol.name}", 8000)
         return protocol
 
@@ -167,6 +175,9 @@ class HangingController(QObject):
             if spec.invert is not None:
                 view.set_invert(spec.invert)
 
+        previous = self._pending.pop(view, None)
+        if previous is not None:  # a newer protocol replaces the one still waiting
+            view.stateChanged.disconnect(previous)
         if showing():
             apply()
             return
@@ -174,8 +185,10 @@ class HangingController(QObject):
         def on_state() -> None:
             if showing():  # disconnected first: applying changes the state again
                 view.stateChanged.disconnect(on_state)
+                self._pending.pop(view, None)
                 apply()
 
+        self._pending[view] = on_state
         view.stateChanged.connect(on_state)
 
     # -- saving ---------------------------------------------------------------------------

@@ -234,7 +234,7 @@ class PlaneOverlay:
         self.label_item, self.heatmap_item = self._labels.item, self._heatmap.item
         self._shown = False
         self.reslices = 0  # reslice calls made (the cache's misses), for tests and benchmarks
-        self._samplers: dict[str, tuple[int, int, VolumeSampler]] = {}
+        self._samplers: dict[str, tuple[np.ndarray, int, VolumeSampler]] = {}
 
     # -- what and how ----------------------------------------------------------------------
 
@@ -243,6 +243,7 @@ class PlaneOverlay:
         if result is self.result:
             return
         self.result = result
+        self._samplers.clear()
         self.forget()
         self._update_luts()
 
@@ -310,8 +311,8 @@ class PlaneOverlay:
         """The result's array's sampler, made again when the result was edited."""
         self.reslices += 1
         kept = self._samplers.get(name)
-        if kept is None or kept[0] != id(array) or kept[1] != result.version:
-            kept = (id(array), result.version,
+        if kept is None or kept[0] is not array or kept[1] != result.version:
+            kept = (array, result.version,
                     VolumeSampler(np.ascontiguousarray(array), result.prediction.affine))
             self._samplers[name] = kept
         return kept[2]

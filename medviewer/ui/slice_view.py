@@ -104,6 +104,7 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         self._frame = FrameWindow()
         self._slab = SlabProjector()
         self._oblique: tuple[tuple[object, ...], ObliqueGrid] | None = None
+        self._oblique_array: np.ndarray | None = None
         self._sampler: VolumeSampler | None = None
         self.fast_oblique = False  # nearest-neighbour resampling (while the axes are dragged)
         self.cine = Cine(self, lambda: self.state, self.set_index)
@@ -241,11 +242,13 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         if self.state is None or self.state.rotation is None or self.volume is None:
             return None
         volume = self.volume
-        key = (id(volume.array), volume.array.shape, self.state.rotation, self.state.plane)
-        if self._oblique is None or self._oblique[0] != key:
+        key = (id(volume.array), volume.array.shape, tuple(np.ravel(volume.affine)),
+               self.state.rotation, self.state.plane)
+        if self._oblique is None or self._oblique[0] != key or self._oblique_array is not (
+                volume.array):
             grid = oblique_grid(volume.array.shape, volume.affine, self.state.rotation,
                                 self.state.plane)  # fmt: skip
-            self._oblique = (key, grid)
+            self._oblique, self._oblique_array = (key, grid), volume.array
         return self._oblique[1]
 
     def _oblique_slice(self) -> PlaneSlice:
@@ -264,6 +267,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         if self.state is None or self.volume is None or self.volume.is_color:
             return
         anchor = self.crosshair_point if self.crosshair_point is not None else self._centre_lps()
+        switching = (rotation is None) != (self.state.rotation is None)
+        before = self._crossing()
         if rotation is None:
             fresh = initial_state_of(self.series, self.state.plane)  # type: ignore[arg-type]
             state = replace(self.state, rotation=None, count=fresh.count)
@@ -276,7 +281,11 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
         index = self.index_of(anchor) if anchor is not None else None
         self.state = state.at(index if index is not None else state.count // 2)
         self.render()
-        self.fit()
+        after = self._crossing()
+        if switching or before is None or after is None:
+            self.fit()
+        else:  # turning further: the crossing stays where it is on screen, zoom kept
+            self.viewbox.translateBy(x=after[0] - before[0], y=after[1] - before[1])
         self.stateChanged.emit()
 
     def index_of(self, point: np.ndarray) -> int | None:
@@ -319,10 +328,8 @@ class SliceView(ReadingCommands, OverlayCommands, PlaneCoordinates, QFrame):
     def _on_slices_loaded(self, indices: np.ndarray) -> None:
         if self.state is None or self.series is None:
             return
-        if self.state.slab is not None:
-            self._slab.invalidate()
-        if self.state.rotation is not None:
-            self._sampler = None  # its copy of the volume misses the new slices
+        self._slab.invalidate()  # projections and the resampling copy miss the new slices
+        self._sampler = None
         if (self.state.plane != "axial" or self.state.slab is not None
                 or self.state.rotation is not None
                 or self.shown_voxel_slice() in set(indices.tolist())):

@@ -70,6 +70,7 @@ class ViewerGrid(QWidget):
         self.overlays: dict[str, AIResult | None] = {"A": None, "B": None}
         self.fusions: dict[str, Fusion | None] = {"A": None, "B": None}
         self.comparison = SlotLink()
+        self._showing = False
         self.rotations: dict[str, tuple[float, ...] | None] = {"A": None, "B": None}
         self.overlay_style = OverlayStyle()
         self.brush: tuple[float, int | None] = (3.0, None)  # radius mm, label (None: default)
@@ -137,6 +138,8 @@ class ViewerGrid(QWidget):
     def _state_changed(self, view: SliceView) -> None:
         if view is self.active:
             self.activeStateChanged.emit(view)
+        if self._showing:
+            return  # a series being shown takes the other slot's place instead (_show_slot)
         slot = self.slot_of(view)
         other = "B" if slot == "A" else "A"
         if self.slots.get(other) is not None:
@@ -157,7 +160,10 @@ class ViewerGrid(QWidget):
         planes' lines turn that far counter-clockwise over this view's anatomy."""
         if view.plane_slice is None or degrees == 0:
             return
-        normal = view.plane_slice.affine[:3, 2] / np.linalg.norm(view.plane_slice.affine[:3, 2])
+        # the screen's own normal (right x down): the same turning sense in every plane (the
+        # sagittal plane's slice axis points the other way)
+        screen = np.cross(view.plane_slice.affine[:3, 0], view.plane_slice.affine[:3, 1])
+        normal = screen / np.linalg.norm(screen)
         slot = self.slot_of(view)
         current = self.rotations.get(slot)
         frame = np.eye(3) if current is None else np.asarray(current).reshape(3, 3)
@@ -202,6 +208,20 @@ class ViewerGrid(QWidget):
         return slot
 
     def _show_slot(self, slot: str) -> None:
+        self._showing = True
+        try:
+            self._show_slot_views(slot)
+        finally:
+            self._showing = False
+        other = "B" if slot == "A" else "A"
+        sources = self.views_of(other) if self.slots.get(other) is not None else []
+        for view in self.views_of(slot) if self.slots.get(slot) is not None else []:
+            source = next((v for v in sources if v.state is not None and view.state is not None
+                           and v.state.plane == view.state.plane), None)  # fmt: skip
+            if source is not None:  # the new series joins the other slot's place and window
+                self.comparison.follow(source, other, [view])
+
+    def _show_slot_views(self, slot: str) -> None:
         series = self.slots[slot]
         views = self.views_of(slot)
         for n, view in enumerate(views):

@@ -164,3 +164,12 @@ def test_the_slab_keys_cycle_the_projections_and_step_the_thickness():
     assert stepped(Slab("mip", 3.0), -1) is None
     assert stepped(None, 1) == Slab("mip", 3.0)
     assert stepped(None, -1) is None
+
+
+def test_a_nan_leaves_the_running_average_with_the_slice_that_held_it():
+    array = np.ones((40, 4, 4), np.float32)
+    array[10, 1, 1] = np.nan
+    projector, slab = SlabProjector(), Slab("avg", 5.0)  # 5 slices of 1 mm
+    for index in range(40):
+        got = projector.image(array, np.eye(4), "axial", index, slab)
+        assert np.isnan(got[1, 1]) == (8 <= index <= 12), index

@@ -92,3 +92,18 @@ def test_zoom_and_pan_follow_through_the_link(qtbot) -> None:
     right.linked = False
     left.zoom_by(2.0)
     assert right.viewbox.viewRect().width() == pytest.approx(rect_right.width(), rel=1e-6)
+
+
+def test_a_series_opened_in_the_second_slot_joins_the_first_and_leaves_it_alone(qtbot) -> None:
+    grid = _grid(qtbot)
+    current, prior, _truth = moved_pair()
+    grid.show_series(OpenSeries("current", current), grid.views[0])
+    left, right = grid.views
+    left.set_index(5)
+    left.set_window(-600, 1500)
+    grid.show_series(OpenSeries("prior", prior), right)
+    assert (left.state.index, left.state.linear_window) == (5, (-600, 1500))
+    assert right.state.linear_window == (-600, 1500)
+    rows, cols = left.plane_slice.image.shape
+    centre = (left.plane_slice.affine @ np.array([(cols - 1) / 2, (rows - 1) / 2, 0, 1]))[:3]
+    assert right.state.index == plane_index_of(prior, "axial", centre)  # by table position

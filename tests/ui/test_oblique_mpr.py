@@ -146,3 +146,17 @@ def test_screenshot_rotate_reads_a_tilted_series_in_true_axial_planes(tmp_path, 
     normal = view.plane_slice.affine[:3, 2]
     np.testing.assert_allclose(normal / np.linalg.norm(normal), [0, 0, 1], atol=1e-9)
     grid.close()
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_positive_degrees_turn_the_anatomy_clockwise_on_screen_in_every_plane(grid, which):
+    """The same turning sense in the three views (the sagittal slice axis points the other
+    way): a point to the right of the crossing moves down-right by the angle."""
+    view = grid.views[which]
+    x0, y0 = view._crossing()
+    lps = view.view_to_patient(x0 + 10.0, y0)
+    grid.rotate(view, 15.0)
+    x1, y1 = view._crossing()
+    x, y, depth = view.patient_to_view(lps)
+    angle = np.degrees(np.arctan2(y - y1, x - x1))
+    assert angle == pytest.approx(15.0, abs=0.5) and abs(depth) < 0.5
