@@ -178,6 +178,9 @@ def scan_datetime(inputs: SuvInputs) -> tuple[datetime | None, str]:
     series = parse_datetime(inputs.series_date, inputs.series_time)
     acquisition = parse_datetime(inputs.acquisition_date or inputs.series_date,
                                  inputs.acquisition_time)  # fmt: skip
+    if (series is not None and acquisition is not None and not inputs.acquisition_date
+            and acquisition < series - timedelta(hours=12)):
+        acquisition += timedelta(days=1)  # no Acquisition Date: a scan past midnight
     if series is not None and (acquisition is None or series <= acquisition):
         return series, "series"
     ge = parse_dt(inputs.ge_scan_datetime)

@@ -109,3 +109,12 @@ def test_roi_statistics_in_suv():
     assert stats["suv_max"] == pytest.approx(12000 * 2.960750161e-4)
     assert stats["suv_mean"] == pytest.approx(6000 * 2.960750161e-4)
     assert np.isnan(suv_statistics(np.array([]), 1.0)["suv_max"])
+
+
+def test_an_acquisition_past_midnight_without_its_date():
+    """Series at 23:50, the earliest acquisition at 00:10 with no Acquisition Date: the
+    next day's, so the series time (before it) is the scan's."""
+    inputs = replace(F18, series_date="20250601", series_time="235000", acquisition_date="",
+                     acquisition_time="001000", injection_time="225000")  # fmt: skip
+    suv = suv_factor(inputs)
+    assert suv.scan_time_source == "series" and suv.decay_s == 3600.0
