@@ -33,6 +33,7 @@ from medviewer.core.errors import (
 from medviewer.core.slab import Slab
 from medviewer.io.decode_worker import serve
 from medviewer.io.decoder_pool import WORKER_FLAG
+from medviewer.report.prediction_files import write_prediction
 
 if TYPE_CHECKING:
     from medviewer.ai.model_card import ModelCard
@@ -144,6 +145,19 @@ def _add_ai_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     infer.add_argument("--send", metavar="NODE",
                        help="C-STORE (or STOW-RS) the --seg and --sr files to this PACS node "
                        "(a configured name, AET@HOST:PORT or an http(s):// URL)")
+    batch = sub.add_parser(
+        "batch", help="run models over many series, resumably ('batch status DIR' reports)")
+    batch.add_argument("sources", nargs="+", metavar="SOURCE",
+                       help="folders or files to run on (or: status DIR)")
+    batch.add_argument("--model", action="append", default=[], metavar="ID",
+                       help="model id or folder (repeat for several)")
+    batch.add_argument("--out", help="the batch folder: job table, index, one folder per "
+                       "series and model, summary.csv/json")
+    batch.add_argument("--modality", help="only series of this modality (e.g. CT)")
+    batch.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    batch.add_argument("--retry", action="store_true", help="run the failed jobs again")
+    batch.add_argument("--dry-run", action="store_true", help="queue and list, run nothing")
+    batch.add_argument("--json", action="store_true", help="JSON lines per job, JSON summary")
     models = sub.add_parser("models", help="list, show or add AI models")
     actions = models.add_subparsers(dest="action", parser_class=_Parser)
     listing = actions.add_parser("list", help="bundled and user models (the default)")
@@ -461,6 +475,54 @@ def _slab(thickness: float | None, mode: str) -> Slab | None:
         raise UsageError(f"--slab: {error}") from None
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """``medviewer batch --model ID SOURCE... --out DIR`` and ``medviewer batch status DIR``."""
+    from medviewer.batch.jobs import TABLE_NAME, JobTable
+    from medviewer.batch.run import plan, select_series, work, write_summary
+
+    if args.sources[0] == "status":
+        folder = Path(args.sources[1] if len(args.sources) > 1 else args.out or "")
+        if not (folder / TABLE_NAME).is_file():
+            raise UsageError(f"{folder} holds no batch (no {TABLE_NAME})")
+        table = JobTable(folder)
+        status: dict[str, Any] = {"counts": table.counts(), "jobs": table.rows()}
+        print(json.dumps(status) if args.json else _batch_counts(status["counts"]))
+        return EXIT_OK
+    if not args.out or not args.model:
+        raise UsageError("batch needs --out DIR and at least one --model")
+    cards = [_card(model) for model in args.model]
+    out = Path(args.out)
+    missing = [s for s in args.sources if not os.path.exists(s)]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    series = select_series(args.sources, out, args.modality)
+    table = JobTable(out)
+    planned = plan(table, series, cards, retry=args.retry)
+    if args.dry_run:
+        print(json.dumps({"series": len(series), **planned, "counts": table.counts()}))
+        return EXIT_OK
+
+    def log(event: dict[str, Any]) -> None:
+        print(json.dumps(event) if args.json else
+              f"{event['state']:9} {event['model']} {event['series_uid']} "
+              f"{event['seconds']:.1f} s {event.get('error', '')}".rstrip(), file=sys.stderr)
+
+    try:
+        work(table, cards, out, args.device, log=log)
+    except KeyboardInterrupt:
+        write_summary(table, out)
+        print("stopped: the running job is marked cancelled; run the same command again to "
+              "go on", file=sys.stderr)
+        return 130
+    report = write_summary(table, out)
+    print(json.dumps(report["counts"]) if args.json else _batch_counts(report["counts"]))
+    return EXIT_FAILED if report["counts"]["failed"] else EXIT_OK
+
+
+def _batch_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in counts.items())
+
+
 def _card(model: str) -> ModelCard:
     from medviewer.ai.registry import ModelRegistry
 
@@ -593,32 +655,6 @@ def _finding_key_images(volume: Volume, result: AIResult) -> list[KeyImage]:
         return finding_key_images(renderer, series, [result])
     finally:
         renderer.close()
-
-
-def write_prediction(
-    prediction: Prediction, out: Path, deid: Deidentifier | None = None
-) -> dict[str, Any]:
-    """Write ``result.json`` and the NIfTI outputs into `out`; all or nothing.
-
-    Files are written into a hidden folder beside them and moved in only when every one was
-    written, so a failure leaves `out` as it was; what killed runs left in `out` is removed
-    first. With `deid` (a Deidentifier), result.json is de-identified with it.
-    """
-    from medviewer.core.staging import StagingFolder
-    from medviewer.report.tabular import write_volume
-
-    with StagingFolder(out) as staging:
-        result = prediction.to_json() if deid is None else deid.document(prediction.to_json())
-        arrays = {"labels.nii.gz": prediction.label_map, "heatmap.nii.gz": prediction.heatmap,
-                  "probabilities.nii.gz": prediction.probabilities}
-        for name, array in arrays.items():
-            if array is not None:
-                write_volume(array, prediction.affine, staging.path / name)
-                result.setdefault("files", []).append(name)
-        (staging.path / "result.json").write_text(json.dumps(result, indent=2))
-        written = sorted(staging.path.iterdir(), key=lambda p: p.name == "result.json")
-        staging.move_into_place([(item, out / item.name) for item in written])
-    return result
 
 
 class _ProgressPrinter:
@@ -765,6 +801,7 @@ COMMANDS = {
     "demo-data": cmd_demo_data,
     "demo": cmd_demo,
     "screenshot": cmd_screenshot,
+    "batch": cmd_batch,
     "infer": cmd_infer,
     "models": cmd_models,
     "about": cmd_about,

@@ -1,0 +1,2 @@
+"""Batch inference: a resumable job table over many series, each model loaded once
+(``medviewer batch``). Qt-free."""
