@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+import shiboken6
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from superqt.utils import FunctionWorker, GeneratorWorker, create_worker
 
 from medviewer.core.errors import CancelledError
@@ -120,9 +121,36 @@ class Job:
         _ACTIVE.discard(self)
         # The worker's signal connections hold closures that hold this job; dropping the
         # worker breaks that cycle (Qt-held, invisible to gc), so the task, its arguments and
-        # whatever it returned are freed.
+        # whatever it returned are freed - in this (the GUI) thread, see _bury.
+        _bury(self.worker)
         self.worker = None
         self.relay = None
+
+
+_BURIED: list[Any] = []
+_SWEEPER: QTimer | None = None
+
+
+def _bury(worker: Any) -> None:
+    """Keep a finished worker until the thread pool has deleted its C++ runnable, then let
+    it go from the GUI thread.
+
+    The pool deletes a runnable in its own thread once ``run`` returns. Were the Python
+    wrapper's last reference dropped then, its signals QObject (made in the GUI thread,
+    whose queued signals may still be delivered) would be destroyed in the pool thread: a
+    segfault in ``QObject::~QObject``, measured about once in four runs of tests/ui.
+    """
+    global _SWEEPER
+    if worker is not None:
+        _BURIED.append(worker)
+    _BURIED[:] = [w for w in _BURIED if shiboken6.isValid(w) and w.autoDelete()]
+    if _BURIED:
+        if _SWEEPER is None:
+            _SWEEPER = QTimer()
+            _SWEEPER.setSingleShot(True)
+            _SWEEPER.timeout.connect(lambda: _bury(None))
+        if not _SWEEPER.isActive():
+            _SWEEPER.start(100)
 
 
 def start(
