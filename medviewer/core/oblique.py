@@ -29,6 +29,9 @@ PLANE_AXES: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {
     "sagittal": (np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])),
 }  # fmt: skip
 IDENTITY: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+#: The most pixels (and slices) along any axis of a rotated plane: a file whose spacing is
+#: tiny beside its extent gets coarser pixels, not a plane too large to allocate.
+MAX_PLANE_SIDE = 2048
 
 
 def rotation_about(axis: np.ndarray, degrees: float) -> np.ndarray:
@@ -98,8 +101,9 @@ def oblique_grid(
 ) -> ObliqueGrid:
     """The rotated `plane`'s grid over a volume of `shape` (slices, rows, cols) and `affine`.
 
-    Pixels and the slice step are the volume's finest spacing; the grid covers the volume's
-    box (voxel edges), centred on it.
+    Pixels and the slice step are the volume's finest spacing (coarser when that would make
+    more than MAX_PLANE_SIDE of them along an axis); the grid covers the volume's box (voxel
+    edges), centred on it.
     """
     matrix = as_rotation(rotation)
     try:
@@ -115,6 +119,7 @@ def oblique_grid(
     lps = corners @ linear.T + np.asarray(affine, float)[:3, 3]
     axes = np.stack([right, down, normal])
     low, high = (lps @ axes.T).min(axis=0), (lps @ axes.T).max(axis=0)
+    pixel = max(pixel, float(np.max(high - low)) / MAX_PLANE_SIDE)
     sizes = np.maximum(np.ceil((high - low) / pixel - 1e-6).astype(int), 1)
     # centre the pixel grid on the box
     spare = sizes * pixel - (high - low)

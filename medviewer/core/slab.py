@@ -38,6 +38,9 @@ SLAB_STEPS_MM: tuple[float, ...] = (3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0,
 DEFAULT_SLAB_MM = 10.0
 #: Running sums are recomputed from the slices after this many incremental steps.
 _RESUM_EVERY = 64
+#: The most memory a MIP/MinIP's two blocks may take; a thicker slab (in slices) is projected
+#: from scratch each frame instead.
+MAX_BLOCK_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,11 @@ class SlabProjector:
         count: int,
     ) -> np.ndarray:
         op = np.maximum if mode == "mip" else np.minimum
+        sample = plane_at(lo)
+        if 2 * slices * sample.nbytes > MAX_BLOCK_BYTES:  # bounded memory: no blocks
+            stack = np.stack([sample, *(plane_at(k) for k in range(lo + 1, hi + 1))])
+            return project(stack, "mip" if mode == "mip" else "minip")
+        self.recomputed_slices -= 1  # the sample is not a block's read
         first, last = lo // slices, hi // slices
         if first == last:  # the window lies in one block: a whole block or cut at an end
             block_lo = first * slices

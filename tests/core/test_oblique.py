@@ -94,3 +94,12 @@ def test_bad_rotations_are_refused():
         as_rotation(np.diag([2.0, 1.0, 1.0]))
     with pytest.raises(GeometryError, match="non-zero axis"):
         rotation_about(np.zeros(3), 10)
+
+
+def test_a_tiny_spacing_beside_a_large_extent_gives_a_bounded_plane():
+    """A hostile file: 0.001 mm slices 400 mm wide would be a 400 000-pixel-wide plane."""
+    affine = np.diag([0.8, 0.8, 0.001, 1.0])
+    grid = oblique_grid((10, 500, 500), affine, rotation_about(np.array([1.0, 0, 0]), 30.0),
+                        "coronal")  # fmt: skip
+    assert max(grid.shape) <= 2048 and grid.count <= 2048
+    assert grid.pixel_mm == pytest.approx(400.0 / 2048, rel=0.05)

@@ -173,3 +173,16 @@ def test_a_nan_leaves_the_running_average_with_the_slice_that_held_it():
     for index in range(40):
         got = projector.image(array, np.eye(4), "axial", index, slab)
         assert np.isnan(got[1, 1]) == (8 <= index <= 12), index
+
+
+def test_a_slab_too_thick_for_blocks_is_projected_from_scratch(monkeypatch):
+    from medviewer.core import slab as slab_module
+
+    monkeypatch.setattr(slab_module, "MAX_BLOCK_BYTES", 1000)  # two 8x8 int16 blocks: 1 KB
+    rng = np.random.default_rng(1)
+    array = rng.integers(0, 100, (40, 8, 8)).astype(np.int16)
+    projector, slab = SlabProjector(), Slab("mip", 21.0)  # 21 slices of 1 mm
+    for index in range(40):
+        np.testing.assert_array_equal(projector.image(array, np.eye(4), "axial", index, slab),
+                                      slab_image(array, np.eye(4), "axial", index, slab))
+    assert not projector._blocks
