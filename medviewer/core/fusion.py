@@ -101,36 +101,6 @@ def sample_plane(
     return values
 
 
-def sample_point(array: np.ndarray, affine: np.ndarray, lps: np.ndarray,
-                 scale: float = 1.0) -> float | None:  # fmt: skip
-    """The trilinear sample of a volume at one LPS point (times `scale`); None outside."""
-    point = np.append(np.asarray(lps, float), 1.0)
-    ijk = (np.linalg.inv(np.asarray(affine, float)) @ point)[:3]
-    value = float(_trilinear(array, ijk[None, :])[0]) * scale
-    return None if np.isnan(value) else value
-
-
-def _trilinear(array: np.ndarray, ijk: np.ndarray) -> np.ndarray:
-    """Samples at voxel coordinates ``ijk[..., (col, row, slice)]`` (a few points: numpy);
-    NaN beyond half a voxel past the grid, the outer voxels' values between their centres
-    and that edge."""
-    shape = np.array(array.shape[::-1], float)  # cols, rows, slices
-    inside = np.all((ijk >= -0.5) & (ijk <= shape - 0.5), axis=-1)
-    ijk = np.clip(ijk, 0.0, shape - 1.0)
-    low = np.minimum(np.floor(ijk).astype(np.intp), (shape - 2).clip(0).astype(np.intp))
-    frac = ijk - low
-    high = np.minimum(low + 1, (shape - 1).astype(np.intp))
-    out = np.zeros(ijk.shape[:-1], np.float64)
-    for corner in range(8):
-        pick = [(corner >> axis) & 1 for axis in range(3)]
-        index = [np.where(pick[a], high[..., a], low[..., a]) for a in range(3)]
-        weight = np.prod([frac[..., a] if pick[a] else 1.0 - frac[..., a] for a in range(3)],
-                         axis=0)  # fmt: skip
-        out += weight * array[index[2], index[1], index[0]]
-    out[~inside] = np.nan
-    return out
-
-
 def color_table(name: str) -> np.ndarray:
     """The 256-entry RGB table of colour map `name` (uint8, (256, 3))."""
     points = COLOR_MAPS[name]

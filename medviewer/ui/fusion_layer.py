@@ -128,6 +128,15 @@ class FusionLayer:
                                  / plane.image.shape[0]))  # fmt: skip
         self.item.show()
 
+    def value_at_point(self, lps: np.ndarray) -> float | None:
+        """The fused value (display units) at an LPS point, linear as drawn; None outside."""
+        if self.fusion is None or self._sampler is None:
+            return None
+        point = np.eye(4)
+        point[:3, 3] = np.asarray(lps, float)  # a one-pixel plane on the point
+        value = float(self._sampler.sample(point, (1, 1))[0, 0]) * self.fusion.scale
+        return None if np.isnan(value) else value
+
     def value_at(self, row: int, col: int) -> float | None:
         """The fused value (display units) at a pixel of the shown plane, None outside."""
         row, col = row // self.step, col // self.step

@@ -32,6 +32,9 @@ from medviewer.ui.fusion_controller import FusionController
 from medviewer.ui.slice_view import SliceView
 from medviewer.ui.viewer_grid import ViewerGrid
 
+#: A protocols file larger than this is refused (it is a few KB; nothing is read beyond it).
+MAX_PROTOCOLS_BYTES = 1 << 20
+
 
 class HangingHost(Protocol):
     """What applying a protocol needs from the main window."""
@@ -70,6 +73,8 @@ class HangingController(QObject):
         if not self.protocols_path.is_file():
             return []
         try:
+            if self.protocols_path.stat().st_size > MAX_PROTOCOLS_BYTES:
+                raise ProtocolError(f"larger than {MAX_PROTOCOLS_BYTES // 1024} KB")
             return load_protocols(self.protocols_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ProtocolError) as error:
             self.statusMessage.emit(f"{self.protocols_path}: ignored: {error}", 15000)

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import QWidget
 
 from medviewer.core import formatting as fmt
 from medviewer.core import measurements as mm
-from medviewer.core.fusion import sample_point
 from medviewer.core.geometry import PlaneSlice, projection_edge_letters
 from medviewer.core.slab import SLAB_NAMES, slab_thickness_mm
 from medviewer.core.viewstate import (
@@ -27,7 +26,7 @@ from medviewer.core.viewstate import (
     voi_lut_names,
 )
 from medviewer.core.volume import Volume
-from medviewer.ui.fusion_layer import Fusion
+from medviewer.ui.fusion_layer import Fusion, FusionLayer
 from medviewer.ui.open_series import OpenSeries
 
 TEXT_COLOR = QColor(235, 235, 235)
@@ -62,6 +61,9 @@ class AnnotatedView(Protocol):
 
     @property
     def fusion(self) -> Fusion | None: ...
+
+    @property
+    def fusion_layer(self) -> FusionLayer: ...
 
 
 class Annotations(QWidget):
@@ -337,9 +339,9 @@ def readout_text(view: AnnotatedView, point: np.ndarray) -> str:
     if view.state is not None and view.state.slab is not None:
         shown += f" ({SLAB_NAMES[view.state.slab.mode]})"  # a projected value, not the voxel's
     if view.fusion is not None:
-        fused = view.fusion.volume
-        value_fused = sample_point(fused.array, fused.affine, point, view.fusion.scale)
+        value_fused = view.fusion_layer.value_at_point(point)
         if value_fused is not None:
-            shown += f"   {fused.metadata.modality} {value_fused:.2f} {view.fusion.units}"
+            modality = view.fusion.volume.metadata.modality
+            shown += f"   {modality} {value_fused:.2f} {view.fusion.units}"
     ijk = ", ".join(str(round(v)) for v in voxel)
     return f"{shown}   voxel ({ijk})   LPS {fmt.point_lps(point)} mm"

@@ -111,3 +111,12 @@ def test_applied_whenever_a_series_opens_when_asked(qtbot, ct_window) -> None:
     assert _windows(window) == [(-600.0, 1500.0), (50.0, 350.0)]
     window.actions_by_name["hang_on_open"].setChecked(False)
     assert not window.settings.hanging_on_open
+
+
+def test_an_oversized_protocols_file_is_refused_unread(qtbot, ct_window) -> None:
+    window = ct_window
+    window.settings.protocols_path.write_bytes(b" " * (1 << 20) + b"[]")
+    messages: list[str] = []
+    window.hanging.statusMessage.connect(lambda text, _ms: messages.append(text))
+    assert window.hanging.user_protocols() == []
+    assert "ignored: larger than 1024 KB" in messages[0]
